@@ -1,0 +1,175 @@
+//! The policy and risk engine: turns the verifier's facts, the stored
+//! credential's facts and the signature-counter check into a decision
+//! (allow / step up / deny) with a risk score and every reason behind it.
+//!
+//! What this crate does **not** do: it parses nothing, verifies no signature,
+//! touches no store and reads no clock or environment. It is a pure function
+//! of its inputs.
+
+mod profile;
+
+pub use assertd_verify::{Finding, ReasonCode};
+pub use profile::{Profile, RegressionAction, UserVerification, Weights};
+
+use assertd_verify::Verification;
+
+/// What the gateway should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// Sign the user in.
+    Allow,
+    /// Ask for a further factor.
+    StepUp,
+    /// Reject.
+    Deny,
+}
+
+impl Decision {
+    /// Stable lower-case name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::StepUp => "step_up",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// The registration facts of a credential that policy reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialFacts {
+    /// The BE flag at registration.
+    pub backup_eligible: bool,
+}
+
+/// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2,
+/// signCount step), done by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterCheck {
+    /// Not checked (the assertion failed verification first).
+    NotChecked,
+    /// The count increased and was stored, or both counts are zero.
+    Ok,
+    /// The stored or received count is non-zero and the received count is
+    /// not greater than the stored one.
+    Regressed {
+        /// The count stored before this assertion.
+        stored: u32,
+        /// The count the authenticator reported.
+        received: u32,
+    },
+}
+
+/// A decision with its score and reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The decision.
+    pub decision: Decision,
+    /// Risk score, 0-100.
+    pub risk_score: u32,
+    /// Every reason, hardest first: the first [`Verdict::failures`] are hard
+    /// failures, the rest risk signals.
+    pub reasons: Vec<Finding>,
+    /// How many of `reasons` are hard failures (each alone denies).
+    pub failures: usize,
+    /// True when the failure is transient; never true for an allow.
+    pub retryable: bool,
+}
+
+impl Verdict {
+    /// A deny for failures found before verification could run (unknown RP,
+    /// credential not found, store unavailable, invalid request).
+    pub fn deny(mut reasons: Vec<Finding>) -> Self {
+        reasons.sort_by_key(|f| f.code.severity());
+        let retryable = reasons.iter().any(|f| f.code == ReasonCode::StoreUnavailable);
+        Self { decision: Decision::Deny, risk_score: 100, failures: reasons.len(), reasons, retryable }
+    }
+}
+
+/// Evaluates one verified assertion under a profile.
+pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFacts, counter: CounterCheck) -> Verdict {
+    // Hard failures: everything the verifier found, plus the rules below.
+    let mut hard: Vec<Finding> = v.failures.clone();
+    let mut signals: Vec<(u32, Finding)> = Vec::new();
+    let mut signal = |weight: u32, code, what: String| signals.push((weight, Finding::new(code, format!("{what} (risk +{weight})"))));
+
+    // DESIGN.md step 4: legacy algorithms only where the profile allows them.
+    if v.algorithm.is_legacy() && !profile.allow_legacy_algorithms {
+        hard.push(Finding::new(ReasonCode::UnsupportedAlgorithm, format!("legacy algorithm {} is not allowed by the profile", v.algorithm.name())));
+    }
+
+    // §7.2: crossOrigin / topOrigin are acceptable only where the RP expects
+    // to be embedded.
+    if let Some(top) = &v.cross_origin {
+        let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
+        match (allowed, top) {
+            (true, Some(t)) => signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
+            (true, None) => signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, "cross-origin ceremony".into()),
+            (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {t:?} is not allowed"))),
+            (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
+        }
+    }
+
+    if let Some(a) = v.authenticator {
+        // §7.2: "Determine whether user verification is required ... If so,
+        // verify that the UV bit of the flags in authData is set."
+        if !a.flags.user_verified() {
+            match profile.user_verification {
+                UserVerification::Required => hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set")),
+                UserVerification::Preferred => signal(profile.weights.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into()),
+                UserVerification::Discouraged => {}
+            }
+        }
+        // §7.2 / §6.1.3: BE is fixed at credential creation; a change means
+        // another credential or a misbehaving authenticator.
+        if a.flags.backup_eligible() != credential.backup_eligible {
+            hard.push(Finding::new(
+                ReasonCode::BackupEligibilityChanged,
+                format!("BE is {} but was {} at registration", a.flags.backup_eligible(), credential.backup_eligible),
+            ));
+        } else if a.flags.backup_eligible() {
+            signal(profile.weights.synced_passkey, ReasonCode::SyncedPasskey, "synced (multi-device) passkey".into());
+        }
+    }
+
+    // §7.2 signCount: a regression "is a signal that the authenticator may be
+    // cloned"; the profile decides what it costs.
+    if let CounterCheck::Regressed { stored, received } = counter {
+        let what = format!("sign count {received} is not above the stored {stored}");
+        match profile.sign_count_regression {
+            RegressionAction::Deny => hard.push(Finding::new(ReasonCode::SignCountRegression, what)),
+            RegressionAction::StepUp => {
+                // A regression under step_up must never allow: at least step up.
+                let w = profile.weights.sign_count_regression.max(profile.step_up_at);
+                signal(w, ReasonCode::SignCountRegression, what);
+            }
+        }
+    }
+
+    let score = signals.iter().map(|(w, _)| *w).sum::<u32>().min(100);
+    signals.sort_by(|(wa, a), (wb, b)| wb.cmp(wa).then(a.code.severity().cmp(&b.code.severity())));
+    if !hard.is_empty() {
+        hard.sort_by_key(|f| f.code.severity());
+        let failures = hard.len();
+        hard.extend(signals.into_iter().map(|(_, f)| f));
+        return Verdict { decision: Decision::Deny, risk_score: 100, reasons: hard, failures, retryable: false };
+    }
+    let decision = if score >= profile.deny_at {
+        Decision::Deny
+    } else if score >= profile.step_up_at {
+        Decision::StepUp
+    } else {
+        Decision::Allow
+    };
+    Verdict { decision, risk_score: score, reasons: signals.into_iter().map(|(_, f)| f).collect(), failures: 0, retryable: false }
+}
+
+impl Verdict {
+    /// The hard failures among the reasons.
+    pub fn failure_codes(&self) -> impl Iterator<Item = ReasonCode> + '_ {
+        self.reasons[..self.failures].iter().map(|f| f.code)
+    }
+}
+
+#[cfg(test)]
+mod tests;

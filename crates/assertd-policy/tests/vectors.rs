@@ -1,0 +1,179 @@
+//! Every public assertion vector (shared/vectors) through the verifier and the
+//! policy engine, as the server runs them: each must give exactly the outcome
+//! its `expect` names, and each valid one, tampered, must fail for the right
+//! reason.
+
+use assertd_policy::{CounterCheck, CredentialFacts, Decision, Profile, ReasonCode, UserVerification, Verdict, evaluate};
+use assertd_testkit::vectors::{self, AssertionVector};
+use assertd_verify::{AssertionInput, CredentialInput, KeyError, PublicKey, RelyingParty, sign_count_advances, verify};
+
+/// The vector's RP settings and bytes, mutable for tampering.
+#[derive(Clone)]
+struct Case {
+    rp: RelyingParty,
+    profile: Profile,
+    key: Result<PublicKey, KeyError>,
+    user_handle: Vec<u8>,
+    registered_be: bool,
+    stored_count: u32,
+    cdj: Vec<u8>,
+    ad: Vec<u8>,
+    sig: Vec<u8>,
+    challenge: Vec<u8>,
+    appid_used: bool,
+}
+
+fn case(v: &AssertionVector) -> Case {
+    let ad = AssertionVector::bytes(&v.authenticator_data_b64url);
+    Case {
+        rp: RelyingParty::new(&v.rp_id, vec![v.expected_origin.clone()], v.allow_subdomain_origin.unwrap_or(false), v.appid.as_deref()),
+        profile: Profile {
+            user_verification: if v.require_uv { UserVerification::Required } else { UserVerification::Preferred },
+            allow_cross_origin: v.allow_cross_origin.unwrap_or(false),
+            allowed_top_origins: v.allowed_top_origins.clone().unwrap_or_default(),
+            allow_legacy_algorithms: v.legacy_alg.unwrap_or(false),
+            ..Profile::default()
+        },
+        key: PublicKey::from_cose(&AssertionVector::bytes(&v.public_key_cose_b64url)),
+        user_handle: v.user_handle_b64url.as_deref().map(AssertionVector::bytes).unwrap_or_default(),
+        // Where the source had no registration, BE at registration is what
+        // the authenticator reports now.
+        registered_be: v.registered_be.unwrap_or(v.flags.be),
+        stored_count: v.stored_sign_count,
+        cdj: AssertionVector::bytes(&v.client_data_json_b64url),
+        ad,
+        sig: AssertionVector::bytes(&v.signature_b64url),
+        challenge: v.expected_challenge(),
+        appid_used: v.appid_used.unwrap_or(false),
+    }
+}
+
+/// Runs a case the way the server does: key, verify, counter, policy.
+fn run(c: &Case) -> Verdict {
+    let key = match &c.key {
+        Ok(k) => k,
+        Err(e) => {
+            let code = match e {
+                KeyError::Unsupported { .. } => ReasonCode::UnsupportedAlgorithm,
+                _ => ReasonCode::InvalidRequest,
+            };
+            return Verdict::deny(vec![assertd_policy::Finding::new(code, e.to_string())]);
+        }
+    };
+    let input = AssertionInput {
+        client_data_json: &c.cdj,
+        authenticator_data: &c.ad,
+        signature: &c.sig,
+        user_handle: &c.user_handle,
+        expected_challenge: &c.challenge,
+        appid_used: c.appid_used,
+    };
+    let v = verify(&c.rp, CredentialInput { key, user_handle: &c.user_handle }, &input);
+    let counter = match (v.is_valid(), v.authenticator) {
+        (true, Some(a)) if sign_count_advances(c.stored_count, a.sign_count) => CounterCheck::Ok,
+        (true, Some(a)) => CounterCheck::Regressed { stored: c.stored_count, received: a.sign_count },
+        _ => CounterCheck::NotChecked,
+    };
+    evaluate(&c.profile, &v, &CredentialFacts { backup_eligible: c.registered_be }, counter)
+}
+
+fn expected_codes(expect: &str) -> &'static [ReasonCode] {
+    match expect {
+        "valid" => &[],
+        "signature_invalid" => &[ReasonCode::SignatureInvalid, ReasonCode::MalformedSignature],
+        "challenge_mismatch" => &[ReasonCode::ChallengeMismatch],
+        "origin_mismatch" => &[ReasonCode::OriginNotAllowed],
+        "rp_id_mismatch" => &[ReasonCode::RpIdMismatch],
+        "counter_regression" => &[ReasonCode::SignCountRegression],
+        "uv_required" => &[ReasonCode::UserNotVerified],
+        "cross_origin_not_allowed" => &[ReasonCode::CrossOrigin],
+        "unsupported_alg" => &[ReasonCode::UnsupportedAlgorithm],
+        other => panic!("vector expect {other:?} is not mapped"),
+    }
+}
+
+/// The codes that made the decision a deny (risk signals excluded).
+fn deny_codes(v: &Verdict) -> Vec<ReasonCode> {
+    v.failure_codes().collect()
+}
+
+fn check_vector(v: &AssertionVector) -> Result<(), String> {
+    let c = case(v);
+    let verdict = run(&c);
+    let want = expected_codes(&v.expect);
+    if want.is_empty() {
+        if verdict.decision != Decision::Allow {
+            return Err(format!("{}: expected allow, got {verdict:?}", v.id));
+        }
+        return Ok(());
+    }
+    if verdict.decision != Decision::Deny {
+        return Err(format!("{}: expected deny for {}, got {verdict:?}", v.id, v.expect));
+    }
+    let codes = deny_codes(&verdict);
+    if codes.len() != 1 || !want.contains(&codes[0]) {
+        return Err(format!("{}: expected exactly {want:?}, got {codes:?}", v.id));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_vector_gives_its_expected_outcome() {
+    let all: Vec<_> = vectors::assertions().into_iter().chain(vectors::derived_assertions()).collect();
+    assert_eq!(all.len(), 72);
+    let failures: Vec<String> = all.iter().filter_map(|v| check_vector(v).err()).collect();
+    assert!(failures.is_empty(), "{} vectors failed:\n{}", failures.len(), failures.join("\n"));
+    // Every expect value the vectors use is covered at least once.
+    for e in vectors::EXPECTS {
+        assert!(all.iter().any(|v| v.expect == e), "no vector expects {e}");
+    }
+}
+
+fn only(c: &Case, code: ReasonCode, id: &str, what: &str) {
+    let verdict = run(c);
+    let hard = deny_codes(&verdict);
+    assert_eq!(verdict.decision, Decision::Deny, "{id} {what}: {verdict:?}");
+    assert_eq!(hard, vec![code], "{id} {what}: {verdict:?}");
+}
+
+#[test]
+fn tampered_valid_vectors_fail_with_the_right_reason() {
+    let valid: Vec<_> = vectors::assertions().into_iter().chain(vectors::derived_assertions()).filter(|v| v.expect == "valid").collect();
+    assert!(valid.len() >= 45);
+    for v in &valid {
+        let base = case(v);
+        assert_eq!(run(&base).decision, Decision::Allow, "{}", v.id);
+
+        let mut c = base.clone();
+        let last = c.sig.len() - 1;
+        c.sig[last] ^= 0x01;
+        only(&c, ReasonCode::SignatureInvalid, &v.id, "signature byte flipped");
+
+        // The counter's low byte is signed but parsed as a plain number.
+        let mut c = base.clone();
+        c.ad[36] ^= 0x80;
+        only(&c, ReasonCode::SignatureInvalid, &v.id, "authenticatorData byte flipped");
+
+        let mut c = base.clone();
+        c.ad[0] ^= 0x01;
+        let r = run(&c);
+        assert!(r.reasons.iter().any(|f| f.code == ReasonCode::RpIdMismatch) && r.reasons.iter().any(|f| f.code == ReasonCode::SignatureInvalid), "{}: {r:?}", v.id);
+
+        let mut c = base.clone();
+        c.cdj.push(b' ');
+        only(&c, ReasonCode::SignatureInvalid, &v.id, "clientDataJSON changed");
+
+        let mut c = base.clone();
+        c.rp = RelyingParty::new(v.rp_id.clone(), vec!["https://evil.example".into()], false, v.appid.as_deref());
+        only(&c, ReasonCode::OriginNotAllowed, &v.id, "wrong origin");
+
+        let mut c = base.clone();
+        c.challenge.push(0);
+        only(&c, ReasonCode::ChallengeMismatch, &v.id, "wrong challenge");
+
+        let mut c = base.clone();
+        c.rp = RelyingParty::new("evil.example", vec![v.expected_origin.clone()], v.allow_subdomain_origin.unwrap_or(false), v.appid.as_deref());
+        c.appid_used = false;
+        only(&c, ReasonCode::RpIdMismatch, &v.id, "wrong rp id");
+    }
+}

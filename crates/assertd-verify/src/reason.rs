@@ -1,0 +1,189 @@
+//! Reason codes: the stable vocabulary of verdicts, shared by the verifier,
+//! the policy engine, the API, logs and metric labels.
+
+/// Why an assertion was denied, stepped up, or annotated. The numbers equal
+/// the `assertd.v1.ReasonCode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+#[repr(i32)]
+pub enum ReasonCode {
+    /// Signature does not verify.
+    SignatureInvalid = 1,
+    /// Signature is not well-formed for the algorithm.
+    MalformedSignature = 2,
+    /// clientDataJSON.challenge differs from the expected challenge.
+    ChallengeMismatch = 3,
+    /// clientDataJSON.origin is not allowed for the RP.
+    OriginNotAllowed = 4,
+    /// rpIdHash does not match, or the credential belongs to another RP.
+    RpIdMismatch = 5,
+    /// clientDataJSON.type is not "webauthn.get".
+    WrongCeremonyType = 6,
+    /// UP flag not set.
+    UserNotPresent = 7,
+    /// UV flag not set.
+    UserNotVerified = 8,
+    /// Unknown credential.
+    CredentialNotFound = 9,
+    /// Revoked credential.
+    CredentialRevoked = 10,
+    /// userHandle differs from the credential's.
+    UserHandleMismatch = 11,
+    /// clientDataJSON malformed.
+    MalformedClientData = 12,
+    /// authenticatorData malformed.
+    MalformedAuthenticatorData = 13,
+    /// Algorithm not supported or not allowed.
+    UnsupportedAlgorithm = 14,
+    /// Signature counter did not increase.
+    SignCountRegression = 15,
+    /// BE flag differs from registration.
+    BackupEligibilityChanged = 16,
+    /// BS set without BE.
+    BackupStateInvalid = 17,
+    /// Cross-origin ceremony.
+    CrossOrigin = 18,
+    /// RP not configured.
+    RpUnknown = 19,
+    /// Missing or oversized request field.
+    InvalidRequest = 20,
+    /// Credential store unreachable.
+    StoreUnavailable = 21,
+    /// Synced (multi-device) passkey.
+    SyncedPasskey = 22,
+}
+
+impl ReasonCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ReasonCode; 22] = [
+        Self::SignatureInvalid,
+        Self::MalformedSignature,
+        Self::ChallengeMismatch,
+        Self::OriginNotAllowed,
+        Self::RpIdMismatch,
+        Self::WrongCeremonyType,
+        Self::UserNotPresent,
+        Self::UserNotVerified,
+        Self::CredentialNotFound,
+        Self::CredentialRevoked,
+        Self::UserHandleMismatch,
+        Self::MalformedClientData,
+        Self::MalformedAuthenticatorData,
+        Self::UnsupportedAlgorithm,
+        Self::SignCountRegression,
+        Self::BackupEligibilityChanged,
+        Self::BackupStateInvalid,
+        Self::CrossOrigin,
+        Self::RpUnknown,
+        Self::InvalidRequest,
+        Self::StoreUnavailable,
+        Self::SyncedPasskey,
+    ];
+
+    /// The proto enum value.
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The stable upper-snake name, as in the proto without its prefix; used
+    /// in logs and as the metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignatureInvalid => "SIGNATURE_INVALID",
+            Self::MalformedSignature => "MALFORMED_SIGNATURE",
+            Self::ChallengeMismatch => "CHALLENGE_MISMATCH",
+            Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            Self::RpIdMismatch => "RP_ID_MISMATCH",
+            Self::WrongCeremonyType => "WRONG_CEREMONY_TYPE",
+            Self::UserNotPresent => "USER_NOT_PRESENT",
+            Self::UserNotVerified => "USER_NOT_VERIFIED",
+            Self::CredentialNotFound => "CREDENTIAL_NOT_FOUND",
+            Self::CredentialRevoked => "CREDENTIAL_REVOKED",
+            Self::UserHandleMismatch => "USER_HANDLE_MISMATCH",
+            Self::MalformedClientData => "MALFORMED_CLIENT_DATA",
+            Self::MalformedAuthenticatorData => "MALFORMED_AUTHENTICATOR_DATA",
+            Self::UnsupportedAlgorithm => "UNSUPPORTED_ALGORITHM",
+            Self::SignCountRegression => "SIGN_COUNT_REGRESSION",
+            Self::BackupEligibilityChanged => "BACKUP_ELIGIBILITY_CHANGED",
+            Self::BackupStateInvalid => "BACKUP_STATE_INVALID",
+            Self::CrossOrigin => "CROSS_ORIGIN",
+            Self::RpUnknown => "RP_UNKNOWN",
+            Self::InvalidRequest => "INVALID_REQUEST",
+            Self::StoreUnavailable => "STORE_UNAVAILABLE",
+            Self::SyncedPasskey => "SYNCED_PASSKEY",
+        }
+    }
+
+    /// Severity rank for ordering a verdict's reasons, hardest first: lower
+    /// is harder. Request and lookup failures (nothing could be verified)
+    /// come first, then cryptographic failures, then ceremony binding, then
+    /// authenticator state, then risk annotations.
+    pub fn severity(self) -> u8 {
+        match self {
+            Self::InvalidRequest => 0,
+            Self::RpUnknown => 1,
+            Self::StoreUnavailable => 2,
+            Self::CredentialNotFound => 3,
+            Self::CredentialRevoked => 4,
+            Self::UnsupportedAlgorithm => 5,
+            Self::MalformedClientData => 6,
+            Self::MalformedAuthenticatorData => 7,
+            Self::MalformedSignature => 8,
+            Self::SignatureInvalid => 9,
+            Self::RpIdMismatch => 10,
+            Self::OriginNotAllowed => 11,
+            Self::ChallengeMismatch => 12,
+            Self::WrongCeremonyType => 13,
+            Self::UserHandleMismatch => 14,
+            Self::UserNotPresent => 15,
+            Self::BackupStateInvalid => 16,
+            Self::BackupEligibilityChanged => 17,
+            Self::SignCountRegression => 18,
+            Self::UserNotVerified => 19,
+            Self::CrossOrigin => 20,
+            Self::SyncedPasskey => 21,
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason with its human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The stable code.
+    pub code: ReasonCode,
+    /// Detail for people. Never holds signatures or client data.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding with a message.
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_names_and_ranks_are_distinct() {
+        let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
+        nums.dedup();
+        assert_eq!(nums, (1..=22).collect::<Vec<_>>());
+        let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ReasonCode::ALL.len());
+        let mut ranks: Vec<u8> = ReasonCode::ALL.iter().map(|c| c.severity()).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        assert_eq!(ranks.len(), ReasonCode::ALL.len());
+    }
+}

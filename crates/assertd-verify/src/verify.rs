@@ -1,0 +1,186 @@
+//! The assertion verifier: WebAuthn L3 §7.2 for a verifier that already holds
+//! the credential record. It reports every failed check and the facts the
+//! policy engine needs; it decides nothing about risk.
+
+use crate::authenticator_data::{AuthenticatorData, Flags};
+use crate::client_data::ClientData;
+use crate::cose::{Algorithm, PublicKey, SignatureError};
+use crate::reason::{Finding, ReasonCode};
+use crate::relying_party::RelyingParty;
+use base64::Engine;
+use ring::digest;
+
+/// The parts of an assertion response, as the client sent them.
+#[derive(Debug, Clone, Copy)]
+pub struct AssertionInput<'a> {
+    /// `response.clientDataJSON`.
+    pub client_data_json: &'a [u8],
+    /// `response.authenticatorData`.
+    pub authenticator_data: &'a [u8],
+    /// `response.signature`.
+    pub signature: &'a [u8],
+    /// `response.userHandle`; empty when the client sent none.
+    pub user_handle: &'a [u8],
+    /// The raw challenge the RP issued.
+    pub expected_challenge: &'a [u8],
+    /// The client reported the AppID extension as used (§10.1.1).
+    pub appid_used: bool,
+}
+
+/// The stored credential, as far as verification needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialInput<'a> {
+    /// The prepared public key.
+    pub key: &'a PublicKey,
+    /// The user handle stored at registration.
+    pub user_handle: &'a [u8],
+}
+
+/// What the authenticator data said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthenticatorFacts {
+    /// The flags byte.
+    pub flags: Flags,
+    /// The signature counter.
+    pub sign_count: u32,
+}
+
+/// The verifier's report for one assertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Every check that failed. Empty means the assertion is authentic and
+    /// bound to this RP, origin and challenge.
+    pub failures: Vec<Finding>,
+    /// Set whenever authenticatorData parsed.
+    pub authenticator: Option<AuthenticatorFacts>,
+    /// Set when clientDataJSON parsed and the ceremony ran cross-origin
+    /// (`crossOrigin: true` or a `topOrigin`); holds the top origin if given.
+    pub cross_origin: Option<Option<String>>,
+    /// The credential key's algorithm.
+    pub algorithm: Algorithm,
+}
+
+impl Verification {
+    /// True when no check failed.
+    pub fn is_valid(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Verifies one assertion against a stored credential and an RP.
+///
+/// Every check runs even after one fails, so a verdict can list all that is
+/// wrong; a part that does not parse skips only the checks that need it.
+pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionInput<'_>) -> Verification {
+    let mut failures = Vec::new();
+    let mut fail = |code, message: String| failures.push(Finding::new(code, message));
+
+    // §7.2: "If response.userHandle is present, ... verify that it equals the
+    // user handle of the credential record."
+    if !a.user_handle.is_empty() && a.user_handle != credential.user_handle {
+        fail(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle".into());
+    }
+
+    // §7.2: JSONtext = UTF-8 decode(cData); C = parse JSON.
+    let mut cross_origin = None;
+    match ClientData::parse(a.client_data_json) {
+        Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
+        Ok(c) => {
+            // §7.2: "Verify that the value of C.type is the string webauthn.get."
+            if c.ty != "webauthn.get" {
+                fail(ReasonCode::WrongCeremonyType, format!("clientDataJSON.type is {:?}, expected \"webauthn.get\"", truncate(&c.ty)));
+            }
+            // §7.2: "Verify that the value of C.challenge equals the base64url
+            // encoding of pkOptions.challenge."
+            match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()) {
+                Ok(got) if ring_eq(&got, a.expected_challenge) => {}
+                Ok(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into()),
+                Err(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into()),
+            }
+            // §7.2: "Verify that the value of C.origin is an origin expected by
+            // the Relying Party."
+            if !rp.origin_allowed(&c.origin) {
+                fail(ReasonCode::OriginNotAllowed, format!("origin {:?} is not allowed for RP {:?}", truncate(&c.origin), rp.id()));
+            }
+            // §7.2: "If C.topOrigin is present: verify that C.crossOrigin is
+            // true." Whether cross-origin use is acceptable is policy.
+            if c.top_origin.is_some() && c.cross_origin != Some(true) {
+                fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
+            }
+            if c.is_cross_origin() {
+                cross_origin = Some(c.top_origin.as_deref().map(|t| truncate(t).to_owned()));
+            }
+        }
+    }
+
+    let mut authenticator = None;
+    match AuthenticatorData::parse(a.authenticator_data) {
+        Err(e) => fail(ReasonCode::MalformedAuthenticatorData, e.to_string()),
+        Ok(ad) => {
+            authenticator = Some(AuthenticatorFacts { flags: ad.flags, sign_count: ad.sign_count });
+            // §7.2: "Verify that the rpIdHash in authData is the SHA-256 hash of
+            // the RP ID expected by the Relying Party." §10.1.1: when the AppID
+            // extension was used, the hash of the AppID instead.
+            let expected = if a.appid_used { rp.appid_hash() } else { Some(rp.rp_id_hash()) };
+            match expected {
+                Some(h) if h == ad.rp_id_hash => {}
+                Some(_) if a.appid_used => fail(ReasonCode::RpIdMismatch, "rpIdHash is not SHA-256 of the RP's AppID".into()),
+                Some(_) => fail(ReasonCode::RpIdMismatch, format!("rpIdHash is not SHA-256 of {:?}", rp.id())),
+                None => fail(ReasonCode::RpIdMismatch, "the AppID extension was used but the RP has no appid configured".into()),
+            }
+            // §7.2: "Verify that the UP bit of the flags in authData is set."
+            if !ad.flags.user_present() {
+                fail(ReasonCode::UserNotPresent, "the UP flag is not set".into());
+            }
+            // §7.2: "If the BE bit of the flags in authData is not set, verify
+            // that the BS bit is not set."
+            if !ad.flags.backup_eligible() && ad.flags.backup_state() {
+                fail(ReasonCode::BackupStateInvalid, "BS is set while BE is not".into());
+            }
+        }
+    }
+
+    // §7.2: "Let hash be the result of computing a hash over the cData using
+    // SHA-256", then verify sig over the binary concatenation of authData and
+    // hash. Signed bytes are checked even when a parse above failed: a
+    // signature over garbage still says whether the bytes are authentic.
+    let hash = digest::digest(&digest::SHA256, a.client_data_json);
+    let mut message = Vec::with_capacity(a.authenticator_data.len() + 32);
+    message.extend_from_slice(a.authenticator_data);
+    message.extend_from_slice(hash.as_ref());
+    match credential.key.verify(&message, a.signature) {
+        Ok(()) => {}
+        Err(SignatureError::Malformed) => fail(
+            ReasonCode::MalformedSignature,
+            format!("signature of {} bytes is not well-formed for {}", a.signature.len(), credential.key.algorithm().name()),
+        ),
+        Err(_) => fail(ReasonCode::SignatureInvalid, format!("{} signature does not verify", credential.key.algorithm().name())),
+    }
+
+    Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm() }
+}
+
+/// Equality that does not leak where two byte strings differ.
+fn ring_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Caps attacker-controlled strings quoted in messages.
+fn truncate(s: &str) -> &str {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The signature-counter rule (§7.2, signCount step): true when the received
+/// count may be accepted after `stored`. Both zero means the authenticator
+/// does not implement a counter; otherwise the count must strictly grow.
+pub fn sign_count_advances(stored: u32, received: u32) -> bool {
+    (stored == 0 && received == 0) || received > stored
+}
