@@ -1,1 +1,84 @@
-//! placeholder
+//! Credential storage for assertd: the [`CredentialStore`] trait, the
+//! embedded SQLite backend, and the [`KeyCache`] that keeps hot credentials
+//! parsed in memory.
+//!
+//! What this crate does **not** do: it verifies no assertion and makes no
+//! policy decision. It stores records, runs the batched signature-counter
+//! compare-and-set, and caches prepared keys.
+
+mod cache;
+mod record;
+mod sqlite;
+
+pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
+pub use record::{InvalidCredential, StoredCredential};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time; retrying
+    /// later may succeed.
+    #[error("credential store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with data it should never hold (e.g. a negative
+    /// sign count); an operator must look.
+    #[error("credential store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One assertion's signature counter, to compare and set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterUpdate {
+    /// The relying party.
+    pub rp_id: String,
+    /// The credential.
+    pub credential_id: Vec<u8>,
+    /// The count the authenticator reported.
+    pub received: u32,
+}
+
+/// The result of one [`CounterUpdate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterResult {
+    /// Accepted: the count grew (and was stored) or both counts are zero.
+    Advanced,
+    /// Refused: the stored or received count is non-zero and the received
+    /// one is not greater. Nothing was written.
+    Regressed {
+        /// The stored count at the time of this update.
+        stored: u32,
+    },
+    /// The credential was revoked since it was looked up.
+    Revoked,
+    /// The credential no longer exists.
+    NotFound,
+}
+
+/// Where credentials live. Every backend behaves the same: the conformance
+/// tests run against each.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// Fetches one credential.
+    async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Inserts or replaces credentials (validate them first). On replace the
+    /// stored sign count never goes backwards and `created_at` is kept.
+    /// Returns the records as stored.
+    async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Marks a credential revoked; `None` when it does not exist.
+    async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Every credential of one user at one RP, oldest first.
+    async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Compares and sets signature counters for a whole batch in one round
+    /// trip, in batch order: the result is as if the updates ran one after
+    /// another, so the same count twice passes once. `now_ms` stamps
+    /// `last_used_at` on credentials whose count is written.
+    async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
+}

@@ -1,0 +1,149 @@
+//! The key cache: prepared public keys and the immutable registration facts
+//! of hot credentials, in a bounded moka cache in front of the store.
+//!
+//! * Concurrent misses for one credential are coalesced into one store read.
+//! * Unknown credential IDs are cached negatively for a short time, so a
+//!   flood of random IDs cannot hammer the store.
+//! * Store errors are never cached.
+//! * [`KeyCache::invalidate`] drops an entry (positive or negative) at once:
+//!   call it on put and revoke.
+
+use crate::{CredentialStore, StoreError, StoredCredential};
+use assertd_verify::{KeyError, PublicKey};
+use moka::Expiry;
+use moka::future::Cache;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Key cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most credentials held (found and not-found entries together).
+    pub max_entries: u64,
+    /// How long a found credential stays cached.
+    pub ttl: Duration,
+    /// How long an unknown credential ID stays cached as unknown.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { max_entries: 100_000, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) }
+    }
+}
+
+/// A credential as the verifier needs it: the key parsed once, and the facts
+/// that do not change between assertions. The signature counter is not here:
+/// it lives in the store.
+#[derive(Debug)]
+pub struct CachedCredential {
+    /// The parsed key, or why the stored key cannot be used.
+    pub key: Result<PublicKey, KeyError>,
+    /// The user handle.
+    pub user_handle: Vec<u8>,
+    /// BE at registration.
+    pub backup_eligible: bool,
+    /// The AAGUID.
+    pub aaguid: [u8; 16],
+    /// Attestation verified at registration.
+    pub attested: bool,
+    /// Revoked.
+    pub revoked: bool,
+}
+
+impl From<&StoredCredential> for CachedCredential {
+    fn from(r: &StoredCredential) -> Self {
+        Self {
+            key: PublicKey::from_cose(&r.public_key_cose),
+            user_handle: r.user_handle.clone(),
+            backup_eligible: r.backup_eligible,
+            aaguid: r.aaguid16(),
+            attested: r.attested,
+            revoked: r.revoked,
+        }
+    }
+}
+
+/// The result of a cache lookup.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The credential exists (it may be revoked).
+    Found(Arc<CachedCredential>),
+    /// No such credential.
+    NotFound,
+    /// The store could not answer.
+    Unavailable(String),
+}
+
+type Key = (Box<str>, Box<[u8]>);
+type Value = Option<Arc<CachedCredential>>;
+
+struct TtlByKind(CacheConfig);
+
+impl Expiry<Key, Value> for TtlByKind {
+    fn expire_after_create(&self, _: &Key, value: &Value, _: Instant) -> Option<Duration> {
+        Some(if value.is_some() { self.0.ttl } else { self.0.negative_ttl })
+    }
+}
+
+/// The key cache.
+#[derive(Clone)]
+pub struct KeyCache {
+    cache: Cache<Key, Value>,
+    store: Arc<dyn CredentialStore>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("entries", &self.cache.entry_count()).finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// A cache in front of `store`.
+    pub fn new(store: Arc<dyn CredentialStore>, config: CacheConfig) -> Self {
+        let cache = Cache::builder().max_capacity(config.max_entries).expire_after(TtlByKind(config)).build();
+        Self { cache, store }
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Arc<dyn CredentialStore> {
+        &self.store
+    }
+
+    /// Looks a credential up; the bool is true on a cache hit.
+    pub async fn get(&self, rp_id: &str, credential_id: &[u8]) -> (Lookup, bool) {
+        let key: Key = (rp_id.into(), credential_id.into());
+        if let Some(v) = self.cache.get(&key).await {
+            return (to_lookup(v), true);
+        }
+        let store = self.store.clone();
+        let (rp, id) = (key.0.clone(), key.1.clone());
+        let loaded = self
+            .cache
+            .try_get_with(key, async move { store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r)))) })
+            .await;
+        match loaded {
+            Ok(v) => (to_lookup(v), false),
+            Err(e) => (Lookup::Unavailable(describe(&e)), false),
+        }
+    }
+
+    /// Drops a credential's entry, found or not-found, at once.
+    pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
+        self.cache.invalidate(&(rp_id.into(), credential_id.into())).await;
+    }
+
+    /// Entries currently cached (approximate).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+fn to_lookup(v: Value) -> Lookup {
+    v.map_or(Lookup::NotFound, Lookup::Found)
+}
+
+fn describe(e: &Arc<StoreError>) -> String {
+    e.to_string()
+}

@@ -1,0 +1,96 @@
+//! The stored credential record and its validation.
+
+use assertd_verify::{KeyError, PublicKey};
+
+/// Longest credential ID WebAuthn allows (L3 "Credential ID": at most 1023
+/// bytes).
+pub const MAX_CREDENTIAL_ID_LEN: usize = 1023;
+/// Longest user handle WebAuthn allows (user.id: at most 64 bytes).
+pub const MAX_USER_HANDLE_LEN: usize = 64;
+/// Longest COSE key accepted (an RSA-8192 key is about 1.1 KB).
+pub const MAX_PUBLIC_KEY_LEN: usize = 2048;
+
+/// A registered credential, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    /// The relying party ID.
+    pub rp_id: String,
+    /// The credential ID.
+    pub credential_id: Vec<u8>,
+    /// The user handle.
+    pub user_handle: Vec<u8>,
+    /// The COSE_Key bytes.
+    pub public_key_cose: Vec<u8>,
+    /// The last accepted signature counter.
+    pub sign_count: u32,
+    /// BE at registration.
+    pub backup_eligible: bool,
+    /// BS as last seen.
+    pub backup_state: bool,
+    /// AAGUID, 16 bytes.
+    pub aaguid: Vec<u8>,
+    /// Attestation verified at registration.
+    pub attested: bool,
+    /// Transports ("usb", "nfc", "ble", "internal", "hybrid", ...).
+    pub transports: Vec<String>,
+    /// Revoked.
+    pub revoked: bool,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Last successful use, Unix milliseconds.
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// Why a credential record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidCredential {
+    /// A field is missing or out of bounds.
+    #[error("{field}: {problem}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The public key does not parse or its algorithm is unsupported.
+    #[error("public_key_cose: {0}")]
+    Key(#[from] KeyError),
+}
+
+fn field(field: &'static str, problem: impl Into<String>) -> InvalidCredential {
+    InvalidCredential::Field { field, problem: problem.into() }
+}
+
+impl StoredCredential {
+    /// Checks every field and parses the key; returns the parsed key.
+    pub fn validate(&self) -> Result<PublicKey, InvalidCredential> {
+        if self.rp_id.is_empty() || self.rp_id.len() > 253 {
+            return Err(field("rp_id", "must be 1 to 253 bytes"));
+        }
+        if self.credential_id.is_empty() || self.credential_id.len() > MAX_CREDENTIAL_ID_LEN {
+            return Err(field("credential_id", format!("must be 1 to {MAX_CREDENTIAL_ID_LEN} bytes, got {}", self.credential_id.len())));
+        }
+        if self.user_handle.len() > MAX_USER_HANDLE_LEN {
+            return Err(field("user_handle", format!("must be at most {MAX_USER_HANDLE_LEN} bytes, got {}", self.user_handle.len())));
+        }
+        if !(self.aaguid.is_empty() || self.aaguid.len() == 16) {
+            return Err(field("aaguid", format!("must be 16 bytes, got {}", self.aaguid.len())));
+        }
+        if self.backup_state && !self.backup_eligible {
+            return Err(field("backup_state", "cannot be set without backup_eligible"));
+        }
+        if self.transports.len() > 16 || self.transports.iter().any(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')) {
+            return Err(field("transports", "at most 16 names of lower-case letters and '-'"));
+        }
+        if self.public_key_cose.len() > MAX_PUBLIC_KEY_LEN {
+            return Err(field("public_key_cose", format!("must be at most {MAX_PUBLIC_KEY_LEN} bytes")));
+        }
+        Ok(PublicKey::from_cose(&self.public_key_cose)?)
+    }
+
+    /// The AAGUID as 16 bytes (all zero when not recorded).
+    pub fn aaguid16(&self) -> [u8; 16] {
+        self.aaguid.as_slice().try_into().unwrap_or([0; 16])
+    }
+}

@@ -1,0 +1,253 @@
+//! The embedded SQLite store: one file under the data directory, created on
+//! first start, WAL journal with `synchronous=FULL` so an acknowledged write
+//! survives a crash or power loss.
+
+use crate::{CounterResult, CounterUpdate, CredentialStore, StoreError, StoredCredential};
+use assertd_verify::sign_count_advances;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many ran. Never edit one that has shipped: append.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE credentials (
+    rp_id           TEXT    NOT NULL,
+    credential_id   BLOB    NOT NULL,
+    user_handle     BLOB    NOT NULL,
+    public_key_cose BLOB    NOT NULL,
+    sign_count      INTEGER NOT NULL CHECK (sign_count BETWEEN 0 AND 4294967295),
+    backup_eligible INTEGER NOT NULL,
+    backup_state    INTEGER NOT NULL,
+    aaguid          BLOB    NOT NULL,
+    attested        INTEGER NOT NULL,
+    transports      TEXT    NOT NULL,
+    revoked         INTEGER NOT NULL,
+    created_at_ms   INTEGER NOT NULL,
+    last_used_at_ms INTEGER,
+    PRIMARY KEY (rp_id, credential_id)
+) WITHOUT ROWID;
+CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
+"#];
+
+const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
+
+/// The SQLite credential store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredential> {
+    let count: i64 = row.get(4)?;
+    let transports: String = row.get(9)?;
+    Ok(StoredCredential {
+        rp_id: row.get(0)?,
+        credential_id: row.get(1)?,
+        user_handle: row.get(2)?,
+        public_key_cose: row.get(3)?,
+        sign_count: u32::try_from(count).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(4, count))?,
+        backup_eligible: row.get(5)?,
+        backup_state: row.get(6)?,
+        aaguid: row.get(7)?,
+        attested: row.get(8)?,
+        transports: transports.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        revoked: row.get(10)?,
+        created_at_ms: row.get(11)?,
+        last_used_at_ms: row.get(12)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `credentials.db` in `data_dir`, creating the
+    /// directory, and runs pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("credentials.db");
+        let mut conn = Connection::open(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;
+        migrate(&mut conn)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on the blocking pool: SQLite calls block.
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(unavailable)?.try_into().unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!("database schema version {version} is newer than this assertd ({})", MIGRATIONS.len())));
+    }
+    for m in &MIGRATIONS[version..] {
+        tx.execute_batch(m).map_err(unavailable)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(unavailable)?;
+    tx.commit().map_err(unavailable)
+}
+
+fn get_one(conn: &Connection, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND credential_id = ?2"))
+        .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
+        .map_err(unavailable)
+}
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
+    async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
+        self.with(move |c| get_one(c, &rp_id, &credential_id)).await
+    }
+
+    async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(records.len());
+            {
+                let mut upsert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         ON CONFLICT (rp_id, credential_id) DO UPDATE SET
+                           user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
+                           sign_count = max(sign_count, excluded.sign_count),
+                           backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
+                           aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
+                           revoked = excluded.revoked
+                         RETURNING {COLUMNS}"
+                    ))
+                    .map_err(unavailable)?;
+                for r in &records {
+                    let stored = upsert
+                        .query_row(
+                            params![
+                                r.rp_id,
+                                r.credential_id,
+                                r.user_handle,
+                                r.public_key_cose,
+                                i64::from(r.sign_count),
+                                r.backup_eligible,
+                                r.backup_state,
+                                r.aaguid,
+                                r.attested,
+                                r.transports.join(","),
+                                r.revoked,
+                                r.created_at_ms,
+                                r.last_used_at_ms
+                            ],
+                            from_row,
+                        )
+                        .map_err(unavailable)?;
+                    out.push(stored);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
+        self.with(move |c| {
+            c.prepare_cached(&format!("UPDATE credentials SET revoked = 1 WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
+                .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError> {
+        let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
+        self.with(move |c| {
+            let mut s = c
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND user_handle = ?2 ORDER BY created_at_ms, credential_id"))
+                .map_err(unavailable)?;
+            let rows = s.query_map(params![rp_id, user_handle], from_row).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(move |c| {
+            // IMMEDIATE takes the write lock up front: no other writer can
+            // interleave between our reads and writes.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+            // (stored count now, revoked, count at start); None: not found.
+            let mut state: HashMap<(&str, &[u8]), Option<(u32, bool, u32)>> = HashMap::new();
+            {
+                let mut read = tx.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
+                for u in &updates {
+                    let key = (u.rp_id.as_str(), u.credential_id.as_slice());
+                    if state.contains_key(&key) {
+                        continue;
+                    }
+                    let row: Option<(i64, bool)> = read.query_row(params![key.0, key.1], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(unavailable)?;
+                    let row = match row {
+                        None => None,
+                        Some((n, revoked)) => {
+                            let n = u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?;
+                            Some((n, revoked, n))
+                        }
+                    };
+                    state.insert(key, row);
+                }
+            }
+            let mut results = Vec::with_capacity(updates.len());
+            for u in &updates {
+                let entry = state.get_mut(&(u.rp_id.as_str(), u.credential_id.as_slice()));
+                results.push(match entry {
+                    None | Some(None) => CounterResult::NotFound,
+                    Some(Some((_, true, _))) => CounterResult::Revoked,
+                    Some(Some((stored, false, _))) => {
+                        if sign_count_advances(*stored, u.received) {
+                            *stored = u.received;
+                            CounterResult::Advanced
+                        } else {
+                            CounterResult::Regressed { stored: *stored }
+                        }
+                    }
+                });
+            }
+            {
+                let mut write = tx
+                    .prepare_cached("UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5")
+                    .map_err(unavailable)?;
+                for ((rp_id, id), s) in &state {
+                    if let Some((now, _, before)) = s
+                        && now != before
+                    {
+                        write.execute(params![rp_id, id, i64::from(*now), now_ms, i64::from(*before)]).map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(results)
+        })
+        .await
+    }
+}

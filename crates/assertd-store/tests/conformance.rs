@@ -1,0 +1,210 @@
+//! The store conformance suite: every backend must pass it. (SQLite here;
+//! later backends run the same functions.)
+
+use assertd_store::{CacheConfig, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, SqliteStore, StoredCredential};
+use assertd_testkit::{Alg, SoftAuthenticator};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
+    StoredCredential {
+        rp_id: rp.into(),
+        credential_id: id.to_vec(),
+        user_handle: user.to_vec(),
+        public_key_cose: SoftAuthenticator::new(Alg::Es256).public_key_cose,
+        sign_count: count,
+        backup_eligible: false,
+        backup_state: false,
+        aaguid: vec![7; 16],
+        attested: true,
+        transports: vec!["usb".into(), "nfc".into()],
+        revoked: false,
+        created_at_ms: 1_700_000_000_000,
+        last_used_at_ms: None,
+    }
+}
+
+fn upd(rp: &str, id: &[u8], received: u32) -> CounterUpdate {
+    CounterUpdate { rp_id: rp.into(), credential_id: id.to_vec(), received }
+}
+
+async fn put_get_list_revoke(s: &dyn CredentialStore) {
+    assert_eq!(s.get("rp", b"a").await.unwrap(), None);
+    let a = record("rp", b"a", b"u1", 5);
+    let stored = s.put_many(vec![a.clone(), record("rp", b"b", b"u1", 0), record("rp", b"c", b"u2", 0), record("other", b"a", b"u1", 0)]).await.unwrap();
+    assert_eq!(stored[0], a);
+    assert_eq!(s.get("rp", b"a").await.unwrap(), Some(a.clone()));
+    let ids: Vec<_> = s.list_by_user("rp", b"u1").await.unwrap().into_iter().map(|r| r.credential_id).collect();
+    assert_eq!(ids, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(s.list_by_user("rp", b"nobody").await.unwrap().is_empty());
+
+    // A replace keeps created_at and never lowers the count.
+    let mut older = record("rp", b"a", b"u1", 2);
+    older.created_at_ms = 42;
+    older.transports = vec![];
+    let again = s.put_many(vec![older]).await.unwrap().remove(0);
+    assert_eq!((again.sign_count, again.created_at_ms, again.transports.len()), (5, a.created_at_ms, 0));
+
+    let revoked = s.revoke("rp", b"a").await.unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert!(s.get("rp", b"a").await.unwrap().unwrap().revoked);
+    assert_eq!(s.revoke("rp", b"zzz").await.unwrap(), None);
+}
+
+async fn counters_in_batch_order(s: &dyn CredentialStore) {
+    s.put_many(vec![record("rp", b"k", b"u", 10), record("rp", b"z", b"u", 0)]).await.unwrap();
+    let r = s
+        .advance_sign_counts(vec![upd("rp", b"k", 11), upd("rp", b"k", 11), upd("rp", b"k", 12), upd("rp", b"z", 0), upd("rp", b"z", 0), upd("rp", b"nope", 1)], 99)
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        vec![
+            CounterResult::Advanced,
+            CounterResult::Regressed { stored: 11 },
+            CounterResult::Advanced,
+            CounterResult::Advanced,
+            CounterResult::Advanced,
+            CounterResult::NotFound
+        ]
+    );
+    let k = s.get("rp", b"k").await.unwrap().unwrap();
+    assert_eq!((k.sign_count, k.last_used_at_ms), (12, Some(99)));
+    // A zero-counter credential is not written.
+    assert_eq!(s.get("rp", b"z").await.unwrap().unwrap().last_used_at_ms, None);
+    // Lower and equal counts regress; zero after non-zero regresses.
+    let r = s.advance_sign_counts(vec![upd("rp", b"k", 3), upd("rp", b"k", 12), upd("rp", b"k", 0)], 100).await.unwrap();
+    assert_eq!(r, vec![CounterResult::Regressed { stored: 12 }; 3]);
+    assert_eq!(s.get("rp", b"k").await.unwrap().unwrap().sign_count, 12);
+    s.revoke("rp", b"k").await.unwrap();
+    assert_eq!(s.advance_sign_counts(vec![upd("rp", b"k", 50)], 1).await.unwrap(), vec![CounterResult::Revoked]);
+    assert_eq!(s.advance_sign_counts(vec![], 1).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn sqlite_put_get_list_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    put_get_list_revoke(&SqliteStore::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_counters_in_batch_order() {
+    let dir = tempfile::tempdir().unwrap();
+    counters_in_batch_order(&SqliteStore::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SqliteStore::open(&dir.path().join("nested/dir")).unwrap();
+        s.put_many(vec![record("rp", b"a", b"u", 1)]).await.unwrap();
+        s.advance_sign_counts(vec![upd("rp", b"a", 9)], 5).await.unwrap();
+    }
+    let s = SqliteStore::open(&dir.path().join("nested/dir")).unwrap();
+    assert_eq!(s.get("rp", b"a").await.unwrap().unwrap().sign_count, 9);
+}
+
+/// A store wrapper that counts reads and can be switched off.
+struct Counting {
+    inner: SqliteStore,
+    reads: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for Counting {
+    async fn get(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(assertd_store::StoreError::Unavailable("switched off".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inner.get(rp, id).await
+    }
+    async fn put_many(&self, r: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
+        self.inner.put_many(r).await
+    }
+    async fn revoke(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.inner.revoke(rp, id).await
+    }
+    async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
+        self.inner.list_by_user(rp, u).await
+    }
+    async fn advance_sign_counts(&self, u: Vec<CounterUpdate>, now: i64) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
+        self.inner.advance_sign_counts(u, now).await
+    }
+}
+
+#[tokio::test]
+async fn cache_coalesces_caches_negatives_and_invalidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Counting { inner: SqliteStore::open(dir.path()).unwrap(), reads: AtomicUsize::new(0), down: false.into() });
+    store.put_many(vec![record("rp", b"a", b"u", 0)]).await.unwrap();
+    let cache = KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(60), negative_ttl: Duration::from_millis(300) });
+
+    // 50 concurrent misses for one key: one store read.
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let c = cache.clone();
+            tokio::spawn(async move { c.get("rp", b"a").await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
+    assert!(results.iter().all(|(l, _)| matches!(l, Lookup::Found(c) if c.key.is_ok() && !c.revoked)));
+    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+    assert!(cache.get("rp", b"a").await.1, "second lookup is a hit");
+
+    // Unknown ids are cached negatively, then expire.
+    for _ in 0..10 {
+        assert!(matches!(cache.get("rp", b"unknown").await.0, Lookup::NotFound));
+    }
+    assert_eq!(store.reads.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(cache.get("rp", b"unknown").await.0, Lookup::NotFound));
+    assert_eq!(store.reads.load(Ordering::SeqCst), 3);
+
+    // A put of a negatively cached id is visible at once after invalidate.
+    store.put_many(vec![record("rp", b"unknown", b"u", 0)]).await.unwrap();
+    cache.invalidate("rp", b"unknown").await;
+    assert!(matches!(cache.get("rp", b"unknown").await.0, Lookup::Found(_)));
+
+    // Revocation is visible at once after invalidate.
+    store.revoke("rp", b"a").await.unwrap();
+    cache.invalidate("rp", b"a").await;
+    assert!(matches!(cache.get("rp", b"a").await.0, Lookup::Found(c) if c.revoked));
+
+    // Store errors are reported and not cached; cached keys keep answering.
+    store.down.store(true, Ordering::SeqCst);
+    assert!(matches!(cache.get("rp", b"other").await.0, Lookup::Unavailable(_)));
+    assert!(matches!(cache.get("rp", b"other").await.0, Lookup::Unavailable(_)));
+    assert!(matches!(cache.get("rp", b"a").await.0, Lookup::Found(_)));
+    store.down.store(false, Ordering::SeqCst);
+    assert!(matches!(cache.get("rp", b"other").await.0, Lookup::NotFound));
+}
+
+#[test]
+fn validation_names_the_problem() {
+    let mut r = record("rp", b"a", b"u", 0);
+    assert!(r.validate().is_ok());
+    r.public_key_cose = vec![0xa3, 0x01, 0x02, 0x03, 0x38, 0x23, 0x20, 0x03];
+    assert!(r.validate().unwrap_err().to_string().contains("ES512"));
+    r.public_key_cose = vec![0xff];
+    assert!(r.validate().unwrap_err().to_string().starts_with("public_key_cose"));
+    let mut r = record("rp", &[0; 1024], b"u", 0);
+    assert!(r.validate().unwrap_err().to_string().starts_with("credential_id"));
+    r = record("rp", b"a", &[0; 65], 0);
+    assert!(r.validate().unwrap_err().to_string().starts_with("user_handle"));
+    r = record("rp", b"a", b"u", 0);
+    r.aaguid = vec![1; 3];
+    assert!(r.validate().unwrap_err().to_string().starts_with("aaguid"));
+    r = record("rp", b"a", b"u", 0);
+    r.backup_state = true;
+    assert!(r.validate().unwrap_err().to_string().starts_with("backup_state"));
+    r = record("", b"a", b"u", 0);
+    assert!(r.validate().unwrap_err().to_string().starts_with("rp_id"));
+}
