@@ -11,7 +11,7 @@ mod record;
 mod sqlite;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
-pub use record::{InvalidCredential, StoredCredential};
+pub use record::{InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_HANDLE_LEN, StoredCredential};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -7,7 +7,7 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
 /// The fixed 2048-bit RSA test key (generated for these tests with
 /// `openssl genpkey`; ring cannot generate RSA keys).
-const RSA_TEST_KEY: &[u8] = include_bytes!("../data/rsa2048-test-key.pk8");
+const RSA_TEST_KEY: &[u8] = include_bytes!("../data/rsa2048-test-key.der");
 
 /// Credential algorithms the software authenticator can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl SoftAuthenticator {
             Alg::Rs256 | Alg::Ps256 => {
                 let enc: &'static dyn signature::RsaEncoding =
                     if alg == Alg::Rs256 { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
-                Key::Rsa(RsaKeyPair::from_pkcs8(RSA_TEST_KEY).unwrap(), enc)
+                Key::Rsa(RsaKeyPair::from_der(RSA_TEST_KEY).unwrap(), enc)
             }
         };
         let public_key_cose = cose_key(alg, &key);

@@ -1,1 +1,101 @@
-fn main() {}
+//! The `assertd` command line.
+
+use assertd::config::Config;
+use assertd_store::{CredentialStore, SqliteStore};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// assertd: verifies WebAuthn / passkey assertions in batches over gRPC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC service (embedded SQLite store, no TLS, loopback by default).
+    Serve {
+        /// Configuration file (TOML). Flags and environment override it.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: Option<PathBuf>,
+        /// gRPC listen address [default: 127.0.0.1:50051].
+        #[arg(long, env = "ASSERTD_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Prometheus /metrics listen address [default: 127.0.0.1:9464].
+        #[arg(long, env = "ASSERTD_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
+        /// Data directory of the embedded store [default: ./data].
+        #[arg(long, env = "ASSERTD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage stored credentials offline.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// Bulk-load credential records from a JSON array or JSON Lines file.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Configuration file; its data_dir is used unless --data-dir is given.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory of the embedded store [default: ./data].
+        #[arg(long, env = "ASSERTD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn load(config: Option<PathBuf>) -> Result<Config, String> {
+    match config {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    assertd::telemetry::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("assertd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen, metrics_listen, data_dir } => {
+                let mut c = load(config)?;
+                c.listen = listen.unwrap_or(c.listen);
+                c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
+                c.data_dir = data_dir.unwrap_or(c.data_dir);
+                assertd::server::serve(c, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
+            }
+            Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir } } => {
+                let c = load(config)?;
+                let dir = data_dir.unwrap_or(c.data_dir);
+                let store: Arc<dyn CredentialStore> = Arc::new(SqliteStore::open(&dir).map_err(|e| e.to_string())?);
+                let n = assertd::import::import(&file, store, assertd::engine::now_ms()).await.map_err(|e| format!("import {}: {e}", file.display()))?;
+                println!("imported {n} credentials into {}", dir.display());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("assertd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The TOML configuration: listeners, data directory, relying parties, key
+//! cache, limits, CPU pool. Every key is documented in README.md.
+
+use assertd_policy::{Profile, RegressionAction, UserVerification};
+use assertd_store::CacheConfig;
+use assertd_verify::RelyingParty;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole configuration file. Unknown keys are errors, so a typo cannot
+/// silently leave a safety setting at its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: SocketAddr,
+    /// Directory of the embedded SQLite store.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_drain")]
+    pub shutdown_grace_seconds: u64,
+    /// Relying parties; an assertion for any other RP gets RP_UNKNOWN.
+    #[serde(default)]
+    pub relying_parties: Vec<RelyingPartyConfig>,
+    /// Key cache.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// CPU pool.
+    #[serde(default)]
+    pub pool: PoolSection,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_drain() -> u64 {
+    25
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            metrics_listen: default_metrics_listen(),
+            data_dir: default_data_dir(),
+            shutdown_grace_seconds: default_drain(),
+            relying_parties: Vec::new(),
+            cache: CacheSection::default(),
+            limits: Limits::default(),
+            pool: PoolSection::default(),
+        }
+    }
+}
+
+/// `user_verification` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerificationSetting {
+    /// Deny without UV.
+    Required,
+    /// UV missing is a risk signal.
+    #[default]
+    Preferred,
+    /// UV is ignored.
+    Discouraged,
+}
+
+/// `sign_count_regression` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionSetting {
+    /// Deny.
+    #[default]
+    Deny,
+    /// Step up.
+    StepUp,
+}
+
+/// One `[[relying_parties]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelyingPartyConfig {
+    /// The RP ID (a registrable domain suffix of the origins).
+    pub id: String,
+    /// Exact origins accepted in clientDataJSON, e.g.
+    /// "https://login.example.com" or "android:apk-key-hash:<hash>".
+    pub origins: Vec<String>,
+    /// Also accept subdomains of the listed web origins (same scheme/port).
+    #[serde(default)]
+    pub allow_subdomains: bool,
+    /// Accept `crossOrigin: true` (embedded in a cross-origin iframe).
+    #[serde(default)]
+    pub allow_cross_origin: bool,
+    /// Top-level origins accepted in `topOrigin` when cross-origin is allowed.
+    #[serde(default)]
+    pub allowed_top_origins: Vec<String>,
+    /// Legacy FIDO U2F AppID, for credentials registered through U2F.
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// `required` | `preferred` | `discouraged`.
+    #[serde(default)]
+    pub user_verification: UserVerificationSetting,
+    /// Accept RS1 (RSASSA-PKCS1-v1_5 with SHA-1) credentials.
+    #[serde(default)]
+    pub allow_legacy_algorithms: bool,
+    /// `deny` | `step_up`.
+    #[serde(default)]
+    pub sign_count_regression: RegressionSetting,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Most credentials cached.
+    pub max_entries: u64,
+    /// Seconds a found credential stays cached.
+    pub ttl_seconds: u64,
+    /// Seconds an unknown credential ID stays cached as unknown.
+    pub negative_ttl_seconds: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        let d = CacheConfig::default();
+        Self { max_entries: d.max_entries, ttl_seconds: d.ttl.as_secs(), negative_ttl_seconds: d.negative_ttl.as_secs() }
+    }
+}
+
+impl From<CacheSection> for CacheConfig {
+    fn from(c: CacheSection) -> Self {
+        Self { max_entries: c.max_entries, ttl: Duration::from_secs(c.ttl_seconds), negative_ttl: Duration::from_secs(c.negative_ttl_seconds) }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most assertions in one request (INVALID_ARGUMENT beyond).
+    pub max_batch_size: usize,
+    /// Largest gRPC message accepted (RESOURCE_EXHAUSTED beyond).
+    pub max_message_bytes: usize,
+    /// Largest clientDataJSON (INVALID_REQUEST beyond).
+    pub max_client_data_json_bytes: usize,
+    /// Largest authenticatorData (INVALID_REQUEST beyond).
+    pub max_authenticator_data_bytes: usize,
+    /// Largest signature (INVALID_REQUEST beyond).
+    pub max_signature_bytes: usize,
+    /// Largest expected_challenge (INVALID_REQUEST beyond).
+    pub max_challenge_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_client_data_json_bytes: 16 * 1024,
+            max_authenticator_data_bytes: 16 * 1024,
+            max_signature_bytes: 2048,
+            max_challenge_bytes: 1024,
+        }
+    }
+}
+
+/// `[pool]`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    /// Verification threads; 0 means one per CPU core.
+    pub threads: usize,
+}
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config {path}: {key}: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        config.validate().map_err(|(key, problem)| ConfigError::Invalid { path: path.to_owned(), key, problem })?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_batch_size", l.max_batch_size),
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_client_data_json_bytes", l.max_client_data_json_bytes),
+            ("limits.max_authenticator_data_bytes", l.max_authenticator_data_bytes),
+            ("limits.max_signature_bytes", l.max_signature_bytes),
+            ("limits.max_challenge_bytes", l.max_challenge_bytes),
+        ] {
+            if v == 0 {
+                return Err((key.into(), "must be greater than 0".into()));
+            }
+        }
+        if self.cache.max_entries == 0 {
+            return Err(("cache.max_entries".into(), "must be greater than 0".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, rp) in self.relying_parties.iter().enumerate() {
+            let key = |k: &str| format!("relying_parties[{i}].{k}");
+            if rp.id.is_empty() || rp.id.contains(['/', ':', ' ']) {
+                return Err((key("id"), format!("{:?} is not an RP ID (a domain, e.g. \"login.example.com\")", rp.id)));
+            }
+            if !seen.insert(rp.id.as_str()) {
+                return Err((key("id"), format!("{:?} is configured twice", rp.id)));
+            }
+            if rp.origins.is_empty() {
+                return Err((key("origins"), "at least one origin is required".into()));
+            }
+            for o in &rp.origins {
+                let web = o.starts_with("https://") || o.starts_with("http://");
+                if !(web || o.starts_with("android:apk-key-hash:")) || o.ends_with('/') {
+                    return Err((key("origins"), format!("{o:?} is not an origin (\"https://host[:port]\" without a path, or \"android:apk-key-hash:...\")")));
+                }
+            }
+            if !rp.allowed_top_origins.is_empty() && !rp.allow_cross_origin {
+                return Err((key("allowed_top_origins"), "needs allow_cross_origin = true".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The prepared relying parties, by RP ID.
+    pub fn relying_parties(&self) -> HashMap<String, Arc<RpEntry>> {
+        self.relying_parties
+            .iter()
+            .map(|c| {
+                let profile = Profile {
+                    user_verification: match c.user_verification {
+                        UserVerificationSetting::Required => UserVerification::Required,
+                        UserVerificationSetting::Preferred => UserVerification::Preferred,
+                        UserVerificationSetting::Discouraged => UserVerification::Discouraged,
+                    },
+                    allow_cross_origin: c.allow_cross_origin,
+                    allowed_top_origins: c.allowed_top_origins.clone(),
+                    allow_legacy_algorithms: c.allow_legacy_algorithms,
+                    sign_count_regression: match c.sign_count_regression {
+                        RegressionSetting::Deny => RegressionAction::Deny,
+                        RegressionSetting::StepUp => RegressionAction::StepUp,
+                    },
+                    ..Profile::default()
+                };
+                let rp = RelyingParty::new(c.id.clone(), c.origins.clone(), c.allow_subdomains, c.appid.as_deref());
+                (c.id.clone(), Arc::new(RpEntry { rp, profile }))
+            })
+            .collect()
+    }
+}
+
+/// A relying party ready for verification.
+#[derive(Debug)]
+pub struct RpEntry {
+    /// Verification settings.
+    pub rp: RelyingParty,
+    /// Its policy.
+    pub profile: Profile,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("assertd.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let (_d, p) = write(
+            r#"
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/x"
+[[relying_parties]]
+id = "login.example.com"
+origins = ["https://login.example.com", "android:apk-key-hash:abc"]
+allow_cross_origin = true
+allowed_top_origins = ["https://portal.example.com"]
+user_verification = "required"
+sign_count_regression = "step_up"
+[cache]
+ttl_seconds = 10
+[limits]
+max_batch_size = 8
+"#,
+        );
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.limits.max_batch_size, 8);
+        assert_eq!(c.limits.max_signature_bytes, Limits::default().max_signature_bytes);
+        assert_eq!(c.cache.ttl_seconds, 10);
+        let rps = c.relying_parties();
+        let rp = &rps["login.example.com"];
+        assert_eq!(rp.profile.user_verification, UserVerification::Required);
+        assert_eq!(rp.profile.sign_count_regression, RegressionAction::StepUp);
+        assert!(rp.rp.origin_allowed("android:apk-key-hash:abc"));
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let (_d, p) = write("listen = \"127.0.0.1:7000\"\nlisten_typo = 1\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("assertd.toml") && e.contains("listen_typo") && e.contains("line 2"), "{e}");
+
+        let (_d, p) = write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example/\"]\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("relying_parties[0].origins"), "{e}");
+
+        let (_d, p) = write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example\"]\nuser_verification = \"sometimes\"\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("sometimes") && e.contains("line 4"), "{e}");
+
+        let (_d, p) = write("[limits]\nmax_batch_size = 0\n");
+        assert!(Config::load(&p).unwrap_err().to_string().contains("limits.max_batch_size"));
+
+        let (_d, p) = write("[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n");
+        assert!(Config::load(&p).unwrap_err().to_string().contains("configured twice"));
+
+        assert!(Config::load(Path::new("/nonexistent/assertd.toml")).unwrap_err().to_string().contains("cannot read"));
+    }
+}

@@ -1,0 +1,335 @@
+//! The batch pipeline: check each assertion's fields, resolve credentials
+//! through the key cache, verify on the rayon pool, compare-and-set the
+//! signature counters in one store round trip, then apply policy.
+//!
+//! A batch is split in two phases so a stream can overlap them: [`Engine::verify`]
+//! (lookups and signature math, any number concurrently) and
+//! [`Engine::decide`] (counters and policy, run in request order).
+
+use crate::config::{Limits, RpEntry};
+use crate::telemetry;
+use assertd_api::v1 as pb;
+use assertd_policy::{CounterCheck, CredentialFacts, Decision, Finding, ReasonCode, Verdict, evaluate};
+use assertd_store::{CachedCredential, CounterResult, CounterUpdate, KeyCache, Lookup, StoredCredential};
+use assertd_verify::{AssertionInput, AuthenticatorFacts, CredentialInput, KeyError, Verification, verify};
+use futures_util::future::join_all;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The verification engine shared by the gRPC services.
+pub struct Engine {
+    rps: HashMap<String, Arc<RpEntry>>,
+    cache: KeyCache,
+    pool: Arc<rayon::ThreadPool>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("relying_parties", &self.rps.len()).field("threads", &self.pool.current_num_threads()).finish_non_exhaustive()
+    }
+}
+
+/// An item after phase one.
+enum Item {
+    /// Decided already (bad field, unknown RP or credential, store down).
+    Done(Verdict, Option<Arc<CachedCredential>>),
+    /// Verified; counters and policy to go.
+    Verified(Arc<RpEntry>, Arc<CachedCredential>, Verification),
+}
+
+/// A batch after phase one.
+pub struct Checked {
+    assertions: Vec<pb::Assertion>,
+    items: Vec<Item>,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn deny(code: ReasonCode, message: impl Into<String>) -> Verdict {
+    Verdict::deny(vec![Finding::new(code, message)])
+}
+
+impl Engine {
+    /// An engine over the given relying parties, cache and pool.
+    pub fn new(rps: HashMap<String, Arc<RpEntry>>, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits) -> Self {
+        Self { rps, cache, pool, limits }
+    }
+
+    /// The key cache.
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+
+    /// Request-level limit on batch size.
+    pub fn max_batch_size(&self) -> usize {
+        self.limits.max_batch_size
+    }
+
+    /// Field checks done before any lookup. Sizes are capped before
+    /// anything parses them.
+    fn precheck(&self, a: &pb::Assertion) -> Result<Arc<RpEntry>, Verdict> {
+        let l = &self.limits;
+        let too_big = |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
+        if a.rp_id.is_empty() {
+            return Err(deny(ReasonCode::InvalidRequest, "rp_id is empty"));
+        }
+        if a.credential_id.is_empty() {
+            return Err(deny(ReasonCode::InvalidRequest, "credential_id is empty"));
+        }
+        if a.credential_id.len() > assertd_store::MAX_CREDENTIAL_ID_LEN {
+            return Err(too_big("credential_id", a.credential_id.len(), assertd_store::MAX_CREDENTIAL_ID_LEN));
+        }
+        if a.expected_challenge.is_empty() {
+            return Err(deny(ReasonCode::InvalidRequest, "expected_challenge is empty"));
+        }
+        if a.expected_challenge.len() > l.max_challenge_bytes {
+            return Err(too_big("expected_challenge", a.expected_challenge.len(), l.max_challenge_bytes));
+        }
+        if a.client_data_json.len() > l.max_client_data_json_bytes {
+            return Err(too_big("client_data_json", a.client_data_json.len(), l.max_client_data_json_bytes));
+        }
+        if a.authenticator_data.len() > l.max_authenticator_data_bytes {
+            return Err(too_big("authenticator_data", a.authenticator_data.len(), l.max_authenticator_data_bytes));
+        }
+        if a.signature.len() > l.max_signature_bytes {
+            return Err(too_big("signature", a.signature.len(), l.max_signature_bytes));
+        }
+        if a.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
+            return Err(too_big("user_handle", a.user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN));
+        }
+        self.rps.get(&a.rp_id).cloned().ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&a.rp_id))))
+    }
+
+    /// Phase one: field checks, credential lookups (coalesced, one per
+    /// distinct credential), and verification on the pool.
+    pub async fn verify(&self, assertions: Vec<pb::Assertion>) -> Result<Checked, tonic::Status> {
+        telemetry::batch_size(assertions.len());
+        let prechecked: Vec<Result<Arc<RpEntry>, Verdict>> = assertions.iter().map(|a| self.precheck(a)).collect();
+
+        // One lookup per distinct (rp, credential) in the batch.
+        let mut distinct: HashMap<(&str, &[u8]), usize> = HashMap::new();
+        for (a, p) in assertions.iter().zip(&prechecked) {
+            if p.is_ok() {
+                let n = distinct.len();
+                distinct.entry((a.rp_id.as_str(), a.credential_id.as_slice())).or_insert(n);
+            }
+        }
+        let mut keys: Vec<_> = distinct.iter().map(|(k, i)| (*i, *k)).collect();
+        keys.sort_unstable_by_key(|(i, _)| *i);
+        let lookups = join_all(keys.iter().map(|(_, (rp, id))| self.cache.get(rp, id))).await;
+        for (_, hit) in &lookups {
+            telemetry::cache_lookup(*hit);
+        }
+
+        // Decide what can be decided now; collect the rest for the pool.
+        let mut jobs: Vec<Option<(Arc<RpEntry>, Arc<CachedCredential>)>> = Vec::with_capacity(assertions.len());
+        let mut items: Vec<Option<Item>> = Vec::with_capacity(assertions.len());
+        for (a, p) in assertions.iter().zip(prechecked) {
+            let rp = match p {
+                Err(v) => {
+                    jobs.push(None);
+                    items.push(Some(Item::Done(v, None)));
+                    continue;
+                }
+                Ok(rp) => rp,
+            };
+            let idx = distinct[&(a.rp_id.as_str(), a.credential_id.as_slice())];
+            let (done, job) = match &lookups[idx].0 {
+                Lookup::NotFound => (Some(Item::Done(deny(ReasonCode::CredentialNotFound, "no such credential for this relying party"), None)), None),
+                Lookup::Unavailable(e) => {
+                    telemetry::store_error("get");
+                    tracing::warn!(error = %e, "credential lookup failed");
+                    (Some(Item::Done(deny(ReasonCode::StoreUnavailable, "the credential store is unavailable; retry"), None)), None)
+                }
+                Lookup::Found(c) if c.revoked => (Some(Item::Done(deny(ReasonCode::CredentialRevoked, "the credential is revoked"), Some(c.clone()))), None),
+                Lookup::Found(c) => match &c.key {
+                    Err(e) => {
+                        let msg = match e {
+                            KeyError::Unsupported { .. } => e.to_string(),
+                            _ => format!("the stored key cannot be used: {e}"),
+                        };
+                        (Some(Item::Done(deny(ReasonCode::UnsupportedAlgorithm, msg), Some(c.clone()))), None)
+                    }
+                    Ok(_) => (None, Some((rp, c.clone()))),
+                },
+            };
+            items.push(done);
+            jobs.push(job);
+        }
+
+        // The signature math, off the async runtime.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let verifications: Vec<Option<Verification>> = assertions
+                .par_iter()
+                .zip(jobs.par_iter())
+                .map(|(a, job)| {
+                    let (rp, c) = job.as_ref()?;
+                    let key = c.key.as_ref().ok()?;
+                    let started = std::time::Instant::now();
+                    let v = verify(
+                        &rp.rp,
+                        CredentialInput { key, user_handle: &c.user_handle },
+                        &AssertionInput {
+                            client_data_json: &a.client_data_json,
+                            authenticator_data: &a.authenticator_data,
+                            signature: &a.signature,
+                            user_handle: &a.user_handle,
+                            expected_challenge: &a.expected_challenge,
+                            appid_used: a.appid_used,
+                        },
+                    );
+                    telemetry::verify_duration(v.algorithm.name(), started.elapsed());
+                    Some(v)
+                })
+                .collect();
+            let _ = tx.send((assertions, jobs, verifications));
+        });
+        let (assertions, jobs, verifications) = rx.await.map_err(|_| tonic::Status::internal("verification worker failed"))?;
+
+        let items = items
+            .into_iter()
+            .zip(jobs)
+            .zip(verifications)
+            .map(|((done, job), v)| match (done, job, v) {
+                (Some(item), _, _) => item,
+                (None, Some((rp, c)), Some(v)) => Item::Verified(rp, c, v),
+                // Unreachable by construction: every item without a verdict
+                // had a job. Fail closed anyway.
+                _ => Item::Done(deny(ReasonCode::InvalidRequest, "internal: item was not verified"), None),
+            })
+            .collect();
+        Ok(Checked { assertions, items })
+    }
+
+    /// Phase two: one compare-and-set round trip for every verified item's
+    /// counter, in batch order, then policy.
+    pub async fn decide(&self, checked: Checked) -> Vec<pb::Verdict> {
+        let Checked { assertions, items } = checked;
+        let updates: Vec<CounterUpdate> = items
+            .iter()
+            .zip(&assertions)
+            .filter_map(|(item, a)| match item {
+                Item::Verified(_, _, v) if v.is_valid() => v.authenticator.map(|f| CounterUpdate {
+                    rp_id: a.rp_id.clone(),
+                    credential_id: a.credential_id.clone(),
+                    received: f.sign_count,
+                }),
+                _ => None,
+            })
+            .collect();
+        let counters = if updates.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let started = std::time::Instant::now();
+            let r = self.cache.store().advance_sign_counts(updates, now_ms()).await;
+            telemetry::store_duration("advance_sign_counts", started.elapsed());
+            r
+        };
+        if let Err(e) = &counters {
+            telemetry::store_error("advance_sign_counts");
+            tracing::warn!(error = %e, "sign count update failed");
+        }
+        let mut counters = counters.map(Vec::into_iter);
+
+        let mut out = Vec::with_capacity(assertions.len());
+        for (a, item) in assertions.into_iter().zip(items) {
+            let (verdict, facts, cred) = match item {
+                Item::Done(v, c) => (v, None, c),
+                Item::Verified(rp, c, v) => {
+                    let counter = if !v.is_valid() {
+                        Ok(CounterCheck::NotChecked)
+                    } else {
+                        match counters.as_mut().map(|it| it.next()) {
+                            Ok(Some(CounterResult::Advanced)) => Ok(CounterCheck::Ok),
+                            Ok(Some(CounterResult::Regressed { stored })) => {
+                                Ok(CounterCheck::Regressed { stored, received: v.authenticator.map_or(0, |f| f.sign_count) })
+                            }
+                            Ok(Some(CounterResult::Revoked)) => Err(deny(ReasonCode::CredentialRevoked, "the credential was revoked")),
+                            Ok(Some(CounterResult::NotFound)) => Err(deny(ReasonCode::CredentialNotFound, "the credential was deleted")),
+                            Ok(None) | Err(_) => Err(deny(ReasonCode::StoreUnavailable, "the signature counter could not be checked; retry")),
+                        }
+                    };
+                    let verdict = match counter {
+                        Ok(counter) => evaluate(&rp.profile, &v, &CredentialFacts { backup_eligible: c.backup_eligible }, counter),
+                        Err(v) => v,
+                    };
+                    (verdict, v.authenticator, Some(c))
+                }
+            };
+            telemetry::verdict(&verdict);
+            out.push(to_pb(a.request_id, verdict, facts, cred.as_deref()));
+        }
+        out
+    }
+
+    /// Both phases.
+    pub async fn verify_batch(&self, assertions: Vec<pb::Assertion>) -> Result<Vec<pb::Verdict>, tonic::Status> {
+        let checked = self.verify(assertions).await?;
+        Ok(self.decide(checked).await)
+    }
+
+    /// Stores a credential and drops it from the cache.
+    pub async fn put(&self, record: StoredCredential) -> Result<StoredCredential, assertd_store::StoreError> {
+        let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());
+        let stored = self.cache.store().put_many(vec![record]).await;
+        // Drop even on error: the write may have landed.
+        self.cache.invalidate(&rp, &id).await;
+        stored.map(|mut v| v.remove(0))
+    }
+
+    /// Revokes a credential and drops it from the cache.
+    pub async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        let r = self.cache.store().revoke(rp_id, credential_id).await;
+        self.cache.invalidate(rp_id, credential_id).await;
+        r
+    }
+}
+
+fn to_pb(request_id: String, v: Verdict, facts: Option<AuthenticatorFacts>, cred: Option<&CachedCredential>) -> pb::Verdict {
+    let authenticator = (facts.is_some() || cred.is_some()).then(|| {
+        let mut info = pb::AuthenticatorInfo::default();
+        if let Some(f) = facts {
+            info.sign_count = f.sign_count;
+            info.user_present = f.flags.user_present();
+            info.user_verified = f.flags.user_verified();
+            info.backup_eligible = f.flags.backup_eligible();
+            info.backup_state = f.flags.backup_state();
+            info.set_kind(if f.flags.backup_eligible() { pb::CredentialKind::Synced } else { pb::CredentialKind::DeviceBound });
+        }
+        if let Some(c) = cred {
+            info.aaguid = c.aaguid.to_vec();
+            info.user_handle = c.user_handle.clone();
+        }
+        info
+    });
+    let mut out = pb::Verdict {
+        request_id,
+        risk_score: v.risk_score,
+        reasons: v.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
+        retryable: v.retryable,
+        authenticator,
+        ..Default::default()
+    };
+    out.set_decision(match v.decision {
+        Decision::Allow => pb::Decision::Allow,
+        Decision::StepUp => pb::Decision::StepUp,
+        Decision::Deny => pb::Decision::Deny,
+    });
+    out
+}
+
+/// Caps attacker-controlled strings quoted in messages.
+pub(crate) fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(128);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,173 @@
+//! `assertd credentials import`: bulk-load credential records from JSON.
+//!
+//! The file is either a JSON array of records or JSON Lines (one record per
+//! line). Byte fields are base64url (padding optional); `aaguid` may also be
+//! a UUID string. The whole file is validated first; nothing is written
+//! unless every record is valid. Records are written in transactions of
+//! [`CHUNK`].
+
+use assertd_store::{CredentialStore, StoredCredential};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Records per write transaction.
+pub const CHUNK: usize = 1000;
+
+/// One record in an import file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRecord {
+    rp_id: String,
+    credential_id: String,
+    #[serde(default)]
+    user_handle: String,
+    public_key_cose: String,
+    #[serde(default)]
+    sign_count: u32,
+    #[serde(default)]
+    backup_eligible: bool,
+    #[serde(default)]
+    backup_state: bool,
+    #[serde(default)]
+    aaguid: Option<String>,
+    #[serde(default)]
+    attested: bool,
+    #[serde(default)]
+    transports: Vec<String>,
+    #[serde(default)]
+    revoked: bool,
+}
+
+fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| format!("{field}: not base64url: {e}"))
+}
+
+/// Parses a UUID ("cb69481e-8ff7-4039-93ec-0a2729a154a8") or base64url.
+fn aaguid(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() == 36 && s.matches('-').count() == 4 {
+        let hex: String = s.chars().filter(|c| *c != '-').collect();
+        return (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("aaguid: {s:?} is not a UUID"))).collect();
+    }
+    b64("aaguid", s)
+}
+
+impl ImportRecord {
+    fn into_stored(self, now_ms: i64) -> Result<StoredCredential, String> {
+        let r = StoredCredential {
+            credential_id: b64("credential_id", &self.credential_id)?,
+            user_handle: b64("user_handle", &self.user_handle)?,
+            public_key_cose: b64("public_key_cose", &self.public_key_cose)?,
+            aaguid: self.aaguid.as_deref().map(aaguid).transpose()?.unwrap_or_default(),
+            rp_id: self.rp_id,
+            sign_count: self.sign_count,
+            backup_eligible: self.backup_eligible,
+            backup_state: self.backup_state,
+            attested: self.attested,
+            transports: self.transports,
+            revoked: self.revoked,
+            created_at_ms: now_ms,
+            last_used_at_ms: None,
+        };
+        r.validate().map_err(|e| e.to_string())?;
+        Ok(r)
+    }
+}
+
+/// Reads the file's records one at a time, calling `each` with the record's
+/// position ("line N" or "record N").
+fn for_each_record(path: &Path, mut each: impl FnMut(String, ImportRecord) -> Result<(), String>) -> Result<(), String> {
+    let open = || std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()));
+    let mut reader = BufReader::new(open()?);
+    let first = loop {
+        let buf = reader.fill_buf().map_err(|e| e.to_string())?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => break Some(buf[i]),
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    match first {
+        None => Ok(()),
+        Some(b'[') => {
+            // A JSON array: stream its elements without holding the file.
+            let mut de = serde_json::Deserializer::from_reader(BufReader::new(open()?));
+            let mut n = 0usize;
+            struct Visitor<'a, F>(&'a mut F, &'a mut usize);
+            impl<'de, F: FnMut(String, ImportRecord) -> Result<(), String>> serde::de::Visitor<'de> for Visitor<'_, F> {
+                type Value = ();
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an array of credential records")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                    loop {
+                        *self.1 += 1;
+                        let pos = format!("record {}", self.1);
+                        match seq.next_element::<ImportRecord>() {
+                            Ok(Some(r)) => (self.0)(pos.clone(), r).map_err(|e| serde::de::Error::custom(format!("{pos}: {e}")))?,
+                            Ok(None) => return Ok(()),
+                            Err(e) => return Err(serde::de::Error::custom(format!("{pos}: {e}"))),
+                        }
+                    }
+                }
+            }
+            serde::Deserializer::deserialize_seq(&mut de, Visitor(&mut each, &mut n)).map_err(|e| e.to_string())?;
+            de.end().map_err(|e| e.to_string())
+        }
+        Some(_) => {
+            for (i, line) in BufReader::new(open()?).lines().enumerate() {
+                let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let r: ImportRecord = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))?;
+                each(format!("line {}", i + 1), r).map_err(|e| format!("line {}: {e}", i + 1))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Validates the whole file, then writes it in chunks while reading it
+/// again, so memory stays bounded whatever the file's size. Returns the
+/// number of records written.
+pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64) -> Result<usize, String> {
+    let path = path.to_owned();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut count = 0usize;
+        for_each_record(&path, |_, r| {
+            r.into_stored(now_ms)?;
+            count += 1;
+            Ok(())
+        })?;
+        let mut chunk = Vec::with_capacity(CHUNK.min(count));
+        let mut written = 0usize;
+        let mut flush = |chunk: &mut Vec<StoredCredential>| -> Result<(), String> {
+            let c = std::mem::take(chunk);
+            let n = c.len();
+            handle.block_on(store.put_many(c)).map_err(|e| format!("after {written} records: {e}"))?;
+            written += n;
+            Ok(())
+        };
+        for_each_record(&path, |_, r| {
+            chunk.push(r.into_stored(now_ms)?);
+            if chunk.len() == CHUNK {
+                flush(&mut chunk)?;
+            }
+            Ok(())
+        })?;
+        if !chunk.is_empty() {
+            flush(&mut chunk)?;
+        }
+        drop(flush);
+        Ok(written)
+    })
+    .await
+    .map_err(|e| format!("import task failed: {e}"))?
+}

@@ -1,0 +1,13 @@
+//! The assertd server: configuration, the batch verification engine, the
+//! tonic services, telemetry and the CLI's commands.
+//!
+//! What this crate does **not** do: WebAuthn parsing and verification
+//! (`assertd-verify`), policy (`assertd-policy`), storage
+//! (`assertd-store`). It wires them to threads, sockets and signals.
+
+pub mod config;
+pub mod engine;
+pub mod import;
+pub mod server;
+pub mod service;
+pub mod telemetry;

@@ -1,0 +1,136 @@
+//! Wiring: store, cache, pool, engine, gRPC services (with health and
+//! reflection), the metrics listener, and graceful shutdown.
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::service::{CredentialSvc, VerificationSvc};
+use crate::telemetry;
+use assertd_api::v1::credential_service_server::CredentialServiceServer;
+use assertd_api::v1::verification_service_server::VerificationServiceServer;
+use assertd_store::{CredentialStore, KeyCache, SqliteStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] assertd_store::StoreError),
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Startup(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Builds the CPU pool for verification.
+fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, ServeError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("assertd-verify-{i}"))
+        .panic_handler(|_| tracing::error!("a verification task panicked; its batch fails with INTERNAL"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| ServeError::Startup(format!("cannot start the verification pool: {e}")))
+}
+
+/// Runs the service until `shutdown` resolves, then drains.
+pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let metrics = telemetry::install().map_err(ServeError::Startup)?;
+    let store: Arc<dyn CredentialStore> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let cache = KeyCache::new(store, config.cache.into());
+    let engine = Arc::new(Engine::new(config.relying_parties(), cache.clone(), pool(config.pool.threads)?, config.limits));
+
+    let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let metrics_listener = telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
+    let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
+    tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, cache));
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<VerificationServiceServer<VerificationSvc>>().await;
+    health.set_serving::<CredentialServiceServer<CredentialSvc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assertd_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Startup(format!("reflection: {e}")))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assertd_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Startup(format!("reflection: {e}")))?;
+
+    let max = config.limits.max_message_bytes;
+    let verification = VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
+    let credentials = CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
+
+    // The one line tests and scripts read: where we listen.
+    println!("assertd listening grpc={grpc_addr} metrics={metrics_addr}");
+    tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), relying_parties = config.relying_parties.len(), "assertd started");
+
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let health_for_shutdown = health.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: refusing new connections, draining in-flight requests");
+        health_for_shutdown.set_not_serving::<VerificationServiceServer<VerificationSvc>>().await;
+        health_for_shutdown.set_not_serving::<CredentialServiceServer<CredentialSvc>>().await;
+        let _ = drain_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(verification)
+        .add_service(credentials)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal);
+    tokio::pin!(server);
+    // Drain for at most `grace` after the signal.
+    tokio::select! {
+        r = &mut server => r?,
+        () = async { let _ = drain_rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("drain grace period over; exiting with requests still in flight");
+        }
+    }
+    tracing::info!("assertd stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,159 @@
+//! Metrics (Prometheus, through the `metrics` crate) and logging setup.
+//!
+//! Every metric is described here and documented in README.md. Label values
+//! are low-cardinality: decisions, reason codes, algorithms, RPC names,
+//! operations. Never ids or addresses.
+
+use assertd_policy::Verdict;
+use bytes::Bytes;
+use http_body_util::Full;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Assertions answered, by decision.
+pub const ASSERTIONS: &str = "assertd_assertions_total";
+/// Reasons reported in verdicts, by code.
+pub const REASONS: &str = "assertd_verdict_reasons_total";
+/// Assertions per request.
+pub const BATCH_SIZE: &str = "assertd_batch_size";
+/// RPC latency, by rpc and gRPC status code.
+pub const RPC_DURATION: &str = "assertd_rpc_duration_seconds";
+/// Per-assertion verification time on the pool, by algorithm.
+pub const VERIFY_DURATION: &str = "assertd_verify_duration_seconds";
+/// Key cache lookups, by result (hit / miss).
+pub const CACHE_LOOKUPS: &str = "assertd_cache_lookups_total";
+/// Entries in the key cache.
+pub const CACHE_ENTRIES: &str = "assertd_cache_entries";
+/// Store call latency, by operation.
+pub const STORE_DURATION: &str = "assertd_store_duration_seconds";
+/// Failed store calls, by operation.
+pub const STORE_ERRORS: &str = "assertd_store_errors_total";
+/// RPCs in progress.
+pub const IN_FLIGHT: &str = "assertd_rpcs_in_flight";
+
+/// Installs the Prometheus recorder and describes every metric.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let seconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]))
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe_counter!(ASSERTIONS, "Assertions answered, by decision (allow, step_up, deny).");
+    describe_counter!(REASONS, "Reasons reported in verdicts, by reason code.");
+    describe_histogram!(BATCH_SIZE, "Assertions per request message.");
+    describe_histogram!(RPC_DURATION, Unit::Seconds, "RPC latency, by rpc and gRPC status code.");
+    describe_histogram!(VERIFY_DURATION, Unit::Seconds, "Verification time of one assertion on the CPU pool, by algorithm.");
+    describe_counter!(CACHE_LOOKUPS, "Key cache lookups, by result (hit, miss).");
+    describe_gauge!(CACHE_ENTRIES, "Credentials in the key cache (found and not-found entries).");
+    describe_histogram!(STORE_DURATION, Unit::Seconds, "Credential store call latency, by operation.");
+    describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
+    describe_gauge!(IN_FLIGHT, "RPCs in progress.");
+    Ok(handle)
+}
+
+/// Counts one verdict.
+pub fn verdict(v: &Verdict) {
+    counter!(ASSERTIONS, "decision" => v.decision.as_str()).increment(1);
+    for r in &v.reasons {
+        counter!(REASONS, "code" => r.code.as_str()).increment(1);
+    }
+}
+
+/// Records a batch's size.
+pub fn batch_size(n: usize) {
+    histogram!(BATCH_SIZE).record(n as f64);
+}
+
+/// Counts a cache lookup.
+pub fn cache_lookup(hit: bool) {
+    counter!(CACHE_LOOKUPS, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+/// Sets the cache size gauge.
+pub fn cache_entries(n: u64) {
+    gauge!(CACHE_ENTRIES).set(n as f64);
+}
+
+/// Records one verification.
+pub fn verify_duration(alg: &'static str, d: Duration) {
+    histogram!(VERIFY_DURATION, "algorithm" => alg).record(d.as_secs_f64());
+}
+
+/// Records a store call.
+pub fn store_duration(op: &'static str, d: Duration) {
+    histogram!(STORE_DURATION, "operation" => op).record(d.as_secs_f64());
+}
+
+/// Counts a failed store call.
+pub fn store_error(op: &'static str) {
+    counter!(STORE_ERRORS, "operation" => op).increment(1);
+}
+
+/// Records a finished RPC.
+pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
+    histogram!(RPC_DURATION, "rpc" => rpc, "code" => format!("{code:?}")).record(d.as_secs_f64());
+}
+
+/// Tracks one RPC in flight while alive.
+pub struct InFlight;
+
+impl InFlight {
+    /// Marks an RPC started.
+    pub fn start() -> Self {
+        gauge!(IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Serves `GET /metrics` (and `/`) on an already bound listener until the
+/// process ends.
+pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cache: assertd_store::KeyCache) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let handle = handle.clone();
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                cache_entries(cache.entry_count());
+                let resp = match req.uri().path() {
+                    "/metrics" | "/" => hyper::Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(Full::new(Bytes::from(handle.render()))),
+                    _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n"))),
+                };
+                async move { resp }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// Binds the metrics listener.
+pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Sets up logging to stderr: `ASSERTD_LOG` (or `RUST_LOG`) filters,
+/// `ASSERTD_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ASSERTD_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if std::env::var("ASSERTD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,150 @@
+//! Test harness: runs the real `assertd` binary on loopback ports with a temp
+//! data directory and a generated config, and gives tonic clients for it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use assertd_api::v1 as pb;
+use assertd_testkit::{AssertionParts, SoftAuthenticator};
+use pb::credential_service_client::CredentialServiceClient;
+use pb::verification_service_client::VerificationServiceClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+pub const RP: &str = "login.example.com";
+pub const ORIGIN: &str = "https://login.example.com";
+/// An RP that requires user verification.
+pub const RP_UV: &str = "admin.example.com";
+pub const ORIGIN_UV: &str = "https://admin.example.com";
+
+pub fn default_config() -> String {
+    format!(
+        r#"
+[[relying_parties]]
+id = "{RP}"
+origins = ["{ORIGIN}"]
+
+[[relying_parties]]
+id = "{RP_UV}"
+origins = ["{ORIGIN_UV}"]
+user_verification = "required"
+
+[[relying_parties]]
+id = "localhost"
+origins = ["https://localhost"]
+allow_legacy_algorithms = true
+"#
+    )
+}
+
+/// A running assertd process.
+pub struct Server {
+    pub child: Child,
+    pub grpc: String,
+    pub metrics: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts assertd with `config` in a fresh temp directory.
+    pub fn start(config: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in(&dir, config);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts assertd with `config` using `dir` for config and data.
+    pub fn start_in(dir: &Path, config: &str) -> Self {
+        let cfg = dir.join("assertd.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("ASSERTD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {line:?}")).to_owned();
+        Self { grpc: field("grpc="), metrics: field("metrics="), child, dir: dir.to_owned(), _tmp: None }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect_timeout(Duration::from_secs(5)).connect().await.unwrap()
+    }
+
+    pub async fn verifier(&self) -> VerificationServiceClient<Channel> {
+        VerificationServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
+
+    pub async fn credentials(&self) -> CredentialServiceClient<Channel> {
+        CredentialServiceClient::new(self.channel().await)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// Fetches /metrics.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A credential record for a software authenticator.
+pub fn record(rp: &str, a: &SoftAuthenticator, user: &[u8], backup_eligible: bool) -> pb::CredentialRecord {
+    pb::CredentialRecord {
+        rp_id: rp.into(),
+        credential_id: a.credential_id.clone(),
+        user_handle: user.to_vec(),
+        public_key_cose: a.public_key_cose.clone(),
+        backup_eligible,
+        aaguid: vec![0xaa; 16],
+        transports: vec!["internal".into()],
+        ..Default::default()
+    }
+}
+
+pub async fn put(server: &Server, rec: pb::CredentialRecord) {
+    server.credentials().await.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap();
+}
+
+/// An Assertion message from parts.
+pub fn assertion(id: &str, rp: &str, cred: &[u8], challenge: &[u8], p: AssertionParts) -> pb::Assertion {
+    pb::Assertion {
+        request_id: id.into(),
+        rp_id: rp.into(),
+        credential_id: cred.to_vec(),
+        client_data_json: p.client_data_json,
+        authenticator_data: p.authenticator_data,
+        signature: p.signature,
+        expected_challenge: challenge.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn codes(v: &pb::Verdict) -> Vec<pb::ReasonCode> {
+    v.reasons.iter().map(|r| r.code()).collect()
+}

@@ -1,0 +1,273 @@
+//! End to end through the real binary and a real tonic client on loopback.
+
+mod common;
+
+use assertd_api::v1 as pb;
+use assertd_testkit::{Alg, SoftAuthenticator};
+use common::*;
+use pb::{Decision, ReasonCode};
+
+const UV: u8 = 0x04;
+const BE_BS: u8 = 0x18;
+
+/// What a test expects for one assertion.
+struct Expect {
+    decision: Decision,
+    codes: Vec<ReasonCode>,
+}
+
+fn expect(decision: Decision, codes: &[ReasonCode]) -> Expect {
+    Expect { decision, codes: codes.to_vec() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_batch_of_every_algorithm() {
+    let server = Server::start(&default_config());
+    let challenge = b"sixteen byte challenge!";
+    let mut batch = Vec::new();
+    let mut want = Vec::new();
+    for (i, alg) in Alg::ALL.iter().cycle().take(10).enumerate() {
+        let a = SoftAuthenticator::new(*alg);
+        let synced = i % 2 == 1;
+        put(&server, record(RP, &a, b"user", synced)).await;
+        let flags = UV | if synced { BE_BS } else { 0 };
+        let synced_codes: &[ReasonCode] = if synced { &[ReasonCode::SyncedPasskey] } else { &[] };
+        let mut push = |parts, challenge: &[u8], e: Expect| {
+            batch.push(assertion(&format!("{i}-{}", batch.len()), RP, &a.credential_id, challenge, parts));
+            want.push(e);
+        };
+        // Valid, then valid again with a higher count (same batch, in order).
+        push(a.assert(RP, ORIGIN, challenge, flags, 1), challenge, expect(Decision::Allow, synced_codes));
+        push(a.assert(RP, ORIGIN, challenge, flags, 2), challenge, expect(Decision::Allow, synced_codes));
+        // Replay of count 2 inside the batch.
+        push(a.assert(RP, ORIGIN, challenge, flags, 2), challenge, expect(Decision::Deny, &[&[ReasonCode::SignCountRegression][..], synced_codes].concat()));
+        // Tampered signature.
+        let mut p = a.assert(RP, ORIGIN, challenge, flags, 3);
+        let n = p.signature.len() - 1;
+        p.signature[n] ^= 1;
+        push(p, challenge, expect(Decision::Deny, &[&[ReasonCode::SignatureInvalid][..], synced_codes].concat()));
+        // Wrong challenge.
+        push(a.assert(RP, ORIGIN, b"another challenge", flags, 4), challenge, expect(Decision::Deny, &[&[ReasonCode::ChallengeMismatch][..], synced_codes].concat()));
+        // Wrong origin.
+        push(a.assert(RP, "https://evil.example", challenge, flags, 5), challenge, expect(Decision::Deny, &[&[ReasonCode::OriginNotAllowed][..], synced_codes].concat()));
+        // Signed for another RP ID.
+        push(a.assert("evil.example", ORIGIN, challenge, flags, 6), challenge, expect(Decision::Deny, &[&[ReasonCode::RpIdMismatch][..], synced_codes].concat()));
+        // UV missing: allowed with a signal where preferred.
+        let (d, c): (Decision, Vec<ReasonCode>) = (Decision::Allow, [&[ReasonCode::UserNotVerified][..], synced_codes].concat());
+        push(a.assert(RP, ORIGIN, challenge, if synced { BE_BS } else { 0 }, 7), challenge, Expect { decision: d, codes: c });
+        // UP missing.
+        let mut p = a.assert(RP, ORIGIN, challenge, flags, 8);
+        p.authenticator_data[32] &= !0x01;
+        p.signature = a.sign(&p.authenticator_data, &p.client_data_json);
+        push(p, challenge, expect(Decision::Deny, &[&[ReasonCode::UserNotPresent][..], synced_codes].concat()));
+        // BE changed since registration.
+        push(
+            a.assert(RP, ORIGIN, challenge, UV | if synced { 0 } else { 0x08 }, 9),
+            challenge,
+            expect(Decision::Deny, if synced { &[ReasonCode::BackupEligibilityChanged] } else { &[ReasonCode::BackupEligibilityChanged] }),
+        );
+        // Unknown credential.
+        batch.push(assertion(&format!("unknown-{i}"), RP, b"no such credential", challenge, a.assert(RP, ORIGIN, challenge, flags, 10)));
+        want.push(expect(Decision::Deny, &[ReasonCode::CredentialNotFound]));
+    }
+    // Unknown RP.
+    let a = SoftAuthenticator::new(Alg::Es256);
+    batch.push(assertion("rp-unknown", "unknown.example", &a.credential_id, challenge, a.assert("unknown.example", ORIGIN, challenge, UV, 1)));
+    want.push(expect(Decision::Deny, &[ReasonCode::RpUnknown]));
+    assert!(batch.len() >= 100);
+
+    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() }).await.unwrap().into_inner();
+    assert_eq!(resp.verdicts.len(), batch.len());
+    for ((v, a), w) in resp.verdicts.iter().zip(&batch).zip(&want) {
+        assert_eq!(v.request_id, a.request_id, "order kept");
+        assert_eq!((v.decision(), codes(v)), (w.decision, w.codes.clone()), "{}: {:?}", a.request_id, v.reasons);
+        if v.decision() == Decision::Deny {
+            assert_eq!(v.risk_score, 100);
+        }
+        assert!(!v.retryable);
+    }
+    // Authenticator facts are reported for parsed assertions.
+    let first = &resp.verdicts[0];
+    let info = first.authenticator.as_ref().unwrap();
+    assert_eq!((info.sign_count, info.user_verified, info.kind()), (1, true, pb::CredentialKind::DeviceBound));
+    assert_eq!(info.aaguid, vec![0xaa; 16]);
+    assert_eq!(info.user_handle, b"user".to_vec());
+    let synced = resp.verdicts.iter().find(|v| v.request_id.starts_with("1-")).unwrap();
+    assert_eq!(synced.authenticator.as_ref().unwrap().kind(), pb::CredentialKind::Synced);
+
+    // The counters were stored: the same batch again is all replays.
+    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..3].to_vec() }).await.unwrap().into_inner();
+    assert!(resp.verdicts.iter().all(|v| codes(v).contains(&ReasonCode::SignCountRegression)), "{:?}", resp.verdicts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uv_required_rp_and_revocation_and_legacy() {
+    let server = Server::start(&default_config());
+    let a = SoftAuthenticator::new(Alg::EdDsa);
+    put(&server, record(RP_UV, &a, b"admin", false)).await;
+    let mut v = server.verifier().await;
+    let send = |assertions| pb::VerifyAssertionsRequest { assertions };
+    let r = v.verify_assertions(send(vec![assertion("no-uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", 0, 1))])).await.unwrap().into_inner();
+    assert_eq!((r.verdicts[0].decision(), codes(&r.verdicts[0])), (Decision::Deny, vec![ReasonCode::UserNotVerified]));
+    let r = v.verify_assertions(send(vec![assertion("uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 2))])).await.unwrap().into_inner();
+    assert_eq!(r.verdicts[0].decision(), Decision::Allow);
+
+    // A user handle that is not the credential's.
+    let mut bad_user = assertion("user", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 3));
+    bad_user.user_handle = b"someone else".to_vec();
+    let r = v.verify_assertions(send(vec![bad_user])).await.unwrap().into_inner();
+    assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::UserHandleMismatch]);
+
+    // Revocation takes effect at once, though the key was cached.
+    let mut creds = server.credentials().await;
+    let revoked = creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() }).await.unwrap().into_inner();
+    assert!(revoked.credential.unwrap().revoked);
+    let r = v.verify_assertions(send(vec![assertion("revoked", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 4))])).await.unwrap().into_inner();
+    assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::CredentialRevoked]);
+
+    // RS1 (the derived Yubico vector) verifies only on the RP that allows
+    // legacy algorithms.
+    let vec = assertd_testkit::vectors::derived_assertions().into_iter().find(|v| v.id == "derived-rs1-yubico-key").unwrap();
+    let b = assertd_testkit::vectors::AssertionVector::bytes;
+    let rec = pb::CredentialRecord {
+        rp_id: "localhost".into(),
+        credential_id: b(&vec.credential_id_b64url),
+        public_key_cose: b(&vec.public_key_cose_b64url),
+        ..Default::default()
+    };
+    creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap();
+    let item = pb::Assertion {
+        request_id: "rs1".into(),
+        rp_id: "localhost".into(),
+        credential_id: b(&vec.credential_id_b64url),
+        client_data_json: b(&vec.client_data_json_b64url),
+        authenticator_data: b(&vec.authenticator_data_b64url),
+        signature: b(&vec.signature_b64url),
+        expected_challenge: vec.expected_challenge(),
+        ..Default::default()
+    };
+    let r = v.verify_assertions(send(vec![item])).await.unwrap().into_inner();
+    assert_eq!(r.verdicts[0].decision(), Decision::Allow, "{:?}", r.verdicts[0]);
+
+    // Get and list.
+    let got = creds.get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() }).await.unwrap().into_inner().credential.unwrap();
+    assert_eq!((got.sign_count, got.revoked), (2, true));
+    assert!(got.created_at.is_some() && got.last_used_at.is_some());
+    let list = creds.list_credentials(pb::ListCredentialsRequest { rp_id: RP_UV.into(), user_handle: b"admin".to_vec() }).await.unwrap().into_inner();
+    assert_eq!(list.credentials.len(), 1);
+    let missing = creds.get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let missing = creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_credential_rejects_bad_keys_by_name() {
+    let server = Server::start(&default_config());
+    let mut creds = server.credentials().await;
+    let a = SoftAuthenticator::new(Alg::Es256);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0xa3, 0x01, 0x02, 0x03, 0x38, 0x23, 0x20, 0x03], "unsupported COSE algorithm -36 (ES512)"),
+        (vec![0xff, 0x00], "malformed COSE key"),
+        (vec![], "malformed COSE key"),
+    ];
+    for (key, msg) in cases {
+        let mut rec = record(RP, &a, b"u", false);
+        rec.public_key_cose = key;
+        let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains(msg), "{}", e.message());
+    }
+    let e = creds.put_credential(pb::PutCredentialRequest { credential: None }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let mut rec = record(RP, &a, b"u", false);
+    rec.aaguid = vec![1, 2, 3];
+    let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap_err();
+    assert!(e.message().contains("aaguid"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_answers_each_message_in_order() {
+    let server = Server::start(&default_config());
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    // Ten messages; counts rise across messages, message 7 replays message 6.
+    let mut msgs = Vec::new();
+    for m in 0..10u32 {
+        let count = if m == 7 { 6 * 3 + 2 } else { m * 3 + 2 };
+        let items: Vec<_> = (0..3u32)
+            .map(|k| {
+                let c = if m == 7 { count } else { count - 2 + k };
+                assertion(&format!("{m}-{k}"), RP, &a.credential_id, b"chal", a.assert(RP, ORIGIN, b"chal", UV, c))
+            })
+            .collect();
+        msgs.push(pb::VerifyAssertionsStreamRequest { assertions: items });
+    }
+    let mut out = server.verifier().await.verify_assertions_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let mut m = 0;
+    while let Some(resp) = out.message().await.unwrap() {
+        assert_eq!(resp.verdicts.len(), 3);
+        for (k, v) in resp.verdicts.iter().enumerate() {
+            assert_eq!(v.request_id, format!("{m}-{k}"));
+            let want = if m == 7 { Decision::Deny } else { Decision::Allow };
+            assert_eq!(v.decision(), want, "{m}-{k}: {:?}", v.reasons);
+        }
+        m += 1;
+    }
+    assert_eq!(m, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_survive_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = SoftAuthenticator::new(Alg::Ps256);
+    let item = |n| assertion("r", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
+    {
+        let mut server = Server::start_in(tmp.path(), &default_config());
+        put(&server, record(RP, &a, b"u", false)).await;
+        let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41)] }).await.unwrap().into_inner();
+        assert_eq!(r.verdicts[0].decision(), Decision::Allow);
+        assert!(server.terminate().success(), "SIGTERM exits 0");
+    }
+    let server = Server::start_in(tmp.path(), &default_config());
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41), item(42)] }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::SignCountRegression]);
+    assert_eq!(r.verdicts[1].decision(), Decision::Allow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reflection_and_metrics() {
+    let server = Server::start(&default_config());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    for svc in ["assertd.v1.VerificationService", "assertd.v1.CredentialService"] {
+        let r = health.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
+        assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
+    }
+    use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse, ServerReflectionRequest};
+    let mut refl = ServerReflectionClient::new(server.channel().await);
+    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut resp = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message().await.unwrap().unwrap().message_response else { panic!("no service list") };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"assertd.v1.VerificationService".to_string()) && names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+
+    // Metrics move by the batch's numbers.
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let items = vec![
+        assertion("1", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 1)),
+        assertion("2", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 1)),
+        assertion("3", RP, b"missing", b"c", a.assert(RP, ORIGIN, b"c", UV, 1)),
+    ];
+    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap();
+    let text = server.scrape();
+    for line in [
+        "assertd_assertions_total{decision=\"allow\"} 1",
+        "assertd_assertions_total{decision=\"deny\"} 2",
+        "assertd_verdict_reasons_total{code=\"SIGN_COUNT_REGRESSION\"} 1",
+        "assertd_verdict_reasons_total{code=\"CREDENTIAL_NOT_FOUND\"} 1",
+        "assertd_batch_size_count 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}
