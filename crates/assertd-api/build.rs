@@ -5,19 +5,16 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = [
-        "assertd/v1/types.proto",
-        "assertd/v1/verification.proto",
-        "assertd/v1/credentials.proto",
-    ]
-    .map(|f| root.join(f));
+    let files = ["assertd/v1/types.proto", "assertd/v1/verification.proto", "assertd/v1/credentials.proto"].map(|f| root.join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("assertd_descriptor.bin"))
-        .compile_with_config(config, &files, &[root])?;
+    tonic_prost_build::configure().file_descriptor_set_path(out.join("assertd_descriptor.bin")).compile_with_config(
+        config,
+        &files,
+        &[root],
+    )?;
     Ok(())
 }

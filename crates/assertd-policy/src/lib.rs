@@ -95,7 +95,10 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
 
     // DESIGN.md step 4: legacy algorithms only where the profile allows them.
     if v.algorithm.is_legacy() && !profile.allow_legacy_algorithms {
-        hard.push(Finding::new(ReasonCode::UnsupportedAlgorithm, format!("legacy algorithm {} is not allowed by the profile", v.algorithm.name())));
+        hard.push(Finding::new(
+            ReasonCode::UnsupportedAlgorithm,
+            format!("legacy algorithm {} is not allowed by the profile", v.algorithm.name()),
+        ));
     }
 
     // §7.2: crossOrigin / topOrigin are acceptable only where the RP expects
@@ -103,7 +106,9 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     if let Some(top) = &v.cross_origin {
         let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
         match (allowed, top) {
-            (true, Some(t)) => signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
+            (true, Some(t)) => {
+                signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}"))
+            }
             (true, None) => signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, "cross-origin ceremony".into()),
             (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {t:?} is not allowed"))),
             (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
@@ -115,8 +120,12 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         // verify that the UV bit of the flags in authData is set."
         if !a.flags.user_verified() {
             match profile.user_verification {
-                UserVerification::Required => hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set")),
-                UserVerification::Preferred => signal(profile.weights.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into()),
+                UserVerification::Required => {
+                    hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set"))
+                }
+                UserVerification::Preferred => {
+                    signal(profile.weights.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into())
+                }
                 UserVerification::Discouraged => {}
             }
         }

@@ -2,7 +2,12 @@ use super::*;
 use assertd_verify::{Algorithm, AuthenticatorFacts, Flags};
 
 fn verification(flags: u8) -> Verification {
-    Verification { failures: vec![], authenticator: Some(AuthenticatorFacts { flags: Flags(flags), sign_count: 1 }), cross_origin: None, algorithm: Algorithm::Es256 }
+    Verification {
+        failures: vec![],
+        authenticator: Some(AuthenticatorFacts { flags: Flags(flags), sign_count: 1 }),
+        cross_origin: None,
+        algorithm: Algorithm::Es256,
+    }
 }
 
 const UP: u8 = 0x01;
@@ -62,7 +67,11 @@ fn counter_regression_denies_or_steps_up() {
     let v = evaluate(&p, &verification(UP | UV), &cred, reg);
     assert_eq!((v.decision, codes(&v)), (Decision::StepUp, vec![ReasonCode::SignCountRegression]));
     // Even with a zero weight, a regression never allows.
-    let p = Profile { sign_count_regression: RegressionAction::StepUp, weights: Weights { sign_count_regression: 0, ..Weights::default() }, ..Profile::default() };
+    let p = Profile {
+        sign_count_regression: RegressionAction::StepUp,
+        weights: Weights { sign_count_regression: 0, ..Weights::default() },
+        ..Profile::default()
+    };
     assert_eq!(evaluate(&p, &verification(UP | UV), &cred, reg).decision, Decision::StepUp);
 }
 
@@ -97,7 +106,12 @@ fn legacy_algorithm_needs_the_profile() {
 #[test]
 fn thresholds_step_up_and_deny() {
     let cred = CredentialFacts { backup_eligible: true };
-    let p = Profile { step_up_at: 30, deny_at: 40, weights: Weights { synced_passkey: 15, user_not_verified: 20, ..Weights::default() }, ..Profile::default() };
+    let p = Profile {
+        step_up_at: 30,
+        deny_at: 40,
+        weights: Weights { synced_passkey: 15, user_not_verified: 20, ..Weights::default() },
+        ..Profile::default()
+    };
     let r = evaluate(&p, &verification(UP | UV | BE), &cred, CounterCheck::Ok);
     assert_eq!((r.decision, r.risk_score), (Decision::Allow, 15));
     let r = evaluate(&p, &verification(UP | BE), &cred, CounterCheck::Ok);
@@ -113,7 +127,10 @@ fn hard_failures_deny_and_come_first() {
     v.failures = vec![Finding::new(ReasonCode::ChallengeMismatch, "c"), Finding::new(ReasonCode::SignatureInvalid, "s")];
     let r = evaluate(&Profile::default(), &v, &CredentialFacts { backup_eligible: true }, CounterCheck::NotChecked);
     assert_eq!(r.decision, Decision::Deny);
-    assert_eq!(codes(&r), vec![ReasonCode::SignatureInvalid, ReasonCode::ChallengeMismatch, ReasonCode::UserNotVerified, ReasonCode::SyncedPasskey]);
+    assert_eq!(
+        codes(&r),
+        vec![ReasonCode::SignatureInvalid, ReasonCode::ChallengeMismatch, ReasonCode::UserNotVerified, ReasonCode::SyncedPasskey]
+    );
     assert_eq!(r.failure_codes().collect::<Vec<_>>(), vec![ReasonCode::SignatureInvalid, ReasonCode::ChallengeMismatch]);
     assert!(!r.retryable);
 }
@@ -136,7 +153,12 @@ mod properties {
             sign_count_regression: if reg { RegressionAction::StepUp } else { RegressionAction::Deny },
             user_verification: if uv { UserVerification::Preferred } else { UserVerification::Discouraged },
             allow_cross_origin: true,
-            weights: Weights { synced_passkey: w[0].into(), user_not_verified: w[1].into(), cross_origin: w[2].into(), sign_count_regression: w[3].into() },
+            weights: Weights {
+                synced_passkey: w[0].into(),
+                user_not_verified: w[1].into(),
+                cross_origin: w[2].into(),
+                sign_count_regression: w[3].into(),
+            },
             ..Profile::default()
         })
     }

@@ -3,6 +3,8 @@
 //! its `expect` names, and each valid one, tampered, must fail for the right
 //! reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use assertd_policy::{CounterCheck, CredentialFacts, Decision, Profile, ReasonCode, UserVerification, Verdict, evaluate};
 use assertd_testkit::vectors::{self, AssertionVector};
 use assertd_verify::{AssertionInput, CredentialInput, KeyError, PublicKey, RelyingParty, sign_count_advances, verify};
@@ -157,7 +159,12 @@ fn tampered_valid_vectors_fail_with_the_right_reason() {
         let mut c = base.clone();
         c.ad[0] ^= 0x01;
         let r = run(&c);
-        assert!(r.reasons.iter().any(|f| f.code == ReasonCode::RpIdMismatch) && r.reasons.iter().any(|f| f.code == ReasonCode::SignatureInvalid), "{}: {r:?}", v.id);
+        assert!(
+            r.reasons.iter().any(|f| f.code == ReasonCode::RpIdMismatch)
+                && r.reasons.iter().any(|f| f.code == ReasonCode::SignatureInvalid),
+            "{}: {r:?}",
+            v.id
+        );
 
         let mut c = base.clone();
         c.cdj.push(b' ');
@@ -172,7 +179,12 @@ fn tampered_valid_vectors_fail_with_the_right_reason() {
         only(&c, ReasonCode::ChallengeMismatch, &v.id, "wrong challenge");
 
         let mut c = base.clone();
-        c.rp = RelyingParty::new("evil.example", vec![v.expected_origin.clone()], v.allow_subdomain_origin.unwrap_or(false), v.appid.as_deref());
+        c.rp = RelyingParty::new(
+            "evil.example",
+            vec![v.expected_origin.clone()],
+            v.allow_subdomain_origin.unwrap_or(false),
+            v.appid.as_deref(),
+        );
         c.appid_used = false;
         only(&c, ReasonCode::RpIdMismatch, &v.id, "wrong rp id");
     }

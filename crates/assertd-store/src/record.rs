@@ -80,7 +80,9 @@ impl StoredCredential {
         if self.backup_state && !self.backup_eligible {
             return Err(field("backup_state", "cannot be set without backup_eligible"));
         }
-        if self.transports.len() > 16 || self.transports.iter().any(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')) {
+        if self.transports.len() > 16
+            || self.transports.iter().any(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        {
             return Err(field("transports", "at most 16 names of lower-case letters and '-'"));
         }
         if self.public_key_cose.len() > MAX_PUBLIC_KEY_LEN {

@@ -88,7 +88,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the connection on the blocking pool: SQLite calls block.
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || f(&mut conn.lock())).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
     }
@@ -181,7 +184,9 @@ impl CredentialStore for SqliteStore {
         let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
         self.with(move |c| {
             let mut s = c
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND user_handle = ?2 ORDER BY created_at_ms, credential_id"))
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND user_handle = ?2 ORDER BY created_at_ms, credential_id"
+                ))
                 .map_err(unavailable)?;
             let rows = s.query_map(params![rp_id, user_handle], from_row).map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)

@@ -1,6 +1,8 @@
 //! The store conformance suite: every backend must pass it. (SQLite here;
 //! later backends run the same functions.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use assertd_store::{CacheConfig, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, SqliteStore, StoredCredential};
 use assertd_testkit::{Alg, SoftAuthenticator};
 use std::sync::Arc;
@@ -32,7 +34,10 @@ fn upd(rp: &str, id: &[u8], received: u32) -> CounterUpdate {
 async fn put_get_list_revoke(s: &dyn CredentialStore) {
     assert_eq!(s.get("rp", b"a").await.unwrap(), None);
     let a = record("rp", b"a", b"u1", 5);
-    let stored = s.put_many(vec![a.clone(), record("rp", b"b", b"u1", 0), record("rp", b"c", b"u2", 0), record("other", b"a", b"u1", 0)]).await.unwrap();
+    let stored = s
+        .put_many(vec![a.clone(), record("rp", b"b", b"u1", 0), record("rp", b"c", b"u2", 0), record("other", b"a", b"u1", 0)])
+        .await
+        .unwrap();
     assert_eq!(stored[0], a);
     assert_eq!(s.get("rp", b"a").await.unwrap(), Some(a.clone()));
     let ids: Vec<_> = s.list_by_user("rp", b"u1").await.unwrap().into_iter().map(|r| r.credential_id).collect();
@@ -55,7 +60,17 @@ async fn put_get_list_revoke(s: &dyn CredentialStore) {
 async fn counters_in_batch_order(s: &dyn CredentialStore) {
     s.put_many(vec![record("rp", b"k", b"u", 10), record("rp", b"z", b"u", 0)]).await.unwrap();
     let r = s
-        .advance_sign_counts(vec![upd("rp", b"k", 11), upd("rp", b"k", 11), upd("rp", b"k", 12), upd("rp", b"z", 0), upd("rp", b"z", 0), upd("rp", b"nope", 1)], 99)
+        .advance_sign_counts(
+            vec![
+                upd("rp", b"k", 11),
+                upd("rp", b"k", 11),
+                upd("rp", b"k", 12),
+                upd("rp", b"z", 0),
+                upd("rp", b"z", 0),
+                upd("rp", b"nope", 1),
+            ],
+            99,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -142,7 +157,10 @@ async fn cache_coalesces_caches_negatives_and_invalidates() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Counting { inner: SqliteStore::open(dir.path()).unwrap(), reads: AtomicUsize::new(0), down: false.into() });
     store.put_many(vec![record("rp", b"a", b"u", 0)]).await.unwrap();
-    let cache = KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(60), negative_ttl: Duration::from_millis(300) });
+    let cache = KeyCache::new(
+        store.clone(),
+        CacheConfig { max_entries: 100, ttl: Duration::from_secs(60), negative_ttl: Duration::from_millis(300) },
+    );
 
     // 50 concurrent misses for one key: one store read.
     let handles: Vec<_> = (0..50)

@@ -84,7 +84,8 @@ impl SoftAuthenticator {
         let rng = SystemRandom::new();
         let key = match alg {
             Alg::Es256 | Alg::Es384 => {
-                let a = if alg == Alg::Es256 { &signature::ECDSA_P256_SHA256_ASN1_SIGNING } else { &signature::ECDSA_P384_SHA384_ASN1_SIGNING };
+                let a =
+                    if alg == Alg::Es256 { &signature::ECDSA_P256_SHA256_ASN1_SIGNING } else { &signature::ECDSA_P384_SHA384_ASN1_SIGNING };
                 let pk8 = EcdsaKeyPair::generate_pkcs8(a, &rng).unwrap();
                 Key::Ecdsa(EcdsaKeyPair::from_pkcs8(a, pk8.as_ref(), &rng).unwrap())
             }
@@ -119,7 +120,8 @@ impl SoftAuthenticator {
 
     /// clientDataJSON for a get ceremony.
     pub fn client_data_json(challenge: &[u8], origin: &str) -> Vec<u8> {
-        format!(r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":false}}"#, crate::b64url(challenge), origin).into_bytes()
+        format!(r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":false}}"#, crate::b64url(challenge), origin)
+            .into_bytes()
     }
 
     /// Signs `authenticator_data || SHA-256(client_data_json)`.

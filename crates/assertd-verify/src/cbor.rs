@@ -122,9 +122,7 @@ impl<'a> Reader<'a> {
     pub fn int(&mut self) -> Result<i64, CborError> {
         match self.header()? {
             (Major::Unsigned, v) => i64::try_from(v).map_err(|_| CborError::Unsupported("integer out of range")),
-            (Major::Negative, v) => i64::try_from(v)
-                .map(|v| -1 - v)
-                .map_err(|_| CborError::Unsupported("integer out of range")),
+            (Major::Negative, v) => i64::try_from(v).map(|v| -1 - v).map_err(|_| CborError::Unsupported("integer out of range")),
             _ => Err(CborError::UnexpectedType("integer")),
         }
     }

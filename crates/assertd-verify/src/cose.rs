@@ -104,7 +104,10 @@ enum Material {
     /// Uncompressed SEC1 point: 0x04 || x || y.
     Ec(Vec<u8>),
     Ed25519([u8; 32]),
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
 /// A credential public key, parsed and checked, ready for `ring`.
@@ -180,7 +183,8 @@ fn read_fields<'a>(r: &mut Reader<'a>) -> Result<Fields<'a>, KeyError> {
             Y => {
                 // EC2 y may be a bool (compressed point sign); we only take
                 // uncompressed points.
-                let b = r.bytes().map_err(|_| KeyError::Malformed("y must be a byte string (compressed points are not supported)".into()))?;
+                let b =
+                    r.bytes().map_err(|_| KeyError::Malformed("y must be a byte string (compressed points are not supported)".into()))?;
                 set(&mut f.y, b, label)?;
             }
             _ => {

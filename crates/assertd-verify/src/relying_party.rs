@@ -43,11 +43,7 @@ impl RelyingParty {
     pub fn new(id: impl Into<String>, origins: Vec<String>, allow_subdomains: bool, appid: Option<&str>) -> Self {
         let id = id.into();
         let subdomain_bases = if allow_subdomains {
-            origins
-                .iter()
-                .filter_map(|o| split_origin(o))
-                .map(|(s, h, p)| (s.to_owned(), h.to_owned(), p.to_owned()))
-                .collect()
+            origins.iter().filter_map(|o| split_origin(o)).map(|(s, h, p)| (s.to_owned(), h.to_owned(), p.to_owned())).collect()
         } else {
             Vec::new()
         };

@@ -147,7 +147,11 @@ impl Default for CacheSection {
 
 impl From<CacheSection> for CacheConfig {
     fn from(c: CacheSection) -> Self {
-        Self { max_entries: c.max_entries, ttl: Duration::from_secs(c.ttl_seconds), negative_ttl: Duration::from_secs(c.negative_ttl_seconds) }
+        Self {
+            max_entries: c.max_entries,
+            ttl: Duration::from_secs(c.ttl_seconds),
+            negative_ttl: Duration::from_secs(c.negative_ttl_seconds),
+        }
     }
 }
 
@@ -263,7 +267,10 @@ impl Config {
             for o in &rp.origins {
                 let web = o.starts_with("https://") || o.starts_with("http://");
                 if !(web || o.starts_with("android:apk-key-hash:")) || o.ends_with('/') {
-                    return Err((key("origins"), format!("{o:?} is not an origin (\"https://host[:port]\" without a path, or \"android:apk-key-hash:...\")")));
+                    return Err((
+                        key("origins"),
+                        format!("{o:?} is not an origin (\"https://host[:port]\" without a path, or \"android:apk-key-hash:...\")"),
+                    ));
                 }
             }
             if !rp.allowed_top_origins.is_empty() && !rp.allow_cross_origin {
@@ -352,6 +359,15 @@ max_batch_size = 8
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/assertd.toml")).unwrap();
+        assert_eq!(c.relying_parties.len(), 3);
+        let rps = c.relying_parties();
+        assert!(rps["example.org"].rp.appid_hash().is_some());
+        assert_eq!(rps["admin.example.com"].profile.user_verification, UserVerification::Required);
+    }
+
+    #[test]
     fn errors_name_file_and_key() {
         let (_d, p) = write("listen = \"127.0.0.1:7000\"\nlisten_typo = 1\n");
         let e = Config::load(&p).unwrap_err().to_string();
@@ -361,14 +377,17 @@ max_batch_size = 8
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("relying_parties[0].origins"), "{e}");
 
-        let (_d, p) = write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example\"]\nuser_verification = \"sometimes\"\n");
+        let (_d, p) =
+            write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example\"]\nuser_verification = \"sometimes\"\n");
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("sometimes") && e.contains("line 4"), "{e}");
 
         let (_d, p) = write("[limits]\nmax_batch_size = 0\n");
         assert!(Config::load(&p).unwrap_err().to_string().contains("limits.max_batch_size"));
 
-        let (_d, p) = write("[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n");
+        let (_d, p) = write(
+            "[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n",
+        );
         assert!(Config::load(&p).unwrap_err().to_string().contains("configured twice"));
 
         assert!(Config::load(Path::new("/nonexistent/assertd.toml")).unwrap_err().to_string().contains("cannot read"));

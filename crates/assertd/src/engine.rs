@@ -28,7 +28,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("relying_parties", &self.rps.len()).field("threads", &self.pool.current_num_threads()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("relying_parties", &self.rps.len())
+            .field("threads", &self.pool.current_num_threads())
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +78,9 @@ impl Engine {
     /// anything parses them.
     fn precheck(&self, a: &pb::Assertion) -> Result<Arc<RpEntry>, Verdict> {
         let l = &self.limits;
-        let too_big = |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
+        let too_big = |name: &str, len: usize, max: usize| {
+            deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"))
+        };
         if a.rp_id.is_empty() {
             return Err(deny(ReasonCode::InvalidRequest, "rp_id is empty"));
         }
@@ -103,7 +108,10 @@ impl Engine {
         if a.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
             return Err(too_big("user_handle", a.user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN));
         }
-        self.rps.get(&a.rp_id).cloned().ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&a.rp_id))))
+        self.rps
+            .get(&a.rp_id)
+            .cloned()
+            .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&a.rp_id))))
     }
 
     /// Phase one: field checks, credential lookups (coalesced, one per
@@ -141,13 +149,17 @@ impl Engine {
             };
             let idx = distinct[&(a.rp_id.as_str(), a.credential_id.as_slice())];
             let (done, job) = match &lookups[idx].0 {
-                Lookup::NotFound => (Some(Item::Done(deny(ReasonCode::CredentialNotFound, "no such credential for this relying party"), None)), None),
+                Lookup::NotFound => {
+                    (Some(Item::Done(deny(ReasonCode::CredentialNotFound, "no such credential for this relying party"), None)), None)
+                }
                 Lookup::Unavailable(e) => {
                     telemetry::store_error("get");
                     tracing::warn!(error = %e, "credential lookup failed");
                     (Some(Item::Done(deny(ReasonCode::StoreUnavailable, "the credential store is unavailable; retry"), None)), None)
                 }
-                Lookup::Found(c) if c.revoked => (Some(Item::Done(deny(ReasonCode::CredentialRevoked, "the credential is revoked"), Some(c.clone()))), None),
+                Lookup::Found(c) if c.revoked => {
+                    (Some(Item::Done(deny(ReasonCode::CredentialRevoked, "the credential is revoked"), Some(c.clone()))), None)
+                }
                 Lookup::Found(c) => match &c.key {
                     Err(e) => {
                         let msg = match e {
@@ -253,7 +265,9 @@ impl Engine {
                             }
                             Ok(Some(CounterResult::Revoked)) => Err(deny(ReasonCode::CredentialRevoked, "the credential was revoked")),
                             Ok(Some(CounterResult::NotFound)) => Err(deny(ReasonCode::CredentialNotFound, "the credential was deleted")),
-                            Ok(None) | Err(_) => Err(deny(ReasonCode::StoreUnavailable, "the signature counter could not be checked; retry")),
+                            Ok(None) | Err(_) => {
+                                Err(deny(ReasonCode::StoreUnavailable, "the signature counter could not be checked; retry"))
+                            }
                         }
                     };
                     let verdict = match counter {

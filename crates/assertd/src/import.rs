@@ -49,7 +49,9 @@ fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
 fn aaguid(s: &str) -> Result<Vec<u8>, String> {
     if s.len() == 36 && s.matches('-').count() == 4 {
         let hex: String = s.chars().filter(|c| *c != '-').collect();
-        return (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("aaguid: {s:?} is not a UUID"))).collect();
+        return (0..16)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("aaguid: {s:?} is not a UUID")))
+            .collect();
     }
     b64("aaguid", s)
 }
@@ -148,24 +150,23 @@ pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64) -
         })?;
         let mut chunk = Vec::with_capacity(CHUNK.min(count));
         let mut written = 0usize;
-        let mut flush = |chunk: &mut Vec<StoredCredential>| -> Result<(), String> {
+        let flush = |chunk: &mut Vec<StoredCredential>, written: &mut usize| -> Result<(), String> {
             let c = std::mem::take(chunk);
             let n = c.len();
             handle.block_on(store.put_many(c)).map_err(|e| format!("after {written} records: {e}"))?;
-            written += n;
+            *written += n;
             Ok(())
         };
         for_each_record(&path, |_, r| {
             chunk.push(r.into_stored(now_ms)?);
             if chunk.len() == CHUNK {
-                flush(&mut chunk)?;
+                flush(&mut chunk, &mut written)?;
             }
             Ok(())
         })?;
         if !chunk.is_empty() {
-            flush(&mut chunk)?;
+            flush(&mut chunk, &mut written)?;
         }
-        drop(flush);
         Ok(written)
     })
     .await

@@ -85,7 +85,9 @@ fn main() -> ExitCode {
                 let c = load(config)?;
                 let dir = data_dir.unwrap_or(c.data_dir);
                 let store: Arc<dyn CredentialStore> = Arc::new(SqliteStore::open(&dir).map_err(|e| e.to_string())?);
-                let n = assertd::import::import(&file, store, assertd::engine::now_ms()).await.map_err(|e| format!("import {}: {e}", file.display()))?;
+                let n = assertd::import::import(&file, store, assertd::engine::now_ms())
+                    .await
+                    .map_err(|e| format!("import {}: {e}", file.display()))?;
                 println!("imported {n} credentials into {}", dir.display());
                 Ok(())
             }

@@ -55,7 +55,8 @@ pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = (
     let engine = Arc::new(Engine::new(config.relying_parties(), cache.clone(), pool(config.pool.threads)?, config.limits));
 
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-    let metrics_listener = telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
+    let metrics_listener =
+        telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, cache));
@@ -75,8 +76,10 @@ pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = (
         .map_err(|e| ServeError::Startup(format!("reflection: {e}")))?;
 
     let max = config.limits.max_message_bytes;
-    let verification = VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
-    let credentials = CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
+    let verification =
+        VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
+    let credentials =
+        CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
 
     // The one line tests and scripts read: where we listen.
     println!("assertd listening grpc={grpc_addr} metrics={metrics_addr}");

@@ -2,6 +2,7 @@
 //! Internal errors become gRPC statuses in [`status`], and only there.
 
 use crate::engine::Engine;
+use crate::engine::now_ms;
 use crate::telemetry::{self, InFlight};
 use assertd_api::v1 as pb;
 use assertd_store::{StoreError, StoredCredential};
@@ -10,7 +11,6 @@ use pb::credential_service_server::CredentialService;
 use pb::verification_service_server::VerificationService;
 use std::pin::Pin;
 use std::sync::Arc;
-use crate::engine::now_ms;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -73,7 +73,10 @@ impl VerificationService for VerificationSvc {
 
     type VerifyAssertionsStreamStream = VerdictStream;
 
-    async fn verify_assertions_stream(&self, req: Request<Streaming<pb::VerifyAssertionsStreamRequest>>) -> Result<Response<VerdictStream>, Status> {
+    async fn verify_assertions_stream(
+        &self,
+        req: Request<Streaming<pb::VerifyAssertionsStreamRequest>>,
+    ) -> Result<Response<VerdictStream>, Status> {
         let engine = self.engine.clone();
         let decide_engine = self.engine.clone();
         let in_flight = Arc::new(InFlight::start());

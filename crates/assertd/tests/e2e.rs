@@ -1,5 +1,7 @@
 //! End to end through the real binary and a real tonic client on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use assertd_api::v1 as pb;
@@ -40,18 +42,34 @@ async fn mixed_batch_of_every_algorithm() {
         push(a.assert(RP, ORIGIN, challenge, flags, 1), challenge, expect(Decision::Allow, synced_codes));
         push(a.assert(RP, ORIGIN, challenge, flags, 2), challenge, expect(Decision::Allow, synced_codes));
         // Replay of count 2 inside the batch.
-        push(a.assert(RP, ORIGIN, challenge, flags, 2), challenge, expect(Decision::Deny, &[&[ReasonCode::SignCountRegression][..], synced_codes].concat()));
+        push(
+            a.assert(RP, ORIGIN, challenge, flags, 2),
+            challenge,
+            expect(Decision::Deny, &[&[ReasonCode::SignCountRegression][..], synced_codes].concat()),
+        );
         // Tampered signature.
         let mut p = a.assert(RP, ORIGIN, challenge, flags, 3);
         let n = p.signature.len() - 1;
         p.signature[n] ^= 1;
         push(p, challenge, expect(Decision::Deny, &[&[ReasonCode::SignatureInvalid][..], synced_codes].concat()));
         // Wrong challenge.
-        push(a.assert(RP, ORIGIN, b"another challenge", flags, 4), challenge, expect(Decision::Deny, &[&[ReasonCode::ChallengeMismatch][..], synced_codes].concat()));
+        push(
+            a.assert(RP, ORIGIN, b"another challenge", flags, 4),
+            challenge,
+            expect(Decision::Deny, &[&[ReasonCode::ChallengeMismatch][..], synced_codes].concat()),
+        );
         // Wrong origin.
-        push(a.assert(RP, "https://evil.example", challenge, flags, 5), challenge, expect(Decision::Deny, &[&[ReasonCode::OriginNotAllowed][..], synced_codes].concat()));
+        push(
+            a.assert(RP, "https://evil.example", challenge, flags, 5),
+            challenge,
+            expect(Decision::Deny, &[&[ReasonCode::OriginNotAllowed][..], synced_codes].concat()),
+        );
         // Signed for another RP ID.
-        push(a.assert("evil.example", ORIGIN, challenge, flags, 6), challenge, expect(Decision::Deny, &[&[ReasonCode::RpIdMismatch][..], synced_codes].concat()));
+        push(
+            a.assert("evil.example", ORIGIN, challenge, flags, 6),
+            challenge,
+            expect(Decision::Deny, &[&[ReasonCode::RpIdMismatch][..], synced_codes].concat()),
+        );
         // UV missing: allowed with a signal where preferred.
         let (d, c): (Decision, Vec<ReasonCode>) = (Decision::Allow, [&[ReasonCode::UserNotVerified][..], synced_codes].concat());
         push(a.assert(RP, ORIGIN, challenge, if synced { BE_BS } else { 0 }, 7), challenge, Expect { decision: d, codes: c });
@@ -64,7 +82,7 @@ async fn mixed_batch_of_every_algorithm() {
         push(
             a.assert(RP, ORIGIN, challenge, UV | if synced { 0 } else { 0x08 }, 9),
             challenge,
-            expect(Decision::Deny, if synced { &[ReasonCode::BackupEligibilityChanged] } else { &[ReasonCode::BackupEligibilityChanged] }),
+            expect(Decision::Deny, &[ReasonCode::BackupEligibilityChanged]),
         );
         // Unknown credential.
         batch.push(assertion(&format!("unknown-{i}"), RP, b"no such credential", challenge, a.assert(RP, ORIGIN, challenge, flags, 10)));
@@ -72,11 +90,18 @@ async fn mixed_batch_of_every_algorithm() {
     }
     // Unknown RP.
     let a = SoftAuthenticator::new(Alg::Es256);
-    batch.push(assertion("rp-unknown", "unknown.example", &a.credential_id, challenge, a.assert("unknown.example", ORIGIN, challenge, UV, 1)));
+    batch.push(assertion(
+        "rp-unknown",
+        "unknown.example",
+        &a.credential_id,
+        challenge,
+        a.assert("unknown.example", ORIGIN, challenge, UV, 1),
+    ));
     want.push(expect(Decision::Deny, &[ReasonCode::RpUnknown]));
     assert!(batch.len() >= 100);
 
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() }).await.unwrap().into_inner();
+    let resp =
+        server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() }).await.unwrap().into_inner();
     assert_eq!(resp.verdicts.len(), batch.len());
     for ((v, a), w) in resp.verdicts.iter().zip(&batch).zip(&want) {
         assert_eq!(v.request_id, a.request_id, "order kept");
@@ -96,7 +121,13 @@ async fn mixed_batch_of_every_algorithm() {
     assert_eq!(synced.authenticator.as_ref().unwrap().kind(), pb::CredentialKind::Synced);
 
     // The counters were stored: the same batch again is all replays.
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..3].to_vec() }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..3].to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(resp.verdicts.iter().all(|v| codes(v).contains(&ReasonCode::SignCountRegression)), "{:?}", resp.verdicts);
 }
 
@@ -107,9 +138,17 @@ async fn uv_required_rp_and_revocation_and_legacy() {
     put(&server, record(RP_UV, &a, b"admin", false)).await;
     let mut v = server.verifier().await;
     let send = |assertions| pb::VerifyAssertionsRequest { assertions };
-    let r = v.verify_assertions(send(vec![assertion("no-uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", 0, 1))])).await.unwrap().into_inner();
+    let r = v
+        .verify_assertions(send(vec![assertion("no-uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", 0, 1))]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((r.verdicts[0].decision(), codes(&r.verdicts[0])), (Decision::Deny, vec![ReasonCode::UserNotVerified]));
-    let r = v.verify_assertions(send(vec![assertion("uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 2))])).await.unwrap().into_inner();
+    let r = v
+        .verify_assertions(send(vec![assertion("uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 2))]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.verdicts[0].decision(), Decision::Allow);
 
     // A user handle that is not the credential's.
@@ -120,9 +159,17 @@ async fn uv_required_rp_and_revocation_and_legacy() {
 
     // Revocation takes effect at once, though the key was cached.
     let mut creds = server.credentials().await;
-    let revoked = creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() }).await.unwrap().into_inner();
+    let revoked = creds
+        .revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(revoked.credential.unwrap().revoked);
-    let r = v.verify_assertions(send(vec![assertion("revoked", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 4))])).await.unwrap().into_inner();
+    let r = v
+        .verify_assertions(send(vec![assertion("revoked", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", UV, 4))]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::CredentialRevoked]);
 
     // RS1 (the derived Yubico vector) verifies only on the RP that allows
@@ -150,14 +197,26 @@ async fn uv_required_rp_and_revocation_and_legacy() {
     assert_eq!(r.verdicts[0].decision(), Decision::Allow, "{:?}", r.verdicts[0]);
 
     // Get and list.
-    let got = creds.get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() }).await.unwrap().into_inner().credential.unwrap();
+    let got = creds
+        .get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: a.credential_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .credential
+        .unwrap();
     assert_eq!((got.sign_count, got.revoked), (2, true));
     assert!(got.created_at.is_some() && got.last_used_at.is_some());
-    let list = creds.list_credentials(pb::ListCredentialsRequest { rp_id: RP_UV.into(), user_handle: b"admin".to_vec() }).await.unwrap().into_inner();
+    let list = creds
+        .list_credentials(pb::ListCredentialsRequest { rp_id: RP_UV.into(), user_handle: b"admin".to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list.credentials.len(), 1);
-    let missing = creds.get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
+    let missing =
+        creds.get_credential(pb::GetCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    let missing = creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
+    let missing =
+        creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP_UV.into(), credential_id: b"nope".to_vec() }).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
 }
 
@@ -225,12 +284,24 @@ async fn counts_survive_restart() {
     {
         let mut server = Server::start_in(tmp.path(), &default_config());
         put(&server, record(RP, &a, b"u", false)).await;
-        let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41)] }).await.unwrap().into_inner();
+        let r = server
+            .verifier()
+            .await
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41)] })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(r.verdicts[0].decision(), Decision::Allow);
         assert!(server.terminate().success(), "SIGTERM exits 0");
     }
     let server = Server::start_in(tmp.path(), &default_config());
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41), item(42)] }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41), item(42)] })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::SignCountRegression]);
     assert_eq!(r.verdicts[1].decision(), Decision::Allow);
 }
@@ -243,13 +314,21 @@ async fn health_reflection_and_metrics() {
         let r = health.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
     }
-    use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse, ServerReflectionRequest};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
     let mut refl = ServerReflectionClient::new(server.channel().await);
     let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
     let mut resp = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = resp.message().await.unwrap().unwrap().message_response else { panic!("no service list") };
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message().await.unwrap().unwrap().message_response else {
+        panic!("no service list")
+    };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"assertd.v1.VerificationService".to_string()) && names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"assertd.v1.VerificationService".to_string()) && names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
 
     // Metrics move by the batch's numbers.
     let a = SoftAuthenticator::new(Alg::Es256);
@@ -270,4 +349,86 @@ async fn health_reflection_and_metrics() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_batches() {
+    let mut server = Server::start(&default_config());
+    let a = SoftAuthenticator::new(Alg::Rs256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    // Large batches keep the pool busy while SIGTERM arrives.
+    let batch: Vec<_> =
+        (1..=1000).map(|n| assertion(&n.to_string(), RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n))).collect();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut v = server.verifier().await;
+        let batch = batch.clone();
+        clients.push(tokio::spawn(async move { v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    for c in clients {
+        let r = c.await.unwrap().expect("a request sent before SIGTERM completes");
+        assert_eq!(r.into_inner().verdicts.len(), 1000);
+    }
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_then_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = SoftAuthenticator::new(Alg::Es256);
+    let b = SoftAuthenticator::new(Alg::EdDsa);
+    let b64 = assertd_testkit::b64url;
+    let line = |x: &SoftAuthenticator, count: u32| {
+        format!(
+            r#"{{"rp_id":"{RP}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","sign_count":{count},"aaguid":"cb69481e-8ff7-4039-93ec-0a2729a154a8","transports":["usb"]}}"#,
+            b64(&x.credential_id),
+            b64(b"user"),
+            b64(&x.public_key_cose)
+        )
+    };
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["credentials", "import"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    // An invalid record anywhere: nothing is written, the line is named.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n{}\n", line(&a, 0), line(&b, 0).replace("\"public_key_cose\":\"", "\"public_key_cose\":\"AAAA")))
+        .unwrap();
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("public_key_cose"), "{err}");
+
+    let jsonl = tmp.path().join("creds.jsonl");
+    std::fs::write(&jsonl, format!("{}\n\n{}\n", line(&a, 7), line(&b, 0))).unwrap();
+    let out = run(&jsonl);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 credentials"));
+    // A JSON array works too.
+    let c = SoftAuthenticator::new(Alg::Ps256);
+    let array = tmp.path().join("creds.json");
+    std::fs::write(&array, format!("[{}]", line(&c, 0))).unwrap();
+    assert!(run(&array).status.success());
+
+    let server = Server::start_in(tmp.path(), &default_config());
+    let items = vec![
+        assertion("a-old", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 7)),
+        assertion("a", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 8)),
+        assertion("b", RP, &b.credential_id, b"c", b.assert(RP, ORIGIN, b"c", UV, 0)),
+        assertion("c", RP, &c.credential_id, b"c", c.assert(RP, ORIGIN, b"c", UV, 1)),
+    ];
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    let d: Vec<_> = r.verdicts.iter().map(|v| v.decision()).collect();
+    assert_eq!(d, vec![Decision::Deny, Decision::Allow, Decision::Allow, Decision::Allow]);
+    let aaguid = &r.verdicts[1].authenticator.as_ref().unwrap().aaguid;
+    assert_eq!(aaguid[..4], [0xcb, 0x69, 0x48, 0x1e]);
 }
