@@ -69,12 +69,18 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredential> {
 
 impl SqliteStore {
     /// Opens (creating if needed) `credentials.db` in `data_dir`, creating the
-    /// directory, and runs pending migrations.
+    /// directory, and runs pending migrations. A call that cannot get the
+    /// database lock within 5 s fails with [`StoreError::Unavailable`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_timeout(data_dir, Duration::from_secs(5))
+    }
+
+    /// As [`SqliteStore::open`], with the lock wait bound (`busy_timeout`).
+    pub fn open_with_timeout(data_dir: &Path, timeout: Duration) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join("credentials.db");
         let mut conn = Connection::open(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+        conn.busy_timeout(timeout).map_err(unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;

@@ -40,6 +40,24 @@ pub struct Config {
     /// CPU pool.
     #[serde(default)]
     pub pool: PoolSection,
+    /// Credential store.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Longest a store call may wait (SQLite: for the database lock) before
+    /// the assertion gets STORE_UNAVAILABLE.
+    pub timeout_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self { timeout_ms: 2000 }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -66,6 +84,7 @@ impl Default for Config {
             cache: CacheSection::default(),
             limits: Limits::default(),
             pool: PoolSection::default(),
+            store: StoreSection::default(),
         }
     }
 }
@@ -248,6 +267,9 @@ impl Config {
             if v == 0 {
                 return Err((key.into(), "must be greater than 0".into()));
             }
+        }
+        if self.store.timeout_ms == 0 {
+            return Err(("store.timeout_ms".into(), "must be greater than 0".into()));
         }
         if self.cache.max_entries == 0 {
             return Err(("cache.max_entries".into(), "must be greater than 0".into()));

@@ -47,12 +47,19 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, ServeError> {
         .map_err(|e| ServeError::Startup(format!("cannot start the verification pool: {e}")))
 }
 
+/// Builds the engine (store, cache, pool) for a config.
+pub fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
+    let store: Arc<dyn CredentialStore> =
+        Arc::new(SqliteStore::open_with_timeout(&config.data_dir, Duration::from_millis(config.store.timeout_ms))?);
+    let cache = KeyCache::new(store, config.cache.into());
+    Ok(Arc::new(Engine::new(config.relying_parties(), cache, pool(config.pool.threads)?, config.limits)))
+}
+
 /// Runs the service until `shutdown` resolves, then drains.
 pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
-    let store: Arc<dyn CredentialStore> = Arc::new(SqliteStore::open(&config.data_dir)?);
-    let cache = KeyCache::new(store, config.cache.into());
-    let engine = Arc::new(Engine::new(config.relying_parties(), cache.clone(), pool(config.pool.threads)?, config.limits));
+    let engine = engine(&config)?;
+    let cache = engine.cache().clone();
 
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_listener =
@@ -93,6 +100,7 @@ pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = (
         tracing::info!(grace_seconds = grace.as_secs(), "shutting down: refusing new connections, draining in-flight requests");
         health_for_shutdown.set_not_serving::<VerificationServiceServer<VerificationSvc>>().await;
         health_for_shutdown.set_not_serving::<CredentialServiceServer<CredentialSvc>>().await;
+        health_for_shutdown.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         let _ = drain_tx.send(());
     };
     let server = tonic::transport::Server::builder()

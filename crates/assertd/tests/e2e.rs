@@ -310,7 +310,7 @@ async fn counts_survive_restart() {
 async fn health_reflection_and_metrics() {
     let server = Server::start(&default_config());
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
-    for svc in ["assertd.v1.VerificationService", "assertd.v1.CredentialService"] {
+    for svc in ["", "assertd.v1.VerificationService", "assertd.v1.CredentialService"] {
         let r = health.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
     }
