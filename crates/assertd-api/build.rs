@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto").canonicalize()?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let files = ["assertd/v1/types.proto", "assertd/v1/verification.proto", "assertd/v1/credentials.proto"].map(|f| root.join(f));
     for f in &files {

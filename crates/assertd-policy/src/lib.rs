@@ -9,7 +9,10 @@
 mod profile;
 
 pub use assertd_verify::{Finding, ReasonCode};
-pub use profile::{Profile, RegressionAction, UserVerification, Weights};
+pub use profile::{
+    AttestationEnforcement, BackupEligibilityChange, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType, KeyRestrictions, PasskeyTypes,
+    Profile, RegressionAction, UserVerification, Weights,
+};
 
 use assertd_verify::Verification;
 
@@ -36,10 +39,39 @@ impl Decision {
 }
 
 /// The registration facts of a credential that policy reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CredentialFacts {
     /// The BE flag at registration.
     pub backup_eligible: bool,
+    /// Attestation was verified at registration.
+    pub attested: bool,
+    /// The authenticator model's AAGUID (all zero when unknown).
+    pub aaguid: [u8; 16],
+}
+
+/// An upstream risk assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RiskLevel {
+    /// None given.
+    #[default]
+    Unspecified,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+}
+
+/// What the gateway knows about the sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignInContext {
+    /// Device compliance; `None` when unknown.
+    pub device_compliant: Option<bool>,
+    /// Trusted network; `None` when unknown.
+    pub trusted_network: Option<bool>,
+    /// Upstream risk.
+    pub upstream_risk: RiskLevel,
 }
 
 /// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2,
@@ -86,19 +118,33 @@ impl Verdict {
     }
 }
 
-/// Evaluates one verified assertion under a profile.
-pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFacts, counter: CounterCheck) -> Verdict {
+/// Formats an AAGUID as a UUID string.
+fn uuid(a: &[u8; 16]) -> String {
+    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// Evaluates one verified assertion under a profile: hard failures (the
+/// verifier's and the profile's rules) always deny; otherwise the risk
+/// signals' weights add up to a score that the thresholds turn into allow,
+/// step-up or deny.
+pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFacts, counter: CounterCheck, ctx: &SignInContext) -> Verdict {
+    let w = &profile.weights;
     // Hard failures: everything the verifier found, plus the rules below.
     let mut hard: Vec<Finding> = v.failures.clone();
     let mut signals: Vec<(u32, Finding)> = Vec::new();
     let mut signal = |weight: u32, code, what: String| signals.push((weight, Finding::new(code, format!("{what} (risk +{weight})"))));
 
     // DESIGN.md step 4: legacy algorithms only where the profile allows them.
-    if v.algorithm.is_legacy() && !profile.allow_legacy_algorithms {
-        hard.push(Finding::new(
-            ReasonCode::UnsupportedAlgorithm,
-            format!("legacy algorithm {} is not allowed by the profile", v.algorithm.name()),
-        ));
+    if v.algorithm.is_legacy() {
+        if profile.allow_legacy_algorithms {
+            signal(w.legacy_algorithm, ReasonCode::LegacyAlgorithm, format!("legacy algorithm {}", v.algorithm.name()));
+        } else {
+            hard.push(Finding::new(
+                ReasonCode::UnsupportedAlgorithm,
+                format!("legacy algorithm {} is not allowed by the profile", v.algorithm.name()),
+            ));
+        }
     }
 
     // §7.2: crossOrigin / topOrigin are acceptable only where the RP expects
@@ -106,15 +152,16 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     if let Some(top) = &v.cross_origin {
         let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
         match (allowed, top) {
-            (true, Some(t)) => {
-                signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}"))
-            }
-            (true, None) => signal(profile.weights.cross_origin, ReasonCode::CrossOrigin, "cross-origin ceremony".into()),
+            (true, Some(t)) => signal(w.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
+            (true, None) => signal(w.cross_origin, ReasonCode::CrossOrigin, "cross-origin ceremony".into()),
             (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {t:?} is not allowed"))),
             (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
         }
     }
 
+    // The credential's type: what the authenticator reports now, or what was
+    // registered when the authenticator data did not parse.
+    let synced = v.authenticator.map_or(credential.backup_eligible, |a| a.flags.backup_eligible());
     if let Some(a) = v.authenticator {
         // §7.2: "Determine whether user verification is required ... If so,
         // verify that the UV bit of the flags in authData is set."
@@ -123,22 +170,61 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
                 UserVerification::Required => {
                     hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set"))
                 }
-                UserVerification::Preferred => {
-                    signal(profile.weights.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into())
-                }
+                UserVerification::Preferred => signal(w.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into()),
                 UserVerification::Discouraged => {}
             }
         }
-        // §7.2 / §6.1.3: BE is fixed at credential creation; a change means
-        // another credential or a misbehaving authenticator.
-        if a.flags.backup_eligible() != credential.backup_eligible {
-            hard.push(Finding::new(
-                ReasonCode::BackupEligibilityChanged,
-                format!("BE is {} but was {} at registration", a.flags.backup_eligible(), credential.backup_eligible),
-            ));
-        } else if a.flags.backup_eligible() {
-            signal(profile.weights.synced_passkey, ReasonCode::SyncedPasskey, "synced (multi-device) passkey".into());
+        // §6.1.3: BE is fixed at credential creation; a change means another
+        // credential or a misbehaving authenticator. Some stores lost BE on
+        // migration: `allow_upgrade` accepts false -> true once.
+        let reported = a.flags.backup_eligible();
+        if reported != credential.backup_eligible {
+            if profile.accepts_backup_eligibility_upgrade(credential.backup_eligible, reported) {
+                signal(
+                    w.backup_eligibility_upgrade,
+                    ReasonCode::BackupEligibilityChanged,
+                    "BE changed from false to true since registration; accepted and recorded (allow_upgrade)".into(),
+                );
+            } else {
+                hard.push(Finding::new(
+                    ReasonCode::BackupEligibilityChanged,
+                    format!("BE is {reported} but was {} at registration", credential.backup_eligible),
+                ));
+            }
         }
+    }
+
+    // Entra passkeyTypes: device-bound (BE = 0) and/or synced (BE = 1).
+    let type_allowed = if synced { profile.passkey_types.synced } else { profile.passkey_types.device_bound };
+    if !type_allowed {
+        let t = if synced { "synced" } else { "device-bound" };
+        hard.push(Finding::new(ReasonCode::PasskeyTypeNotAllowed, format!("{t} passkeys are not allowed by the profile")));
+    } else if synced {
+        signal(w.synced_passkey, ReasonCode::SyncedPasskey, "synced (multi-device) passkey".into());
+    }
+
+    // Entra attestationEnforcement.
+    if !credential.attested {
+        match profile.attestation_enforcement {
+            AttestationEnforcement::RegistrationOnly => hard.push(Finding::new(
+                ReasonCode::AttestationRequired,
+                "the profile requires attestation, and it was not verified at registration",
+            )),
+            AttestationEnforcement::Disabled => {
+                signal(w.unattested_credential, ReasonCode::UnattestedCredential, "attestation was not verified at registration".into())
+            }
+        }
+    }
+
+    // Entra keyRestrictions.
+    if let Some(k) = &profile.key_restrictions
+        && !k.permits(&credential.aaguid)
+    {
+        let list = match k.enforcement_type {
+            EnforcementType::Allow => "is not on the profile's allow list",
+            EnforcementType::Block => "is on the profile's block list",
+        };
+        hard.push(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {} {list}", uuid(&credential.aaguid))));
     }
 
     // §7.2 signCount: a regression "is a signal that the authenticator may be
@@ -147,12 +233,22 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         let what = format!("sign count {received} is not above the stored {stored}");
         match profile.sign_count_regression {
             RegressionAction::Deny => hard.push(Finding::new(ReasonCode::SignCountRegression, what)),
-            RegressionAction::StepUp => {
-                // A regression under step_up must never allow: at least step up.
-                let w = profile.weights.sign_count_regression.max(profile.step_up_at);
-                signal(w, ReasonCode::SignCountRegression, what);
-            }
+            // A regression under step_up must never allow: at least step up.
+            RegressionAction::StepUp => signal(w.sign_count_regression.max(profile.step_up_at), ReasonCode::SignCountRegression, what),
         }
+    }
+
+    // The gateway's context.
+    if ctx.trusted_network == Some(false) {
+        signal(w.untrusted_network, ReasonCode::UntrustedNetwork, "sign-in from an untrusted network".into());
+    }
+    if ctx.device_compliant == Some(false) {
+        signal(w.noncompliant_device, ReasonCode::NoncompliantDevice, "the device is not compliant".into());
+    }
+    match ctx.upstream_risk {
+        RiskLevel::Medium => signal(w.upstream_risk_medium, ReasonCode::UpstreamRiskMedium, "upstream risk is medium".into()),
+        RiskLevel::High => signal(w.upstream_risk_high, ReasonCode::UpstreamRiskHigh, "upstream risk is high".into()),
+        RiskLevel::Low | RiskLevel::Unspecified => {}
     }
 
     let score = signals.iter().map(|(w, _)| *w).sum::<u32>().min(100);

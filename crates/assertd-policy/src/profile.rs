@@ -1,4 +1,7 @@
-//! Passkey profiles: what an RP accepts and what each risk signal costs.
+//! Passkey profiles, in the vocabulary of Microsoft Entra ID passkey profiles
+//! (Graph `passkeyProfile`): which passkey types are allowed, attestation
+//! enforcement, AAGUID key restrictions, user verification, plus what each
+//! risk signal costs and where the thresholds are.
 
 /// Whether user verification is required (WebAuthn
 /// `UserVerificationRequirement`).
@@ -24,38 +27,140 @@ pub enum RegressionAction {
     StepUp,
 }
 
+/// What a change of the BE flag since registration does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackupEligibilityChange {
+    /// Deny any change (the spec's rule), the default.
+    #[default]
+    Deny,
+    /// Accept a one-way false-to-true change once and record it, for
+    /// credentials migrated from stores that did not keep BE. True-to-false
+    /// still denies.
+    AllowUpgrade,
+}
+
+/// Which passkey types a profile accepts (Entra `passkeyTypes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasskeyTypes {
+    /// Single-device credentials (BE = 0), e.g. security keys.
+    pub device_bound: bool,
+    /// Multi-device credentials (BE = 1), e.g. synced platform passkeys.
+    pub synced: bool,
+}
+
+impl Default for PasskeyTypes {
+    fn default() -> Self {
+        Self { device_bound: true, synced: true }
+    }
+}
+
+/// Attestation enforcement (Entra `attestationEnforcement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttestationEnforcement {
+    /// Unattested credentials are accepted (a risk signal).
+    #[default]
+    Disabled,
+    /// Credentials whose attestation was not verified at registration are
+    /// denied (`ATTESTATION_REQUIRED`).
+    RegistrationOnly,
+}
+
+/// Whether the AAGUID list allows or blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnforcementType {
+    /// Only listed AAGUIDs are accepted.
+    Allow,
+    /// Listed AAGUIDs are refused.
+    Block,
+}
+
+/// AAGUID key restrictions (Entra `keyRestrictions`), when enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRestrictions {
+    /// Allow list or block list.
+    pub enforcement_type: EnforcementType,
+    /// The AAGUIDs.
+    pub aaguids: Vec<[u8; 16]>,
+}
+
+impl KeyRestrictions {
+    /// True when `aaguid` passes the restriction.
+    pub fn permits(&self, aaguid: &[u8; 16]) -> bool {
+        let listed = self.aaguids.contains(aaguid);
+        match self.enforcement_type {
+            EnforcementType::Allow => listed,
+            EnforcementType::Block => !listed,
+        }
+    }
+}
+
 /// Risk weight of each signal, added to the score (capped at 100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Weights {
     /// A synced (backup-eligible) passkey.
     pub synced_passkey: u32,
+    /// A credential not attested at registration.
+    pub unattested_credential: u32,
     /// UV missing where it is preferred.
     pub user_not_verified: u32,
+    /// A counter regression under `RegressionAction::StepUp` (at least the
+    /// step-up threshold is charged).
+    pub sign_count_regression: u32,
     /// An allowed cross-origin ceremony.
     pub cross_origin: u32,
-    /// A counter regression under `RegressionAction::StepUp`.
-    pub sign_count_regression: u32,
+    /// `trusted_network` false.
+    pub untrusted_network: u32,
+    /// `device_compliant` false.
+    pub noncompliant_device: u32,
+    /// Upstream risk medium.
+    pub upstream_risk_medium: u32,
+    /// Upstream risk high.
+    pub upstream_risk_high: u32,
+    /// An allowed legacy algorithm (RS1).
+    pub legacy_algorithm: u32,
+    /// A BE false-to-true change accepted under `allow_upgrade`.
+    pub backup_eligibility_upgrade: u32,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { synced_passkey: 0, user_not_verified: 20, cross_origin: 20, sign_count_regression: 50 }
+        Self {
+            synced_passkey: 10,
+            unattested_credential: 10,
+            user_not_verified: 20,
+            sign_count_regression: 50,
+            cross_origin: 20,
+            untrusted_network: 20,
+            noncompliant_device: 30,
+            upstream_risk_medium: 30,
+            upstream_risk_high: 60,
+            legacy_algorithm: 20,
+            backup_eligibility_upgrade: 10,
+        }
     }
 }
 
 /// A passkey profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
+    /// Allowed passkey types.
+    pub passkey_types: PasskeyTypes,
+    /// Attestation enforcement.
+    pub attestation_enforcement: AttestationEnforcement,
+    /// AAGUID restrictions; `None` when not enforced.
+    pub key_restrictions: Option<KeyRestrictions>,
     /// UV requirement.
     pub user_verification: UserVerification,
+    /// Accept RS1 (as a risk signal).
+    pub allow_legacy_algorithms: bool,
     /// Accept `crossOrigin: true` (as a risk signal).
     pub allow_cross_origin: bool,
     /// Top origins accepted in `topOrigin` when cross-origin is allowed.
     pub allowed_top_origins: Vec<String>,
-    /// Accept RS1.
-    pub allow_legacy_algorithms: bool,
     /// What a counter regression does.
     pub sign_count_regression: RegressionAction,
+    /// What a BE change does.
+    pub backup_eligibility_change: BackupEligibilityChange,
     /// Score at or above which the decision is step-up.
     pub step_up_at: u32,
     /// Score at or above which the decision is deny.
@@ -64,19 +169,37 @@ pub struct Profile {
     pub weights: Weights,
 }
 
+/// Default step-up threshold.
+pub const DEFAULT_STEP_UP_AT: u32 = 50;
+/// Default deny threshold.
+pub const DEFAULT_DENY_AT: u32 = 90;
+
 impl Default for Profile {
-    /// The built-in profile: both passkey types, UV preferred, counter
-    /// regression denies, no cross-origin, no legacy algorithms.
+    /// The built-in profile: both passkey types, attestation not enforced,
+    /// no AAGUID restrictions, UV preferred, counter regression and BE
+    /// changes deny, no cross-origin, no legacy algorithms.
     fn default() -> Self {
         Self {
+            passkey_types: PasskeyTypes::default(),
+            attestation_enforcement: AttestationEnforcement::default(),
+            key_restrictions: None,
             user_verification: UserVerification::default(),
+            allow_legacy_algorithms: false,
             allow_cross_origin: false,
             allowed_top_origins: Vec::new(),
-            allow_legacy_algorithms: false,
             sign_count_regression: RegressionAction::default(),
-            step_up_at: 50,
-            deny_at: 90,
+            backup_eligibility_change: BackupEligibilityChange::default(),
+            step_up_at: DEFAULT_STEP_UP_AT,
+            deny_at: DEFAULT_DENY_AT,
             weights: Weights::default(),
         }
+    }
+}
+
+impl Profile {
+    /// True when this profile accepts recording a BE change from
+    /// `registered` to `reported`: only false to true, under `allow_upgrade`.
+    pub fn accepts_backup_eligibility_upgrade(&self, registered: bool, reported: bool) -> bool {
+        self.backup_eligibility_change == BackupEligibilityChange::AllowUpgrade && !registered && reported
     }
 }

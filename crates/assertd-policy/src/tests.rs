@@ -1,5 +1,15 @@
+//! Table-driven tests of every profile rule and risk signal, and property
+//! tests of the engine's invariants.
+
 use super::*;
 use assertd_verify::{Algorithm, AuthenticatorFacts, Flags};
+
+const UP: u8 = 0x01;
+const UV: u8 = 0x04;
+const BE: u8 = 0x08;
+const BS: u8 = 0x10;
+const YUBIKEY: [u8; 16] = [0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29, 0xa1, 0x54, 0xa8];
+const OTHER: [u8; 16] = [0x11; 16];
 
 fn verification(flags: u8) -> Verification {
     Verification {
@@ -10,126 +20,296 @@ fn verification(flags: u8) -> Verification {
     }
 }
 
-const UP: u8 = 0x01;
-const UV: u8 = 0x04;
-const BE: u8 = 0x08;
-const BS: u8 = 0x10;
+/// An attested, device-bound security key.
+fn key() -> CredentialFacts {
+    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY }
+}
+
+/// A synced, unattested platform passkey.
+fn synced() -> CredentialFacts {
+    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16] }
+}
 
 fn codes(v: &Verdict) -> Vec<ReasonCode> {
     v.reasons.iter().map(|r| r.code).collect()
 }
 
-#[test]
-fn clean_assertion_allows_with_no_reasons() {
-    let v = evaluate(&Profile::default(), &verification(UP | UV), &CredentialFacts { backup_eligible: false }, CounterCheck::Ok);
-    assert_eq!(v, Verdict { decision: Decision::Allow, risk_score: 0, reasons: vec![], failures: 0, retryable: false });
-}
-
-#[test]
-fn synced_passkey_is_annotated_not_denied() {
-    let v = evaluate(&Profile::default(), &verification(UP | UV | BE | BS), &CredentialFacts { backup_eligible: true }, CounterCheck::Ok);
-    assert_eq!(v.decision, Decision::Allow);
-    assert_eq!(codes(&v), vec![ReasonCode::SyncedPasskey]);
-}
-
-#[test]
-fn user_verification_required_preferred_discouraged() {
-    let cred = CredentialFacts { backup_eligible: false };
-    let mut p = Profile { user_verification: UserVerification::Required, ..Profile::default() };
-    let v = evaluate(&p, &verification(UP), &cred, CounterCheck::Ok);
-    assert_eq!((v.decision, codes(&v)), (Decision::Deny, vec![ReasonCode::UserNotVerified]));
-
-    p.user_verification = UserVerification::Preferred;
-    let v = evaluate(&p, &verification(UP), &cred, CounterCheck::Ok);
-    assert_eq!((v.decision, v.risk_score, codes(&v)), (Decision::Allow, 20, vec![ReasonCode::UserNotVerified]));
-    assert!(v.reasons[0].message.contains("+20"));
-
-    p.user_verification = UserVerification::Discouraged;
-    let v = evaluate(&p, &verification(UP), &cred, CounterCheck::Ok);
-    assert_eq!((v.decision, codes(&v)), (Decision::Allow, vec![]));
-}
-
-#[test]
-fn backup_eligibility_change_denies() {
-    let v = evaluate(&Profile::default(), &verification(UP | UV | BE), &CredentialFacts { backup_eligible: false }, CounterCheck::Ok);
-    assert_eq!((v.decision, codes(&v)), (Decision::Deny, vec![ReasonCode::BackupEligibilityChanged]));
-    let v = evaluate(&Profile::default(), &verification(UP | UV), &CredentialFacts { backup_eligible: true }, CounterCheck::Ok);
-    assert_eq!((v.decision, codes(&v)), (Decision::Deny, vec![ReasonCode::BackupEligibilityChanged]));
-}
-
-#[test]
-fn counter_regression_denies_or_steps_up() {
-    let cred = CredentialFacts { backup_eligible: false };
-    let reg = CounterCheck::Regressed { stored: 5, received: 5 };
-    let v = evaluate(&Profile::default(), &verification(UP | UV), &cred, reg);
-    assert_eq!((v.decision, codes(&v)), (Decision::Deny, vec![ReasonCode::SignCountRegression]));
-    let p = Profile { sign_count_regression: RegressionAction::StepUp, ..Profile::default() };
-    let v = evaluate(&p, &verification(UP | UV), &cred, reg);
-    assert_eq!((v.decision, codes(&v)), (Decision::StepUp, vec![ReasonCode::SignCountRegression]));
-    // Even with a zero weight, a regression never allows.
-    let p = Profile {
-        sign_count_regression: RegressionAction::StepUp,
-        weights: Weights { sign_count_regression: 0, ..Weights::default() },
+/// The three example profiles of README.md / examples/assertd.toml.
+fn tier0() -> Profile {
+    Profile {
+        passkey_types: PasskeyTypes { device_bound: true, synced: false },
+        attestation_enforcement: AttestationEnforcement::RegistrationOnly,
+        key_restrictions: Some(KeyRestrictions { enforcement_type: EnforcementType::Allow, aaguids: vec![YUBIKEY] }),
+        user_verification: UserVerification::Required,
         ..Profile::default()
-    };
-    assert_eq!(evaluate(&p, &verification(UP | UV), &cred, reg).decision, Decision::StepUp);
+    }
+}
+
+fn tier1() -> Profile {
+    Profile {
+        passkey_types: PasskeyTypes { device_bound: true, synced: false },
+        user_verification: UserVerification::Required,
+        ..Profile::default()
+    }
+}
+
+/// A synced passkey whose attestation was verified at registration.
+fn synced_attested() -> CredentialFacts {
+    CredentialFacts { attested: true, ..synced() }
+}
+
+fn workforce() -> Profile {
+    Profile {
+        step_up_at: 40,
+        deny_at: 80,
+        weights: Weights { synced_passkey: 10, untrusted_network: 20, upstream_risk_high: 60, ..Weights::default() },
+        ..Profile::default()
+    }
+}
+
+fn ctx(trusted: Option<bool>, compliant: Option<bool>, risk: RiskLevel) -> SignInContext {
+    SignInContext { trusted_network: trusted, device_compliant: compliant, upstream_risk: risk }
+}
+
+struct Row {
+    name: &'static str,
+    profile: Profile,
+    flags: u8,
+    cred: CredentialFacts,
+    counter: CounterCheck,
+    ctx: SignInContext,
+    decision: Decision,
+    score: u32,
+    codes: Vec<ReasonCode>,
+}
+
+fn row(name: &'static str, profile: Profile, flags: u8, cred: CredentialFacts) -> Row {
+    Row {
+        name,
+        profile,
+        flags,
+        cred,
+        counter: CounterCheck::Ok,
+        ctx: SignInContext::default(),
+        decision: Decision::Allow,
+        score: 0,
+        codes: vec![],
+    }
+}
+
+impl Row {
+    fn ctx(mut self, c: SignInContext) -> Self {
+        self.ctx = c;
+        self
+    }
+    fn counter(mut self, c: CounterCheck) -> Self {
+        self.counter = c;
+        self
+    }
+    fn expect(mut self, decision: Decision, score: u32, codes: &[ReasonCode]) -> Self {
+        self.decision = decision;
+        self.score = score;
+        self.codes = codes.to_vec();
+        self
+    }
+}
+
+#[test]
+fn decision_table() {
+    use Decision::*;
+    use ReasonCode as R;
+    let regressed = CounterCheck::Regressed { stored: 5, received: 5 };
+    let table = vec![
+        // The workforce examples.
+        row("workforce: synced + untrusted network", workforce(), UP | UV | BE | BS, synced_attested())
+            .ctx(ctx(Some(false), None, RiskLevel::Unspecified))
+            .expect(Allow, 30, &[R::UntrustedNetwork, R::SyncedPasskey]),
+        row("workforce: + high upstream risk", workforce(), UP | UV | BE | BS, synced_attested())
+            .ctx(ctx(Some(false), None, RiskLevel::High))
+            .expect(Deny, 90, &[R::UpstreamRiskHigh, R::UntrustedNetwork, R::SyncedPasskey]),
+        row("workforce: high upstream risk alone steps up", workforce(), UP | UV, key()).ctx(ctx(None, None, RiskLevel::High)).expect(
+            StepUp,
+            60,
+            &[R::UpstreamRiskHigh],
+        ),
+        row("workforce: trusted, compliant, low risk", workforce(), UP | UV | BE, synced_attested())
+            .ctx(ctx(Some(true), Some(true), RiskLevel::Low))
+            .expect(Allow, 10, &[R::SyncedPasskey]),
+        row("workforce: unattested synced + untrusted network steps up", workforce(), UP | UV | BE | BS, synced())
+            .ctx(ctx(Some(false), None, RiskLevel::Unspecified))
+            .expect(StepUp, 40, &[R::UntrustedNetwork, R::UnattestedCredential, R::SyncedPasskey]),
+        row("tier1: synced is not allowed", tier1(), UP | UV | BE | BS, synced()).expect(
+            Deny,
+            100,
+            &[R::PasskeyTypeNotAllowed, R::UnattestedCredential],
+        ),
+        row("tier1: device-bound with UV", tier1(), UP | UV, key()).expect(Allow, 0, &[]),
+        row("tier1: UV missing", tier1(), UP, key()).expect(Deny, 100, &[R::UserNotVerified]),
+        // tier0: hardware keys only.
+        row("tier0: attested allowed key", tier0(), UP | UV, key()).expect(Allow, 0, &[]),
+        row("tier0: unattested", tier0(), UP | UV, CredentialFacts { attested: false, ..key() }).expect(
+            Deny,
+            100,
+            &[R::AttestationRequired],
+        ),
+        row("tier0: other AAGUID", tier0(), UP | UV, CredentialFacts { aaguid: OTHER, ..key() }).expect(Deny, 100, &[R::AaguidNotAllowed]),
+        row("tier0: synced, unattested, unknown AAGUID, no UV", tier0(), UP | BE | BS, synced()).expect(
+            Deny,
+            100,
+            &[R::PasskeyTypeNotAllowed, R::AttestationRequired, R::AaguidNotAllowed, R::UserNotVerified],
+        ),
+        // AAGUID block list.
+        row(
+            "block list refuses listed",
+            Profile {
+                key_restrictions: Some(KeyRestrictions { enforcement_type: EnforcementType::Block, aaguids: vec![YUBIKEY] }),
+                ..Profile::default()
+            },
+            UP | UV,
+            key(),
+        )
+        .expect(Deny, 100, &[R::AaguidNotAllowed]),
+        row(
+            "block list passes others",
+            Profile {
+                key_restrictions: Some(KeyRestrictions { enforcement_type: EnforcementType::Block, aaguids: vec![OTHER] }),
+                ..Profile::default()
+            },
+            UP | UV,
+            key(),
+        )
+        .expect(Allow, 0, &[]),
+        // Passkey types.
+        row(
+            "synced only refuses device-bound",
+            Profile { passkey_types: PasskeyTypes { device_bound: false, synced: true }, ..Profile::default() },
+            UP | UV,
+            key(),
+        )
+        .expect(Deny, 100, &[R::PasskeyTypeNotAllowed]),
+        // Default profile signals and weights.
+        row("default: clean key", Profile::default(), UP | UV, key()).expect(Allow, 0, &[]),
+        row("default: synced + unattested", Profile::default(), UP | UV | BE | BS, synced()).expect(
+            Allow,
+            20,
+            &[R::UnattestedCredential, R::SyncedPasskey],
+        ),
+        row("default: UV preferred", Profile::default(), UP, key()).expect(Allow, 20, &[R::UserNotVerified]),
+        row("default: UV discouraged", Profile { user_verification: UserVerification::Discouraged, ..Profile::default() }, UP, key())
+            .expect(Allow, 0, &[]),
+        row("default: noncompliant device", Profile::default(), UP | UV, key()).ctx(ctx(None, Some(false), RiskLevel::Unspecified)).expect(
+            Allow,
+            30,
+            &[R::NoncompliantDevice],
+        ),
+        row("default: medium upstream risk", Profile::default(), UP | UV, key()).ctx(ctx(None, None, RiskLevel::Medium)).expect(
+            Allow,
+            30,
+            &[R::UpstreamRiskMedium],
+        ),
+        row("default: untrusted + noncompliant steps up", Profile::default(), UP | UV, key())
+            .ctx(ctx(Some(false), Some(false), RiskLevel::Unspecified))
+            .expect(StepUp, 50, &[R::NoncompliantDevice, R::UntrustedNetwork]),
+        row("default: everything at once is capped and denies", Profile::default(), UP | BE | BS, synced())
+            .ctx(ctx(Some(false), Some(false), RiskLevel::High))
+            .expect(
+                Deny,
+                100,
+                &[
+                    R::UpstreamRiskHigh,
+                    R::NoncompliantDevice,
+                    R::UserNotVerified,
+                    R::UntrustedNetwork,
+                    R::UnattestedCredential,
+                    R::SyncedPasskey,
+                ],
+            ),
+        // Counter regression.
+        row("regression denies by default", Profile::default(), UP | UV, key()).counter(regressed).expect(
+            Deny,
+            100,
+            &[R::SignCountRegression],
+        ),
+        row(
+            "regression steps up under step_up",
+            Profile { sign_count_regression: RegressionAction::StepUp, ..Profile::default() },
+            UP | UV,
+            key(),
+        )
+        .counter(regressed)
+        .expect(StepUp, 50, &[R::SignCountRegression]),
+        // BE changes.
+        row("BE false -> true denies by default", Profile::default(), UP | UV | BE, key()).expect(
+            Deny,
+            100,
+            &[R::BackupEligibilityChanged, R::SyncedPasskey],
+        ),
+        row(
+            "BE false -> true accepted under allow_upgrade",
+            Profile { backup_eligibility_change: BackupEligibilityChange::AllowUpgrade, ..Profile::default() },
+            UP | UV | BE,
+            key(),
+        )
+        .expect(Allow, 20, &[R::BackupEligibilityChanged, R::SyncedPasskey]),
+        row(
+            "BE true -> false denies even under allow_upgrade",
+            Profile { backup_eligibility_change: BackupEligibilityChange::AllowUpgrade, ..Profile::default() },
+            UP | UV,
+            CredentialFacts { backup_eligible: true, ..key() },
+        )
+        .expect(Deny, 100, &[R::BackupEligibilityChanged]),
+    ];
+    for r in table {
+        let v = evaluate(&r.profile, &verification(r.flags), &r.cred, r.counter, &r.ctx);
+        assert_eq!((v.decision, v.risk_score, codes(&v)), (r.decision, r.score, r.codes.clone()), "{}: {:#?}", r.name, v.reasons);
+        for reason in &v.reasons[v.failures..] {
+            assert!(reason.message.contains("(risk +"), "{}: signal without its weight: {reason:?}", r.name);
+        }
+    }
 }
 
 #[test]
 fn cross_origin_rules() {
-    let cred = CredentialFacts { backup_eligible: false };
     let mut v = verification(UP | UV);
     v.cross_origin = Some(None);
-    let r = evaluate(&Profile::default(), &v, &cred, CounterCheck::Ok);
+    let r = evaluate(&Profile::default(), &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]));
     let p = Profile { allow_cross_origin: true, allowed_top_origins: vec!["https://top.example".into()], ..Profile::default() };
-    let r = evaluate(&p, &v, &cred, CounterCheck::Ok);
+    let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, r.risk_score, codes(&r)), (Decision::Allow, 20, vec![ReasonCode::CrossOrigin]));
     v.cross_origin = Some(Some("https://top.example".into()));
-    assert_eq!(evaluate(&p, &v, &cred, CounterCheck::Ok).decision, Decision::Allow);
+    assert_eq!(evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default()).decision, Decision::Allow);
     v.cross_origin = Some(Some("https://evil.example".into()));
-    let r = evaluate(&p, &v, &cred, CounterCheck::Ok);
+    let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]));
 }
 
 #[test]
 fn legacy_algorithm_needs_the_profile() {
-    let cred = CredentialFacts { backup_eligible: false };
     let mut v = verification(UP | UV);
     v.algorithm = Algorithm::Rs1;
-    let r = evaluate(&Profile::default(), &v, &cred, CounterCheck::Ok);
+    let r = evaluate(&Profile::default(), &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::UnsupportedAlgorithm]));
     let p = Profile { allow_legacy_algorithms: true, ..Profile::default() };
-    assert_eq!(evaluate(&p, &v, &cred, CounterCheck::Ok).decision, Decision::Allow);
-}
-
-#[test]
-fn thresholds_step_up_and_deny() {
-    let cred = CredentialFacts { backup_eligible: true };
-    let p = Profile {
-        step_up_at: 30,
-        deny_at: 40,
-        weights: Weights { synced_passkey: 15, user_not_verified: 20, ..Weights::default() },
-        ..Profile::default()
-    };
-    let r = evaluate(&p, &verification(UP | UV | BE), &cred, CounterCheck::Ok);
-    assert_eq!((r.decision, r.risk_score), (Decision::Allow, 15));
-    let r = evaluate(&p, &verification(UP | BE), &cred, CounterCheck::Ok);
-    assert_eq!((r.decision, r.risk_score), (Decision::StepUp, 35));
-    assert_eq!(codes(&r), vec![ReasonCode::UserNotVerified, ReasonCode::SyncedPasskey], "heaviest signal first");
-    let p = Profile { deny_at: 35, ..p };
-    assert_eq!(evaluate(&p, &verification(UP | BE), &cred, CounterCheck::Ok).decision, Decision::Deny);
+    let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
+    assert_eq!((r.decision, r.risk_score, codes(&r)), (Decision::Allow, 20, vec![ReasonCode::LegacyAlgorithm]));
 }
 
 #[test]
 fn hard_failures_deny_and_come_first() {
     let mut v = verification(UP | BE | BS);
     v.failures = vec![Finding::new(ReasonCode::ChallengeMismatch, "c"), Finding::new(ReasonCode::SignatureInvalid, "s")];
-    let r = evaluate(&Profile::default(), &v, &CredentialFacts { backup_eligible: true }, CounterCheck::NotChecked);
+    let r = evaluate(&Profile::default(), &v, &synced(), CounterCheck::NotChecked, &SignInContext::default());
     assert_eq!(r.decision, Decision::Deny);
     assert_eq!(
         codes(&r),
-        vec![ReasonCode::SignatureInvalid, ReasonCode::ChallengeMismatch, ReasonCode::UserNotVerified, ReasonCode::SyncedPasskey]
+        vec![
+            ReasonCode::SignatureInvalid,
+            ReasonCode::ChallengeMismatch,
+            ReasonCode::UserNotVerified,
+            ReasonCode::UnattestedCredential,
+            ReasonCode::SyncedPasskey
+        ]
     );
     assert_eq!(r.failure_codes().collect::<Vec<_>>(), vec![ReasonCode::SignatureInvalid, ReasonCode::ChallengeMismatch]);
     assert!(!r.retryable);
@@ -142,49 +322,147 @@ fn store_unavailable_is_retryable_deny() {
     assert!(!Verdict::deny(vec![Finding::new(ReasonCode::CredentialNotFound, "x")]).retryable);
 }
 
+#[test]
+fn upgrade_is_one_way_and_opt_in() {
+    let p = Profile { backup_eligibility_change: BackupEligibilityChange::AllowUpgrade, ..Profile::default() };
+    assert!(p.accepts_backup_eligibility_upgrade(false, true));
+    assert!(!p.accepts_backup_eligibility_upgrade(true, false));
+    assert!(!p.accepts_backup_eligibility_upgrade(true, true));
+    assert!(!Profile::default().accepts_backup_eligibility_upgrade(false, true));
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    fn weights() -> impl Strategy<Value = Weights> {
+        proptest::array::uniform11(0u32..=100).prop_map(|w| Weights {
+            synced_passkey: w[0],
+            unattested_credential: w[1],
+            user_not_verified: w[2],
+            sign_count_regression: w[3],
+            cross_origin: w[4],
+            untrusted_network: w[5],
+            noncompliant_device: w[6],
+            upstream_risk_medium: w[7],
+            // Config validation keeps high >= medium.
+            upstream_risk_high: w[8].max(w[7]),
+            legacy_algorithm: w[9],
+            backup_eligibility_upgrade: w[10],
+        })
+    }
+
     fn profile() -> impl Strategy<Value = Profile> {
-        (0u32..=100, 0u32..=100, any::<[u8; 4]>(), any::<bool>(), any::<bool>()).prop_map(|(a, b, w, reg, uv)| Profile {
+        (0u32..=100, 0u32..=100, weights(), any::<[bool; 5]>()).prop_map(|(a, b, weights, f)| Profile {
             step_up_at: a.min(b),
             deny_at: a.max(b),
-            sign_count_regression: if reg { RegressionAction::StepUp } else { RegressionAction::Deny },
-            user_verification: if uv { UserVerification::Preferred } else { UserVerification::Discouraged },
-            allow_cross_origin: true,
-            weights: Weights {
-                synced_passkey: w[0].into(),
-                user_not_verified: w[1].into(),
-                cross_origin: w[2].into(),
-                sign_count_regression: w[3].into(),
-            },
+            sign_count_regression: if f[0] { RegressionAction::StepUp } else { RegressionAction::Deny },
+            user_verification: if f[1] { UserVerification::Preferred } else { UserVerification::Discouraged },
+            passkey_types: PasskeyTypes { device_bound: true, synced: true },
+            backup_eligibility_change: if f[2] { BackupEligibilityChange::AllowUpgrade } else { BackupEligibilityChange::Deny },
+            allow_cross_origin: f[3],
+            allow_legacy_algorithms: f[4],
+            weights,
             ..Profile::default()
         })
     }
 
+    fn context() -> impl Strategy<Value = SignInContext> {
+        (any::<Option<bool>>(), any::<Option<bool>>(), 0..4).prop_map(|(t, c, r)| SignInContext {
+            trusted_network: t,
+            device_compliant: c,
+            upstream_risk: [RiskLevel::Unspecified, RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][r as usize],
+        })
+    }
+
+    fn rank(d: Decision) -> u8 {
+        match d {
+            Decision::Allow => 0,
+            Decision::StepUp => 1,
+            Decision::Deny => 2,
+        }
+    }
+
+    const HARD: [ReasonCode; 16] = [
+        ReasonCode::SignatureInvalid,
+        ReasonCode::MalformedSignature,
+        ReasonCode::ChallengeMismatch,
+        ReasonCode::OriginNotAllowed,
+        ReasonCode::RpIdMismatch,
+        ReasonCode::WrongCeremonyType,
+        ReasonCode::UserNotPresent,
+        ReasonCode::UserHandleMismatch,
+        ReasonCode::MalformedClientData,
+        ReasonCode::MalformedAuthenticatorData,
+        ReasonCode::BackupStateInvalid,
+        ReasonCode::CredentialRevoked,
+        ReasonCode::CredentialNotFound,
+        ReasonCode::RpUnknown,
+        ReasonCode::UnsupportedAlgorithm,
+        ReasonCode::InvalidRequest,
+    ];
+
     proptest! {
         #[test]
-        fn hard_failures_always_deny(p in profile(), flags in any::<u8>(), be in any::<bool>(), code in 0usize..ReasonCode::ALL.len()) {
+        fn verifier_failures_always_deny(p in profile(), c in context(), flags in any::<u8>(), be in any::<bool>(), att in any::<bool>(), code in 0usize..HARD.len()) {
             let mut v = verification(flags);
-            v.failures.push(Finding::new(ReasonCode::ALL[code], "x"));
-            let r = evaluate(&p, &v, &CredentialFacts { backup_eligible: be }, CounterCheck::NotChecked);
+            v.failures.push(Finding::new(HARD[code], "x"));
+            let cred = CredentialFacts { backup_eligible: be, attested: att, aaguid: [0; 16] };
+            let r = evaluate(&p, &v, &cred, CounterCheck::NotChecked, &c);
             prop_assert_eq!(r.decision, Decision::Deny);
-            prop_assert_eq!(r.reasons[0].code.severity() <= ReasonCode::ALL[code].severity(), true);
+            prop_assert_eq!(r.risk_score, 100);
+            prop_assert!(r.failure_codes().any(|c| c == HARD[code]));
         }
 
         #[test]
-        fn score_is_monotone_in_signals(p in profile(), flags in any::<u8>()) {
-            // Adding the BE/BS and cross-origin signals never lowers the score
-            // nor softens the decision.
-            let cred = CredentialFacts { backup_eligible: false };
-            let base = evaluate(&p, &verification((flags | UP) & !(BE | BS)), &cred, CounterCheck::Ok);
-            let mut more = verification((flags | UP) & !(BE | BS));
-            more.cross_origin = Some(None);
-            let r = evaluate(&p, &more, &cred, CounterCheck::Ok);
-            prop_assert!(r.risk_score >= base.risk_score);
-            let rank = |d: Decision| match d { Decision::Allow => 0, Decision::StepUp => 1, Decision::Deny => 2 };
-            prop_assert!(rank(r.decision) >= rank(base.decision));
+        fn profile_hard_rules_always_deny(p in profile(), c in context(), rule in 0..4) {
+            // A device-bound, attested key with UV: only the chosen rule fails.
+            let mut p = p;
+            let mut cred = key();
+            let mut flags = UP | UV;
+            let want = match rule {
+                0 => { p.passkey_types.device_bound = false; ReasonCode::PasskeyTypeNotAllowed }
+                1 => { p.attestation_enforcement = AttestationEnforcement::RegistrationOnly; cred.attested = false; ReasonCode::AttestationRequired }
+                2 => { p.key_restrictions = Some(KeyRestrictions { enforcement_type: EnforcementType::Allow, aaguids: vec![OTHER] }); ReasonCode::AaguidNotAllowed }
+                _ => { cred.backup_eligible = true; flags = UP | UV; ReasonCode::BackupEligibilityChanged }
+            };
+            let r = evaluate(&p, &verification(flags), &cred, CounterCheck::Ok, &c);
+            prop_assert_eq!(r.decision, Decision::Deny);
+            prop_assert_eq!(r.failure_codes().collect::<Vec<_>>(), vec![want]);
+        }
+
+        #[test]
+        fn more_signals_never_lower_score_or_soften_decision(p in profile(), flags in any::<u8>(), c in context(), extra in 0..5) {
+            let cred = key();
+            let flags = (flags | UP) & !(BE | BS);
+            let base = evaluate(&p, &verification(flags), &cred, CounterCheck::Ok, &c);
+            // Add one more risk signal.
+            let mut c2 = c;
+            let mut v2 = verification(flags);
+            let mut cred2 = cred;
+            match extra {
+                0 => c2.trusted_network = Some(false),
+                1 => c2.device_compliant = Some(false),
+                // Higher upstream risk (replaces a lower level).
+                2 => c2.upstream_risk = RiskLevel::High,
+                3 => cred2.attested = false,
+                _ => v2.cross_origin = Some(None),
+            }
+            let more = evaluate(&p, &v2, &cred2, CounterCheck::Ok, &c2);
+            prop_assert!(more.risk_score >= base.risk_score);
+            prop_assert!(rank(more.decision) >= rank(base.decision));
+        }
+
+        #[test]
+        fn score_is_the_capped_sum_of_signal_weights(p in profile(), c in context(), flags in any::<u8>()) {
+            let flags = (flags | UP) & !(BE | BS);
+            let r = evaluate(&p, &verification(flags), &key(), CounterCheck::Ok, &c);
+            prop_assume!(r.failures == 0);
+            let sum: u32 = r.reasons.iter().map(|f| {
+                let w = f.message.rsplit("(risk +").next().unwrap().trim_end_matches(')');
+                w.parse::<u32>().unwrap()
+            }).sum();
+            prop_assert_eq!(r.risk_score, sum.min(100));
         }
     }
 }

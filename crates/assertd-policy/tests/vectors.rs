@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_policy::{CounterCheck, CredentialFacts, Decision, Profile, ReasonCode, UserVerification, Verdict, evaluate};
+use assertd_policy::{CounterCheck, CredentialFacts, Decision, Profile, ReasonCode, SignInContext, UserVerification, Verdict, evaluate};
 use assertd_testkit::vectors::{self, AssertionVector};
 use assertd_verify::{AssertionInput, CredentialInput, KeyError, PublicKey, RelyingParty, sign_count_advances, verify};
 
@@ -76,7 +76,13 @@ fn run(c: &Case) -> Verdict {
         (true, Some(a)) => CounterCheck::Regressed { stored: c.stored_count, received: a.sign_count },
         _ => CounterCheck::NotChecked,
     };
-    evaluate(&c.profile, &v, &CredentialFacts { backup_eligible: c.registered_be }, counter)
+    evaluate(
+        &c.profile,
+        &v,
+        &CredentialFacts { backup_eligible: c.registered_be, attested: true, aaguid: [0; 16] },
+        counter,
+        &SignInContext::default(),
+    )
 }
 
 fn expected_codes(expect: &str) -> &'static [ReasonCode] {

@@ -39,6 +39,9 @@ pub struct CounterUpdate {
     pub credential_id: Vec<u8>,
     /// The count the authenticator reported.
     pub received: u32,
+    /// Record BE = true on the credential if this update is accepted (a
+    /// profile's `allow_upgrade` of a false-to-true BE change).
+    pub upgrade_backup_eligible: bool,
 }
 
 /// The result of one [`CounterUpdate`].
@@ -79,6 +82,7 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Compares and sets signature counters for a whole batch in one round
     /// trip, in batch order: the result is as if the updates ran one after
     /// another, so the same count twice passes once. `now_ms` stamps
-    /// `last_used_at` on credentials whose count is written.
+    /// `last_used_at` on credentials whose count is written. An accepted
+    /// update with `upgrade_backup_eligible` also sets BE.
     async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
 }

@@ -229,14 +229,18 @@ impl CredentialStore for SqliteStore {
                 }
             }
             let mut results = Vec::with_capacity(updates.len());
+            let mut upgrades: Vec<(&str, &[u8])> = Vec::new();
             for u in &updates {
-                let entry = state.get_mut(&(u.rp_id.as_str(), u.credential_id.as_slice()));
-                results.push(match entry {
+                let key = (u.rp_id.as_str(), u.credential_id.as_slice());
+                results.push(match state.get_mut(&key) {
                     None | Some(None) => CounterResult::NotFound,
                     Some(Some((_, true, _))) => CounterResult::Revoked,
                     Some(Some((stored, false, _))) => {
                         if sign_count_advances(*stored, u.received) {
                             *stored = u.received;
+                            if u.upgrade_backup_eligible {
+                                upgrades.push(key);
+                            }
                             CounterResult::Advanced
                         } else {
                             CounterResult::Regressed { stored: *stored }
@@ -246,7 +250,9 @@ impl CredentialStore for SqliteStore {
             }
             {
                 let mut write = tx
-                    .prepare_cached("UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5")
+                    .prepare_cached(
+                        "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5",
+                    )
                     .map_err(unavailable)?;
                 for ((rp_id, id), s) in &state {
                     if let Some((now, _, before)) = s
@@ -254,6 +260,12 @@ impl CredentialStore for SqliteStore {
                     {
                         write.execute(params![rp_id, id, i64::from(*now), now_ms, i64::from(*before)]).map_err(unavailable)?;
                     }
+                }
+                let mut upgrade = tx
+                    .prepare_cached("UPDATE credentials SET backup_eligible = 1, last_used_at_ms = ?3 WHERE rp_id = ?1 AND credential_id = ?2")
+                    .map_err(unavailable)?;
+                for (rp_id, id) in upgrades {
+                    upgrade.execute(params![rp_id, id, now_ms]).map_err(unavailable)?;
                 }
             }
             tx.commit().map_err(unavailable)?;

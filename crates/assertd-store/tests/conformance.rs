@@ -28,7 +28,7 @@ fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
 }
 
 fn upd(rp: &str, id: &[u8], received: u32) -> CounterUpdate {
-    CounterUpdate { rp_id: rp.into(), credential_id: id.to_vec(), received }
+    CounterUpdate { rp_id: rp.into(), credential_id: id.to_vec(), received, upgrade_backup_eligible: false }
 }
 
 async fn put_get_list_revoke(s: &dyn CredentialStore) {
@@ -97,6 +97,16 @@ async fn counters_in_batch_order(s: &dyn CredentialStore) {
     assert_eq!(s.advance_sign_counts(vec![], 1).await.unwrap(), vec![]);
 }
 
+async fn backup_eligibility_upgrade_is_recorded_only_when_accepted(s: &dyn CredentialStore) {
+    s.put_many(vec![record("rp", b"m", b"u", 3)]).await.unwrap();
+    let up = |received| CounterUpdate { upgrade_backup_eligible: true, ..upd("rp", b"m", received) };
+    // A regressed update does not upgrade.
+    assert_eq!(s.advance_sign_counts(vec![up(2)], 1).await.unwrap(), vec![CounterResult::Regressed { stored: 3 }]);
+    assert!(!s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
+    assert_eq!(s.advance_sign_counts(vec![up(4)], 1).await.unwrap(), vec![CounterResult::Advanced]);
+    assert!(s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
+}
+
 #[tokio::test]
 async fn sqlite_put_get_list_revoke() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,6 +117,12 @@ async fn sqlite_put_get_list_revoke() {
 async fn sqlite_counters_in_batch_order() {
     let dir = tempfile::tempdir().unwrap();
     counters_in_batch_order(&SqliteStore::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_backup_eligibility_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    backup_eligibility_upgrade_is_recorded_only_when_accepted(&SqliteStore::open(dir.path()).unwrap()).await;
 }
 
 #[tokio::test]

@@ -51,11 +51,31 @@ pub enum ReasonCode {
     StoreUnavailable = 21,
     /// Synced (multi-device) passkey.
     SyncedPasskey = 22,
+    /// The profile does not allow this passkey type (device-bound / synced).
+    PasskeyTypeNotAllowed = 23,
+    /// The profile requires attestation verified at registration.
+    AttestationRequired = 24,
+    /// The profile's AAGUID restrictions refuse the authenticator model.
+    AaguidNotAllowed = 25,
+    /// The assertion names a profile that is not configured.
+    ProfileUnknown = 26,
+    /// The credential's attestation was not verified at registration.
+    UnattestedCredential = 27,
+    /// The gateway reports an untrusted network.
+    UntrustedNetwork = 28,
+    /// The gateway reports a non-compliant device.
+    NoncompliantDevice = 29,
+    /// Upstream risk is medium.
+    UpstreamRiskMedium = 30,
+    /// Upstream risk is high.
+    UpstreamRiskHigh = 31,
+    /// A legacy algorithm (RS1) the profile allows.
+    LegacyAlgorithm = 32,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 22] = [
+    pub const ALL: [ReasonCode; 32] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -78,6 +98,16 @@ impl ReasonCode {
         Self::InvalidRequest,
         Self::StoreUnavailable,
         Self::SyncedPasskey,
+        Self::PasskeyTypeNotAllowed,
+        Self::AttestationRequired,
+        Self::AaguidNotAllowed,
+        Self::ProfileUnknown,
+        Self::UnattestedCredential,
+        Self::UntrustedNetwork,
+        Self::NoncompliantDevice,
+        Self::UpstreamRiskMedium,
+        Self::UpstreamRiskHigh,
+        Self::LegacyAlgorithm,
     ];
 
     /// The proto enum value.
@@ -111,6 +141,16 @@ impl ReasonCode {
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::StoreUnavailable => "STORE_UNAVAILABLE",
             Self::SyncedPasskey => "SYNCED_PASSKEY",
+            Self::PasskeyTypeNotAllowed => "PASSKEY_TYPE_NOT_ALLOWED",
+            Self::AttestationRequired => "ATTESTATION_REQUIRED",
+            Self::AaguidNotAllowed => "AAGUID_NOT_ALLOWED",
+            Self::ProfileUnknown => "PROFILE_UNKNOWN",
+            Self::UnattestedCredential => "UNATTESTED_CREDENTIAL",
+            Self::UntrustedNetwork => "UNTRUSTED_NETWORK",
+            Self::NoncompliantDevice => "NONCOMPLIANT_DEVICE",
+            Self::UpstreamRiskMedium => "UPSTREAM_RISK_MEDIUM",
+            Self::UpstreamRiskHigh => "UPSTREAM_RISK_HIGH",
+            Self::LegacyAlgorithm => "LEGACY_ALGORITHM",
         }
     }
 
@@ -122,26 +162,36 @@ impl ReasonCode {
         match self {
             Self::InvalidRequest => 0,
             Self::RpUnknown => 1,
-            Self::StoreUnavailable => 2,
-            Self::CredentialNotFound => 3,
-            Self::CredentialRevoked => 4,
-            Self::UnsupportedAlgorithm => 5,
-            Self::MalformedClientData => 6,
-            Self::MalformedAuthenticatorData => 7,
-            Self::MalformedSignature => 8,
-            Self::SignatureInvalid => 9,
-            Self::RpIdMismatch => 10,
-            Self::OriginNotAllowed => 11,
-            Self::ChallengeMismatch => 12,
-            Self::WrongCeremonyType => 13,
-            Self::UserHandleMismatch => 14,
-            Self::UserNotPresent => 15,
-            Self::BackupStateInvalid => 16,
-            Self::BackupEligibilityChanged => 17,
-            Self::SignCountRegression => 18,
-            Self::UserNotVerified => 19,
-            Self::CrossOrigin => 20,
-            Self::SyncedPasskey => 21,
+            Self::ProfileUnknown => 2,
+            Self::StoreUnavailable => 3,
+            Self::CredentialNotFound => 4,
+            Self::CredentialRevoked => 5,
+            Self::UnsupportedAlgorithm => 6,
+            Self::MalformedClientData => 7,
+            Self::MalformedAuthenticatorData => 8,
+            Self::MalformedSignature => 9,
+            Self::SignatureInvalid => 10,
+            Self::RpIdMismatch => 11,
+            Self::OriginNotAllowed => 12,
+            Self::ChallengeMismatch => 13,
+            Self::WrongCeremonyType => 14,
+            Self::UserHandleMismatch => 15,
+            Self::UserNotPresent => 16,
+            Self::BackupStateInvalid => 17,
+            Self::BackupEligibilityChanged => 18,
+            Self::SignCountRegression => 19,
+            Self::PasskeyTypeNotAllowed => 20,
+            Self::AttestationRequired => 21,
+            Self::AaguidNotAllowed => 22,
+            Self::UserNotVerified => 23,
+            Self::CrossOrigin => 24,
+            Self::UpstreamRiskHigh => 25,
+            Self::UpstreamRiskMedium => 26,
+            Self::NoncompliantDevice => 27,
+            Self::UntrustedNetwork => 28,
+            Self::LegacyAlgorithm => 29,
+            Self::UnattestedCredential => 30,
+            Self::SyncedPasskey => 31,
         }
     }
 }
@@ -176,7 +226,7 @@ mod tests {
     fn numbers_names_and_ranks_are_distinct() {
         let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
         nums.dedup();
-        assert_eq!(nums, (1..=22).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=32).collect::<Vec<_>>());
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();

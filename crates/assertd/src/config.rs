@@ -1,11 +1,12 @@
 //! The TOML configuration: listeners, data directory, relying parties, key
 //! cache, limits, CPU pool. Every key is documented in README.md.
 
-use assertd_policy::{Profile, RegressionAction, UserVerification};
+use crate::profiles::{ProfileConfig, RegressionSetting, RpProfileKeys, UserVerificationSetting, profile_from_rp_keys};
+use assertd_policy::Profile;
 use assertd_store::CacheConfig;
 use assertd_verify::RelyingParty;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,9 +29,16 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[serde(default = "default_drain")]
     pub shutdown_grace_seconds: u64,
+    /// Seconds between checks of the config file for changes (0: only
+    /// SIGHUP reloads).
+    #[serde(default = "default_watch")]
+    pub config_watch_interval_seconds: u64,
     /// Relying parties; an assertion for any other RP gets RP_UNKNOWN.
     #[serde(default)]
     pub relying_parties: Vec<RelyingPartyConfig>,
+    /// Named passkey profiles.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
     /// Key cache.
     #[serde(default)]
     pub cache: CacheSection,
@@ -72,6 +80,9 @@ fn default_data_dir() -> PathBuf {
 fn default_drain() -> u64 {
     25
 }
+fn default_watch() -> u64 {
+    5
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -80,37 +91,15 @@ impl Default for Config {
             metrics_listen: default_metrics_listen(),
             data_dir: default_data_dir(),
             shutdown_grace_seconds: default_drain(),
+            config_watch_interval_seconds: default_watch(),
             relying_parties: Vec::new(),
+            profiles: BTreeMap::new(),
             cache: CacheSection::default(),
             limits: Limits::default(),
             pool: PoolSection::default(),
             store: StoreSection::default(),
         }
     }
-}
-
-/// `user_verification` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum UserVerificationSetting {
-    /// Deny without UV.
-    Required,
-    /// UV missing is a risk signal.
-    #[default]
-    Preferred,
-    /// UV is ignored.
-    Discouraged,
-}
-
-/// `sign_count_regression` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RegressionSetting {
-    /// Deny.
-    #[default]
-    Deny,
-    /// Step up.
-    StepUp,
 }
 
 /// One `[[relying_parties]]` entry.
@@ -125,24 +114,42 @@ pub struct RelyingPartyConfig {
     /// Also accept subdomains of the listed web origins (same scheme/port).
     #[serde(default)]
     pub allow_subdomains: bool,
-    /// Accept `crossOrigin: true` (embedded in a cross-origin iframe).
-    #[serde(default)]
-    pub allow_cross_origin: bool,
-    /// Top-level origins accepted in `topOrigin` when cross-origin is allowed.
-    #[serde(default)]
-    pub allowed_top_origins: Vec<String>,
     /// Legacy FIDO U2F AppID, for credentials registered through U2F.
     #[serde(default)]
     pub appid: Option<String>,
-    /// `required` | `preferred` | `discouraged`.
+    /// The profile used when an assertion names none. Unset: the built-in
+    /// default profile, adjusted by the RP-level keys below.
     #[serde(default)]
-    pub user_verification: UserVerificationSetting,
-    /// Accept RS1 (RSASSA-PKCS1-v1_5 with SHA-1) credentials.
+    pub default_profile: Option<String>,
+    /// RP-level profile key, for RPs without a `default_profile`.
     #[serde(default)]
-    pub allow_legacy_algorithms: bool,
-    /// `deny` | `step_up`.
+    pub user_verification: Option<UserVerificationSetting>,
+    /// RP-level profile key, for RPs without a `default_profile`.
     #[serde(default)]
-    pub sign_count_regression: RegressionSetting,
+    pub allow_cross_origin: Option<bool>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub allowed_top_origins: Option<Vec<String>>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub allow_legacy_algorithms: Option<bool>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub sign_count_regression: Option<RegressionSetting>,
+}
+
+impl RelyingPartyConfig {
+    /// The RP-level shorthand for a profile's keys (kept from before named
+    /// profiles existed), refused alongside `default_profile`.
+    pub fn profile_keys(&self) -> RpProfileKeys {
+        RpProfileKeys {
+            user_verification: self.user_verification,
+            allow_cross_origin: self.allow_cross_origin,
+            allowed_top_origins: self.allowed_top_origins.clone(),
+            allow_legacy_algorithms: self.allow_legacy_algorithms,
+            sign_count_regression: self.sign_count_regression,
+        }
+    }
 }
 
 /// `[cache]`.
@@ -295,38 +302,93 @@ impl Config {
                     ));
                 }
             }
-            if !rp.allowed_top_origins.is_empty() && !rp.allow_cross_origin {
-                return Err((key("allowed_top_origins"), "needs allow_cross_origin = true".into()));
+            if let Some(name) = &rp.default_profile {
+                if !self.profiles.contains_key(name) {
+                    return Err((key("default_profile"), format!("profile {name:?} is not defined under [profiles]")));
+                }
+                if let Some(k) = rp.profile_keys().first_set() {
+                    return Err((key(k), format!("set it in profile {name:?}: RP-level profile keys only apply without default_profile")));
+                }
             }
+            profile_from_rp_keys(&rp.profile_keys()).map_err(|(k, p)| (key(&k), p))?;
+        }
+        for (name, p) in &self.profiles {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err((format!("profiles.{name}"), "profile names use letters, digits, '-' and '_'".into()));
+            }
+            p.resolve().map_err(|(k, problem)| (format!("profiles.{name}.{k}"), problem))?;
         }
         Ok(())
     }
 
-    /// The prepared relying parties, by RP ID.
-    pub fn relying_parties(&self) -> HashMap<String, Arc<RpEntry>> {
-        self.relying_parties
-            .iter()
-            .map(|c| {
-                let profile = Profile {
-                    user_verification: match c.user_verification {
-                        UserVerificationSetting::Required => UserVerification::Required,
-                        UserVerificationSetting::Preferred => UserVerification::Preferred,
-                        UserVerificationSetting::Discouraged => UserVerification::Discouraged,
-                    },
-                    allow_cross_origin: c.allow_cross_origin,
-                    allowed_top_origins: c.allowed_top_origins.clone(),
-                    allow_legacy_algorithms: c.allow_legacy_algorithms,
-                    sign_count_regression: match c.sign_count_regression {
-                        RegressionSetting::Deny => RegressionAction::Deny,
-                        RegressionSetting::StepUp => RegressionAction::StepUp,
-                    },
-                    ..Profile::default()
-                };
-                let rp = RelyingParty::new(c.id.clone(), c.origins.clone(), c.allow_subdomains, c.appid.as_deref());
-                (c.id.clone(), Arc::new(RpEntry { rp, profile }))
-            })
-            .collect()
+    /// The policy this config describes: prepared relying parties and
+    /// profiles. Call on a validated config.
+    pub fn policy(&self) -> Result<Policy, (String, String)> {
+        let mut profiles = HashMap::new();
+        for (name, p) in &self.profiles {
+            profiles.insert(name.clone(), Arc::new(p.resolve().map_err(|(k, e)| (format!("profiles.{name}.{k}"), e))?));
+        }
+        let mut rps = HashMap::new();
+        for (i, c) in self.relying_parties.iter().enumerate() {
+            let (name, profile) = match &c.default_profile {
+                Some(name) => {
+                    let p = profiles
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| (format!("relying_parties[{i}].default_profile"), format!("profile {name:?} is not defined")))?;
+                    (name.clone(), p)
+                }
+                None => (
+                    "(built-in)".to_owned(),
+                    Arc::new(profile_from_rp_keys(&c.profile_keys()).map_err(|(k, e)| (format!("relying_parties[{i}].{k}"), e))?),
+                ),
+            };
+            let rp = RelyingParty::new(c.id.clone(), c.origins.clone(), c.allow_subdomains, c.appid.as_deref());
+            rps.insert(c.id.clone(), Arc::new(RpEntry { rp, default_profile: profile, default_profile_name: name }));
+        }
+        Ok(Policy { rps, profiles })
     }
+
+    /// Settings that need a restart to change, for comparing on reload.
+    pub fn restart_only(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                self.listen,
+                self.metrics_listen,
+                &self.data_dir,
+                self.limits_tuple(),
+                self.cache_tuple(),
+                self.pool.threads,
+                self.store.timeout_ms
+            )
+        )
+    }
+
+    fn limits_tuple(&self) -> [usize; 6] {
+        let l = &self.limits;
+        [
+            l.max_batch_size,
+            l.max_message_bytes,
+            l.max_client_data_json_bytes,
+            l.max_authenticator_data_bytes,
+            l.max_signature_bytes,
+            l.max_challenge_bytes,
+        ]
+    }
+
+    fn cache_tuple(&self) -> [u64; 3] {
+        [self.cache.max_entries, self.cache.ttl_seconds, self.cache.negative_ttl_seconds]
+    }
+}
+
+/// Relying parties and named profiles: everything a reload can change.
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Relying parties by RP ID.
+    pub rps: HashMap<String, Arc<RpEntry>>,
+    /// Named profiles.
+    pub profiles: HashMap<String, Arc<Profile>>,
 }
 
 /// A relying party ready for verification.
@@ -334,13 +396,16 @@ impl Config {
 pub struct RpEntry {
     /// Verification settings.
     pub rp: RelyingParty,
-    /// Its policy.
-    pub profile: Profile,
+    /// The profile for assertions that name none.
+    pub default_profile: Arc<Profile>,
+    /// Its name ("(built-in)" for the RP-level keys).
+    pub default_profile_name: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use assertd_policy::{RegressionAction, UserVerification};
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -373,10 +438,10 @@ max_batch_size = 8
         assert_eq!(c.limits.max_batch_size, 8);
         assert_eq!(c.limits.max_signature_bytes, Limits::default().max_signature_bytes);
         assert_eq!(c.cache.ttl_seconds, 10);
-        let rps = c.relying_parties();
+        let rps = c.policy().unwrap().rps;
         let rp = &rps["login.example.com"];
-        assert_eq!(rp.profile.user_verification, UserVerification::Required);
-        assert_eq!(rp.profile.sign_count_regression, RegressionAction::StepUp);
+        assert_eq!(rp.default_profile.user_verification, UserVerification::Required);
+        assert_eq!(rp.default_profile.sign_count_regression, RegressionAction::StepUp);
         assert!(rp.rp.origin_allowed("android:apk-key-hash:abc"));
     }
 
@@ -384,9 +449,9 @@ max_batch_size = 8
     fn shipped_example_is_valid() {
         let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/assertd.toml")).unwrap();
         assert_eq!(c.relying_parties.len(), 3);
-        let rps = c.relying_parties();
+        let rps = c.policy().unwrap().rps;
         assert!(rps["example.org"].rp.appid_hash().is_some());
-        assert_eq!(rps["admin.example.com"].profile.user_verification, UserVerification::Required);
+        assert_eq!(rps["admin.example.com"].default_profile.user_verification, UserVerification::Required);
     }
 
     #[test]

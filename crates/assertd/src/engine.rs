@@ -6,10 +6,11 @@
 //! (lookups and signature math, any number concurrently) and
 //! [`Engine::decide`] (counters and policy, run in request order).
 
-use crate::config::{Limits, RpEntry};
+use crate::config::{Limits, Policy, RpEntry};
 use crate::telemetry;
+use arc_swap::ArcSwap;
 use assertd_api::v1 as pb;
-use assertd_policy::{CounterCheck, CredentialFacts, Decision, Finding, ReasonCode, Verdict, evaluate};
+use assertd_policy::{CounterCheck, CredentialFacts, Decision, Finding, Profile, ReasonCode, RiskLevel, SignInContext, Verdict, evaluate};
 use assertd_store::{CachedCredential, CounterResult, CounterUpdate, KeyCache, Lookup, StoredCredential};
 use assertd_verify::{AssertionInput, AuthenticatorFacts, CredentialInput, KeyError, Verification, verify};
 use futures_util::future::join_all;
@@ -20,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
-    rps: HashMap<String, Arc<RpEntry>>,
+    policy: ArcSwap<Policy>,
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
@@ -29,7 +30,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("relying_parties", &self.rps.len())
+            .field("relying_parties", &self.policy.load().rps.len())
             .field("threads", &self.pool.current_num_threads())
             .finish_non_exhaustive()
     }
@@ -40,8 +41,14 @@ enum Item {
     /// Decided already (bad field, unknown RP or credential, store down).
     Done(Verdict, Option<Arc<CachedCredential>>),
     /// Verified; counters and policy to go.
-    Verified(Arc<RpEntry>, Arc<CachedCredential>, Verification),
+    Verified(Arc<Profile>, Arc<CachedCredential>, Verification),
 }
+
+/// The relying party and profile an assertion is checked under.
+type Target = (Arc<RpEntry>, Arc<Profile>);
+
+/// What the pool verifies: the target and the credential.
+type Job = (Arc<RpEntry>, Arc<Profile>, Arc<CachedCredential>);
 
 /// A batch after phase one.
 pub struct Checked {
@@ -59,9 +66,15 @@ fn deny(code: ReasonCode, message: impl Into<String>) -> Verdict {
 }
 
 impl Engine {
-    /// An engine over the given relying parties, cache and pool.
-    pub fn new(rps: HashMap<String, Arc<RpEntry>>, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits) -> Self {
-        Self { rps, cache, pool, limits }
+    /// An engine over the given policy, cache and pool.
+    pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits) -> Self {
+        Self { policy: ArcSwap::from_pointee(policy), cache, pool, limits }
+    }
+
+    /// Swaps in a new policy (relying parties and profiles) atomically.
+    /// Batches already running finish under the policy they started with.
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
     }
 
     /// The key cache.
@@ -76,7 +89,7 @@ impl Engine {
 
     /// Field checks done before any lookup. Sizes are capped before
     /// anything parses them.
-    fn precheck(&self, a: &pb::Assertion) -> Result<Arc<RpEntry>, Verdict> {
+    fn precheck(&self, policy: &Policy, a: &pb::Assertion) -> Result<Target, Verdict> {
         let l = &self.limits;
         let too_big = |name: &str, len: usize, max: usize| {
             deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"))
@@ -108,17 +121,28 @@ impl Engine {
         if a.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
             return Err(too_big("user_handle", a.user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN));
         }
-        self.rps
+        let rp = policy
+            .rps
             .get(&a.rp_id)
-            .cloned()
-            .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&a.rp_id))))
+            .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&a.rp_id))))?;
+        let profile = if a.profile.is_empty() {
+            rp.default_profile.clone()
+        } else {
+            policy
+                .profiles
+                .get(&a.profile)
+                .cloned()
+                .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&a.profile))))?
+        };
+        Ok((rp.clone(), profile))
     }
 
     /// Phase one: field checks, credential lookups (coalesced, one per
     /// distinct credential), and verification on the pool.
     pub async fn verify(&self, assertions: Vec<pb::Assertion>) -> Result<Checked, tonic::Status> {
         telemetry::batch_size(assertions.len());
-        let prechecked: Vec<Result<Arc<RpEntry>, Verdict>> = assertions.iter().map(|a| self.precheck(a)).collect();
+        let policy = self.policy.load();
+        let prechecked: Vec<Result<Target, Verdict>> = assertions.iter().map(|a| self.precheck(&policy, a)).collect();
 
         // One lookup per distinct (rp, credential) in the batch.
         let mut distinct: HashMap<(&str, &[u8]), usize> = HashMap::new();
@@ -136,7 +160,7 @@ impl Engine {
         }
 
         // Decide what can be decided now; collect the rest for the pool.
-        let mut jobs: Vec<Option<(Arc<RpEntry>, Arc<CachedCredential>)>> = Vec::with_capacity(assertions.len());
+        let mut jobs: Vec<Option<Job>> = Vec::with_capacity(assertions.len());
         let mut items: Vec<Option<Item>> = Vec::with_capacity(assertions.len());
         for (a, p) in assertions.iter().zip(prechecked) {
             let rp = match p {
@@ -145,7 +169,7 @@ impl Engine {
                     items.push(Some(Item::Done(v, None)));
                     continue;
                 }
-                Ok(rp) => rp,
+                Ok(found) => found,
             };
             let idx = distinct[&(a.rp_id.as_str(), a.credential_id.as_slice())];
             let (done, job) = match &lookups[idx].0 {
@@ -168,7 +192,7 @@ impl Engine {
                         };
                         (Some(Item::Done(deny(ReasonCode::UnsupportedAlgorithm, msg), Some(c.clone()))), None)
                     }
-                    Ok(_) => (None, Some((rp, c.clone()))),
+                    Ok(_) => (None, Some((rp.0, rp.1, c.clone()))),
                 },
             };
             items.push(done);
@@ -182,7 +206,7 @@ impl Engine {
                 .par_iter()
                 .zip(jobs.par_iter())
                 .map(|(a, job)| {
-                    let (rp, c) = job.as_ref()?;
+                    let (rp, _, c) = job.as_ref()?;
                     let key = c.key.as_ref().ok()?;
                     let started = std::time::Instant::now();
                     let v = verify(
@@ -211,7 +235,7 @@ impl Engine {
             .zip(verifications)
             .map(|((done, job), v)| match (done, job, v) {
                 (Some(item), _, _) => item,
-                (None, Some((rp, c)), Some(v)) => Item::Verified(rp, c, v),
+                (None, Some((_, profile, c)), Some(v)) => Item::Verified(profile, c, v),
                 // Unreachable by construction: every item without a verdict
                 // had a job. Fail closed anyway.
                 _ => Item::Done(deny(ReasonCode::InvalidRequest, "internal: item was not verified"), None),
@@ -228,14 +252,17 @@ impl Engine {
             .iter()
             .zip(&assertions)
             .filter_map(|(item, a)| match item {
-                Item::Verified(_, _, v) if v.is_valid() => v.authenticator.map(|f| CounterUpdate {
+                Item::Verified(profile, c, v) if v.is_valid() => v.authenticator.map(|f| CounterUpdate {
                     rp_id: a.rp_id.clone(),
                     credential_id: a.credential_id.clone(),
                     received: f.sign_count,
+                    upgrade_backup_eligible: profile.accepts_backup_eligibility_upgrade(c.backup_eligible, f.flags.backup_eligible()),
                 }),
                 _ => None,
             })
             .collect();
+        let upgraded: Vec<(String, Vec<u8>)> =
+            updates.iter().filter(|u| u.upgrade_backup_eligible).map(|u| (u.rp_id.clone(), u.credential_id.clone())).collect();
         let counters = if updates.is_empty() {
             Ok(Vec::new())
         } else {
@@ -248,13 +275,19 @@ impl Engine {
             telemetry::store_error("advance_sign_counts");
             tracing::warn!(error = %e, "sign count update failed");
         }
+        // A recorded BE upgrade changes a cached fact: drop those entries.
+        if counters.is_ok() {
+            for (rp, id) in &upgraded {
+                self.cache.invalidate(rp, id).await;
+            }
+        }
         let mut counters = counters.map(Vec::into_iter);
 
         let mut out = Vec::with_capacity(assertions.len());
         for (a, item) in assertions.into_iter().zip(items) {
             let (verdict, facts, cred) = match item {
                 Item::Done(v, c) => (v, None, c),
-                Item::Verified(rp, c, v) => {
+                Item::Verified(profile, c, v) => {
                     let counter = if !v.is_valid() {
                         Ok(CounterCheck::NotChecked)
                     } else {
@@ -271,7 +304,10 @@ impl Engine {
                         }
                     };
                     let verdict = match counter {
-                        Ok(counter) => evaluate(&rp.profile, &v, &CredentialFacts { backup_eligible: c.backup_eligible }, counter),
+                        Ok(counter) => {
+                            let facts = CredentialFacts { backup_eligible: c.backup_eligible, attested: c.attested, aaguid: c.aaguid };
+                            evaluate(&profile, &v, &facts, counter, &context(a.context.as_ref()))
+                        }
                         Err(v) => v,
                     };
                     (verdict, v.authenticator, Some(c))
@@ -303,6 +339,21 @@ impl Engine {
         let r = self.cache.store().revoke(rp_id, credential_id).await;
         self.cache.invalidate(rp_id, credential_id).await;
         r
+    }
+}
+
+/// The gateway's sign-in context, as policy reads it.
+fn context(c: Option<&pb::SignInContext>) -> SignInContext {
+    let Some(c) = c else { return SignInContext::default() };
+    SignInContext {
+        device_compliant: c.device_compliant,
+        trusted_network: c.trusted_network,
+        upstream_risk: match c.upstream_risk() {
+            pb::RiskLevel::Unspecified => RiskLevel::Unspecified,
+            pb::RiskLevel::Low => RiskLevel::Low,
+            pb::RiskLevel::Medium => RiskLevel::Medium,
+            pb::RiskLevel::High => RiskLevel::High,
+        },
     }
 }
 

@@ -52,7 +52,8 @@ pub fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
     let store: Arc<dyn CredentialStore> =
         Arc::new(SqliteStore::open_with_timeout(&config.data_dir, Duration::from_millis(config.store.timeout_ms))?);
     let cache = KeyCache::new(store, config.cache.into());
-    Ok(Arc::new(Engine::new(config.relying_parties(), cache, pool(config.pool.threads)?, config.limits)))
+    let policy = config.policy().map_err(|(k, e)| ServeError::Startup(format!("{k}: {e}")))?;
+    Ok(Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits)))
 }
 
 /// Runs the service until `shutdown` resolves, then drains.

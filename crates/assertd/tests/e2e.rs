@@ -82,7 +82,15 @@ async fn mixed_batch_of_every_algorithm() {
         push(
             a.assert(RP, ORIGIN, challenge, UV | if synced { 0 } else { 0x08 }, 9),
             challenge,
-            expect(Decision::Deny, &[ReasonCode::BackupEligibilityChanged]),
+            // The type follows what the authenticator reports now.
+            expect(
+                Decision::Deny,
+                if synced {
+                    &[ReasonCode::BackupEligibilityChanged]
+                } else {
+                    &[ReasonCode::BackupEligibilityChanged, ReasonCode::SyncedPasskey]
+                },
+            ),
         );
         // Unknown credential.
         batch.push(assertion(&format!("unknown-{i}"), RP, b"no such credential", challenge, a.assert(RP, ORIGIN, challenge, flags, 10)));

@@ -123,6 +123,7 @@ pub fn record(rp: &str, a: &SoftAuthenticator, user: &[u8], backup_eligible: boo
         public_key_cose: a.public_key_cose.clone(),
         backup_eligible,
         aaguid: vec![0xaa; 16],
+        attested: true,
         transports: vec!["internal".into()],
         ..Default::default()
     }
