@@ -38,6 +38,21 @@ enum Command {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file and print the effective profiles; exits 1 if
+    /// it is invalid.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,11 +90,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, listen, metrics_listen, data_dir } => {
-                let mut c = load(config)?;
+                let mut c = load(config.clone())?;
                 c.listen = listen.unwrap_or(c.listen);
                 c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
-                assertd::server::serve(c, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
+                assertd::server::serve(c, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
+            }
+            Command::Config { command: ConfigCommand::Check { file } } => {
+                let c = Config::load(&file).map_err(|e| e.to_string())?;
+                print!("{}", assertd::profiles::describe(&c).map_err(|e| e.to_string())?);
+                Ok(())
             }
             Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir } } => {
                 let c = load(config)?;

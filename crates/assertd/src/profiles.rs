@@ -379,6 +379,33 @@ impl ProfileConfig {
     }
 }
 
+/// The effective policy of a validated config, for people: each relying
+/// party with its default profile, then every profile with all keys spelled
+/// out (defaults included), as TOML.
+pub fn describe(c: &crate::config::Config) -> Result<String, String> {
+    use std::fmt::Write;
+    let policy = c.policy().map_err(|(k, e)| format!("{k}: {e}"))?;
+    let mut out = String::new();
+    let _ = writeln!(out, "# config OK: {} relying parties, {} profiles", c.relying_parties.len(), c.profiles.len());
+    for rp in &c.relying_parties {
+        let name = rp.default_profile.as_deref().unwrap_or("(built-in, with the RP's own keys)");
+        let _ = writeln!(out, "# relying party {:?}: default profile {name}", rp.id);
+    }
+    let mut effective = std::collections::BTreeMap::new();
+    for (name, p) in &policy.profiles {
+        effective.insert(name.clone(), ProfileConfig::effective(p));
+    }
+    if c.profiles.is_empty() {
+        effective.insert("(built-in)".to_owned(), ProfileConfig::effective(&Profile::default()));
+    }
+    #[derive(Serialize)]
+    struct Out {
+        profiles: std::collections::BTreeMap<String, ProfileConfig>,
+    }
+    out.push_str(&toml::to_string(&Out { profiles: effective }).map_err(|e| e.to_string())?);
+    Ok(out)
+}
+
 fn weight_list(w: &Weights) -> [(&'static str, u32); 11] {
     [
         ("synced_passkey", w.synced_passkey),

@@ -9,6 +9,7 @@ use assertd_api::v1::credential_service_server::CredentialServiceServer;
 use assertd_api::v1::verification_service_server::VerificationServiceServer;
 use assertd_store::{CredentialStore, KeyCache, SqliteStore};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -56,8 +57,69 @@ pub fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
     Ok(Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits)))
 }
 
-/// Runs the service until `shutdown` resolves, then drains.
-pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+/// Reloads the policy (relying parties and profiles) from `path`: a valid
+/// file swaps in atomically; an invalid one is logged and counted, and the
+/// running policy stays. Returns whether the new policy is active.
+pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
+    let loaded = Config::load(path).map_err(|e| e.to_string()).and_then(|c| match c.policy() {
+        Ok(p) => Ok((c, p)),
+        Err((k, e)) => Err(format!("{k}: {e}")),
+    });
+    match loaded {
+        Err(e) => {
+            telemetry::config_reload(false);
+            tracing::error!(error = %e, "config reload rejected; the running policy stays active");
+            false
+        }
+        Ok((new, policy)) => {
+            if new.restart_only() != running.restart_only() {
+                tracing::warn!("config reload: listeners, data_dir, cache, limits, pool and store settings change only on restart");
+            }
+            let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
+            engine.set_policy(policy);
+            telemetry::config_reload(true);
+            tracing::info!(relying_parties = rps, profiles, "config reloaded");
+            true
+        }
+    }
+}
+
+/// Reloads on SIGHUP and, every `interval` (if not zero), when the file's
+/// content changed.
+async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, interval: Duration) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut last = std::fs::read(&path).ok();
+    loop {
+        let forced = tokio::select! {
+            () = async {
+                #[cfg(unix)]
+                if let Some(h) = hup.as_mut() {
+                    h.recv().await;
+                    return;
+                }
+                std::future::pending::<()>().await
+            } => true,
+            () = async {
+                if interval.is_zero() { std::future::pending::<()>().await } else { tokio::time::sleep(interval).await }
+            } => false,
+        };
+        let now = std::fs::read(&path).ok();
+        if !forced && now == last {
+            continue;
+        }
+        last = now;
+        reload(&engine, &path, &running);
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then drains. With
+/// `config_path`, the policy reloads on SIGHUP and on file change.
+pub async fn serve(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
     let engine = engine(&config)?;
     let cache = engine.cache().clone();
@@ -68,6 +130,12 @@ pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = (
     let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, cache));
+    if let Some(path) = config_path {
+        let interval = Duration::from_secs(config.config_watch_interval_seconds);
+        // Compare reloads with the file as it was, not with flag overrides.
+        let baseline = Config::load(&path).unwrap_or_else(|_| config.clone());
+        tokio::spawn(watch_config(engine.clone(), path, baseline, interval));
+    }
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<VerificationServiceServer<VerificationSvc>>().await;

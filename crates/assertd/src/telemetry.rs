@@ -33,6 +33,8 @@ pub const STORE_DURATION: &str = "assertd_store_duration_seconds";
 pub const STORE_ERRORS: &str = "assertd_store_errors_total";
 /// RPCs in progress.
 pub const IN_FLIGHT: &str = "assertd_rpcs_in_flight";
+/// Config reloads, by result (ok / failed).
+pub const CONFIG_RELOADS: &str = "assertd_config_reloads_total";
 
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -55,6 +57,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Credential store call latency, by operation.");
     describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
     describe_gauge!(IN_FLIGHT, "RPCs in progress.");
+    describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
 
@@ -99,6 +102,11 @@ pub fn store_error(op: &'static str) {
 /// Records a finished RPC.
 pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
     histogram!(RPC_DURATION, "rpc" => rpc, "code" => format!("{code:?}")).record(d.as_secs_f64());
+}
+
+/// Counts a config reload.
+pub fn config_reload(ok: bool) {
+    counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 /// Tracks one RPC in flight while alive.
