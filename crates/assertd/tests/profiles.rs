@@ -306,4 +306,16 @@ fn config_check_prints_effective_profiles_or_fails() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad.toml") && err.contains("relying_parties[0].default_profile") && err.contains("missing"), "{err}");
+
+    // The server refuses to start on it, and says why.
+    let out = std::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--config"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("default_profile"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "never started listening");
 }
