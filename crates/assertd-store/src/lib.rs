@@ -7,12 +7,31 @@
 //! compare-and-set, and caches prepared keys.
 
 mod cache;
+mod counters;
+mod postgres;
 mod record;
 mod sqlite;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use record::{InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_HANDLE_LEN, StoredCredential};
 pub use sqlite::SqliteStore;
+
+/// A change to a stored credential that another writer made, for caches to
+/// drop what they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// This credential changed (revoked, replaced, created, deleted).
+    Credential {
+        /// The relying party.
+        rp_id: String,
+        /// The credential.
+        credential_id: Vec<u8>,
+    },
+    /// Changes may have been missed (the change feed reconnected): drop
+    /// everything.
+    All,
+}
 
 use async_trait::async_trait;
 
@@ -85,4 +104,21 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// `last_used_at` on credentials whose count is written. An accepted
     /// update with `upgrade_backup_eligible` also sets BE.
     async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
+
+    /// Sets `last_used_at` on these credentials (batched by the caller, at
+    /// most once per credential per interval).
+    async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` credentials after `after` (by rp_id, credential_id), in
+    /// that order: export in pages, with bounded memory.
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Changes made by other writers (other replicas, other systems), where
+    /// the backend can see them. `None`: this process is the only writer.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 }

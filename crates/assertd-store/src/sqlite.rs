@@ -2,8 +2,8 @@
 //! first start, WAL journal with `synchronous=FULL` so an acknowledged write
 //! survives a crash or power loss.
 
+use crate::counters;
 use crate::{CounterResult, CounterUpdate, CredentialStore, StoreError, StoredCredential};
-use assertd_verify::sign_count_advances;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -200,6 +200,44 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
+    async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+            {
+                let mut s = tx
+                    .prepare_cached("UPDATE credentials SET last_used_at_ms = max(coalesce(last_used_at_ms, 0), ?3) WHERE rp_id = ?1 AND credential_id = ?2")
+                    .map_err(unavailable)?;
+                for (rp, id) in &keys {
+                    s.execute(params![rp, id, now_ms]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let (rp, id) = after.unwrap_or_default();
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials WHERE (rp_id, credential_id) > (?1, ?2) ORDER BY rp_id, credential_id LIMIT ?3"
+                ))
+                .map_err(unavailable)?;
+            let rows = s.query_map(params![rp, id, limit], from_row).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)).await
+    }
+
     async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
@@ -208,66 +246,43 @@ impl CredentialStore for SqliteStore {
             // IMMEDIATE takes the write lock up front: no other writer can
             // interleave between our reads and writes.
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
-            // (stored count now, revoked, count at start); None: not found.
-            let mut state: HashMap<(&str, &[u8]), Option<(u32, bool, u32)>> = HashMap::new();
+            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::new();
             {
-                let mut read = tx.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
+                let mut read = tx
+                    .prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2")
+                    .map_err(unavailable)?;
                 for u in &updates {
                     let key = (u.rp_id.as_str(), u.credential_id.as_slice());
-                    if state.contains_key(&key) {
+                    if rows.contains_key(&key) {
                         continue;
                     }
-                    let row: Option<(i64, bool)> = read.query_row(params![key.0, key.1], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(unavailable)?;
+                    let row: Option<(i64, bool)> =
+                        read.query_row(params![key.0, key.1], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(unavailable)?;
                     let row = match row {
                         None => None,
-                        Some((n, revoked)) => {
-                            let n = u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?;
-                            Some((n, revoked, n))
-                        }
+                        Some((n, revoked)) => Some((u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?, revoked)),
                     };
-                    state.insert(key, row);
+                    rows.insert(key, row);
                 }
             }
-            let mut results = Vec::with_capacity(updates.len());
-            let mut upgrades: Vec<(&str, &[u8])> = Vec::new();
-            for u in &updates {
-                let key = (u.rp_id.as_str(), u.credential_id.as_slice());
-                results.push(match state.get_mut(&key) {
-                    None | Some(None) => CounterResult::NotFound,
-                    Some(Some((_, true, _))) => CounterResult::Revoked,
-                    Some(Some((stored, false, _))) => {
-                        if sign_count_advances(*stored, u.received) {
-                            *stored = u.received;
-                            if u.upgrade_backup_eligible {
-                                upgrades.push(key);
-                            }
-                            CounterResult::Advanced
-                        } else {
-                            CounterResult::Regressed { stored: *stored }
-                        }
-                    }
-                });
-            }
+            let plan = counters::plan(&updates, &rows);
             {
                 let mut write = tx
                     .prepare_cached(
                         "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5",
                     )
                     .map_err(unavailable)?;
-                for ((rp_id, id), s) in &state {
-                    if let Some((now, _, before)) = s
-                        && now != before
-                    {
-                        write.execute(params![rp_id, id, i64::from(*now), now_ms, i64::from(*before)]).map_err(unavailable)?;
-                    }
+                for ((rp_id, id), before, after) in &plan.writes {
+                    write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
                 }
                 let mut upgrade = tx
                     .prepare_cached("UPDATE credentials SET backup_eligible = 1, last_used_at_ms = ?3 WHERE rp_id = ?1 AND credential_id = ?2")
                     .map_err(unavailable)?;
-                for (rp_id, id) in upgrades {
+                for (rp_id, id) in &plan.upgrades {
                     upgrade.execute(params![rp_id, id, now_ms]).map_err(unavailable)?;
                 }
             }
+            let results = plan.results;
             tx.commit().map_err(unavailable)?;
             Ok(results)
         })

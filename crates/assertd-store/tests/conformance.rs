@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_store::{CacheConfig, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, SqliteStore, StoredCredential};
+use assertd_store::{
+    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, SqliteStore,
+    StoredCredential,
+};
+use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,34 +111,168 @@ async fn backup_eligibility_upgrade_is_recorded_only_when_accepted(s: &dyn Crede
     assert!(s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
 }
 
-#[tokio::test]
-async fn sqlite_put_get_list_revoke() {
-    let dir = tempfile::tempdir().unwrap();
-    put_get_list_revoke(&SqliteStore::open(dir.path()).unwrap()).await;
-}
-
-#[tokio::test]
-async fn sqlite_counters_in_batch_order() {
-    let dir = tempfile::tempdir().unwrap();
-    counters_in_batch_order(&SqliteStore::open(dir.path()).unwrap()).await;
-}
-
-#[tokio::test]
-async fn sqlite_backup_eligibility_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    backup_eligibility_upgrade_is_recorded_only_when_accepted(&SqliteStore::open(dir.path()).unwrap()).await;
-}
-
-#[tokio::test]
-async fn sqlite_data_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let s = SqliteStore::open(&dir.path().join("nested/dir")).unwrap();
-        s.put_many(vec![record("rp", b"a", b"u", 1)]).await.unwrap();
-        s.advance_sign_counts(vec![upd("rp", b"a", 9)], 5).await.unwrap();
+async fn touch_page_and_ping(s: &dyn CredentialStore) {
+    s.ping().await.unwrap();
+    let mut all: Vec<_> = (0..25u8).map(|i| record(if i % 2 == 0 { "a.example" } else { "b.example" }, &[i, 1], b"u", 0)).collect();
+    s.put_many(all.clone()).await.unwrap();
+    s.touch(vec![("a.example".into(), vec![0, 1]), ("b.example".into(), vec![99])], 1234).await.unwrap();
+    assert_eq!(s.get("a.example", &[0, 1]).await.unwrap().unwrap().last_used_at_ms, Some(1234));
+    // Pages of 7 walk everything once, in key order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.page(after.clone(), 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().map(|r| (r.rp_id.clone(), r.credential_id.clone()));
+        seen.extend(page.into_iter().map(|r| (r.rp_id, r.credential_id)));
     }
-    let s = SqliteStore::open(&dir.path().join("nested/dir")).unwrap();
-    assert_eq!(s.get("rp", b"a").await.unwrap().unwrap().sign_count, 9);
+    all.sort_by(|a, b| (&a.rp_id, &a.credential_id).cmp(&(&b.rp_id, &b.credential_id)));
+    assert_eq!(seen, all.into_iter().map(|r| (r.rp_id, r.credential_id)).collect::<Vec<_>>());
+}
+
+async fn concurrent_batches_accept_a_count_once(s: std::sync::Arc<dyn CredentialStore>) {
+    s.put_many(vec![record("rp", b"race", b"u", 0)]).await.unwrap();
+    // 8 writers each send counts 1..=50; each count must be accepted once.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for n in 1..=50u32 {
+                if s.advance_sign_counts(vec![upd("rp", b"race", n)], 1).await.unwrap() == vec![CounterResult::Advanced] {
+                    accepted.push(n);
+                }
+            }
+            accepted
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a count was accepted twice");
+    assert_eq!(s.get("rp", b"race").await.unwrap().unwrap().sign_count, 50);
+}
+
+/// Runs one conformance function against SQLite and PostgreSQL.
+macro_rules! conformance {
+    ($name:ident, $f:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                $f(&SqliteStore::open(dir.path()).unwrap()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let pg = PgCluster::start();
+                $f(&pg_store(&pg).await).await;
+            }
+        }
+    };
+}
+
+async fn pg_store(pg: &PgCluster) -> PostgresStore {
+    PostgresStore::connect(&PostgresConfig { url: pg.url(), pool_size: 8, timeout: Duration::from_secs(5) }).await.unwrap()
+}
+
+conformance!(put_get_list_revoke_, put_get_list_revoke);
+conformance!(counters_in_batch_order_, counters_in_batch_order);
+conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
+conformance!(touch_page_and_ping_, touch_page_and_ping);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_batches_accept_a_count_once(std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_batches_from_two_pools() {
+    // Two stores = two replicas' pools racing on one row.
+    let pg = PgCluster::start();
+    let a = pg_store(&pg).await;
+    let b = pg_store(&pg).await;
+    a.put_many(vec![record("rp", b"race", b"u", 0)]).await.unwrap();
+    let mut tasks = Vec::new();
+    for (i, s) in [a.clone(), b.clone(), a, b].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for n in 1..=60u32 {
+                if s.advance_sign_counts(vec![upd("rp", b"race", n), upd("rp", b"race", n)], i as i64).await.unwrap()[0]
+                    == CounterResult::Advanced
+                {
+                    accepted.push(n);
+                }
+            }
+            accepted
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(n, all.len(), "a count was accepted by two replicas");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_are_idempotent_and_concurrent() {
+    let pg = PgCluster::start();
+    let url = pg.url();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                PostgresStore::connect(&PostgresConfig { url, pool_size: 2, timeout: Duration::from_secs(10) }).await.map(|_| ())
+            })
+        })
+        .collect();
+    for s in starts {
+        s.await.unwrap().unwrap();
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "1");
+    pg_store(&pg).await;
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_change_feed_sees_other_writers_and_reconnects() {
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    let mut changes = s.changes().unwrap();
+    let next = async |c: &mut tokio::sync::broadcast::Receiver<Change>| {
+        tokio::time::timeout(Duration::from_secs(10), c.recv()).await.unwrap().unwrap()
+    };
+    assert_eq!(next(&mut changes).await, Change::All, "first subscription");
+    s.put_many(vec![record("rp.example", &[0xab, 0x01], b"u", 0)]).await.unwrap();
+    assert_eq!(next(&mut changes).await, Change::Credential { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
+    // Counter moves do not notify; a revocation by another system does.
+    s.advance_sign_counts(vec![upd("rp.example", &[0xab, 0x01], 5)], 1).await.unwrap();
+    pg.psql("UPDATE credentials SET revoked = true WHERE rp_id = 'rp.example'");
+    assert_eq!(next(&mut changes).await, Change::Credential { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
+    // The server goes away and comes back: the feed says "drop everything".
+    pg.stop_server();
+    pg.start_server();
+    let mut saw_all = false;
+    for _ in 0..3 {
+        if next(&mut changes).await == Change::All {
+            saw_all = true;
+            break;
+        }
+    }
+    assert!(saw_all);
 }
 
 /// A store wrapper that counts reads and can be switched off.
@@ -165,6 +303,15 @@ impl CredentialStore for Counting {
     }
     async fn advance_sign_counts(&self, u: Vec<CounterUpdate>, now: i64) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
         self.inner.advance_sign_counts(u, now).await
+    }
+    async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
+        self.inner.touch(k, now).await
+    }
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
+        self.inner.page(after, limit).await
+    }
+    async fn ping(&self) -> Result<(), assertd_store::StoreError> {
+        self.inner.ping().await
     }
 }
 

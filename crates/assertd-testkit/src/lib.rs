@@ -6,6 +6,7 @@
 
 pub mod authenticator;
 pub mod cbor;
+pub mod pg;
 pub mod vectors;
 
 pub use authenticator::{Alg, AssertionParts, SoftAuthenticator};

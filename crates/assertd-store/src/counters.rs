@@ -1,0 +1,102 @@
+//! The batch counter rule, shared by every backend: given each distinct
+//! credential's state when its row was locked, the outcome of every update
+//! in batch order, as if they ran one after another.
+
+use crate::{CounterResult, CounterUpdate};
+use assertd_verify::sign_count_advances;
+use std::collections::HashMap;
+
+/// A credential as its row read under lock: (stored count, revoked).
+pub(crate) type RowState = Option<(u32, bool)>;
+
+/// Key of a credential within a batch.
+pub(crate) type Key<'a> = (&'a str, &'a [u8]);
+
+/// What to write after planning.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'a> {
+    /// One result per update, in order.
+    pub results: Vec<CounterResult>,
+    /// (credential, count before, count after) where the count grew.
+    pub writes: Vec<(Key<'a>, u32, u32)>,
+    /// Credentials whose BE is to be set.
+    pub upgrades: Vec<Key<'a>>,
+}
+
+/// Plans a batch. `rows` holds every distinct credential of `updates`.
+pub(crate) fn plan<'a>(updates: &'a [CounterUpdate], rows: &HashMap<Key<'a>, RowState>) -> Plan<'a> {
+    let mut running: HashMap<Key<'a>, u32> = HashMap::new();
+    let mut plan = Plan { results: Vec::with_capacity(updates.len()), ..Plan::default() };
+    for u in updates {
+        let key = (u.rp_id.as_str(), u.credential_id.as_slice());
+        plan.results.push(match rows.get(&key).copied().flatten() {
+            None => CounterResult::NotFound,
+            Some((_, true)) => CounterResult::Revoked,
+            Some((stored, false)) => {
+                let now = running.entry(key).or_insert(stored);
+                if sign_count_advances(*now, u.received) {
+                    *now = u.received;
+                    if u.upgrade_backup_eligible && !plan.upgrades.contains(&key) {
+                        plan.upgrades.push(key);
+                    }
+                    CounterResult::Advanced
+                } else {
+                    CounterResult::Regressed { stored: *now }
+                }
+            }
+        });
+    }
+    for (key, after) in running {
+        if let Some(Some((before, _))) = rows.get(&key)
+            && after != *before
+        {
+            plan.writes.push((key, *before, after));
+        }
+    }
+    plan
+}
+
+/// The distinct credentials of a batch, in first-seen order, with the
+/// highest count each received (what a backend writes when it grows).
+pub(crate) fn distinct_max(updates: &[CounterUpdate]) -> Vec<(Key<'_>, u32)> {
+    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut out: Vec<(Key<'_>, u32)> = Vec::new();
+    for u in updates {
+        let key = (u.rp_id.as_str(), u.credential_id.as_slice());
+        match index.get(&key) {
+            Some(&i) => out[i].1 = out[i].1.max(u.received),
+            None => {
+                index.insert(key, out.len());
+                out.push((key, u.received));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(id: &str, received: u32) -> CounterUpdate {
+        CounterUpdate { rp_id: "rp".into(), credential_id: id.as_bytes().to_vec(), received, upgrade_backup_eligible: false }
+    }
+
+    #[test]
+    fn final_count_is_the_max_accepted() {
+        // Whatever the order, what gets written is max(stored, max received)
+        // when anything grew: the single-statement backends rely on it.
+        let orders = [vec![5, 3, 9, 9, 7], vec![9, 5, 3], vec![1, 2, 3], vec![2, 2, 2]];
+        for received in orders {
+            for stored in [0u32, 2, 4, 10] {
+                let updates: Vec<_> = received.iter().map(|r| u("a", *r)).collect();
+                let rows = HashMap::from([(("rp", &b"a"[..]), Some((stored, false)))]);
+                let p = plan(&updates, &rows);
+                let max = *received.iter().max().unwrap();
+                let want = (max > stored).then_some(max);
+                assert_eq!(p.writes.first().map(|w| w.2), want, "{received:?} over {stored}");
+                assert_eq!(distinct_max(&updates), vec![(("rp", &b"a"[..]), max)]);
+            }
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The PostgreSQL store, for several replicas sharing one source of truth.
+//!
+//! * Migrations run at start, versioned, under an advisory lock, so replicas
+//!   starting together apply each exactly once.
+//! * Sign counts: one statement per batch locks the batch's rows, advances
+//!   each counter only when the batch holds a higher count, and returns the
+//!   counts it found; the per-item outcomes follow from those (see
+//!   `counters`). Two replicas racing on one credential serialize on its row
+//!   lock, so a replayed count is accepted at most once.
+//! * A trigger NOTIFYs `assertd_credentials` when a credential is created,
+//!   deleted, revoked or otherwise changed (not when only its counter moves);
+//!   every replica LISTENs and drops its cache entries, and after a lost
+//!   connection re-subscribes and drops everything it may have missed.
+//! * Every call is bounded: `statement_timeout` on the server, and the same
+//!   bound (plus a margin) on the client for a server that does not answer.
+
+use crate::{Change, CounterResult, CounterUpdate, CredentialStore, StoreError, StoredCredential, counters};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::{NoTls, Row};
+
+/// Schema migrations, in order; never edit one that has shipped: append.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE credentials (
+    rp_id           text    NOT NULL,
+    credential_id   bytea   NOT NULL,
+    user_handle     bytea   NOT NULL,
+    public_key_cose bytea   NOT NULL,
+    sign_count      bigint  NOT NULL CHECK (sign_count BETWEEN 0 AND 4294967295),
+    backup_eligible boolean NOT NULL,
+    backup_state    boolean NOT NULL,
+    aaguid          bytea   NOT NULL,
+    attested        boolean NOT NULL,
+    transports      text[]  NOT NULL,
+    revoked         boolean NOT NULL,
+    created_at_ms   bigint  NOT NULL,
+    last_used_at_ms bigint,
+    PRIMARY KEY (rp_id, credential_id)
+);
+CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
+
+CREATE FUNCTION assertd_notify_credential_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('assertd_credentials', OLD.rp_id || ' ' || encode(OLD.credential_id, 'hex'));
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM pg_notify('assertd_credentials', NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER credentials_notify_insert_delete AFTER INSERT OR DELETE ON credentials
+    FOR EACH ROW EXECUTE FUNCTION assertd_notify_credential_change();
+
+-- Counter and last-use updates are the hot path: they do not notify.
+CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (
+        OLD.revoked IS DISTINCT FROM NEW.revoked OR
+        OLD.public_key_cose IS DISTINCT FROM NEW.public_key_cose OR
+        OLD.user_handle IS DISTINCT FROM NEW.user_handle OR
+        OLD.backup_eligible IS DISTINCT FROM NEW.backup_eligible OR
+        OLD.attested IS DISTINCT FROM NEW.attested OR
+        OLD.aaguid IS DISTINCT FROM NEW.aaguid OR
+        OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
+        OLD.credential_id IS DISTINCT FROM NEW.credential_id
+    ) EXECUTE FUNCTION assertd_notify_credential_change();
+"#];
+
+/// Advisory lock key serializing migrations across replicas ("assertd1").
+const MIGRATION_LOCK: i64 = 0x6173_7365_7274_6431;
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "assertd_credentials";
+
+const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:pass@host:port/db` or key=value form.
+    pub url: String,
+    /// Most pooled connections.
+    pub pool_size: usize,
+    /// Bound on every call (server-side `statement_timeout`, and client-side
+    /// with a margin); also the wait for a pooled connection.
+    pub timeout: Duration,
+}
+
+/// The PostgreSQL credential store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    timeout: Duration,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("status", &self.pool.status()).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn from_row(r: &Row) -> Result<StoredCredential, StoreError> {
+    let count: i64 = r.try_get(4).map_err(unavailable)?;
+    Ok(StoredCredential {
+        rp_id: r.try_get(0).map_err(unavailable)?,
+        credential_id: r.try_get(1).map_err(unavailable)?,
+        user_handle: r.try_get(2).map_err(unavailable)?,
+        public_key_cose: r.try_get(3).map_err(unavailable)?,
+        sign_count: u32::try_from(count).map_err(|_| StoreError::Corrupt(format!("sign_count {count} out of range")))?,
+        backup_eligible: r.try_get(5).map_err(unavailable)?,
+        backup_state: r.try_get(6).map_err(unavailable)?,
+        aaguid: r.try_get(7).map_err(unavailable)?,
+        attested: r.try_get(8).map_err(unavailable)?,
+        transports: r.try_get(9).map_err(unavailable)?,
+        revoked: r.try_get(10).map_err(unavailable)?,
+        created_at_ms: r.try_get(11).map_err(unavailable)?,
+        last_used_at_ms: r.try_get(12).map_err(unavailable)?,
+    })
+}
+
+impl PostgresStore {
+    /// Connects, runs pending migrations, and starts the change listener.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config =
+            config.url.parse().map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?;
+        pg.connect_timeout(config.timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(10));
+        pg.options(format!("-c statement_timeout={} -c lock_timeout={}", config.timeout.as_millis(), config.timeout.as_millis()));
+        pg.application_name("assertd");
+        let manager = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .wait_timeout(Some(config.timeout))
+            .create_timeout(Some(config.timeout))
+            .recycle_timeout(Some(config.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(unavailable)?;
+        let (changes, _) = broadcast::channel(4096);
+        let store = Self { pool, timeout: config.timeout, changes };
+        store.migrate().await?;
+        tokio::spawn(listen(pg, store.changes.clone()));
+        Ok(store)
+    }
+
+    /// Runs `f` with a pooled client, bounded by the timeout.
+    async fn with<T>(&self, f: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let bound = self.timeout + Duration::from_millis(500);
+        tokio::time::timeout(bound, async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            f(&client).await
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("no answer from PostgreSQL within {bound:?}")))?
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // Replicas starting together queue here; each migration runs once.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(unavailable)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS assertd_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(unavailable)?;
+        let row = tx.query_one("SELECT coalesce(max(version), 0) FROM assertd_schema_migrations", &[]).await.map_err(unavailable)?;
+        let done: i32 = row.get(0);
+        let done = usize::try_from(done).unwrap_or(0);
+        if done > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!("database schema version {done} is newer than this assertd ({})", MIGRATIONS.len())));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
+            tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+            let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            tx.execute("INSERT INTO assertd_schema_migrations (version) VALUES ($1)", &[&v]).await.map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+/// Keeps a LISTEN connection open; on every (re)connect, tells caches to
+/// drop everything, since changes may have been missed.
+async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        match config.connect(NoTls).await {
+            Err(e) => tracing::warn!(error = %e, "change feed: cannot connect to PostgreSQL; retrying"),
+            Ok((client, mut connection)) => {
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let listen_sql = format!("LISTEN {CHANNEL}");
+                let subscribe = client.batch_execute(&listen_sql);
+                // The connection must be driven while LISTEN runs.
+                let subscribed = {
+                    tokio::pin!(subscribe);
+                    loop {
+                        tokio::select! {
+                            r = &mut subscribe => break r,
+                            m = futures_util::StreamExt::next(&mut messages) => if m.is_none() { break Ok(()) },
+                        }
+                    }
+                };
+                if subscribed.is_ok() {
+                    backoff = Duration::from_millis(100);
+                    if !first {
+                        tracing::info!("change feed: re-subscribed; dropping cached credentials that may have changed meanwhile");
+                    }
+                    let _ = tx.send(Change::All);
+                    first = false;
+                    while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
+                        match m {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if let Some(change) = parse_notification(n.payload()) {
+                                    let _ = tx.send(change);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "change feed: connection lost");
+                                break;
+                            }
+                        }
+                    }
+                    let _ = tx.send(Change::All);
+                }
+                drop(client);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// "rp_id hex(credential_id)".
+fn parse_notification(payload: &str) -> Option<Change> {
+    let (rp, hex) = payload.rsplit_once(' ')?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let id = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
+    Some(Change::Credential { rp_id: rp.to_owned(), credential_id: id })
+}
+
+#[async_trait]
+impl CredentialStore for PostgresStore {
+    async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = $1 AND credential_id = $2"))
+                .await
+                .map_err(unavailable)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+        })
+        .await
+    }
+
+    async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
+        let sql = format!(
+            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (rp_id, credential_id) DO UPDATE SET
+               user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
+               sign_count = greatest(credentials.sign_count, excluded.sign_count),
+               backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
+               aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
+               revoked = excluded.revoked
+             RETURNING {COLUMNS}"
+        );
+        // A big import gets a longer bound: it is one transaction.
+        let bound = self.timeout * u32::try_from(records.len() / 100 + 1).unwrap_or(u32::MAX);
+        tokio::time::timeout(bound + Duration::from_millis(500), async {
+            let mut client = self.pool.get().await.map_err(unavailable)?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let s = tx.prepare_cached(&sql).await.map_err(unavailable)?;
+            let mut out = Vec::with_capacity(records.len());
+            for r in &records {
+                let count = i64::from(r.sign_count);
+                let row = tx
+                    .query_one(
+                        &s,
+                        &[
+                            &r.rp_id,
+                            &r.credential_id,
+                            &r.user_handle,
+                            &r.public_key_cose,
+                            &count,
+                            &r.backup_eligible,
+                            &r.backup_state,
+                            &r.aaguid,
+                            &r.attested,
+                            &r.transports,
+                            &r.revoked,
+                            &r.created_at_ms,
+                            &r.last_used_at_ms,
+                        ],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                out.push(from_row(&row)?);
+            }
+            tx.commit().await.map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("PostgreSQL did not finish the write in time".into()))?
+    }
+
+    async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!(
+                    "UPDATE credentials SET revoked = true WHERE rp_id = $1 AND credential_id = $2 RETURNING {COLUMNS}"
+                ))
+                .await
+                .map_err(unavailable)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+        })
+        .await
+    }
+
+    async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError> {
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials WHERE rp_id = $1 AND user_handle = $2 ORDER BY created_at_ms, credential_id"
+                ))
+                .await
+                .map_err(unavailable)?;
+            c.query(&s, &[&rp_id, &user_handle]).await.map_err(unavailable)?.iter().map(from_row).collect()
+        })
+        .await
+    }
+
+    async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let distinct = counters::distinct_max(&updates);
+        let rps: Vec<&str> = distinct.iter().map(|((rp, _), _)| *rp).collect();
+        let ids: Vec<&[u8]> = distinct.iter().map(|((_, id), _)| *id).collect();
+        let maxes: Vec<i64> = distinct.iter().map(|(_, m)| i64::from(*m)).collect();
+        // One statement: lock the batch's rows in key order (no deadlock
+        // between replicas), raise each count to the batch's highest when
+        // that is higher, and return what was stored before.
+        const SQL: &str = "
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS i(rp_id, credential_id, max_received)
+            ), locked AS (
+                SELECT c.rp_id, c.credential_id, c.sign_count AS before, c.revoked
+                FROM credentials c JOIN input i USING (rp_id, credential_id)
+                ORDER BY c.rp_id, c.credential_id
+                FOR UPDATE OF c
+            ), advanced AS (
+                UPDATE credentials c SET sign_count = i.max_received, last_used_at_ms = $4
+                FROM locked l JOIN input i USING (rp_id, credential_id)
+                WHERE c.rp_id = l.rp_id AND c.credential_id = l.credential_id
+                  AND NOT l.revoked AND i.max_received > l.before AND c.sign_count = l.before
+                RETURNING c.rp_id
+            )
+            SELECT rp_id, credential_id, before, revoked FROM locked";
+        let rows = self
+            .with(async |c| {
+                let s = c.prepare_cached(SQL).await.map_err(unavailable)?;
+                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(unavailable)
+            })
+            .await?;
+        let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
+        for r in &rows {
+            let rp: &str = r.try_get(0).map_err(unavailable)?;
+            let id: &[u8] = r.try_get(1).map_err(unavailable)?;
+            let before: i64 = r.try_get(2).map_err(unavailable)?;
+            let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
+            let revoked: bool = r.try_get(3).map_err(unavailable)?;
+            if let Some(key) = distinct.iter().map(|(k, _)| *k).find(|(r, i)| *r == rp && *i == id) {
+                state.insert(key, Some((before, revoked)));
+            }
+        }
+        let plan = counters::plan(&updates, &state);
+        if !plan.upgrades.is_empty() {
+            // Rare (credentials migrated without BE): a second statement.
+            let rps: Vec<&str> = plan.upgrades.iter().map(|(r, _)| *r).collect();
+            let ids: Vec<&[u8]> = plan.upgrades.iter().map(|(_, i)| *i).collect();
+            self.with(async |c| {
+                c.execute(
+                    "UPDATE credentials c SET backup_eligible = true FROM unnest($1::text[], $2::bytea[]) AS u(rp_id, credential_id)
+                     WHERE c.rp_id = u.rp_id AND c.credential_id = u.credential_id",
+                    &[&rps, &ids],
+                )
+                .await
+                .map_err(unavailable)
+            })
+            .await?;
+        }
+        Ok(plan.results)
+    }
+
+    async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rps: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
+        let ids: Vec<&[u8]> = keys.iter().map(|(_, i)| i.as_slice()).collect();
+        self.with(async |c| {
+            c.execute(
+                "UPDATE credentials c SET last_used_at_ms = greatest(coalesce(c.last_used_at_ms, 0), $3)
+                 FROM unnest($1::text[], $2::bytea[]) AS u(rp_id, credential_id)
+                 WHERE c.rp_id = u.rp_id AND c.credential_id = u.credential_id",
+                &[&rps, &ids, &now_ms],
+            )
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
+        let (rp, id) = after.unwrap_or_default();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials WHERE (rp_id, credential_id) > ($1, $2) ORDER BY rp_id, credential_id LIMIT $3"
+                ))
+                .await
+                .map_err(unavailable)?;
+            c.query(&s, &[&rp, &id, &limit]).await.map_err(unavailable)?.iter().map(from_row).collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(async |c| c.simple_query("SELECT 1").await.map(|_| ()).map_err(unavailable)).await
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_parse() {
+        assert_eq!(
+            parse_notification("login.example.com 00ff10"),
+            Some(Change::Credential { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
+        );
+        assert_eq!(parse_notification("nospace"), None);
+        assert_eq!(parse_notification("rp 0"), None);
+        assert_eq!(parse_notification("rp zz"), None);
+    }
+}
