@@ -4,6 +4,9 @@
 //!
 //! It is not a WebAuthn client: it does no attestation and no CTAP.
 
+// Test support: a failed setup step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod authenticator;
 pub mod cbor;
 pub mod pg;
