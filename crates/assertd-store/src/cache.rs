@@ -134,6 +134,11 @@ impl KeyCache {
         self.cache.invalidate(&(rp_id.into(), credential_id.into())).await;
     }
 
+    /// Drops every entry (the change feed may have missed changes).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Entries currently cached (approximate).
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()

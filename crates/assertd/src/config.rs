@@ -53,18 +53,48 @@ pub struct Config {
     pub store: StoreSection,
 }
 
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Embedded SQLite under `data_dir`.
+    #[default]
+    Sqlite,
+    /// PostgreSQL at `url`.
+    Postgres,
+}
+
 /// `[store]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// Longest a store call may wait (SQLite: for the database lock) before
+    /// `sqlite` (default) or `postgres`.
+    pub backend: Backend,
+    /// PostgreSQL connection URL; `ASSERTD_DATABASE_URL` overrides it.
+    pub url: Option<String>,
+    /// Most PostgreSQL connections per replica.
+    pub pool_size: usize,
+    /// Longest a store call may take (SQLite: the wait for the database
+    /// lock; PostgreSQL: statement and lock timeout, connection wait) before
     /// the assertion gets STORE_UNAVAILABLE.
     pub timeout_ms: u64,
+    /// Readiness turns NOT_SERVING once the store has been unreachable this
+    /// long.
+    pub readiness_grace_seconds: u64,
+    /// `last_used_at` is written at most once per credential per interval.
+    pub last_used_interval_seconds: u64,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        Self { timeout_ms: 2000 }
+        Self {
+            backend: Backend::Sqlite,
+            url: None,
+            pool_size: 16,
+            timeout_ms: 2000,
+            readiness_grace_seconds: 10,
+            last_used_interval_seconds: 60,
+        }
     }
 }
 
@@ -278,6 +308,15 @@ impl Config {
         if self.store.timeout_ms == 0 {
             return Err(("store.timeout_ms".into(), "must be greater than 0".into()));
         }
+        if self.store.pool_size == 0 {
+            return Err(("store.pool_size".into(), "must be greater than 0".into()));
+        }
+        if self.store.last_used_interval_seconds == 0 {
+            return Err(("store.last_used_interval_seconds".into(), "must be greater than 0".into()));
+        }
+        if self.store.backend == Backend::Postgres && self.database_url().is_none() {
+            return Err(("store.url".into(), "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)".into()));
+        }
         if self.cache.max_entries == 0 {
             return Err(("cache.max_entries".into(), "must be greater than 0".into()));
         }
@@ -321,6 +360,11 @@ impl Config {
         Ok(())
     }
 
+    /// The PostgreSQL URL: `ASSERTD_DATABASE_URL`, else `store.url`.
+    pub fn database_url(&self) -> Option<String> {
+        std::env::var("ASSERTD_DATABASE_URL").ok().filter(|u| !u.is_empty()).or_else(|| self.store.url.clone())
+    }
+
     /// The policy this config describes: prepared relying parties and
     /// profiles. Call on a validated config.
     pub fn policy(&self) -> Result<Policy, (String, String)> {
@@ -360,7 +404,7 @@ impl Config {
                 self.limits_tuple(),
                 self.cache_tuple(),
                 self.pool.threads,
-                self.store.timeout_ms
+                format!("{:?}", self.store)
             )
         )
     }

@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
     policy: ArcSwap<Policy>,
+    last_used: parking_lot::Mutex<LastUsed>,
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
@@ -42,6 +43,13 @@ enum Item {
     Done(Verdict, Option<Arc<CachedCredential>>),
     /// Verified; counters and policy to go.
     Verified(Arc<Profile>, Arc<CachedCredential>, Verification),
+}
+
+/// Credentials used since the last flush, and when each was last written.
+#[derive(Debug, Default)]
+struct LastUsed {
+    pending: std::collections::HashSet<(String, Vec<u8>)>,
+    written: HashMap<(String, Vec<u8>), i64>,
 }
 
 /// The relying party and profile an assertion is checked under.
@@ -68,7 +76,7 @@ fn deny(code: ReasonCode, message: impl Into<String>) -> Verdict {
 impl Engine {
     /// An engine over the given policy, cache and pool.
     pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits) -> Self {
-        Self { policy: ArcSwap::from_pointee(policy), cache, pool, limits }
+        Self { policy: ArcSwap::from_pointee(policy), last_used: parking_lot::Mutex::new(LastUsed::default()), cache, pool, limits }
     }
 
     /// Swaps in a new policy (relying parties and profiles) atomically.
@@ -314,6 +322,13 @@ impl Engine {
                 }
             };
             telemetry::verdict(&verdict);
+            if verdict.decision != Decision::Deny {
+                let mut l = self.last_used.lock();
+                let key = (a.rp_id.clone(), a.credential_id.clone());
+                if !l.written.contains_key(&key) {
+                    l.pending.insert(key);
+                }
+            }
             out.push(to_pb(a.request_id, verdict, facts, cred.as_deref()));
         }
         out
@@ -323,6 +338,35 @@ impl Engine {
     pub async fn verify_batch(&self, assertions: Vec<pb::Assertion>) -> Result<Vec<pb::Verdict>, tonic::Status> {
         let checked = self.verify(assertions).await?;
         Ok(self.decide(checked).await)
+    }
+
+    /// Writes `last_used_at` for credentials used since the last flush and
+    /// not written within `interval`: one store call for all of them.
+    pub async fn flush_last_used(&self, interval: std::time::Duration) {
+        let now = now_ms();
+        let window = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let keys: Vec<(String, Vec<u8>)> = {
+            let mut l = self.last_used.lock();
+            l.written.retain(|_, at| now - *at < window);
+            let due: Vec<_> = l.pending.drain().collect();
+            due.into_iter().filter(|k| !l.written.contains_key(k)).collect()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        match self.cache.store().touch(keys.clone(), now).await {
+            Ok(()) => {
+                let mut l = self.last_used.lock();
+                for k in keys {
+                    l.written.insert(k, now);
+                }
+            }
+            Err(e) => {
+                telemetry::store_error("touch");
+                tracing::warn!(error = %e, "last_used_at update failed; will retry");
+                self.last_used.lock().pending.extend(keys);
+            }
+        }
     }
 
     /// Stores a credential and drops it from the cache.

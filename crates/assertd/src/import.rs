@@ -1,4 +1,4 @@
-//! `assertd credentials import`: bulk-load credential records from JSON.
+//! `assertd credentials import` / `export`: credential records as JSON.
 //!
 //! The file is either a JSON array of records or JSON Lines (one record per
 //! line). Byte fields are base64url (padding optional); `aaguid` may also be
@@ -8,7 +8,7 @@
 
 use assertd_store::{CredentialStore, StoredCredential};
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub const CHUNK: usize = 1000;
 
 /// One record in an import file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ImportRecord {
     rp_id: String,
@@ -39,6 +39,10 @@ struct ImportRecord {
     transports: Vec<String>,
     #[serde(default)]
     revoked: bool,
+    #[serde(default)]
+    created_at_ms: Option<i64>,
+    #[serde(default)]
+    last_used_at_ms: Option<i64>,
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
@@ -70,8 +74,8 @@ impl ImportRecord {
             attested: self.attested,
             transports: self.transports,
             revoked: self.revoked,
-            created_at_ms: now_ms,
-            last_used_at_ms: None,
+            created_at_ms: self.created_at_ms.unwrap_or(now_ms),
+            last_used_at_ms: self.last_used_at_ms,
         };
         r.validate().map_err(|e| e.to_string())?;
         Ok(r)
@@ -171,4 +175,43 @@ pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64) -
     })
     .await
     .map_err(|e| format!("import task failed: {e}"))?
+}
+
+/// Records per page read from the store while exporting.
+pub const PAGE: usize = 1000;
+
+/// Writes every stored credential as JSON Lines (the import format), page
+/// by page: memory stays bounded whatever the store's size. Returns the
+/// number written.
+pub async fn export(store: &dyn CredentialStore, out: &mut (dyn std::io::Write + Send)) -> Result<usize, String> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut after = None;
+    let mut n = 0usize;
+    loop {
+        let page = store.page(after.take(), PAGE).await.map_err(|e| format!("after {n} records: {e}"))?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.rp_id.clone(), last.credential_id.clone()));
+        for r in page {
+            let rec = ImportRecord {
+                credential_id: b64(&r.credential_id),
+                user_handle: b64(&r.user_handle),
+                public_key_cose: b64(&r.public_key_cose),
+                aaguid: (r.aaguid.len() == 16).then(|| crate::profiles::format_uuid(&r.aaguid16())),
+                rp_id: r.rp_id,
+                sign_count: r.sign_count,
+                backup_eligible: r.backup_eligible,
+                backup_state: r.backup_state,
+                attested: r.attested,
+                transports: r.transports,
+                revoked: r.revoked,
+                created_at_ms: Some(r.created_at_ms),
+                last_used_at_ms: r.last_used_at_ms,
+            };
+            serde_json::to_writer(&mut *out, &rec).map_err(|e| e.to_string())?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(n)
 }

@@ -1,12 +1,10 @@
 //! The `assertd` command line.
 
 use assertd::config::Config;
-use assertd_store::{CredentialStore, SqliteStore};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// assertd: verifies WebAuthn / passkey assertions in batches over gRPC.
 #[derive(Debug, Parser)]
@@ -57,11 +55,23 @@ enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 enum CredentialsCommand {
-    /// Bulk-load credential records from a JSON array or JSON Lines file.
+    /// Bulk-load credential records from a JSON array or JSON Lines file
+    /// into the configured store (SQLite or PostgreSQL).
     Import {
         /// The file.
         file: PathBuf,
-        /// Configuration file; its data_dir is used unless --data-dir is given.
+        /// Configuration file: its [store] (and data_dir) are used.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory of the embedded store [default: ./data].
+        #[arg(long, env = "ASSERTD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write every stored credential as JSON Lines (the import format).
+    Export {
+        /// Output file [default: standard output].
+        file: Option<PathBuf>,
+        /// Configuration file: its [store] (and data_dir) are used.
         #[arg(long, env = "ASSERTD_CONFIG")]
         config: Option<PathBuf>,
         /// Data directory of the embedded store [default: ./data].
@@ -102,13 +112,27 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir } } => {
-                let c = load(config)?;
-                let dir = data_dir.unwrap_or(c.data_dir);
-                let store: Arc<dyn CredentialStore> = Arc::new(SqliteStore::open(&dir).map_err(|e| e.to_string())?);
+                let mut c = load(config)?;
+                c.data_dir = data_dir.unwrap_or(c.data_dir);
+                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
                 let n = assertd::import::import(&file, store, assertd::engine::now_ms())
                     .await
                     .map_err(|e| format!("import {}: {e}", file.display()))?;
-                println!("imported {n} credentials into {}", dir.display());
+                println!("imported {n} credentials into the {:?} store", c.store.backend);
+                Ok(())
+            }
+            Command::Credentials { command: CredentialsCommand::Export { file, config, data_dir } } => {
+                let mut c = load(config)?;
+                c.data_dir = data_dir.unwrap_or(c.data_dir);
+                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let n = match &file {
+                    Some(path) => {
+                        let f = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                        assertd::import::export(store.as_ref(), &mut std::io::BufWriter::new(f)).await?
+                    }
+                    None => assertd::import::export(store.as_ref(), &mut std::io::BufWriter::new(std::io::stdout())).await?,
+                };
+                eprintln!("exported {n} credentials");
                 Ok(())
             }
         }

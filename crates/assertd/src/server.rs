@@ -1,13 +1,13 @@
 //! Wiring: store, cache, pool, engine, gRPC services (with health and
 //! reflection), the metrics listener, and graceful shutdown.
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::engine::Engine;
 use crate::service::{CredentialSvc, VerificationSvc};
 use crate::telemetry;
 use assertd_api::v1::credential_service_server::CredentialServiceServer;
 use assertd_api::v1::verification_service_server::VerificationServiceServer;
-use assertd_store::{CredentialStore, KeyCache, SqliteStore};
+use assertd_store::{Change, CredentialStore, KeyCache, PostgresConfig, PostgresStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,14 +48,94 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, ServeError> {
         .map_err(|e| ServeError::Startup(format!("cannot start the verification pool: {e}")))
 }
 
-/// Builds the engine (store, cache, pool) for a config.
-pub fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
-    let store: Arc<dyn CredentialStore> =
-        Arc::new(SqliteStore::open_with_timeout(&config.data_dir, Duration::from_millis(config.store.timeout_ms))?);
-    let cache = KeyCache::new(store, config.cache.into());
-    let policy = config.policy().map_err(|(k, e)| ServeError::Startup(format!("{k}: {e}")))?;
-    Ok(Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits)))
+/// Opens the configured credential store (running PostgreSQL migrations).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn CredentialStore>, assertd_store::StoreError> {
+    let timeout = Duration::from_millis(config.store.timeout_ms);
+    Ok(match config.store.backend {
+        Backend::Sqlite => Arc::new(SqliteStore::open_with_timeout(&config.data_dir, timeout)?),
+        Backend::Postgres => {
+            let url = config.database_url().ok_or_else(|| assertd_store::StoreError::Unavailable("no database URL".into()))?;
+            Arc::new(PostgresStore::connect(&PostgresConfig { url, pool_size: config.store.pool_size, timeout }).await?)
+        }
+    })
 }
+
+/// Builds the engine (store, cache, pool) for a config, and starts what
+/// keeps the cache honest: the store's change feed, if it has one.
+pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
+    let store = open_store(config).await?;
+    let changes = store.changes();
+    let cache = KeyCache::new(store, config.cache.into());
+    if let Some(changes) = changes {
+        tokio::spawn(follow_changes(changes, cache.clone()));
+    }
+    let policy = config.policy().map_err(|(k, e)| ServeError::Startup(format!("{k}: {e}")))?;
+    let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
+    let engine = Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits));
+    tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
+    Ok(engine)
+}
+
+/// Drops cache entries that other writers changed.
+async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, cache: KeyCache) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(Change::Credential { rp_id, credential_id }) => cache.invalidate(&rp_id, &credential_id).await,
+            Ok(Change::All) | Err(RecvError::Lagged(_)) => cache.invalidate_all(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Writes `last_used_at` in batches, at most once per credential per interval.
+async fn flush_last_used(engine: std::sync::Weak<Engine>, interval: Duration) {
+    let tick = interval.min(Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(engine) = engine.upgrade() else { return };
+        engine.flush_last_used(interval).await;
+    }
+}
+
+/// Watches the store: readiness (health) turns NOT_SERVING once the store
+/// has been unreachable for `grace`, and SERVING again when it answers.
+async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthReporter, grace: Duration) {
+    let mut down_since: Option<std::time::Instant> = None;
+    let mut serving = true;
+    loop {
+        let ok = engine.cache().store().ping().await.is_ok();
+        telemetry::store_up(ok);
+        match (ok, down_since) {
+            (true, _) => down_since = None,
+            (false, None) => {
+                tracing::warn!("credential store unreachable");
+                down_since = Some(std::time::Instant::now());
+            }
+            (false, Some(_)) => {}
+        }
+        let want = down_since.is_none_or(|t| t.elapsed() < grace);
+        if want != serving {
+            serving = want;
+            let status = if want { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            if want {
+                tracing::info!("credential store reachable again: ready");
+            } else {
+                tracing::warn!(grace_seconds = grace.as_secs(), "credential store unreachable past the grace period: not ready");
+            }
+            health.set_service_status("", status).await;
+            health.set_service_status(READINESS_SERVICE, status).await;
+            health.set_service_status("assertd.v1.VerificationService", status).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Health service name that reports readiness (also reported as "").
+pub const READINESS_SERVICE: &str = "readiness";
+/// Health service name that reports liveness: SERVING while the process
+/// runs, whatever the store does (a restart would not fix the store).
+pub const LIVENESS_SERVICE: &str = "liveness";
 
 /// Reloads the policy (relying parties and profiles) from `path`: a valid
 /// file swaps in atomically; an invalid one is logged and counted, and the
@@ -121,7 +201,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
-    let engine = engine(&config)?;
+    let engine = engine(&config).await?;
     let cache = engine.cache().clone();
 
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
@@ -140,6 +220,9 @@ pub async fn serve(
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<VerificationServiceServer<VerificationSvc>>().await;
     health.set_serving::<CredentialServiceServer<CredentialSvc>>().await;
+    health.set_service_status(READINESS_SERVICE, tonic_health::ServingStatus::Serving).await;
+    health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
+    tokio::spawn(watch_store(engine.clone(), health.clone(), Duration::from_secs(config.store.readiness_grace_seconds)));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(assertd_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -170,6 +253,7 @@ pub async fn serve(
         health_for_shutdown.set_not_serving::<VerificationServiceServer<VerificationSvc>>().await;
         health_for_shutdown.set_not_serving::<CredentialServiceServer<CredentialSvc>>().await;
         health_for_shutdown.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health_for_shutdown.set_service_status(READINESS_SERVICE, tonic_health::ServingStatus::NotServing).await;
         let _ = drain_tx.send(());
     };
     let server = tonic::transport::Server::builder()

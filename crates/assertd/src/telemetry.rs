@@ -33,6 +33,8 @@ pub const STORE_DURATION: &str = "assertd_store_duration_seconds";
 pub const STORE_ERRORS: &str = "assertd_store_errors_total";
 /// RPCs in progress.
 pub const IN_FLIGHT: &str = "assertd_rpcs_in_flight";
+/// 1 while the store answers pings, 0 while it does not.
+pub const STORE_UP: &str = "assertd_store_up";
 /// Config reloads, by result (ok / failed).
 pub const CONFIG_RELOADS: &str = "assertd_config_reloads_total";
 
@@ -57,6 +59,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Credential store call latency, by operation.");
     describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
     describe_gauge!(IN_FLIGHT, "RPCs in progress.");
+    describe_gauge!(STORE_UP, "1 while the credential store answers pings, else 0.");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -102,6 +105,11 @@ pub fn store_error(op: &'static str) {
 /// Records a finished RPC.
 pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
     histogram!(RPC_DURATION, "rpc" => rpc, "code" => format!("{code:?}")).record(d.as_secs_f64());
+}
+
+/// Sets the store-up gauge.
+pub fn store_up(up: bool) {
+    gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 /// Counts a config reload.

@@ -27,7 +27,7 @@ fn from_pb(r: pb::CredentialRecord) -> assertd_store::StoredCredential {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_store_gives_retryable_store_unavailable() {
     let tmp = tempfile::tempdir().unwrap();
-    let engine = assertd::server::engine(&config(tmp.path())).unwrap();
+    let engine = assertd::server::engine(&config(tmp.path())).await.unwrap();
     let hot = SoftAuthenticator::new(Alg::Es256);
     let cold = SoftAuthenticator::new(Alg::Es256);
     engine.put(from_pb(record(RP, &hot, b"u", false))).await.unwrap();
