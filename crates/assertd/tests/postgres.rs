@@ -1,0 +1,307 @@
+//! assertd on a real PostgreSQL (Debian's server, started per test on a
+//! loopback port): replicas sharing counters and revocations, outages,
+//! slow statements, and crashes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use assertd_api::v1 as pb;
+use assertd_testkit::pg::PgCluster;
+use assertd_testkit::{Alg, SoftAuthenticator};
+use common::*;
+use pb::{Decision, ReasonCode};
+use std::time::{Duration, Instant};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const UV: u8 = 0x04;
+
+fn pg_config(pg: &PgCluster, extra: &str) -> String {
+    format!("{}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npool_size = 4\n{extra}\n", default_config(), pg.url())
+}
+
+async fn verify_one(server: &Server, a: pb::Assertion) -> pb::Verdict {
+    server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] })
+        .await
+        .unwrap()
+        .into_inner()
+        .verdicts
+        .remove(0)
+}
+
+async fn health(server: &Server, service: &str) -> ServingStatus {
+    let mut h = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    h.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_counters_and_revocations() {
+    let pg = PgCluster::start();
+    let a_srv = Server::start(&pg_config(&pg, ""));
+    let b_srv = Server::start(&pg_config(&pg, ""));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    let other = SoftAuthenticator::new(Alg::EdDsa);
+    put(&a_srv, record(RP, &key, b"u", false)).await;
+    put(&a_srv, record(RP, &other, b"u", false)).await;
+    let item = |a: &SoftAuthenticator, n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
+
+    // A replay accepted by A is flagged by B.
+    let first = item(&key, 5);
+    assert_eq!(verify_one(&a_srv, first.clone()).await.decision(), Decision::Allow);
+    assert_eq!(codes(&verify_one(&b_srv, first).await), vec![ReasonCode::SignCountRegression]);
+    // B has the key cached now.
+    assert_eq!(verify_one(&b_srv, item(&key, 6)).await.decision(), Decision::Allow);
+    assert_eq!(verify_one(&b_srv, item(&other, 1)).await.decision(), Decision::Allow);
+
+    // A revocation on A denies on B within a second.
+    a_srv
+        .credentials()
+        .await
+        .revoke_credential(pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: key.credential_id.clone() })
+        .await
+        .unwrap();
+    let revoked_at = Instant::now();
+    let mut n = 7;
+    loop {
+        n += 1;
+        let v = verify_one(&b_srv, item(&key, n)).await;
+        if codes(&v) == vec![ReasonCode::CredentialRevoked] {
+            break;
+        }
+        assert!(revoked_at.elapsed() < Duration::from_secs(1), "B still accepts after {:?}: {v:?}", revoked_at.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = revoked_at.elapsed();
+
+    // So does a revocation made in the database by another system.
+    pg.psql(&format!(
+        "UPDATE credentials SET revoked = true WHERE credential_id = '\\x{}'",
+        other.credential_id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let revoked_at = Instant::now();
+    let mut n = 1;
+    for srv in [&a_srv, &b_srv] {
+        loop {
+            n += 1;
+            let v = verify_one(srv, item(&other, n)).await;
+            if codes(&v) == vec![ReasonCode::CredentialRevoked] {
+                break;
+            }
+            assert!(revoked_at.elapsed() < Duration::from_secs(1), "still accepted after {:?}: {v:?}", revoked_at.elapsed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!("revocation on A seen by B after {took:?}; database revocation seen by both after {:?}", revoked_at.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_is_retryable_bounded_and_recovers() {
+    let pg = PgCluster::start();
+    let server = Server::start(&pg_config(&pg, "timeout_ms = 500\nreadiness_grace_seconds = 1"));
+    let hot = SoftAuthenticator::new(Alg::Es256);
+    let cold = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &hot, b"u", false)).await;
+    put(&server, record(RP, &cold, b"u", false)).await;
+    let item = |a: &SoftAuthenticator, n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
+    assert_eq!(verify_one(&server, item(&hot, 1)).await.decision(), Decision::Allow);
+    assert_eq!(health(&server, "readiness").await, ServingStatus::Serving);
+
+    pg.stop_server();
+    let mut n = 1;
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(3) {
+        n += 1;
+        let started = Instant::now();
+        let verdicts = server
+            .verifier()
+            .await
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(&hot, n), item(&cold, n)] })
+            .await
+            .unwrap()
+            .into_inner()
+            .verdicts;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "answer took {took:?}");
+        for v in &verdicts {
+            assert_eq!(v.decision(), Decision::Deny, "never an allow while the store is down: {v:?}");
+            assert_eq!(codes(v), vec![ReasonCode::StoreUnavailable]);
+            assert!(v.retryable);
+        }
+    }
+    // Past the grace: not ready, but alive.
+    assert_eq!(health(&server, "readiness").await, ServingStatus::NotServing);
+    assert_eq!(health(&server, "").await, ServingStatus::NotServing);
+    assert_eq!(health(&server, "liveness").await, ServingStatus::Serving);
+    let metrics = server.scrape();
+    assert!(metrics.lines().any(|l| l == "assertd_store_up 0"), "{metrics}");
+
+    // PostgreSQL returns: the service recovers by itself.
+    pg.start_server();
+    let back = Instant::now();
+    loop {
+        n += 1;
+        let v = verify_one(&server, item(&cold, n)).await;
+        if v.decision() == Decision::Allow {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(15), "not recovered: {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = Instant::now();
+    while health(&server, "readiness").await != ServingStatus::Serving {
+        assert!(ready.elapsed() < Duration::from_secs(5), "readiness did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("recovered {:?} after PostgreSQL restarted", back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_database_is_bounded_by_the_statement_timeout() {
+    let pg = PgCluster::start();
+    let server = Server::start(&pg_config(&pg, "timeout_ms = 300"));
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    // Another session holds the table for 4 s.
+    let port = pg.port();
+    let locker = std::thread::spawn({
+        let sql = "BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;".to_string();
+        let dir = pg.dir().to_owned();
+        move || {
+            let _ = dir;
+            std::process::Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-c", &sql])
+                .output()
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let v = verify_one(&server, assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 1))).await;
+    let took = started.elapsed();
+    assert_eq!(codes(&v), vec![ReasonCode::StoreUnavailable]);
+    assert!(v.retryable);
+    assert!(took < Duration::from_millis(1500), "bounded by the 300 ms timeout (plus margin), took {took:?}");
+    assert!(locker.join().unwrap().status.success());
+    // The lock is gone: same credential verifies.
+    let v = verify_one(&server, assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 2))).await;
+    assert_eq!(v.decision(), Decision::Allow, "{v:?}");
+    eprintln!("a locked table answered STORE_UNAVAILABLE after {took:?}");
+}
+
+/// Assertions per credential in the crash test: more than can finish before
+/// the kill.
+const PER_KEY: u32 = 20_000;
+
+/// Load, kill -9, restart: every count the service acknowledged is still
+/// there (a replay of each is refused).
+async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
+    let a = SoftAuthenticator::new(Alg::Es256);
+    let b = SoftAuthenticator::new(Alg::EdDsa);
+    let mut server = Server::start_in(dir, config);
+    put(&server, record(RP, &a, b"u", false)).await;
+    put(&server, record(RP, &b, b"u", false)).await;
+    let mut acked = Vec::new();
+    let mut clients = Vec::new();
+    for (t, key) in [&a, &b].into_iter().enumerate() {
+        let mut v = server.verifier().await;
+        let items: Vec<_> = (1..=PER_KEY)
+            .map(|n| assertion(&format!("{t}-{n}"), RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, n)))
+            .collect();
+        clients.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for chunk in items.chunks(4) {
+                match v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec() }).await {
+                    Ok(r) => {
+                        for (item, verdict) in chunk.iter().zip(r.into_inner().verdicts) {
+                            if verdict.decision() == Decision::Allow {
+                                ok.push(item.clone());
+                            }
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            ok
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    assert!(acked.len() > 10, "the load ran before the kill ({} acknowledged)", acked.len());
+    assert!(acked.len() < 2 * PER_KEY as usize, "the kill came in the middle of the load");
+    drop(server);
+
+    let server = Server::start_in(dir, config);
+    let mut v = server.verifier().await;
+    for chunk in acked.chunks(256) {
+        let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec() }).await.unwrap().into_inner();
+        for (item, verdict) in chunk.iter().zip(&r.verdicts) {
+            assert_eq!(codes(verdict), vec![ReasonCode::SignCountRegression], "{} was acknowledged, then lost", item.request_id);
+        }
+    }
+    eprintln!("{} acknowledged counts (of {} sent) survived kill -9", acked.len(), 2 * PER_KEY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_count_postgres() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    crash_keeps_acknowledged_counts(&pg_config(&pg, ""), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_count_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_keeps_acknowledged_counts(&default_config(), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_export_against_postgres() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("assertd.toml");
+    std::fs::write(&cfg, pg_config(&pg, "")).unwrap();
+    let keys: Vec<_> = (0..2500).map(|_| SoftAuthenticator::new(Alg::EdDsa)).collect();
+    let b64 = assertd_testkit::b64url;
+    let lines: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            format!(
+                "{{\"rp_id\":\"{RP}\",\"credential_id\":\"{}\",\"user_handle\":\"{}\",\"public_key_cose\":\"{}\",\"sign_count\":{i}}}\n",
+                b64(&k.credential_id),
+                b64(format!("user{}", i % 10).as_bytes()),
+                b64(&k.public_key_cose)
+            )
+        })
+        .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let exe = env!("CARGO_BIN_EXE_assertd");
+    let out = std::process::Command::new(exe).args(["credentials", "import"]).arg(&file).arg("--config").arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(pg.psql("SELECT count(*) FROM credentials").trim(), "2500");
+    let exported = dir.path().join("out.jsonl");
+    let out = std::process::Command::new(exe).args(["credentials", "export"]).arg(&exported).arg("--config").arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(text.lines().count(), 2500);
+    // The export imports back (into SQLite) unchanged.
+    let out = std::process::Command::new(exe)
+        .args(["credentials", "import"])
+        .arg(&exported)
+        .arg("--data-dir")
+        .arg(dir.path().join("sqlite"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again =
+        std::process::Command::new(exe).args(["credentials", "export", "--data-dir"]).arg(dir.path().join("sqlite")).output().unwrap();
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
+}
