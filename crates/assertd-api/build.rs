@@ -6,8 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto").canonicalize()?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let files = ["assertd/v1/types.proto", "assertd/v1/verification.proto", "assertd/v1/credentials.proto"].map(|f| root.join(f));
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
+    // Relative to this package, so a checkout elsewhere sharing the target
+    // directory (cargo hashes path packages by relative path) reruns this
+    // script for its own files.
+    for f in ["types", "verification", "credentials"] {
+        println!("cargo:rerun-if-changed=../../proto/assertd/v1/{f}.proto");
     }
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

@@ -82,6 +82,9 @@ pub enum CounterCheck {
     NotChecked,
     /// The count increased and was stored, or both counts are zero.
     Ok,
+    /// The store could not be reached; the count advanced over what this
+    /// replica last saw, and its update is queued.
+    Deferred,
     /// The stored or received count is non-zero and the received count is
     /// not greater than the stored one.
     Regressed {
@@ -236,6 +239,14 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
             // A regression under step_up must never allow: at least step up.
             RegressionAction::StepUp => signal(w.sign_count_regression.max(profile.step_up_at), ReasonCode::SignCountRegression, what),
         }
+    }
+
+    if counter == CounterCheck::Deferred {
+        signal(
+            w.sign_count_deferred,
+            ReasonCode::SignCountDeferred,
+            "the counter was checked against this replica's memory; the store was unreachable".into(),
+        );
     }
 
     // The gateway's context.

@@ -120,6 +120,8 @@ pub struct Weights {
     pub legacy_algorithm: u32,
     /// A BE false-to-true change accepted under `allow_upgrade`.
     pub backup_eligibility_upgrade: u32,
+    /// A counter checked against the replica's memory during a store outage.
+    pub sign_count_deferred: u32,
 }
 
 impl Default for Weights {
@@ -136,6 +138,7 @@ impl Default for Weights {
             upstream_risk_high: 60,
             legacy_algorithm: 20,
             backup_eligibility_upgrade: 10,
+            sign_count_deferred: 10,
         }
     }
 }

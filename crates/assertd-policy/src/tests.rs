@@ -336,7 +336,7 @@ mod properties {
     use proptest::prelude::*;
 
     fn weights() -> impl Strategy<Value = Weights> {
-        proptest::array::uniform11(0u32..=100).prop_map(|w| Weights {
+        proptest::array::uniform12(0u32..=100).prop_map(|w| Weights {
             synced_passkey: w[0],
             unattested_credential: w[1],
             user_not_verified: w[2],
@@ -349,6 +349,7 @@ mod properties {
             upstream_risk_high: w[8].max(w[7]),
             legacy_algorithm: w[9],
             backup_eligibility_upgrade: w[10],
+            sign_count_deferred: w[11],
         })
     }
 

@@ -189,8 +189,8 @@ impl PostgresStore {
     }
 }
 
-/// Keeps a LISTEN connection open; on every (re)connect, tells caches to
-/// drop everything, since changes may have been missed.
+/// Keeps a LISTEN connection open; on every (re)subscription, tells caches
+/// to drop everything, since changes may have been missed meanwhile.
 async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>) {
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
@@ -232,7 +232,9 @@ async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>) {
                             }
                         }
                     }
-                    let _ = tx.send(Change::All);
+                    // Keep the cache while disconnected (cached credentials
+                    // keep verifying through an outage); it is dropped on
+                    // re-subscription, above, for what may have been missed.
                 }
                 drop(client);
             }

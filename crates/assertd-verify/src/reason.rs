@@ -71,11 +71,14 @@ pub enum ReasonCode {
     UpstreamRiskHigh = 31,
     /// A legacy algorithm (RS1) the profile allows.
     LegacyAlgorithm = 32,
+    /// The store was unreachable: the counter was checked against this
+    /// replica's memory and its update queued.
+    SignCountDeferred = 33,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 32] = [
+    pub const ALL: [ReasonCode; 33] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -108,6 +111,7 @@ impl ReasonCode {
         Self::UpstreamRiskMedium,
         Self::UpstreamRiskHigh,
         Self::LegacyAlgorithm,
+        Self::SignCountDeferred,
     ];
 
     /// The proto enum value.
@@ -151,6 +155,7 @@ impl ReasonCode {
             Self::UpstreamRiskMedium => "UPSTREAM_RISK_MEDIUM",
             Self::UpstreamRiskHigh => "UPSTREAM_RISK_HIGH",
             Self::LegacyAlgorithm => "LEGACY_ALGORITHM",
+            Self::SignCountDeferred => "SIGN_COUNT_DEFERRED",
         }
     }
 
@@ -192,6 +197,7 @@ impl ReasonCode {
             Self::LegacyAlgorithm => 29,
             Self::UnattestedCredential => 30,
             Self::SyncedPasskey => 31,
+            Self::SignCountDeferred => 32,
         }
     }
 }
@@ -226,7 +232,7 @@ mod tests {
     fn numbers_names_and_ranks_are_distinct() {
         let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
         nums.dedup();
-        assert_eq!(nums, (1..=32).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=33).collect::<Vec<_>>());
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();

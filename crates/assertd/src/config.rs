@@ -64,6 +64,18 @@ pub enum Backend {
     Postgres,
 }
 
+/// `[store] counter_outage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterOutage {
+    /// Check counters of credentials this replica has seen against its
+    /// memory and queue the updates (`SIGN_COUNT_DEFERRED`).
+    #[default]
+    Defer,
+    /// Every assertion gets STORE_UNAVAILABLE.
+    Deny,
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +95,10 @@ pub struct StoreSection {
     pub readiness_grace_seconds: u64,
     /// `last_used_at` is written at most once per credential per interval.
     pub last_used_interval_seconds: u64,
+    /// What counters do while the store is unreachable.
+    pub counter_outage: CounterOutage,
+    /// Most counter updates queued during an outage.
+    pub max_deferred_counters: usize,
 }
 
 impl Default for StoreSection {
@@ -94,6 +110,8 @@ impl Default for StoreSection {
             timeout_ms: 2000,
             readiness_grace_seconds: 10,
             last_used_interval_seconds: 60,
+            counter_outage: CounterOutage::Defer,
+            max_deferred_counters: 100_000,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`Engine::decide`] (counters and policy, run in request order).
 
 use crate::config::{Limits, Policy, RpEntry};
+use crate::journal::{Deferred, Journal};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_api::v1 as pb;
@@ -23,6 +24,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Engine {
     policy: ArcSwap<Policy>,
     last_used: parking_lot::Mutex<LastUsed>,
+    /// Counter marks and queued updates for store outages; `None` when
+    /// outages fail closed.
+    journal: Option<parking_lot::Mutex<Journal>>,
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
@@ -43,6 +47,14 @@ enum Item {
     Done(Verdict, Option<Arc<CachedCredential>>),
     /// Verified; counters and policy to go.
     Verified(Arc<Profile>, Arc<CachedCredential>, Verification),
+}
+
+/// Where an item's counter outcome came from.
+enum Counted {
+    /// The store's compare-and-set.
+    Store(CounterResult),
+    /// This replica's journal, during a store outage.
+    Journal(Deferred),
 }
 
 /// Credentials used since the last flush, and when each was last written.
@@ -74,9 +86,18 @@ fn deny(code: ReasonCode, message: impl Into<String>) -> Verdict {
 }
 
 impl Engine {
-    /// An engine over the given policy, cache and pool.
-    pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits) -> Self {
-        Self { policy: ArcSwap::from_pointee(policy), last_used: parking_lot::Mutex::new(LastUsed::default()), cache, pool, limits }
+    /// An engine over the given policy, cache and pool. With `journal`,
+    /// counters of credentials this replica has seen are checked against its
+    /// memory while the store is unreachable (see `journal`).
+    pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
+        Self {
+            policy: ArcSwap::from_pointee(policy),
+            last_used: parking_lot::Mutex::new(LastUsed::default()),
+            journal: journal.map(parking_lot::Mutex::new),
+            cache,
+            pool,
+            limits,
+        }
     }
 
     /// Swaps in a new policy (relying parties and profiles) atomically.
@@ -271,18 +292,7 @@ impl Engine {
             .collect();
         let upgraded: Vec<(String, Vec<u8>)> =
             updates.iter().filter(|u| u.upgrade_backup_eligible).map(|u| (u.rp_id.clone(), u.credential_id.clone())).collect();
-        let counters = if updates.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let started = std::time::Instant::now();
-            let r = self.cache.store().advance_sign_counts(updates, now_ms()).await;
-            telemetry::store_duration("advance_sign_counts", started.elapsed());
-            r
-        };
-        if let Err(e) = &counters {
-            telemetry::store_error("advance_sign_counts");
-            tracing::warn!(error = %e, "sign count update failed");
-        }
+        let counters = self.check_counters(updates).await;
         // A recorded BE upgrade changes a cached fact: drop those entries.
         if counters.is_ok() {
             for (rp, id) in &upgraded {
@@ -299,14 +309,21 @@ impl Engine {
                     let counter = if !v.is_valid() {
                         Ok(CounterCheck::NotChecked)
                     } else {
+                        let received = v.authenticator.map_or(0, |f| f.sign_count);
                         match counters.as_mut().map(|it| it.next()) {
-                            Ok(Some(CounterResult::Advanced)) => Ok(CounterCheck::Ok),
-                            Ok(Some(CounterResult::Regressed { stored })) => {
-                                Ok(CounterCheck::Regressed { stored, received: v.authenticator.map_or(0, |f| f.sign_count) })
+                            Ok(Some(Counted::Store(CounterResult::Advanced))) => Ok(CounterCheck::Ok),
+                            Ok(Some(Counted::Store(CounterResult::Regressed { stored }))) => {
+                                Ok(CounterCheck::Regressed { stored, received })
                             }
-                            Ok(Some(CounterResult::Revoked)) => Err(deny(ReasonCode::CredentialRevoked, "the credential was revoked")),
-                            Ok(Some(CounterResult::NotFound)) => Err(deny(ReasonCode::CredentialNotFound, "the credential was deleted")),
-                            Ok(None) | Err(_) => {
+                            Ok(Some(Counted::Store(CounterResult::Revoked))) => {
+                                Err(deny(ReasonCode::CredentialRevoked, "the credential was revoked"))
+                            }
+                            Ok(Some(Counted::Store(CounterResult::NotFound))) => {
+                                Err(deny(ReasonCode::CredentialNotFound, "the credential was deleted"))
+                            }
+                            Ok(Some(Counted::Journal(Deferred::Accepted))) => Ok(CounterCheck::Deferred),
+                            Ok(Some(Counted::Journal(Deferred::Regressed { stored }))) => Ok(CounterCheck::Regressed { stored, received }),
+                            Ok(Some(Counted::Journal(Deferred::Unknown))) | Ok(None) | Err(_) => {
                                 Err(deny(ReasonCode::StoreUnavailable, "the signature counter could not be checked; retry"))
                             }
                         }
@@ -338,6 +355,71 @@ impl Engine {
     pub async fn verify_batch(&self, assertions: Vec<pb::Assertion>) -> Result<Vec<pb::Verdict>, tonic::Status> {
         let checked = self.verify(assertions).await?;
         Ok(self.decide(checked).await)
+    }
+
+    /// One store round trip for the batch's counters, behind any updates
+    /// queued during an outage. If the store does not answer, the journal
+    /// (when enabled) checks what it can.
+    async fn check_counters(&self, updates: Vec<CounterUpdate>) -> Result<Vec<Counted>, assertd_store::StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = self.journal.as_ref().map(|j| j.lock().take_queue()).unwrap_or_default();
+        let n_queued = queued.len();
+        let mut all = queued;
+        all.extend(updates.iter().cloned());
+        let started = std::time::Instant::now();
+        let r = self.cache.store().advance_sign_counts(all.clone(), now_ms()).await;
+        telemetry::store_duration("advance_sign_counts", started.elapsed());
+        match r {
+            Ok(results) => {
+                if let Some(j) = &self.journal {
+                    j.lock().learn(&all, &results);
+                }
+                self.report_flushed(&results[..n_queued]);
+                Ok(results[n_queued..].iter().map(|r| Counted::Store(*r)).collect())
+            }
+            Err(e) => {
+                telemetry::store_error("advance_sign_counts");
+                tracing::warn!(error = %e, "sign count update failed");
+                let Some(j) = &self.journal else { return Err(e) };
+                let mut j = j.lock();
+                j.requeue(all[..n_queued].to_vec());
+                let checked = j.defer(&updates);
+                telemetry::deferred_queue(j.queued());
+                Ok(checked.into_iter().map(Counted::Journal).collect())
+            }
+        }
+    }
+
+    /// Counts queued updates the store refused once it answered again.
+    fn report_flushed(&self, results: &[CounterResult]) {
+        if results.is_empty() {
+            return;
+        }
+        let conflicts = results.iter().filter(|r| !matches!(r, CounterResult::Advanced)).count();
+        telemetry::deferred_flushed(results.len(), conflicts);
+        if conflicts > 0 {
+            tracing::warn!(conflicts, "counts accepted during the store outage were refused by the store: possible replay across replicas");
+        }
+        telemetry::deferred_queue(self.journal.as_ref().map_or(0, |j| j.lock().queued()));
+    }
+
+    /// Sends updates queued during an outage, when no batch came to carry
+    /// them.
+    pub async fn flush_deferred(&self) {
+        let Some(j) = &self.journal else { return };
+        let queued = j.lock().take_queue();
+        if queued.is_empty() {
+            return;
+        }
+        match self.cache.store().advance_sign_counts(queued.clone(), now_ms()).await {
+            Ok(results) => {
+                j.lock().learn(&queued, &results);
+                self.report_flushed(&results);
+            }
+            Err(_) => j.lock().requeue(queued),
+        }
     }
 
     /// Writes `last_used_at` for credentials used since the last flush and

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod import;
+pub mod journal;
 pub mod profiles;
 pub mod server;
 pub mod service;

@@ -101,6 +101,7 @@ pub struct WeightsConfig {
     pub upstream_risk_high: Option<u32>,
     pub legacy_algorithm: Option<u32>,
     pub backup_eligibility_upgrade: Option<u32>,
+    pub sign_count_deferred: Option<u32>,
 }
 
 /// `[profiles.NAME.risk]`.
@@ -264,6 +265,7 @@ impl ProfileConfig {
             upstream_risk_high: w.upstream_risk_high.unwrap_or(dw.upstream_risk_high),
             legacy_algorithm: w.legacy_algorithm.unwrap_or(dw.legacy_algorithm),
             backup_eligibility_upgrade: w.backup_eligibility_upgrade.unwrap_or(dw.backup_eligibility_upgrade),
+            sign_count_deferred: w.sign_count_deferred.unwrap_or(dw.sign_count_deferred),
         };
         for (k, v) in weight_list(&weights) {
             if v > 100 {
@@ -373,6 +375,7 @@ impl ProfileConfig {
                     upstream_risk_high: Some(w.upstream_risk_high),
                     legacy_algorithm: Some(w.legacy_algorithm),
                     backup_eligibility_upgrade: Some(w.backup_eligibility_upgrade),
+                    sign_count_deferred: Some(w.sign_count_deferred),
                 },
             }),
         }
@@ -406,7 +409,7 @@ pub fn describe(c: &crate::config::Config) -> Result<String, String> {
     Ok(out)
 }
 
-fn weight_list(w: &Weights) -> [(&'static str, u32); 11] {
+fn weight_list(w: &Weights) -> [(&'static str, u32); 12] {
     [
         ("synced_passkey", w.synced_passkey),
         ("unattested_credential", w.unattested_credential),
@@ -419,6 +422,7 @@ fn weight_list(w: &Weights) -> [(&'static str, u32); 11] {
         ("upstream_risk_high", w.upstream_risk_high),
         ("legacy_algorithm", w.legacy_algorithm),
         ("backup_eligibility_upgrade", w.backup_eligibility_upgrade),
+        ("sign_count_deferred", w.sign_count_deferred),
     ]
 }
 

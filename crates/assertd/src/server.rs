@@ -1,8 +1,9 @@
 //! Wiring: store, cache, pool, engine, gRPC services (with health and
 //! reflection), the metrics listener, and graceful shutdown.
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, CounterOutage};
 use crate::engine::Engine;
+use crate::journal::Journal;
 use crate::service::{CredentialSvc, VerificationSvc};
 use crate::telemetry;
 use assertd_api::v1::credential_service_server::CredentialServiceServer;
@@ -71,7 +72,9 @@ pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
     }
     let policy = config.policy().map_err(|(k, e)| ServeError::Startup(format!("{k}: {e}")))?;
     let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
-    let engine = Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits));
+    let journal = (config.store.counter_outage == CounterOutage::Defer)
+        .then(|| Journal::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX), config.store.max_deferred_counters));
+    let engine = Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal));
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     Ok(engine)
 }
@@ -106,6 +109,9 @@ async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthRe
     loop {
         let ok = engine.cache().store().ping().await.is_ok();
         telemetry::store_up(ok);
+        if ok {
+            engine.flush_deferred().await;
+        }
         match (ok, down_since) {
             (true, _) => down_since = None,
             (false, None) => {

@@ -35,6 +35,12 @@ pub const STORE_ERRORS: &str = "assertd_store_errors_total";
 pub const IN_FLIGHT: &str = "assertd_rpcs_in_flight";
 /// 1 while the store answers pings, 0 while it does not.
 pub const STORE_UP: &str = "assertd_store_up";
+/// Counter updates queued during a store outage.
+pub const DEFERRED_QUEUE: &str = "assertd_deferred_counters";
+/// Queued counter updates sent to the store once it answered.
+pub const DEFERRED_FLUSHED: &str = "assertd_deferred_counters_flushed_total";
+/// Queued counter updates the store refused (accepted elsewhere meanwhile).
+pub const DEFERRED_CONFLICTS: &str = "assertd_deferred_counter_conflicts_total";
 /// Config reloads, by result (ok / failed).
 pub const CONFIG_RELOADS: &str = "assertd_config_reloads_total";
 
@@ -60,6 +66,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
     describe_gauge!(IN_FLIGHT, "RPCs in progress.");
     describe_gauge!(STORE_UP, "1 while the credential store answers pings, else 0.");
+    describe_gauge!(DEFERRED_QUEUE, "Counter updates queued during a store outage, waiting for the store.");
+    describe_counter!(DEFERRED_FLUSHED, "Queued counter updates sent to the store once it answered again.");
+    describe_counter!(DEFERRED_CONFLICTS, "Queued counter updates the store refused: the count was accepted elsewhere during the outage.");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -110,6 +119,17 @@ pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
 /// Sets the store-up gauge.
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Sets the deferred-queue gauge.
+pub fn deferred_queue(n: usize) {
+    gauge!(DEFERRED_QUEUE).set(n as f64);
+}
+
+/// Counts queued updates flushed, and those refused.
+pub fn deferred_flushed(n: usize, conflicts: usize) {
+    counter!(DEFERRED_FLUSHED).increment(n as u64);
+    counter!(DEFERRED_CONFLICTS).increment(conflicts as u64);
 }
 
 /// Counts a config reload.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use assertd::config::Config;
+use assertd::config::{Config, CounterOutage};
 use assertd_api::v1 as pb;
 use assertd_testkit::{Alg, SoftAuthenticator};
 use common::*;
@@ -24,37 +24,68 @@ fn from_pb(r: pb::CredentialRecord) -> assertd_store::StoredCredential {
     assertd::service::from_pb(r, 0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn locked_store_gives_retryable_store_unavailable() {
+async fn setup(mode: CounterOutage) -> (tempfile::TempDir, std::sync::Arc<assertd::engine::Engine>, SoftAuthenticator, SoftAuthenticator) {
     let tmp = tempfile::tempdir().unwrap();
-    let engine = assertd::server::engine(&config(tmp.path())).await.unwrap();
+    let mut c = config(tmp.path());
+    c.store.counter_outage = mode;
+    let engine = assertd::server::engine(&c).await.unwrap();
     let hot = SoftAuthenticator::new(Alg::Es256);
     let cold = SoftAuthenticator::new(Alg::Es256);
     engine.put(from_pb(record(RP, &hot, b"u", false))).await.unwrap();
     engine.put(from_pb(record(RP, &cold, b"u", false))).await.unwrap();
-    let item = |a: &SoftAuthenticator, n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x04, n));
-    // Warm the cache for `hot`.
+    // `hot` has been counted on this replica; `cold` has not.
     let v = engine.verify_batch(vec![item(&hot, 1)]).await.unwrap();
     assert_eq!(v[0].decision(), Decision::Allow);
+    (tmp, engine, hot, cold)
+}
 
-    // Another process holds the write lock (readers go on, in WAL mode).
+fn item(a: &SoftAuthenticator, n: u32) -> pb::Assertion {
+    assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x04, n))
+}
+
+/// Another process holds the write lock (readers go on, in WAL mode).
+fn lock(tmp: &tempfile::TempDir) -> rusqlite::Connection {
     let locker = rusqlite::Connection::open(tmp.path().join("data/credentials.db")).unwrap();
     locker.execute_batch("BEGIN IMMEDIATE; UPDATE credentials SET attested = attested;").unwrap();
+    locker
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_store_defers_known_counters_and_fails_closed_for_the_rest() {
+    let (tmp, engine, hot, cold) = setup(CounterOutage::Defer).await;
+    let locker = lock(&tmp);
     let started = Instant::now();
     let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1), item(&hot, 2)]).await.unwrap();
     let took = started.elapsed();
-    for verdict in &v {
-        assert_eq!(verdict.decision(), Decision::Deny, "{verdict:?}");
-        assert_eq!(codes(verdict), vec![ReasonCode::StoreUnavailable], "{verdict:?}");
-        assert!(verdict.retryable);
-    }
     assert!(took < Duration::from_secs(3), "bounded by the store timeout, took {took:?}");
+    // Known credential: checked against this replica's mark, queued.
+    assert_eq!((v[0].decision(), codes(&v[0])), (Decision::Allow, vec![ReasonCode::SignCountDeferred]));
+    // Never counted here: nothing to check against.
+    assert_eq!((v[1].decision(), codes(&v[1]), v[1].retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    // A replay inside the outage is still caught.
+    assert_eq!(codes(&v[2]), vec![ReasonCode::SignCountRegression]);
 
-    // The lock goes away: everything recovers without a restart, and the
-    // counter that could not be written was not advanced.
+    // The store answers again: the queued count lands ahead of the next batch.
+    locker.execute_batch("COMMIT").unwrap();
+    drop(locker);
+    let v = engine.verify_batch(vec![item(&hot, 2), item(&hot, 3), item(&cold, 1)]).await.unwrap();
+    let got: Vec<_> = v.iter().map(|v| (v.decision(), codes(v))).collect();
+    assert_eq!(got, vec![(Decision::Deny, vec![ReasonCode::SignCountRegression]), (Decision::Allow, vec![]), (Decision::Allow, vec![])]);
+    assert_eq!(engine.cache().store().get(RP, &hot.credential_id).await.unwrap().unwrap().sign_count, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_store_with_counter_outage_deny_fails_closed() {
+    let (tmp, engine, hot, cold) = setup(CounterOutage::Deny).await;
+    let locker = lock(&tmp);
+    let started = Instant::now();
+    let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1)]).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    for verdict in &v {
+        assert_eq!((verdict.decision(), codes(verdict), verdict.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    }
     locker.execute_batch("COMMIT").unwrap();
     drop(locker);
     let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1)]).await.unwrap();
-    assert_eq!(v.iter().map(|v| v.decision()).collect::<Vec<_>>(), vec![Decision::Allow, Decision::Allow], "{v:?}");
+    assert!(v.iter().all(|v| v.decision() == Decision::Allow), "{v:?}");
 }
