@@ -436,7 +436,10 @@ impl Engine {
         if keys.is_empty() {
             return;
         }
-        match self.cache.store().touch(keys.clone(), now).await {
+        let started = std::time::Instant::now();
+        let touched = self.cache.store().touch(keys.clone(), now).await;
+        telemetry::store_duration("touch", started.elapsed());
+        match touched {
             Ok(()) => {
                 let mut l = self.last_used.lock();
                 for k in keys {

@@ -440,3 +440,38 @@ async fn import_then_verify() {
     let aaguid = &r.verdicts[1].authenticator.as_ref().unwrap().aaguid;
     assert_eq!(aaguid[..4], [0xcb, 0x69, 0x48, 0x1e]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_at_is_written_in_batches() {
+    let server = Server::start(&format!("{}\n[store]\nlast_used_interval_seconds = 1\n", default_config()));
+    // A passkey that always reports 0: its counter never causes a write.
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let items: Vec<_> = (0..5).map(|i| assertion(&i.to_string(), RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow));
+    let get = async || {
+        server
+            .credentials()
+            .await
+            .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .credential
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let c = get().await;
+        if c.last_used_at.is_some() {
+            assert_eq!(c.sign_count, 0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "last_used_at never written");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = server.scrape();
+    let touches = text.lines().find(|l| l.starts_with("assertd_store_duration_seconds_count{operation=\"touch\"}"));
+    assert!(touches.is_some_and(|l| l.ends_with(" 1")), "one batched write for five uses: {touches:?}");
+}
