@@ -246,23 +246,27 @@ impl CredentialStore for SqliteStore {
             // IMMEDIATE takes the write lock up front: no other writer can
             // interleave between our reads and writes.
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
-            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::new();
-            {
+            // One statement reads every distinct credential of the batch.
+            let distinct = counters::distinct_max(&updates);
+            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
+            for chunk in distinct.chunks(256) {
+                let values = vec!["(?, ?)"; chunk.len()].join(", ");
                 let mut read = tx
-                    .prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2")
+                    .prepare_cached(&format!(
+                        "SELECT rp_id, credential_id, sign_count, revoked FROM credentials WHERE (rp_id, credential_id) IN (VALUES {values})"
+                    ))
                     .map_err(unavailable)?;
-                for u in &updates {
-                    let key = (u.rp_id.as_str(), u.credential_id.as_slice());
-                    if rows.contains_key(&key) {
-                        continue;
+                let args: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|((rp, id), _)| [rp as &dyn rusqlite::ToSql, id as &dyn rusqlite::ToSql]).collect();
+                let mut found = read.query(args.as_slice()).map_err(unavailable)?;
+                while let Some(r) = found.next().map_err(unavailable)? {
+                    let rp: String = r.get(0).map_err(unavailable)?;
+                    let id: Vec<u8> = r.get(1).map_err(unavailable)?;
+                    let n: i64 = r.get(2).map_err(unavailable)?;
+                    let revoked: bool = r.get(3).map_err(unavailable)?;
+                    let n = u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?;
+                    if let Some((key, _)) = chunk.iter().find(|((r, i), _)| *r == rp && *i == id.as_slice()) {
+                        rows.insert(*key, Some((n, revoked)));
                     }
-                    let row: Option<(i64, bool)> =
-                        read.query_row(params![key.0, key.1], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(unavailable)?;
-                    let row = match row {
-                        None => None,
-                        Some((n, revoked)) => Some((u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?, revoked)),
-                    };
-                    rows.insert(key, row);
                 }
             }
             let plan = counters::plan(&updates, &rows);

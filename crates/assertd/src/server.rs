@@ -269,7 +269,7 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_service(verification)
         .add_service(credentials)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal);
+        .serve_with_incoming_shutdown(incoming(grpc), signal);
     tokio::pin!(server);
     // Drain for at most `grace` after the signal.
     tokio::select! {
@@ -280,6 +280,21 @@ pub async fn serve(
     }
     tracing::info!("assertd stopped");
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off: a verdict batch is a
+/// few small frames, and waiting on delayed ACKs would add tens of
+/// milliseconds to every unary call.
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn
+            && let Err(e) = c.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        conn
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,0 +1,156 @@
+//! The signature math alone (raw `ring` verification with a prepared key, the
+//! reference line), each parsing/checking stage alone, the full `verify` per
+//! algorithm, and policy evaluation.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use assertd_policy::{CounterCheck, CredentialFacts, Profile, SignInContext, evaluate};
+use assertd_testkit::{Alg, SoftAuthenticator};
+use assertd_verify::{AssertionInput, AuthenticatorData, ClientData, CredentialInput, PublicKey, RelyingParty, verify};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ring::signature;
+use std::hint::black_box;
+
+const RP: &str = "login.example.com";
+const ORIGIN: &str = "https://login.example.com";
+const CHALLENGE: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn name(a: Alg) -> &'static str {
+    match a {
+        Alg::Es256 => "ES256",
+        Alg::Es384 => "ES384",
+        Alg::EdDsa => "EdDSA",
+        Alg::Rs256 => "RS256",
+        Alg::Ps256 => "PS256",
+    }
+}
+
+/// `ring` verifying one signature with the key already decoded: the floor.
+fn raw_ring(c: &mut Criterion) {
+    let mut g = c.benchmark_group("raw_ring");
+    g.throughput(Throughput::Elements(1));
+    for alg in Alg::ALL {
+        let auth = SoftAuthenticator::new(alg);
+        let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
+        let mut msg = p.authenticator_data.clone();
+        msg.extend(ring::digest::digest(&ring::digest::SHA256, &p.client_data_json).as_ref());
+        // Decode the COSE key once, outside the loop, into ring's inputs.
+        let raw = raw_key(&auth);
+        g.bench_function(name(alg), |b| {
+            b.iter(|| match &raw {
+                Raw::Unparsed(alg, k) => {
+                    signature::UnparsedPublicKey::new(*alg, k).verify(black_box(&msg), black_box(&p.signature)).unwrap()
+                }
+                Raw::Rsa(params, n, e) => {
+                    signature::RsaPublicKeyComponents { n, e }.verify(params, black_box(&msg), black_box(&p.signature)).unwrap()
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+enum Raw {
+    Unparsed(&'static dyn signature::VerificationAlgorithm, Vec<u8>),
+    Rsa(&'static signature::RsaParameters, Vec<u8>, Vec<u8>),
+}
+
+/// The raw key material ring takes, pulled from the COSE key.
+fn raw_key(auth: &SoftAuthenticator) -> Raw {
+    use assertd_verify::cbor::Reader;
+    let mut r = Reader::new(&auth.public_key_cose);
+    let n = r.map().unwrap();
+    let mut fields = std::collections::HashMap::new();
+    for _ in 0..n {
+        let k = r.int().unwrap();
+        let mut peek = r.clone();
+        if peek.int().is_ok() {
+            r.int().unwrap();
+        } else {
+            fields.insert(k, r.bytes().unwrap().to_vec());
+        }
+    }
+    match auth.alg() {
+        Alg::Es256 | Alg::Es384 => {
+            let mut point = vec![4];
+            point.extend(&fields[&-2]);
+            point.extend(&fields[&-3]);
+            let a: &'static dyn signature::VerificationAlgorithm =
+                if auth.alg() == Alg::Es256 { &signature::ECDSA_P256_SHA256_ASN1 } else { &signature::ECDSA_P384_SHA384_ASN1 };
+            Raw::Unparsed(a, point)
+        }
+        Alg::EdDsa => Raw::Unparsed(&signature::ED25519, fields[&-2].clone()),
+        Alg::Rs256 => Raw::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256, fields[&-1].clone(), fields[&-2].clone()),
+        Alg::Ps256 => Raw::Rsa(&signature::RSA_PSS_2048_8192_SHA256, fields[&-1].clone(), fields[&-2].clone()),
+    }
+}
+
+/// Everything `verify` does for one assertion, per algorithm.
+fn full_verify(c: &mut Criterion) {
+    let rp = RelyingParty::new(RP, vec![ORIGIN.into()], false, None);
+    let mut g = c.benchmark_group("full_verify");
+    g.throughput(Throughput::Elements(1));
+    for alg in Alg::ALL {
+        let auth = SoftAuthenticator::new(alg);
+        let key = PublicKey::from_cose(&auth.public_key_cose).unwrap();
+        let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
+        let input = AssertionInput {
+            client_data_json: &p.client_data_json,
+            authenticator_data: &p.authenticator_data,
+            signature: &p.signature,
+            user_handle: b"",
+            expected_challenge: CHALLENGE,
+            appid_used: false,
+        };
+        g.bench_function(name(alg), |b| {
+            b.iter(|| {
+                let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, black_box(&input));
+                assert!(v.is_valid());
+                v
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Each stage alone.
+fn stages(c: &mut Criterion) {
+    let auth = SoftAuthenticator::new(Alg::Es256);
+    let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
+    let rp = RelyingParty::new(RP, vec![ORIGIN.into()], false, None);
+    let key = PublicKey::from_cose(&auth.public_key_cose).unwrap();
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("client_data_parse_and_check", |b| {
+        b.iter(|| {
+            let cd = ClientData::parse(black_box(&p.client_data_json)).unwrap();
+            let ok = cd.ty == "webauthn.get" && rp.origin_allowed(&cd.origin) && !cd.challenge.is_empty();
+            assert!(ok);
+        })
+    });
+    g.bench_function("authenticator_data_parse", |b| {
+        b.iter(|| AuthenticatorData::parse(black_box(&p.authenticator_data)).unwrap().sign_count)
+    });
+    g.bench_function("cose_key_parse_es256", |b| b.iter(|| PublicKey::from_cose(black_box(&auth.public_key_cose)).unwrap()));
+    let rsa = SoftAuthenticator::new(Alg::Rs256);
+    g.bench_function("cose_key_parse_rs256", |b| b.iter(|| PublicKey::from_cose(black_box(&rsa.public_key_cose)).unwrap()));
+    g.bench_function("sha256_client_data", |b| b.iter(|| ring::digest::digest(&ring::digest::SHA256, black_box(&p.client_data_json))));
+    let input = AssertionInput {
+        client_data_json: &p.client_data_json,
+        authenticator_data: &p.authenticator_data,
+        signature: &p.signature,
+        user_handle: b"",
+        expected_challenge: CHALLENGE,
+        appid_used: false,
+    };
+    let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, &input);
+    let profile = Profile::default();
+    let facts = CredentialFacts { backup_eligible: false, attested: true, aaguid: [0; 16] };
+    g.bench_function("policy_evaluate", |b| {
+        b.iter_batched(|| v.clone(), |v| evaluate(&profile, &v, &facts, CounterCheck::Ok, &SignInContext::default()), BatchSize::SmallInput)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, raw_ring, full_verify, stages);
+criterion_main!(benches);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Single-core efficiency: assertd pinned to CPU 0, the load generator to CPU 1.
+# Measures, in one run: raw ring ES256 verifies/s on CPU 0 (calibrate), then
+# assertd's end-to-end assertions/s (ES256, batch 64) unary and streaming,
+# and prints each as a ratio of the raw figure; then an open-loop run at 70%
+# of the unary capacity, whose p99 is compared with the batch's pure verify
+# time (64 / raw rate).
+#
+# Usage: loadtest/single-core.sh [seconds]   (builds release binaries first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release -q -p assertd -p assertd-loadgen
+bin="$target/release"
+work="$(mktemp -d)"
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cat > "$work/assertd.toml" <<TOML
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+data_dir = "$work/data"
+[[relying_parties]]
+id = "login.example.com"
+origins = ["https://login.example.com"]
+[pool]
+threads = 1
+TOML
+
+raw=$(taskset -c 0 "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
+echo "raw ring ES256 on CPU 0: $raw verifies/s"
+
+ASSERTD_LOG=warn taskset -c 0 "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
+pid=$!
+for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+
+run() {
+  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 4 --connections 2 \
+    --warmup 2 --duration "$secs" --server-pid "$pid" "$@" 2>/dev/null | tail -1
+}
+unary=$(run)
+stream=$(run --stream)
+for kind in unary stream; do
+  json="${!kind}"
+  rate=$(echo "$json" | sed 's/.*"assertions_per_second":\([0-9.]*\).*/\1/')
+  p99=$(echo "$json" | sed 's/.*"p99_ms":\([0-9.]*\).*/\1/')
+  mism=$(echo "$json" | sed 's/.*"mismatches":\([0-9]*\).*/\1/')
+  python3 -c "print(f'$kind: {float($rate):.0f} assertions/s = {float($rate)/float($raw):.3f} x raw ring ES256 (p99 {float($p99):.2f} ms, mismatches $mism)')"
+done
+urate=$(echo "$unary" | sed 's/.*"assertions_per_second":\([0-9.]*\).*/\1/')
+rps=$(python3 -c "print(0.7 * $urate / 64)")
+open=$(run --mode open --rate "$rps")
+python3 - "$open" "$raw" "$rps" <<'PY'
+import json, sys
+r, raw, rps = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+pure_ms = 64 / raw * 1000
+p99 = r["latency"]["p99_ms"]
+print(f"open loop at 70% of capacity ({rps:.0f} RPC/s, {r['assertions_per_second']:.0f} assertions/s): "
+      f"p50 {r['latency']['p50_ms']:.2f} ms, p99 {p99:.2f} ms = {p99 / pure_ms:.2f} x the batch's pure verify time ({pure_ms:.2f} ms), "
+      f"mismatches {r['mismatches']}")
+PY
+out="${REPORT_DIR:-.}"
+echo "$unary" > "$out/single-core-unary.json"
+echo "$stream" > "$out/single-core-stream.json"
+echo "$open" > "$out/single-core-open70.json"
