@@ -44,6 +44,16 @@ enum Command {
     },
     /// Load the credentials, then run the load.
     Run(Box<RunArgs>),
+    /// Write an import file (JSON Lines) of N Ed25519 credentials whose keys
+    /// derive from their index, for `run --population N`.
+    GenCredentials {
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// Relying party.
+        #[arg(long, default_value = "login.example.com")]
+        rp: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -116,6 +126,18 @@ struct RunArgs {
     /// Open loop: most requests outstanding before new ones count as errors.
     #[arg(long, default_value_t = 10_000)]
     max_outstanding: usize,
+    /// Use N pre-imported seeded Ed25519 credentials (see gen-credentials)
+    /// instead of creating --credentials through the API.
+    #[arg(long)]
+    population: Option<usize>,
+    /// With --population: pick each pooled assertion's credential from a
+    /// Zipf distribution with this exponent (0: uniform).
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// The server's metrics address (host:port), to report the cache hit
+    /// ratio and the server's memory.
+    #[arg(long)]
+    metrics: Option<String>,
 }
 
 /// What the generator expects for one assertion.
@@ -170,6 +192,86 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// The seeded credential `i`: an Ed25519 key from SHA-256("assertd-loadgen" || i).
+fn seeded(i: usize) -> (Vec<u8>, ring::signature::Ed25519KeyPair, Vec<u8>) {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"assertd-loadgen");
+    ctx.update(&(i as u64).to_be_bytes());
+    let seed = ctx.finish();
+    #[allow(clippy::expect_used)]
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_ref()).expect("32-byte seed");
+    use ring::signature::KeyPair;
+    let x = key.public_key().as_ref();
+    // COSE_Key {1: 1, 3: -8, -1: 6, -2: x}
+    let mut cose = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
+    cose.extend_from_slice(x);
+    let id = format!("seeded-{i}").into_bytes();
+    (id, key, cose)
+}
+
+fn gen_credentials(count: usize, rp: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let b64 = assertd_testkit::b64url;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..count {
+        let (id, _, cose) = seeded(i);
+        writeln!(
+            out,
+            r#"{{"rp_id":"{rp}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","attested":true}}"#,
+            b64(&id),
+            b64(format!("user-{i}").as_bytes()),
+            b64(&cose)
+        )?;
+    }
+    out.flush()
+}
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Samples ranks 0..n with probability proportional to 1/(rank+1)^s.
+fn zipf_sampler(n: usize, s: f64) -> impl FnMut(&mut Rng) -> usize {
+    let mut cdf = Vec::with_capacity(n);
+    let mut total = 0.0;
+    for k in 1..=n {
+        total += 1.0 / (k as f64).powf(s);
+        cdf.push(total);
+    }
+    move |rng: &mut Rng| {
+        let u = rng.next_f64() * total;
+        cdf.partition_point(|c| *c < u).min(n - 1)
+    }
+}
+
+/// Reads a Prometheus text exposition: (cache hits, cache misses).
+fn scrape_cache(addr: &str) -> Option<(f64, f64)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let value =
+        |prefix: &str| body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    Some((value("assertd_cache_lookups_total{result=\"hit\"}"), value("assertd_cache_lookups_total{result=\"miss\"}")))
+}
+
+/// Resident memory of a process in bytes.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn calibrate(seconds: f64) -> serde_json::Value {
     let a = SoftAuthenticator::new(Alg::Es256);
     let p = a.assert("login.example.com", "https://login.example.com", b"calibrate", 0x05, 0);
@@ -205,6 +307,9 @@ async fn connect(target: &str) -> Result<Channel, String> {
 
 /// Creates the credentials and the pool of requests.
 async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>, String> {
+    if let Some(n) = args.population {
+        return Ok(prepare_population(args, n));
+    }
     let algs = args.algs.iter().map(|a| alg(a)).collect::<Result<Vec<_>, _>>()?;
     let mut creds = CredentialServiceClient::new(channel);
     let mut auths = Vec::with_capacity(args.credentials);
@@ -258,6 +363,43 @@ async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>,
             Arc::new(Prepared { assertions, expect })
         })
         .collect())
+}
+
+/// Pool of valid assertions over seeded credentials, picked by Zipf rank.
+fn prepare_population(args: &RunArgs, n: usize) -> Vec<Arc<Prepared>> {
+    let challenge = b"assertd-loadgen-challenge-0123456789";
+    let mut pick = zipf_sampler(n.max(1), args.zipf);
+    let mut rng = Rng(42);
+    let pool: Vec<pb::Assertion> = (0..args.pool.max(1))
+        .map(|i| {
+            let rank = pick(&mut rng);
+            let (id, key, _) = seeded(rank);
+            let authenticator_data = SoftAuthenticator::authenticator_data(&args.rp, 0x05, 0);
+            let client_data_json = SoftAuthenticator::client_data_json(challenge, &args.origin);
+            let mut msg = authenticator_data.clone();
+            msg.extend(ring::digest::digest(&ring::digest::SHA256, &client_data_json).as_ref());
+            pb::Assertion {
+                request_id: i.to_string(),
+                rp_id: args.rp.clone(),
+                credential_id: id,
+                signature: key.sign(&msg).as_ref().to_vec(),
+                client_data_json,
+                authenticator_data,
+                expected_challenge: challenge.to_vec(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&[u8]> = pool.iter().map(|a| a.credential_id.as_slice()).collect();
+    eprintln!("population {n}, zipf {}: {} distinct credentials in a pool of {}", args.zipf, distinct.len(), pool.len());
+    let n_requests = pool.len().div_ceil(args.batch).max(1);
+    (0..n_requests)
+        .map(|r| {
+            let assertions: Vec<_> = (0..args.batch).map(|k| pool[(r * args.batch + k) % pool.len()].clone()).collect();
+            let expect = vec![Expect { decision: pb::Decision::Allow, code: None }; assertions.len()];
+            Arc::new(Prepared { assertions, expect })
+        })
+        .collect()
 }
 
 /// Records one answered request.
@@ -448,6 +590,7 @@ async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
     *stats.interval.lock().await = Some(histogram());
     stats.measuring.store(true, Ordering::SeqCst);
     let server_cpu0 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let cache0 = args.metrics.as_deref().and_then(scrape_cache);
     let self_cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let mut last = (0u64, Instant::now());
@@ -474,6 +617,9 @@ async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
     stop.store(true, Ordering::SeqCst);
     let server_cpu = args.server_pid.and_then(|p| cpu_seconds(&p.to_string())).zip(server_cpu0).map(|(b, a)| b - a);
     let self_cpu = cpu_seconds("self").zip(self_cpu0).map(|(b, a)| b - a);
+    let cache1 = args.metrics.as_deref().and_then(scrape_cache);
+    let hit_ratio = cache0.zip(cache1).map(|((h0, m0), (h1, m1))| (h1 - h0) / ((h1 - h0) + (m1 - m0)).max(1.0));
+    let server_rss = args.server_pid.and_then(rss_bytes);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
@@ -501,6 +647,10 @@ async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
         "server_cpu_seconds": server_cpu,
         "generator_cpu_seconds": self_cpu,
         "server_cpu_per_assertion_us": server_cpu.map(|c| c * 1e6 / assertions.max(1) as f64),
+        "cache_hit_ratio": hit_ratio,
+        "server_rss_bytes": server_rss,
+        "population": args.population,
+        "zipf": args.population.map(|_| args.zipf),
     }))
 }
 
@@ -519,6 +669,8 @@ fn print_summary(r: &serde_json::Value) {
     eprintln!("{:<26} {}", "decisions", r["decisions"]);
     eprintln!("{:<26} {:>12}", "server CPU s", r["server_cpu_seconds"]);
     eprintln!("{:<26} {:>12}", "generator CPU s", r["generator_cpu_seconds"]);
+    eprintln!("{:<26} {:>12}", "cache hit ratio", r["cache_hit_ratio"]);
+    eprintln!("{:<26} {:>12}", "server RSS bytes", r["server_rss_bytes"]);
 }
 
 fn main() -> ExitCode {
@@ -528,6 +680,13 @@ fn main() -> ExitCode {
             println!("{}", calibrate(seconds));
             ExitCode::SUCCESS
         }
+        Command::GenCredentials { count, rp } => match gen_credentials(count, &rp) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("assertd-loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
