@@ -36,6 +36,20 @@ enum Command {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
+    /// Ask a running assertd's gRPC health service; exits 0 when SERVING
+    /// (for exec probes, `helm test`, scripts).
+    Health {
+        /// The server's gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        target: String,
+        /// Health service name: "" (overall), "readiness", "liveness", or a
+        /// gRPC service name.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -105,6 +119,27 @@ fn main() -> ExitCode {
                 c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
                 assertd::server::serve(c, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
+            }
+            Command::Health { target, service, timeout } => {
+                let status = tokio::time::timeout(std::time::Duration::from_secs(timeout), async {
+                    let channel = tonic::transport::Channel::from_shared(target.clone())
+                        .map_err(|e| e.to_string())?
+                        .connect()
+                        .await
+                        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+                    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+                    let r =
+                        client.check(tonic_health::pb::HealthCheckRequest { service: service.clone() }).await.map_err(|e| e.to_string())?;
+                    Ok::<_, String>(r.into_inner().status())
+                })
+                .await
+                .map_err(|_| format!("no answer from {target} within {timeout} s"))??;
+                println!("{service:?}: {}", status.as_str_name());
+                if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+                    Ok(())
+                } else {
+                    Err(format!("{service:?} is {}", status.as_str_name()))
+                }
             }
             Command::Config { command: ConfigCommand::Check { file } } => {
                 let c = Config::load(&file).map_err(|e| e.to_string())?;

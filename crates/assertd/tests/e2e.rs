@@ -322,6 +322,13 @@ async fn health_reflection_and_metrics() {
         let r = health.check(tonic_health::pb::HealthCheckRequest { service: svc.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
     }
+    // The CLI's health check, as exec probes and `helm test` use it.
+    let exe = env!("CARGO_BIN_EXE_assertd");
+    let target = format!("http://{}", server.grpc);
+    let ok = std::process::Command::new(exe).args(["health", "--target", &target, "--service", "readiness"]).output().unwrap();
+    assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("SERVING"), "{ok:?}");
+    let unknown = std::process::Command::new(exe).args(["health", "--target", &target, "--service", "nope"]).output().unwrap();
+    assert!(!unknown.status.success());
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
         server_reflection_response::MessageResponse,
