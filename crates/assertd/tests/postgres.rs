@@ -100,7 +100,8 @@ async fn two_replicas_share_counters_and_revocations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_retryable_bounded_and_recovers() {
     let pg = PgCluster::start();
-    let server = Server::start(&pg_config(&pg, "timeout_ms = 500\nreadiness_grace_seconds = 1"));
+    // The bound leaves room for a loaded test machine before the outage.
+    let server = Server::start(&pg_config(&pg, "timeout_ms = 1000\nreadiness_grace_seconds = 1"));
     let hot = SoftAuthenticator::new(Alg::Es256);
     let cold = SoftAuthenticator::new(Alg::Es256);
     put(&server, record(RP, &hot, b"u", false)).await;
@@ -172,7 +173,7 @@ async fn outage_is_retryable_bounded_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_database_is_bounded_by_the_statement_timeout() {
     let pg = PgCluster::start();
-    let server = Server::start(&pg_config(&pg, "timeout_ms = 300"));
+    let server = Server::start(&pg_config(&pg, "timeout_ms = 700"));
     let a = SoftAuthenticator::new(Alg::Es256);
     put(&server, record(RP, &a, b"u", false)).await;
     // Another session holds the table for 4 s.
@@ -194,7 +195,7 @@ async fn slow_database_is_bounded_by_the_statement_timeout() {
     let took = started.elapsed();
     assert_eq!(codes(&v), vec![ReasonCode::StoreUnavailable]);
     assert!(v.retryable);
-    assert!(took < Duration::from_millis(1500), "bounded by the 300 ms timeout (plus margin), took {took:?}");
+    assert!(took < Duration::from_millis(2000), "bounded by the 700 ms timeout (plus margin), took {took:?}");
     assert!(locker.join().unwrap().status.success());
     // The lock is gone: same credential verifies.
     let v = verify_one(&server, assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 2))).await;

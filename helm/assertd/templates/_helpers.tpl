@@ -1,0 +1,60 @@
+{{- define "assertd.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "assertd.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "assertd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "assertd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "assertd.labels" -}}
+{{ include "assertd.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "assertd.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The server configuration: chart-managed sections, then the policy. */}}
+{{- define "assertd.config" -}}
+listen = "0.0.0.0:{{ .Values.ports.grpc }}"
+metrics_listen = "0.0.0.0:{{ .Values.ports.metrics }}"
+data_dir = "/var/lib/assertd"
+shutdown_grace_seconds = {{ .Values.shutdown.drainSeconds }}
+config_watch_interval_seconds = {{ .Values.configWatchIntervalSeconds }}
+
+[cache]
+max_entries = {{ .Values.cache.maxEntries | int64 }}
+ttl_seconds = {{ .Values.cache.ttlSeconds | int64 }}
+negative_ttl_seconds = {{ .Values.cache.negativeTtlSeconds | int64 }}
+
+[limits]
+max_batch_size = {{ .Values.limits.maxBatchSize | int64 }}
+max_message_bytes = {{ .Values.limits.maxMessageBytes | int64 }}
+
+[pool]
+threads = {{ .Values.poolThreads | int64 }}
+
+[store]
+backend = {{ .Values.store.backend | quote }}
+pool_size = {{ .Values.store.postgres.poolSize | int64 }}
+timeout_ms = {{ .Values.store.timeoutMs | int64 }}
+readiness_grace_seconds = {{ .Values.store.readinessGraceSeconds | int64 }}
+counter_outage = {{ .Values.store.counterOutage | quote }}
+
+{{ .Values.policy }}
+{{- end -}}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Chart tests: helm lint, helm template (default = single replica on SQLite;
+# ci/ha-values.yaml = replicas on PostgreSQL with everything optional on),
+# the rendered manifests validated offline against the Kubernetes schemas
+# (kubernetes-validate --strict), the rendered assertd.toml checked by
+# `assertd config check`, and values the chart must refuse.
+#
+# Usage: helm/test-chart.sh HELM ASSERTD   (paths to the helm and assertd binaries)
+# Needs python3 with kubernetes_validate importable.
+set -uo pipefail
+cd "$(dirname "$0")"
+helm="$1"
+assertd="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+pass=0
+fail=0
+check() {
+  local name="$1"
+  shift
+  if "$@" >"$work/log" 2>&1; then
+    pass=$((pass + 1))
+    echo "ok   $name"
+  else
+    fail=$((fail + 1))
+    echo "FAIL $name"
+    sed 's/^/     /' "$work/log" | tail -20
+  fi
+}
+refuses() {
+  # The command must fail, and say the expected thing.
+  local expect="$1"
+  shift
+  ! "$@" >"$work/refused" 2>&1 && grep -q -- "$expect" "$work/refused"
+}
+config_of() {
+  # The assertd.toml inside a rendered ConfigMap.
+  python3 - "$1" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+for doc in text.split("\n---"):
+    if "kind: ConfigMap" in doc and "assertd.toml: |" in doc:
+        lines = doc.split("assertd.toml: |", 1)[1].split("\n")[1:]
+        print("\n".join(l[4:] for l in lines if l.startswith("    ") or not l.strip()))
+        break
+PY
+}
+
+check "helm lint (default values)" "$helm" lint --strict assertd
+check "helm lint (HA values)" "$helm" lint --strict assertd -f assertd/ci/ha-values.yaml
+check "helm template (default values)" sh -c "'$helm' template t assertd > '$work/default.yaml'"
+check "helm template (HA values)" sh -c "'$helm' template t assertd -f assertd/ci/ha-values.yaml > '$work/ha.yaml'"
+check "kubernetes-validate --strict (default)" python3 -m kubernetes_validate --strict --quiet "$work/default.yaml"
+check "kubernetes-validate --strict (HA)" python3 -m kubernetes_validate --strict --quiet "$work/ha.yaml"
+check "default objects" sh -c "grep -q 'kind: PersistentVolumeClaim' '$work/default.yaml' && grep -q 'clusterIP: None' '$work/default.yaml' && grep -q 'type: Recreate' '$work/default.yaml' && grep -q 'checksum/config' '$work/default.yaml' && grep -q 'helm.sh/hook: test' '$work/default.yaml'"
+check "HA objects" sh -c "grep -q 'kind: HorizontalPodAutoscaler' '$work/ha.yaml' && grep -q 'kind: ServiceMonitor' '$work/ha.yaml' && grep -q 'kind: NetworkPolicy' '$work/ha.yaml' && grep -q 'grafana_dashboard' '$work/ha.yaml' && grep -q 'ASSERTD_DATABASE_URL' '$work/ha.yaml' && ! grep -q 'kind: PersistentVolumeClaim' '$work/ha.yaml'"
+secure() {
+  local f="$work/default.yaml"
+  grep -q 'readOnlyRootFilesystem: true' "$f" && grep -q 'runAsNonRoot: true' "$f" &&
+    grep -q 'type: RuntimeDefault' "$f" && grep -qF 'drop: ["ALL"]' "$f" && grep -q 'allowPrivilegeEscalation: false' "$f"
+}
+check "security context" secure
+check "native gRPC probes" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml'"
+config_of "$work/default.yaml" > "$work/default.toml"
+config_of "$work/ha.yaml" > "$work/ha.toml"
+check "rendered config is valid (default)" "$assertd" config check "$work/default.toml"
+check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"
+check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
+check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
+check "schema refuses an unknown backend" refuses "store.backend" "$helm" template t assertd --set store.backend=mysql
+check "schema refuses an unknown value" refuses "additional properties" "$helm" template t assertd --set nope=1
+check "schema refuses a bad port" refuses "ports.grpc" "$helm" template t assertd --set ports.grpc=70000
+
+echo "chart: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
