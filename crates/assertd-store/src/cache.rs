@@ -91,6 +91,7 @@ impl Expiry<Key, Value> for TtlByKind {
 pub struct KeyCache {
     cache: Cache<Key, Value>,
     store: Arc<dyn CredentialStore>,
+    evictions: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -102,8 +103,18 @@ impl std::fmt::Debug for KeyCache {
 impl KeyCache {
     /// A cache in front of `store`.
     pub fn new(store: Arc<dyn CredentialStore>, config: CacheConfig) -> Self {
-        let cache = Cache::builder().max_capacity(config.max_entries).expire_after(TtlByKind(config)).build();
-        Self { cache, store }
+        let evictions = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = evictions.clone();
+        let cache = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(TtlByKind(config))
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .build();
+        Self { cache, store, evictions }
     }
 
     /// The store behind the cache.
@@ -137,6 +148,17 @@ impl KeyCache {
     /// Drops every entry (the change feed may have missed changes).
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
+    }
+
+    /// Runs the cache's pending maintenance (evictions, expirations), so the
+    /// counts below are current.
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
+    /// Entries evicted to stay within `max_entries`, since start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Entries currently cached (approximate).

@@ -230,6 +230,7 @@ impl Engine {
 
         // The signature math, off the async runtime.
         let (tx, rx) = tokio::sync::oneshot::channel();
+        telemetry::pool_queue(1.0);
         self.pool.spawn(move || {
             let verifications: Vec<Option<Verification>> = assertions
                 .par_iter()
@@ -254,6 +255,7 @@ impl Engine {
                     Some(v)
                 })
                 .collect();
+            telemetry::pool_queue(-1.0);
             let _ = tx.send((assertions, jobs, verifications));
         });
         let (assertions, jobs, verifications) = rx.await.map_err(|_| tonic::Status::internal("verification worker failed"))?;

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 /// Batches a stream may have in verification at once (phase one); their
 /// counters and policy still run one batch at a time, in order.
@@ -54,6 +55,19 @@ fn check_batch(engine: &Engine, n: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// The caller's `x-request-id`, if it sent a sane one (logged, echoed).
+fn request_id<T>(req: &Request<T>) -> Option<String> {
+    let v = req.metadata().get("x-request-id")?.to_str().ok()?;
+    (v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
+}
+
+/// Echoes `x-request-id` on the response.
+fn echo_request_id<T>(resp: &mut Response<T>, id: Option<&str>) {
+    if let Some(v) = id.and_then(|id| id.parse().ok()) {
+        resp.metadata_mut().insert("x-request-id", v);
+    }
+}
+
 type VerdictStream = Pin<Box<dyn Stream<Item = Result<pb::VerifyAssertionsStreamResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -61,12 +75,18 @@ impl VerificationService for VerificationSvc {
     async fn verify_assertions(&self, req: Request<pb::VerifyAssertionsRequest>) -> Result<Response<pb::VerifyAssertionsResponse>, Status> {
         let started = Instant::now();
         let _in_flight = InFlight::start();
+        let request_id = request_id(&req);
         let assertions = req.into_inner().assertions;
+        let span = tracing::debug_span!("VerifyAssertions", request_id = %request_id.as_deref().unwrap_or("-"), batch = assertions.len());
         let r = async {
             check_batch(&self.engine, assertions.len())?;
             let verdicts = self.engine.verify_batch(assertions).await?;
-            Ok(Response::new(pb::VerifyAssertionsResponse { verdicts }))
+            tracing::debug!(verdicts = verdicts.len(), "answered");
+            let mut resp = Response::new(pb::VerifyAssertionsResponse { verdicts });
+            echo_request_id(&mut resp, request_id.as_deref());
+            Ok(resp)
         }
+        .instrument(span)
         .await;
         finish("VerifyAssertions", started, r)
     }

@@ -27,6 +27,10 @@ pub const VERIFY_DURATION: &str = "assertd_verify_duration_seconds";
 pub const CACHE_LOOKUPS: &str = "assertd_cache_lookups_total";
 /// Entries in the key cache.
 pub const CACHE_ENTRIES: &str = "assertd_cache_entries";
+/// Entries evicted from the key cache to respect max_entries.
+pub const CACHE_EVICTIONS: &str = "assertd_cache_evictions_total";
+/// Batches waiting for or running on the verification pool.
+pub const POOL_QUEUE: &str = "assertd_pool_queue_depth";
 /// Store call latency, by operation.
 pub const STORE_DURATION: &str = "assertd_store_duration_seconds";
 /// Failed store calls, by operation.
@@ -62,6 +66,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(VERIFY_DURATION, Unit::Seconds, "Verification time of one assertion on the CPU pool, by algorithm.");
     describe_counter!(CACHE_LOOKUPS, "Key cache lookups, by result (hit, miss).");
     describe_gauge!(CACHE_ENTRIES, "Credentials in the key cache (found and not-found entries).");
+    describe_counter!(CACHE_EVICTIONS, "Key cache entries evicted to stay within max_entries.");
+    describe_gauge!(POOL_QUEUE, "Batches waiting for or running on the verification pool.");
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Credential store call latency, by operation.");
     describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
     describe_gauge!(IN_FLIGHT, "RPCs in progress.");
@@ -91,9 +97,15 @@ pub fn cache_lookup(hit: bool) {
     counter!(CACHE_LOOKUPS, "result" => if hit { "hit" } else { "miss" }).increment(1);
 }
 
-/// Sets the cache size gauge.
-pub fn cache_entries(n: u64) {
-    gauge!(CACHE_ENTRIES).set(n as f64);
+/// Sets the cache gauges from the cache.
+pub fn cache_state(entries: u64, evictions: u64) {
+    gauge!(CACHE_ENTRIES).set(entries as f64);
+    counter!(CACHE_EVICTIONS).absolute(evictions);
+}
+
+/// Moves the pool queue gauge.
+pub fn pool_queue(delta: f64) {
+    gauge!(POOL_QUEUE).increment(delta);
 }
 
 /// Records one verification.
@@ -163,14 +175,19 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cach
         let cache = cache.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                cache_entries(cache.entry_count());
-                let resp = match req.uri().path() {
-                    "/metrics" | "/" => hyper::Response::builder()
-                        .header("content-type", "text/plain; version=0.0.4")
-                        .body(Full::new(Bytes::from(handle.render()))),
-                    _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n"))),
-                };
-                async move { resp }
+                let (handle, cache) = (handle.clone(), cache.clone());
+                async move {
+                    match req.uri().path() {
+                        "/metrics" | "/" => {
+                            cache.sync().await;
+                            cache_state(cache.entry_count(), cache.evictions());
+                            hyper::Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(handle.render())))
+                        }
+                        _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n"))),
+                    }
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
         });

@@ -482,3 +482,36 @@ async fn last_used_at_is_written_in_batches() {
     let touches = text.lines().find(|l| l.starts_with("assertd_store_duration_seconds_count{operation=\"touch\"}"));
     assert!(touches.is_some_and(|l| l.ends_with(" 1")), "one batched write for five uses: {touches:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_echoed_and_cache_evictions_counted() {
+    let server = Server::start(&format!("{}\n[cache]\nmax_entries = 2\n", default_config()));
+    let auths: Vec<_> = (0..6).map(|_| SoftAuthenticator::new(Alg::EdDsa)).collect();
+    for a in &auths {
+        put(&server, record(RP, a, b"u", false)).await;
+    }
+    let mut v = server.verifier().await;
+    for round in 0..3u32 {
+        let items = auths.iter().map(|a| assertion("e", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, round + 1))).collect();
+        let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: items });
+        req.metadata_mut().insert("x-request-id", "req-42".parse().unwrap());
+        let resp = v.verify_assertions(req).await.unwrap();
+        assert_eq!(resp.metadata().get("x-request-id").unwrap(), "req-42");
+        assert!(resp.into_inner().verdicts.iter().all(|v| v.decision() == Decision::Allow));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = server.scrape();
+        let evictions = text
+            .lines()
+            .find(|l| l.starts_with("assertd_cache_evictions_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if evictions > 0 {
+            assert!(text.lines().any(|l| l.starts_with("assertd_pool_queue_depth")), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no eviction counted with 6 credentials in a 2-entry cache:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
