@@ -48,8 +48,10 @@ pub struct Config {
     /// CPU pool.
     #[serde(default)]
     pub pool: PoolSection,
-    /// Credential store.
-    #[serde(default)]
+    /// Credential store: a `[store]` table, or the shorthand
+    /// `store = "sqlite" | "postgres"` (every other store key at its default;
+    /// the URL from `ASSERTD_DATABASE_URL`).
+    #[serde(default, deserialize_with = "store_table_or_name")]
     pub store: StoreSection,
 }
 
@@ -74,6 +76,23 @@ pub enum CounterOutage {
     Defer,
     /// Every assertion gets STORE_UNAVAILABLE.
     Deny,
+}
+
+fn store_table_or_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StoreSection, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Name(Backend),
+        Table(StoreSection),
+    }
+    // Untagged enums lose the inner error; say what is accepted.
+    match Either::deserialize(d) {
+        Ok(Either::Name(backend)) => Ok(StoreSection { backend, ..StoreSection::default() }),
+        Ok(Either::Table(t)) => Ok(t),
+        Err(_) => Err(serde::de::Error::custom(
+            "store must be \"sqlite\", \"postgres\", or a [store] table of known keys (backend, url, pool_size, timeout_ms, ...)",
+        )),
+    }
 }
 
 /// `[store]`.
@@ -505,6 +524,18 @@ max_batch_size = 8
         assert_eq!(rp.default_profile.user_verification, UserVerification::Required);
         assert_eq!(rp.default_profile.sign_count_regression, RegressionAction::StepUp);
         assert!(rp.rp.origin_allowed("android:apk-key-hash:abc"));
+    }
+
+    #[test]
+    fn store_shorthand_and_table() {
+        let c: Config = toml::from_str("store = \"postgres\"\n").unwrap();
+        assert_eq!((c.store.backend, c.store.pool_size), (Backend::Postgres, StoreSection::default().pool_size));
+        let c: Config = toml::from_str("[store]\nbackend = \"postgres\"\nurl = \"postgres://a@b/c\"\npool_size = 3\n").unwrap();
+        assert_eq!((c.store.backend, c.store.pool_size, c.store.url.as_deref()), (Backend::Postgres, 3, Some("postgres://a@b/c")));
+        let e = toml::from_str::<Config>("store = \"mysql\"\n").unwrap_err().to_string();
+        assert!(e.contains("store must be"), "{e}");
+        let e = toml::from_str::<Config>("[store]\nbackend = \"postgres\"\nurll = 1\n").unwrap_err().to_string();
+        assert!(e.contains("store must be"), "{e}");
     }
 
     #[test]
