@@ -1,6 +1,6 @@
 //! The stored credential record and its validation.
 
-use assertd_verify::{KeyError, PublicKey};
+use assertd_verify::{Algorithm, KeyError, PublicKey};
 
 /// Longest credential ID WebAuthn allows (L3 "Credential ID": at most 1023
 /// bytes).
@@ -58,6 +58,25 @@ pub enum InvalidCredential {
     Key(#[from] KeyError),
 }
 
+/// Refuses an ECDSA key whose point is not on its curve (or is the point at
+/// infinity): such a key can never verify, and accepting it would hide a
+/// broken or hostile registration until every sign-in fails. ring validates
+/// the point as an ECDH peer key (an ephemeral key agreement; ~0.1 ms, at
+/// registration only).
+fn check_point(key: &PublicKey) -> Result<(), InvalidCredential> {
+    use ring::agreement;
+    let Some(point) = key.ec_point() else { return Ok(()) };
+    let (alg, curve): (&'static agreement::Algorithm, &str) = match key.algorithm() {
+        Algorithm::Es384 => (&agreement::ECDH_P384, "P-384"),
+        _ => (&agreement::ECDH_P256, "P-256"),
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let ours = agreement::EphemeralPrivateKey::generate(alg, &rng)
+        .map_err(|_| field("public_key_cose", "cannot check the key: no randomness available"))?;
+    agreement::agree_ephemeral(ours, &agreement::UnparsedPublicKey::new(alg, point), |_| ())
+        .map_err(|_| field("public_key_cose", format!("the public key is not a valid point on {curve}")))
+}
+
 fn field(field: &'static str, problem: impl Into<String>) -> InvalidCredential {
     InvalidCredential::Field { field, problem: problem.into() }
 }
@@ -88,7 +107,9 @@ impl StoredCredential {
         if self.public_key_cose.len() > MAX_PUBLIC_KEY_LEN {
             return Err(field("public_key_cose", format!("must be at most {MAX_PUBLIC_KEY_LEN} bytes")));
         }
-        Ok(PublicKey::from_cose(&self.public_key_cose)?)
+        let key = PublicKey::from_cose(&self.public_key_cose)?;
+        check_point(&key)?;
+        Ok(key)
     }
 
     /// The AAGUID as 16 bytes (all zero when not recorded).

@@ -388,4 +388,17 @@ fn validation_names_the_problem() {
     assert!(r.validate().unwrap_err().to_string().starts_with("backup_state"));
     r = record("", b"a", b"u", 0);
     assert!(r.validate().unwrap_err().to_string().starts_with("rp_id"));
+    // An ES256 key whose point is off the curve (y changed).
+    let mut off = record("rp", b"a", b"u", 0);
+    let n = off.public_key_cose.len() - 1;
+    off.public_key_cose[n] ^= 1;
+    let e = off.validate().unwrap_err().to_string();
+    assert!(e.contains("not a valid point on P-256"), "{e}");
+    // ES384 too.
+    let mut off = record("rp", b"a", b"u", 0);
+    off.public_key_cose = SoftAuthenticator::new(Alg::Es384).public_key_cose;
+    assert!(off.validate().is_ok());
+    let n = off.public_key_cose.len() - 1;
+    off.public_key_cose[n] ^= 1;
+    assert!(off.validate().unwrap_err().to_string().contains("P-384"));
 }

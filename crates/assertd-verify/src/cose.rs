@@ -285,6 +285,14 @@ impl PublicKey {
         self.alg
     }
 
+    /// The uncompressed SEC1 point (0x04 || x || y) of an ECDSA key.
+    pub fn ec_point(&self) -> Option<&[u8]> {
+        match &self.material {
+            Material::Ec(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Approximate heap bytes held by this key (for cache weighing).
     pub fn heap_size(&self) -> usize {
         match &self.material {

@@ -237,6 +237,16 @@ async fn put_credential_rejects_bad_keys_by_name() {
         (vec![0xa3, 0x01, 0x02, 0x03, 0x38, 0x23, 0x20, 0x03], "unsupported COSE algorithm -36 (ES512)"),
         (vec![0xff, 0x00], "malformed COSE key"),
         (vec![], "malformed COSE key"),
+        // An ES256 key whose y coordinate is off the curve.
+        (
+            {
+                let mut k = a.public_key_cose.clone();
+                let n = k.len() - 1;
+                k[n] ^= 1;
+                k
+            },
+            "not a valid point on P-256",
+        ),
     ];
     for (key, msg) in cases {
         let mut rec = record(RP, &a, b"u", false);
