@@ -264,6 +264,14 @@ pub struct Limits {
     pub max_signature_bytes: usize,
     /// Largest expected_challenge (INVALID_REQUEST beyond).
     pub max_challenge_bytes: usize,
+    /// Unary verification RPCs admitted at once; beyond, RESOURCE_EXHAUSTED
+    /// at once instead of an unbounded queue. 0: 16 per verification thread.
+    pub max_concurrent_rpcs: usize,
+    /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Seconds after which a connection is asked to go away (GOAWAY), so
+    /// long-lived gRPC clients rebalance across replicas; 0: never.
+    pub max_connection_age_seconds: u64,
 }
 
 impl Default for Limits {
@@ -275,6 +283,9 @@ impl Default for Limits {
             max_authenticator_data_bytes: 16 * 1024,
             max_signature_bytes: 2048,
             max_challenge_bytes: 1024,
+            max_concurrent_rpcs: 0,
+            max_concurrent_streams: 128,
+            max_connection_age_seconds: 300,
         }
     }
 }
@@ -446,16 +457,8 @@ impl Config {
         )
     }
 
-    fn limits_tuple(&self) -> [usize; 6] {
-        let l = &self.limits;
-        [
-            l.max_batch_size,
-            l.max_message_bytes,
-            l.max_client_data_json_bytes,
-            l.max_authenticator_data_bytes,
-            l.max_signature_bytes,
-            l.max_challenge_bytes,
-        ]
+    fn limits_tuple(&self) -> String {
+        format!("{:?}", self.limits)
     }
 
     fn cache_tuple(&self) -> [u64; 3] {

@@ -23,6 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
     policy: ArcSwap<Policy>,
+    /// Unary RPCs admitted at once (`limits.max_concurrent_rpcs`).
+    admission: Arc<tokio::sync::Semaphore>,
     last_used: parking_lot::Mutex<LastUsed>,
     /// Counter marks and queued updates for store outages; `None` when
     /// outages fail closed.
@@ -90,8 +92,13 @@ impl Engine {
     /// counters of credentials this replica has seen are checked against its
     /// memory while the store is unreachable (see `journal`).
     pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
+        let admitted = match limits.max_concurrent_rpcs {
+            0 => 16 * pool.current_num_threads().max(1),
+            n => n,
+        };
         Self {
             policy: ArcSwap::from_pointee(policy),
+            admission: Arc::new(tokio::sync::Semaphore::new(admitted)),
             last_used: parking_lot::Mutex::new(LastUsed::default()),
             journal: journal.map(parking_lot::Mutex::new),
             cache,
@@ -109,6 +116,11 @@ impl Engine {
     /// The key cache.
     pub fn cache(&self) -> &KeyCache {
         &self.cache
+    }
+
+    /// Admits one unary RPC, or says the server is at capacity.
+    pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.admission.clone().try_acquire_owned().ok()
     }
 
     /// Request-level limit on batch size.
@@ -236,6 +248,11 @@ impl Engine {
                 .par_iter()
                 .zip(jobs.par_iter())
                 .map(|(a, job)| {
+                    // The caller is gone (deadline passed, RPC cancelled):
+                    // drop the work rather than do it for nobody.
+                    if tx.is_closed() {
+                        return None;
+                    }
                     let (rp, _, c) = job.as_ref()?;
                     let key = c.key.as_ref().ok()?;
                     let started = std::time::Instant::now();

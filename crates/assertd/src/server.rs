@@ -262,8 +262,15 @@ pub async fn serve(
         health_for_shutdown.set_service_status(READINESS_SERVICE, tonic_health::ServingStatus::NotServing).await;
         let _ = drain_tx.send(());
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(config.limits.max_concurrent_streams);
+    if config.limits.max_connection_age_seconds > 0 {
+        // Clients reconnect (and rebalance) after GOAWAY; in-flight calls
+        // get the drain grace to finish.
+        builder = builder.max_connection_age(Duration::from_secs(config.limits.max_connection_age_seconds)).max_connection_age_grace(grace);
+    }
+    let server = builder
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(reflection_alpha)

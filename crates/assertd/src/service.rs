@@ -50,6 +50,7 @@ impl VerificationSvc {
 
 fn check_batch(engine: &Engine, n: usize) -> Result<(), Status> {
     if n > engine.max_batch_size() {
+        telemetry::rejected("batch_too_large");
         return Err(Status::invalid_argument(format!("batch of {n} assertions exceeds max_batch_size {}", engine.max_batch_size())));
     }
     Ok(())
@@ -74,6 +75,10 @@ type VerdictStream = Pin<Box<dyn Stream<Item = Result<pb::VerifyAssertionsStream
 impl VerificationService for VerificationSvc {
     async fn verify_assertions(&self, req: Request<pb::VerifyAssertionsRequest>) -> Result<Response<pb::VerifyAssertionsResponse>, Status> {
         let started = Instant::now();
+        let Some(_permit) = self.engine.admit() else {
+            telemetry::rejected("overloaded");
+            return finish("VerifyAssertions", started, Err(Status::resource_exhausted("assertd is at capacity; retry with backoff")));
+        };
         let _in_flight = InFlight::start();
         let request_id = request_id(&req);
         let assertions = req.into_inner().assertions;

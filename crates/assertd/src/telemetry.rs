@@ -45,6 +45,8 @@ pub const DEFERRED_QUEUE: &str = "assertd_deferred_counters";
 pub const DEFERRED_FLUSHED: &str = "assertd_deferred_counters_flushed_total";
 /// Queued counter updates the store refused (accepted elsewhere meanwhile).
 pub const DEFERRED_CONFLICTS: &str = "assertd_deferred_counter_conflicts_total";
+/// RPCs refused before any work, by reason.
+pub const REJECTED: &str = "assertd_rpcs_rejected_total";
 /// Config reloads, by result (ok / failed).
 pub const CONFIG_RELOADS: &str = "assertd_config_reloads_total";
 
@@ -75,6 +77,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_gauge!(DEFERRED_QUEUE, "Counter updates queued during a store outage, waiting for the store.");
     describe_counter!(DEFERRED_FLUSHED, "Queued counter updates sent to the store once it answered again.");
     describe_counter!(DEFERRED_CONFLICTS, "Queued counter updates the store refused: the count was accepted elsewhere during the outage.");
+    describe_counter!(REJECTED, "RPCs refused before any work, by reason (overloaded, batch_too_large).");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -142,6 +145,11 @@ pub fn deferred_queue(n: usize) {
 pub fn deferred_flushed(n: usize, conflicts: usize) {
     counter!(DEFERRED_FLUSHED).increment(n as u64);
     counter!(DEFERRED_CONFLICTS).increment(conflicts as u64);
+}
+
+/// Counts a refused RPC.
+pub fn rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
 }
 
 /// Counts a config reload.

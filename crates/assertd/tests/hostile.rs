@@ -195,3 +195,60 @@ async fn random_bytes_never_break_the_server() {
     assert_eq!(resp.verdicts.len(), 200);
     assert!(resp.verdicts.iter().all(|v| v.decision() == Decision::Deny && !v.reasons.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_fast_and_deadlines_drop_work() {
+    let server = Server::start(&format!("{}\n[pool]\nthreads = 1\n[limits]\nmax_concurrent_rpcs = 1\n", default_config()));
+    // ES384 verifies slowly in ring (~0.5 ms): a 400-assertion batch takes
+    // about 0.2 s on one thread.
+    let a = SoftAuthenticator::new(Alg::Es384);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let batch: Vec<_> = (0..400).map(|_| assertion("o", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        let mut v = server.verifier().await;
+        let batch = batch.clone();
+        calls.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await;
+            (r.map(|_| ()).map_err(|e| e.code()), started.elapsed())
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    for c in calls {
+        match c.await.unwrap() {
+            (Ok(()), _) => ok += 1,
+            (Err(tonic::Code::ResourceExhausted), took) => refused.push(took),
+            (Err(other), _) => panic!("unexpected status {other:?}"),
+        }
+    }
+    assert!(ok >= 1, "admitted work completes");
+    assert!(!refused.is_empty(), "beyond capacity, requests are refused");
+    let slowest = refused.iter().max().unwrap();
+    assert!(*slowest < std::time::Duration::from_millis(100), "a refusal is quick: {slowest:?}");
+    eprintln!("{ok} admitted, {} refused; slowest refusal {slowest:?} (client-measured, loopback)", refused.len());
+    let text = server.scrape();
+    assert!(text.lines().any(|l| l.starts_with("assertd_rpcs_rejected_total{reason=\"overloaded\"}")), "{text}");
+
+    // A deadline shorter than the batch: the caller gets DEADLINE_EXCEEDED
+    // and the pool stops verifying what nobody waits for.
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with("assertd_verify_duration_seconds_count{algorithm=\"ES384\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = count(&server.scrape());
+    let big: Vec<_> = (0..1000).map(|i| batch[i % batch.len()].clone()).collect();
+    let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: big });
+    req.set_timeout(std::time::Duration::from_millis(50));
+    let e = server.verifier().await.verify_assertions(req).await.unwrap_err();
+    // tonic's server answers an expired grpc-timeout with CANCELLED
+    // ("Timeout expired"); a client's own deadline says DEADLINE_EXCEEDED.
+    assert!(matches!(e.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled), "{e:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let done = count(&server.scrape()) - before;
+    assert!(done < 1000, "work for the expired request was dropped ({done} of 1000 verified)");
+    eprintln!("deadline 50 ms on a 1000-assertion batch: {done} verified before the work was dropped");
+}
