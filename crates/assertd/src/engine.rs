@@ -321,6 +321,7 @@ impl Engine {
         let mut counters = counters.map(Vec::into_iter);
 
         let mut out = Vec::with_capacity(assertions.len());
+        let mut used: Vec<(String, Vec<u8>)> = Vec::new();
         for (a, item) in assertions.into_iter().zip(items) {
             let (verdict, facts, cred) = match item {
                 Item::Done(v, c) => (v, None, c),
@@ -359,13 +360,18 @@ impl Engine {
             };
             telemetry::verdict(&verdict);
             if verdict.decision != Decision::Deny {
-                let mut l = self.last_used.lock();
-                let key = (a.rp_id.clone(), a.credential_id.clone());
+                used.push((a.rp_id, a.credential_id));
+            }
+            out.push(to_pb(a.request_id, verdict, facts, cred.as_deref()));
+        }
+        // One lock per batch for last_used_at bookkeeping.
+        if !used.is_empty() {
+            let mut l = self.last_used.lock();
+            for key in used {
                 if !l.written.contains_key(&key) {
                     l.pending.insert(key);
                 }
             }
-            out.push(to_pb(a.request_id, verdict, facts, cred.as_deref()));
         }
         out
     }
