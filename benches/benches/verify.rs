@@ -5,7 +5,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use assertd_policy::{CounterCheck, CredentialFacts, Profile, SignInContext, evaluate};
-use assertd_testkit::{Alg, SoftAuthenticator};
+use assertd_testkit::{Alg, AssertionParts, SoftAuthenticator};
 use assertd_verify::{AssertionInput, AuthenticatorData, ClientData, CredentialInput, PublicKey, RelyingParty, verify};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ring::signature;
@@ -85,6 +85,18 @@ fn raw_key(auth: &SoftAuthenticator) -> Raw {
     }
 }
 
+/// The assertion as `verify` takes it.
+fn input(p: &AssertionParts) -> AssertionInput<'_> {
+    AssertionInput {
+        client_data_json: &p.client_data_json,
+        authenticator_data: &p.authenticator_data,
+        signature: &p.signature,
+        user_handle: b"",
+        expected_challenge: CHALLENGE,
+        appid_used: false,
+    }
+}
+
 /// Everything `verify` does for one assertion, per algorithm.
 fn full_verify(c: &mut Criterion) {
     let rp = RelyingParty::new(RP, vec![ORIGIN.into()], false, None);
@@ -94,14 +106,7 @@ fn full_verify(c: &mut Criterion) {
         let auth = SoftAuthenticator::new(alg);
         let key = PublicKey::from_cose(&auth.public_key_cose).unwrap();
         let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
-        let input = AssertionInput {
-            client_data_json: &p.client_data_json,
-            authenticator_data: &p.authenticator_data,
-            signature: &p.signature,
-            user_handle: b"",
-            expected_challenge: CHALLENGE,
-            appid_used: false,
-        };
+        let input = input(&p);
         g.bench_function(name(alg), |b| {
             b.iter(|| {
                 let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, black_box(&input));
@@ -135,14 +140,7 @@ fn stages(c: &mut Criterion) {
     let rsa = SoftAuthenticator::new(Alg::Rs256);
     g.bench_function("cose_key_parse_rs256", |b| b.iter(|| PublicKey::from_cose(black_box(&rsa.public_key_cose)).unwrap()));
     g.bench_function("sha256_client_data", |b| b.iter(|| ring::digest::digest(&ring::digest::SHA256, black_box(&p.client_data_json))));
-    let input = AssertionInput {
-        client_data_json: &p.client_data_json,
-        authenticator_data: &p.authenticator_data,
-        signature: &p.signature,
-        user_handle: b"",
-        expected_challenge: CHALLENGE,
-        appid_used: false,
-    };
+    let input = input(&p);
     let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, &input);
     let profile = Profile::default();
     let facts = CredentialFacts { backup_eligible: false, attested: true, aaguid: [0; 16] };

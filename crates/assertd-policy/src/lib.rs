@@ -121,8 +121,8 @@ impl Verdict {
     }
 }
 
-/// Formats an AAGUID as a UUID string.
-fn uuid(a: &[u8; 16]) -> String {
+/// Formats an AAGUID as a UUID string ("cb69481e-8ff7-4039-93ec-0a2729a154a8").
+pub fn format_uuid(a: &[u8; 16]) -> String {
     let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
@@ -227,7 +227,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
             EnforcementType::Allow => "is not on the profile's allow list",
             EnforcementType::Block => "is on the profile's block list",
         };
-        hard.push(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {} {list}", uuid(&credential.aaguid))));
+        hard.push(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {} {list}", format_uuid(&credential.aaguid))));
     }
 
     // §7.2 signCount: a regression "is a signal that the authenticator may be

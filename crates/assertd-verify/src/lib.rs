@@ -24,4 +24,4 @@ pub use client_data::ClientData;
 pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};
 pub use relying_party::RelyingParty;
-pub use verify::{AssertionInput, AuthenticatorFacts, CredentialInput, Verification, sign_count_advances, verify};
+pub use verify::{AssertionInput, AuthenticatorFacts, CredentialInput, Verification, sign_count_advances, truncate, verify};

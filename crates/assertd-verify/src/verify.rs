@@ -165,8 +165,9 @@ fn ring_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Caps attacker-controlled strings quoted in messages.
-fn truncate(s: &str) -> &str {
+/// Caps attacker-controlled strings quoted in messages (128 bytes, on a
+/// character boundary).
+pub fn truncate(s: &str) -> &str {
     const MAX: usize = 128;
     if s.len() <= MAX {
         return s;

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use assertd_api::v1 as pb;
 use assertd_policy::{CounterCheck, CredentialFacts, Decision, Finding, Profile, ReasonCode, RiskLevel, SignInContext, Verdict, evaluate};
 use assertd_store::{CachedCredential, CounterResult, CounterUpdate, KeyCache, Lookup, StoredCredential};
-use assertd_verify::{AssertionInput, AuthenticatorFacts, CredentialInput, KeyError, Verification, verify};
+use assertd_verify::{AssertionInput, AuthenticatorFacts, CredentialInput, KeyError, Verification, truncate, verify};
 use futures_util::future::join_all;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -196,8 +196,12 @@ impl Engine {
         let mut keys: Vec<_> = distinct.iter().map(|(k, i)| (*i, *k)).collect();
         keys.sort_unstable_by_key(|(i, _)| *i);
         let lookups = join_all(keys.iter().map(|(_, (rp, id))| self.cache.get(rp, id))).await;
-        for (_, hit) in &lookups {
+        for (lookup, hit) in &lookups {
             telemetry::cache_lookup(*hit);
+            if let Lookup::Unavailable(e) = lookup {
+                telemetry::store_error("get");
+                tracing::warn!(error = %e, "credential lookup failed");
+            }
         }
 
         // Decide what can be decided now; collect the rest for the pool.
@@ -217,9 +221,7 @@ impl Engine {
                 Lookup::NotFound => {
                     (Some(Item::Done(deny(ReasonCode::CredentialNotFound, "no such credential for this relying party"), None)), None)
                 }
-                Lookup::Unavailable(e) => {
-                    telemetry::store_error("get");
-                    tracing::warn!(error = %e, "credential lookup failed");
+                Lookup::Unavailable(_) => {
                     (Some(Item::Done(deny(ReasonCode::StoreUnavailable, "the credential store is unavailable; retry"), None)), None)
                 }
                 Lookup::Found(c) if c.revoked => {
@@ -542,13 +544,4 @@ fn to_pb(request_id: String, v: Verdict, facts: Option<AuthenticatorFacts>, cred
         Decision::Deny => pb::Decision::Deny,
     });
     out
-}
-
-/// Caps attacker-controlled strings quoted in messages.
-pub(crate) fn truncate(s: &str) -> &str {
-    let mut end = s.len().min(128);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -51,11 +51,8 @@ fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
 
 /// Parses a UUID ("cb69481e-8ff7-4039-93ec-0a2729a154a8") or base64url.
 fn aaguid(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() == 36 && s.matches('-').count() == 4 {
-        let hex: String = s.chars().filter(|c| *c != '-').collect();
-        return (0..16)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("aaguid: {s:?} is not a UUID")))
-            .collect();
+    if s.contains('-') && s.len() == 36 {
+        return crate::profiles::parse_uuid(s).map(|a| a.to_vec()).ok_or_else(|| format!("aaguid: {s:?} is not a UUID"));
     }
     b64("aaguid", s)
 }

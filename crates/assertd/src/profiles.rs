@@ -201,11 +201,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// Formats 16 bytes as a UUID.
-pub fn format_uuid(a: &[u8; 16]) -> String {
-    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
+pub use assertd_policy::format_uuid;
 
 fn err(key: &str, problem: impl Into<String>) -> (String, String) {
     (key.to_owned(), problem.into())
