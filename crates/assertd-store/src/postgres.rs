@@ -149,7 +149,14 @@ impl PostgresStore {
         let (changes, _) = broadcast::channel(4096);
         let store = Self { pool, timeout: config.timeout, changes };
         store.migrate().await?;
-        tokio::spawn(listen(pg, store.changes.clone()));
+        // Wait (bounded) for the change feed to be subscribed, so nothing is
+        // cached before it listens and its first "drop everything" cannot
+        // throw away entries cached afterwards.
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        tokio::spawn(listen(pg, store.changes.clone(), subscribed_tx));
+        if tokio::time::timeout(config.timeout, subscribed).await.is_err() {
+            tracing::warn!("change feed not subscribed yet; continuing (caches are dropped when it is)");
+        }
         Ok(store)
     }
 
@@ -191,7 +198,8 @@ impl PostgresStore {
 
 /// Keeps a LISTEN connection open; on every (re)subscription, tells caches
 /// to drop everything, since changes may have been missed meanwhile.
-async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>) {
+async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>, ready: tokio::sync::oneshot::Sender<()>) {
+    let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
@@ -218,6 +226,9 @@ async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>) {
                     }
                     let _ = tx.send(Change::All);
                     first = false;
+                    if let Some(s) = ready.take() {
+                        let _ = s.send(());
+                    }
                     while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
                         match m {
                             Ok(tokio_postgres::AsyncMessage::Notification(n)) => {

@@ -255,7 +255,8 @@ async fn postgres_change_feed_sees_other_writers_and_reconnects() {
     let next = async |c: &mut tokio::sync::broadcast::Receiver<Change>| {
         tokio::time::timeout(Duration::from_secs(10), c.recv()).await.unwrap().unwrap()
     };
-    assert_eq!(next(&mut changes).await, Change::All, "first subscription");
+    // The first "drop everything" went out while connect() waited for the
+    // subscription, before anything could be cached.
     s.put_many(vec![record("rp.example", &[0xab, 0x01], b"u", 0)]).await.unwrap();
     assert_eq!(next(&mut changes).await, Change::Credential { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
     // Counter moves do not notify; a revocation by another system does.
