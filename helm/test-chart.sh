@@ -60,13 +60,21 @@ secure() {
     grep -q 'type: RuntimeDefault' "$f" && grep -qF 'drop: ["ALL"]' "$f" && grep -q 'allowPrivilegeEscalation: false' "$f"
 }
 check "security context" secure
-check "native gRPC probes" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml'"
+check "native gRPC probes on the health port" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml' && grep -A1 'grpc:\$' '$work/default.yaml' | grep -q 'port: 8081'"
+check "plaintext only by explicit opt-in (default)" grep -q 'allow_plaintext = true' "$work/default.yaml"
+tls_mounts() {
+  local f="$work/ha.yaml"
+  grep -q 'allow_plaintext = false' "$f" && grep -q 'client_ca_file = "/etc/assertd/client-ca/ca.crt"' "$f" &&
+    grep -q 'secretName: assertd-tls' "$f" && grep -q 'mountPath: /etc/assertd/tls' "$f"
+}
+check "mutual TLS from Secrets (HA)" tls_mounts
 config_of "$work/default.yaml" > "$work/default.toml"
 config_of "$work/ha.yaml" > "$work/ha.toml"
 check "rendered config is valid (default)" "$assertd" config check "$work/default.toml"
 check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"
 check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
 check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
+check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd --set tls.enabled=true
 check "schema refuses an unknown backend" refuses "store.backend" "$helm" template t assertd --set store.backend=mysql
 check "schema refuses an unknown value" refuses "additional properties" "$helm" template t assertd --set nope=1
 check "schema refuses a bad port" refuses "ports.grpc" "$helm" template t assertd --set ports.grpc=70000

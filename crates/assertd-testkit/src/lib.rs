@@ -10,6 +10,7 @@
 pub mod authenticator;
 pub mod cbor;
 pub mod pg;
+pub mod pki;
 pub mod vectors;
 
 pub use authenticator::{Alg, AssertionParts, SoftAuthenticator};

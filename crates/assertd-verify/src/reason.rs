@@ -74,11 +74,13 @@ pub enum ReasonCode {
     /// The store was unreachable: the counter was checked against this
     /// replica's memory and its update queued.
     SignCountDeferred = 33,
+    /// The caller's grant does not include the assertion's relying party.
+    RpNotAuthorized = 34,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 33] = [
+    pub const ALL: [ReasonCode; 34] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -112,6 +114,7 @@ impl ReasonCode {
         Self::UpstreamRiskHigh,
         Self::LegacyAlgorithm,
         Self::SignCountDeferred,
+        Self::RpNotAuthorized,
     ];
 
     /// The proto enum value.
@@ -156,6 +159,7 @@ impl ReasonCode {
             Self::UpstreamRiskHigh => "UPSTREAM_RISK_HIGH",
             Self::LegacyAlgorithm => "LEGACY_ALGORITHM",
             Self::SignCountDeferred => "SIGN_COUNT_DEFERRED",
+            Self::RpNotAuthorized => "RP_NOT_AUTHORIZED",
         }
     }
 
@@ -166,38 +170,39 @@ impl ReasonCode {
     pub fn severity(self) -> u8 {
         match self {
             Self::InvalidRequest => 0,
-            Self::RpUnknown => 1,
-            Self::ProfileUnknown => 2,
-            Self::StoreUnavailable => 3,
-            Self::CredentialNotFound => 4,
-            Self::CredentialRevoked => 5,
-            Self::UnsupportedAlgorithm => 6,
-            Self::MalformedClientData => 7,
-            Self::MalformedAuthenticatorData => 8,
-            Self::MalformedSignature => 9,
-            Self::SignatureInvalid => 10,
-            Self::RpIdMismatch => 11,
-            Self::OriginNotAllowed => 12,
-            Self::ChallengeMismatch => 13,
-            Self::WrongCeremonyType => 14,
-            Self::UserHandleMismatch => 15,
-            Self::UserNotPresent => 16,
-            Self::BackupStateInvalid => 17,
-            Self::BackupEligibilityChanged => 18,
-            Self::SignCountRegression => 19,
-            Self::PasskeyTypeNotAllowed => 20,
-            Self::AttestationRequired => 21,
-            Self::AaguidNotAllowed => 22,
-            Self::UserNotVerified => 23,
-            Self::CrossOrigin => 24,
-            Self::UpstreamRiskHigh => 25,
-            Self::UpstreamRiskMedium => 26,
-            Self::NoncompliantDevice => 27,
-            Self::UntrustedNetwork => 28,
-            Self::LegacyAlgorithm => 29,
-            Self::UnattestedCredential => 30,
-            Self::SyncedPasskey => 31,
-            Self::SignCountDeferred => 32,
+            Self::RpNotAuthorized => 1,
+            Self::RpUnknown => 2,
+            Self::ProfileUnknown => 3,
+            Self::StoreUnavailable => 4,
+            Self::CredentialNotFound => 5,
+            Self::CredentialRevoked => 6,
+            Self::UnsupportedAlgorithm => 7,
+            Self::MalformedClientData => 8,
+            Self::MalformedAuthenticatorData => 9,
+            Self::MalformedSignature => 10,
+            Self::SignatureInvalid => 11,
+            Self::RpIdMismatch => 12,
+            Self::OriginNotAllowed => 13,
+            Self::ChallengeMismatch => 14,
+            Self::WrongCeremonyType => 15,
+            Self::UserHandleMismatch => 16,
+            Self::UserNotPresent => 17,
+            Self::BackupStateInvalid => 18,
+            Self::BackupEligibilityChanged => 19,
+            Self::SignCountRegression => 20,
+            Self::PasskeyTypeNotAllowed => 21,
+            Self::AttestationRequired => 22,
+            Self::AaguidNotAllowed => 23,
+            Self::UserNotVerified => 24,
+            Self::CrossOrigin => 25,
+            Self::UpstreamRiskHigh => 26,
+            Self::UpstreamRiskMedium => 27,
+            Self::NoncompliantDevice => 28,
+            Self::UntrustedNetwork => 29,
+            Self::LegacyAlgorithm => 30,
+            Self::UnattestedCredential => 31,
+            Self::SyncedPasskey => 32,
+            Self::SignCountDeferred => 33,
         }
     }
 }
@@ -232,7 +237,7 @@ mod tests {
     fn numbers_names_and_ranks_are_distinct() {
         let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
         nums.dedup();
-        assert_eq!(nums, (1..=33).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=34).collect::<Vec<_>>());
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();

@@ -1,6 +1,7 @@
 //! The TOML configuration: listeners, data directory, relying parties, key
 //! cache, limits, CPU pool. Every key is documented in README.md.
 
+use crate::authz::{ClientConfig, ClientTable};
 use crate::profiles::{ProfileConfig, RegressionSetting, RpProfileKeys, UserVerificationSetting, profile_from_rp_keys};
 use assertd_policy::Profile;
 use assertd_store::CacheConfig;
@@ -53,6 +54,50 @@ pub struct Config {
     /// the URL from `ASSERTD_DATABASE_URL`).
     #[serde(default, deserialize_with = "store_table_or_name")]
     pub store: StoreSection,
+    /// TLS for the gRPC listener (mutual when `client_ca_file` is set).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Serve plaintext gRPC on a non-loopback `listen` address (behind a
+    /// mesh sidecar that terminates mTLS). Without `[tls]`, a non-loopback
+    /// listener is refused unless this is true.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// A plaintext listener serving only `grpc.health.v1` (for probes that
+    /// cannot present client certificates, e.g. the kubelet's).
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
+    /// Callers and what they may do; none: authorization off.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain of the server, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the server (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s); when set, every client must present a
+    /// certificate chaining to one of them (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of the three files for changes (0: only
+    /// SIGHUP reloads them). New connections use the new material; open
+    /// connections keep theirs.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval_seconds: u64,
+    /// Longest a TLS handshake may take before the connection is dropped.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    30
+}
+fn default_handshake_timeout() -> u64 {
+    10_000
 }
 
 /// `[store] backend`.
@@ -165,6 +210,10 @@ impl Default for Config {
             limits: Limits::default(),
             pool: PoolSection::default(),
             store: StoreSection::default(),
+            tls: None,
+            allow_plaintext: false,
+            health_listen: None,
+            clients: Vec::new(),
         }
     }
 }
@@ -365,6 +414,27 @@ impl Config {
         if self.store.backend == Backend::Postgres && self.database_url().is_none() {
             return Err(("store.url".into(), "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)".into()));
         }
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+            return Err((
+                "listen".into(),
+                format!(
+                    "{} is not a loopback address: configure [tls], or set allow_plaintext = true if a mesh sidecar terminates TLS",
+                    self.listen
+                ),
+            ));
+        }
+        if let Some(t) = &self.tls
+            && t.handshake_timeout_ms == 0
+        {
+            return Err(("tls.handshake_timeout_ms".into(), "must be greater than 0".into()));
+        }
+        ClientTable::build(&self.clients)?;
+        let mutual = self.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+        if let Some(i) = self.clients.iter().position(|c| !c.certificate_names.is_empty())
+            && !mutual
+        {
+            return Err((format!("clients[{i}].certificate_names"), "certificate identities need [tls] client_ca_file".into()));
+        }
         if self.cache.max_entries == 0 {
             return Err(("cache.max_entries".into(), "must be greater than 0".into()));
         }
@@ -438,7 +508,8 @@ impl Config {
             let rp = RelyingParty::new(c.id.clone(), c.origins.clone(), c.allow_subdomains, c.appid.as_deref());
             rps.insert(c.id.clone(), Arc::new(RpEntry { rp, default_profile: profile, default_profile_name: name }));
         }
-        Ok(Policy { rps, profiles })
+        let clients = ClientTable::build(&self.clients)?;
+        Ok(Policy { rps, profiles, clients })
     }
 
     /// Settings that need a restart to change, for comparing on reload.
@@ -452,7 +523,8 @@ impl Config {
                 self.limits_tuple(),
                 self.cache_tuple(),
                 self.pool.threads,
-                format!("{:?}", self.store)
+                format!("{:?}", self.store),
+                (&self.tls, self.allow_plaintext, self.health_listen)
             )
         )
     }
@@ -473,6 +545,8 @@ pub struct Policy {
     pub rps: HashMap<String, Arc<RpEntry>>,
     /// Named profiles.
     pub profiles: HashMap<String, Arc<Profile>>,
+    /// Callers and their grants.
+    pub clients: ClientTable,
 }
 
 /// A relying party ready for verification.

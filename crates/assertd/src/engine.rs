@@ -6,6 +6,7 @@
 //! (lookups and signature math, any number concurrently) and
 //! [`Engine::decide`] (counters and policy, run in request order).
 
+use crate::authz::RpScope;
 use crate::config::{Limits, Policy, RpEntry};
 use crate::journal::{Deferred, Journal};
 use crate::telemetry;
@@ -113,6 +114,11 @@ impl Engine {
         self.policy.store(Arc::new(policy));
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
     /// The key cache.
     pub fn cache(&self) -> &KeyCache {
         &self.cache
@@ -130,13 +136,21 @@ impl Engine {
 
     /// Field checks done before any lookup. Sizes are capped before
     /// anything parses them.
-    fn precheck(&self, policy: &Policy, a: &pb::Assertion) -> Result<Target, Verdict> {
+    fn precheck(&self, policy: &Policy, scope: &RpScope, a: &pb::Assertion) -> Result<Target, Verdict> {
         let l = &self.limits;
         let too_big = |name: &str, len: usize, max: usize| {
             deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"))
         };
         if a.rp_id.is_empty() {
             return Err(deny(ReasonCode::InvalidRequest, "rp_id is empty"));
+        }
+        // Before anything else about the RP: a caller learns nothing about
+        // relying parties (configured or not) outside its grant.
+        if !scope.allows(&a.rp_id) {
+            return Err(deny(
+                ReasonCode::RpNotAuthorized,
+                format!("this caller may not verify for relying party {:?}", truncate(&a.rp_id)),
+            ));
         }
         if a.credential_id.is_empty() {
             return Err(deny(ReasonCode::InvalidRequest, "credential_id is empty"));
@@ -180,10 +194,11 @@ impl Engine {
 
     /// Phase one: field checks, credential lookups (coalesced, one per
     /// distinct credential), and verification on the pool.
-    pub async fn verify(&self, assertions: Vec<pb::Assertion>) -> Result<Checked, tonic::Status> {
+    /// Assertions for relying parties outside `scope` get RP_NOT_AUTHORIZED.
+    pub async fn verify(&self, assertions: Vec<pb::Assertion>, scope: &RpScope) -> Result<Checked, tonic::Status> {
         telemetry::batch_size(assertions.len());
         let policy = self.policy.load();
-        let prechecked: Vec<Result<Target, Verdict>> = assertions.iter().map(|a| self.precheck(&policy, a)).collect();
+        let prechecked: Vec<Result<Target, Verdict>> = assertions.iter().map(|a| self.precheck(&policy, scope, a)).collect();
 
         // One lookup per distinct (rp, credential) in the batch.
         let mut distinct: HashMap<(&str, &[u8]), usize> = HashMap::new();
@@ -378,9 +393,14 @@ impl Engine {
         out
     }
 
-    /// Both phases.
+    /// Both phases, for a caller allowed every relying party.
     pub async fn verify_batch(&self, assertions: Vec<pb::Assertion>) -> Result<Vec<pb::Verdict>, tonic::Status> {
-        let checked = self.verify(assertions).await?;
+        self.verify_batch_for(assertions, &RpScope::All).await
+    }
+
+    /// Both phases, for a caller allowed the relying parties in `scope`.
+    pub async fn verify_batch_for(&self, assertions: Vec<pb::Assertion>, scope: &RpScope) -> Result<Vec<pb::Verdict>, tonic::Status> {
+        let checked = self.verify(assertions, scope).await?;
         Ok(self.decide(checked).await)
     }
 

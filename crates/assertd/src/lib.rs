@@ -5,6 +5,7 @@
 //! (`assertd-verify`), policy (`assertd-policy`), storage
 //! (`assertd-store`). It wires them to threads, sockets and signals.
 
+pub mod authz;
 pub mod config;
 pub mod engine;
 pub mod import;
@@ -13,3 +14,4 @@ pub mod profiles;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;

@@ -30,6 +30,10 @@ enum Command {
         /// Data directory of the embedded store [default: ./data].
         #[arg(long, env = "ASSERTD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Serve plaintext gRPC on a non-loopback address (TLS terminated
+        /// by a mesh sidecar); same as `allow_plaintext = true`.
+        #[arg(long, env = "ASSERTD_ALLOW_PLAINTEXT")]
+        allow_plaintext: bool,
     },
     /// Manage stored credentials offline.
     Credentials {
@@ -113,11 +117,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen, metrics_listen, data_dir } => {
+            Command::Serve { config, listen, metrics_listen, data_dir, allow_plaintext } => {
                 let mut c = load(config.clone())?;
                 c.listen = listen.unwrap_or(c.listen);
                 c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
+                c.allow_plaintext |= allow_plaintext;
+                // Flags can make a valid file unsafe (e.g. --listen 0.0.0.0).
+                c.validate().map_err(|(key, problem)| format!("invalid settings: {key}: {problem}"))?;
                 assertd::server::serve(c, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
             }
             Command::Health { target, service, timeout } => {

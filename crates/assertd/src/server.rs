@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::journal::Journal;
 use crate::service::{CredentialSvc, VerificationSvc};
 use crate::telemetry;
+use crate::tls::TlsState;
 use assertd_api::v1::credential_service_server::CredentialServiceServer;
 use assertd_api::v1::verification_service_server::VerificationServiceServer;
 use assertd_store::{Change, CredentialStore, KeyCache, PostgresConfig, PostgresStore, SqliteStore};
@@ -14,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -171,8 +171,8 @@ pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
 }
 
 /// Reloads on SIGHUP and, every `interval` (if not zero), when the file's
-/// content changed.
-async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, interval: Duration) {
+/// content changed. SIGHUP also reloads the TLS material.
+async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, interval: Duration, tls: Option<Arc<TlsState>>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last = std::fs::read(&path).ok();
@@ -190,6 +190,10 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
                 if interval.is_zero() { std::future::pending::<()>().await } else { tokio::time::sleep(interval).await }
             } => false,
         };
+        if forced && let Some(tls) = &tls {
+            let tls = tls.clone();
+            let _ = tokio::task::spawn_blocking(move || tls.reload(true)).await;
+        }
         let now = std::fs::read(&path).ok();
         if !forced && now == last {
             continue;
@@ -210,6 +214,16 @@ pub async fn serve(
     let engine = engine(&config).await?;
     let cache = engine.cache().clone();
 
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(TlsState::load(t).map_err(|e| ServeError::Startup(format!("tls: {e}")))?)),
+        None => None,
+    };
+    if let Some(t) = &tls {
+        tokio::spawn(t.clone().watch());
+    }
+    if !engine.policy().clients.enabled() && !config.listen.ip().is_loopback() {
+        tracing::warn!("no [[clients]] configured: authorization is off, every caller may use every RPC and relying party");
+    }
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_listener =
         telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
@@ -220,7 +234,7 @@ pub async fn serve(
         let interval = Duration::from_secs(config.config_watch_interval_seconds);
         // Compare reloads with the file as it was, not with flag overrides.
         let baseline = Config::load(&path).unwrap_or_else(|_| config.clone());
-        tokio::spawn(watch_config(engine.clone(), path, baseline, interval));
+        tokio::spawn(watch_config(engine.clone(), path, baseline, interval, tls.clone()));
     }
 
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -240,15 +254,47 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServeError::Startup(format!("reflection: {e}")))?;
 
+    // Reflection is for people with grpcurl: any authenticated caller.
+    let auth_engine = engine.clone();
+    let authenticated = move |req: tonic::Request<()>| crate::service::authorize(&auth_engine, &req, None).map(|_| req);
+    let reflection = tonic::service::interceptor::InterceptedService::new(reflection, authenticated.clone());
+    let reflection_alpha = tonic::service::interceptor::InterceptedService::new(reflection_alpha, authenticated);
+
     let max = config.limits.max_message_bytes;
     let verification =
         VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
     let credentials =
         CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
 
+    // Probes that cannot present client certificates get their own
+    // plaintext listener, serving nothing but grpc.health.v1.
+    let (health_stop_tx, health_stop) = tokio::sync::watch::channel(false);
+    let health_addr = match config.health_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+            let bound = l.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+            let mut stop = health_stop.clone();
+            let only_health = tonic::transport::Server::builder().add_service(health_svc.clone());
+            tokio::spawn(only_health.serve_with_incoming_shutdown(crate::tls::incoming(l, None), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }));
+            Some(bound)
+        }
+        None => None,
+    };
+
     // The one line tests and scripts read: where we listen.
-    println!("assertd listening grpc={grpc_addr} metrics={metrics_addr}");
-    tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), relying_parties = config.relying_parties.len(), "assertd started");
+    let scheme = match &tls {
+        None => "plaintext",
+        Some(t) if t.mutual() => "mtls",
+        Some(_) => "tls",
+    };
+    let health_note = health_addr.map(|a| format!(" health={a}")).unwrap_or_default();
+    println!("assertd listening grpc={grpc_addr} metrics={metrics_addr}{health_note} transport={scheme}");
+    tracing::info!(
+        %grpc_addr, %metrics_addr, transport = scheme, data_dir = %config.data_dir.display(),
+        relying_parties = config.relying_parties.len(), clients = config.clients.len(), "assertd started"
+    );
 
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
@@ -261,6 +307,7 @@ pub async fn serve(
         health_for_shutdown.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         health_for_shutdown.set_service_status(READINESS_SERVICE, tonic_health::ServingStatus::NotServing).await;
         let _ = drain_tx.send(());
+        let _ = health_stop_tx.send(true);
     };
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -276,7 +323,7 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_service(verification)
         .add_service(credentials)
-        .serve_with_incoming_shutdown(incoming(grpc), signal);
+        .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), signal);
     tokio::pin!(server);
     // Drain for at most `grace` after the signal.
     tokio::select! {
@@ -287,21 +334,6 @@ pub async fn serve(
     }
     tracing::info!("assertd stopped");
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off: a verdict batch is a
-/// few small frames, and waiting on delayed ACKs would add tens of
-/// milliseconds to every unary call.
-fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(c) = &conn
-            && let Err(e) = c.set_nodelay(true)
-        {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        conn
-    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

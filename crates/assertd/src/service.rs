@@ -1,9 +1,11 @@
 //! The tonic services: `VerificationService` and `CredentialService`.
 //! Internal errors become gRPC statuses in [`status`], and only there.
 
+use crate::authz::{Denied, Grant, Rpc};
 use crate::engine::Engine;
 use crate::engine::now_ms;
 use crate::telemetry::{self, InFlight};
+use crate::tls::Peer;
 use assertd_api::v1 as pb;
 use assertd_store::{StoreError, StoredCredential};
 use futures_util::{Stream, StreamExt};
@@ -56,6 +58,43 @@ fn check_batch(engine: &Engine, n: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// Who the caller is (its connection's client certificate, or its bearer
+/// token) and whether its grant includes `rpc`. UNAUTHENTICATED for an
+/// unknown caller, PERMISSION_DENIED for a known one outside its grant.
+pub fn authorize<T>(engine: &Engine, req: &Request<T>, rpc: Option<Rpc>) -> Result<Arc<Grant>, Status> {
+    let names = req.extensions().get::<Peer>().map(|p| p.certificate_names.clone());
+    let header = req.metadata().get("authorization").map(|v| v.as_bytes());
+    let policy = engine.policy();
+    let names = names.as_deref().unwrap_or(&[]);
+    let r = match rpc {
+        Some(rpc) => policy.clients.authorize(header, names, rpc),
+        None => policy.clients.authenticate(header, names),
+    };
+    r.map_err(|d| match d {
+        Denied::Unauthenticated(m) => {
+            telemetry::rejected("unauthenticated");
+            Status::unauthenticated(m)
+        }
+        Denied::PermissionDenied(m) => {
+            telemetry::rejected("permission_denied");
+            Status::permission_denied(m)
+        }
+    })
+}
+
+/// PERMISSION_DENIED unless the grant covers the relying party.
+fn require_rp(grant: &Grant, rp_id: &str) -> Result<(), Status> {
+    if grant.rps.allows(rp_id) {
+        return Ok(());
+    }
+    telemetry::rejected("permission_denied");
+    Err(Status::permission_denied(format!(
+        "client {:?} may not manage credentials of relying party {:?}",
+        grant.client,
+        assertd_verify::truncate(rp_id)
+    )))
+}
+
 /// The caller's `x-request-id`, if it sent a sane one (logged, echoed).
 fn request_id<T>(req: &Request<T>) -> Option<String> {
     let v = req.metadata().get("x-request-id")?.to_str().ok()?;
@@ -75,6 +114,10 @@ type VerdictStream = Pin<Box<dyn Stream<Item = Result<pb::VerifyAssertionsStream
 impl VerificationService for VerificationSvc {
     async fn verify_assertions(&self, req: Request<pb::VerifyAssertionsRequest>) -> Result<Response<pb::VerifyAssertionsResponse>, Status> {
         let started = Instant::now();
+        let grant = match authorize(&self.engine, &req, Some(Rpc::Verify)) {
+            Ok(g) => g,
+            Err(s) => return finish("VerifyAssertions", started, Err(s)),
+        };
         let Some(_permit) = self.engine.admit() else {
             telemetry::rejected("overloaded");
             return finish("VerifyAssertions", started, Err(Status::resource_exhausted("assertd is at capacity; retry with backoff")));
@@ -82,10 +125,15 @@ impl VerificationService for VerificationSvc {
         let _in_flight = InFlight::start();
         let request_id = request_id(&req);
         let assertions = req.into_inner().assertions;
-        let span = tracing::debug_span!("VerifyAssertions", request_id = %request_id.as_deref().unwrap_or("-"), batch = assertions.len());
+        let span = tracing::debug_span!(
+            "VerifyAssertions",
+            request_id = %request_id.as_deref().unwrap_or("-"),
+            client = %grant.client,
+            batch = assertions.len()
+        );
         let r = async {
             check_batch(&self.engine, assertions.len())?;
-            let verdicts = self.engine.verify_batch(assertions).await?;
+            let verdicts = self.engine.verify_batch_for(assertions, &grant.rps).await?;
             tracing::debug!(verdicts = verdicts.len(), "answered");
             let mut resp = Response::new(pb::VerifyAssertionsResponse { verdicts });
             echo_request_id(&mut resp, request_id.as_deref());
@@ -102,18 +150,21 @@ impl VerificationService for VerificationSvc {
         &self,
         req: Request<Streaming<pb::VerifyAssertionsStreamRequest>>,
     ) -> Result<Response<VerdictStream>, Status> {
+        let grant = authorize(&self.engine, &req, Some(Rpc::Verify)).inspect_err(|s| {
+            telemetry::rpc("VerifyAssertionsStream", s.code(), std::time::Duration::ZERO);
+        })?;
         let engine = self.engine.clone();
         let decide_engine = self.engine.clone();
         let in_flight = Arc::new(InFlight::start());
         let out = req
             .into_inner()
             .map(move |msg| {
-                let engine = engine.clone();
+                let (engine, grant) = (engine.clone(), grant.clone());
                 async move {
                     let started = Instant::now();
                     let msg = msg?;
                     check_batch(&engine, msg.assertions.len())?;
-                    Ok((started, engine.verify(msg.assertions).await?))
+                    Ok((started, engine.verify(msg.assertions, &grant.rps).await?))
                 }
             })
             .buffered(STREAM_PIPELINE_DEPTH)
@@ -208,7 +259,9 @@ impl CredentialService for CredentialSvc {
     async fn put_credential(&self, req: Request<pb::PutCredentialRequest>) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let started = Instant::now();
         let r = async {
+            let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsWrite))?;
             let record = req.into_inner().credential.ok_or_else(|| Status::invalid_argument("credential is required"))?;
+            require_rp(&grant, &record.rp_id)?;
             let record = from_pb(record, now_ms());
             record.validate().map_err(|e| Status::invalid_argument(format!("invalid credential: {e}")))?;
             let stored = self.engine.put(record).await.map_err(status)?;
@@ -221,8 +274,10 @@ impl CredentialService for CredentialSvc {
     async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Result<Response<pb::GetCredentialResponse>, Status> {
         let started = Instant::now();
         let r = async {
+            let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsRead))?;
             let req = req.into_inner();
             require_id(&req.rp_id, &req.credential_id)?;
+            require_rp(&grant, &req.rp_id)?;
             let found = self.engine.cache().store().get(&req.rp_id, &req.credential_id).await.map_err(status)?;
             let found = found.ok_or_else(|| Status::not_found("no such credential"))?;
             Ok(Response::new(pb::GetCredentialResponse { credential: Some(to_pb(found)) }))
@@ -234,11 +289,13 @@ impl CredentialService for CredentialSvc {
     async fn revoke_credential(&self, req: Request<pb::RevokeCredentialRequest>) -> Result<Response<pb::RevokeCredentialResponse>, Status> {
         let started = Instant::now();
         let r = async {
+            let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsWrite))?;
             let req = req.into_inner();
             require_id(&req.rp_id, &req.credential_id)?;
+            require_rp(&grant, &req.rp_id)?;
             let revoked = self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(status)?;
             let revoked = revoked.ok_or_else(|| Status::not_found("no such credential"))?;
-            tracing::info!(rp_id = %revoked.rp_id, "credential revoked");
+            tracing::info!(rp_id = %revoked.rp_id, client = %grant.client, "credential revoked");
             Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(to_pb(revoked)) }))
         }
         .await;
@@ -248,10 +305,12 @@ impl CredentialService for CredentialSvc {
     async fn list_credentials(&self, req: Request<pb::ListCredentialsRequest>) -> Result<Response<pb::ListCredentialsResponse>, Status> {
         let started = Instant::now();
         let r = async {
+            let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsRead))?;
             let req = req.into_inner();
             if req.rp_id.is_empty() || req.user_handle.is_empty() {
                 return Err(Status::invalid_argument("rp_id and user_handle are required"));
             }
+            require_rp(&grant, &req.rp_id)?;
             let list = self.engine.cache().store().list_by_user(&req.rp_id, &req.user_handle).await.map_err(status)?;
             Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(to_pb).collect() }))
         }

@@ -49,6 +49,12 @@ pub const DEFERRED_CONFLICTS: &str = "assertd_deferred_counter_conflicts_total";
 pub const REJECTED: &str = "assertd_rpcs_rejected_total";
 /// Config reloads, by result (ok / failed).
 pub const CONFIG_RELOADS: &str = "assertd_config_reloads_total";
+/// TLS material reloads, by result (ok / failed).
+pub const TLS_RELOADS: &str = "assertd_tls_reloads_total";
+/// When the serving certificate expires (Unix seconds).
+pub const TLS_EXPIRY: &str = "assertd_tls_certificate_expiry_timestamp_seconds";
+/// TLS handshakes that failed, by reason (error / timeout).
+pub const TLS_HANDSHAKE_FAILURES: &str = "assertd_tls_handshake_failures_total";
 
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -77,7 +83,16 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_gauge!(DEFERRED_QUEUE, "Counter updates queued during a store outage, waiting for the store.");
     describe_counter!(DEFERRED_FLUSHED, "Queued counter updates sent to the store once it answered again.");
     describe_counter!(DEFERRED_CONFLICTS, "Queued counter updates the store refused: the count was accepted elsewhere during the outage.");
-    describe_counter!(REJECTED, "RPCs refused before any work, by reason (overloaded, batch_too_large).");
+    describe_counter!(
+        REJECTED,
+        "RPCs refused before any work, by reason (overloaded, batch_too_large, unauthenticated, permission_denied)."
+    );
+    describe_counter!(TLS_RELOADS, "TLS certificate/key/CA reloads, by result (ok, failed); a failed reload keeps the running material.");
+    describe_gauge!(TLS_EXPIRY, "When the serving certificate expires, in Unix seconds.");
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes that failed, by reason (error: e.g. no or untrusted client certificate; timeout)."
+    );
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -129,6 +144,21 @@ pub fn store_error(op: &'static str) {
 /// Records a finished RPC.
 pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
     histogram!(RPC_DURATION, "rpc" => rpc, "code" => format!("{code:?}")).record(d.as_secs_f64());
+}
+
+/// Counts a TLS reload.
+pub fn tls_reload(ok: bool) {
+    counter!(TLS_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// Sets the certificate expiry gauge.
+pub fn tls_certificate_expiry(unix_seconds: i64) {
+    gauge!(TLS_EXPIRY).set(unix_seconds as f64);
+}
+
+/// Counts a failed TLS handshake.
+pub fn tls_handshake_failed(reason: &'static str) {
+    counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
 }
 
 /// Sets the store-up gauge.

@@ -33,6 +33,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "assertd.config" -}}
 listen = "0.0.0.0:{{ .Values.ports.grpc }}"
 metrics_listen = "0.0.0.0:{{ .Values.ports.metrics }}"
+health_listen = "0.0.0.0:{{ .Values.ports.health }}"
+allow_plaintext = {{ not .Values.tls.enabled }}
 data_dir = "/var/lib/assertd"
 shutdown_grace_seconds = {{ .Values.shutdown.drainSeconds }}
 config_watch_interval_seconds = {{ .Values.configWatchIntervalSeconds }}
@@ -47,6 +49,16 @@ max_batch_size = {{ .Values.limits.maxBatchSize | int64 }}
 max_message_bytes = {{ .Values.limits.maxMessageBytes | int64 }}
 max_concurrent_rpcs = {{ .Values.limits.maxConcurrentRpcs | int64 }}
 max_connection_age_seconds = {{ .Values.limits.maxConnectionAgeSeconds | int64 }}
+
+{{- if .Values.tls.enabled }}
+[tls]
+cert_file = "/etc/assertd/tls/tls.crt"
+key_file = "/etc/assertd/tls/tls.key"
+{{- if .Values.tls.clientAuth }}
+client_ca_file = "/etc/assertd/client-ca/{{ .Values.tls.clientCaKey }}"
+{{- end }}
+reload_interval_seconds = {{ .Values.tls.reloadIntervalSeconds | int64 }}
+{{- end }}
 
 [pool]
 threads = {{ .Values.poolThreads | int64 }}

@@ -44,6 +44,8 @@ pub struct Server {
     pub grpc: String,
     pub metrics: String,
     pub dir: PathBuf,
+    /// The "assertd listening ..." line.
+    pub line: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -75,7 +77,12 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let field =
             |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {line:?}")).to_owned();
-        Self { grpc: field("grpc="), metrics: field("metrics="), child, dir: dir.to_owned(), _tmp: None }
+        Self { grpc: field("grpc="), metrics: field("metrics="), child, dir: dir.to_owned(), line, _tmp: None }
+    }
+
+    /// A `key=value` field of the start-up line.
+    pub fn line_field(&self, k: &str) -> String {
+        self.line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_else(|| panic!("no {k} in {:?}", self.line)).to_owned()
     }
 
     pub async fn channel(&self) -> Channel {
@@ -149,4 +156,18 @@ pub fn assertion(id: &str, rp: &str, cred: &[u8], challenge: &[u8], p: Assertion
 
 pub fn codes(v: &pb::Verdict) -> Vec<pb::ReasonCode> {
     v.reasons.iter().map(|r| r.code()).collect()
+}
+
+/// A TLS channel to `addr` trusting `ca_pem`, presenting `identity` if given.
+pub async fn tls_channel(
+    addr: &str,
+    ca_pem: &str,
+    identity: Option<&assertd_testkit::pki::Leaf>,
+) -> Result<Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)).domain_name("localhost");
+    if let Some(id) = identity {
+        tls = tls.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
+    }
+    Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls)?.connect_timeout(Duration::from_secs(5)).connect().await
 }
