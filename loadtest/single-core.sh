@@ -36,7 +36,7 @@ for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep
 addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
 
 run() {
-  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 4 --connections 2 \
+  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 3 --connections 2 \
     --warmup 2 --duration "$secs" --server-pid "$pid" "$@" 2>/dev/null | tail -1
 }
 unary=$(run)

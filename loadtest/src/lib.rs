@@ -167,6 +167,8 @@ struct Stats {
     reasons: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Option<Histogram<u64>>>,
     interval: Mutex<Option<Histogram<u64>>>,
+    /// Latency of RESOURCE_EXHAUSTED answers: what one rejection costs the caller.
+    rejected: Mutex<Option<Histogram<u64>>>,
     measuring: AtomicBool,
 }
 
@@ -439,9 +441,14 @@ async fn record(stats: &Stats, p: &Prepared, verdicts: &[pb::Verdict], latency: 
     }
 }
 
-async fn error(stats: &Stats, e: &tonic::Status) {
+async fn error(stats: &Stats, e: &tonic::Status, latency: Duration) {
     if stats.measuring.load(Ordering::Relaxed) {
         *stats.errors.lock().await.entry(format!("{:?}", e.code())).or_default() += 1;
+        if e.code() == tonic::Code::ResourceExhausted
+            && let Some(h) = stats.rejected.lock().await.as_mut()
+        {
+            let _ = h.record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
     }
 }
 
@@ -463,7 +470,7 @@ async fn caller(
             let sent = Instant::now();
             match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await {
                 Ok(r) => record(&stats, p, &r.into_inner().verdicts, sent.elapsed()).await,
-                Err(e) => error(&stats, &e).await,
+                Err(e) => error(&stats, &e, sent.elapsed()).await,
             }
         }
         return;
@@ -472,7 +479,7 @@ async fn caller(
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyAssertionsStreamRequest>(2);
     let mut responses = match client.verify_assertions_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
         Ok(r) => r.into_inner(),
-        Err(e) => return error(&stats, &e).await,
+        Err(e) => return error(&stats, &e, Duration::ZERO).await,
     };
     let mut in_flight = std::collections::VecDeque::new();
     for _ in 0..2 {
@@ -487,7 +494,7 @@ async fn caller(
         match responses.message().await {
             Ok(Some(r)) => record(&stats, &p, &r.verdicts, sent.elapsed()).await,
             Ok(None) => return,
-            Err(e) => return error(&stats, &e).await,
+            Err(e) => return error(&stats, &e, sent.elapsed()).await,
         }
         if !stop.load(Ordering::Relaxed) {
             let next = requests[i % requests.len()].clone();
@@ -528,10 +535,12 @@ async fn open_loop(
         };
         let stats = stats.clone();
         tokio::spawn(async move {
+            let sent = Instant::now();
             let r = client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await;
             match r {
                 Ok(r) => record(&stats, &p, &r.into_inner().verdicts, intended.elapsed()).await,
-                Err(e) => error(&stats, &e).await,
+                // A rejection's cost is its round trip, from when it was sent.
+                Err(e) => error(&stats, &e, sent.elapsed()).await,
             }
             drop(permit);
         });
@@ -553,6 +562,14 @@ fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
 
 /// Runs a load and returns the report (see README.md and BENCHMARKS.md).
 pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
+    run_until(args, None).await
+}
+
+/// `run`, ending early when `stop` turns true: callers send nothing more,
+/// and requests already sent are waited for (up to 30 s) and counted. So
+/// with `stop` set just before a server is told to shut down, the report
+/// covers exactly the requests sent before that.
+pub async fn run_until(args: RunArgs, stop_when: Option<Arc<AtomicBool>>) -> Result<serde_json::Value, String> {
     if args.batch == 0 {
         return Err("--batch must be at least 1".into());
     }
@@ -593,19 +610,33 @@ pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     *stats.latency.lock().await = Some(histogram());
     *stats.interval.lock().await = Some(histogram());
+    *stats.rejected.lock().await = Some(histogram());
     stats.measuring.store(true, Ordering::SeqCst);
+    let rss_start = args.server_pid.and_then(rss_bytes);
+    let mut rss_max = rss_start;
     let server_cpu0 = args.server_pid.and_then(|p| cpu_seconds(&p.to_string()));
     let cache0 = args.metrics.as_deref().and_then(scrape_cache);
     let self_cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let mut last = (0u64, Instant::now());
-    while started.elapsed().as_secs_f64() < args.duration && (args.requests == 0 || stats.rpcs.load(Ordering::Relaxed) < args.requests) {
-        tokio::time::sleep(Duration::from_millis(1000).min(Duration::from_secs_f64(args.duration))).await;
+    let stopped = || stop_when.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+    while started.elapsed().as_secs_f64() < args.duration
+        && (args.requests == 0 || stats.rpcs.load(Ordering::Relaxed) < args.requests)
+        && !stopped()
+    {
+        let tick = Duration::from_millis(1000).min(Duration::from_secs_f64(args.duration));
+        let tick_started = Instant::now();
+        while tick_started.elapsed() < tick && !stopped() {
+            tokio::time::sleep(Duration::from_millis(5).min(tick)).await;
+        }
         let a = stats.assertions.load(Ordering::Relaxed);
         let h = stats.interval.lock().await.replace(histogram());
         let (p50, p99) =
             h.as_ref().map_or((0.0, 0.0), |h| (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0));
         let errors: u64 = stats.errors.lock().await.values().sum();
+        if let Some(now) = args.server_pid.and_then(rss_bytes) {
+            rss_max = Some(rss_max.map_or(now, |m| m.max(now)));
+        }
         eprintln!(
             "[{:5.1}s] {:>9.0} assertions/s  errors {:>6}  mismatches {:>4}  p50 {:>7.2} ms  p99 {:>7.2} ms",
             started.elapsed().as_secs_f64(),
@@ -618,17 +649,20 @@ pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
         last = (a, Instant::now());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    stats.measuring.store(false, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     let server_cpu = args.server_pid.and_then(|p| cpu_seconds(&p.to_string())).zip(server_cpu0).map(|(b, a)| b - a);
     let self_cpu = cpu_seconds("self").zip(self_cpu0).map(|(b, a)| b - a);
     let cache1 = args.metrics.as_deref().and_then(scrape_cache);
     let hit_ratio = cache0.zip(cache1).map(|((h0, m0), (h1, m1))| (h1 - h0) / ((h1 - h0) + (m1 - m0)).max(1.0));
     let server_rss = args.server_pid.and_then(rss_bytes);
+    // Requests already sent still count: wait for their answers.
+    let wait = if stop_when.is_some() { Duration::from_secs(30) } else { Duration::from_secs(5) };
     for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        let _ = tokio::time::timeout(wait, t).await;
     }
+    stats.measuring.store(false, Ordering::SeqCst);
     let latency = stats.latency.lock().await.take().unwrap_or_else(histogram);
+    let rejected = stats.rejected.lock().await.take().unwrap_or_else(histogram);
     let rpcs = stats.rpcs.load(Ordering::Relaxed);
     let assertions = stats.assertions.load(Ordering::Relaxed);
     Ok(serde_json::json!({
@@ -646,6 +680,7 @@ pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
         "rpcs_per_second": rpcs as f64 / elapsed,
         "assertions_per_second": assertions as f64 / elapsed,
         "latency": quantiles(&latency),
+        "rejected_latency": quantiles(&rejected),
         "errors": *stats.errors.lock().await,
         "decisions": *stats.reasons.lock().await,
         "mismatches": stats.mismatches.load(Ordering::Relaxed),
@@ -654,6 +689,8 @@ pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
         "server_cpu_per_assertion_us": server_cpu.map(|c| c * 1e6 / assertions.max(1) as f64),
         "cache_hit_ratio": hit_ratio,
         "server_rss_bytes": server_rss,
+        "server_rss_start_bytes": rss_start,
+        "server_rss_max_bytes": rss_max,
         "population": args.population,
         "zipf": args.population.map(|_| args.zipf),
     }))

@@ -316,6 +316,11 @@ pub struct Limits {
     /// Unary verification RPCs admitted at once; beyond, RESOURCE_EXHAUSTED
     /// at once instead of an unbounded queue. 0: 16 per verification thread.
     pub max_concurrent_rpcs: usize,
+    /// Assertions admitted and not yet answered, across unary RPCs and
+    /// stream messages; a unary RPC that would exceed it gets
+    /// RESOURCE_EXHAUSTED at once, a stream message waits. 0: 192 per
+    /// verification thread.
+    pub max_queued_assertions: usize,
     /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
     /// Seconds after which a connection is asked to go away (GOAWAY), so
@@ -333,6 +338,7 @@ impl Default for Limits {
             max_signature_bytes: 2048,
             max_challenge_bytes: 1024,
             max_concurrent_rpcs: 0,
+            max_queued_assertions: 0,
             max_concurrent_streams: 128,
             max_connection_age_seconds: 300,
         }

@@ -26,6 +26,12 @@ pub struct Engine {
     policy: ArcSwap<Policy>,
     /// Unary RPCs admitted at once (`limits.max_concurrent_rpcs`).
     admission: Arc<tokio::sync::Semaphore>,
+    /// Assertions admitted and not yet answered
+    /// (`limits.max_queued_assertions`): bounds the queue in front of the
+    /// pool by work, not by request count, so an admitted request's wait
+    /// is bounded whatever its neighbours' batch sizes.
+    work: Arc<tokio::sync::Semaphore>,
+    work_total: u32,
     last_used: parking_lot::Mutex<LastUsed>,
     /// Counter marks and queued updates for store outages; `None` when
     /// outages fail closed.
@@ -79,6 +85,22 @@ pub struct Checked {
     items: Vec<Item>,
 }
 
+/// Room taken in the engine's admission limits, given back on drop.
+#[derive(Debug)]
+pub struct Admitted {
+    _rpc: Option<tokio::sync::OwnedSemaphorePermit>,
+    work: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Admitted {
+    /// Gives the work budget back once the signature math is done: the
+    /// budget bounds the queue in front of the pool, and a batch in its
+    /// counter/encode phase no longer adds to it.
+    pub fn verified(&mut self) {
+        self.work = None;
+    }
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -93,13 +115,21 @@ impl Engine {
     /// counters of credentials this replica has seen are checked against its
     /// memory while the store is unreachable (see `journal`).
     pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
+        let threads = pool.current_num_threads().max(1);
         let admitted = match limits.max_concurrent_rpcs {
-            0 => 16 * pool.current_num_threads().max(1),
+            0 => 16 * threads,
             n => n,
         };
+        let work_total = match limits.max_queued_assertions {
+            0 => 192 * threads,
+            n => n,
+        };
+        let work_total = u32::try_from(work_total).unwrap_or(u32::MAX >> 4).min(tokio::sync::Semaphore::MAX_PERMITS as u32);
         Self {
             policy: ArcSwap::from_pointee(policy),
             admission: Arc::new(tokio::sync::Semaphore::new(admitted)),
+            work: Arc::new(tokio::sync::Semaphore::new(work_total as usize)),
+            work_total,
             last_used: parking_lot::Mutex::new(LastUsed::default()),
             journal: journal.map(parking_lot::Mutex::new),
             cache,
@@ -124,9 +154,36 @@ impl Engine {
         &self.cache
     }
 
-    /// Admits one unary RPC, or says the server is at capacity.
-    pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.admission.clone().try_acquire_owned().ok()
+    /// Admits one unary RPC of `assertions` items, or says the server is
+    /// at capacity (too many RPCs, or too much work queued). A batch larger
+    /// than the whole work budget is admitted when the pool is idle.
+    pub fn admit(&self, assertions: usize) -> Option<Admitted> {
+        let rpc = self.admission.clone().try_acquire_owned().ok()?;
+        let work = self.work.clone().try_acquire_many_owned(self.work_units(assertions)).ok()?;
+        Some(Admitted { _rpc: Some(rpc), work: Some(work) })
+    }
+
+    /// Admits one stream message, waiting for room: a stream is flow
+    /// controlled (the caller's sends block) instead of failed.
+    pub async fn admit_stream(&self, assertions: usize) -> Result<Admitted, tonic::Status> {
+        // The semaphore is never closed; an error would be a bug.
+        let work = self
+            .work
+            .clone()
+            .acquire_many_owned(self.work_units(assertions))
+            .await
+            .map_err(|_| tonic::Status::internal("admission semaphore closed"))?;
+        Ok(Admitted { _rpc: None, work: Some(work) })
+    }
+
+    /// Whether the admission limits are full: a unary RPC arriving now
+    /// would be refused whatever its size.
+    pub fn saturated(&self) -> bool {
+        self.work.available_permits() == 0 || self.admission.available_permits() == 0
+    }
+
+    fn work_units(&self, assertions: usize) -> u32 {
+        u32::try_from(assertions).unwrap_or(u32::MAX).clamp(1, self.work_total)
     }
 
     /// Request-level limit on batch size.

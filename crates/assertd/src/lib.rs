@@ -13,5 +13,6 @@ pub mod journal;
 pub mod profiles;
 pub mod server;
 pub mod service;
+pub mod shed;
 pub mod telemetry;
 pub mod tls;

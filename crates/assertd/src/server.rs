@@ -261,8 +261,10 @@ pub async fn serve(
     let reflection_alpha = tonic::service::interceptor::InterceptedService::new(reflection_alpha, authenticated);
 
     let max = config.limits.max_message_bytes;
-    let verification =
-        VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
+    let verification = crate::shed::Shed::new(
+        VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max),
+        engine.clone(),
+    );
     let credentials =
         CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
 

@@ -118,7 +118,7 @@ impl VerificationService for VerificationSvc {
             Ok(g) => g,
             Err(s) => return finish("VerifyAssertions", started, Err(s)),
         };
-        let Some(_permit) = self.engine.admit() else {
+        let Some(mut admitted) = self.engine.admit(req.get_ref().assertions.len()) else {
             telemetry::rejected("overloaded");
             return finish("VerifyAssertions", started, Err(Status::resource_exhausted("assertd is at capacity; retry with backoff")));
         };
@@ -133,7 +133,9 @@ impl VerificationService for VerificationSvc {
         );
         let r = async {
             check_batch(&self.engine, assertions.len())?;
-            let verdicts = self.engine.verify_batch_for(assertions, &grant.rps).await?;
+            let checked = self.engine.verify(assertions, &grant.rps).await?;
+            admitted.verified();
+            let verdicts = self.engine.decide(checked).await;
             tracing::debug!(verdicts = verdicts.len(), "answered");
             let mut resp = Response::new(pb::VerifyAssertionsResponse { verdicts });
             echo_request_id(&mut resp, request_id.as_deref());
@@ -164,7 +166,10 @@ impl VerificationService for VerificationSvc {
                     let started = Instant::now();
                     let msg = msg?;
                     check_batch(&engine, msg.assertions.len())?;
-                    Ok((started, engine.verify(msg.assertions, &grant.rps).await?))
+                    let mut admitted = engine.admit_stream(msg.assertions.len()).await?;
+                    let checked = engine.verify(msg.assertions, &grant.rps).await?;
+                    admitted.verified();
+                    Ok((started, checked))
                 }
             })
             .buffered(STREAM_PIPELINE_DEPTH)

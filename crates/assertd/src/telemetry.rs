@@ -207,6 +207,15 @@ impl Drop for InFlight {
 /// Serves `GET /metrics` (and `/`) on an already bound listener until the
 /// process ends.
 pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cache: assertd_store::KeyCache) {
+    // Histogram samples pile up in the recorder until drained into their
+    // buckets; without a scrape that would be unbounded memory.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let handle = handle.clone();

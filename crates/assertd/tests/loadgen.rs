@@ -36,3 +36,71 @@ async fn mixed_load_gets_every_expected_verdict() {
         assert!(r["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
     }
 }
+
+/// SIGTERM in the middle of a load: the generator stops sending, the server
+/// is signalled while the generator's requests are in flight, and every
+/// request sent before the signal gets its verdicts (zero failed RPCs in the
+/// generator's report); new connections are refused while draining; exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_load_fails_no_request_sent_before_it() {
+    let mut server = Server::start(&default_config());
+    let target = format!("http://{}", server.grpc);
+    // ES384 is slow in ring (~0.5 ms a verify): 128-assertion batches keep
+    // the pool busy while the signal arrives. 3 callers x 128 stay within
+    // the default admission budget, so nothing is shed.
+    let argv = [
+        "x",
+        "run",
+        "--target",
+        &target,
+        "--algs",
+        "es384",
+        "--credentials",
+        "8",
+        "--batch",
+        "128",
+        "--concurrency",
+        "3",
+        "--connections",
+        "1",
+        "--warmup",
+        "0",
+        "--duration",
+        "60",
+        "--pool",
+        "512",
+    ];
+    let args = assertd_loadgen::RunArgs::try_parse_from(argv.iter().skip(1).copied().collect::<Vec<_>>()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(assertd_loadgen::run_until(args, Some(stop.clone())));
+    // Let it run (setup creates the credentials first).
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if server.scrape().contains("assertd_assertions_total{decision=\"allow\"}") {
+            break;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let refused = tonic::transport::Channel::from_shared(target.clone())
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_millis(500))
+        .connect()
+        .await;
+    let still_running = server.child.try_wait().unwrap().is_none();
+    assert!(refused.is_err() || !still_running, "a new connection was accepted while draining");
+
+    let report = load.await.unwrap().unwrap();
+    eprintln!(
+        "report: rpcs {} assertions {} errors {} mismatches {}",
+        report["rpcs"], report["assertions"], report["errors"], report["mismatches"]
+    );
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["mismatches"], 0, "{report}");
+    assert!(report["rpcs"].as_u64().unwrap() >= 3, "{report}");
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+}

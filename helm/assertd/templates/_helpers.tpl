@@ -48,6 +48,7 @@ negative_ttl_seconds = {{ .Values.cache.negativeTtlSeconds | int64 }}
 max_batch_size = {{ .Values.limits.maxBatchSize | int64 }}
 max_message_bytes = {{ .Values.limits.maxMessageBytes | int64 }}
 max_concurrent_rpcs = {{ .Values.limits.maxConcurrentRpcs | int64 }}
+max_queued_assertions = {{ .Values.limits.maxQueuedAssertions | int64 }}
 max_connection_age_seconds = {{ .Values.limits.maxConnectionAgeSeconds | int64 }}
 
 {{- if .Values.tls.enabled }}

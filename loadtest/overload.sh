@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Load shedding: assertd pinned to CPU 0 (one verification thread), the load
+# generator on CPU 1, ES256, batch 64, unary. Measures, in one run:
+#   1. capacity: closed loop, 3 callers (assertions/s and RPC/s; 3 x 64 fits
+#      the default admission budget of 192 assertions per thread);
+#   2. open loop (latency from the intended send time) at 0.7x, 2x and 5x
+#      that RPC rate.
+# Prints goodput (verified assertions/s) as a share of capacity, p99 of the
+# admitted requests against the 0.7x p99, what one rejection costs (client
+# round trip of RESOURCE_EXHAUSTED), and the server's RSS at the start and
+# the peak of each run. Every verdict is checked (mismatches must be 0).
+#
+# Usage: loadtest/overload.sh [seconds]   (builds release binaries first)
+# QUEUED=N sets [limits] max_queued_assertions (default 0: 192 per thread);
+# CALLERS=N the closed-loop callers of the capacity run (default 3).
+# Reports: $REPORT_DIR/overload-{capacity,0.7x,2x,5x}.json (default: .)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release -q -p assertd -p assertd-loadgen
+bin="$target/release"
+work="$(mktemp -d)"
+out="${REPORT_DIR:-.}"
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cat > "$work/assertd.toml" <<TOML
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+data_dir = "$work/data"
+[[relying_parties]]
+id = "login.example.com"
+origins = ["https://login.example.com"]
+[pool]
+threads = 1
+[limits]
+max_queued_assertions = ${QUEUED:-0}
+TOML
+
+ASSERTD_LOG=warn taskset -c 0 "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
+pid=$!
+for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+
+run() {
+  local name="$1"
+  shift
+  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \
+    --warmup 2 --duration "$secs" --server-pid "$pid" --json "$out/overload-$name.json" "$@" 2>/dev/null | tail -1
+}
+run capacity --concurrency "${CALLERS:-3}" > /dev/null
+cap_rps=$(python3 -c "import json; print(json.load(open('$out/overload-capacity.json'))['rpcs_per_second'])")
+for x in 0.7 2 5; do
+  run "${x}x" --mode open --rate "$(python3 -c "print($x * $cap_rps)")" > /dev/null
+done
+python3 - "$out" <<'PY'
+import json, sys
+d = sys.argv[1]
+cap = json.load(open(f"{d}/overload-capacity.json"))
+base = json.load(open(f"{d}/overload-0.7x.json"))
+mib = lambda b: (b or 0) / 2**20
+print(f"capacity (closed loop): {cap['assertions_per_second']:.0f} assertions/s, {cap['rpcs_per_second']:.1f} RPC/s, "
+      f"p99 {cap['latency']['p99_ms']:.2f} ms, RSS {mib(cap['server_rss_bytes']):.1f} MiB")
+print("| offered | goodput ÷ capacity | admitted p50 / p99 ms | p99 ÷ p99 at 0.7x | rejected (RESOURCE_EXHAUSTED) | rejection p50 / p99 ms | other errors | mismatches | RSS start → peak MiB |")
+print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+for x in ["0.7x", "2x", "5x"]:
+    r = json.load(open(f"{d}/overload-{x}.json"))
+    errs = dict(r["errors"])
+    rej = errs.pop("ResourceExhausted", 0)
+    sent = r["rpcs"] + rej + sum(errs.values())
+    l, q = r["latency"], r["rejected_latency"]
+    print(f"| {x} ({r['rate_rpcs_per_second']:.0f} RPC/s) | {r['assertions_per_second'] / cap['assertions_per_second']:.3f} "
+          f"| {l['p50_ms']:.2f} / {l['p99_ms']:.2f} | {l['p99_ms'] / base['latency']['p99_ms']:.2f} "
+          f"| {rej} of {sent} ({rej / max(sent, 1):.0%}) | {q['p50_ms']:.2f} / {q['p99_ms']:.2f} | {errs or '-'} | {r['mismatches']} "
+          f"| {mib(r['server_rss_start_bytes']):.1f} → {mib(r['server_rss_max_bytes']):.1f} |")
+PY
