@@ -92,6 +92,9 @@ pub struct KeyCache {
     cache: Cache<Key, Value>,
     store: Arc<dyn CredentialStore>,
     evictions: Arc<std::sync::atomic::AtomicU64>,
+    /// Credential reads that reached the store (concurrent misses of one
+    /// key share a read).
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -114,7 +117,7 @@ impl KeyCache {
                 }
             })
             .build();
-        Self { cache, store, evictions }
+        Self { cache, store, evictions, reads: Arc::default() }
     }
 
     /// The store behind the cache.
@@ -128,11 +131,14 @@ impl KeyCache {
         if let Some(v) = self.cache.get(&key).await {
             return (to_lookup(v), true);
         }
-        let store = self.store.clone();
+        let (store, reads) = (self.store.clone(), self.reads.clone());
         let (rp, id) = (key.0.clone(), key.1.clone());
         let loaded = self
             .cache
-            .try_get_with(key, async move { store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r)))) })
+            .try_get_with(key, async move {
+                reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r))))
+            })
             .await;
         match loaded {
             Ok(v) => (to_lookup(v), false),
@@ -159,6 +165,11 @@ impl KeyCache {
     /// Entries evicted to stay within `max_entries`, since start.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Credential reads that reached the store, since start.
+    pub fn store_reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Entries currently cached (approximate).

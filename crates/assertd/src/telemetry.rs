@@ -29,6 +29,8 @@ pub const CACHE_LOOKUPS: &str = "assertd_cache_lookups_total";
 pub const CACHE_ENTRIES: &str = "assertd_cache_entries";
 /// Entries evicted from the key cache to respect max_entries.
 pub const CACHE_EVICTIONS: &str = "assertd_cache_evictions_total";
+/// Credential reads that reached the store (cache misses, coalesced per key).
+pub const STORE_READS: &str = "assertd_store_credential_reads_total";
 /// Batches waiting for or running on the verification pool.
 pub const POOL_QUEUE: &str = "assertd_pool_queue_depth";
 /// Store call latency, by operation.
@@ -75,6 +77,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(CACHE_LOOKUPS, "Key cache lookups, by result (hit, miss).");
     describe_gauge!(CACHE_ENTRIES, "Credentials in the key cache (found and not-found entries).");
     describe_counter!(CACHE_EVICTIONS, "Key cache entries evicted to stay within max_entries.");
+    describe_counter!(STORE_READS, "Credential reads that reached the store: cache misses, concurrent misses of one key sharing a read.");
     describe_gauge!(POOL_QUEUE, "Batches waiting for or running on the verification pool.");
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Credential store call latency, by operation.");
     describe_counter!(STORE_ERRORS, "Failed credential store calls, by operation.");
@@ -116,9 +119,10 @@ pub fn cache_lookup(hit: bool) {
 }
 
 /// Sets the cache gauges from the cache.
-pub fn cache_state(entries: u64, evictions: u64) {
-    gauge!(CACHE_ENTRIES).set(entries as f64);
-    counter!(CACHE_EVICTIONS).absolute(evictions);
+pub fn cache_state(cache: &assertd_store::KeyCache) {
+    gauge!(CACHE_ENTRIES).set(cache.entry_count() as f64);
+    counter!(CACHE_EVICTIONS).absolute(cache.evictions());
+    counter!(STORE_READS).absolute(cache.store_reads());
 }
 
 /// Moves the pool queue gauge.
@@ -227,7 +231,7 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cach
                     match req.uri().path() {
                         "/metrics" | "/" => {
                             cache.sync().await;
-                            cache_state(cache.entry_count(), cache.evictions());
+                            cache_state(&cache);
                             hyper::Response::builder()
                                 .header("content-type", "text/plain; version=0.0.4")
                                 .body(Full::new(Bytes::from(handle.render())))

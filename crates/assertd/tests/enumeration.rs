@@ -1,0 +1,174 @@
+//! Enumeration resistance: a caller learns about credentials only through
+//! the reason codes its grant lets it see, and a flood of unknown ids does
+//! not turn into the same flood on the store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use assertd_api::v1 as pb;
+use assertd_testkit::{Alg, SoftAuthenticator};
+use common::*;
+use pb::{Decision, ReasonCode};
+
+const GATEWAY_TOKEN: &str = "gateway-token-for-login";
+const OTHER_TOKEN: &str = "token-of-another-tenant";
+
+fn sha256_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn config() -> String {
+    format!(
+        r#"{}
+[[clients]]
+name = "gateway"
+token_sha256 = ["{}"]
+relying_parties = ["{RP}"]
+rpcs = ["*"]
+
+[[clients]]
+name = "other-tenant"
+token_sha256 = ["{}"]
+relying_parties = ["{RP_UV}"]
+rpcs = ["verify"]
+"#,
+        default_config(),
+        sha256_hex(GATEWAY_TOKEN),
+        sha256_hex(OTHER_TOKEN)
+    )
+}
+
+fn as_caller<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A counter's value in a /metrics scrape (0 when absent).
+fn metric(scrape: &str, name: &str) -> f64 {
+    scrape.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+async fn verify(server: &Server, token: &str, assertions: Vec<pb::Assertion>) -> Vec<pb::Verdict> {
+    server
+        .verifier()
+        .await
+        .verify_assertions(as_caller(token, pb::VerifyAssertionsRequest { assertions }))
+        .await
+        .unwrap()
+        .into_inner()
+        .verdicts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_revoked_and_valid_ids_look_alike_outside_a_grant() {
+    let server = Server::start(&config());
+    let valid = SoftAuthenticator::new(Alg::Es256);
+    let revoked = SoftAuthenticator::new(Alg::Es256);
+    let unknown = SoftAuthenticator::new(Alg::Es256);
+    let mut creds = server.credentials().await;
+    for a in [&valid, &revoked] {
+        creds
+            .put_credential(as_caller(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, a, b"u", false)) }))
+            .await
+            .unwrap();
+    }
+    creds
+        .revoke_credential(as_caller(
+            GATEWAY_TOKEN,
+            pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: revoked.credential_id.clone() },
+        ))
+        .await
+        .unwrap();
+    let batch = |n| -> Vec<pb::Assertion> {
+        [&valid, &revoked, &unknown]
+            .iter()
+            .map(|a| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x04, n)))
+            .collect()
+    };
+
+    // The RP's own gateway sees the reason codes (and must not pass them on
+    // to end users: see SECURITY.md).
+    let own = verify(&server, GATEWAY_TOKEN, batch(1)).await;
+    assert_eq!(
+        own.iter().map(|v| (v.decision(), codes(v))).collect::<Vec<_>>(),
+        vec![
+            (Decision::Allow, vec![]),
+            (Decision::Deny, vec![ReasonCode::CredentialRevoked]),
+            (Decision::Deny, vec![ReasonCode::CredentialNotFound]),
+        ]
+    );
+
+    // Another tenant probing the RP: three identical answers, and no
+    // lookup at all (so no timing difference either: the store and the
+    // cache are never consulted).
+    let before = server.scrape();
+    let probe = verify(&server, OTHER_TOKEN, batch(2)).await;
+    let after = server.scrape();
+    for v in &probe {
+        assert_eq!((v.decision(), codes(v)), (Decision::Deny, vec![ReasonCode::RpNotAuthorized]));
+        assert_eq!(v.reasons, probe[0].reasons, "answers differ between valid, revoked and unknown ids");
+        assert_eq!(v.authenticator, None);
+    }
+    for name in [
+        "assertd_store_credential_reads_total",
+        "assertd_cache_lookups_total{result=\"hit\"}",
+        "assertd_cache_lookups_total{result=\"miss\"}",
+    ] {
+        assert_eq!(metric(&before, name), metric(&after, name), "{name} moved for an unauthorized probe");
+    }
+    // The same tenant cannot read credentials either (no verify-only grant
+    // reads), nor use an RP it has not been given.
+    let e = creds
+        .get_credential(as_caller(OTHER_TOKEN, pb::GetCredentialRequest { rp_id: RP.into(), credential_id: valid.credential_id.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_ids_is_absorbed_by_the_negative_cache() {
+    let server = Server::start(&config());
+    let good = SoftAuthenticator::new(Alg::Es256);
+    server
+        .credentials()
+        .await
+        .put_credential(as_caller(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &good, b"u", false)) }))
+        .await
+        .unwrap();
+    let parts = good.assert(RP, ORIGIN, b"c", 0x04, 0);
+    let probe = |id: Vec<u8>| pb::Assertion { credential_id: id, ..assertion("p", RP, &good.credential_id, b"c", parts.clone()) };
+    let reads = || metric(&server.scrape(), "assertd_store_credential_reads_total");
+
+    // An attacker cycling through 512 guessed ids, 24 batches of 255 plus
+    // one valid assertion each: within the negative TTL every guess reaches
+    // the store once.
+    let distinct = 512;
+    let start = reads();
+    let mut sent = 0;
+    for round in 0..24 {
+        let mut batch: Vec<pb::Assertion> =
+            (0..255).map(|k| probe(format!("guess-{}", (round * 255 + k) % distinct).into_bytes())).collect();
+        batch.push(assertion("good", RP, &good.credential_id, b"c", parts.clone()));
+        let v = verify(&server, GATEWAY_TOKEN, batch).await;
+        assert!(v[..255].iter().all(|v| codes(v) == vec![ReasonCode::CredentialNotFound]));
+        assert_eq!(v[255].decision(), Decision::Allow, "good traffic is served during the flood");
+        sent += 255;
+    }
+    let repeated = reads() - start;
+    eprintln!("flood of {sent} probes over {distinct} ids: {repeated} store reads ({:.3} per probe)", repeated / f64::from(sent));
+    assert!(repeated <= f64::from(distinct) + 1.0, "{repeated} store reads for {distinct} distinct ids");
+
+    // Ids never seen before cannot be cached: each costs one read. What
+    // bounds that load is admission (max_queued_assertions), measured in
+    // BENCHMARKS.md.
+    let start = reads();
+    for round in 0..4 {
+        let batch: Vec<pb::Assertion> = (0..256).map(|k| probe(format!("fresh-{round}-{k}").into_bytes())).collect();
+        verify(&server, GATEWAY_TOKEN, batch).await;
+    }
+    let fresh = reads() - start;
+    eprintln!("1024 never-seen ids: {fresh} store reads");
+    assert!((1024.0..=1025.0).contains(&fresh), "{fresh}");
+}
