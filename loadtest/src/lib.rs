@@ -55,6 +55,17 @@ enum Command {
         #[arg(long, default_value = "login.example.com")]
         rp: String,
     },
+    /// Write ES256 assertions with their credentials as a JSON array (all
+    /// byte fields base64url), the shared input of the peer comparison in
+    /// benches/peers/.
+    PeerInput {
+        /// Assertions.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Distinct credentials they are spread over.
+        #[arg(long, default_value_t = 100)]
+        credentials: usize,
+    },
 }
 
 /// Closed or open loop.
@@ -142,6 +153,10 @@ pub struct RunArgs {
     /// ratio and the server's memory.
     #[arg(long)]
     metrics: Option<String>,
+    /// Send these assertions (a `peer-input` file) instead of generating
+    /// them: their credentials are put first, every verdict must allow.
+    #[arg(long)]
+    assertions: Option<std::path::PathBuf>,
 }
 
 /// What the generator expects for one assertion.
@@ -232,6 +247,33 @@ fn gen_credentials(count: usize, rp: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// ES256 assertions (UP|UV, sign count 0, one challenge each) for
+/// login.example.com / https://login.example.com, with each credential's
+/// COSE key and id.
+fn peer_input(count: usize, credentials: usize) -> serde_json::Value {
+    let b64 = assertd_testkit::b64url;
+    let auths: Vec<SoftAuthenticator> = (0..credentials).map(|_| SoftAuthenticator::new(Alg::Es256)).collect();
+    let (rp, origin) = ("login.example.com", "https://login.example.com");
+    let items: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            let a = &auths[i % auths.len()];
+            let challenge = format!("peer-challenge-{i:08}");
+            let p = a.assert(rp, origin, challenge.as_bytes(), 0x04, 0);
+            serde_json::json!({
+                "rp_id": rp,
+                "origin": origin,
+                "challenge": b64(challenge.as_bytes()),
+                "credential_id": b64(&a.credential_id),
+                "public_key_cose": b64(&a.public_key_cose),
+                "client_data_json": b64(&p.client_data_json),
+                "authenticator_data": b64(&p.authenticator_data),
+                "signature": b64(&p.signature),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}
+
 /// A small deterministic generator (splitmix64).
 struct Rng(u64);
 
@@ -316,6 +358,9 @@ async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>,
     if let Some(n) = args.population {
         return Ok(prepare_population(args, n));
     }
+    if let Some(path) = &args.assertions {
+        return prepare_from_file(args, path, channel).await;
+    }
     let algs = args.algs.iter().map(|a| alg(a)).collect::<Result<Vec<_>, _>>()?;
     let mut creds = CredentialServiceClient::new(channel);
     let mut auths = Vec::with_capacity(args.credentials);
@@ -366,6 +411,56 @@ async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>,
     Ok((0..n_requests)
         .map(|r| {
             let (assertions, expect) = (0..args.batch).map(|k| pool[(r * args.batch + k) % pool.len()].clone()).unzip();
+            Arc::new(Prepared { assertions, expect })
+        })
+        .collect())
+}
+
+/// The assertions of a `peer-input` file, in order, in requests of
+/// `--batch`; their credentials are put through the API first.
+async fn prepare_from_file(args: &RunArgs, path: &std::path::Path, channel: Channel) -> Result<Vec<Arc<Prepared>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let items: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let field = |it: &serde_json::Value, k: &str| -> Result<Vec<u8>, String> {
+        let s = it[k].as_str().ok_or_else(|| format!("{}: an item has no {k}", path.display()))?;
+        assertd_testkit::from_b64url(s).map_err(|e| format!("{}: {k}: {e}", path.display()))
+    };
+    let mut creds = CredentialServiceClient::new(channel);
+    let mut seen = std::collections::HashSet::new();
+    let mut pool = Vec::with_capacity(items.len());
+    for it in &items {
+        let rp_id = it["rp_id"].as_str().unwrap_or_default().to_owned();
+        let credential_id = field(it, "credential_id")?;
+        if seen.insert(credential_id.clone()) {
+            let rec = pb::CredentialRecord {
+                rp_id: rp_id.clone(),
+                credential_id: credential_id.clone(),
+                user_handle: format!("user-{}", seen.len()).into_bytes(),
+                public_key_cose: field(it, "public_key_cose")?,
+                attested: true,
+                ..Default::default()
+            };
+            creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.map_err(|e| format!("PutCredential: {e}"))?;
+        }
+        pool.push(pb::Assertion {
+            request_id: pool.len().to_string(),
+            rp_id,
+            credential_id,
+            client_data_json: field(it, "client_data_json")?,
+            authenticator_data: field(it, "authenticator_data")?,
+            signature: field(it, "signature")?,
+            expected_challenge: field(it, "challenge")?,
+            ..Default::default()
+        });
+    }
+    if pool.is_empty() {
+        return Err(format!("{}: no assertions", path.display()));
+    }
+    let n_requests = pool.len().div_ceil(args.batch).max(1);
+    Ok((0..n_requests)
+        .map(|r| {
+            let assertions: Vec<_> = (0..args.batch).map(|k| pool[(r * args.batch + k) % pool.len()].clone()).collect();
+            let expect = vec![Expect { decision: pb::Decision::Allow, code: None }; assertions.len()];
             Arc::new(Prepared { assertions, expect })
         })
         .collect())
@@ -729,6 +824,10 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::PeerInput { count, credentials } => {
+            println!("{}", peer_input(count, credentials.max(1)));
+            ExitCode::SUCCESS
+        }
         Command::Run(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
