@@ -33,8 +33,8 @@ impl Default for CacheConfig {
 }
 
 /// A credential as the verifier needs it: the key parsed once, and the facts
-/// that do not change between assertions. The signature counter is not here:
-/// it lives in the store.
+/// that do not change between assertions. The signature counter lives in the
+/// store; the entry only knows whether the credential is counter-less.
 #[derive(Debug)]
 pub struct CachedCredential {
     /// The parsed key, or why the stored key cannot be used.
@@ -49,6 +49,25 @@ pub struct CachedCredential {
     pub attested: bool,
     /// Revoked.
     pub revoked: bool,
+    /// The stored sign count when the entry was loaded.
+    pub sign_count: u32,
+    /// Set once this replica has seen the count leave 0.
+    counted: std::sync::atomic::AtomicBool,
+}
+
+impl CachedCredential {
+    /// Whether the stored count is still 0 as far as this replica knows
+    /// (counter-less authenticators, e.g. synced passkeys). Other replicas'
+    /// first nonzero count reaches this one through the store's change feed
+    /// (the entry is dropped); this replica's own through [`Self::mark_counted`].
+    pub fn is_counterless(&self) -> bool {
+        self.sign_count == 0 && !self.counted.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that the stored count has left 0.
+    pub fn mark_counted(&self) {
+        self.counted.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl From<&StoredCredential> for CachedCredential {
@@ -60,6 +79,8 @@ impl From<&StoredCredential> for CachedCredential {
             aaguid: r.aaguid16(),
             attested: r.attested,
             revoked: r.revoked,
+            sign_count: r.sign_count,
+            counted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -149,6 +170,14 @@ impl KeyCache {
     /// Drops a credential's entry, found or not-found, at once.
     pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
         self.cache.invalidate(&(rp_id.into(), credential_id.into())).await;
+    }
+
+    /// Marks a cached credential as counted (its stored count left 0
+    /// elsewhere); nothing to do when it is not cached.
+    pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
+        if let Some(Some(c)) = self.cache.get(&(rp_id.into(), credential_id.into())).await {
+            c.mark_counted();
+        }
     }
 
     /// Drops every entry (the change feed may have missed changes).

@@ -28,6 +28,14 @@ pub enum Change {
         /// The credential.
         credential_id: Vec<u8>,
     },
+    /// This credential's stored sign count left 0 (it is no longer
+    /// counter-less): mark the cached entry, do not drop it.
+    Counted {
+        /// The relying party.
+        rp_id: String,
+        /// The credential.
+        credential_id: Vec<u8>,
+    },
     /// Changes may have been missed (the change feed reconnected): drop
     /// everything.
     All,

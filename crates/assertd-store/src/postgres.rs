@@ -23,7 +23,8 @@ use tokio::sync::broadcast;
 use tokio_postgres::{NoTls, Row};
 
 /// Schema migrations, in order; never edit one that has shipped: append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE credentials (
     rp_id           text    NOT NULL,
     credential_id   bytea   NOT NULL,
@@ -68,7 +69,24 @@ CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
         OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
         OLD.credential_id IS DISTINCT FROM NEW.credential_id
     ) EXECUTE FUNCTION assertd_notify_credential_change();
-"#];
+"#,
+    r#"
+-- Replicas skip the counter round trip for counter-less credentials (stored
+-- count 0, received 0) on the strength of their cached count, so the first time
+-- a count leaves 0 every replica is told (payload "counted <rp> <hex id>"). It
+-- marks its cached entry instead of dropping it: the entry keeps verifying
+-- through a store outage.
+CREATE FUNCTION assertd_notify_credential_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('assertd_credentials', 'counted ' || NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER credentials_notify_counted AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (OLD.sign_count = 0 AND NEW.sign_count <> 0)
+    EXECUTE FUNCTION assertd_notify_credential_counted();
+"#,
+];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").
 const MIGRATION_LOCK: i64 = 0x6173_7365_7274_6431;
@@ -255,14 +273,23 @@ async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>, r
     }
 }
 
-/// "rp_id hex(credential_id)".
+/// "rp_id hex(credential_id)", or "counted rp_id hex(credential_id)" (RP
+/// IDs have no spaces).
 fn parse_notification(payload: &str) -> Option<Change> {
-    let (rp, hex) = payload.rsplit_once(' ')?;
+    let (counted, rest) = match payload.strip_prefix("counted ") {
+        Some(rest) if rest.contains(' ') => (true, rest),
+        _ => (false, payload),
+    };
+    let (rp, hex) = rest.rsplit_once(' ')?;
     if hex.len() % 2 != 0 {
         return None;
     }
     let id = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
-    Some(Change::Credential { rp_id: rp.to_owned(), credential_id: id })
+    Some(if counted {
+        Change::Counted { rp_id: rp.to_owned(), credential_id: id }
+    } else {
+        Change::Credential { rp_id: rp.to_owned(), credential_id: id }
+    })
 }
 
 #[async_trait]
@@ -471,6 +498,12 @@ mod tests {
             parse_notification("login.example.com 00ff10"),
             Some(Change::Credential { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
         );
+        assert_eq!(
+            parse_notification("counted login.example.com 00ff10"),
+            Some(Change::Counted { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
+        );
+        // An RP named "counted" is still a plain change.
+        assert_eq!(parse_notification("counted 0a"), Some(Change::Credential { rp_id: "counted".into(), credential_id: vec![10] }));
         assert_eq!(parse_notification("nospace"), None);
         assert_eq!(parse_notification("rp 0"), None);
         assert_eq!(parse_notification("rp zz"), None);

@@ -101,6 +101,36 @@ impl Admitted {
     }
 }
 
+/// Which verified items need no counter round trip: the credential's
+/// cached count is 0, and every assertion of it in this batch carries 0 and
+/// asks for no BE upgrade (counter-less authenticators, e.g. synced
+/// passkeys). 0 after 0 is neither an advance nor a regression, so the
+/// store has nothing to compare or write; the cached 0 is trustworthy
+/// because this replica marks the entry when it sees a count leave 0, and
+/// the store's change feed drops it on the others.
+fn counterless(assertions: &[pb::Assertion], items: &[Item]) -> Vec<bool> {
+    let received = |item: &Item| match item {
+        Item::Verified(profile, c, v) if v.is_valid() => v.authenticator.map(|f| {
+            let upgrade = profile.accepts_backup_eligibility_upgrade(c.backup_eligible, f.flags.backup_eligible());
+            (c.is_counterless(), f.sign_count, upgrade)
+        }),
+        _ => None,
+    };
+    let mut counting: std::collections::HashSet<(&str, &[u8])> = std::collections::HashSet::new();
+    for (a, item) in assertions.iter().zip(items) {
+        if let Some((counterless, got, upgrade)) = received(item)
+            && (!counterless || got != 0 || upgrade)
+        {
+            counting.insert((a.rp_id.as_str(), a.credential_id.as_slice()));
+        }
+    }
+    assertions
+        .iter()
+        .zip(items)
+        .map(|(a, item)| received(item).is_some() && !counting.contains(&(a.rp_id.as_str(), a.credential_id.as_slice())))
+        .collect()
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -370,11 +400,13 @@ impl Engine {
     /// counter, in batch order, then policy.
     pub async fn decide(&self, checked: Checked) -> Vec<pb::Verdict> {
         let Checked { assertions, items } = checked;
+        let counterless = counterless(&assertions, &items);
         let updates: Vec<CounterUpdate> = items
             .iter()
             .zip(&assertions)
-            .filter_map(|(item, a)| match item {
-                Item::Verified(profile, c, v) if v.is_valid() => v.authenticator.map(|f| CounterUpdate {
+            .zip(&counterless)
+            .filter_map(|((item, a), skip)| match item {
+                Item::Verified(profile, c, v) if v.is_valid() && !skip => v.authenticator.map(|f| CounterUpdate {
                     rp_id: a.rp_id.clone(),
                     credential_id: a.credential_id.clone(),
                     received: f.sign_count,
@@ -396,16 +428,24 @@ impl Engine {
 
         let mut out = Vec::with_capacity(assertions.len());
         let mut used: Vec<(String, Vec<u8>)> = Vec::new();
-        for (a, item) in assertions.into_iter().zip(items) {
+        for ((a, item), skip) in assertions.into_iter().zip(items).zip(counterless) {
             let (verdict, facts, cred) = match item {
                 Item::Done(v, c) => (v, None, c),
                 Item::Verified(profile, c, v) => {
                     let counter = if !v.is_valid() {
                         Ok(CounterCheck::NotChecked)
+                    } else if skip {
+                        // Stored 0, received 0: nothing to compare or write.
+                        Ok(CounterCheck::Ok)
                     } else {
                         let received = v.authenticator.map_or(0, |f| f.sign_count);
                         match counters.as_mut().map(|it| it.next()) {
-                            Ok(Some(Counted::Store(CounterResult::Advanced))) => Ok(CounterCheck::Ok),
+                            Ok(Some(Counted::Store(CounterResult::Advanced))) => {
+                                if received != 0 {
+                                    c.mark_counted();
+                                }
+                                Ok(CounterCheck::Ok)
+                            }
                             Ok(Some(Counted::Store(CounterResult::Regressed { stored }))) => {
                                 Ok(CounterCheck::Regressed { stored, received })
                             }
@@ -415,7 +455,12 @@ impl Engine {
                             Ok(Some(Counted::Store(CounterResult::NotFound))) => {
                                 Err(deny(ReasonCode::CredentialNotFound, "the credential was deleted"))
                             }
-                            Ok(Some(Counted::Journal(Deferred::Accepted))) => Ok(CounterCheck::Deferred),
+                            Ok(Some(Counted::Journal(Deferred::Accepted))) => {
+                                if received != 0 {
+                                    c.mark_counted();
+                                }
+                                Ok(CounterCheck::Deferred)
+                            }
                             Ok(Some(Counted::Journal(Deferred::Regressed { stored }))) => Ok(CounterCheck::Regressed { stored, received }),
                             Ok(Some(Counted::Journal(Deferred::Unknown))) | Ok(None) | Err(_) => {
                                 Err(deny(ReasonCode::StoreUnavailable, "the signature counter could not be checked; retry"))

@@ -85,6 +85,7 @@ async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, c
     loop {
         match changes.recv().await {
             Ok(Change::Credential { rp_id, credential_id }) => cache.invalidate(&rp_id, &credential_id).await,
+            Ok(Change::Counted { rp_id, credential_id }) => cache.mark_counted(&rp_id, &credential_id).await,
             Ok(Change::All) | Err(RecvError::Lagged(_)) => cache.invalidate_all(),
             Err(RecvError::Closed) => return,
         }

@@ -500,3 +500,35 @@ async fn request_ids_are_echoed_and_cache_evictions_counted() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Counter-less assertions (stored 0, received 0, like synced passkeys) need
+/// no counter round trip; a count appearing in a batch is still ordered
+/// against the zeros around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counterless_assertions_skip_the_counter_round_trip() {
+    let server = Server::start(&default_config());
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let item = |n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
+    let cas = || {
+        let m = server.scrape();
+        m.lines()
+            .find_map(|l| l.strip_prefix("assertd_store_duration_seconds_count{operation=\"advance_sign_counts\"} "))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    let mut v = server.verifier().await;
+    let before = cas();
+    for _ in 0..3 {
+        let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(0)] }).await.unwrap().into_inner();
+        assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow), "{r:?}");
+    }
+    assert_eq!(cas(), before, "counter-less assertions went to the store");
+    // 0, 5, 0 in one batch: the count appears, and the 0 after it regresses.
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(5), item(0)] }).await.unwrap().into_inner();
+    let got: Vec<_> = r.verdicts.iter().map(|v| (v.decision(), codes(v))).collect();
+    assert_eq!(got, vec![(Decision::Allow, vec![]), (Decision::Allow, vec![]), (Decision::Deny, vec![ReasonCode::SignCountRegression])]);
+    assert_eq!(cas(), before + 1.0);
+    // And in later batches (the cached entry knows it has been counted).
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0)] }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::SignCountRegression]);
+}

@@ -97,6 +97,40 @@ async fn two_replicas_share_counters_and_revocations() {
     eprintln!("revocation on A seen by B after {took:?}; database revocation seen by both after {:?}", revoked_at.elapsed());
 }
 
+/// Counter-less credentials skip the counter round trip on the strength of
+/// each replica's cached "still 0": when the count first leaves 0 on one
+/// replica, the other must stop trusting its cached 0 (the change feed's
+/// "counted" notice), so a 0 after that is a regression everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_leaving_zero_reaches_every_replica() {
+    let pg = PgCluster::start();
+    let a_srv = Server::start(&pg_config(&pg, ""));
+    let b_srv = Server::start(&pg_config(&pg, ""));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&a_srv, record(RP, &key, b"u", false)).await;
+    let item = |n| assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, n));
+    // Both replicas cache it as counter-less.
+    for srv in [&a_srv, &b_srv] {
+        for _ in 0..2 {
+            assert_eq!(verify_one(srv, item(0)).await.decision(), Decision::Allow);
+        }
+    }
+    // A sees a count: from now on a 0 is a regression, on A at once and on
+    // B as soon as the notice arrives.
+    assert_eq!(verify_one(&a_srv, item(3)).await.decision(), Decision::Allow);
+    assert_eq!(codes(&verify_one(&a_srv, item(0)).await), vec![ReasonCode::SignCountRegression]);
+    let since = Instant::now();
+    loop {
+        let v = verify_one(&b_srv, item(0)).await;
+        if codes(&v) == vec![ReasonCode::SignCountRegression] {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(1), "B still trusts its cached 0 after {:?}: {v:?}", since.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("count leaving 0 on A reached B within {:?}", since.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_retryable_bounded_and_recovers() {
     let pg = PgCluster::start();
