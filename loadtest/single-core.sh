@@ -42,13 +42,13 @@ run() {
 unary=$(run)
 stream=$(run --stream)
 for kind in unary stream; do
-  json="${!kind}"
-  rate=$(echo "$json" | sed 's/.*"assertions_per_second":\([0-9.]*\).*/\1/')
-  p99=$(echo "$json" | sed 's/.*"p99_ms":\([0-9.]*\).*/\1/')
-  mism=$(echo "$json" | sed 's/.*"mismatches":\([0-9]*\).*/\1/')
-  python3 -c "print(f'$kind: {float($rate):.0f} assertions/s = {float($rate)/float($raw):.3f} x raw ring ES256 (p99 {float($p99):.2f} ms, mismatches $mism)')"
+  echo "${!kind}" | python3 -c "
+import json, sys
+r = json.loads(sys.stdin.read())
+rate = r['assertions_per_second']
+print(f\"$kind: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, mismatches {r['mismatches']})\")"
 done
-urate=$(echo "$unary" | sed 's/.*"assertions_per_second":\([0-9.]*\).*/\1/')
+urate=$(echo "$unary" | python3 -c "import json, sys; print(json.loads(sys.stdin.read())['assertions_per_second'])")
 rps=$(python3 -c "print(0.7 * $urate / 64)")
 open=$(run --mode open --rate "$rps")
 python3 - "$open" "$raw" "$rps" <<'PY'
