@@ -4,6 +4,7 @@
 //! that keeps the price of a rejection far below the price of the work it
 //! refuses, so goodput stays near capacity. (Calls that get past this check
 //! still go through the exact, cost-weighted admission in the service.)
+//! It also counts messages the codec refuses for their size.
 
 use crate::engine::Engine;
 use crate::telemetry;
@@ -55,6 +56,15 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let fut = self.inner.call(req);
-        Box::pin(fut)
+        Box::pin(async move {
+            let resp = fut.await?;
+            // A message over max_message_bytes is refused by the codec before
+            // any handler runs (a trailers-only OUT_OF_RANGE answer): count it
+            // with the other refusals.
+            if resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11") {
+                telemetry::rejected("message_too_large");
+            }
+            Ok(resp)
+        })
     }
 }

@@ -88,7 +88,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(DEFERRED_CONFLICTS, "Queued counter updates the store refused: the count was accepted elsewhere during the outage.");
     describe_counter!(
         REJECTED,
-        "RPCs refused before any work, by reason (overloaded, batch_too_large, unauthenticated, permission_denied)."
+        "RPCs refused before any work, by reason (overloaded, batch_too_large, message_too_large, unauthenticated, permission_denied)."
     );
     describe_counter!(TLS_RELOADS, "TLS certificate/key/CA reloads, by result (ok, failed); a failed reload keeps the running material.");
     describe_gauge!(TLS_EXPIRY, "When the serving certificate expires, in Unix seconds.");

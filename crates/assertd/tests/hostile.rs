@@ -145,6 +145,10 @@ async fn request_level_limits() {
     big.client_data_json = vec![0; 2 << 20];
     let e = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big] }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    let metrics = server.scrape();
+    for reason in ["batch_too_large", "message_too_large"] {
+        assert!(metrics.contains(&format!("assertd_rpcs_rejected_total{{reason=\"{reason}\"}} 1")), "{reason}: {metrics}");
+    }
 
     // An empty batch is answered with no verdicts.
     let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await.unwrap().into_inner();
