@@ -11,6 +11,7 @@
 # includes SQLite's page cache).
 #
 # Usage: loadtest/cache.sh [N] [seconds] [zipf]   (defaults 1000000 15 1.0)
+# LAST_USED_INTERVAL=S sets [store] last_used_interval_seconds (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
@@ -29,6 +30,8 @@ data_dir = "$work/data"
 [[relying_parties]]
 id = "login.example.com"
 origins = ["https://login.example.com"]
+[store]
+last_used_interval_seconds = ${LAST_USED_INTERVAL:-60}
 TOML
 "$bin/assertd-loadgen" gen-credentials --count "$n" > "$work/creds.jsonl"
 start=$(date +%s.%N)
