@@ -6,6 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the batch path allocates per assertion (decoded fields,
+/// verdicts); glibc's malloc showed as ~4% of the server's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// assertd: verifies WebAuthn / passkey assertions in batches over gRPC.
 #[derive(Debug, Parser)]
 #[command(version, about)]
