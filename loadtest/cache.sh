@@ -16,31 +16,15 @@ cd "$(dirname "$0")/.."
 n="${1:-1000000}"
 secs="${2:-15}"
 zipf="${3:-1.0}"
-target="${CARGO_TARGET_DIR:-target}"
 out="${REPORT_DIR:-.}"
-cargo build --release -q -p assertd -p assertd-loadgen
-bin="$target/release"
-work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-[store]
-last_used_interval_seconds = ${LAST_USED_INTERVAL:-60}
-TOML
-"$bin/assertd-loadgen" gen-credentials --count "$n" > "$work/creds.jsonl"
+. loadtest/lib.sh
+bench_build
+tmp="$(mktemp -d)"
+"$bin/assertd-loadgen" gen-credentials --count "$n" > "$tmp/creds.jsonl"
 start=$(date +%s.%N)
-"$bin/assertd" credentials import "$work/creds.jsonl" --config "$work/assertd.toml" > /dev/null
-echo "imported $n credentials in $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
-ASSERTD_LOG=warn "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
-pid=$!
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
-metrics=$(sed -n 's/.*metrics=\([0-9.:]*\).*/\1/p' "$work/out")
+BENCH_IMPORT="$tmp/creds.jsonl" bench_start "$(printf '[store]\nlast_used_interval_seconds = %s' "${LAST_USED_INTERVAL:-60}")"
+echo "imported $n credentials and started in $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+rm -rf "$tmp"
 entries() { curl -s "http://$metrics/metrics" | sed -n 's/^assertd_cache_entries \([0-9.e+]*\)$/\1/p'; }
 run() {
   local name="$1"

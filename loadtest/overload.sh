@@ -17,30 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
-target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p assertd -p assertd-loadgen
-bin="$target/release"
-work="$(mktemp -d)"
 out="${REPORT_DIR:-.}"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-[pool]
-threads = 1
-[limits]
-max_queued_assertions = ${QUEUED:-0}
-TOML
-
-ASSERTD_LOG=warn taskset -c 0 "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
-pid=$!
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+. loadtest/lib.sh
+bench_build
+bench_start "$(printf '[pool]\nthreads = 1\n[limits]\nmax_queued_assertions = %s' "${QUEUED:-0}")" 0
 
 run() {
   local name="$1"

@@ -10,30 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
-target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p assertd -p assertd-loadgen
-bin="$target/release"
-work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-[pool]
-threads = 1
-TOML
-
+. loadtest/lib.sh
+bench_build
 raw=$(taskset -c 0 "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
 echo "raw ring ES256 on CPU 0: $raw verifies/s"
-
-ASSERTD_LOG=warn taskset -c 0 "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
-pid=$!
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+bench_start $'[pool]\nthreads = 1' 0
 
 run() {
   taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 3 --connections 2 \

@@ -22,13 +22,14 @@ root="$(cd "$here/../.." && pwd)"
 secs="${1:-10}"
 tools="${PEERS_DIR:-/var/cache/assertd-peers-tools}"
 out="${REPORT_DIR:-.}"
-target="${CARGO_TARGET_DIR:-$root/target}"
 peers_target="${PEERS_TARGET_DIR:-/var/cache/assertd-peers-target}"
 mkdir -p "$tools" "$out"
 out="$(cd "$out" && pwd)"
 
 echo "--- building assertd, the load generator and the Rust peers"
-(cd "$root" && cargo build --release -q -p assertd -p assertd-loadgen)
+cd "$root"
+. loadtest/lib.sh
+bench_build
 (cd "$here/rust" && CARGO_TARGET_DIR="$peers_target" cargo build --release -q)
 echo "--- installing py_webauthn and @simplewebauthn/server"
 [ -d "$tools/py/webauthn" ] || pip install -q --target "$tools/py" webauthn==3.0.1
@@ -36,7 +37,6 @@ mkdir -p "$tools/node"
 cp "$here/simplewebauthn/package.json" "$here/simplewebauthn/bench.mjs" "$tools/node/"
 [ -d "$tools/node/node_modules/@simplewebauthn/server" ] || (cd "$tools/node" && npm install --silent --no-audit --no-fund)
 
-bin="$target/release"
 input="$out/peer-input.json"
 "$bin/assertd-loadgen" peer-input --count 2000 --credentials 100 > "$input"
 
@@ -49,23 +49,7 @@ PYTHONPATH="$tools/py" taskset -c 0 python3 "$here/py_webauthn/bench.py" "$input
 taskset -c 0 "$peers_target/release/assertd-peers" raw 3 > "$out/peer-ring-vs-aws-lc-rs.json"
 
 echo "--- assertd on CPU 0, the load generator on CPU 1"
-work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-user_verification = "required"
-[pool]
-threads = 1
-TOML
-ASSERTD_LOG=warn taskset -c 0 "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
-pid=$!
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+bench_start $'user_verification = "required"\n[pool]\nthreads = 1' 0
 taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --assertions "$input" --batch 64 --concurrency 3 \
   --connections 2 --warmup 2 --duration "$secs" --server-pid "$pid" --json "$out/peer-assertd.json" > /dev/null 2>&1
 

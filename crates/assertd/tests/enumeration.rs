@@ -14,10 +14,6 @@ use pb::{Decision, ReasonCode};
 const GATEWAY_TOKEN: &str = "gateway-token-for-login";
 const OTHER_TOKEN: &str = "token-of-another-tenant";
 
-fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn config() -> String {
     format!(
         r#"{}
@@ -39,12 +35,6 @@ rpcs = ["verify"]
     )
 }
 
-fn as_caller<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
 /// A counter's value in a /metrics scrape (0 when absent).
 fn metric(scrape: &str, name: &str) -> f64 {
     scrape.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
@@ -54,7 +44,7 @@ async fn verify(server: &Server, token: &str, assertions: Vec<pb::Assertion>) ->
     server
         .verifier()
         .await
-        .verify_assertions(as_caller(token, pb::VerifyAssertionsRequest { assertions }))
+        .verify_assertions(with_bearer(token, pb::VerifyAssertionsRequest { assertions }))
         .await
         .unwrap()
         .into_inner()
@@ -70,12 +60,12 @@ async fn unknown_revoked_and_valid_ids_look_alike_outside_a_grant() {
     let mut creds = server.credentials().await;
     for a in [&valid, &revoked] {
         creds
-            .put_credential(as_caller(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, a, b"u", false)) }))
+            .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, a, b"u", false)) }))
             .await
             .unwrap();
     }
     creds
-        .revoke_credential(as_caller(
+        .revoke_credential(with_bearer(
             GATEWAY_TOKEN,
             pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: revoked.credential_id.clone() },
         ))
@@ -121,7 +111,7 @@ async fn unknown_revoked_and_valid_ids_look_alike_outside_a_grant() {
     // The same tenant cannot read credentials either (no verify-only grant
     // reads), nor use an RP it has not been given.
     let e = creds
-        .get_credential(as_caller(OTHER_TOKEN, pb::GetCredentialRequest { rp_id: RP.into(), credential_id: valid.credential_id.clone() }))
+        .get_credential(with_bearer(OTHER_TOKEN, pb::GetCredentialRequest { rp_id: RP.into(), credential_id: valid.credential_id.clone() }))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
@@ -134,7 +124,7 @@ async fn a_flood_of_unknown_ids_is_absorbed_by_the_negative_cache() {
     server
         .credentials()
         .await
-        .put_credential(as_caller(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &good, b"u", false)) }))
+        .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &good, b"u", false)) }))
         .await
         .unwrap();
     let parts = good.assert(RP, ORIGIN, b"c", 0x04, 0);

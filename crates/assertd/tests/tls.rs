@@ -20,10 +20,6 @@ use tonic::transport::Channel;
 
 const TOKEN: &str = "mesh-token-0123456789";
 
-fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 struct Pki {
     ca: Ca,
     gateway: Leaf,
@@ -104,9 +100,7 @@ async fn gets_through(server: &Server, ca_pem: &str, id: Option<&Leaf>) -> bool 
 }
 
 fn with_token<T>(msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    r
+    with_bearer(TOKEN, msg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,3 +171,15 @@ pub async fn tls_channel(
     }
     Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls)?.connect_timeout(Duration::from_secs(5)).connect().await
 }
+
+/// SHA-256 of a string, hex: how `[[clients]] token_sha256` names a token.
+pub fn sha256_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn with_bearer<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}

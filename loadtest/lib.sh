@@ -1,0 +1,43 @@
+# Shared by the benchmark scripts (source it): build the release binaries
+# and run one assertd for login.example.com on loopback ports.
+#
+#   bench_build                      cargo build --release assertd + loadgen; sets $bin
+#   bench_start "TOML" [taskset]     writes a config (the RP, then TOML), starts
+#                                    assertd (pinned with `taskset -c CPU` if
+#                                    given); sets $pid, $addr, $metrics, $work
+# The server is killed and $work removed when the script exits.
+
+bench_build() {
+  cargo build --release -q -p assertd -p assertd-loadgen
+  bin="${CARGO_TARGET_DIR:-target}/release"
+  if [[ "$bin" != /* ]]; then bin="$PWD/$bin"; fi
+}
+
+bench_start() {
+  local extra="$1" cpu="${2:-}"
+  work="$(mktemp -d)"
+  trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+  cat > "$work/assertd.toml" <<TOML
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+data_dir = "$work/data"
+[[relying_parties]]
+id = "login.example.com"
+origins = ["https://login.example.com"]
+$extra
+TOML
+  local pin=()
+  if [ -n "$cpu" ]; then pin=(taskset -c "$cpu"); fi
+  if [ -n "${BENCH_IMPORT:-}" ]; then
+    "$bin/assertd" credentials import "$BENCH_IMPORT" --config "$work/assertd.toml" > /dev/null
+  fi
+  ASSERTD_LOG=warn "${pin[@]}" "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" &
+  pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+  addr=$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$work/out")
+  metrics=$(sed -n 's/.*metrics=\([0-9.:]*\).*/\1/p' "$work/out")
+  if [ -z "$addr" ]; then
+    echo "assertd did not start" >&2
+    exit 1
+  fi
+}
