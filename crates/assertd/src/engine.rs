@@ -39,6 +39,8 @@ pub struct Engine {
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
+    /// Whether the store answered its last ping or counter call.
+    store_up: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -165,7 +167,13 @@ impl Engine {
             cache,
             pool,
             limits,
+            store_up: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Records whether the store answers (from the health watcher's pings).
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.store(up, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Swaps in a new policy (relying parties and profiles) atomically.
@@ -400,7 +408,10 @@ impl Engine {
     /// counter, in batch order, then policy.
     pub async fn decide(&self, checked: Checked) -> Vec<pb::Verdict> {
         let Checked { assertions, items } = checked;
-        let counterless = counterless(&assertions, &items);
+        // With counter_outage = "deny", an outage fails every assertion
+        // closed, counter-less ones included.
+        let fail_closed = self.journal.is_none() && !self.store_up.load(std::sync::atomic::Ordering::Relaxed);
+        let counterless = if fail_closed { vec![false; items.len()] } else { counterless(&assertions, &items) };
         let updates: Vec<CounterUpdate> = items
             .iter()
             .zip(&assertions)
@@ -519,6 +530,7 @@ impl Engine {
         all.extend(updates.iter().cloned());
         let started = std::time::Instant::now();
         let r = self.cache.store().advance_sign_counts(all.clone(), now_ms()).await;
+        self.set_store_up(!matches!(r, Err(assertd_store::StoreError::Unavailable(_))));
         telemetry::store_duration("advance_sign_counts", started.elapsed());
         match r {
             Ok(results) => {

@@ -110,6 +110,7 @@ async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthRe
     loop {
         let ok = engine.cache().store().ping().await.is_ok();
         telemetry::store_up(ok);
+        engine.set_store_up(ok);
         if ok {
             engine.flush_deferred().await;
         }

@@ -89,3 +89,25 @@ async fn locked_store_with_counter_outage_deny_fails_closed() {
     let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1)]).await.unwrap();
     assert!(v.iter().all(|v| v.decision() == Decision::Allow), "{v:?}");
 }
+
+/// Counter-less credentials (stored 0, received 0) need no counter call: they
+/// keep verifying through an outage under "defer", and fail closed with the
+/// rest under "deny".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counterless_credentials_through_an_outage_follow_counter_outage() {
+    for mode in [CounterOutage::Defer, CounterOutage::Deny] {
+        let (tmp, engine, _, cold) = setup(mode).await;
+        // Cached, and counter-less so far.
+        let v = engine.verify_batch(vec![item(&cold, 0)]).await.unwrap();
+        assert_eq!(v[0].decision(), Decision::Allow);
+        let locker = lock(&tmp);
+        engine.set_store_up(false); // what the health watcher's ping would say
+        let v = engine.verify_batch(vec![item(&cold, 0)]).await.unwrap();
+        let got = (v[0].decision(), codes(&v[0]));
+        match mode {
+            CounterOutage::Defer => assert_eq!(got, (Decision::Allow, vec![])),
+            CounterOutage::Deny => assert_eq!(got, (Decision::Deny, vec![ReasonCode::StoreUnavailable])),
+        }
+        drop(locker);
+    }
+}
