@@ -156,7 +156,9 @@ impl Engine {
             0 => 192 * threads,
             n => n,
         };
-        let work_total = u32::try_from(work_total).unwrap_or(u32::MAX >> 4).min(tokio::sync::Semaphore::MAX_PERMITS as u32);
+        // Permits are taken as u32 (acquire_many); u32::MAX is far below the
+        // semaphore's own limit.
+        let work_total = u32::try_from(work_total).unwrap_or(u32::MAX);
         Self {
             policy: ArcSwap::from_pointee(policy),
             admission: Arc::new(tokio::sync::Semaphore::new(admitted)),

@@ -249,14 +249,16 @@ pub fn from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential {
     }
 }
 
-fn require_id(rp_id: &str, credential_id: &[u8]) -> Result<(), Status> {
+/// The credential a Get or Revoke names: both ids present, and its relying
+/// party in the caller's grant.
+fn require_id(grant: &Grant, rp_id: &str, credential_id: &[u8]) -> Result<(), Status> {
     if rp_id.is_empty() {
         return Err(Status::invalid_argument("rp_id is required"));
     }
     if credential_id.is_empty() {
         return Err(Status::invalid_argument("credential_id is required"));
     }
-    Ok(())
+    require_rp(grant, rp_id)
 }
 
 #[tonic::async_trait]
@@ -281,8 +283,7 @@ impl CredentialService for CredentialSvc {
         let r = async {
             let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsRead))?;
             let req = req.into_inner();
-            require_id(&req.rp_id, &req.credential_id)?;
-            require_rp(&grant, &req.rp_id)?;
+            require_id(&grant, &req.rp_id, &req.credential_id)?;
             let found = self.engine.cache().store().get(&req.rp_id, &req.credential_id).await.map_err(status)?;
             let found = found.ok_or_else(|| Status::not_found("no such credential"))?;
             Ok(Response::new(pb::GetCredentialResponse { credential: Some(to_pb(found)) }))
@@ -296,8 +297,7 @@ impl CredentialService for CredentialSvc {
         let r = async {
             let grant = authorize(&self.engine, &req, Some(Rpc::CredentialsWrite))?;
             let req = req.into_inner();
-            require_id(&req.rp_id, &req.credential_id)?;
-            require_rp(&grant, &req.rp_id)?;
+            require_id(&grant, &req.rp_id, &req.credential_id)?;
             let revoked = self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(status)?;
             let revoked = revoked.ok_or_else(|| Status::not_found("no such credential"))?;
             tracing::info!(rp_id = %revoked.rp_id, client = %grant.client, "credential revoked");
