@@ -3,7 +3,8 @@
 # credentials imported into the embedded store, then, in one run of one
 # server (both cores, the generator unpinned beside it):
 #   all-hot (64 credentials, uniform: the reference) and Zipf(s) over all N
-#   (100 000 pooled assertions), alternating: hot, zipf, hot, zipf, hot.
+#   (100 000 pooled assertions), alternating: hot, zipf, hot, ..., hot
+#   (ROUNDS Zipf runs, default 3).
 # Prints the ratio of the medians, the cache hit ratio of each window, and
 # the server's RSS per cached credential (RSS growth between the first
 # all-hot and Zipf runs ÷ growth of assertd_cache_entries: an upper bound, as
@@ -33,18 +34,19 @@ run() {
     --duration "$secs" --server-pid "$pid" --metrics "$metrics" --json "$out/cache-$name.json" "$@" > /dev/null 2>&1
   echo "$(entries)" > "$out/cache-$name.entries"
 }
+rounds="${ROUNDS:-3}"
 # Alternate, so drift on a shared machine hits both kinds alike.
 run hot-1 --population 64 --zipf 0 --pool 4096
-# Steady state: the first pass over the pool loads ~37 k credentials from the
-# store, which takes a few seconds; keep it out of the measured window.
-WARMUP=10 run zipf-1 --population "$n" --zipf "$zipf" --pool 100000
-run hot-2 --population 64 --zipf 0 --pool 4096
-run zipf-2 --population "$n" --zipf "$zipf" --pool 100000
-run hot-3 --population 64 --zipf 0 --pool 4096
-python3 - "$out" <<'PY'
+for i in $(seq "$rounds"); do
+  # Steady state: the first pass over the pool loads ~37 k credentials from
+  # the store, which takes a few seconds; keep it out of the measured window.
+  WARMUP=$([ "$i" = 1 ] && echo 10 || echo "${WARMUP:-3}") run "zipf-$i" --population "$n" --zipf "$zipf" --pool 100000
+  run "hot-$((i + 1))" --population 64 --zipf 0 --pool 4096
+done
+python3 - "$out" "$rounds" <<'PY'
 import json, statistics, sys
-d = sys.argv[1]
-names = ["hot-1", "zipf-1", "hot-2", "zipf-2", "hot-3"]
+d, rounds = sys.argv[1], int(sys.argv[2])
+names = ["hot-1"] + [x for i in range(1, rounds + 1) for x in (f"zipf-{i}", f"hot-{i + 1}")]
 r = {k: json.load(open(f"{d}/cache-{k}.json")) for k in names}
 e = {k: float(open(f"{d}/cache-{k}.entries").read().strip() or 0) for k in names}
 for k in names:

@@ -1,4 +1,5 @@
-//! The server's pipeline without the network: the key-cache hit path,
+//! The server's pipeline without the network: the key-cache hit path (one
+//! key, and hits spread over 64 vs 40 000 cached credentials),
 //! protobuf decode/encode of a 64-assertion batch, and whole batches through
 //! the engine (field checks, cache, rayon pool, counter compare-and-set on
 //! SQLite, policy) for batch sizes 1, 16, 64, 256, with 1 and 2 verification
@@ -87,6 +88,73 @@ fn cache_hit(c: &mut Criterion) {
     g.finish();
 }
 
+/// Hits spread over many cached credentials (the cache and its entries miss
+/// the CPU caches) against hits on 64: 64 lookups per iteration, uniformly
+/// random over the cached set.
+fn cache_spread(c: &mut Criterion) {
+    use assertd_store::{CacheConfig, CredentialStore, KeyCache, SqliteStore, StoredCredential};
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let cose = SoftAuthenticator::new(Alg::EdDsa).public_key_cose;
+    let id = |i: usize| {
+        let mut id = vec![0x5a; 32];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        id
+    };
+    let many = 40_000;
+    let records: Vec<_> = (0..many)
+        .map(|i| StoredCredential {
+            rp_id: RP.into(),
+            credential_id: id(i),
+            user_handle: b"user".to_vec(),
+            public_key_cose: cose.clone(),
+            sign_count: 0,
+            backup_eligible: true,
+            backup_state: true,
+            aaguid: vec![0; 16],
+            attested: false,
+            transports: Vec::new(),
+            revoked: false,
+            created_at_ms: 0,
+            last_used_at_ms: None,
+        })
+        .collect();
+    rt.block_on(store.put_many(records)).unwrap();
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Elements(64));
+    for n in [64usize, many] {
+        let cache = KeyCache::new(store.clone(), CacheConfig::default());
+        let ids: Vec<Vec<u8>> = (0..n).map(id).collect();
+        for i in &ids {
+            rt.block_on(cache.get(RP, i));
+        }
+        // A fixed pseudo-random order (64-bit LCG), the same every run.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let order: Vec<usize> = (0..64 * 1024)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                ((x >> 33) as usize) % n
+            })
+            .collect();
+        let mut at = 0;
+        g.bench_function(format!("cache_hit_64_over_{n}"), |b| {
+            b.iter(|| {
+                let keys = &order[at..at + 64];
+                at = (at + 64) % order.len();
+                rt.block_on(async {
+                    for &k in keys {
+                        let (l, hit) = cache.get(RP, black_box(&ids[k])).await;
+                        assert!(hit);
+                        black_box(l);
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 fn protobuf(c: &mut Criterion) {
     let auths: Vec<_> = (0..8).map(|_| SoftAuthenticator::new(Alg::Es256)).collect();
     let req = pb::VerifyAssertionsRequest { assertions: batch(&auths, 64) };
@@ -141,5 +209,5 @@ fn engine_batches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, cache_hit, protobuf, engine_batches);
+criterion_group!(benches, cache_hit, cache_spread, protobuf, engine_batches);
 criterion_main!(benches);

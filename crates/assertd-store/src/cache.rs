@@ -13,6 +13,7 @@ use assertd_verify::{KeyError, PublicKey};
 use moka::Expiry;
 use moka::future::Cache;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Key cache settings.
@@ -52,7 +53,11 @@ pub struct CachedCredential {
     /// The stored sign count when the entry was loaded.
     pub sign_count: u32,
     /// Set once this replica has seen the count leave 0.
-    counted: std::sync::atomic::AtomicBool,
+    counted: AtomicBool,
+    /// When this replica last claimed a `last_used_at` write for the
+    /// credential (Unix ms; 0: never). Kept in the entry, so the hot path
+    /// needs no map of its own.
+    touched_ms: AtomicI64,
 }
 
 impl CachedCredential {
@@ -61,12 +66,24 @@ impl CachedCredential {
     /// first nonzero count reaches this one through the store's change feed
     /// (the entry is dropped); this replica's own through [`Self::mark_counted`].
     pub fn is_counterless(&self) -> bool {
-        self.sign_count == 0 && !self.counted.load(std::sync::atomic::Ordering::Acquire)
+        self.sign_count == 0 && !self.counted.load(Ordering::Acquire)
     }
 
     /// Records that the stored count has left 0.
     pub fn mark_counted(&self) {
-        self.counted.store(true, std::sync::atomic::Ordering::Release);
+        self.counted.store(true, Ordering::Release);
+    }
+
+    /// Claims the `last_used_at` write for this use: true when this replica
+    /// has not claimed one for the credential within `window_ms` of
+    /// `now_ms` (since the entry was loaded), so at most one write per
+    /// window per cached entry, whatever the concurrency.
+    pub fn claim_touch(&self, now_ms: i64, window_ms: i64) -> bool {
+        let last = self.touched_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < window_ms {
+            return false;
+        }
+        self.touched_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 }
 
@@ -80,7 +97,8 @@ impl From<&StoredCredential> for CachedCredential {
             attested: r.attested,
             revoked: r.revoked,
             sign_count: r.sign_count,
-            counted: std::sync::atomic::AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+            touched_ms: AtomicI64::new(0),
         }
     }
 }
@@ -96,7 +114,9 @@ pub enum Lookup {
     Unavailable(String),
 }
 
-type Key = (Box<str>, Box<[u8]>);
+/// `rp_id ‖ 0xFF ‖ credential_id`: one allocation, one compare. 0xFF never
+/// occurs in UTF-8, so the split is unambiguous.
+type Key = Box<[u8]>;
 type Value = Option<Arc<CachedCredential>>;
 
 struct TtlByKind(CacheConfig);
@@ -112,10 +132,10 @@ impl Expiry<Key, Value> for TtlByKind {
 pub struct KeyCache {
     cache: Cache<Key, Value>,
     store: Arc<dyn CredentialStore>,
-    evictions: Arc<std::sync::atomic::AtomicU64>,
+    evictions: Arc<AtomicU64>,
     /// Credential reads that reached the store (concurrent misses of one
     /// key share a read).
-    reads: Arc<std::sync::atomic::AtomicU64>,
+    reads: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -127,14 +147,14 @@ impl std::fmt::Debug for KeyCache {
 impl KeyCache {
     /// A cache in front of `store`.
     pub fn new(store: Arc<dyn CredentialStore>, config: CacheConfig) -> Self {
-        let evictions = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let evictions = Arc::new(AtomicU64::new(0));
         let counter = evictions.clone();
         let cache = Cache::builder()
             .max_capacity(config.max_entries)
             .expire_after(TtlByKind(config))
             .eviction_listener(move |_, _, cause| {
                 if cause == moka::notification::RemovalCause::Size {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .build();
@@ -148,16 +168,16 @@ impl KeyCache {
 
     /// Looks a credential up; the bool is true on a cache hit.
     pub async fn get(&self, rp_id: &str, credential_id: &[u8]) -> (Lookup, bool) {
-        let key: Key = (rp_id.into(), credential_id.into());
-        if let Some(v) = self.cache.get(&key).await {
+        let key = KeyBuf::new(rp_id, credential_id);
+        if let Some(v) = self.cache.get(key.as_slice()).await {
             return (to_lookup(v), true);
         }
         let (store, reads) = (self.store.clone(), self.reads.clone());
-        let (rp, id) = (key.0.clone(), key.1.clone());
+        let (rp, id) = (rp_id.to_owned(), credential_id.to_vec());
         let loaded = self
             .cache
-            .try_get_with(key, async move {
-                reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .try_get_with(key.as_slice().into(), async move {
+                reads.fetch_add(1, Ordering::Relaxed);
                 store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r))))
             })
             .await;
@@ -169,13 +189,13 @@ impl KeyCache {
 
     /// Drops a credential's entry, found or not-found, at once.
     pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
-        self.cache.invalidate(&(rp_id.into(), credential_id.into())).await;
+        self.cache.invalidate(KeyBuf::new(rp_id, credential_id).as_slice()).await;
     }
 
     /// Marks a cached credential as counted (its stored count left 0
     /// elsewhere); nothing to do when it is not cached.
     pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
-        if let Some(Some(c)) = self.cache.get(&(rp_id.into(), credential_id.into())).await {
+        if let Some(Some(c)) = self.cache.get(KeyBuf::new(rp_id, credential_id).as_slice()).await {
             c.mark_counted();
         }
     }
@@ -193,17 +213,35 @@ impl KeyCache {
 
     /// Entries evicted to stay within `max_entries`, since start.
     pub fn evictions(&self) -> u64 {
-        self.evictions.load(std::sync::atomic::Ordering::Relaxed)
+        self.evictions.load(Ordering::Relaxed)
     }
 
     /// Credential reads that reached the store, since start.
     pub fn store_reads(&self) -> u64 {
-        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Entries currently cached (approximate).
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
+    }
+}
+
+/// A cache key built on the stack for the common sizes, so a hit allocates
+/// nothing.
+struct KeyBuf(smallvec::SmallVec<[u8; 256]>);
+
+impl KeyBuf {
+    fn new(rp_id: &str, credential_id: &[u8]) -> Self {
+        let mut k = smallvec::SmallVec::with_capacity(rp_id.len() + 1 + credential_id.len());
+        k.extend_from_slice(rp_id.as_bytes());
+        k.push(0xFF);
+        k.extend_from_slice(credential_id);
+        Self(k)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -373,6 +373,36 @@ async fn cache_coalesces_caches_negatives_and_invalidates() {
     assert!(matches!(cache.get("rp", b"other").await.0, Lookup::NotFound));
 }
 
+#[tokio::test]
+async fn cache_keys_separate_rp_and_id_and_entries_claim_touches_once_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    // Same bytes end to end, split differently between RP and ID; and an ID
+    // too long for the key's inline buffer.
+    let long = vec![7u8; 1000];
+    store.put_many(vec![record("rp", b"ab", b"u1", 0), record("rpa", b"b", b"u2", 0), record("rp", &long, b"u3", 0)]).await.unwrap();
+    let cache = KeyCache::new(store.clone(), CacheConfig::default());
+    for _ in 0..2 {
+        for (rp, id, user) in [("rp", &b"ab"[..], &b"u1"[..]), ("rpa", b"b", b"u2"), ("rp", &long, b"u3")] {
+            assert!(matches!(cache.get(rp, id).await.0, Lookup::Found(c) if c.user_handle == user), "{rp}");
+        }
+        assert!(matches!(cache.get("rp", b"a").await.0, Lookup::NotFound));
+        assert!(matches!(cache.get("rpab", b"\xff").await.0, Lookup::NotFound));
+    }
+    assert!(cache.get("rp", &long).await.1, "the long key is a hit too");
+
+    let Lookup::Found(c) = cache.get("rp", b"ab").await.0 else { panic!("cached") };
+    // 8 threads race for the first claim: exactly one wins.
+    let wins = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8).map(|_| s.spawn(|| c.claim_touch(1_000_000, 60_000))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).filter(|won| *won).count()
+    });
+    assert_eq!(wins, 1);
+    assert!(!c.claim_touch(1_059_999, 60_000), "within the window");
+    assert!(c.claim_touch(1_060_000, 60_000), "the window has passed");
+    assert!(!c.claim_touch(1_060_001, 60_000));
+}
+
 #[test]
 fn validation_names_the_problem() {
     let mut r = record("rp", b"a", b"u", 0);

@@ -157,7 +157,9 @@ pub struct StoreSection {
     /// Readiness turns NOT_SERVING once the store has been unreachable this
     /// long.
     pub readiness_grace_seconds: u64,
-    /// `last_used_at` is written at most once per credential per interval.
+    /// `last_used_at` is written at most once per credential per interval
+    /// (per cache entry: a credential reloaded into the cache may be
+    /// written once more).
     pub last_used_interval_seconds: u64,
     /// What counters do while the store is unreachable.
     pub counter_outage: CounterOutage,

@@ -32,7 +32,10 @@ pub struct Engine {
     /// is bounded whatever its neighbours' batch sizes.
     work: Arc<tokio::sync::Semaphore>,
     work_total: u32,
-    last_used: parking_lot::Mutex<LastUsed>,
+    /// Credentials whose `last_used_at` write is due (claimed through the
+    /// cache entry, so at most once per `last_used_window_ms` each).
+    last_used: parking_lot::Mutex<std::collections::HashSet<(String, Vec<u8>)>>,
+    last_used_window_ms: i64,
     /// Counter marks and queued updates for store outages; `None` when
     /// outages fail closed.
     journal: Option<parking_lot::Mutex<Journal>>,
@@ -66,13 +69,6 @@ enum Counted {
     Store(CounterResult),
     /// This replica's journal, during a store outage.
     Journal(Deferred),
-}
-
-/// Credentials used since the last flush, and when each was last written.
-#[derive(Debug, Default)]
-struct LastUsed {
-    pending: std::collections::HashSet<(String, Vec<u8>)>,
-    written: HashMap<(String, Vec<u8>), i64>,
 }
 
 /// The relying party and profile an assertion is checked under.
@@ -164,13 +160,22 @@ impl Engine {
             admission: Arc::new(tokio::sync::Semaphore::new(admitted)),
             work: Arc::new(tokio::sync::Semaphore::new(work_total as usize)),
             work_total,
-            last_used: parking_lot::Mutex::new(LastUsed::default()),
+            last_used: parking_lot::Mutex::default(),
+            last_used_window_ms: 60_000,
             journal: journal.map(parking_lot::Mutex::new),
             cache,
             pool,
             limits,
             store_up: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Writes `last_used_at` at most once per credential per `interval`
+    /// (default 60 s).
+    #[must_use]
+    pub fn with_last_used_interval(mut self, interval: std::time::Duration) -> Self {
+        self.last_used_window_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Records whether the store answers (from the health watcher's pings).
@@ -441,6 +446,7 @@ impl Engine {
 
         let mut out = Vec::with_capacity(assertions.len());
         let mut used: Vec<(String, Vec<u8>)> = Vec::new();
+        let now = now_ms();
         for ((a, item), skip) in assertions.into_iter().zip(items).zip(counterless) {
             let (verdict, facts, cred) = match item {
                 Item::Done(v, c) => (v, None, c),
@@ -491,19 +497,16 @@ impl Engine {
                 }
             };
             telemetry::verdict(&verdict);
-            if verdict.decision != Decision::Deny {
+            if let Some(c) = &cred
+                && verdict.decision != Decision::Deny
+                && c.claim_touch(now, self.last_used_window_ms)
+            {
                 used.push((a.rp_id, a.credential_id));
             }
             out.push(to_pb(a.request_id, verdict, facts, cred.as_deref()));
         }
-        // One lock per batch for last_used_at bookkeeping.
         if !used.is_empty() {
-            let mut l = self.last_used.lock();
-            for key in used {
-                if !l.written.contains_key(&key) {
-                    l.pending.insert(key);
-                }
-            }
+            self.last_used.lock().extend(used);
         }
         out
     }
@@ -585,35 +588,21 @@ impl Engine {
         }
     }
 
-    /// Writes `last_used_at` for credentials used since the last flush and
-    /// not written within `interval`: one store call for all of them.
-    pub async fn flush_last_used(&self, interval: std::time::Duration) {
-        let now = now_ms();
-        let window = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-        let keys: Vec<(String, Vec<u8>)> = {
-            let mut l = self.last_used.lock();
-            l.written.retain(|_, at| now - *at < window);
-            let due: Vec<_> = l.pending.drain().collect();
-            due.into_iter().filter(|k| !l.written.contains_key(k)).collect()
-        };
+    /// Writes `last_used_at` for the credentials claimed since the last
+    /// flush: one store call for all of them. A failed write is retried at
+    /// the next flush.
+    pub async fn flush_last_used(&self) {
+        let keys: Vec<(String, Vec<u8>)> = self.last_used.lock().drain().collect();
         if keys.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
-        let touched = self.cache.store().touch(keys.clone(), now).await;
+        let touched = self.cache.store().touch(keys.clone(), now_ms()).await;
         telemetry::store_duration("touch", started.elapsed());
-        match touched {
-            Ok(()) => {
-                let mut l = self.last_used.lock();
-                for k in keys {
-                    l.written.insert(k, now);
-                }
-            }
-            Err(e) => {
-                telemetry::store_error("touch");
-                tracing::warn!(error = %e, "last_used_at update failed; will retry");
-                self.last_used.lock().pending.extend(keys);
-            }
+        if let Err(e) = touched {
+            telemetry::store_error("touch");
+            tracing::warn!(error = %e, "last_used_at update failed; will retry");
+            self.last_used.lock().extend(keys);
         }
     }
 

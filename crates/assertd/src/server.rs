@@ -74,7 +74,8 @@ pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
     let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
     let journal = (config.store.counter_outage == CounterOutage::Defer)
         .then(|| Journal::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX), config.store.max_deferred_counters));
-    let engine = Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal));
+    let engine =
+        Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal).with_last_used_interval(last_used));
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     Ok(engine)
 }
@@ -98,7 +99,7 @@ async fn flush_last_used(engine: std::sync::Weak<Engine>, interval: Duration) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(engine) = engine.upgrade() else { return };
-        engine.flush_last_used(interval).await;
+        engine.flush_last_used().await;
     }
 }
 
