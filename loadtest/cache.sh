@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Key cache with a large population (BENCHMARKS.md §5): N seeded Ed25519
-# credentials imported into the embedded store, then, in one run of one
+# Key cache with a large population (BENCHMARKS.md §5): N seeded
+# credentials (ALG=es256, the default, or ed25519) imported into the
+# embedded store, then, in one run of one
 # server (both cores, the generator unpinned beside it):
 #   all-hot (64 credentials, uniform: the reference) and Zipf(s) over all N
 #   (100 000 pooled assertions), alternating: hot, zipf, hot, ..., hot
@@ -20,18 +21,22 @@ zipf="${3:-1.0}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
+alg="${ALG:-es256}"
 tmp="$(mktemp -d)"
-"$bin/assertd-loadgen" gen-credentials --count "$n" > "$tmp/creds.jsonl"
+keys=()
+if [ "$alg" = es256 ]; then keys=(--population-keys "$tmp/keys.txt"); fi
+"$bin/assertd-loadgen" gen-credentials --count "$n" --alg "$alg" --keys "$tmp/keys.txt" > "$tmp/creds.jsonl"
 start=$(date +%s.%N)
 BENCH_IMPORT="$tmp/creds.jsonl" bench_start "$(printf '[store]\nlast_used_interval_seconds = %s' "${LAST_USED_INTERVAL:-60}")"
-echo "imported $n credentials and started in $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
-rm -rf "$tmp"
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work" "$tmp"' EXIT
+echo "imported $n $alg credentials and started in $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+rm -f "$tmp/creds.jsonl"
 entries() { curl -s "http://$metrics/metrics" | sed -n 's/^assertd_cache_entries \([0-9.e+]*\)$/\1/p'; }
 run() {
   local name="$1"
   shift
   "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 4 --connections 2 --warmup "${WARMUP:-3}" \
-    --duration "$secs" --server-pid "$pid" --metrics "$metrics" --json "$out/cache-$name.json" "$@" > /dev/null 2>&1
+    --duration "$secs" --server-pid "$pid" --metrics "$metrics" --json "$out/cache-$name.json" "${keys[@]}" "$@" > /dev/null 2>&1
   echo "$(entries)" > "$out/cache-$name.entries"
 }
 rounds="${ROUNDS:-3}"

@@ -45,8 +45,9 @@ enum Command {
     },
     /// Load the credentials, then run the load.
     Run(Box<RunArgs>),
-    /// Write an import file (JSON Lines) of N Ed25519 credentials whose keys
-    /// derive from their index, for `run --population N`.
+    /// Write an import file (JSON Lines) of N credentials for
+    /// `run --population N`: Ed25519 keys derived from each index, or
+    /// ES256 keys from a key file (credential i uses key i mod its length).
     GenCredentials {
         /// How many.
         #[arg(long)]
@@ -54,6 +55,13 @@ enum Command {
         /// Relying party.
         #[arg(long, default_value = "login.example.com")]
         rp: String,
+        /// Key algorithm.
+        #[arg(long, value_enum, default_value = "ed25519")]
+        alg: PopulationAlg,
+        /// ES256: the key file to create (PKCS#8, base64url, one per line),
+        /// which `run --population-keys` reads back.
+        #[arg(long)]
+        keys: Option<std::path::PathBuf>,
     },
     /// Write ES256 assertions with their credentials as a JSON array (all
     /// byte fields base64url), the shared input of the peer comparison in
@@ -66,6 +74,17 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         credentials: usize,
     },
+}
+
+/// The key algorithm of a seeded population.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PopulationAlg {
+    /// Keys derived from each credential's index.
+    Ed25519,
+    /// ES256 keys shared round-robin from a key file: each credential is
+    /// still its own store row and cache entry with its own parsed key, and
+    /// ring's ECDSA verification keeps no per-key state.
+    Es256,
 }
 
 /// Closed or open loop.
@@ -141,10 +160,14 @@ pub struct RunArgs {
     /// Open loop: most requests outstanding before new ones count as errors.
     #[arg(long, default_value_t = 10_000)]
     max_outstanding: usize,
-    /// Use N pre-imported seeded Ed25519 credentials (see gen-credentials)
-    /// instead of creating --credentials through the API.
+    /// Use N pre-imported seeded credentials (see gen-credentials) instead
+    /// of creating --credentials through the API.
     #[arg(long)]
     population: Option<usize>,
+    /// With --population: the ES256 key file given to gen-credentials
+    /// (without it, the population is Ed25519).
+    #[arg(long)]
+    population_keys: Option<std::path::PathBuf>,
     /// With --population: pick each pooled assertion's credential from a
     /// Zipf distribution with this exponent (0: uniform).
     #[arg(long, default_value_t = 1.0)]
@@ -213,38 +236,122 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// The seeded credential `i`: an Ed25519 key from SHA-256("assertd-loadgen" || i).
-fn seeded(i: usize) -> (Vec<u8>, ring::signature::Ed25519KeyPair, Vec<u8>) {
+/// ES256 key pairs of a population (credential i uses key i mod len).
+const POPULATION_ES256_KEYS: usize = 1024;
+
+/// The keys of a seeded population.
+enum Population {
+    /// Ed25519 keys from SHA-256("assertd-loadgen" || i).
+    Ed25519,
+    /// ES256 keys shared round-robin.
+    Es256(Vec<ring::signature::EcdsaKeyPair>, ring::rand::SystemRandom),
+}
+
+impl Population {
+    /// Reads an ES256 key file (PKCS#8, base64url, one per line).
+    fn es256(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let rng = ring::rand::SystemRandom::new();
+        let keys = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let der = assertd_testkit::from_b64url(l.trim()).map_err(|e| e.to_string())?;
+                ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if keys.is_empty() {
+            return Err(format!("{}: no keys", path.display()));
+        }
+        Ok(Self::Es256(keys, rng))
+    }
+
+    /// Credential `i`: its ID and COSE key.
+    fn credential(&self, i: usize) -> (Vec<u8>, Vec<u8>) {
+        use ring::signature::KeyPair;
+        let id = format!("seeded-{i}").into_bytes();
+        let cose = match self {
+            Self::Ed25519 => {
+                // COSE_Key {1: 1, 3: -8, -1: 6, -2: x}
+                let mut cose = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
+                cose.extend_from_slice(seeded_ed25519(i).public_key().as_ref());
+                cose
+            }
+            Self::Es256(keys, _) => {
+                // COSE_Key {1: 2, 3: -7, -1: 1, -2: x, -3: y}
+                let p = keys[i % keys.len()].public_key().as_ref();
+                let mut cose = vec![0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20];
+                cose.extend_from_slice(&p[1..33]);
+                cose.extend_from_slice(&[0x22, 0x58, 0x20]);
+                cose.extend_from_slice(&p[33..65]);
+                cose
+            }
+        };
+        (id, cose)
+    }
+
+    /// Credential `i`'s signature over `msg`.
+    fn sign(&self, i: usize, msg: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Ed25519 => seeded_ed25519(i).sign(msg).as_ref().to_vec(),
+            #[allow(clippy::expect_used)]
+            Self::Es256(keys, rng) => keys[i % keys.len()].sign(rng, msg).expect("ECDSA signing").as_ref().to_vec(),
+        }
+    }
+}
+
+fn seeded_ed25519(i: usize) -> ring::signature::Ed25519KeyPair {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"assertd-loadgen");
     ctx.update(&(i as u64).to_be_bytes());
     let seed = ctx.finish();
     #[allow(clippy::expect_used)]
-    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_ref()).expect("32-byte seed");
-    use ring::signature::KeyPair;
-    let x = key.public_key().as_ref();
-    // COSE_Key {1: 1, 3: -8, -1: 6, -2: x}
-    let mut cose = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
-    cose.extend_from_slice(x);
-    let id = format!("seeded-{i}").into_bytes();
-    (id, key, cose)
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_ref()).expect("32-byte seed")
 }
 
-fn gen_credentials(count: usize, rp: &str) -> std::io::Result<()> {
+/// Writes the import file (JSON Lines) of a seeded population of `count`
+/// credentials to `out`; for ES256, creates the key file `keys` first.
+pub fn gen_credentials(
+    count: usize,
+    rp: &str,
+    alg: PopulationAlg,
+    keys: Option<&std::path::Path>,
+    out: impl std::io::Write,
+) -> Result<(), String> {
     use std::io::Write;
     let b64 = assertd_testkit::b64url;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let population = match (alg, keys) {
+        (PopulationAlg::Ed25519, _) => Population::Ed25519,
+        (PopulationAlg::Es256, None) => return Err("--alg es256 needs --keys FILE".into()),
+        (PopulationAlg::Es256, Some(path)) => {
+            let rng = ring::rand::SystemRandom::new();
+            let mut text = String::new();
+            for _ in 0..POPULATION_ES256_KEYS {
+                let der = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(|e| e.to_string())?;
+                text.push_str(&b64(der.as_ref()));
+                text.push('\n');
+            }
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Population::es256(path)?
+        }
+    };
+    let mut out = std::io::BufWriter::new(out);
+    let io = |e: std::io::Error| e.to_string();
     for i in 0..count {
-        let (id, _, cose) = seeded(i);
+        let (id, cose) = population.credential(i);
         writeln!(
             out,
             r#"{{"rp_id":"{rp}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","attested":true}}"#,
             b64(&id),
             b64(format!("user-{i}").as_bytes()),
             b64(&cose)
-        )?;
+        )
+        .map_err(io)?;
     }
-    out.flush()
+    out.flush().map_err(io)
 }
 
 /// ES256 assertions (UP|UV, sign count 0, one challenge each) for
@@ -356,7 +463,11 @@ async fn connect(target: &str) -> Result<Channel, String> {
 /// Creates the credentials and the pool of requests.
 async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>, String> {
     if let Some(n) = args.population {
-        return Ok(prepare_population(args, n));
+        let population = match &args.population_keys {
+            Some(path) => Population::es256(path)?,
+            None => Population::Ed25519,
+        };
+        return Ok(prepare_population(args, n, &population));
     }
     if let Some(path) = &args.assertions {
         return prepare_from_file(args, path, channel).await;
@@ -467,14 +578,14 @@ async fn prepare_from_file(args: &RunArgs, path: &std::path::Path, channel: Chan
 }
 
 /// Pool of valid assertions over seeded credentials, picked by Zipf rank.
-fn prepare_population(args: &RunArgs, n: usize) -> Vec<Arc<Prepared>> {
+fn prepare_population(args: &RunArgs, n: usize, population: &Population) -> Vec<Arc<Prepared>> {
     let challenge = b"assertd-loadgen-challenge-0123456789";
     let mut pick = zipf_sampler(n.max(1), args.zipf);
     let mut rng = Rng(42);
     let pool: Vec<pb::Assertion> = (0..args.pool.max(1))
         .map(|i| {
             let rank = pick(&mut rng);
-            let (id, key, _) = seeded(rank);
+            let (id, _) = population.credential(rank);
             let authenticator_data = SoftAuthenticator::authenticator_data(&args.rp, 0x05, 0);
             let client_data_json = SoftAuthenticator::client_data_json(challenge, &args.origin);
             let mut msg = authenticator_data.clone();
@@ -483,7 +594,7 @@ fn prepare_population(args: &RunArgs, n: usize) -> Vec<Arc<Prepared>> {
                 request_id: i.to_string(),
                 rp_id: args.rp.clone(),
                 credential_id: id,
-                signature: key.sign(&msg).as_ref().to_vec(),
+                signature: population.sign(rank, &msg),
                 client_data_json,
                 authenticator_data,
                 expected_challenge: challenge.to_vec(),
@@ -817,7 +928,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
             println!("{}", calibrate(seconds));
             ExitCode::SUCCESS
         }
-        Command::GenCredentials { count, rp } => match gen_credentials(count, &rp) {
+        Command::GenCredentials { count, rp, alg, keys } => match gen_credentials(count, &rp, alg, keys.as_deref(), std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("assertd-loadgen: {e}");

@@ -114,9 +114,11 @@ pub enum Lookup {
     Unavailable(String),
 }
 
-/// `rp_id ‖ 0xFF ‖ credential_id`: one allocation, one compare. 0xFF never
-/// occurs in UTF-8, so the split is unambiguous.
-type Key = Box<[u8]>;
+/// `rp_id ‖ 0xFF ‖ credential_id` (0xFF never occurs in UTF-8, so the split
+/// is unambiguous), held inline in the cache's bucket up to 64 bytes, which
+/// covers common RP IDs with 16–32-byte credential IDs: a lookup compares
+/// keys without chasing another pointer.
+type Key = smallvec::SmallVec<[u8; 64]>;
 type Value = Option<Arc<CachedCredential>>;
 
 struct TtlByKind(CacheConfig);
@@ -176,7 +178,7 @@ impl KeyCache {
         let (rp, id) = (rp_id.to_owned(), credential_id.to_vec());
         let loaded = self
             .cache
-            .try_get_with(key.as_slice().into(), async move {
+            .try_get_with(Key::from_slice(key.as_slice()), async move {
                 reads.fetch_add(1, Ordering::Relaxed);
                 store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r))))
             })
