@@ -928,13 +928,15 @@ pub fn main_with(cli: Cli) -> ExitCode {
             println!("{}", calibrate(seconds));
             ExitCode::SUCCESS
         }
-        Command::GenCredentials { count, rp, alg, keys } => match gen_credentials(count, &rp, alg, keys.as_deref(), std::io::stdout().lock()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("assertd-loadgen: {e}");
-                ExitCode::FAILURE
+        Command::GenCredentials { count, rp, alg, keys } => {
+            match gen_credentials(count, &rp, alg, keys.as_deref(), std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("assertd-loadgen: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::PeerInput { count, credentials } => {
             println!("{}", peer_input(count, credentials.max(1)));
             ExitCode::SUCCESS

@@ -10,16 +10,16 @@
 
 use crate::{CredentialStore, StoreError, StoredCredential};
 use assertd_verify::{KeyError, PublicKey};
-use moka::Expiry;
 use moka::future::Cache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Key cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// Most credentials held (found and not-found entries together).
+    /// Most credentials held, found and not-found entries together (not-found
+    /// ones take at most an eighth).
     pub max_entries: u64,
     /// How long a found credential stays cached.
     pub ttl: Duration,
@@ -119,20 +119,22 @@ pub enum Lookup {
 /// covers common RP IDs with 16–32-byte credential IDs: a lookup compares
 /// keys without chasing another pointer.
 type Key = smallvec::SmallVec<[u8; 64]>;
-type Value = Option<Arc<CachedCredential>>;
 
-struct TtlByKind(CacheConfig);
-
-impl Expiry<Key, Value> for TtlByKind {
-    fn expire_after_create(&self, _: &Key, value: &Value, _: Instant) -> Option<Duration> {
-        Some(if value.is_some() { self.0.ttl } else { self.0.negative_ttl })
-    }
+/// Why a load did not produce an entry.
+#[derive(Debug)]
+enum LoadError {
+    NotFound,
+    Store(StoreError),
 }
 
-/// The key cache.
+/// The key cache: found credentials and unknown IDs in two moka caches, each
+/// with one fixed time to live (a per-entry expiry policy would cost every
+/// hit another pointer chase).
 #[derive(Clone)]
 pub struct KeyCache {
-    cache: Cache<Key, Value>,
+    cache: Cache<Key, Arc<CachedCredential>>,
+    /// Unknown IDs; `None` when `max_entries` leaves them no room.
+    unknown: Option<Cache<Key, ()>>,
     store: Arc<dyn CredentialStore>,
     evictions: Arc<AtomicU64>,
     /// Credential reads that reached the store (concurrent misses of one
@@ -142,7 +144,7 @@ pub struct KeyCache {
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyCache").field("entries", &self.cache.entry_count()).finish_non_exhaustive()
+        f.debug_struct("KeyCache").field("entries", &self.entry_count()).finish_non_exhaustive()
     }
 }
 
@@ -150,17 +152,30 @@ impl KeyCache {
     /// A cache in front of `store`.
     pub fn new(store: Arc<dyn CredentialStore>, config: CacheConfig) -> Self {
         let evictions = Arc::new(AtomicU64::new(0));
-        let counter = evictions.clone();
+        // Unknown IDs get at most an eighth of the room.
+        let unknown_room = config.max_entries / 8;
         let cache = Cache::builder()
-            .max_capacity(config.max_entries)
-            .expire_after(TtlByKind(config))
-            .eviction_listener(move |_, _, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            })
+            .max_capacity(config.max_entries - unknown_room)
+            .time_to_live(config.ttl)
+            .eviction_listener(Self::count_evictions(evictions.clone()))
             .build();
-        Self { cache, store, evictions, reads: Arc::default() }
+        let unknown = (unknown_room > 0).then(|| {
+            Cache::builder()
+                .max_capacity(unknown_room)
+                .time_to_live(config.negative_ttl)
+                .eviction_listener(Self::count_evictions(evictions.clone()))
+                .build()
+        });
+        Self { cache, unknown, store, evictions, reads: Arc::default() }
+    }
+
+    /// Counts evictions for size into `counter`.
+    fn count_evictions<V>(counter: Arc<AtomicU64>) -> impl Fn(Arc<Key>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+        move |_, _, cause| {
+            if cause == moka::notification::RemovalCause::Size {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The store behind the cache.
@@ -171,33 +186,55 @@ impl KeyCache {
     /// Looks a credential up; the bool is true on a cache hit.
     pub async fn get(&self, rp_id: &str, credential_id: &[u8]) -> (Lookup, bool) {
         let key = KeyBuf::new(rp_id, credential_id);
-        if let Some(v) = self.cache.get(key.as_slice()).await {
-            return (to_lookup(v), true);
+        if let Some(c) = self.cache.get(key.as_slice()).await {
+            return (Lookup::Found(c), true);
+        }
+        if let Some(unknown) = &self.unknown
+            && unknown.contains_key(key.as_slice())
+        {
+            return (Lookup::NotFound, true);
         }
         let (store, reads) = (self.store.clone(), self.reads.clone());
         let (rp, id) = (rp_id.to_owned(), credential_id.to_vec());
+        // Concurrent misses of one key share this load, its outcome included.
         let loaded = self
             .cache
             .try_get_with(Key::from_slice(key.as_slice()), async move {
                 reads.fetch_add(1, Ordering::Relaxed);
-                store.get(&rp, &id).await.map(|r| r.as_ref().map(|r| Arc::new(CachedCredential::from(r))))
+                match store.get(&rp, &id).await {
+                    Ok(Some(r)) => Ok(Arc::new(CachedCredential::from(&r))),
+                    Ok(None) => Err(LoadError::NotFound),
+                    Err(e) => Err(LoadError::Store(e)),
+                }
             })
             .await;
         match loaded {
-            Ok(v) => (to_lookup(v), false),
-            Err(e) => (Lookup::Unavailable(describe(&e)), false),
+            Ok(c) => (Lookup::Found(c), false),
+            Err(e) => match &*e {
+                LoadError::NotFound => {
+                    if let Some(unknown) = &self.unknown {
+                        unknown.insert(Key::from_slice(key.as_slice()), ()).await;
+                    }
+                    (Lookup::NotFound, false)
+                }
+                LoadError::Store(e) => (Lookup::Unavailable(e.to_string()), false),
+            },
         }
     }
 
     /// Drops a credential's entry, found or not-found, at once.
     pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
-        self.cache.invalidate(KeyBuf::new(rp_id, credential_id).as_slice()).await;
+        let key = KeyBuf::new(rp_id, credential_id);
+        self.cache.invalidate(key.as_slice()).await;
+        if let Some(unknown) = &self.unknown {
+            unknown.invalidate(key.as_slice()).await;
+        }
     }
 
     /// Marks a cached credential as counted (its stored count left 0
     /// elsewhere); nothing to do when it is not cached.
     pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
-        if let Some(Some(c)) = self.cache.get(KeyBuf::new(rp_id, credential_id).as_slice()).await {
+        if let Some(c) = self.cache.get(KeyBuf::new(rp_id, credential_id).as_slice()).await {
             c.mark_counted();
         }
     }
@@ -205,12 +242,18 @@ impl KeyCache {
     /// Drops every entry (the change feed may have missed changes).
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
+        if let Some(unknown) = &self.unknown {
+            unknown.invalidate_all();
+        }
     }
 
     /// Runs the cache's pending maintenance (evictions, expirations), so the
     /// counts below are current.
     pub async fn sync(&self) {
         self.cache.run_pending_tasks().await;
+        if let Some(unknown) = &self.unknown {
+            unknown.run_pending_tasks().await;
+        }
     }
 
     /// Entries evicted to stay within `max_entries`, since start.
@@ -225,7 +268,7 @@ impl KeyCache {
 
     /// Entries currently cached (approximate).
     pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.entry_count() + self.unknown.as_ref().map_or(0, Cache::entry_count)
     }
 }
 
@@ -245,12 +288,4 @@ impl KeyBuf {
     fn as_slice(&self) -> &[u8] {
         &self.0
     }
-}
-
-fn to_lookup(v: Value) -> Lookup {
-    v.map_or(Lookup::NotFound, Lookup::Found)
-}
-
-fn describe(e: &Arc<StoreError>) -> String {
-    e.to_string()
 }
