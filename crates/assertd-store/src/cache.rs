@@ -40,8 +40,8 @@ impl Default for CacheConfig {
 pub struct CachedCredential {
     /// The parsed key, or why the stored key cannot be used.
     pub key: Result<PublicKey, KeyError>,
-    /// The user handle.
-    pub user_handle: Vec<u8>,
+    /// The user handle (at most 64 bytes, held inline).
+    pub user_handle: smallvec::SmallVec<[u8; 64]>,
     /// BE at registration.
     pub backup_eligible: bool,
     /// The AAGUID.
@@ -91,7 +91,7 @@ impl From<&StoredCredential> for CachedCredential {
     fn from(r: &StoredCredential) -> Self {
         Self {
             key: PublicKey::from_cose(&r.public_key_cose),
-            user_handle: r.user_handle.clone(),
+            user_handle: smallvec::SmallVec::from_slice(&r.user_handle),
             backup_eligible: r.backup_eligible,
             aaguid: r.aaguid16(),
             attested: r.attested,

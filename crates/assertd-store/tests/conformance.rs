@@ -384,7 +384,7 @@ async fn cache_keys_separate_rp_and_id_and_entries_claim_touches_once_per_window
     let cache = KeyCache::new(store.clone(), CacheConfig::default());
     for _ in 0..2 {
         for (rp, id, user) in [("rp", &b"ab"[..], &b"u1"[..]), ("rpa", b"b", b"u2"), ("rp", &long, b"u3")] {
-            assert!(matches!(cache.get(rp, id).await.0, Lookup::Found(c) if c.user_handle == user), "{rp}");
+            assert!(matches!(cache.get(rp, id).await.0, Lookup::Found(c) if c.user_handle.as_slice() == user), "{rp}");
         }
         assert!(matches!(cache.get("rp", b"a").await.0, Lookup::NotFound));
         assert!(matches!(cache.get("rpab", b"\xff").await.0, Lookup::NotFound));

@@ -101,8 +101,12 @@ impl From<CborError> for KeyError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Material {
-    /// Uncompressed SEC1 point: 0x04 || x || y.
-    Ec(Vec<u8>),
+    /// Uncompressed SEC1 point: 0x04 || x || y, held inline (97 bytes fit
+    /// P-384) so a verification does not chase another pointer.
+    Ec {
+        point: [u8; 97],
+        len: u8,
+    },
     Ed25519([u8; 32]),
     Rsa {
         n: Vec<u8>,
@@ -232,11 +236,12 @@ impl PublicKey {
                 if x.len() != size || y.len() != size {
                     return Err(KeyError::Malformed(format!("{} coordinates must be {size} bytes", alg.name())));
                 }
-                let mut point = Vec::with_capacity(1 + 2 * size);
-                point.push(0x04);
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
-                (alg, Material::Ec(point))
+                let mut point = [0u8; 97];
+                point[0] = 0x04;
+                point[1..=size].copy_from_slice(x);
+                point[1 + size..=2 * size].copy_from_slice(y);
+                // size is 32 or 48: 1 + 2 * size fits a u8.
+                (alg, Material::Ec { point, len: (1 + 2 * size) as u8 })
             }
             -8 => {
                 if kty != 1 {
@@ -288,7 +293,7 @@ impl PublicKey {
     /// The uncompressed SEC1 point (0x04 || x || y) of an ECDSA key.
     pub fn ec_point(&self) -> Option<&[u8]> {
         match &self.material {
-            Material::Ec(p) => Some(p),
+            Material::Ec { point, len } => Some(&point[..usize::from(*len)]),
             _ => None,
         }
     }
@@ -296,7 +301,7 @@ impl PublicKey {
     /// Approximate heap bytes held by this key (for cache weighing).
     pub fn heap_size(&self) -> usize {
         match &self.material {
-            Material::Ec(p) => p.capacity(),
+            Material::Ec { .. } => 0,
             Material::Ed25519(_) => 0,
             Material::Rsa { n, e } => n.capacity() + e.capacity(),
         }
@@ -306,7 +311,8 @@ impl PublicKey {
     /// message is authenticatorData || SHA-256(clientDataJSON)).
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
         match &self.material {
-            Material::Ec(point) => {
+            Material::Ec { point, len } => {
+                let point = &point[..usize::from(*len)];
                 let (field, alg): (usize, &'static signature::EcdsaVerificationAlgorithm) = match self.alg {
                     Algorithm::Es384 => (48, &signature::ECDSA_P384_SHA384_ASN1),
                     _ => (32, &signature::ECDSA_P256_SHA256_ASN1),

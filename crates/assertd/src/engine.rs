@@ -651,7 +651,7 @@ fn to_pb(request_id: String, v: Verdict, facts: Option<AuthenticatorFacts>, cred
         }
         if let Some(c) = cred {
             info.aaguid = c.aaguid.to_vec();
-            info.user_handle = c.user_handle.clone();
+            info.user_handle = c.user_handle.to_vec();
         }
         info
     });
