@@ -407,6 +407,20 @@ async fn import_then_verify() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2") && err.contains("public_key_cose"), "{err}");
+    // Records are checked in parallel batches: of many invalid records, the
+    // first in the file is the one named.
+    let many: String = (0..3000)
+        .map(|i| match i {
+            1500 => line(&b, 0).replace("\"user_handle\":\"", "\"user_handle\":\"!"),
+            2999 | 2000 => line(&b, 0).replace("\"public_key_cose\":\"", "\"public_key_cose\":\"AAAA"),
+            _ => line(&a, 0),
+        } + "\n")
+        .collect();
+    std::fs::write(&bad, many).unwrap();
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1501") && err.contains("user_handle") && !err.contains("line 2001"), "{err}");
 
     let jsonl = tmp.path().join("creds.jsonl");
     std::fs::write(&jsonl, format!("{}\n\n{}\n", line(&a, 7), line(&b, 0))).unwrap();
