@@ -403,6 +403,30 @@ async fn cache_keys_separate_rp_and_id_and_entries_claim_touches_once_per_window
     assert!(!c.claim_touch(1_060_001, 60_000));
 }
 
+#[tokio::test]
+async fn a_flood_of_unknown_ids_does_not_evict_found_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let ids: Vec<Vec<u8>> = (0..50u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    store.put_many(ids.iter().map(|id| record("rp", id, b"u", 0)).collect()).await.unwrap();
+    // Room for 70 found credentials and 10 unknown ids.
+    let cache = KeyCache::new(store.clone(), CacheConfig { max_entries: 80, ..CacheConfig::default() });
+    for id in &ids {
+        assert!(matches!(cache.get("rp", id).await.0, Lookup::Found(_)));
+    }
+    for i in 0..2000u32 {
+        assert!(matches!(cache.get("rp", format!("guess-{i}").as_bytes()).await.0, Lookup::NotFound));
+    }
+    cache.sync().await;
+    assert!(cache.entry_count() <= 80, "{}", cache.entry_count());
+    let reads = cache.store_reads();
+    assert_eq!(reads, 2050);
+    for id in &ids {
+        assert!(cache.get("rp", id).await.1, "still cached");
+    }
+    assert_eq!(cache.store_reads(), reads);
+}
+
 #[test]
 fn validation_names_the_problem() {
     let mut r = record("rp", b"a", b"u", 0);
