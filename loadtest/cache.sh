@@ -23,9 +23,9 @@ out="${REPORT_DIR:-.}"
 bench_build
 alg="${ALG:-es256}"
 tmp="$(mktemp -d)"
-keys=()
-if [ "$alg" = es256 ]; then keys=(--population-keys "$tmp/keys.txt"); fi
-"$bin/assertd-loadgen" gen-credentials --count "$n" --alg "$alg" --keys "$tmp/keys.txt" > "$tmp/creds.jsonl"
+keys=() gen=()
+if [ "$alg" = es256 ]; then keys=(--population-keys "$tmp/keys.txt") gen=(--keys "$tmp/keys.txt"); fi
+"$bin/assertd-loadgen" gen-credentials --count "$n" --alg "$alg" "${gen[@]}" > "$tmp/creds.jsonl"
 start=$(date +%s.%N)
 BENCH_IMPORT="$tmp/creds.jsonl" bench_start "$(printf '[store]\nlast_used_interval_seconds = %s' "${LAST_USED_INTERVAL:-60}")"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work" "$tmp"' EXIT

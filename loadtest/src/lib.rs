@@ -268,11 +268,15 @@ impl Population {
         Ok(Self::Es256(keys, rng))
     }
 
-    /// Credential `i`: its ID and COSE key.
-    fn credential(&self, i: usize) -> (Vec<u8>, Vec<u8>) {
+    /// Credential `i`'s ID.
+    fn id(i: usize) -> Vec<u8> {
+        format!("seeded-{i}").into_bytes()
+    }
+
+    /// Credential `i`'s COSE key.
+    fn cose(&self, i: usize) -> Vec<u8> {
         use ring::signature::KeyPair;
-        let id = format!("seeded-{i}").into_bytes();
-        let cose = match self {
+        match self {
             Self::Ed25519 => {
                 // COSE_Key {1: 1, 3: -8, -1: 6, -2: x}
                 let mut cose = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
@@ -288,8 +292,7 @@ impl Population {
                 cose.extend_from_slice(&p[33..65]);
                 cose
             }
-        };
-        (id, cose)
+        }
     }
 
     /// Credential `i`'s signature over `msg`.
@@ -323,7 +326,8 @@ pub fn gen_credentials(
     use std::io::Write;
     let b64 = assertd_testkit::b64url;
     let population = match (alg, keys) {
-        (PopulationAlg::Ed25519, _) => Population::Ed25519,
+        (PopulationAlg::Ed25519, None) => Population::Ed25519,
+        (PopulationAlg::Ed25519, Some(_)) => return Err("--keys is for --alg es256 (Ed25519 keys derive from the index)".into()),
         (PopulationAlg::Es256, None) => return Err("--alg es256 needs --keys FILE".into()),
         (PopulationAlg::Es256, Some(path)) => {
             let rng = ring::rand::SystemRandom::new();
@@ -341,7 +345,7 @@ pub fn gen_credentials(
     let mut out = std::io::BufWriter::new(out);
     let io = |e: std::io::Error| e.to_string();
     for i in 0..count {
-        let (id, cose) = population.credential(i);
+        let (id, cose) = (Population::id(i), population.cose(i));
         writeln!(
             out,
             r#"{{"rp_id":"{rp}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","attested":true}}"#,
@@ -585,7 +589,7 @@ fn prepare_population(args: &RunArgs, n: usize, population: &Population) -> Vec<
     let pool: Vec<pb::Assertion> = (0..args.pool.max(1))
         .map(|i| {
             let rank = pick(&mut rng);
-            let (id, _) = population.credential(rank);
+            let id = Population::id(rank);
             let authenticator_data = SoftAuthenticator::authenticator_data(&args.rp, 0x05, 0);
             let client_data_json = SoftAuthenticator::client_data_json(challenge, &args.origin);
             let mut msg = authenticator_data.clone();

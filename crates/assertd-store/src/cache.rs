@@ -185,7 +185,7 @@ impl KeyCache {
 
     /// Looks a credential up; the bool is true on a cache hit.
     pub async fn get(&self, rp_id: &str, credential_id: &[u8]) -> (Lookup, bool) {
-        let key = KeyBuf::new(rp_id, credential_id);
+        let key = cache_key(rp_id, credential_id);
         if let Some(c) = self.cache.get(key.as_slice()).await {
             return (Lookup::Found(c), true);
         }
@@ -199,7 +199,7 @@ impl KeyCache {
         // Concurrent misses of one key share this load, its outcome included.
         let loaded = self
             .cache
-            .try_get_with(Key::from_slice(key.as_slice()), async move {
+            .try_get_with(key.clone(), async move {
                 reads.fetch_add(1, Ordering::Relaxed);
                 match store.get(&rp, &id).await {
                     Ok(Some(r)) => Ok(Arc::new(CachedCredential::from(&r))),
@@ -213,7 +213,7 @@ impl KeyCache {
             Err(e) => match &*e {
                 LoadError::NotFound => {
                     if let Some(unknown) = &self.unknown {
-                        unknown.insert(Key::from_slice(key.as_slice()), ()).await;
+                        unknown.insert(key, ()).await;
                     }
                     (Lookup::NotFound, false)
                 }
@@ -224,7 +224,7 @@ impl KeyCache {
 
     /// Drops a credential's entry, found or not-found, at once.
     pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
-        let key = KeyBuf::new(rp_id, credential_id);
+        let key = cache_key(rp_id, credential_id);
         self.cache.invalidate(key.as_slice()).await;
         if let Some(unknown) = &self.unknown {
             unknown.invalidate(key.as_slice()).await;
@@ -234,7 +234,7 @@ impl KeyCache {
     /// Marks a cached credential as counted (its stored count left 0
     /// elsewhere); nothing to do when it is not cached.
     pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
-        if let Some(c) = self.cache.get(KeyBuf::new(rp_id, credential_id).as_slice()).await {
+        if let Some(c) = self.cache.get(cache_key(rp_id, credential_id).as_slice()).await {
             c.mark_counted();
         }
     }
@@ -272,20 +272,12 @@ impl KeyCache {
     }
 }
 
-/// A cache key built on the stack for the common sizes, so a hit allocates
-/// nothing.
-struct KeyBuf(smallvec::SmallVec<[u8; 256]>);
-
-impl KeyBuf {
-    fn new(rp_id: &str, credential_id: &[u8]) -> Self {
-        let mut k = smallvec::SmallVec::with_capacity(rp_id.len() + 1 + credential_id.len());
-        k.extend_from_slice(rp_id.as_bytes());
-        k.push(0xFF);
-        k.extend_from_slice(credential_id);
-        Self(k)
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.0
-    }
+/// The cache key of a credential; built on the stack for lookups of common
+/// sizes, so a hit allocates nothing.
+fn cache_key(rp_id: &str, credential_id: &[u8]) -> Key {
+    let mut k = Key::with_capacity(rp_id.len() + 1 + credential_id.len());
+    k.extend_from_slice(rp_id.as_bytes());
+    k.push(0xFF);
+    k.extend_from_slice(credential_id);
+    k
 }

@@ -298,15 +298,6 @@ impl PublicKey {
         }
     }
 
-    /// Approximate heap bytes held by this key (for cache weighing).
-    pub fn heap_size(&self) -> usize {
-        match &self.material {
-            Material::Ec { .. } => 0,
-            Material::Ed25519(_) => 0,
-            Material::Rsa { n, e } => n.capacity() + e.capacity(),
-        }
-    }
-
     /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 21: the
     /// message is authenticatorData || SHA-256(clientDataJSON)).
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), SignatureError> {

@@ -390,15 +390,7 @@ async fn import_then_verify() {
             b64(&x.public_key_cose)
         )
     };
-    let run = |file: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
-            .args(["credentials", "import"])
-            .arg(file)
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .output()
-            .unwrap()
-    };
+    let run = |file: &std::path::Path| import(file, &tmp.path().join("data"));
     // An invalid record anywhere: nothing is written, the line is named.
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, format!("{}\n{}\n", line(&a, 0), line(&b, 0).replace("\"public_key_cose\":\"", "\"public_key_cose\":\"AAAA")))

@@ -339,13 +339,7 @@ async fn import_export_against_postgres() {
     let text = std::fs::read_to_string(&exported).unwrap();
     assert_eq!(text.lines().count(), 2500);
     // The export imports back (into SQLite) unchanged.
-    let out = std::process::Command::new(exe)
-        .args(["credentials", "import"])
-        .arg(&exported)
-        .arg("--data-dir")
-        .arg(dir.path().join("sqlite"))
-        .output()
-        .unwrap();
+    let out = import(&exported, &dir.path().join("sqlite"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let again =
         std::process::Command::new(exe).args(["credentials", "export", "--data-dir"]).arg(dir.path().join("sqlite")).output().unwrap();

@@ -122,6 +122,11 @@ impl Drop for Server {
 }
 
 /// A credential record for a software authenticator.
+/// `assertd credentials import FILE --data-dir DIR` (the embedded store).
+pub fn import(file: &Path, data_dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_assertd")).args(["credentials", "import"]).arg(file).arg("--data-dir").arg(data_dir).output().unwrap()
+}
+
 pub fn record(rp: &str, a: &SoftAuthenticator, user: &[u8], backup_eligible: bool) -> pb::CredentialRecord {
     pb::CredentialRecord {
         rp_id: rp.into(),
