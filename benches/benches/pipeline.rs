@@ -43,7 +43,7 @@ fn setup(rt: &tokio::runtime::Runtime, threads: usize, creds: usize) -> (tempfil
             attested: true,
             ..Default::default()
         };
-        rt.block_on(engine.put(assertd::service::from_pb(rec, 0))).unwrap();
+        rt.block_on(engine.put(assertd::convert::record_from_pb(rec, 0))).unwrap();
     }
     (dir, engine, auths)
 }
@@ -199,7 +199,9 @@ fn engine_batches(c: &mut Criterion) {
             g.throughput(Throughput::Elements(size as u64));
             g.bench_function(format!("es256_{size}"), |bench| {
                 bench.iter(|| {
-                    let v = rt.block_on(engine.verify_batch(black_box(b.clone()))).unwrap();
+                    let v = assertd::convert::verdicts(
+                        rt.block_on(engine.verify_batch(assertd::convert::assertions(black_box(b.clone())))).unwrap(),
+                    );
                     debug_assert!(v.iter().all(|v| v.decision() == pb::Decision::Allow));
                     v
                 })

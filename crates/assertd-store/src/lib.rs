@@ -111,7 +111,7 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// another, so the same count twice passes once. `now_ms` stamps
     /// `last_used_at` on credentials whose count is written. An accepted
     /// update with `upgrade_backup_eligible` also sets BE.
-    async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
+    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
 
     /// Sets `last_used_at` on these credentials (batched by the caller, at
     /// most once per credential per interval).

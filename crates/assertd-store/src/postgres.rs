@@ -381,7 +381,7 @@ impl CredentialStore for PostgresStore {
         .await
     }
 
-    async fn advance_sign_counts(&self, updates: Vec<CounterUpdate>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }

@@ -72,7 +72,8 @@ async fn counters_in_batch_order(s: &dyn CredentialStore) {
                 upd("rp", b"z", 0),
                 upd("rp", b"z", 0),
                 upd("rp", b"nope", 1),
-            ],
+            ]
+            .into(),
             99,
         )
         .await
@@ -93,21 +94,21 @@ async fn counters_in_batch_order(s: &dyn CredentialStore) {
     // A zero-counter credential is not written.
     assert_eq!(s.get("rp", b"z").await.unwrap().unwrap().last_used_at_ms, None);
     // Lower and equal counts regress; zero after non-zero regresses.
-    let r = s.advance_sign_counts(vec![upd("rp", b"k", 3), upd("rp", b"k", 12), upd("rp", b"k", 0)], 100).await.unwrap();
+    let r = s.advance_sign_counts(vec![upd("rp", b"k", 3), upd("rp", b"k", 12), upd("rp", b"k", 0)].into(), 100).await.unwrap();
     assert_eq!(r, vec![CounterResult::Regressed { stored: 12 }; 3]);
     assert_eq!(s.get("rp", b"k").await.unwrap().unwrap().sign_count, 12);
     s.revoke("rp", b"k").await.unwrap();
-    assert_eq!(s.advance_sign_counts(vec![upd("rp", b"k", 50)], 1).await.unwrap(), vec![CounterResult::Revoked]);
-    assert_eq!(s.advance_sign_counts(vec![], 1).await.unwrap(), vec![]);
+    assert_eq!(s.advance_sign_counts(vec![upd("rp", b"k", 50)].into(), 1).await.unwrap(), vec![CounterResult::Revoked]);
+    assert_eq!(s.advance_sign_counts(vec![].into(), 1).await.unwrap(), vec![]);
 }
 
 async fn backup_eligibility_upgrade_is_recorded_only_when_accepted(s: &dyn CredentialStore) {
     s.put_many(vec![record("rp", b"m", b"u", 3)]).await.unwrap();
     let up = |received| CounterUpdate { upgrade_backup_eligible: true, ..upd("rp", b"m", received) };
     // A regressed update does not upgrade.
-    assert_eq!(s.advance_sign_counts(vec![up(2)], 1).await.unwrap(), vec![CounterResult::Regressed { stored: 3 }]);
+    assert_eq!(s.advance_sign_counts(vec![up(2)].into(), 1).await.unwrap(), vec![CounterResult::Regressed { stored: 3 }]);
     assert!(!s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
-    assert_eq!(s.advance_sign_counts(vec![up(4)], 1).await.unwrap(), vec![CounterResult::Advanced]);
+    assert_eq!(s.advance_sign_counts(vec![up(4)].into(), 1).await.unwrap(), vec![CounterResult::Advanced]);
     assert!(s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
 }
 
@@ -142,7 +143,7 @@ async fn concurrent_batches_accept_a_count_once(s: std::sync::Arc<dyn Credential
         tasks.push(tokio::spawn(async move {
             let mut accepted = Vec::new();
             for n in 1..=50u32 {
-                if s.advance_sign_counts(vec![upd("rp", b"race", n)], 1).await.unwrap() == vec![CounterResult::Advanced] {
+                if s.advance_sign_counts(vec![upd("rp", b"race", n)].into(), 1).await.unwrap() == vec![CounterResult::Advanced] {
                     accepted.push(n);
                 }
             }
@@ -208,7 +209,7 @@ async fn postgres_concurrent_batches_from_two_pools() {
         tasks.push(tokio::spawn(async move {
             let mut accepted = Vec::new();
             for n in 1..=60u32 {
-                if s.advance_sign_counts(vec![upd("rp", b"race", n), upd("rp", b"race", n)], i as i64).await.unwrap()[0]
+                if s.advance_sign_counts(vec![upd("rp", b"race", n), upd("rp", b"race", n)].into(), i as i64).await.unwrap()[0]
                     == CounterResult::Advanced
                 {
                     accepted.push(n);
@@ -262,9 +263,9 @@ async fn postgres_change_feed_sees_other_writers_and_reconnects() {
     assert_eq!(next(&mut changes).await, Change::Credential { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
     // A count leaving 0 is announced once ("counted"); later counter moves
     // are not; a revocation by another system is.
-    s.advance_sign_counts(vec![upd("rp.example", &[0xab, 0x01], 5)], 1).await.unwrap();
+    s.advance_sign_counts(vec![upd("rp.example", &[0xab, 0x01], 5)].into(), 1).await.unwrap();
     assert_eq!(next(&mut changes).await, Change::Counted { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
-    s.advance_sign_counts(vec![upd("rp.example", &[0xab, 0x01], 6)], 1).await.unwrap();
+    s.advance_sign_counts(vec![upd("rp.example", &[0xab, 0x01], 6)].into(), 1).await.unwrap();
     pg.psql("UPDATE credentials SET revoked = true WHERE rp_id = 'rp.example'");
     assert_eq!(next(&mut changes).await, Change::Credential { rp_id: "rp.example".into(), credential_id: vec![0xab, 0x01] });
     // The server goes away and comes back: the feed says "drop everything".
@@ -306,7 +307,11 @@ impl CredentialStore for Counting {
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await
     }
-    async fn advance_sign_counts(&self, u: Vec<CounterUpdate>, now: i64) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
+    async fn advance_sign_counts(
+        &self,
+        u: std::sync::Arc<[CounterUpdate]>,
+        now: i64,
+    ) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
         self.inner.advance_sign_counts(u, now).await
     }
     async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {

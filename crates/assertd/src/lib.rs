@@ -7,12 +7,13 @@
 
 pub mod authz;
 pub mod config;
+pub mod convert;
 pub mod engine;
 pub mod import;
-pub mod journal;
 pub mod profiles;
 pub mod server;
 pub mod service;
-pub mod shed;
+pub mod stack;
+pub mod status;
 pub mod telemetry;
 pub mod tls;

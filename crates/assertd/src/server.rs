@@ -3,7 +3,7 @@
 
 use crate::config::{Backend, Config, CounterOutage};
 use crate::engine::Engine;
-use crate::journal::Journal;
+use crate::engine::journal::Journal;
 use crate::service::{CredentialSvc, VerificationSvc};
 use crate::telemetry;
 use crate::tls::TlsState;
@@ -257,17 +257,12 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServeError::Startup(format!("reflection: {e}")))?;
 
-    // Reflection is for people with grpcurl: any authenticated caller.
-    let auth_engine = engine.clone();
-    let authenticated = move |req: tonic::Request<()>| crate::service::authorize(&auth_engine, &req, None).map(|_| req);
-    let reflection = tonic::service::interceptor::InterceptedService::new(reflection, authenticated.clone());
-    let reflection_alpha = tonic::service::interceptor::InterceptedService::new(reflection_alpha, authenticated);
-
+    // Every service behind one stack (request id, metrics, deadline,
+    // shedding, authentication: see `stack`). Reflection is for people with
+    // grpcurl: any authenticated caller.
     let max = config.limits.max_message_bytes;
-    let verification = crate::shed::Shed::new(
-        VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max),
-        engine.clone(),
-    );
+    let verification =
+        VerificationServiceServer::new(VerificationSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
     let credentials =
         CredentialServiceServer::new(CredentialSvc::new(engine.clone())).max_decoding_message_size(max).max_encoding_message_size(max);
 
@@ -323,6 +318,7 @@ pub async fn serve(
         builder = builder.max_connection_age(Duration::from_secs(config.limits.max_connection_age_seconds)).max_connection_age_grace(grace);
     }
     let server = builder
+        .layer(crate::stack::layer(engine.clone()))
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(reflection_alpha)

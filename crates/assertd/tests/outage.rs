@@ -21,7 +21,7 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 fn from_pb(r: pb::CredentialRecord) -> assertd_store::StoredCredential {
-    assertd::service::from_pb(r, 0)
+    assertd::convert::record_from_pb(r, 0)
 }
 
 async fn setup(mode: CounterOutage) -> (tempfile::TempDir, std::sync::Arc<assertd::engine::Engine>, SoftAuthenticator, SoftAuthenticator) {
@@ -34,9 +34,14 @@ async fn setup(mode: CounterOutage) -> (tempfile::TempDir, std::sync::Arc<assert
     engine.put(from_pb(record(RP, &hot, b"u", false))).await.unwrap();
     engine.put(from_pb(record(RP, &cold, b"u", false))).await.unwrap();
     // `hot` has been counted on this replica; `cold` has not.
-    let v = engine.verify_batch(vec![item(&hot, 1)]).await.unwrap();
+    let v = verify(&engine, vec![item(&hot, 1)]).await;
     assert_eq!(v[0].decision(), Decision::Allow);
     (tmp, engine, hot, cold)
+}
+
+/// The engine's verdicts, as the API would answer them.
+async fn verify(engine: &assertd::engine::Engine, batch: Vec<pb::Assertion>) -> Vec<pb::Verdict> {
+    assertd::convert::verdicts(engine.verify_batch(assertd::convert::assertions(batch)).await.unwrap())
 }
 
 fn item(a: &SoftAuthenticator, n: u32) -> pb::Assertion {
@@ -55,7 +60,7 @@ async fn locked_store_defers_known_counters_and_fails_closed_for_the_rest() {
     let (tmp, engine, hot, cold) = setup(CounterOutage::Defer).await;
     let locker = lock(&tmp);
     let started = Instant::now();
-    let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1), item(&hot, 2)]).await.unwrap();
+    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1), item(&hot, 2)]).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "bounded by the store timeout, took {took:?}");
     // Known credential: checked against this replica's mark, queued.
@@ -68,7 +73,7 @@ async fn locked_store_defers_known_counters_and_fails_closed_for_the_rest() {
     // The store answers again: the queued count lands ahead of the next batch.
     locker.execute_batch("COMMIT").unwrap();
     drop(locker);
-    let v = engine.verify_batch(vec![item(&hot, 2), item(&hot, 3), item(&cold, 1)]).await.unwrap();
+    let v = verify(&engine, vec![item(&hot, 2), item(&hot, 3), item(&cold, 1)]).await;
     let got: Vec<_> = v.iter().map(|v| (v.decision(), codes(v))).collect();
     assert_eq!(got, vec![(Decision::Deny, vec![ReasonCode::SignCountRegression]), (Decision::Allow, vec![]), (Decision::Allow, vec![])]);
     assert_eq!(engine.cache().store().get(RP, &hot.credential_id).await.unwrap().unwrap().sign_count, 3);
@@ -79,14 +84,14 @@ async fn locked_store_with_counter_outage_deny_fails_closed() {
     let (tmp, engine, hot, cold) = setup(CounterOutage::Deny).await;
     let locker = lock(&tmp);
     let started = Instant::now();
-    let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1)]).await.unwrap();
+    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1)]).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     for verdict in &v {
         assert_eq!((verdict.decision(), codes(verdict), verdict.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
     }
     locker.execute_batch("COMMIT").unwrap();
     drop(locker);
-    let v = engine.verify_batch(vec![item(&hot, 2), item(&cold, 1)]).await.unwrap();
+    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1)]).await;
     assert!(v.iter().all(|v| v.decision() == Decision::Allow), "{v:?}");
 }
 
@@ -98,11 +103,11 @@ async fn counterless_credentials_through_an_outage_follow_counter_outage() {
     for mode in [CounterOutage::Defer, CounterOutage::Deny] {
         let (tmp, engine, _, cold) = setup(mode).await;
         // Cached, and counter-less so far.
-        let v = engine.verify_batch(vec![item(&cold, 0)]).await.unwrap();
+        let v = verify(&engine, vec![item(&cold, 0)]).await;
         assert_eq!(v[0].decision(), Decision::Allow);
         let locker = lock(&tmp);
         engine.set_store_up(false); // what the health watcher's ping would say
-        let v = engine.verify_batch(vec![item(&cold, 0)]).await.unwrap();
+        let v = verify(&engine, vec![item(&cold, 0)]).await;
         let got = (v[0].decision(), codes(&v[0]));
         match mode {
             CounterOutage::Defer => assert_eq!(got, (Decision::Allow, vec![])),

@@ -1,0 +1,128 @@
+//! Protobuf at the edge: API messages into the engine's and the store's
+//! types (fields moved, payload bytes never copied), and back.
+
+use crate::engine::{AssertionRequest, Outcome};
+use assertd_api::v1 as pb;
+use assertd_policy::{Decision, RiskLevel, SignInContext};
+use assertd_store::StoredCredential;
+
+/// An API assertion as the engine takes it.
+pub fn assertion(a: pb::Assertion) -> AssertionRequest {
+    let context = context(a.context.as_ref());
+    AssertionRequest {
+        request_id: a.request_id,
+        rp_id: a.rp_id,
+        credential_id: a.credential_id,
+        client_data_json: a.client_data_json,
+        authenticator_data: a.authenticator_data,
+        signature: a.signature,
+        user_handle: a.user_handle,
+        expected_challenge: a.expected_challenge,
+        appid_used: a.appid_used,
+        profile: a.profile,
+        context,
+    }
+}
+
+/// A batch of API assertions as the engine takes it.
+pub fn assertions(a: Vec<pb::Assertion>) -> Vec<AssertionRequest> {
+    a.into_iter().map(assertion).collect()
+}
+
+/// The gateway's sign-in context, as policy reads it.
+fn context(c: Option<&pb::SignInContext>) -> SignInContext {
+    let Some(c) = c else { return SignInContext::default() };
+    SignInContext {
+        device_compliant: c.device_compliant,
+        trusted_network: c.trusted_network,
+        upstream_risk: match c.upstream_risk() {
+            pb::RiskLevel::Unspecified => RiskLevel::Unspecified,
+            pb::RiskLevel::Low => RiskLevel::Low,
+            pb::RiskLevel::Medium => RiskLevel::Medium,
+            pb::RiskLevel::High => RiskLevel::High,
+        },
+    }
+}
+
+/// The engine's outcome as the API answers it.
+pub fn verdict(o: Outcome) -> pb::Verdict {
+    let Outcome { request_id, verdict: v, authenticator: facts, credential: cred } = o;
+    let authenticator = (facts.is_some() || cred.is_some()).then(|| {
+        let mut info = pb::AuthenticatorInfo::default();
+        if let Some(f) = facts {
+            info.sign_count = f.sign_count;
+            info.user_present = f.flags.user_present();
+            info.user_verified = f.flags.user_verified();
+            info.backup_eligible = f.flags.backup_eligible();
+            info.backup_state = f.flags.backup_state();
+            info.set_kind(if f.flags.backup_eligible() { pb::CredentialKind::Synced } else { pb::CredentialKind::DeviceBound });
+        }
+        if let Some(c) = cred {
+            info.aaguid = c.aaguid.to_vec();
+            info.user_handle = c.user_handle.to_vec();
+        }
+        info
+    });
+    let mut out = pb::Verdict {
+        request_id,
+        risk_score: v.risk_score,
+        reasons: v.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
+        retryable: v.retryable,
+        authenticator,
+        ..Default::default()
+    };
+    out.set_decision(match v.decision {
+        Decision::Allow => pb::Decision::Allow,
+        Decision::StepUp => pb::Decision::StepUp,
+        Decision::Deny => pb::Decision::Deny,
+    });
+    out
+}
+
+/// The engine's outcomes as the API answers them, in order.
+pub fn verdicts(o: Vec<Outcome>) -> Vec<pb::Verdict> {
+    o.into_iter().map(verdict).collect()
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    // rem_euclid(1000) * 1e6 < 1e9 fits in i32.
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0) }
+}
+
+/// A stored record as the API shows it.
+pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
+    pb::CredentialRecord {
+        rp_id: r.rp_id,
+        credential_id: r.credential_id,
+        user_handle: r.user_handle,
+        public_key_cose: r.public_key_cose,
+        sign_count: r.sign_count,
+        backup_eligible: r.backup_eligible,
+        backup_state: r.backup_state,
+        aaguid: r.aaguid,
+        attested: r.attested,
+        transports: r.transports,
+        revoked: r.revoked,
+        created_at: Some(timestamp(r.created_at_ms)),
+        last_used_at: r.last_used_at_ms.map(timestamp),
+    }
+}
+
+/// An API record as the store keeps it (timestamps are the server's).
+pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential {
+    StoredCredential {
+        rp_id: r.rp_id,
+        credential_id: r.credential_id,
+        user_handle: r.user_handle,
+        public_key_cose: r.public_key_cose,
+        sign_count: r.sign_count,
+        backup_eligible: r.backup_eligible,
+        backup_state: r.backup_state,
+        aaguid: r.aaguid,
+        attested: r.attested,
+        transports: r.transports,
+        revoked: r.revoked,
+        created_at_ms: now_ms,
+        last_used_at_ms: None,
+    }
+}

@@ -1,0 +1,214 @@
+//! Stage 4: signature counters (WebAuthn L3 §7.2 step 22). Every verified
+//! item's count is compared and set in the store, one round trip per batch,
+//! in batch order; during a store outage the journal checks what it can.
+//!
+//! Counter-less credentials skip the round trip: the cached count is 0 and
+//! every assertion of the credential in this batch carries 0 and asks for no
+//! BE upgrade (most synced passkeys). 0 after 0 is neither an advance nor a
+//! regression, so the store has nothing to compare or write; the cached 0 is
+//! trustworthy because this replica marks the entry when it sees a count
+//! leave 0, and the store's change feed drops it on the others.
+//!
+//! Which items need the store is decided in one place ([`need`]); each
+//! update remembers its item, and each result goes back into that item.
+
+use super::assess::{self, Settled};
+use super::item::{Item, Stage, deny};
+use super::journal::Journal;
+use super::now_ms;
+use crate::telemetry;
+use assertd_policy::{CounterCheck, ReasonCode, Verdict};
+use assertd_store::{CounterResult, CounterUpdate, KeyCache};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The counter stage's state: the outage journal and whether the store
+/// answered last time.
+#[derive(Debug)]
+pub struct Counters {
+    /// Counter marks and queued updates for store outages; `None` when
+    /// outages fail closed.
+    journal: Option<parking_lot::Mutex<Journal>>,
+    /// Whether the store answered its last ping or counter call.
+    store_up: AtomicBool,
+}
+
+/// What one item's counter needs.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// Nothing: the item is not (validly) verified.
+    Nothing,
+    /// Valid, yet no authenticator facts: cannot happen (a valid
+    /// verification parsed its authenticator data); fails closed.
+    Unknowable,
+    /// A count to settle.
+    Count {
+        /// Stored 0 as far as this replica knows, received 0, no BE upgrade.
+        counterless: bool,
+        /// The received count.
+        received: u32,
+        /// Record BE = true if accepted.
+        upgrade: bool,
+    },
+}
+
+/// The one place that decides what an item's counter needs.
+fn need(item: &Item) -> Need {
+    let Stage::Verified(r, v) = &item.stage else { return Need::Nothing };
+    match v.authenticator {
+        Some(f) if v.is_valid() => {
+            let upgrade = r.profile.accepts_backup_eligibility_upgrade(r.credential.backup_eligible, f.flags.backup_eligible());
+            Need::Count { counterless: r.credential.is_counterless() && f.sign_count == 0 && !upgrade, received: f.sign_count, upgrade }
+        }
+        None if v.is_valid() => Need::Unknowable,
+        _ => Need::Nothing,
+    }
+}
+
+/// Moves a verified item to `Counted`.
+fn settle(item: &mut Item, outcome: Result<CounterCheck, Verdict>) {
+    item.advance(|stage| match stage {
+        Stage::Verified(r, v) => Stage::Counted(r, v, outcome),
+        other => other,
+    });
+}
+
+impl Counters {
+    /// With `journal`, counters of credentials this replica has seen are
+    /// checked against its memory while the store is unreachable.
+    pub fn new(journal: Option<Journal>) -> Self {
+        Self { journal: journal.map(parking_lot::Mutex::new), store_up: AtomicBool::new(true) }
+    }
+
+    /// Records whether the store answers (from pings and counter calls).
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Settles the counter of every verified item of the batch: verified
+    /// items become `Counted`, in batch order.
+    pub async fn settle(&self, cache: &KeyCache, items: &mut [Item]) {
+        // With counter_outage = "deny", an outage fails every assertion
+        // closed, counter-less ones included.
+        let fail_closed = self.journal.is_none() && !self.store_up.load(Ordering::Relaxed);
+        let needs: Vec<Need> = items.iter().map(need).collect();
+        // Credentials that count somewhere in this batch: none of their
+        // assertions may skip the store.
+        let counting: HashSet<(&str, &[u8])> = items
+            .iter()
+            .zip(&needs)
+            .filter(|(_, n)| matches!(n, Need::Count { counterless: false, .. }))
+            .map(|(i, _)| i.request.credential_key())
+            .collect();
+        let skip: Vec<bool> = items
+            .iter()
+            .zip(&needs)
+            .map(|(i, n)| {
+                !fail_closed && matches!(n, Need::Count { counterless: true, .. }) && !counting.contains(&i.request.credential_key())
+            })
+            .collect();
+
+        let mut slots: Vec<(usize, u32)> = Vec::new();
+        let mut updates: Vec<CounterUpdate> = Vec::new();
+        for (i, (item, n)) in items.iter_mut().zip(needs).enumerate() {
+            match n {
+                Need::Nothing => settle(item, Ok(CounterCheck::NotChecked)),
+                Need::Unknowable => settle(item, Err(deny(ReasonCode::InvalidRequest, "internal: verified without authenticator data"))),
+                // Stored 0, received 0: nothing to compare or write.
+                Need::Count { .. } if skip[i] => settle(item, Ok(CounterCheck::Ok)),
+                Need::Count { received, upgrade, .. } => {
+                    slots.push((i, received));
+                    updates.push(CounterUpdate {
+                        rp_id: item.request.rp_id.clone(),
+                        credential_id: item.request.credential_id.clone(),
+                        received,
+                        upgrade_backup_eligible: upgrade,
+                    });
+                }
+            }
+        }
+        let settled = self.check(cache, updates).await;
+        for ((i, received), s) in slots.into_iter().zip(settled) {
+            let item = &mut items[i];
+            let outcome = match &item.stage {
+                Stage::Verified(r, _) => assess::counter(s, received, &r.credential),
+                _ => continue,
+            };
+            settle(item, outcome);
+        }
+    }
+
+    /// One store round trip for the batch's counters, behind any updates
+    /// queued during an outage; one answer per update. If the store does
+    /// not answer, the journal (when enabled) checks what it can.
+    async fn check(&self, cache: &KeyCache, updates: Vec<CounterUpdate>) -> Vec<Settled> {
+        if updates.is_empty() {
+            return Vec::new();
+        }
+        let n = updates.len();
+        let mut all = self.journal.as_ref().map(|j| j.lock().take_queue()).unwrap_or_default();
+        let n_queued = all.len();
+        all.extend(updates);
+        let all: Arc<[CounterUpdate]> = all.into();
+        let started = std::time::Instant::now();
+        let r = cache.store().advance_sign_counts(all.clone(), now_ms()).await;
+        self.set_store_up(!matches!(r, Err(assertd_store::StoreError::Unavailable(_))));
+        telemetry::store_duration("advance_sign_counts", started.elapsed());
+        let settled: Vec<Settled> = match r {
+            Ok(results) => {
+                if let Some(j) = &self.journal {
+                    j.lock().learn(&all, &results);
+                }
+                self.report_flushed(&results[..n_queued]);
+                results[n_queued..].iter().map(|r| Settled::Store(*r)).collect()
+            }
+            Err(e) => {
+                telemetry::store_error("advance_sign_counts");
+                tracing::warn!(error = %e, "sign count update failed");
+                let Some(j) = &self.journal else { return vec![Settled::Unavailable; n] };
+                let mut j = j.lock();
+                j.requeue(all[..n_queued].to_vec());
+                let checked = j.defer(&all[n_queued..]);
+                telemetry::deferred_queue(j.queued());
+                checked.into_iter().map(Settled::Journal).collect()
+            }
+        };
+        // A recorded BE upgrade changes a cached fact: drop those entries.
+        for u in all[n_queued..].iter().filter(|u| u.upgrade_backup_eligible) {
+            cache.invalidate(&u.rp_id, &u.credential_id).await;
+        }
+        settled
+    }
+
+    /// Counts queued updates the store refused once it answered again.
+    fn report_flushed(&self, results: &[CounterResult]) {
+        if results.is_empty() {
+            return;
+        }
+        let conflicts = results.iter().filter(|r| !matches!(r, CounterResult::Advanced)).count();
+        telemetry::deferred_flushed(results.len(), conflicts);
+        if conflicts > 0 {
+            tracing::warn!(conflicts, "counts accepted during the store outage were refused by the store: possible replay across replicas");
+        }
+        telemetry::deferred_queue(self.journal.as_ref().map_or(0, |j| j.lock().queued()));
+    }
+
+    /// Sends updates queued during an outage, when no batch came to carry
+    /// them.
+    pub async fn flush_deferred(&self, cache: &KeyCache) {
+        let Some(j) = &self.journal else { return };
+        let queued = j.lock().take_queue();
+        if queued.is_empty() {
+            return;
+        }
+        let queued: Arc<[CounterUpdate]> = queued.into();
+        match cache.store().advance_sign_counts(queued.clone(), now_ms()).await {
+            Ok(results) => {
+                j.lock().learn(&queued, &results);
+                self.report_flushed(&results);
+            }
+            Err(_) => j.lock().requeue(queued.to_vec()),
+        }
+    }
+}

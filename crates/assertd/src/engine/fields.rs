@@ -1,0 +1,60 @@
+//! Stage 1: the checks made on an assertion's fields before anything is
+//! looked up. Sizes are capped before anything parses them, and a caller
+//! learns nothing about relying parties outside its grant.
+
+use super::item::{AssertionRequest, deny};
+use crate::authz::RpScope;
+use crate::config::{Limits, Policy, RpEntry};
+use assertd_policy::{Profile, ReasonCode, Verdict};
+use assertd_verify::truncate;
+use std::sync::Arc;
+
+/// The relying party and profile `r` is judged under, or why it is refused
+/// before any lookup (`INVALID_REQUEST`, `RP_NOT_AUTHORIZED`, `RP_UNKNOWN`,
+/// `PROFILE_UNKNOWN`).
+pub fn target(policy: &Policy, scope: &RpScope, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
+    let too_big =
+        |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
+    if r.rp_id.is_empty() {
+        return Err(deny(ReasonCode::InvalidRequest, "rp_id is empty"));
+    }
+    // Before anything else about the RP: a caller learns nothing about
+    // relying parties (configured or not) outside its grant.
+    if !scope.allows(&r.rp_id) {
+        return Err(deny(ReasonCode::RpNotAuthorized, format!("this caller may not verify for relying party {:?}", truncate(&r.rp_id))));
+    }
+    if r.credential_id.is_empty() {
+        return Err(deny(ReasonCode::InvalidRequest, "credential_id is empty"));
+    }
+    if r.credential_id.len() > assertd_store::MAX_CREDENTIAL_ID_LEN {
+        return Err(too_big("credential_id", r.credential_id.len(), assertd_store::MAX_CREDENTIAL_ID_LEN));
+    }
+    if r.expected_challenge.is_empty() {
+        return Err(deny(ReasonCode::InvalidRequest, "expected_challenge is empty"));
+    }
+    for (name, len, max) in [
+        ("expected_challenge", r.expected_challenge.len(), limits.max_challenge_bytes),
+        ("client_data_json", r.client_data_json.len(), limits.max_client_data_json_bytes),
+        ("authenticator_data", r.authenticator_data.len(), limits.max_authenticator_data_bytes),
+        ("signature", r.signature.len(), limits.max_signature_bytes),
+        ("user_handle", r.user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN),
+    ] {
+        if len > max {
+            return Err(too_big(name, len, max));
+        }
+    }
+    let rp = policy
+        .rps
+        .get(&r.rp_id)
+        .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&r.rp_id))))?;
+    let profile = if r.profile.is_empty() {
+        rp.default_profile.clone()
+    } else {
+        policy
+            .profiles
+            .get(&r.profile)
+            .cloned()
+            .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&r.profile))))?
+    };
+    Ok((rp.clone(), profile))
+}

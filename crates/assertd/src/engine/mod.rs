@@ -1,0 +1,276 @@
+//! The batch engine: field checks, credential lookups through the key cache,
+//! verification on the rayon pool, one counter compare-and-set round trip
+//! per batch, then policy. It speaks domain types ([`AssertionRequest`] in,
+//! [`Outcome`] out) and its own error type; protobuf and gRPC statuses stay
+//! at the edge (`convert`, `status`).
+//!
+//! # One assertion, top-down
+//!
+//! 1. `service::VerificationSvc::verify_assertions`, behind the tower stack
+//!    (`stack`: request id, metrics, deadline, shedding, authentication),
+//!    moves each `pb::Assertion` into an [`AssertionRequest`]
+//!    (`convert::assertion`), admits the batch ([`Admission::admit`]) and
+//!    calls [`Engine::verify`], then [`Engine::decide`].
+//! 2. [`Engine::verify`] → [`fields::target`]: sizes, the caller's grant,
+//!    relying party and profile → [`Stage::Targeted`] (or `Rejected`).
+//! 3. → [`Engine::resolve`]: one coalesced `KeyCache::get` per distinct
+//!    credential, read by [`assess::found`] → [`Stage::Resolved`].
+//! 4. → [`pool::verify`] on the rayon pool: [`assess::verify`] →
+//!    `assertd_verify::verify` (§7.2 steps 6–21; the signature with ring)
+//!    → [`Stage::Verified`].
+//! 5. [`Engine::decide`] → [`Counters::settle`]: one `advance_sign_counts`
+//!    round trip for the batch (§7.2 step 22), read by [`assess::counter`]
+//!    → [`Stage::Counted`].
+//! 6. → [`Engine::judge`]: [`assess::judge`] → `assertd_policy::evaluate`
+//!    (profile, risk) → [`Outcome`]; the `last_used_at` write is claimed.
+//! 7. Back in the service, `convert::verdict` turns each [`Outcome`] into a
+//!    `pb::Verdict`, in request order.
+//!
+//! A stream runs steps 2–4 for up to four messages at once and steps 5–6
+//! one message at a time, in order.
+
+pub mod admission;
+pub mod assess;
+pub mod counters;
+mod credentials;
+pub mod fields;
+pub mod item;
+pub mod journal;
+pub mod last_used;
+pub mod pool;
+
+pub use admission::{Admission, Admitted, RpcSlot};
+pub use counters::Counters;
+pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
+
+use crate::authz::RpScope;
+use crate::config::{Limits, Policy};
+use crate::telemetry;
+use arc_swap::ArcSwap;
+use assertd_policy::{Decision, ReasonCode, SignInContext, Verdict};
+use assertd_store::{CachedCredential, KeyCache};
+use assertd_verify::AuthenticatorFacts;
+use futures_util::future::join_all;
+use journal::Journal;
+use last_used::LastUsed;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why the engine could not evaluate a batch at all (a rejected assertion
+/// is a verdict, not an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The verification pool dropped the batch (a task panicked).
+    #[error("verification worker failed")]
+    PoolFailed,
+    /// The admission budget was closed (a bug: it never is).
+    #[error("admission closed")]
+    AdmissionClosed,
+}
+
+/// The verification engine shared by the gRPC services.
+pub struct Engine {
+    policy: ArcSwap<Policy>,
+    admission: Admission,
+    counters: Counters,
+    last_used: LastUsed,
+    cache: KeyCache,
+    pool: Arc<rayon::ThreadPool>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("relying_parties", &self.policy.load().rps.len())
+            .field("threads", &self.pool.current_num_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A batch after [`Engine::verify`]: every item verified or rejected.
+#[derive(Debug)]
+pub struct Checked {
+    items: Vec<Item>,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Engine {
+    /// An engine over the given policy, cache and pool. With `journal`,
+    /// counters of credentials this replica has seen are checked against its
+    /// memory while the store is unreachable (see [`journal`]).
+    pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
+        Self {
+            policy: ArcSwap::from_pointee(policy),
+            admission: Admission::new(&limits, pool.current_num_threads()),
+            counters: Counters::new(journal),
+            last_used: LastUsed::new(std::time::Duration::from_secs(60)),
+            cache,
+            pool,
+            limits,
+        }
+    }
+
+    /// Writes `last_used_at` at most once per credential per `interval`
+    /// (default 60 s).
+    #[must_use]
+    pub fn with_last_used_interval(mut self, interval: std::time::Duration) -> Self {
+        self.last_used = LastUsed::new(interval);
+        self
+    }
+
+    /// Swaps in a new policy (relying parties and profiles) atomically.
+    /// Batches already running finish under the policy they started with.
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// The key cache.
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+
+    /// The admission budgets.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Request-level limit on batch size.
+    pub fn max_batch_size(&self) -> usize {
+        self.limits.max_batch_size
+    }
+
+    /// Records whether the store answers (from the health watcher's pings).
+    pub fn set_store_up(&self, up: bool) {
+        self.counters.set_store_up(up);
+    }
+
+    /// Both phases, for a caller allowed every relying party.
+    pub async fn verify_batch(&self, requests: Vec<AssertionRequest>) -> Result<Vec<Outcome>, EngineError> {
+        self.verify_batch_for(requests, &RpScope::All).await
+    }
+
+    /// Both phases, for a caller allowed the relying parties in `scope`.
+    pub async fn verify_batch_for(&self, requests: Vec<AssertionRequest>, scope: &RpScope) -> Result<Vec<Outcome>, EngineError> {
+        let checked = self.verify(requests, scope).await?;
+        Ok(self.decide(checked).await)
+    }
+
+    /// Phase one (any number of batches at once): field checks, credential
+    /// lookups, verification on the pool. Assertions for relying parties
+    /// outside `scope` get `RP_NOT_AUTHORIZED`.
+    pub async fn verify(&self, requests: Vec<AssertionRequest>, scope: &RpScope) -> Result<Checked, EngineError> {
+        telemetry::batch_size(requests.len());
+        let policy = self.policy.load();
+        let mut items: Vec<Item> = requests
+            .into_iter()
+            .map(|request| {
+                let stage = match fields::target(&policy, scope, &self.limits, &request) {
+                    Ok((rp, profile)) => Stage::Targeted(rp, profile),
+                    Err(v) => Stage::Rejected(v, None),
+                };
+                Item { request, stage }
+            })
+            .collect();
+        self.resolve(&mut items).await;
+        let items = pool::verify(&self.pool, items).await?;
+        Ok(Checked { items })
+    }
+
+    /// Stage 2: one lookup per distinct (rp, credential) among the targeted
+    /// items (concurrent misses of one key share a store read in the cache).
+    async fn resolve(&self, items: &mut [Item]) {
+        let mut index: HashMap<(&str, &[u8]), usize> = HashMap::new();
+        let mut keys: Vec<(&str, &[u8])> = Vec::new();
+        let mut slots: Vec<Option<usize>> = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            slots.push(matches!(item.stage, Stage::Targeted(..)).then(|| {
+                let key = item.request.credential_key();
+                *index.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                })
+            }));
+        }
+        let lookups = join_all(keys.iter().map(|(rp, id)| self.cache.get(rp, id))).await;
+        for (lookup, hit) in &lookups {
+            telemetry::cache_lookup(*hit);
+            if let assertd_store::Lookup::Unavailable(e) = lookup {
+                telemetry::store_error("get");
+                tracing::warn!(error = %e, "credential lookup failed");
+            }
+        }
+        for (item, slot) in items.iter_mut().zip(slots) {
+            let Some(slot) = slot else { continue };
+            item.advance(|stage| match stage {
+                Stage::Targeted(rp, profile) => match assess::found(&lookups[slot].0) {
+                    Ok(credential) => Stage::Resolved(Resolved { rp, profile, credential }),
+                    Err((verdict, credential)) => Stage::Rejected(verdict, credential),
+                },
+                other => other,
+            });
+        }
+    }
+
+    /// Phase two (one batch at a time, in order): the counter round trip,
+    /// then policy. One outcome per assertion, in request order.
+    pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
+        let Checked { mut items } = checked;
+        self.counters.settle(&self.cache, &mut items).await;
+        let now = now_ms();
+        let mut claimed = Vec::new();
+        let outcomes = items
+            .into_iter()
+            .map(|Item { request, stage }| {
+                let (verdict, authenticator, credential) = Self::judge(stage, &request.context);
+                telemetry::verdict(&verdict);
+                if let Some(c) = &credential
+                    && verdict.decision != Decision::Deny
+                    && self.last_used.claim(c, now)
+                {
+                    claimed.push((request.rp_id, request.credential_id));
+                }
+                Outcome { request_id: request.request_id, verdict, authenticator, credential }
+            })
+            .collect();
+        self.last_used.queue(claimed);
+        outcomes
+    }
+
+    /// Stage 5: the verdict on one item.
+    fn judge(stage: Stage, ctx: &SignInContext) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
+        match stage {
+            Stage::Rejected(verdict, credential) => (verdict, None, credential),
+            Stage::Counted(r, v, counter) => {
+                (assess::judge(&r.profile, &r.credential, &v, counter, ctx), v.authenticator, Some(r.credential))
+            }
+            // Unreachable: every stage ran. Fail closed anyway.
+            Stage::Targeted(..) | Stage::Resolved(_) | Stage::Verified(..) => {
+                (item::deny(ReasonCode::InvalidRequest, "internal: the item did not go through every stage"), None, None)
+            }
+        }
+    }
+
+    /// Sends counter updates queued during a store outage, when no batch
+    /// came to carry them.
+    pub async fn flush_deferred(&self) {
+        self.counters.flush_deferred(&self.cache).await;
+    }
+
+    /// Writes `last_used_at` for the credentials claimed since the last
+    /// flush, in one store call.
+    pub async fn flush_last_used(&self) {
+        self.last_used.flush(self.cache.store().as_ref(), now_ms()).await;
+    }
+}

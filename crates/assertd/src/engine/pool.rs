@@ -1,0 +1,52 @@
+//! Stage 3: the signature math, off the async runtime. The batch's items go
+//! to the rayon pool as they are; each `Resolved` item comes back
+//! `Verified`, the others untouched. The async side awaits a oneshot.
+
+use super::EngineError;
+use super::assess;
+use super::item::{Item, Stage, deny};
+use crate::telemetry;
+use assertd_policy::{ReasonCode, Verdict};
+use rayon::prelude::*;
+
+/// Verifies every resolved item of `items` on `pool`. If the caller goes
+/// away (deadline passed, RPC cancelled) the pool drops the work rather
+/// than do it for nobody.
+pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<Vec<Item>, EngineError> {
+    if !items.iter().any(|i| matches!(i.stage, Stage::Resolved(_))) {
+        return Ok(items);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    telemetry::pool_queue(1.0);
+    pool.spawn(move || {
+        items.par_iter_mut().for_each(|item| {
+            if tx.is_closed() {
+                return;
+            }
+            verify_one(item);
+        });
+        telemetry::pool_queue(-1.0);
+        let _ = tx.send(items);
+    });
+    rx.await.map_err(|_| EngineError::PoolFailed)
+}
+
+fn verify_one(item: &mut Item) {
+    let request = &item.request;
+    let advance = |stage| match stage {
+        Stage::Resolved(resolved) => {
+            let started = std::time::Instant::now();
+            match assess::verify(&resolved.rp, &resolved.credential, request) {
+                Some(v) => {
+                    telemetry::verify_duration(v.algorithm.name(), started.elapsed());
+                    Stage::Verified(resolved, v)
+                }
+                // Unreachable: the lookup stage rejected unusable keys. Fail closed.
+                None => Stage::Rejected(deny(ReasonCode::InvalidRequest, "internal: item was not verified"), Some(resolved.credential)),
+            }
+        }
+        other => other,
+    };
+    let stage = std::mem::replace(&mut item.stage, Stage::Rejected(Verdict::deny(Vec::new()), None));
+    item.stage = advance(stage);
+}

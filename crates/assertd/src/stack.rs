@@ -1,0 +1,357 @@
+//! The tower stack in front of every gRPC service on the main listener,
+//! top to bottom:
+//!
+//! 1. [`RequestId`]: the caller's `x-request-id` (when sane) is put in the
+//!    request's extensions for logs and echoed on every response.
+//! 2. [`Metrics`]: `assertd_rpc_duration_seconds{rpc,code}` for the whole
+//!    call (a stream: until its last message), `assertd_rpcs_in_flight`,
+//!    and `message_too_large` refusals made by the codec.
+//! 3. Deadline: tonic's server wraps this stack in its `GrpcTimeout`, which
+//!    cancels a call when the caller's `grpc-timeout` expires; the engine
+//!    then drops the work nobody waits for.
+//! 4. [`Shed`]: a unary RPC takes one of `limits.max_concurrent_rpcs`
+//!    slots, and `VerifyAssertions` is refused from its headers alone when
+//!    the assertion budget is full (the exact, batch-weighted admission
+//!    follows in the handler, once the batch size is known).
+//! 5. [`Auth`]: the caller's identity (client certificate or bearer token)
+//!    and its grant for the route's RPC group; the grant goes into the
+//!    request's extensions for the handler.
+//!
+//! Refusals become statuses through `status`, like every other error.
+
+use crate::authz::{Grant, Rpc};
+use crate::engine::Engine;
+use crate::status::RequestError;
+use crate::telemetry::{self, InFlight};
+use crate::tls::Peer;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Service, http};
+
+type HttpRequest = http::Request<Body>;
+type HttpResponse = http::Response<Body>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health checks).
+    Public,
+    /// Any authenticated caller (reflection, unknown paths).
+    Authenticated,
+    /// Callers whose grant includes the group.
+    Group(Rpc),
+}
+
+/// What the stack knows of one RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The metric label (`rpc`); `None`: not measured.
+    pub name: Option<&'static str>,
+    /// Who may call it.
+    pub access: Access,
+    /// A unary assertd RPC: it takes a `max_concurrent_rpcs` slot.
+    pub unary: bool,
+    /// It verifies assertions (weighed by the assertion budget).
+    pub verifies: bool,
+}
+
+const fn rpc(name: &'static str, group: Rpc, unary: bool, verifies: bool) -> Route {
+    Route { name: Some(name), access: Access::Group(group), unary, verifies }
+}
+
+/// The route of a request path.
+pub fn route(path: &str) -> Route {
+    match path {
+        "/assertd.v1.VerificationService/VerifyAssertions" => rpc("VerifyAssertions", Rpc::Verify, true, true),
+        "/assertd.v1.VerificationService/VerifyAssertionsStream" => rpc("VerifyAssertionsStream", Rpc::Verify, false, true),
+        "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),
+        "/assertd.v1.CredentialService/RevokeCredential" => rpc("RevokeCredential", Rpc::CredentialsWrite, true, false),
+        "/assertd.v1.CredentialService/GetCredential" => rpc("GetCredential", Rpc::CredentialsRead, true, false),
+        "/assertd.v1.CredentialService/ListCredentials" => rpc("ListCredentials", Rpc::CredentialsRead, true, false),
+        p if p.starts_with("/grpc.health.v1.Health/") => Route { name: None, access: Access::Public, unary: false, verifies: false },
+        _ => Route { name: None, access: Access::Authenticated, unary: false, verifies: false },
+    }
+}
+
+/// The stack, outermost first, around `inner` (tonic's router).
+pub fn layer<S>(engine: Arc<Engine>) -> impl tower::Layer<S, Service = RequestId<Metrics<Shed<Auth<S>>>>> + Clone
+where
+    S: Clone,
+{
+    let shed_engine = engine.clone();
+    tower::ServiceBuilder::new()
+        .layer_fn(|inner| RequestId { inner })
+        .layer_fn(|inner| Metrics { inner })
+        .layer_fn(move |inner| Shed { inner, engine: shed_engine.clone() })
+        .layer_fn(move |inner| Auth { inner, engine: engine.clone() })
+        .into_inner()
+}
+
+/// The caller's `x-request-id`, as the handlers find it in the request's
+/// extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestIdValue(pub String);
+
+/// Layer 1: `x-request-id` in, and echoed out.
+#[derive(Debug, Clone)]
+pub struct RequestId<S> {
+    inner: S,
+}
+
+impl<S> Service<HttpRequest> for RequestId<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<HttpResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: HttpRequest) -> Self::Future {
+        // Only a sane value is logged and echoed: printable ASCII, 128 bytes.
+        let id = req.headers().get("x-request-id").filter(|v| v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)).cloned();
+        if let Some(v) = &id
+            && let Ok(s) = v.to_str()
+        {
+            req.extensions_mut().insert(RequestIdValue(s.to_owned()));
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if let Some(v) = id {
+                resp.headers_mut().insert("x-request-id", v);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// Layer 2: latency and outcome of every assertd RPC.
+#[derive(Debug, Clone)]
+pub struct Metrics<S> {
+    inner: S,
+}
+
+/// Records one call when its status is known (or it was dropped).
+struct Finish {
+    name: &'static str,
+    started: Instant,
+    _in_flight: InFlight,
+}
+
+impl Finish {
+    fn record(self, code: tonic::Code) {
+        telemetry::rpc(self.name, code, self.started.elapsed());
+        // A message over max_message_bytes is refused by the codec before
+        // any handler runs: count it with the other refusals.
+        if code == tonic::Code::OutOfRange {
+            telemetry::rejected("message_too_large");
+        }
+    }
+}
+
+fn code_of(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    headers.get("grpc-status").map(|v| tonic::Code::from_bytes(v.as_bytes()))
+}
+
+/// A response body that records the call once its trailers (its status)
+/// went out, or it was dropped before (the caller went away).
+struct Observed {
+    body: Body,
+    finish: Option<Finish>,
+}
+
+impl http_body::Body for Observed {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        let code = match &polled {
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|t| code_of(t).unwrap_or(tonic::Code::Ok)),
+            Poll::Ready(Some(Err(s))) => Some(s.code()),
+            Poll::Ready(None) => Some(tonic::Code::Ok),
+            Poll::Pending => None,
+        };
+        if let (Some(code), Some(finish)) = (code, self.finish.take()) {
+            finish.record(code);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            finish.record(tonic::Code::Cancelled);
+        }
+    }
+}
+
+impl<S> Service<HttpRequest> for Metrics<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<HttpResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: HttpRequest) -> Self::Future {
+        let name = route(req.uri().path()).name;
+        let fut = self.inner.call(req);
+        let Some(name) = name else { return Box::pin(fut) };
+        let finish = Finish { name, started: Instant::now(), _in_flight: InFlight::start() };
+        Box::pin(async move {
+            let resp = fut.await?;
+            // A trailers-only answer (every refusal) carries its status in
+            // the headers.
+            if let Some(code) = code_of(resp.headers()) {
+                finish.record(code);
+                return Ok(resp);
+            }
+            Ok(resp.map(|body| Body::new(Observed { body, finish: Some(finish) })))
+        })
+    }
+}
+
+/// Layer 4: refuses unary RPCs the server has no room for, before their
+/// bodies are read or decoded. Under overload that keeps the price of a
+/// refusal far below the price of the work it refuses.
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+impl<S> Service<HttpRequest> for Shed<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<HttpResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: HttpRequest) -> Self::Future {
+        let route = route(req.uri().path());
+        if !route.unary {
+            return Box::pin(self.inner.call(req));
+        }
+        let admission = self.engine.admission();
+        let slot = admission.rpc_slot().filter(|_| !(route.verifies && admission.work_exhausted()));
+        let Some(slot) = slot else {
+            let status: tonic::Status = RequestError::Overloaded.into();
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            // The slot is held until the handler has answered.
+            let resp = fut.await;
+            drop(slot);
+            resp
+        })
+    }
+}
+
+/// Layer 5: authentication and the route's authorization.
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+/// The caller's grant for `access`, from its connection's client
+/// certificate names or its bearer token.
+fn grant(engine: &Engine, req: &HttpRequest, access: Access) -> Result<Option<Arc<Grant>>, tonic::Status> {
+    let names: &[String] = req.extensions().get::<Peer>().map_or(&[], |p| &p.certificate_names);
+    let header = req.headers().get("authorization").map(|v| v.as_bytes());
+    let policy = engine.policy();
+    let granted = match access {
+        Access::Public => return Ok(None),
+        Access::Authenticated => policy.clients.authenticate(header, names),
+        Access::Group(rpc) => policy.clients.authorize(header, names, rpc),
+    };
+    granted.map(Some).map_err(tonic::Status::from)
+}
+
+impl<S> Service<HttpRequest> for Auth<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<HttpResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: HttpRequest) -> Self::Future {
+        match grant(&self.engine, &req, route(req.uri().path()).access) {
+            Ok(Some(g)) => {
+                req.extensions_mut().insert(g);
+            }
+            Ok(None) => {}
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_cover_every_assertd_rpc() {
+        use assertd_api::v1::{credential_service_server::CredentialServiceServer, verification_service_server::VerificationServiceServer};
+        use tonic::server::NamedService;
+        let services = [
+            (
+                <VerificationServiceServer<crate::service::VerificationSvc> as NamedService>::NAME,
+                ["VerifyAssertions", "VerifyAssertionsStream"].as_slice(),
+            ),
+            (
+                <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
+                ["PutCredential", "GetCredential", "RevokeCredential", "ListCredentials"].as_slice(),
+            ),
+        ];
+        for (service, methods) in services {
+            for m in methods {
+                let r = route(&format!("/{service}/{m}"));
+                assert_eq!(r.name, Some(*m));
+                assert!(matches!(r.access, Access::Group(_)), "{m}");
+            }
+        }
+        assert_eq!(route("/grpc.health.v1.Health/Check").access, Access::Public);
+        assert_eq!(route("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").access, Access::Authenticated);
+        assert_eq!(route("/nope/Nope").access, Access::Authenticated);
+    }
+}

@@ -1,0 +1,111 @@
+//! The one place where errors become gRPC statuses, and where refused
+//! requests are counted (`assertd_rpcs_rejected_total{reason}`).
+//!
+//! A rejected *assertion* is never an error: it is a verdict with a reason
+//! code. Statuses are for requests that cannot be evaluated at all.
+
+use crate::authz::Denied;
+use crate::engine::EngineError;
+use crate::telemetry;
+use assertd_store::StoreError;
+use tonic::Status;
+
+/// Why a request is refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// More assertions than `limits.max_batch_size` (INVALID_ARGUMENT).
+    #[error("batch of {n} assertions exceeds max_batch_size {max}")]
+    BatchTooLarge {
+        /// Assertions sent.
+        n: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The admission budget is full (RESOURCE_EXHAUSTED).
+    #[error("assertd is at capacity; retry with backoff")]
+    Overloaded,
+    /// A required field is missing or a value is invalid (INVALID_ARGUMENT).
+    #[error("{0}")]
+    Invalid(String),
+    /// The named credential does not exist (NOT_FOUND).
+    #[error("no such credential")]
+    NotFound,
+    /// The store failed (UNAVAILABLE when it may recover, INTERNAL when its
+    /// data is corrupt).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RequestError {
+    /// The `assertd_rpcs_rejected_total` reason, for refusals counted there.
+    fn rejected_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::BatchTooLarge { .. } => Some("batch_too_large"),
+            Self::Overloaded => Some("overloaded"),
+            Self::Invalid(_) | Self::NotFound | Self::Store(_) => None,
+        }
+    }
+}
+
+impl From<RequestError> for Status {
+    fn from(e: RequestError) -> Self {
+        if let Some(reason) = e.rejected_reason() {
+            telemetry::rejected(reason);
+        }
+        let message = e.to_string();
+        match e {
+            RequestError::BatchTooLarge { .. } | RequestError::Invalid(_) => Status::invalid_argument(message),
+            RequestError::Overloaded => Status::resource_exhausted(message),
+            RequestError::NotFound => Status::not_found(message),
+            RequestError::Store(StoreError::Unavailable(m)) => Status::unavailable(m),
+            RequestError::Store(StoreError::Corrupt(m)) => Status::internal(m),
+            RequestError::Store(other) => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<Denied> for Status {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Unauthenticated(m) => {
+                telemetry::rejected("unauthenticated");
+                Status::unauthenticated(m)
+            }
+            Denied::PermissionDenied(m) => {
+                telemetry::rejected("permission_denied");
+                Status::permission_denied(m)
+            }
+        }
+    }
+}
+
+impl From<EngineError> for Status {
+    fn from(e: EngineError) -> Self {
+        Status::internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_error_has_its_code() {
+        let cases: Vec<(Status, Code)> = vec![
+            (RequestError::BatchTooLarge { n: 2, max: 1 }.into(), Code::InvalidArgument),
+            (RequestError::Overloaded.into(), Code::ResourceExhausted),
+            (RequestError::Invalid("x".into()).into(), Code::InvalidArgument),
+            (RequestError::NotFound.into(), Code::NotFound),
+            (Denied::Unauthenticated("x".into()).into(), Code::Unauthenticated),
+            (Denied::PermissionDenied("x".into()).into(), Code::PermissionDenied),
+            (RequestError::from(StoreError::Unavailable("x".into())).into(), Code::Unavailable),
+            (RequestError::from(StoreError::Corrupt("x".into())).into(), Code::Internal),
+            (EngineError::PoolFailed.into(), Code::Internal),
+        ];
+        for (status, code) in cases {
+            assert_eq!(status.code(), code, "{status:?}");
+        }
+    }
+}
