@@ -13,7 +13,7 @@ pub struct ClientData<'a> {
     /// `challenge`: base64url (no padding) of the challenge.
     #[serde(borrow)]
     pub challenge: Cow<'a, str>,
-    /// `origin`: the caller's origin, e.g. "https://login.example.com" or
+    /// `origin`: the caller's origin, e.g. `https://login.example.com` or
     /// "android:apk-key-hash:...".
     #[serde(borrow)]
     pub origin: Cow<'a, str>,

@@ -227,7 +227,7 @@ pub struct RelyingPartyConfig {
     /// The RP ID (a registrable domain suffix of the origins).
     pub id: String,
     /// Exact origins accepted in clientDataJSON, e.g.
-    /// "https://login.example.com" or "android:apk-key-hash:<hash>".
+    /// `https://login.example.com` or `android:apk-key-hash:<hash>`.
     pub origins: Vec<String>,
     /// Also accept subdomains of the listed web origins (same scheme/port).
     #[serde(default)]

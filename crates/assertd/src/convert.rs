@@ -126,3 +126,51 @@ pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential 
         last_used_at_ms: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assertd_verify::ReasonCode;
+
+    /// The verifier's reason codes and the API's are one vocabulary: same
+    /// numbers, same names (with the proto's `REASON_CODE_` prefix), and no
+    /// code on either side without its twin.
+    #[test]
+    fn reason_codes_match_the_proto_enum() {
+        for code in ReasonCode::ALL {
+            let api = pb::ReasonCode::try_from(code.as_i32()).unwrap_or_else(|_| panic!("{code} ({}) is not in the proto", code.as_i32()));
+            assert_eq!(api.as_str_name(), format!("REASON_CODE_{}", code.as_str()), "{code}");
+        }
+        let mut api_codes = 0;
+        for n in 0..1000 {
+            let Ok(api) = pb::ReasonCode::try_from(n) else { continue };
+            if api == pb::ReasonCode::Unspecified {
+                continue;
+            }
+            api_codes += 1;
+            assert!(ReasonCode::ALL.iter().any(|c| c.as_i32() == n), "{} has no ReasonCode", api.as_str_name());
+        }
+        assert_eq!(api_codes, ReasonCode::ALL.len());
+    }
+
+    #[test]
+    fn decisions_and_risk_levels_map_one_to_one() {
+        use assertd_policy::Verdict;
+        for (d, want) in
+            [(Decision::Allow, pb::Decision::Allow), (Decision::StepUp, pb::Decision::StepUp), (Decision::Deny, pb::Decision::Deny)]
+        {
+            let v = Verdict { decision: d, risk_score: 0, reasons: vec![], failures: 0, retryable: false };
+            let o = Outcome { request_id: String::new(), verdict: v, authenticator: None, credential: None };
+            assert_eq!(verdict(o).decision(), want);
+        }
+        for (level, want) in [
+            (pb::RiskLevel::Unspecified, RiskLevel::Unspecified),
+            (pb::RiskLevel::Low, RiskLevel::Low),
+            (pb::RiskLevel::Medium, RiskLevel::Medium),
+            (pb::RiskLevel::High, RiskLevel::High),
+        ] {
+            let c = pb::SignInContext { upstream_risk: level as i32, ..Default::default() };
+            assert_eq!(context(Some(&c)).upstream_risk, want);
+        }
+    }
+}

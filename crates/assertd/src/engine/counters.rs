@@ -9,7 +9,7 @@
 //! trustworthy because this replica marks the entry when it sees a count
 //! leave 0, and the store's change feed drops it on the others.
 //!
-//! Which items need the store is decided in one place ([`need`]); each
+//! Which items need the store is decided in one place (`need`); each
 //! update remembers its item, and each result goes back into that item.
 
 use super::assess::{self, Settled};

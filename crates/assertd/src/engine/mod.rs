@@ -190,7 +190,7 @@ impl Engine {
 
     /// Stage 2: one lookup per distinct (rp, credential) among the targeted
     /// items (concurrent misses of one key share a store read in the cache).
-    async fn resolve(&self, items: &mut [Item]) {
+    pub async fn resolve(&self, items: &mut [Item]) {
         let mut index: HashMap<(&str, &[u8]), usize> = HashMap::new();
         let mut keys: Vec<(&str, &[u8])> = Vec::new();
         let mut slots: Vec<Option<usize>> = Vec::with_capacity(items.len());
@@ -249,7 +249,7 @@ impl Engine {
     }
 
     /// Stage 5: the verdict on one item.
-    fn judge(stage: Stage, ctx: &SignInContext) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
+    pub fn judge(stage: Stage, ctx: &SignInContext) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
         match stage {
             Stage::Rejected(verdict, credential) => (verdict, None, credential),
             Stage::Counted(r, v, counter) => {
