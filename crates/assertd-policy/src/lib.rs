@@ -7,12 +7,14 @@
 //! of its inputs.
 
 mod profile;
+mod signal;
 
 pub use assertd_verify::{Finding, ReasonCode};
 pub use profile::{
-    AttestationEnforcement, BackupEligibilityChange, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType, KeyRestrictions, PasskeyTypes,
-    Profile, RegressionAction, UserVerification, Weights,
+    AttestationEnforcement, BackupEligibilityChange, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType, KeyRestrictions, PasskeyType,
+    PasskeyTypes, Profile, RegressionAction, UserVerification,
 };
+pub use signal::{Signal, Weights};
 
 use assertd_verify::Verification;
 
@@ -136,12 +138,16 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     // Hard failures: everything the verifier found, plus the rules below.
     let mut hard: Vec<Finding> = v.failures.clone();
     let mut signals: Vec<(u32, Finding)> = Vec::new();
-    let mut signal = |weight: u32, code, what: String| signals.push((weight, Finding::new(code, format!("{what} (risk +{weight})"))));
+    let mut signal = |s: Signal, what: String| {
+        // A regression under step_up must never allow: at least step up.
+        let weight = if s == Signal::SignCountRegression { w[s].max(profile.step_up_at) } else { w[s] };
+        signals.push((weight, Finding::new(s.reason(), format!("{what} (risk +{weight})"))));
+    };
 
     // DESIGN.md step 4: legacy algorithms only where the profile allows them.
     if v.algorithm.is_legacy() {
         if profile.allow_legacy_algorithms {
-            signal(w.legacy_algorithm, ReasonCode::LegacyAlgorithm, format!("legacy algorithm {}", v.algorithm.name()));
+            signal(Signal::LegacyAlgorithm, format!("legacy algorithm {}", v.algorithm.name()));
         } else {
             hard.push(Finding::new(
                 ReasonCode::UnsupportedAlgorithm,
@@ -155,8 +161,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     if let Some(top) = &v.cross_origin {
         let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
         match (allowed, top) {
-            (true, Some(t)) => signal(w.cross_origin, ReasonCode::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
-            (true, None) => signal(w.cross_origin, ReasonCode::CrossOrigin, "cross-origin ceremony".into()),
+            (true, Some(t)) => signal(Signal::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
+            (true, None) => signal(Signal::CrossOrigin, "cross-origin ceremony".into()),
             (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {t:?} is not allowed"))),
             (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
         }
@@ -173,7 +179,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
                 UserVerification::Required => {
                     hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set"))
                 }
-                UserVerification::Preferred => signal(w.user_not_verified, ReasonCode::UserNotVerified, "the user was not verified".into()),
+                UserVerification::Preferred => signal(Signal::UserNotVerified, "the user was not verified".into()),
                 UserVerification::Discouraged => {}
             }
         }
@@ -184,8 +190,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         if reported != credential.backup_eligible {
             if profile.accepts_backup_eligibility_upgrade(credential.backup_eligible, reported) {
                 signal(
-                    w.backup_eligibility_upgrade,
-                    ReasonCode::BackupEligibilityChanged,
+                    Signal::BackupEligibilityUpgrade,
                     "BE changed from false to true since registration; accepted and recorded (allow_upgrade)".into(),
                 );
             } else {
@@ -203,7 +208,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         let t = if synced { "synced" } else { "device-bound" };
         hard.push(Finding::new(ReasonCode::PasskeyTypeNotAllowed, format!("{t} passkeys are not allowed by the profile")));
     } else if synced {
-        signal(w.synced_passkey, ReasonCode::SyncedPasskey, "synced (multi-device) passkey".into());
+        signal(Signal::SyncedPasskey, "synced (multi-device) passkey".into());
     }
 
     // Entra attestationEnforcement.
@@ -213,9 +218,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
                 ReasonCode::AttestationRequired,
                 "the profile requires attestation, and it was not verified at registration",
             )),
-            AttestationEnforcement::Disabled => {
-                signal(w.unattested_credential, ReasonCode::UnattestedCredential, "attestation was not verified at registration".into())
-            }
+            AttestationEnforcement::Disabled => signal(Signal::UnattestedCredential, "attestation was not verified at registration".into()),
         }
     }
 
@@ -236,29 +239,24 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         let what = format!("sign count {received} is not above the stored {stored}");
         match profile.sign_count_regression {
             RegressionAction::Deny => hard.push(Finding::new(ReasonCode::SignCountRegression, what)),
-            // A regression under step_up must never allow: at least step up.
-            RegressionAction::StepUp => signal(w.sign_count_regression.max(profile.step_up_at), ReasonCode::SignCountRegression, what),
+            RegressionAction::StepUp => signal(Signal::SignCountRegression, what),
         }
     }
 
     if counter == CounterCheck::Deferred {
-        signal(
-            w.sign_count_deferred,
-            ReasonCode::SignCountDeferred,
-            "the counter was checked against this replica's memory; the store was unreachable".into(),
-        );
+        signal(Signal::SignCountDeferred, "the counter was checked against this replica's memory; the store was unreachable".into());
     }
 
     // The gateway's context.
     if ctx.trusted_network == Some(false) {
-        signal(w.untrusted_network, ReasonCode::UntrustedNetwork, "sign-in from an untrusted network".into());
+        signal(Signal::UntrustedNetwork, "sign-in from an untrusted network".into());
     }
     if ctx.device_compliant == Some(false) {
-        signal(w.noncompliant_device, ReasonCode::NoncompliantDevice, "the device is not compliant".into());
+        signal(Signal::NoncompliantDevice, "the device is not compliant".into());
     }
     match ctx.upstream_risk {
-        RiskLevel::Medium => signal(w.upstream_risk_medium, ReasonCode::UpstreamRiskMedium, "upstream risk is medium".into()),
-        RiskLevel::High => signal(w.upstream_risk_high, ReasonCode::UpstreamRiskHigh, "upstream risk is high".into()),
+        RiskLevel::Medium => signal(Signal::UpstreamRiskMedium, "upstream risk is medium".into()),
+        RiskLevel::High => signal(Signal::UpstreamRiskHigh, "upstream risk is high".into()),
         RiskLevel::Low | RiskLevel::Unspecified => {}
     }
 

@@ -3,9 +3,13 @@
 //! enforcement, AAGUID key restrictions, user verification, plus what each
 //! risk signal costs and where the thresholds are.
 
+use crate::signal::Weights;
+use serde::{Deserialize, Serialize};
+
 /// Whether user verification is required (WebAuthn
 /// `UserVerificationRequirement`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UserVerification {
     /// UV missing denies (`USER_NOT_VERIFIED`).
     Required,
@@ -17,7 +21,8 @@ pub enum UserVerification {
 }
 
 /// What a signature-counter regression does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RegressionAction {
     /// Deny (`SIGN_COUNT_REGRESSION`), the default.
     #[default]
@@ -28,7 +33,8 @@ pub enum RegressionAction {
 }
 
 /// What a change of the BE flag since registration does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BackupEligibilityChange {
     /// Deny any change (the spec's rule), the default.
     #[default]
@@ -37,6 +43,16 @@ pub enum BackupEligibilityChange {
     /// credentials migrated from stores that did not keep BE. True-to-false
     /// still denies.
     AllowUpgrade,
+}
+
+/// A passkey type (Entra `passkeyTypes` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasskeyType {
+    /// BE = 0: a single-device credential, e.g. a security key.
+    DeviceBound,
+    /// BE = 1: a multi-device credential, e.g. a synced platform passkey.
+    Synced,
 }
 
 /// Which passkey types a profile accepts (Entra `passkeyTypes`).
@@ -48,6 +64,21 @@ pub struct PasskeyTypes {
     pub synced: bool,
 }
 
+impl PasskeyTypes {
+    /// The types in a list.
+    pub fn from_list(types: &[PasskeyType]) -> Self {
+        Self { device_bound: types.contains(&PasskeyType::DeviceBound), synced: types.contains(&PasskeyType::Synced) }
+    }
+
+    /// The accepted types as a list.
+    pub fn list(self) -> Vec<PasskeyType> {
+        [(self.device_bound, PasskeyType::DeviceBound), (self.synced, PasskeyType::Synced)]
+            .into_iter()
+            .filter_map(|(on, t)| on.then_some(t))
+            .collect()
+    }
+}
+
 impl Default for PasskeyTypes {
     fn default() -> Self {
         Self { device_bound: true, synced: true }
@@ -55,7 +86,8 @@ impl Default for PasskeyTypes {
 }
 
 /// Attestation enforcement (Entra `attestationEnforcement`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AttestationEnforcement {
     /// Unattested credentials are accepted (a risk signal).
     #[default]
@@ -66,7 +98,8 @@ pub enum AttestationEnforcement {
 }
 
 /// Whether the AAGUID list allows or blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EnforcementType {
     /// Only listed AAGUIDs are accepted.
     Allow,
@@ -90,55 +123,6 @@ impl KeyRestrictions {
         match self.enforcement_type {
             EnforcementType::Allow => listed,
             EnforcementType::Block => !listed,
-        }
-    }
-}
-
-/// Risk weight of each signal, added to the score (capped at 100).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weights {
-    /// A synced (backup-eligible) passkey.
-    pub synced_passkey: u32,
-    /// A credential not attested at registration.
-    pub unattested_credential: u32,
-    /// UV missing where it is preferred.
-    pub user_not_verified: u32,
-    /// A counter regression under `RegressionAction::StepUp` (at least the
-    /// step-up threshold is charged).
-    pub sign_count_regression: u32,
-    /// An allowed cross-origin ceremony.
-    pub cross_origin: u32,
-    /// `trusted_network` false.
-    pub untrusted_network: u32,
-    /// `device_compliant` false.
-    pub noncompliant_device: u32,
-    /// Upstream risk medium.
-    pub upstream_risk_medium: u32,
-    /// Upstream risk high.
-    pub upstream_risk_high: u32,
-    /// An allowed legacy algorithm (RS1).
-    pub legacy_algorithm: u32,
-    /// A BE false-to-true change accepted under `allow_upgrade`.
-    pub backup_eligibility_upgrade: u32,
-    /// A counter checked against the replica's memory during a store outage.
-    pub sign_count_deferred: u32,
-}
-
-impl Default for Weights {
-    fn default() -> Self {
-        Self {
-            synced_passkey: 10,
-            unattested_credential: 10,
-            user_not_verified: 20,
-            sign_count_regression: 50,
-            cross_origin: 20,
-            untrusted_network: 20,
-            noncompliant_device: 30,
-            upstream_risk_medium: 30,
-            upstream_risk_high: 60,
-            legacy_algorithm: 20,
-            backup_eligibility_upgrade: 10,
-            sign_count_deferred: 10,
         }
     }
 }

@@ -62,7 +62,7 @@ fn workforce() -> Profile {
     Profile {
         step_up_at: 40,
         deny_at: 80,
-        weights: Weights { synced_passkey: 10, untrusted_network: 20, upstream_risk_high: 60, ..Weights::default() },
+        weights: Weights::with([(Signal::SyncedPasskey, 10), (Signal::UntrustedNetwork, 20), (Signal::UpstreamRiskHigh, 60)]),
         ..Profile::default()
     }
 }
@@ -336,20 +336,11 @@ mod properties {
     use proptest::prelude::*;
 
     fn weights() -> impl Strategy<Value = Weights> {
-        proptest::array::uniform12(0u32..=100).prop_map(|w| Weights {
-            synced_passkey: w[0],
-            unattested_credential: w[1],
-            user_not_verified: w[2],
-            sign_count_regression: w[3],
-            cross_origin: w[4],
-            untrusted_network: w[5],
-            noncompliant_device: w[6],
-            upstream_risk_medium: w[7],
+        proptest::array::uniform12(0u32..=100).prop_map(|w| {
+            let mut weights = Weights::with(Signal::ALL.into_iter().zip(w));
             // Config validation keeps high >= medium.
-            upstream_risk_high: w[8].max(w[7]),
-            legacy_algorithm: w[9],
-            backup_eligibility_upgrade: w[10],
-            sign_count_deferred: w[11],
+            weights[Signal::UpstreamRiskHigh] = weights[Signal::UpstreamRiskHigh].max(weights[Signal::UpstreamRiskMedium]);
+            weights
         })
     }
 

@@ -52,7 +52,7 @@ fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
 /// Parses a UUID ("cb69481e-8ff7-4039-93ec-0a2729a154a8") or base64url.
 fn aaguid(s: &str) -> Result<Vec<u8>, String> {
     if s.contains('-') && s.len() == 36 {
-        return crate::profiles::parse_uuid(s).map(|a| a.to_vec()).ok_or_else(|| format!("aaguid: {s:?} is not a UUID"));
+        return crate::config::parse_uuid(s).map(|a| a.to_vec()).ok_or_else(|| format!("aaguid: {s:?} is not a UUID"));
     }
     b64("aaguid", s)
 }
@@ -209,7 +209,7 @@ pub async fn export(store: &dyn CredentialStore, out: &mut (dyn std::io::Write +
                 credential_id: b64(&r.credential_id),
                 user_handle: b64(&r.user_handle),
                 public_key_cose: b64(&r.public_key_cose),
-                aaguid: (r.aaguid.len() == 16).then(|| crate::profiles::format_uuid(&r.aaguid16())),
+                aaguid: (r.aaguid.len() == 16).then(|| crate::config::format_uuid(&r.aaguid16())),
                 rp_id: r.rp_id,
                 sign_count: r.sign_count,
                 backup_eligible: r.backup_eligible,

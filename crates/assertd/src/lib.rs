@@ -10,7 +10,6 @@ pub mod config;
 pub mod convert;
 pub mod engine;
 pub mod import;
-pub mod profiles;
 pub mod server;
 pub mod service;
 pub mod stack;

@@ -103,6 +103,7 @@ enum CredentialsCommand {
     },
 }
 
+/// The config file (parsed; compiled where it is used), or the defaults.
 fn load(config: Option<PathBuf>) -> Result<Config, String> {
     match config {
         Some(p) => Config::load(&p).map_err(|e| e.to_string()),
@@ -128,9 +129,13 @@ fn main() -> ExitCode {
                 c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
                 c.allow_plaintext |= allow_plaintext;
-                // Flags can make a valid file unsafe (e.g. --listen 0.0.0.0).
-                c.validate().map_err(|(key, problem)| format!("invalid settings: {key}: {problem}"))?;
-                assertd::server::serve(c, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
+                // Compiled after the flags: they can make a valid file unsafe
+                // (e.g. --listen 0.0.0.0).
+                let policy = c.compile().map_err(|e| match &config {
+                    Some(p) => format!("invalid config {}: {e}", p.display()),
+                    None => format!("invalid settings: {e}"),
+                })?;
+                assertd::server::serve(c, policy, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())
             }
             Command::Health { target, service, timeout } => {
                 let status = tokio::time::timeout(std::time::Duration::from_secs(timeout), async {
@@ -154,8 +159,8 @@ fn main() -> ExitCode {
                 }
             }
             Command::Config { command: ConfigCommand::Check { file } } => {
-                let c = Config::load(&file).map_err(|e| e.to_string())?;
-                print!("{}", assertd::profiles::describe(&c).map_err(|e| e.to_string())?);
+                let (c, policy) = Config::load_compiled(&file).map_err(|e| e.to_string())?;
+                print!("{}", c.describe(&policy)?);
                 Ok(())
             }
             Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir } } => {

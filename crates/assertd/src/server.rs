@@ -1,7 +1,7 @@
 //! Wiring: store, cache, pool, engine, gRPC services (with health and
 //! reflection), the metrics listener, and graceful shutdown.
 
-use crate::config::{Backend, Config, CounterOutage};
+use crate::config::{Backend, Config, CounterOutage, Policy};
 use crate::engine::Engine;
 use crate::engine::journal::Journal;
 use crate::service::{CredentialSvc, VerificationSvc};
@@ -64,13 +64,18 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn CredentialStore>, ass
 /// Builds the engine (store, cache, pool) for a config, and starts what
 /// keeps the cache honest: the store's change feed, if it has one.
 pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
+    let policy = config.compile().map_err(|e| ServeError::Startup(e.to_string()))?;
+    engine_with(config, policy).await
+}
+
+/// [`engine`] with the config already compiled.
+pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>, ServeError> {
     let store = open_store(config).await?;
     let changes = store.changes();
     let cache = KeyCache::new(store, config.cache.into());
     if let Some(changes) = changes {
         tokio::spawn(follow_changes(changes, cache.clone()));
     }
-    let policy = config.policy().map_err(|(k, e)| ServeError::Startup(format!("{k}: {e}")))?;
     let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
     let journal = (config.store.counter_outage == CounterOutage::Defer)
         .then(|| Journal::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX), config.store.max_deferred_counters));
@@ -150,18 +155,14 @@ pub const LIVENESS_SERVICE: &str = "liveness";
 /// file swaps in atomically; an invalid one is logged and counted, and the
 /// running policy stays. Returns whether the new policy is active.
 pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
-    let loaded = Config::load(path).map_err(|e| e.to_string()).and_then(|c| match c.policy() {
-        Ok(p) => Ok((c, p)),
-        Err((k, e)) => Err(format!("{k}: {e}")),
-    });
-    match loaded {
+    match Config::load_compiled(path) {
         Err(e) => {
             telemetry::config_reload(false);
             tracing::error!(error = %e, "config reload rejected; the running policy stays active");
             false
         }
         Ok((new, policy)) => {
-            if new.restart_only() != running.restart_only() {
+            if new.restart_differs(running) {
                 tracing::warn!("config reload: listeners, data_dir, cache, limits, pool and store settings change only on restart");
             }
             let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
@@ -210,11 +211,12 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
 /// `config_path`, the policy reloads on SIGHUP and on file change.
 pub async fn serve(
     config: Config,
+    policy: Policy,
     config_path: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
-    let engine = engine(&config).await?;
+    let engine = engine_with(&config, policy).await?;
     let cache = engine.cache().clone();
 
     let tls = match &config.tls {

@@ -1,0 +1,440 @@
+//! The TOML configuration: listeners, data directory, relying parties,
+//! profiles, clients, and the plain settings in [`sections`]. Every key is
+//! documented in README.md.
+//!
+//! A file is parsed ([`Config::load`]) and then compiled once
+//! ([`Config::compile`]) into the runtime [`Policy`]: every value serde
+//! cannot check is checked there, and every error names its key.
+
+mod clients;
+mod profile;
+mod sections;
+
+pub use clients::ClientConfig;
+pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
+pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
+
+use assertd_policy::{Profile, RegressionAction, UserVerification};
+use assertd_verify::RelyingParty;
+use sections::store_table_or_name;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The whole configuration file. Unknown keys are errors, so a typo cannot
+/// silently leave a safety setting at its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: SocketAddr,
+    /// Directory of the embedded SQLite store.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_drain")]
+    pub shutdown_grace_seconds: u64,
+    /// Seconds between checks of the config file for changes (0: only
+    /// SIGHUP reloads).
+    #[serde(default = "default_watch")]
+    pub config_watch_interval_seconds: u64,
+    /// Relying parties; an assertion for any other RP gets RP_UNKNOWN.
+    #[serde(default)]
+    pub relying_parties: Vec<RelyingPartyConfig>,
+    /// Named passkey profiles.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+    /// Key cache.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// CPU pool.
+    #[serde(default)]
+    pub pool: PoolSection,
+    /// Credential store: a `[store]` table, or the shorthand
+    /// `store = "sqlite" | "postgres"` (every other store key at its default;
+    /// the URL from `ASSERTD_DATABASE_URL`).
+    #[serde(default, deserialize_with = "store_table_or_name")]
+    pub store: StoreSection,
+    /// TLS for the gRPC listener (mutual when `client_ca_file` is set).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Serve plaintext gRPC on a non-loopback `listen` address (behind a
+    /// mesh sidecar that terminates mTLS). Without `[tls]`, a non-loopback
+    /// listener is refused unless this is true.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// A plaintext listener serving only `grpc.health.v1` (for probes that
+    /// cannot present client certificates, e.g. the kubelet's).
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
+    /// Callers and what they may do; none: authorization off.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_drain() -> u64 {
+    25
+}
+fn default_watch() -> u64 {
+    5
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            metrics_listen: default_metrics_listen(),
+            data_dir: default_data_dir(),
+            shutdown_grace_seconds: default_drain(),
+            config_watch_interval_seconds: default_watch(),
+            relying_parties: Vec::new(),
+            profiles: BTreeMap::new(),
+            cache: CacheSection::default(),
+            limits: Limits::default(),
+            pool: PoolSection::default(),
+            store: StoreSection::default(),
+            tls: None,
+            allow_plaintext: false,
+            health_listen: None,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// One `[[relying_parties]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelyingPartyConfig {
+    /// The RP ID (a registrable domain suffix of the origins).
+    pub id: String,
+    /// Exact origins accepted in clientDataJSON, e.g.
+    /// `https://login.example.com` or `android:apk-key-hash:<hash>`.
+    pub origins: Vec<String>,
+    /// Also accept subdomains of the listed web origins (same scheme/port).
+    #[serde(default)]
+    pub allow_subdomains: bool,
+    /// Legacy FIDO U2F AppID, for credentials registered through U2F.
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// The profile used when an assertion names none. Unset: the built-in
+    /// default profile, adjusted by the RP-level keys below.
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub user_verification: Option<UserVerification>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub allow_cross_origin: Option<bool>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub allowed_top_origins: Option<Vec<String>>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub allow_legacy_algorithms: Option<bool>,
+    /// RP-level profile key, for RPs without a `default_profile`.
+    #[serde(default)]
+    pub sign_count_regression: Option<RegressionAction>,
+}
+
+impl RelyingPartyConfig {
+    /// The RP-level shorthand for a profile's keys (kept from before named
+    /// profiles existed), refused alongside `default_profile`.
+    fn profile_keys(&self) -> ProfileConfig {
+        ProfileConfig {
+            user_verification: self.user_verification,
+            allow_cross_origin: self.allow_cross_origin,
+            allowed_top_origins: self.allowed_top_origins.clone(),
+            allow_legacy_algorithms: self.allow_legacy_algorithms,
+            sign_count_regression: self.sign_count_regression,
+            ..ProfileConfig::default()
+        }
+    }
+
+    /// The first RP-level profile key that is set, if any.
+    fn first_profile_key(&self) -> Option<&'static str> {
+        [
+            (self.user_verification.is_some(), "user_verification"),
+            (self.allow_cross_origin.is_some(), "allow_cross_origin"),
+            (self.allowed_top_origins.is_some(), "allowed_top_origins"),
+            (self.allow_legacy_algorithms.is_some(), "allow_legacy_algorithms"),
+            (self.sign_count_regression.is_some(), "sign_count_regression"),
+        ]
+        .into_iter()
+        .find_map(|(set, k)| set.then_some(k))
+    }
+}
+
+/// A value out of range or inconsistent with another: the key (dotted, as
+/// in the file, e.g. `profiles.tier0.risk.deny_at`) and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct Invalid {
+    /// The offending key.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Invalid {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { key: key.into(), problem: problem.into() }
+    }
+
+    /// The same problem, its key under `prefix`.
+    pub fn under(self, prefix: &str) -> Self {
+        Self { key: format!("{prefix}.{}", self.key), problem: self.problem }
+    }
+}
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config {path}: {key}: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads and parses a config file (serde's checks: shapes, types,
+    /// unknown keys, with line and column). [`Config::compile`] checks the
+    /// rest.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Reads, parses and compiles a config file.
+    pub fn load_compiled(path: &Path) -> Result<(Self, Policy), ConfigError> {
+        let config = Self::load(path)?;
+        let policy = config.compile().map_err(|e| ConfigError::Invalid { path: path.to_owned(), key: e.key, problem: e.problem })?;
+        Ok((config, policy))
+    }
+
+    /// Checks every value serde cannot and compiles relying parties,
+    /// profiles and clients into the runtime [`Policy`]: one pass, each
+    /// profile resolved once.
+    pub fn compile(&self) -> Result<Policy, Invalid> {
+        self.check_settings()?;
+        let clients = clients::compile(&self.clients)?;
+        let mut profiles = HashMap::new();
+        for (name, p) in &self.profiles {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(Invalid::new(format!("profiles.{name}"), "profile names use letters, digits, '-' and '_'"));
+            }
+            profiles.insert(name.clone(), Arc::new(p.resolve().map_err(|e| e.under(&format!("profiles.{name}")))?));
+        }
+        let mut rps = HashMap::new();
+        for (i, c) in self.relying_parties.iter().enumerate() {
+            let entry = Self::compile_rp(c, &profiles).map_err(|e| e.under(&format!("relying_parties[{i}]")))?;
+            if rps.insert(c.id.clone(), Arc::new(entry)).is_some() {
+                return Err(Invalid::new(format!("relying_parties[{i}].id"), format!("{:?} is configured twice", c.id)));
+            }
+        }
+        Ok(Policy { rps, profiles, clients })
+    }
+
+    /// One relying party, with its default profile.
+    fn compile_rp(rp: &RelyingPartyConfig, profiles: &HashMap<String, Arc<Profile>>) -> Result<RpEntry, Invalid> {
+        if rp.id.is_empty() || rp.id.contains(['/', ':', ' ']) {
+            return Err(Invalid::new("id", format!("{:?} is not an RP ID (a domain, e.g. \"login.example.com\")", rp.id)));
+        }
+        if rp.origins.is_empty() {
+            return Err(Invalid::new("origins", "at least one origin is required"));
+        }
+        for o in &rp.origins {
+            let web = o.starts_with("https://") || o.starts_with("http://");
+            if !(web || o.starts_with("android:apk-key-hash:")) || o.ends_with('/') {
+                return Err(Invalid::new(
+                    "origins",
+                    format!("{o:?} is not an origin (\"https://host[:port]\" without a path, or \"android:apk-key-hash:...\")"),
+                ));
+            }
+        }
+        let (name, profile) = match &rp.default_profile {
+            Some(name) => {
+                let p = profiles
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| Invalid::new("default_profile", format!("profile {name:?} is not defined under [profiles]")))?;
+                if let Some(k) = rp.first_profile_key() {
+                    return Err(Invalid::new(
+                        k,
+                        format!("set it in profile {name:?}: RP-level profile keys only apply without default_profile"),
+                    ));
+                }
+                (name.clone(), p)
+            }
+            None => ("(built-in)".to_owned(), Arc::new(rp.profile_keys().resolve()?)),
+        };
+        let verifier = RelyingParty::new(rp.id.clone(), rp.origins.clone(), rp.allow_subdomains, rp.appid.as_deref());
+        Ok(RpEntry { rp: verifier, default_profile: profile, default_profile_name: name })
+    }
+
+    /// The settings that are not policy: limits, store, TLS, listeners.
+    fn check_settings(&self) -> Result<(), Invalid> {
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_batch_size", l.max_batch_size),
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_client_data_json_bytes", l.max_client_data_json_bytes),
+            ("limits.max_authenticator_data_bytes", l.max_authenticator_data_bytes),
+            ("limits.max_signature_bytes", l.max_signature_bytes),
+            ("limits.max_challenge_bytes", l.max_challenge_bytes),
+        ] {
+            if v == 0 {
+                return Err(Invalid::new(key, "must be greater than 0"));
+            }
+        }
+        let positive = [
+            ("store.timeout_ms", self.store.timeout_ms),
+            ("store.pool_size", self.store.pool_size as u64),
+            ("store.last_used_interval_seconds", self.store.last_used_interval_seconds),
+            ("cache.max_entries", self.cache.max_entries),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Invalid::new(*key, "must be greater than 0"));
+        }
+        if self.store.backend == Backend::Postgres && self.database_url().is_none() {
+            return Err(Invalid::new("store.url", "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)"));
+        }
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+            return Err(Invalid::new(
+                "listen",
+                format!(
+                    "{} is not a loopback address: configure [tls], or set allow_plaintext = true if a mesh sidecar terminates TLS",
+                    self.listen
+                ),
+            ));
+        }
+        if let Some(t) = &self.tls
+            && t.handshake_timeout_ms == 0
+        {
+            return Err(Invalid::new("tls.handshake_timeout_ms", "must be greater than 0"));
+        }
+        let mutual = self.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+        if let Some(i) = self.clients.iter().position(|c| !c.certificate_names.is_empty())
+            && !mutual
+        {
+            return Err(Invalid::new(format!("clients[{i}].certificate_names"), "certificate identities need [tls] client_ca_file"));
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL URL: `ASSERTD_DATABASE_URL`, else `store.url`.
+    pub fn database_url(&self) -> Option<String> {
+        std::env::var("ASSERTD_DATABASE_URL").ok().filter(|u| !u.is_empty()).or_else(|| self.store.url.clone())
+    }
+
+    /// Whether `other` differs from this config in a setting that changes
+    /// only on restart (listeners, data_dir, cache, limits, pool, store,
+    /// TLS).
+    pub fn restart_differs(&self, other: &Self) -> bool {
+        let key = |c: &Self| {
+            (
+                c.listen,
+                c.metrics_listen,
+                c.data_dir.clone(),
+                c.limits,
+                c.cache,
+                c.pool,
+                c.store.clone(),
+                c.tls.clone(),
+                c.allow_plaintext,
+                c.health_listen,
+            )
+        };
+        key(self) != key(other)
+    }
+
+    /// The effective policy, for people: each relying party with its
+    /// default profile, then every profile with all keys spelled out
+    /// (defaults included), as TOML (`assertd config check`).
+    pub fn describe(&self, policy: &Policy) -> Result<String, String> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "# config OK: {} relying parties, {} profiles", self.relying_parties.len(), self.profiles.len());
+        for rp in &self.relying_parties {
+            let name = rp.default_profile.as_deref().unwrap_or("(built-in, with the RP's own keys)");
+            let _ = writeln!(out, "# relying party {:?}: default profile {name}", rp.id);
+        }
+        let mut effective: BTreeMap<String, ProfileConfig> =
+            policy.profiles.iter().map(|(name, p)| (name.clone(), ProfileConfig::effective(p))).collect();
+        if self.profiles.is_empty() {
+            effective.insert("(built-in)".to_owned(), ProfileConfig::effective(&Profile::default()));
+        }
+        #[derive(Serialize)]
+        struct Out {
+            profiles: BTreeMap<String, ProfileConfig>,
+        }
+        out.push_str(&toml::to_string(&Out { profiles: effective }).map_err(|e| e.to_string())?);
+        Ok(out)
+    }
+}
+
+/// Relying parties and named profiles: everything a reload can change.
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Relying parties by RP ID.
+    pub rps: HashMap<String, Arc<RpEntry>>,
+    /// Named profiles.
+    pub profiles: HashMap<String, Arc<Profile>>,
+    /// Callers and their grants.
+    pub clients: crate::authz::ClientTable,
+}
+
+/// A relying party ready for verification.
+#[derive(Debug)]
+pub struct RpEntry {
+    /// Verification settings.
+    pub rp: RelyingParty,
+    /// The profile for assertions that name none.
+    pub default_profile: Arc<Profile>,
+    /// Its name ("(built-in)" for the RP-level keys).
+    pub default_profile_name: String,
+}
+
+#[cfg(test)]
+mod tests;

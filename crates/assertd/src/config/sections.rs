@@ -1,0 +1,203 @@
+//! The config file's sections that are plain settings (no policy): TLS,
+//! store, key cache, limits, CPU pool. Each changes only on restart.
+
+use assertd_store::CacheConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain of the server, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the server (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s); when set, every client must present a
+    /// certificate chaining to one of them (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of the three files for changes (0: only
+    /// SIGHUP reloads them). New connections use the new material; open
+    /// connections keep theirs.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval_seconds: u64,
+    /// Longest a TLS handshake may take before the connection is dropped.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    30
+}
+fn default_handshake_timeout() -> u64 {
+    10_000
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Embedded SQLite under `data_dir`.
+    #[default]
+    Sqlite,
+    /// PostgreSQL at `url`.
+    Postgres,
+}
+
+/// `[store] counter_outage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterOutage {
+    /// Check counters of credentials this replica has seen against its
+    /// memory and queue the updates (`SIGN_COUNT_DEFERRED`).
+    #[default]
+    Defer,
+    /// Every assertion gets STORE_UNAVAILABLE.
+    Deny,
+}
+
+pub(super) fn store_table_or_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StoreSection, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Name(Backend),
+        Table(StoreSection),
+    }
+    // Untagged enums lose the inner error; say what is accepted.
+    match Either::deserialize(d) {
+        Ok(Either::Name(backend)) => Ok(StoreSection { backend, ..StoreSection::default() }),
+        Ok(Either::Table(t)) => Ok(t),
+        Err(_) => Err(serde::de::Error::custom(
+            "store must be \"sqlite\", \"postgres\", or a [store] table of known keys (backend, url, pool_size, timeout_ms, ...)",
+        )),
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite` (default) or `postgres`.
+    pub backend: Backend,
+    /// PostgreSQL connection URL; `ASSERTD_DATABASE_URL` overrides it.
+    pub url: Option<String>,
+    /// Most PostgreSQL connections per replica.
+    pub pool_size: usize,
+    /// Longest a store call may take (SQLite: the wait for the database
+    /// lock; PostgreSQL: statement and lock timeout, connection wait) before
+    /// the assertion gets STORE_UNAVAILABLE.
+    pub timeout_ms: u64,
+    /// Readiness turns NOT_SERVING once the store has been unreachable this
+    /// long.
+    pub readiness_grace_seconds: u64,
+    /// `last_used_at` is written at most once per credential per interval
+    /// (per cache entry: a credential reloaded into the cache may be
+    /// written once more).
+    pub last_used_interval_seconds: u64,
+    /// What counters do while the store is unreachable.
+    pub counter_outage: CounterOutage,
+    /// Most counter updates queued during an outage.
+    pub max_deferred_counters: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            url: None,
+            pool_size: 16,
+            timeout_ms: 2000,
+            readiness_grace_seconds: 10,
+            last_used_interval_seconds: 60,
+            counter_outage: CounterOutage::Defer,
+            max_deferred_counters: 100_000,
+        }
+    }
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Most credentials cached.
+    pub max_entries: u64,
+    /// Seconds a found credential stays cached.
+    pub ttl_seconds: u64,
+    /// Seconds an unknown credential ID stays cached as unknown.
+    pub negative_ttl_seconds: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        let d = CacheConfig::default();
+        Self { max_entries: d.max_entries, ttl_seconds: d.ttl.as_secs(), negative_ttl_seconds: d.negative_ttl.as_secs() }
+    }
+}
+
+impl From<CacheSection> for CacheConfig {
+    fn from(c: CacheSection) -> Self {
+        Self {
+            max_entries: c.max_entries,
+            ttl: Duration::from_secs(c.ttl_seconds),
+            negative_ttl: Duration::from_secs(c.negative_ttl_seconds),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most assertions in one request (INVALID_ARGUMENT beyond).
+    pub max_batch_size: usize,
+    /// Largest gRPC message accepted (RESOURCE_EXHAUSTED beyond).
+    pub max_message_bytes: usize,
+    /// Largest clientDataJSON (INVALID_REQUEST beyond).
+    pub max_client_data_json_bytes: usize,
+    /// Largest authenticatorData (INVALID_REQUEST beyond).
+    pub max_authenticator_data_bytes: usize,
+    /// Largest signature (INVALID_REQUEST beyond).
+    pub max_signature_bytes: usize,
+    /// Largest expected_challenge (INVALID_REQUEST beyond).
+    pub max_challenge_bytes: usize,
+    /// Unary verification RPCs admitted at once; beyond, RESOURCE_EXHAUSTED
+    /// at once instead of an unbounded queue. 0: 16 per verification thread.
+    pub max_concurrent_rpcs: usize,
+    /// Assertions admitted and not yet answered, across unary RPCs and
+    /// stream messages; a unary RPC that would exceed it gets
+    /// RESOURCE_EXHAUSTED at once, a stream message waits. 0: 192 per
+    /// verification thread.
+    pub max_queued_assertions: usize,
+    /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Seconds after which a connection is asked to go away (GOAWAY), so
+    /// long-lived gRPC clients rebalance across replicas; 0: never.
+    pub max_connection_age_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_client_data_json_bytes: 16 * 1024,
+            max_authenticator_data_bytes: 16 * 1024,
+            max_signature_bytes: 2048,
+            max_challenge_bytes: 1024,
+            max_concurrent_rpcs: 0,
+            max_queued_assertions: 0,
+            max_concurrent_streams: 128,
+            max_connection_age_seconds: 300,
+        }
+    }
+}
+
+/// `[pool]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    /// Verification threads; 0 means one per CPU core.
+    pub threads: usize,
+}
