@@ -76,8 +76,8 @@ pub struct SignInContext {
     pub upstream_risk: RiskLevel,
 }
 
-/// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2,
-/// signCount step), done by the store.
+/// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2
+/// step 23), done by the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterCheck {
     /// Not checked (the assertion failed verification first).
@@ -144,7 +144,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         signals.push((weight, Finding::new(s.reason(), format!("{what} (risk +{weight})"))));
     };
 
-    // DESIGN.md step 4: legacy algorithms only where the profile allows them.
+    // assertd rule (DESIGN.md, step 4): legacy algorithms only where the
+    // profile allows them.
     if v.algorithm.is_legacy() {
         if profile.allow_legacy_algorithms {
             signal(Signal::LegacyAlgorithm, format!("legacy algorithm {}", v.algorithm.name()));
@@ -156,7 +157,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         }
     }
 
-    // §7.2: crossOrigin / topOrigin are acceptable only where the RP expects
+    // §7.2 steps 13–14: crossOrigin / topOrigin are acceptable only where the RP expects
     // to be embedded.
     if let Some(top) = &v.cross_origin {
         let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
@@ -172,7 +173,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     // registered when the authenticator data did not parse.
     let synced = v.authenticator.map_or(credential.backup_eligible, |a| a.flags.backup_eligible());
     if let Some(a) = v.authenticator {
-        // §7.2: "Determine whether user verification is required ... If so,
+        // §7.2 step 17: "Determine whether user verification is required ... If so,
         // verify that the UV bit of the flags in authData is set."
         if !a.flags.user_verified() {
             match profile.user_verification {
@@ -183,7 +184,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
                 UserVerification::Discouraged => {}
             }
         }
-        // §6.1.3: BE is fixed at credential creation; a change means another
+        // §7.2 step 19 with §6.1.3: BE is fixed at credential creation; a change means another
         // credential or a misbehaving authenticator. Some stores lost BE on
         // migration: `allow_upgrade` accepts false -> true once.
         let reported = a.flags.backup_eligible();
@@ -202,7 +203,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         }
     }
 
-    // Entra passkeyTypes: device-bound (BE = 0) and/or synced (BE = 1).
+    // assertd rule (Entra passkeyTypes): device-bound (BE = 0) and/or
+    // synced (BE = 1).
     let type_allowed = if synced { profile.passkey_types.synced } else { profile.passkey_types.device_bound };
     if !type_allowed {
         let t = if synced { "synced" } else { "device-bound" };
@@ -211,7 +213,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         signal(Signal::SyncedPasskey, "synced (multi-device) passkey".into());
     }
 
-    // Entra attestationEnforcement.
+    // assertd rule (Entra attestationEnforcement), from facts the
+    // registration (§7.1) established.
     if !credential.attested {
         match profile.attestation_enforcement {
             AttestationEnforcement::RegistrationOnly => hard.push(Finding::new(
@@ -222,7 +225,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         }
     }
 
-    // Entra keyRestrictions.
+    // assertd rule (Entra keyRestrictions): the AAGUID (§6.5.2) on an allow
+    // or block list.
     if let Some(k) = &profile.key_restrictions
         && !k.permits(&credential.aaguid)
     {
@@ -233,7 +237,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         hard.push(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {} {list}", format_uuid(&credential.aaguid))));
     }
 
-    // §7.2 signCount: a regression "is a signal that the authenticator may be
+    // §7.2 step 23: a regression "is a signal that the authenticator may be
     // cloned"; the profile decides what it costs.
     if let CounterCheck::Regressed { stored, received } = counter {
         let what = format!("sign count {received} is not above the stored {stored}");
@@ -247,7 +251,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         signal(Signal::SignCountDeferred, "the counter was checked against this replica's memory; the store was unreachable".into());
     }
 
-    // The gateway's context.
+    // assertd rule: the gateway's context as risk signals.
     if ctx.trusted_network == Some(false) {
         signal(Signal::UntrustedNetwork, "sign-in from an untrusted network".into());
     }

@@ -115,6 +115,8 @@ impl<'a> AuthenticatorData<'a> {
             None
         };
 
+        // §7.2 step 20 (extension outputs are as expected): with ED set, the
+        // extensions are exactly one well-formed CBOR map (§6.1).
         let extensions = if flags.extension_data() {
             let mut cbor = Reader::new(rest);
             let mut peek = cbor.clone();
@@ -131,6 +133,7 @@ impl<'a> AuthenticatorData<'a> {
             None
         };
 
+        // assertd rule, from §6.1's layout: nothing follows the last part.
         if !rest.is_empty() {
             return Err(AuthenticatorDataError::TrailingBytes(rest.len()));
         }

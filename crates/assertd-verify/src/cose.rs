@@ -298,7 +298,7 @@ impl PublicKey {
         }
     }
 
-    /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 21: the
+    /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 22: the
     /// message is authenticatorData || SHA-256(clientDataJSON)).
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
         match &self.material {

@@ -1,6 +1,7 @@
-//! The assertion verifier: WebAuthn L3 §7.2 for a verifier that already holds
-//! the credential record. It reports every failed check and the facts the
-//! policy engine needs; it decides nothing about risk.
+//! The assertion verifier: WebAuthn L3 §7.2 steps 6–22 for a verifier that
+//! already holds the credential record. It reports every failed check and
+//! the facts the policy engine needs; it decides nothing about risk. The
+//! step table is in the crate documentation.
 
 use crate::authenticator_data::{AuthenticatorData, Flags};
 use crate::client_data::ClientData;
@@ -75,35 +76,43 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     let mut failures = Vec::new();
     let mut fail = |code, message: String| failures.push(Finding::new(code, message));
 
-    // §7.2: "If response.userHandle is present, ... verify that it equals the
-    // user handle of the credential record."
+    // §7.2 step 6: "If response.userHandle is present, verify that it equals
+    // the user handle of the user account." (Finding the credential record
+    // is the engine's lookup, before this function.)
     if !a.user_handle.is_empty() && a.user_handle != credential.user_handle {
         fail(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle".into());
     }
 
-    // §7.2: JSONtext = UTF-8 decode(cData); C = parse JSON.
+    // §7.2 step 7: cData, authData, sig are the three inputs.
+    // §7.2 steps 8–9: JSONtext = UTF-8 decode(cData); C = parse JSON.
     let mut cross_origin = None;
     match ClientData::parse(a.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
-            // §7.2: "Verify that the value of C.type is the string webauthn.get."
+            // §7.2 step 10: "Verify that the value of C.type is the string
+            // webauthn.get."
             if c.ty != "webauthn.get" {
                 fail(ReasonCode::WrongCeremonyType, format!("clientDataJSON.type is {:?}, expected \"webauthn.get\"", truncate(&c.ty)));
             }
-            // §7.2: "Verify that the value of C.challenge equals the base64url
-            // encoding of pkOptions.challenge."
+            // §7.2 step 11: "Verify that the value of C.challenge equals the
+            // base64url encoding of options.challenge." Compared in constant
+            // time; padding or non-base64url characters are refused (an
+            // assertd rule: the encoding is unpadded base64url, §5.8.1).
             match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()) {
                 Ok(got) if ring_eq(&got, a.expected_challenge) => {}
                 Ok(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into()),
                 Err(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into()),
             }
-            // §7.2: "Verify that the value of C.origin is an origin expected by
-            // the Relying Party."
+            // §7.2 step 12: "Verify that the value of C.origin is an origin
+            // expected by the Relying Party" (exact match, or the RP's
+            // configured subdomain rule).
             if !rp.origin_allowed(&c.origin) {
                 fail(ReasonCode::OriginNotAllowed, format!("origin {:?} is not allowed for RP {:?}", truncate(&c.origin), rp.id()));
             }
-            // §7.2: "If C.topOrigin is present: verify that C.crossOrigin is
-            // true." Whether cross-origin use is acceptable is policy.
+            // assertd rule, from §5.8.1: topOrigin is set only when
+            // crossOrigin is true; one without the other is malformed.
+            // §7.2 steps 13–14 (crossOrigin, topOrigin expected by the RP)
+            // are policy: the verifier reports, the profile decides.
             if c.top_origin.is_some() && c.cross_origin != Some(true) {
                 fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
             }
@@ -118,9 +127,10 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
         Err(e) => fail(ReasonCode::MalformedAuthenticatorData, e.to_string()),
         Ok(ad) => {
             authenticator = Some(AuthenticatorFacts { flags: ad.flags, sign_count: ad.sign_count });
-            // §7.2: "Verify that the rpIdHash in authData is the SHA-256 hash of
-            // the RP ID expected by the Relying Party." §10.1.1: when the AppID
-            // extension was used, the hash of the AppID instead.
+            // §7.2 step 15: "Verify that the rpIdHash in authData is the
+            // SHA-256 hash of the RP ID expected by the Relying Party."
+            // §10.1.1: when the AppID extension was used, the hash of the
+            // AppID instead.
             let expected = if a.appid_used { rp.appid_hash() } else { Some(rp.rp_id_hash()) };
             match expected {
                 Some(h) if h == ad.rp_id_hash => {}
@@ -128,22 +138,27 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
                 Some(_) => fail(ReasonCode::RpIdMismatch, format!("rpIdHash is not SHA-256 of {:?}", rp.id())),
                 None => fail(ReasonCode::RpIdMismatch, "the AppID extension was used but the RP has no appid configured".into()),
             }
-            // §7.2: "Verify that the UP bit of the flags in authData is set."
+            // §7.2 step 16: "Verify that the UP bit of the flags in authData
+            // is set." (Step 17, UV, is the profile's: assertd-policy.)
             if !ad.flags.user_present() {
                 fail(ReasonCode::UserNotPresent, "the UP flag is not set".into());
             }
-            // §7.2: "If the BE bit of the flags in authData is not set, verify
-            // that the BS bit is not set."
+            // §7.2 step 18: "If the BE bit of the flags in authData is not
+            // set, verify that the BS bit is not set." (Step 19, BE against
+            // the credential record, is the profile's.) Step 20, extension
+            // outputs: the parser refuses malformed extensions and trailing
+            // bytes; no extension's output changes the verdict.
             if !ad.flags.backup_eligible() && ad.flags.backup_state() {
                 fail(ReasonCode::BackupStateInvalid, "BS is set while BE is not".into());
             }
         }
     }
 
-    // §7.2: "Let hash be the result of computing a hash over the cData using
-    // SHA-256", then verify sig over the binary concatenation of authData and
-    // hash. Signed bytes are checked even when a parse above failed: a
-    // signature over garbage still says whether the bytes are authentic.
+    // §7.2 step 21: "Let hash be the result of computing a hash over the
+    // cData using SHA-256." Step 22: verify sig over the binary
+    // concatenation of authData and hash with the credential's public key.
+    // Signed bytes are checked even when a parse above failed: a signature
+    // over garbage still says whether the bytes are authentic.
     let hash = digest::digest(&digest::SHA256, a.client_data_json);
     let mut message = Vec::with_capacity(a.authenticator_data.len() + 32);
     message.extend_from_slice(a.authenticator_data);
@@ -179,7 +194,7 @@ pub fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
-/// The signature-counter rule (§7.2, signCount step): true when the received
+/// The signature-counter rule (§7.2 step 23): true when the received
 /// count may be accepted after `stored`. Both zero means the authenticator
 /// does not implement a counter; otherwise the count must strictly grow.
 pub fn sign_count_advances(stored: u32, received: u32) -> bool {

@@ -16,10 +16,10 @@
 //! 3. → [`Engine::resolve`]: one coalesced `KeyCache::get` per distinct
 //!    credential, read by [`assess::found`] → [`Stage::Resolved`].
 //! 4. → [`pool::verify`] on the rayon pool: [`assess::verify`] →
-//!    `assertd_verify::verify` (§7.2 steps 6–21; the signature with ring)
+//!    `assertd_verify::verify` (§7.2 steps 6–22; the signature with ring)
 //!    → [`Stage::Verified`].
 //! 5. [`Engine::decide`] → [`Counters::settle`]: one `advance_sign_counts`
-//!    round trip for the batch (§7.2 step 22), read by [`assess::counter`]
+//!    round trip for the batch (§7.2 step 23), read by [`assess::counter`]
 //!    → [`Stage::Counted`].
 //! 6. → [`Engine::judge`]: [`assess::judge`] → `assertd_policy::evaluate`
 //!    (profile, risk) → [`Outcome`]; the `last_used_at` write is claimed.

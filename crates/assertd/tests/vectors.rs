@@ -1,23 +1,28 @@
-//! Every public assertion vector (shared/vectors) through the verifier and the
-//! policy engine, as the server runs them: each must give exactly the outcome
-//! its `expect` names, and each valid one, tampered, must fail for the right
-//! reason.
+//! Every public assertion vector (shared/vectors) through the engine's own
+//! pure steps (`assertd::engine::assess`: the credential lookup's meaning,
+//! the verifier, the counter outcome, policy), exactly as a batch runs them:
+//! each must give exactly the outcome its `expect` names, and each valid
+//! one, tampered, must fail for the right reason. Only the store is
+//! replaced, by its compare-and-set rule (`sign_count_advances`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_policy::{CounterCheck, CredentialFacts, Decision, Profile, ReasonCode, SignInContext, UserVerification, Verdict, evaluate};
+use assertd::config::RpEntry;
+use assertd::engine::AssertionRequest;
+use assertd::engine::assess::{self, Settled};
+use assertd_policy::{CounterCheck, Decision, Profile, ReasonCode, SignInContext, UserVerification, Verdict};
+use assertd_store::{CachedCredential, CounterResult, Lookup, StoredCredential};
 use assertd_testkit::vectors::{self, AssertionVector};
-use assertd_verify::{AssertionInput, CredentialInput, KeyError, PublicKey, RelyingParty, sign_count_advances, verify};
+use assertd_verify::{RelyingParty, sign_count_advances};
+use std::sync::Arc;
 
-/// The vector's RP settings and bytes, mutable for tampering.
+/// The vector's RP settings, stored record and assertion, mutable for
+/// tampering.
 #[derive(Clone)]
 struct Case {
     rp: RelyingParty,
     profile: Profile,
-    key: Result<PublicKey, KeyError>,
-    user_handle: Vec<u8>,
-    registered_be: bool,
-    stored_count: u32,
+    record: StoredCredential,
     cdj: Vec<u8>,
     ad: Vec<u8>,
     sig: Vec<u8>,
@@ -26,7 +31,7 @@ struct Case {
 }
 
 fn case(v: &AssertionVector) -> Case {
-    let ad = AssertionVector::bytes(&v.authenticator_data_b64url);
+    let user_handle = v.user_handle_b64url.as_deref().map(AssertionVector::bytes).unwrap_or_default();
     Case {
         rp: RelyingParty::new(&v.rp_id, vec![v.expected_origin.clone()], v.allow_subdomain_origin.unwrap_or(false), v.appid.as_deref()),
         profile: Profile {
@@ -36,53 +41,60 @@ fn case(v: &AssertionVector) -> Case {
             allow_legacy_algorithms: v.legacy_alg.unwrap_or(false),
             ..Profile::default()
         },
-        key: PublicKey::from_cose(&AssertionVector::bytes(&v.public_key_cose_b64url)),
-        user_handle: v.user_handle_b64url.as_deref().map(AssertionVector::bytes).unwrap_or_default(),
-        // Where the source had no registration, BE at registration is what
-        // the authenticator reports now.
-        registered_be: v.registered_be.unwrap_or(v.flags.be),
-        stored_count: v.stored_sign_count,
+        record: StoredCredential {
+            rp_id: v.rp_id.clone(),
+            credential_id: b"vector".to_vec(),
+            user_handle,
+            public_key_cose: AssertionVector::bytes(&v.public_key_cose_b64url),
+            sign_count: v.stored_sign_count,
+            // Where the source had no registration, BE at registration is
+            // what the authenticator reports now.
+            backup_eligible: v.registered_be.unwrap_or(v.flags.be),
+            backup_state: false,
+            aaguid: Vec::new(),
+            attested: true,
+            transports: Vec::new(),
+            revoked: false,
+            created_at_ms: 0,
+            last_used_at_ms: None,
+        },
         cdj: AssertionVector::bytes(&v.client_data_json_b64url),
-        ad,
+        ad: AssertionVector::bytes(&v.authenticator_data_b64url),
         sig: AssertionVector::bytes(&v.signature_b64url),
         challenge: v.expected_challenge(),
         appid_used: v.appid_used.unwrap_or(false),
     }
 }
 
-/// Runs a case the way the server does: key, verify, counter, policy.
+/// Runs a case through the engine's steps: lookup, verify, counter, policy.
 fn run(c: &Case) -> Verdict {
-    let key = match &c.key {
-        Ok(k) => k,
-        Err(e) => {
-            let code = match e {
-                KeyError::Unsupported { .. } => ReasonCode::UnsupportedAlgorithm,
-                _ => ReasonCode::InvalidRequest,
-            };
-            return Verdict::deny(vec![assertd_policy::Finding::new(code, e.to_string())]);
-        }
+    let rp = RpEntry { rp: c.rp.clone(), default_profile: Arc::new(c.profile.clone()), default_profile_name: "vector".into() };
+    let credential = match assess::found(&Lookup::Found(Arc::new(CachedCredential::from(&c.record)))) {
+        Ok(credential) => credential,
+        Err((verdict, _)) => return verdict,
     };
-    let input = AssertionInput {
-        client_data_json: &c.cdj,
-        authenticator_data: &c.ad,
-        signature: &c.sig,
-        user_handle: &c.user_handle,
-        expected_challenge: &c.challenge,
+    let request = AssertionRequest {
+        rp_id: c.record.rp_id.clone(),
+        credential_id: c.record.credential_id.clone(),
+        client_data_json: c.cdj.clone(),
+        authenticator_data: c.ad.clone(),
+        signature: c.sig.clone(),
+        user_handle: c.record.user_handle.clone(),
+        expected_challenge: c.challenge.clone(),
         appid_used: c.appid_used,
+        ..AssertionRequest::default()
     };
-    let v = verify(&c.rp, CredentialInput { key, user_handle: &c.user_handle }, &input);
+    let v = assess::verify(&rp, &credential, &request).expect("found() accepted the key");
+    let stored = c.record.sign_count;
     let counter = match (v.is_valid(), v.authenticator) {
-        (true, Some(a)) if sign_count_advances(c.stored_count, a.sign_count) => CounterCheck::Ok,
-        (true, Some(a)) => CounterCheck::Regressed { stored: c.stored_count, received: a.sign_count },
-        _ => CounterCheck::NotChecked,
+        (true, Some(a)) => {
+            let result =
+                if sign_count_advances(stored, a.sign_count) { CounterResult::Advanced } else { CounterResult::Regressed { stored } };
+            assess::counter(Settled::Store(result), a.sign_count, &credential)
+        }
+        _ => Ok(CounterCheck::NotChecked),
     };
-    evaluate(
-        &c.profile,
-        &v,
-        &CredentialFacts { backup_eligible: c.registered_be, attested: true, aaguid: [0; 16] },
-        counter,
-        &SignInContext::default(),
-    )
+    assess::judge(&c.profile, &credential, &v, counter, &SignInContext::default())
 }
 
 fn expected_codes(expect: &str) -> &'static [ReasonCode] {
