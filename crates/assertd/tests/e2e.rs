@@ -490,6 +490,25 @@ async fn request_ids_are_echoed_and_cache_evictions_counted() {
         assert_eq!(resp.metadata().get("x-request-id").unwrap(), "req-42");
         assert!(resp.into_inner().verdicts.iter().all(|v| v.decision() == Decision::Allow));
     }
+    // Every RPC echoes it, streams and refusals included; an insane value
+    // (not printable ASCII) is dropped, not echoed.
+    let a = &auths[0];
+    let msg = pb::VerifyAssertionsStreamRequest {
+        assertions: vec![assertion("s", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 10))],
+    };
+    let mut req = tonic::Request::new(futures_util::stream::iter(vec![msg]));
+    req.metadata_mut().insert("x-request-id", "req-stream".parse().unwrap());
+    let resp = v.verify_assertions_stream(req).await.unwrap();
+    assert_eq!(resp.metadata().get("x-request-id").unwrap(), "req-stream");
+    let mut req = tonic::Request::new(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: b"nope".to_vec() });
+    req.metadata_mut().insert("x-request-id", "req-get".parse().unwrap());
+    let e = server.credentials().await.get_credential(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert_eq!(e.metadata().get("x-request-id").unwrap(), "req-get");
+    let mut req = tonic::Request::new(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: b"nope".to_vec() });
+    req.metadata_mut().insert("x-request-id", "a b".parse().unwrap());
+    let e = server.credentials().await.get_credential(req).await.unwrap_err();
+    assert!(e.metadata().get("x-request-id").is_none());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let text = server.scrape();

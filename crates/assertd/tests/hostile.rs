@@ -218,19 +218,24 @@ async fn overload_is_refused_fast_and_deadlines_drop_work() {
             (r.map(|_| ()).map_err(|e| e.code()), started.elapsed())
         }));
     }
-    let mut ok = 0;
+    let mut admitted = Vec::new();
     let mut refused = Vec::new();
     for c in calls {
         match c.await.unwrap() {
-            (Ok(()), _) => ok += 1,
+            (Ok(()), took) => admitted.push(took),
             (Err(tonic::Code::ResourceExhausted), took) => refused.push(took),
             (Err(other), _) => panic!("unexpected status {other:?}"),
         }
     }
+    let ok = admitted.len();
     assert!(ok >= 1, "admitted work completes");
     assert!(!refused.is_empty(), "beyond capacity, requests are refused");
+    // A refusal does not wait for the work ahead of it: it comes back before
+    // the admitted batch is done (compared with the same run's admitted
+    // call, not with a fixed time, so a slow CI host cannot fail it).
     let slowest = refused.iter().max().unwrap();
-    assert!(*slowest < std::time::Duration::from_millis(100), "a refusal is quick: {slowest:?}");
+    let fastest_admitted = admitted.iter().min().unwrap();
+    assert!(slowest < fastest_admitted, "a refusal ({slowest:?}) is quicker than admitted work ({fastest_admitted:?})");
     eprintln!("{ok} admitted, {} refused; slowest refusal {slowest:?} (client-measured, loopback)", refused.len());
     let text = server.scrape();
     assert!(text.lines().any(|l| l.starts_with("assertd_rpcs_rejected_total{reason=\"overloaded\"}")), "{text}");

@@ -162,8 +162,9 @@ pub struct Limits {
     pub max_signature_bytes: usize,
     /// Largest expected_challenge (INVALID_REQUEST beyond).
     pub max_challenge_bytes: usize,
-    /// Unary verification RPCs admitted at once; beyond, RESOURCE_EXHAUSTED
-    /// at once instead of an unbounded queue. 0: 16 per verification thread.
+    /// Unary assertd RPCs (verification and credential calls) in progress
+    /// at once; beyond, RESOURCE_EXHAUSTED from the headers instead of an
+    /// unbounded queue. 0: 16 per verification thread.
     pub max_concurrent_rpcs: usize,
     /// Assertions admitted and not yet answered, across unary RPCs and
     /// stream messages; a unary RPC that would exceed it gets
