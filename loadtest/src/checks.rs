@@ -1,8 +1,15 @@
 //! Correctness and latency bookkeeping: every verdict compared with what
 //! its assertion must get, errors and reasons counted, latency recorded.
 
-#[allow(unused_imports)]
-use crate::*;
+use crate::generator::Prepared;
+use assertd_api::v1 as pb;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::Mutex;
 
 /// Counters shared by all callers.
 #[derive(Default)]
@@ -72,6 +79,7 @@ pub(crate) async fn error(stats: &Stats, e: &tonic::Status, latency: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generator::Expect;
 
     fn verdict(decision: pb::Decision, code: Option<pb::ReasonCode>) -> pb::Verdict {
         let mut v = pb::Verdict {

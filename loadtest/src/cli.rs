@@ -1,7 +1,14 @@
 //! The command line: subcommands, options, and their dispatch.
 
-#[allow(unused_imports)]
-use crate::*;
+use crate::drive::run;
+use crate::population::gen_credentials;
+use crate::population::peer_input;
+use crate::report::calibrate;
+use crate::report::print_summary;
+use clap::Parser;
+use clap::Subcommand;
+use clap::ValueEnum;
+use std::process::ExitCode;
 
 /// The command line.
 #[derive(Debug, Parser)]

@@ -1,8 +1,27 @@
 //! Driving the load: closed-loop callers (unary or streaming), open-loop
 //! sends at intended times, and the run that ties them into a report.
 
-#[allow(unused_imports)]
-use crate::*;
+use crate::checks::Stats;
+use crate::checks::error;
+use crate::checks::histogram;
+use crate::checks::record;
+use crate::cli::Mode;
+use crate::cli::RunArgs;
+use crate::generator::Prepared;
+use crate::generator::connect;
+use crate::generator::prepare;
+use crate::report::cpu_seconds;
+use crate::report::quantiles;
+use crate::report::rss_bytes;
+use crate::report::scrape_cache;
+use assertd_api::v1 as pb;
+use assertd_api::v1::verification_service_client::VerificationServiceClient;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use std::time::Instant;
+use tonic::transport::Channel;
 
 /// One closed-loop caller (unary, or one stream kept `depth` deep).
 pub(crate) async fn caller(

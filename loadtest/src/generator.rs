@@ -1,8 +1,16 @@
 //! The requests a run sends: credentials put through the API, then a pool
 //! of prepared batches (valid, tampered, unknown) with their expected verdicts.
 
-#[allow(unused_imports)]
-use crate::*;
+use crate::cli::RunArgs;
+use crate::population::Population;
+use crate::population::Rng;
+use crate::population::alg;
+use crate::population::zipf_sampler;
+use assertd_api::v1 as pb;
+use assertd_api::v1::credential_service_client::CredentialServiceClient;
+use assertd_testkit::SoftAuthenticator;
+use std::sync::Arc;
+use tonic::transport::Channel;
 
 /// What the generator expects for one assertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,30 +23,3 @@ mod report;
 pub use cli::{Cli, Mode, PopulationAlg, RunArgs, main_with};
 pub use drive::{run, run_until};
 pub use population::gen_credentials;
-
-#[allow(unused_imports)]
-use checks::*;
-#[allow(unused_imports)]
-use cli::*;
-#[allow(unused_imports)]
-use drive::*;
-#[allow(unused_imports)]
-use generator::*;
-#[allow(unused_imports)]
-use population::*;
-#[allow(unused_imports)]
-use report::*;
-
-pub(crate) use assertd_api::v1 as pb;
-pub(crate) use assertd_testkit::{Alg, SoftAuthenticator};
-pub(crate) use clap::{Parser, Subcommand, ValueEnum};
-pub(crate) use hdrhistogram::Histogram;
-pub(crate) use pb::credential_service_client::CredentialServiceClient;
-pub(crate) use pb::verification_service_client::VerificationServiceClient;
-pub(crate) use std::collections::BTreeMap;
-pub(crate) use std::process::ExitCode;
-pub(crate) use std::sync::Arc;
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-pub(crate) use std::time::{Duration, Instant};
-pub(crate) use tokio::sync::Mutex;
-pub(crate) use tonic::transport::Channel;

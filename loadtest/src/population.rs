@@ -1,8 +1,9 @@
 //! Credential populations: algorithms, seeded keys, the import file of a
 //! population, peer-comparison input, and the Zipf sampler over ranks.
 
-#[allow(unused_imports)]
-use crate::*;
+use crate::cli::PopulationAlg;
+use assertd_testkit::Alg;
+use assertd_testkit::SoftAuthenticator;
 
 pub(crate) fn alg(name: &str) -> Result<Alg, String> {
     Ok(match name.to_ascii_lowercase().as_str() {

@@ -1,8 +1,10 @@
 //! What a run reports: latency quantiles, server CPU and memory read from
 //! /proc and /metrics, the raw ring calibration, and the summary table.
 
-#[allow(unused_imports)]
-use crate::*;
+use assertd_testkit::Alg;
+use assertd_testkit::SoftAuthenticator;
+use hdrhistogram::Histogram;
+use std::time::Instant;
 
 /// CPU seconds (user + system) of a process, from /proc.
 pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -93,6 +95,7 @@ pub(crate) fn print_summary(r: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::histogram;
 
     #[test]
     fn quantiles_are_in_milliseconds() {
