@@ -132,7 +132,7 @@ fn main() -> ExitCode {
                 // Compiled after the flags: they can make a valid file unsafe
                 // (e.g. --listen 0.0.0.0).
                 let policy = c.compile().map_err(|e| match &config {
-                    Some(p) => format!("invalid config {}: {e}", p.display()),
+                    Some(p) => assertd::config::ConfigError::invalid(p, e).to_string(),
                     None => format!("invalid settings: {e}"),
                 })?;
                 assertd::server::serve(c, policy, config, assertd::server::shutdown_signal()).await.map_err(|e| e.to_string())

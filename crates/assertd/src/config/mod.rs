@@ -7,6 +7,7 @@
 //! cannot check is checked there, and every error names its key.
 
 mod clients;
+mod locate;
 mod profile;
 mod sections;
 
@@ -226,15 +227,27 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range or inconsistent.
-    #[error("invalid config {path}: {key}: {problem}")]
+    #[error("invalid config {path}: {key}{}: {problem}", .line.map(|l| format!(" (line {l})")).unwrap_or_default())]
     Invalid {
         /// The file.
         path: PathBuf,
         /// The offending key.
         key: String,
+        /// Where it is set (or its nearest enclosing key), when found.
+        line: Option<usize>,
         /// What is wrong.
         problem: String,
     },
+}
+
+impl ConfigError {
+    /// A compile problem of the file at `path`, with the line its key is
+    /// set on when the file says (read again: the problem may come from a
+    /// config that flags changed after loading).
+    pub fn invalid(path: &Path, e: Invalid) -> Self {
+        let line = std::fs::read_to_string(path).ok().and_then(|text| locate::line_of(&text, &e.key));
+        Self::Invalid { path: path.to_owned(), line, key: e.key, problem: e.problem }
+    }
 }
 
 impl Config {
@@ -246,10 +259,11 @@ impl Config {
         toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
     }
 
-    /// Reads, parses and compiles a config file.
+    /// Reads, parses and compiles a config file; a problem found in
+    /// compiling names its key and line.
     pub fn load_compiled(path: &Path) -> Result<(Self, Policy), ConfigError> {
         let config = Self::load(path)?;
-        let policy = config.compile().map_err(|e| ConfigError::Invalid { path: path.to_owned(), key: e.key, problem: e.problem })?;
+        let policy = config.compile().map_err(|e| ConfigError::invalid(path, e))?;
         Ok((config, policy))
     }
 

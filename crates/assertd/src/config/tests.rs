@@ -69,14 +69,14 @@ fn errors_name_file_and_key() {
 
     let (_d, p) = write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example/\"]\n");
     let e = Config::load_compiled(&p).unwrap_err().to_string();
-    assert!(e.contains("relying_parties[0].origins"), "{e}");
+    assert!(e.contains("relying_parties[0].origins (line 3)"), "{e}");
 
     let (_d, p) = write("[[relying_parties]]\nid = \"a.example\"\norigins = [\"https://a.example\"]\nuser_verification = \"sometimes\"\n");
     let e = Config::load_compiled(&p).unwrap_err().to_string();
     assert!(e.contains("sometimes") && e.contains("line 4"), "{e}");
 
     let (_d, p) = write("[limits]\nmax_batch_size = 0\n");
-    assert!(Config::load_compiled(&p).unwrap_err().to_string().contains("limits.max_batch_size"));
+    assert!(Config::load_compiled(&p).unwrap_err().to_string().contains("limits.max_batch_size (line 2)"));
 
     let (_d, p) =
         write("[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n[[relying_parties]]\nid = \"a\"\norigins = [\"https://a\"]\n");
