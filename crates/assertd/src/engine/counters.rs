@@ -18,7 +18,7 @@ use super::journal::Journal;
 use super::now_ms;
 use crate::telemetry;
 use assertd_policy::{CounterCheck, ReasonCode, Verdict};
-use assertd_store::{CounterResult, CounterUpdate, KeyCache};
+use assertd_store::{CounterResult, CounterUpdate, KeyCache, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +63,17 @@ fn need(item: &Item) -> Need {
         }
         None if v.is_valid() => Need::Unknowable,
         _ => Need::Nothing,
+    }
+}
+
+/// A store answer with one result per update, or an error: a short or
+/// long answer would hand one assertion another's result.
+fn answered(updates: usize, r: Result<Vec<CounterResult>, StoreError>) -> Result<Vec<CounterResult>, StoreError> {
+    match r {
+        Ok(results) if results.len() != updates => {
+            Err(StoreError::Corrupt(format!("{} counter results for {updates} updates", results.len())))
+        }
+        other => other,
     }
 }
 
@@ -152,8 +163,8 @@ impl Counters {
         all.extend(updates);
         let all: Arc<[CounterUpdate]> = all.into();
         let started = std::time::Instant::now();
-        let r = cache.store().advance_sign_counts(all.clone(), now_ms()).await;
-        self.set_store_up(!matches!(r, Err(assertd_store::StoreError::Unavailable(_))));
+        let r = answered(all.len(), cache.store().advance_sign_counts(all.clone(), now_ms()).await);
+        self.set_store_up(!matches!(r, Err(StoreError::Unavailable(_))));
         telemetry::store_duration("advance_sign_counts", started.elapsed());
         let settled: Vec<Settled> = match r {
             Ok(results) => {
@@ -203,7 +214,7 @@ impl Counters {
             return;
         }
         let queued: Arc<[CounterUpdate]> = queued.into();
-        match cache.store().advance_sign_counts(queued.clone(), now_ms()).await {
+        match answered(queued.len(), cache.store().advance_sign_counts(queued.clone(), now_ms()).await) {
             Ok(results) => {
                 j.lock().learn(&queued, &results);
                 self.report_flushed(&results);
