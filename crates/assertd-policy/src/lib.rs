@@ -272,13 +272,19 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         hard.extend(signals.into_iter().map(|(_, f)| f));
         return Verdict { decision: Decision::Deny, risk_score: 100, reasons: hard, failures, retryable: false };
     }
-    let decision = if score >= profile.deny_at {
+    let mut decision = if score >= profile.deny_at {
         Decision::Deny
     } else if score >= profile.step_up_at {
         Decision::StepUp
     } else {
         Decision::Allow
     };
+    // §7.2 step 23 under `step_up`: a regressed count is a possible clone and
+    // never allows, whatever the thresholds (the score caps at 100, and
+    // `step_up_at` may be 101).
+    if decision == Decision::Allow && matches!(counter, CounterCheck::Regressed { .. }) {
+        decision = Decision::StepUp;
+    }
     Verdict { decision, risk_score: score, reasons: signals.into_iter().map(|(_, f)| f).collect(), failures: 0, retryable: false }
 }
 

@@ -345,7 +345,10 @@ mod properties {
     }
 
     fn profile() -> impl Strategy<Value = Profile> {
-        (0u32..=100, 0u32..=100, weights(), any::<[bool; 5]>()).prop_map(|(a, b, weights, f)| Profile {
+        // Thresholds over the whole range config accepts (101: never), the
+        // edges drawn often.
+        let threshold = || prop_oneof![Just(0u32), Just(100), Just(101), 0u32..=101];
+        (threshold(), threshold(), weights(), any::<[bool; 5]>()).prop_map(|(a, b, weights, f)| Profile {
             step_up_at: a.min(b),
             deny_at: a.max(b),
             sign_count_regression: if f[0] { RegressionAction::StepUp } else { RegressionAction::Deny },
@@ -446,6 +449,15 @@ mod properties {
         }
 
         #[test]
+        fn a_regressed_count_never_allows(p in profile(), c in context(), flags in any::<u8>(), stored in 1u32.., back in 0u32..) {
+            let flags = (flags | UP) & !(BE | BS);
+            let received = stored.saturating_sub(back % (stored + 1));
+            let r = evaluate(&p, &verification(flags), &key(), CounterCheck::Regressed { stored, received }, &c);
+            prop_assert_ne!(r.decision, Decision::Allow, "{:?} under step_up_at {} deny_at {}", r, p.step_up_at, p.deny_at);
+            prop_assert!(r.reasons.iter().any(|f| f.code == ReasonCode::SignCountRegression));
+        }
+
+        #[test]
         fn score_is_the_capped_sum_of_signal_weights(p in profile(), c in context(), flags in any::<u8>()) {
             let flags = (flags | UP) & !(BE | BS);
             let r = evaluate(&p, &verification(flags), &key(), CounterCheck::Ok, &c);
@@ -457,4 +469,14 @@ mod properties {
             prop_assert_eq!(r.risk_score, sum.min(100));
         }
     }
+}
+
+/// Issue 13 item 4: `step_up_at = deny_at = 101` (the score never steps up
+/// or denies) must still not let a regressed count in under `step_up`.
+#[test]
+fn regression_under_step_up_never_allows_even_at_101() {
+    let p = Profile { sign_count_regression: RegressionAction::StepUp, step_up_at: 101, deny_at: 101, ..Profile::default() };
+    let r = evaluate(&p, &verification(UP | UV), &key(), CounterCheck::Regressed { stored: 5, received: 5 }, &SignInContext::default());
+    assert_eq!(r.decision, Decision::StepUp, "{r:?}");
+    assert!(r.reasons.iter().any(|f| f.code == ReasonCode::SignCountRegression));
 }
