@@ -16,7 +16,7 @@ pub use profile::{
 };
 pub use signal::{Signal, Weights};
 
-use assertd_verify::Verification;
+use assertd_verify::{Verification, truncate};
 
 /// What the gateway should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,12 +159,24 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
 
     // §7.2 steps 13–14: crossOrigin / topOrigin are acceptable only where the RP expects
     // to be embedded.
+    // A profile that lists top origins accepts only those: a cross-origin
+    // ceremony that names none is refused too. Top origins are compared in
+    // full, and quoted truncated.
     if let Some(top) = &v.cross_origin {
-        let allowed = profile.allow_cross_origin && top.as_ref().is_none_or(|t| profile.allowed_top_origins.iter().any(|a| a == t));
+        let listed = |t: &str| profile.allowed_top_origins.iter().any(|a| a == t);
+        let allowed = profile.allow_cross_origin
+            && match top {
+                Some(t) => listed(t),
+                None => profile.allowed_top_origins.is_empty(),
+            };
         match (allowed, top) {
-            (true, Some(t)) => signal(Signal::CrossOrigin, format!("cross-origin ceremony under top origin {t:?}")),
+            (true, Some(t)) => signal(Signal::CrossOrigin, format!("cross-origin ceremony under top origin {:?}", truncate(t))),
             (true, None) => signal(Signal::CrossOrigin, "cross-origin ceremony".into()),
-            (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {t:?} is not allowed"))),
+            (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {:?} is not allowed", truncate(t)))),
+            (false, None) if profile.allow_cross_origin => hard.push(Finding::new(
+                ReasonCode::CrossOrigin,
+                "the profile lists allowed top origins, and this cross-origin ceremony names none",
+            )),
             (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
         }
     }

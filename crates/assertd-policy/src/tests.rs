@@ -274,14 +274,34 @@ fn cross_origin_rules() {
     v.cross_origin = Some(None);
     let r = evaluate(&Profile::default(), &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]));
+    // Cross-origin allowed, no list: a signal.
+    let open = Profile { allow_cross_origin: true, ..Profile::default() };
+    let r = evaluate(&open, &v, &key(), CounterCheck::Ok, &SignInContext::default());
+    assert_eq!((r.decision, r.risk_score, codes(&r)), (Decision::Allow, 20, vec![ReasonCode::CrossOrigin]));
+    // A list of top origins: a ceremony naming none is refused (issue 13
+    // item 8: it was allowed).
     let p = Profile { allow_cross_origin: true, allowed_top_origins: vec!["https://top.example".into()], ..Profile::default() };
     let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
-    assert_eq!((r.decision, r.risk_score, codes(&r)), (Decision::Allow, 20, vec![ReasonCode::CrossOrigin]));
+    assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]), "{r:?}");
     v.cross_origin = Some(Some("https://top.example".into()));
     assert_eq!(evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default()).decision, Decision::Allow);
     v.cross_origin = Some(Some("https://evil.example".into()));
     let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
     assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]));
+}
+
+/// Issue 13 item 8: top origins are compared in full, not after the
+/// 128-byte truncation used for messages.
+#[test]
+fn top_origins_compare_in_full() {
+    let allowed = format!("https://{}.example", "a".repeat(130));
+    let p = Profile { allow_cross_origin: true, allowed_top_origins: vec![allowed.clone()], ..Profile::default() };
+    let mut v = verification(UP | UV);
+    v.cross_origin = Some(Some(format!("{allowed}.evil.test")));
+    let r = evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default());
+    assert_eq!((r.decision, codes(&r)), (Decision::Deny, vec![ReasonCode::CrossOrigin]), "{r:?}");
+    v.cross_origin = Some(Some(allowed));
+    assert_eq!(evaluate(&p, &v, &key(), CounterCheck::Ok, &SignInContext::default()).decision, Decision::Allow);
 }
 
 #[test]

@@ -55,7 +55,8 @@ pub struct Verification {
     /// Set whenever authenticatorData parsed.
     pub authenticator: Option<AuthenticatorFacts>,
     /// Set when clientDataJSON parsed and the ceremony ran cross-origin
-    /// (`crossOrigin: true` or a `topOrigin`); holds the top origin if given.
+    /// (`crossOrigin: true` or a `topOrigin`); holds the top origin if given,
+    /// in full (quote it through [`truncate`]).
     pub cross_origin: Option<Option<String>>,
     /// The credential key's algorithm.
     pub algorithm: Algorithm,
@@ -117,7 +118,9 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
                 fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
             }
             if c.is_cross_origin() {
-                cross_origin = Some(c.top_origin.as_deref().map(|t| truncate(t).to_owned()));
+                // In full: policy compares it with the allowed top origins
+                // (a truncated value could match a prefix).
+                cross_origin = Some(c.top_origin.as_deref().map(str::to_owned));
             }
         }
     }
