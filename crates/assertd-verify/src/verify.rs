@@ -67,6 +67,13 @@ impl Verification {
     pub fn is_valid(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// True when the signature verified with the credential's key: only then
+    /// may a verdict say anything about the stored credential (its user
+    /// handle, its AAGUID) to the caller.
+    pub fn signature_verified(&self) -> bool {
+        !self.failures.iter().any(|f| matches!(f.code, ReasonCode::SignatureInvalid | ReasonCode::MalformedSignature))
+    }
 }
 
 /// Verifies one assertion against a stored credential and an RP.

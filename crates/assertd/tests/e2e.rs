@@ -125,6 +125,14 @@ async fn mixed_batch_of_every_algorithm() {
     assert_eq!((info.sign_count, info.user_verified, info.kind()), (1, true, pb::CredentialKind::DeviceBound));
     assert_eq!(info.aaguid, vec![0xaa; 16]);
     assert_eq!(info.user_handle, b"user".to_vec());
+    // Issue 13 item 9: a verdict whose signature did not verify says nothing
+    // about the stored credential (it returned the user handle and AAGUID).
+    let forged = resp.verdicts.iter().filter(|v| codes(v).contains(&ReasonCode::SignatureInvalid)).collect::<Vec<_>>();
+    assert!(!forged.is_empty());
+    for v in forged {
+        let info = v.authenticator.as_ref().unwrap();
+        assert!(info.user_handle.is_empty() && info.aaguid.is_empty(), "{}: {info:?}", v.request_id);
+    }
     let synced = resp.verdicts.iter().find(|v| v.request_id.starts_with("1-")).unwrap();
     assert_eq!(synced.authenticator.as_ref().unwrap().kind(), pb::CredentialKind::Synced);
 

@@ -15,15 +15,12 @@ use std::sync::Arc;
 /// A credential lookup's meaning: the credential, if it can be verified
 /// against, or the verdict that ends the item (`CREDENTIAL_NOT_FOUND`,
 /// `STORE_UNAVAILABLE`, `CREDENTIAL_REVOKED`, `UNSUPPORTED_ALGORITHM`).
-pub fn found(lookup: &Lookup) -> Result<Arc<CachedCredential>, (Verdict, Option<Arc<CachedCredential>>)> {
+pub fn found(lookup: &Lookup) -> Result<Arc<CachedCredential>, Verdict> {
     match lookup {
-        Lookup::NotFound => Err((deny(ReasonCode::CredentialNotFound, "no such credential for this relying party"), None)),
-        Lookup::Unavailable(_) => Err((deny(ReasonCode::StoreUnavailable, "the credential store is unavailable; retry"), None)),
-        Lookup::Found(c) if c.revoked => Err((deny(ReasonCode::CredentialRevoked, "the credential is revoked"), Some(c.clone()))),
-        Lookup::Found(c) => match usable_key(c) {
-            Ok(_) => Ok(c.clone()),
-            Err(v) => Err((v, Some(c.clone()))),
-        },
+        Lookup::NotFound => Err(deny(ReasonCode::CredentialNotFound, "no such credential for this relying party")),
+        Lookup::Unavailable(_) => Err(deny(ReasonCode::StoreUnavailable, "the credential store is unavailable; retry")),
+        Lookup::Found(c) if c.revoked => Err(deny(ReasonCode::CredentialRevoked, "the credential is revoked")),
+        Lookup::Found(c) => usable_key(c).map(|_| c.clone()),
     }
 }
 

@@ -86,8 +86,9 @@ pub enum Stage {
     /// The counter outcome: a check for policy to weigh, or a verdict that
     /// ends the item (revoked or deleted meanwhile, store unreachable).
     Counted(Resolved, Verification, Result<CounterCheck, Verdict>),
-    /// Decided before policy could run.
-    Rejected(Verdict, Option<Arc<CachedCredential>>),
+    /// Decided before policy could run. Nothing about the stored credential
+    /// goes back to the caller: no signature vouched for the request.
+    Rejected(Verdict),
 }
 
 /// An assertion and where it stands.
@@ -104,7 +105,7 @@ impl Item {
     /// back stages it does not handle unchanged).
     pub fn advance(&mut self, f: impl FnOnce(Stage) -> Stage) {
         // A placeholder that allocates nothing while the stage is taken out.
-        let stage = std::mem::replace(&mut self.stage, Stage::Rejected(Verdict::deny(Vec::new()), None));
+        let stage = std::mem::replace(&mut self.stage, Stage::Rejected(Verdict::deny(Vec::new())));
         self.stage = f(stage);
     }
 }
@@ -118,7 +119,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// What the authenticator data said, when it parsed.
     pub authenticator: Option<AuthenticatorFacts>,
-    /// The credential, when it was found.
+    /// The credential, when it was found and the signature verified with
+    /// its key (only then may its user handle and AAGUID be reported).
     pub credential: Option<Arc<CachedCredential>>,
 }
 

@@ -178,7 +178,7 @@ impl Engine {
             .map(|request| {
                 let stage = match fields::target(&policy, scope, &self.limits, &request) {
                     Ok((rp, profile)) => Stage::Targeted(rp, profile),
-                    Err(v) => Stage::Rejected(v, None),
+                    Err(v) => Stage::Rejected(v),
                 };
                 Item { request, stage }
             })
@@ -216,7 +216,7 @@ impl Engine {
             item.advance(|stage| match stage {
                 Stage::Targeted(rp, profile) => match assess::found(&lookups[slot].0) {
                     Ok(credential) => Stage::Resolved(Resolved { rp, profile, credential }),
-                    Err((verdict, credential)) => Stage::Rejected(verdict, credential),
+                    Err(verdict) => Stage::Rejected(verdict),
                 },
                 other => other,
             });
@@ -248,12 +248,14 @@ impl Engine {
         outcomes
     }
 
-    /// Stage 5: the verdict on one item.
+    /// Stage 5: the verdict on one item. The credential comes back only when
+    /// the signature verified with its key.
     pub fn judge(stage: Stage, ctx: &SignInContext) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
         match stage {
-            Stage::Rejected(verdict, credential) => (verdict, None, credential),
+            Stage::Rejected(verdict) => (verdict, None, None),
             Stage::Counted(r, v, counter) => {
-                (assess::judge(&r.profile, &r.credential, &v, counter, ctx), v.authenticator, Some(r.credential))
+                let verdict = assess::judge(&r.profile, &r.credential, &v, counter, ctx);
+                (verdict, v.authenticator, v.signature_verified().then_some(r.credential))
             }
             // Unreachable: every stage ran. Fail closed anyway.
             Stage::Targeted(..) | Stage::Resolved(_) | Stage::Verified(..) => {

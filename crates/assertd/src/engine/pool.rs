@@ -42,11 +42,14 @@ fn verify_one(item: &mut Item) {
                     Stage::Verified(resolved, v)
                 }
                 // Unreachable: the lookup stage rejected unusable keys. Fail closed.
-                None => Stage::Rejected(deny(ReasonCode::InvalidRequest, "internal: item was not verified"), Some(resolved.credential)),
+                None => Stage::Rejected(deny(ReasonCode::InvalidRequest, "internal: item was not verified")),
             }
         }
         other => other,
     };
-    let stage = std::mem::replace(&mut item.stage, Stage::Rejected(Verdict::deny(Vec::new()), None));
+    // A placeholder that allocates nothing while the stage is taken out
+    // (`Item::advance` would borrow the whole item, and `advance` reads its
+    // request).
+    let stage = std::mem::replace(&mut item.stage, Stage::Rejected(Verdict::deny(Vec::new())));
     item.stage = advance(stage);
 }
