@@ -5,9 +5,10 @@
 //! errors into statuses (`status`).
 
 use crate::authz::Grant;
+use crate::authz::Rpc;
 use crate::convert;
 use crate::engine::{Engine, now_ms};
-use crate::stack::RequestIdValue;
+use crate::stack::{Access, Caller, RequestIdValue};
 use crate::status::RequestError;
 use assertd_api::v1 as pb;
 use futures_util::{Stream, StreamExt};
@@ -96,15 +97,19 @@ impl VerificationService for VerificationSvc {
         &self,
         req: Request<Streaming<pb::VerifyAssertionsStreamRequest>>,
     ) -> Result<Response<VerdictStream>, Status> {
-        let grant = grant(&req)?;
+        grant(&req)?;
+        let caller = req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))?;
         let engine = self.engine.clone();
         let decide_engine = self.engine.clone();
         let out = req
             .into_inner()
             .map(move |msg| {
-                let (engine, grant) = (engine.clone(), grant.clone());
+                let (engine, caller) = (engine.clone(), caller.clone());
                 async move {
                     let msg = msg?;
+                    // The grant in force now: a reload may have narrowed or
+                    // revoked it since the stream opened.
+                    let grant = caller.grant(&engine, Access::Group(Rpc::Verify))?.ok_or_else(|| Status::unauthenticated("no grant"))?;
                     check_batch(&engine, msg.assertions.len())?;
                     let mut admitted = engine.admission().admit_stream(msg.assertions.len()).await?;
                     let checked = engine.verify(convert::assertions(msg.assertions), &grant.rps).await?;

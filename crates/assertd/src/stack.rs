@@ -14,8 +14,10 @@
 //!    the assertion budget is full (the exact, batch-weighted admission
 //!    follows in the handler, once the batch size is known).
 //! 5. [`Auth`]: the caller's identity (client certificate or bearer token)
-//!    and its grant for the route's RPC group; the grant goes into the
-//!    request's extensions for the handler.
+//!    and its grant for the route's RPC group, from the headers, before the
+//!    body is read; the grant and the identity ([`Caller`]) go into the
+//!    request's extensions for the handler (a stream re-checks the grant
+//!    for every message, so a reload that revokes it takes effect at once).
 //!
 //! Refusals become statuses through `status`, like every other error.
 
@@ -286,18 +288,35 @@ pub struct Auth<S> {
     engine: Arc<Engine>,
 }
 
-/// The caller's grant for `access`, from its connection's client
-/// certificate names or its bearer token.
-fn grant(engine: &Engine, req: &HttpRequest, access: Access) -> Result<Option<Arc<Grant>>, tonic::Status> {
-    let names: &[String] = req.extensions().get::<Peer>().map_or(&[], |p| &p.certificate_names);
-    let header = req.headers().get("authorization").map(|v| v.as_bytes());
-    let policy = engine.policy();
-    let granted = match access {
-        Access::Public => return Ok(None),
-        Access::Authenticated => policy.clients.authenticate(header, names),
-        Access::Group(rpc) => policy.clients.authorize(header, names, rpc),
-    };
-    granted.map(Some).map_err(tonic::Status::from)
+/// Who a caller is: its connection's client certificate names and its
+/// `authorization` header. Put in the request's extensions, so a stream can
+/// re-check its grant against the policy in force for every message.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    certificate_names: Arc<[String]>,
+    authorization: Option<http::HeaderValue>,
+}
+
+impl Caller {
+    fn of(req: &HttpRequest) -> Self {
+        Self {
+            certificate_names: req.extensions().get::<Peer>().map_or_else(|| Arc::from(Vec::new()), |p| p.certificate_names.clone()),
+            authorization: req.headers().get("authorization").cloned(),
+        }
+    }
+
+    /// The caller's grant for `access` under the policy in force now
+    /// (`None` for a public route).
+    pub fn grant(&self, engine: &Engine, access: Access) -> Result<Option<Arc<Grant>>, tonic::Status> {
+        let header = self.authorization.as_ref().map(|v| v.as_bytes());
+        let policy = engine.policy();
+        let granted = match access {
+            Access::Public => return Ok(None),
+            Access::Authenticated => policy.clients.authenticate(header, &self.certificate_names),
+            Access::Group(rpc) => policy.clients.authorize(header, &self.certificate_names, rpc),
+        };
+        granted.map(Some).map_err(tonic::Status::from)
+    }
 }
 
 impl<S> Service<HttpRequest> for Auth<S>
@@ -314,9 +333,11 @@ where
     }
 
     fn call(&mut self, mut req: HttpRequest) -> Self::Future {
-        match grant(&self.engine, &req, route(req.uri().path()).access) {
+        let caller = Caller::of(&req);
+        match caller.grant(&self.engine, route(req.uri().path()).access) {
             Ok(Some(g)) => {
                 req.extensions_mut().insert(g);
+                req.extensions_mut().insert(caller);
             }
             Ok(None) => {}
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),

@@ -164,3 +164,70 @@ async fn a_flood_of_unknown_ids_is_absorbed_by_the_negative_cache() {
     eprintln!("1024 never-seen ids: {fresh} store reads");
     assert!((1024.0..=1025.0).contains(&fresh), "{fresh}");
 }
+
+/// Issue 13 item 10: a stream re-checks its caller's grant for every
+/// message, so a config reload that removes the caller ends its open stream
+/// (the grant was checked once, when the stream opened).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_a_caller_ends_its_open_stream() {
+    let server = Server::start(&format!("config_watch_interval_seconds = 1\n{}", config()));
+    let a = SoftAuthenticator::new(Alg::Es256);
+    server
+        .credentials()
+        .await
+        .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u", false)) }))
+        .await
+        .unwrap();
+    let msg = |n: u32| pb::VerifyAssertionsStreamRequest {
+        assertions: vec![assertion("s", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x05, n))],
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = server
+        .verifier()
+        .await
+        .verify_assertions_stream(with_bearer(GATEWAY_TOKEN, tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(msg(1)).await.unwrap();
+    assert_eq!(answers.message().await.unwrap().unwrap().verdicts[0].decision(), Decision::Allow);
+
+    // The gateway's token is dropped from the config; wait until a new call
+    // with it is refused (the reload is in force).
+    let cfg = server.dir.join("assertd.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&sha256_hex(GATEWAY_TOKEN), &sha256_hex("a-new-token"));
+    std::fs::write(&cfg, text).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r =
+            server.verifier().await.verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![] })).await;
+        if matches!(&r, Err(s) if s.code() == tonic::Code::Unauthenticated) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "reload not seen: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The stream opened before the reload is refused at its next message.
+    tx.send(msg(2)).await.unwrap();
+    let e = answers.message().await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+}
+
+/// Issue 13 item 10: an unknown caller is refused from its headers, before
+/// its body is read or decoded: a message over `max_message_bytes` gets
+/// UNAUTHENTICATED, not the decoder's OUT_OF_RANGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_callers_are_refused_before_their_body_is_decoded() {
+    let server = Server::start(&config());
+    let big = pb::Assertion { client_data_json: vec![b'x'; 17 * 1024 * 1024], ..Default::default() };
+    let e = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()] }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    // A known caller with the same message gets the size refusal.
+    let e = server
+        .verifier()
+        .await
+        .verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![big] }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+}
