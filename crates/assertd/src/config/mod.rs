@@ -1,5 +1,5 @@
 //! The TOML configuration: listeners, data directory, relying parties,
-//! profiles, clients, and the plain settings in [`sections`]. Every key is
+//! profiles, clients, and the plain settings in `sections`. Every key is
 //! documented in README.md.
 //!
 //! A file is parsed ([`Config::load`]) and then compiled once
