@@ -59,5 +59,5 @@ pub use authenticator_data::{AuthenticatorData, Flags};
 pub use client_data::ClientData;
 pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};
-pub use relying_party::RelyingParty;
+pub use relying_party::{RelyingParty, parse_web_origin};
 pub use verify::{AssertionInput, AuthenticatorFacts, CredentialInput, Verification, sign_count_advances, truncate, verify};

@@ -11,7 +11,7 @@ pub struct RelyingParty {
     appid_hash: Option<[u8; 32]>,
     origins: Vec<String>,
     /// (scheme, host, port) of each web origin, for the subdomain rule.
-    subdomain_bases: Vec<(String, String, String)>,
+    subdomain_bases: Vec<(String, String, u16)>,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -21,18 +21,26 @@ fn sha256(s: &str) -> [u8; 32] {
     out
 }
 
-/// Splits "scheme://host[:port]" into its parts; None when it is not a bare
-/// web origin (path, user info, or no scheme).
-fn split_origin(origin: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = origin.split_once("://")?;
-    if rest.is_empty() || rest.contains(['/', '@', '?', '#']) {
+/// A web origin as the WHATWG URL parser reads it: scheme, host and port.
+/// `None` unless `origin` is exactly the ASCII serialization of a tuple
+/// origin (`scheme://host[:port]`, lower case, the default port left out):
+/// no user info, path, query or fragment, no trailing dot games, nothing a
+/// browser would not send as `clientDataJSON.origin`.
+pub fn parse_web_origin(origin: &str) -> Option<(String, String, u16)> {
+    let url = url::Url::parse(origin).ok()?;
+    if !matches!(url.scheme(), "https" | "http") {
         return None;
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, p),
-        _ => (rest, ""),
-    };
-    (!host.is_empty()).then_some((scheme, host, port))
+    match url.origin() {
+        url::Origin::Tuple(scheme, host, port) if url.origin().ascii_serialization() == origin => Some((scheme, host.to_string(), port)),
+        _ => None,
+    }
+}
+
+/// True when `host` is a strict subdomain of `base`: a non-empty label
+/// sequence, a dot, then `base` (compared on label boundaries).
+fn is_subdomain(host: &str, base: &str) -> bool {
+    host.len() > base.len() + 1 && host.ends_with(base) && host.as_bytes()[host.len() - base.len() - 1] == b'.'
 }
 
 impl RelyingParty {
@@ -42,11 +50,7 @@ impl RelyingParty {
     /// `appid` is the legacy FIDO U2F AppID, if the RP migrated from U2F.
     pub fn new(id: impl Into<String>, origins: Vec<String>, allow_subdomains: bool, appid: Option<&str>) -> Self {
         let id = id.into();
-        let subdomain_bases = if allow_subdomains {
-            origins.iter().filter_map(|o| split_origin(o)).map(|(s, h, p)| (s.to_owned(), h.to_owned(), p.to_owned())).collect()
-        } else {
-            Vec::new()
-        };
+        let subdomain_bases = if allow_subdomains { origins.iter().filter_map(|o| parse_web_origin(o)).collect() } else { Vec::new() };
         Self { rp_id_hash: sha256(&id), appid_hash: appid.map(sha256), id, origins, subdomain_bases }
     }
 
@@ -70,14 +74,15 @@ impl RelyingParty {
         if self.origins.iter().any(|o| o == origin) {
             return true;
         }
-        let Some((scheme, host, port)) = split_origin(origin) else { return false };
-        self.subdomain_bases.iter().any(|(s, h, p)| {
-            s == scheme
-                && p == port
-                && host.len() > h.len() + 1
-                && host.ends_with(h.as_str())
-                && host.as_bytes()[host.len() - h.len() - 1] == b'.'
-        })
+        // assertd's subdomain rule (§13.4.9 lets an RP accept its
+        // subdomains): the origin must parse as a web origin, with the same
+        // scheme and port as a listed one, its host a subdomain on a label
+        // boundary.
+        if self.subdomain_bases.is_empty() {
+            return false;
+        }
+        let Some((scheme, host, port)) = parse_web_origin(origin) else { return false };
+        self.subdomain_bases.iter().any(|(s, h, p)| *s == scheme && *p == port && is_subdomain(&host, h))
     }
 }
 
@@ -106,6 +111,33 @@ mod tests {
         assert!(!rp.origin_allowed("https://evilidm.example.com:8080"));
         assert!(!rp.origin_allowed("https://.idm.example.com:8080"));
         assert!(!rp.origin_allowed("https://sub.idm.example.com:8080/path"));
+    }
+
+    /// Issue 13 item 7: the hand-written split read `evil.test:1.example.com`
+    /// as the host of `https://evil.test:1.example.com:8443`.
+    #[test]
+    fn subdomain_rule_parses_origins() {
+        let rp = RelyingParty::new("example.com", vec!["https://example.com:8443".into()], true, None);
+        assert!(rp.origin_allowed("https://login.example.com:8443"));
+        for bad in [
+            "https://evil.test:1.example.com:8443",
+            "https://user@login.example.com:8443",
+            "https://login.example.com:8443/",
+            "https://login.example.com:8443?x",
+            "https://LOGIN.example.com:8443",
+            "https://login.example.com.:8443",
+            "https://login.example.com:08443",
+            "https://login%2eexample.com:8443",
+            "https://.example.com:8443",
+        ] {
+            assert!(!rp.origin_allowed(bad), "{bad}");
+        }
+        // The default port is left out of a serialized origin.
+        let rp = RelyingParty::new("example.com", vec!["https://example.com".into()], true, None);
+        assert!(rp.origin_allowed("https://a.example.com"));
+        assert!(!rp.origin_allowed("https://a.example.com:443"));
+        assert_eq!(parse_web_origin("https://a.example.com"), Some(("https".into(), "a.example.com".into(), 443)));
+        assert_eq!(parse_web_origin("android:apk-key-hash:abc"), None);
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct RelyingPartyConfig {
     /// Also accept subdomains of the listed web origins (same scheme/port).
     #[serde(default)]
     pub allow_subdomains: bool,
+    /// Accept `http://` origins on hosts other than localhost (plaintext: a
+    /// network attacker can run the ceremony). Off by default.
+    #[serde(default)]
+    pub insecure_allow_http_origins: bool,
     /// Legacy FIDO U2F AppID, for credentials registered through U2F.
     #[serde(default)]
     pub appid: Option<String>,
@@ -299,11 +303,24 @@ impl Config {
             return Err(Invalid::new("origins", "at least one origin is required"));
         }
         for o in &rp.origins {
-            let web = o.starts_with("https://") || o.starts_with("http://");
-            if !(web || o.starts_with("android:apk-key-hash:")) || o.ends_with('/') {
+            if o.starts_with("android:apk-key-hash:") && o.len() > "android:apk-key-hash:".len() {
+                continue;
+            }
+            // A browser sends the origin's ASCII serialization: anything else
+            // could never match, or would match what the admin did not mean.
+            let Some((scheme, host, _)) = assertd_verify::parse_web_origin(o) else {
                 return Err(Invalid::new(
                     "origins",
-                    format!("{o:?} is not an origin (\"https://host[:port]\" without a path, or \"android:apk-key-hash:...\")"),
+                    format!(
+                        "{o:?} is not an origin as browsers send it (\"https://host[:port]\" in lower case, no path, no default port; or \"android:apk-key-hash:...\")"
+                    ),
+                ));
+            };
+            let local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") || host.ends_with(".localhost");
+            if scheme == "http" && !local && !rp.insecure_allow_http_origins {
+                return Err(Invalid::new(
+                    "origins",
+                    format!("{o:?} is plaintext http on a host other than localhost: use https, or set insecure_allow_http_origins = true"),
                 ));
             }
         }

@@ -109,3 +109,28 @@ fn readme_signal_table_matches_the_signals() {
         Signal::ALL.iter().map(|s| (s.key().to_owned(), s.default_weight().to_string(), s.reason().as_str().to_owned())).collect();
     assert_eq!(listed, want);
 }
+
+/// Issue 13 item 7: origins are checked as browsers serialize them, and
+/// plaintext `http://` only on localhost unless explicitly insecure.
+#[test]
+fn origins_must_be_serialized_web_origins() {
+    let rp = |origins: &str, extra: &str| format!("[[relying_parties]]\nid = \"a.example\"\norigins = [{origins}]\n{extra}");
+    for bad in [
+        "\"https://a.example/\"",
+        "\"https://A.example\"",
+        "\"https://a.example:443\"",
+        "\"https://u@a.example\"",
+        "\"ftp://a.example\"",
+        "\"http://a.example\"",
+    ] {
+        let (_d, p) = write(&rp(bad, ""));
+        let e = Config::load_compiled(&p).unwrap_err().to_string();
+        assert!(e.contains("relying_parties[0].origins"), "{bad}: {e}");
+    }
+    for good in ["\"https://a.example\"", "\"https://a.example:8443\"", "\"http://localhost:3000\"", "\"android:apk-key-hash:abc\""] {
+        let (_d, p) = write(&rp(good, ""));
+        assert!(Config::load_compiled(&p).is_ok(), "{good}");
+    }
+    let (_d, p) = write(&rp("\"http://a.example\"", "insecure_allow_http_origins = true\n"));
+    assert!(Config::load_compiled(&p).is_ok());
+}
