@@ -14,8 +14,11 @@ COPY --from=build /out/assertd /usr/local/bin/assertd
 # gRPC, metrics
 EXPOSE 50051 9464
 USER 65532:65532
-# The chart mounts its config at /etc/assertd (with [tls], or an explicit
-# allow_plaintext behind a mesh) and the SQLite volume at /var/lib/assertd.
-# This default command is for trying the image: plaintext, said explicitly.
+# The default command reads the config the chart (or you) mount at
+# /etc/assertd/assertd.toml: beyond loopback it must authenticate callers
+# ([[clients]]) and use [tls] unless a mesh terminates it; the SQLite volume
+# goes to /var/lib/assertd. To try the image unauthenticated, say so:
+#   serve --listen 0.0.0.0:50051 --metrics-listen 0.0.0.0:9464 \
+#     --insecure-allow-plaintext --insecure-allow-unauthenticated
 ENTRYPOINT ["/usr/local/bin/assertd"]
-CMD ["serve", "--listen", "0.0.0.0:50051", "--allow-plaintext", "--metrics-listen", "0.0.0.0:9464", "--data-dir", "/var/lib/assertd"]
+CMD ["serve", "--config", "/etc/assertd/assertd.toml", "--data-dir", "/var/lib/assertd"]

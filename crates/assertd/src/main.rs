@@ -36,9 +36,14 @@ enum Command {
         #[arg(long, env = "ASSERTD_DATA_DIR")]
         data_dir: Option<PathBuf>,
         /// Serve plaintext gRPC on a non-loopback address (TLS terminated
-        /// by a mesh sidecar); same as `allow_plaintext = true`.
-        #[arg(long, env = "ASSERTD_ALLOW_PLAINTEXT")]
-        allow_plaintext: bool,
+        /// by a mesh sidecar); same as `insecure_allow_plaintext = true`.
+        #[arg(long, alias = "allow-plaintext", env = "ASSERTD_INSECURE_ALLOW_PLAINTEXT")]
+        insecure_allow_plaintext: bool,
+        /// Serve a non-loopback address without `[[clients]]`: any caller
+        /// may write credentials; same as `insecure_allow_unauthenticated =
+        /// true`.
+        #[arg(long, env = "ASSERTD_INSECURE_ALLOW_UNAUTHENTICATED")]
+        insecure_allow_unauthenticated: bool,
     },
     /// Manage stored credentials offline.
     Credentials {
@@ -123,12 +128,13 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen, metrics_listen, data_dir, allow_plaintext } => {
+            Command::Serve { config, listen, metrics_listen, data_dir, insecure_allow_plaintext, insecure_allow_unauthenticated } => {
                 let mut c = load(config.clone())?;
                 c.listen = listen.unwrap_or(c.listen);
                 c.metrics_listen = metrics_listen.unwrap_or(c.metrics_listen);
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
-                c.allow_plaintext |= allow_plaintext;
+                c.insecure_allow_plaintext |= insecure_allow_plaintext;
+                c.insecure_allow_unauthenticated |= insecure_allow_unauthenticated;
                 // Compiled after the flags: they can make a valid file unsafe
                 // (e.g. --listen 0.0.0.0).
                 let policy = c.compile().map_err(|e| match &config {

@@ -162,6 +162,9 @@ pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
             false
         }
         Ok((new, policy)) => {
+            for w in new.warnings() {
+                tracing::warn!("{w}");
+            }
             if new.restart_differs(running) {
                 tracing::warn!("config reload: listeners, data_dir, cache, limits, pool and store settings change only on restart");
             }
@@ -226,8 +229,8 @@ pub async fn serve(
     if let Some(t) = &tls {
         tokio::spawn(t.clone().watch());
     }
-    if !engine.policy().clients.enabled() && !config.listen.ip().is_loopback() {
-        tracing::warn!("no [[clients]] configured: authorization is off, every caller may use every RPC and relying party");
+    for w in config.warnings() {
+        tracing::warn!("{w}");
     }
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_listener =

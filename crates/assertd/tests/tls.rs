@@ -286,6 +286,9 @@ fn unsafe_or_broken_transport_settings_refuse_to_start() {
     let d = dir.display();
     let cases = [
         ("", vec!["--listen", "0.0.0.0:0"], "not a loopback address"),
+        // Issue 13 item 1: plaintext accepted, but nobody authenticates.
+        ("", vec!["--listen", "0.0.0.0:0", "--insecure-allow-plaintext"], "set insecure_allow_unauthenticated = true"),
+        ("allow_plaintext = true\n", vec!["--listen", "0.0.0.0:0"], "no [[clients]] authenticate callers"),
         (format!("[tls]\ncert_file = \"{d}/a.crt\"\nkey_file = \"{d}/b.key\"\n").leak() as &str, vec![], "do not make a usable pair"),
         (format!("[tls]\ncert_file = \"{d}/garbage.pem\"\nkey_file = \"{d}/b.key\"\n").leak(), vec![], "no certificate"),
         (
@@ -314,4 +317,68 @@ fn unsafe_or_broken_transport_settings_refuse_to_start() {
         assert!(!out.status.success(), "{config} started");
         assert!(stderr.contains(want), "{config}: {stderr}");
     }
+}
+
+/// Starts the binary with `args` and `config`; its first stdout line (or
+/// its exit) and what it logged by then.
+fn start_line(dir: &std::path::Path, config: &str, args: &[&str]) -> (bool, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let cfg = dir.join("open.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+        .args(["serve", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
+        .env("ASSERTD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let started = line.contains("listening");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (started, stderr)
+}
+
+/// Issue 13 item 1: beyond loopback the binary serves only authenticated
+/// callers, unless an insecure_ setting says otherwise, and then it says so
+/// at every start; the old allow_plaintext key still works, with a warning.
+#[test]
+fn open_listeners_need_clients_or_an_explicit_insecure_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = ["--listen", "0.0.0.0:0", "--insecure-allow-plaintext", "--insecure-allow-unauthenticated"];
+    let (started, log) = start_line(tmp.path(), "", &open);
+    assert!(started, "{log}");
+    assert!(log.contains("insecure_allow_unauthenticated: no [[clients]]") && log.contains("insecure_allow_plaintext"), "{log}");
+
+    let clients = format!(
+        "allow_plaintext = true\n[[clients]]\nname = \"gw\"\ntoken_sha256 = [\"{}\"]\nrelying_parties = [\"*\"]\nrpcs = [\"verify\"]\n",
+        sha256_hex("t")
+    );
+    let (started, log) = start_line(tmp.path(), &clients, &["--listen", "0.0.0.0:0"]);
+    assert!(started, "{log}");
+    assert!(log.contains("allow_plaintext is deprecated") && !log.contains("insecure_allow_unauthenticated"), "{log}");
+}
+
+/// `[[clients]] token_sha256_env`: the token's hash comes from the
+/// environment (the chart fills it from a Secret), not from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_hashes_can_come_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}\n[[clients]]\nname = \"gw\"\ntoken_sha256_env = [\"GW_TOKEN_SHA256\"]\nrelying_parties = [\"*\"]\nrpcs = [\"credentials.read\"]\n",
+        default_config()
+    );
+    let server = Server::start_with_env(tmp.path(), &config, &[("GW_TOKEN_SHA256", &sha256_hex("s3cret"))]);
+    let ask = |token: &str| with_bearer(token, pb::GetCredentialRequest { rp_id: RP.into(), credential_id: b"x".to_vec() });
+    let e = server.credentials().await.get_credential(ask("s3cret")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "authenticated: {e:?}");
+    let e = server.credentials().await.get_credential(ask("wrong")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
 }

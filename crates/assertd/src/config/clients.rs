@@ -22,6 +22,11 @@ pub struct ClientConfig {
     /// `authorization: Bearer <token>`.
     #[serde(default)]
     pub token_sha256: Vec<String>,
+    /// Names of environment variables that each hold a token's SHA-256
+    /// (hex), e.g. filled from a Kubernetes Secret: the hashes stay out of
+    /// the config file.
+    #[serde(default)]
+    pub token_sha256_env: Vec<String>,
     /// Relying parties it may verify and manage credentials for; `"*"`: all.
     pub relying_parties: Vec<String>,
     /// RPC groups it may call: `verify` (VerifyAssertions,
@@ -53,8 +58,11 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
         if c.name.is_empty() {
             return Err(Invalid::new(key("name"), "must not be empty"));
         }
-        if c.certificate_names.is_empty() && c.token_sha256.is_empty() {
-            return Err(Invalid::new(key("certificate_names"), "a client needs certificate_names or token_sha256 to be recognised"));
+        if c.certificate_names.is_empty() && c.token_sha256.is_empty() && c.token_sha256_env.is_empty() {
+            return Err(Invalid::new(
+                key("certificate_names"),
+                "a client needs certificate_names, token_sha256 or token_sha256_env to be recognised",
+            ));
         }
         let rps = if c.relying_parties.iter().any(|r| r == "*") {
             RpScope::All
@@ -92,10 +100,23 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
                 return Err(Invalid::new(key("certificate_names"), format!("{n:?} belongs to two clients")));
             }
         }
+        let mut hashes = Vec::new();
         for t in &c.token_sha256 {
-            let hash = parse_sha256_hex(t).ok_or_else(|| {
+            hashes.push(parse_sha256_hex(t).ok_or_else(|| {
                 Invalid::new(key("token_sha256"), "each entry is the token's SHA-256 as 64 hex digits (printf %s \"$TOKEN\" | sha256sum)")
-            })?;
+            })?);
+        }
+        for var in &c.token_sha256_env {
+            let value =
+                std::env::var(var).map_err(|_| Invalid::new(key("token_sha256_env"), format!("environment variable {var} is not set")))?;
+            hashes.push(parse_sha256_hex(&value).ok_or_else(|| {
+                Invalid::new(
+                    key("token_sha256_env"),
+                    format!("{var} does not hold a SHA-256 as 64 hex digits (printf %s \"$TOKEN\" | sha256sum)"),
+                )
+            })?);
+        }
+        for hash in hashes {
             if !table.add_token_sha256(hash, grant.clone()) {
                 return Err(Invalid::new(key("token_sha256"), "a token belongs to two clients"));
             }
@@ -119,6 +140,7 @@ mod tests {
             name: name.into(),
             certificate_names: certs.iter().map(|s| (*s).into()).collect(),
             token_sha256: tokens.iter().map(|t| sha(t)).collect(),
+            token_sha256_env: Vec::new(),
             relying_parties: rps.iter().map(|s| (*s).into()).collect(),
             rpcs: rpcs.iter().map(|s| (*s).into()).collect(),
         }
@@ -178,5 +200,15 @@ mod tests {
         assert_eq!(compile(&[bad_hash]).unwrap_err().key, "clients[0].token_sha256");
         let dup = [client("a", &["x"], &[], &["*"], &["*"]), client("b", &["x"], &[], &["*"], &["*"])];
         assert_eq!(compile(&dup).unwrap_err().key, "clients[1].certificate_names");
+    }
+
+    #[test]
+    fn token_hashes_from_the_environment() {
+        // A variable name no other test sets.
+        let var = "ASSERTD_TEST_TOKEN_SHA256_CLIENTS_RS";
+        let mut c = client("env", &[], &[], &["*"], &["verify"]);
+        c.token_sha256_env = vec![var.into()];
+        assert!(compile(std::slice::from_ref(&c)).unwrap_err().problem.contains("is not set"));
+        // The variable set: tests/tls.rs runs the binary with it.
     }
 }

@@ -72,7 +72,16 @@ pub struct Config {
     /// mesh sidecar that terminates mTLS). Without `[tls]`, a non-loopback
     /// listener is refused unless this is true.
     #[serde(default)]
-    pub allow_plaintext: bool,
+    pub insecure_allow_plaintext: bool,
+    /// The old name of `insecure_allow_plaintext`, still read (with a
+    /// deprecation warning at every load).
+    #[serde(default, rename = "allow_plaintext")]
+    pub deprecated_allow_plaintext: Option<bool>,
+    /// Serve a non-loopback `listen` address without `[[clients]]`: any
+    /// caller that reaches the port may verify and write credentials. Refused
+    /// unless this is true; logged at every start.
+    #[serde(default)]
+    pub insecure_allow_unauthenticated: bool,
     /// A plaintext listener serving only `grpc.health.v1` (for probes that
     /// cannot present client certificates, e.g. the kubelet's).
     #[serde(default)]
@@ -113,7 +122,9 @@ impl Default for Config {
             pool: PoolSection::default(),
             store: StoreSection::default(),
             tls: None,
-            allow_plaintext: false,
+            insecure_allow_plaintext: false,
+            deprecated_allow_plaintext: None,
+            insecure_allow_unauthenticated: false,
             health_listen: None,
             clients: Vec::new(),
         }
@@ -371,11 +382,21 @@ impl Config {
         if self.store.backend == Backend::Postgres && self.database_url().is_none() {
             return Err(Invalid::new("store.url", "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)"));
         }
-        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+        let beyond_loopback = !self.listen.ip().is_loopback();
+        if self.tls.is_none() && beyond_loopback && !self.plaintext_allowed() {
             return Err(Invalid::new(
                 "listen",
                 format!(
-                    "{} is not a loopback address: configure [tls], or set allow_plaintext = true if a mesh sidecar terminates TLS",
+                    "{} is not a loopback address: configure [tls], or set insecure_allow_plaintext = true if a mesh sidecar terminates TLS",
+                    self.listen
+                ),
+            ));
+        }
+        if self.clients.is_empty() && beyond_loopback && !self.insecure_allow_unauthenticated {
+            return Err(Invalid::new(
+                "clients",
+                format!(
+                    "{} is reachable beyond loopback and no [[clients]] authenticate callers (anyone could write credentials): configure [[clients]] (client certificates or bearer tokens), or set insecure_allow_unauthenticated = true",
                     self.listen
                 ),
             ));
@@ -392,6 +413,32 @@ impl Config {
             return Err(Invalid::new(format!("clients[{i}].certificate_names"), "certificate identities need [tls] client_ca_file"));
         }
         Ok(())
+    }
+
+    /// Whether plaintext beyond loopback was accepted, under the new or the
+    /// deprecated name.
+    pub fn plaintext_allowed(&self) -> bool {
+        self.insecure_allow_plaintext || self.deprecated_allow_plaintext == Some(true)
+    }
+
+    /// What a person should hear about this config at every load: deprecated
+    /// keys in use, and insecure settings in force.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.deprecated_allow_plaintext.is_some() {
+            out.push("allow_plaintext is deprecated: rename it insecure_allow_plaintext".to_owned());
+        }
+        let beyond_loopback = !self.listen.ip().is_loopback();
+        if beyond_loopback && self.tls.is_none() && self.plaintext_allowed() {
+            out.push(format!("insecure_allow_plaintext: serving plaintext gRPC on {}", self.listen));
+        }
+        if beyond_loopback && self.clients.is_empty() && self.insecure_allow_unauthenticated {
+            out.push(format!(
+                "insecure_allow_unauthenticated: no [[clients]]; every caller that reaches {} may verify and write credentials",
+                self.listen
+            ));
+        }
+        out
     }
 
     /// The PostgreSQL URL: `ASSERTD_DATABASE_URL`, else `store.url`.
@@ -413,7 +460,7 @@ impl Config {
                 c.pool,
                 c.store.clone(),
                 c.tls.clone(),
-                c.allow_plaintext,
+                (c.plaintext_allowed(), c.insecure_allow_unauthenticated),
                 c.health_listen,
             )
         };

@@ -61,9 +61,15 @@ impl Server {
 
     /// Starts assertd with `config` using `dir` for config and data.
     pub fn start_in(dir: &Path, config: &str) -> Self {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// [`Server::start_in`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
         let cfg = dir.join("assertd.toml");
         std::fs::write(&cfg, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--data-dir")
