@@ -61,20 +61,43 @@ secure() {
 }
 check "security context" secure
 check "native gRPC probes on the health port" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml' && grep -A1 'grpc:\$' '$work/default.yaml' | grep -q 'port: 8081'"
-check "plaintext only by explicit opt-in (default)" grep -q 'allow_plaintext = true' "$work/default.yaml"
+check "plaintext only by explicit opt-in (default)" grep -q 'insecure_allow_plaintext = true' "$work/default.yaml"
+authenticated() {
+  local f="$work/default.yaml"
+  grep -q 'token_sha256_env = \["ASSERTD_TOKEN_SHA256_GATEWAY"\]' "$f" && grep -q 'name: t-assertd-tokens' "$f" &&
+    grep -q 'kind: NetworkPolicy' "$f" && ! grep -q 'insecure_allow_unauthenticated' "$f"
+}
+check "the default install authenticates callers (tokens from a Secret, NetworkPolicy on)" authenticated
+mtls_clients() {
+  local f="$work/ha.yaml"
+  grep -q 'certificate_names = \["spiffe://cluster.local/ns/identity/sa/gateway"\]' "$f" && ! grep -q 'token_sha256_env' "$f" &&
+    ! grep -q 'insecure_allow_unauthenticated' "$f" && grep -q 'kubernetes.io/metadata.name: identity' "$f"
+}
+check "mtls mode: certificate identities, gateways by namespace (HA)" mtls_clients
+insecure_acknowledged() {
+  "$helm" template t assertd --set auth.mode=insecure --set auth.insecureAcknowledged=true > "$work/insecure.yaml" &&
+    grep -q 'insecure_allow_unauthenticated = true' "$work/insecure.yaml" && ! grep -q '\[\[clients\]\]' "$work/insecure.yaml"
+}
+check "insecure mode renders only when acknowledged" insecure_acknowledged
 tls_mounts() {
   local f="$work/ha.yaml"
-  grep -q 'allow_plaintext = false' "$f" && grep -q 'client_ca_file = "/etc/assertd/client-ca/ca.crt"' "$f" &&
+  grep -q 'insecure_allow_plaintext = false' "$f" && grep -q 'client_ca_file = "/etc/assertd/client-ca/ca.crt"' "$f" &&
     grep -q 'secretName: assertd-tls' "$f" && grep -q 'mountPath: /etc/assertd/tls' "$f"
 }
 check "mutual TLS from Secrets (HA)" tls_mounts
 config_of "$work/default.yaml" > "$work/default.toml"
 config_of "$work/ha.yaml" > "$work/ha.toml"
-check "rendered config is valid (default)" "$assertd" config check "$work/default.toml"
+check "rendered config is valid (default)" env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/default.toml"
+check "the rendered default config refuses to start without its token hashes" refuses "ASSERTD_TOKEN_SHA256_GATEWAY is not set" "$assertd" config check "$work/default.toml"
 check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"
 check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
 check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
 check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd --set tls.enabled=true
+check "refuses insecure mode without acknowledgement" refuses "auth.insecureAcknowledged" "$helm" template t assertd --set auth.mode=insecure
+check "refuses mtls mode without client certificates" refuses "tls.clientAuth=true" "$helm" template t assertd --set auth.mode=mtls
+printf 'auth:\n  clients:\n    - name: x\n      relyingParties: ["*"]\n      rpcs: ["verify"]\n' > "$work/nocert.yaml"
+check "refuses mtls clients without certificate names" refuses "needs certificateNames" "$helm" template t assertd -f assertd/ci/ha-values.yaml -f "$work/nocert.yaml"
+check "schema refuses an unknown auth mode" refuses "auth.mode" "$helm" template t assertd --set auth.mode=open
 check "schema refuses an unknown backend" refuses "store.backend" "$helm" template t assertd --set store.backend=mysql
 check "schema refuses an unknown value" refuses "additional properties" "$helm" template t assertd --set nope=1
 check "schema refuses a bad port" refuses "ports.grpc" "$helm" template t assertd --set ports.grpc=70000

@@ -34,7 +34,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 listen = "0.0.0.0:{{ .Values.ports.grpc }}"
 metrics_listen = "0.0.0.0:{{ .Values.ports.metrics }}"
 health_listen = "0.0.0.0:{{ .Values.ports.health }}"
-allow_plaintext = {{ not .Values.tls.enabled }}
+insecure_allow_plaintext = {{ not .Values.tls.enabled }}
+{{- if eq .Values.auth.mode "insecure" }}
+insecure_allow_unauthenticated = true
+{{- end }}
 data_dir = "/var/lib/assertd"
 shutdown_grace_seconds = {{ .Values.shutdown.drainSeconds }}
 config_watch_interval_seconds = {{ .Values.configWatchIntervalSeconds }}
@@ -71,5 +74,30 @@ timeout_ms = {{ .Values.store.timeoutMs | int64 }}
 readiness_grace_seconds = {{ .Values.store.readinessGraceSeconds | int64 }}
 counter_outage = {{ .Values.store.counterOutage | quote }}
 
+{{- if ne .Values.auth.mode "insecure" }}
+{{- range .Values.auth.clients }}
+
+[[clients]]
+name = {{ .name | quote }}
+relying_parties = {{ toJson .relyingParties }}
+rpcs = {{ toJson .rpcs }}
+{{- if eq $.Values.auth.mode "token" }}
+token_sha256_env = [{{ include "assertd.tokenEnv" .name | quote }}]
+{{- else }}
+certificate_names = {{ toJson (default list .certificateNames) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{ .Values.policy }}
+{{- end -}}
+
+{{/* The environment variable holding a client's token hash. */}}
+{{- define "assertd.tokenEnv" -}}
+{{- printf "ASSERTD_TOKEN_SHA256_%s" (. | upper | replace "-" "_") -}}
+{{- end -}}
+
+{{/* The Secret with the clients' token hashes. */}}
+{{- define "assertd.tokenSecret" -}}
+{{- default (printf "%s-tokens" (include "assertd.fullname" .)) .Values.auth.tokenSecret -}}
 {{- end -}}
