@@ -58,7 +58,10 @@ pub(crate) async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<
             attested: true,
             ..Default::default()
         };
-        creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.map_err(|e| format!("PutCredential: {e}"))?;
+        creds
+            .put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() })
+            .await
+            .map_err(|e| format!("PutCredential: {e}"))?;
         auths.push(a);
     }
     let challenge = b"assertd-loadgen-challenge-0123456789";
@@ -124,7 +127,10 @@ pub(crate) async fn prepare_from_file(args: &RunArgs, path: &std::path::Path, ch
                 attested: true,
                 ..Default::default()
             };
-            creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.map_err(|e| format!("PutCredential: {e}"))?;
+            creds
+                .put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() })
+                .await
+                .map_err(|e| format!("PutCredential: {e}"))?;
         }
         pool.push(pb::Assertion {
             request_id: pool.len().to_string(),

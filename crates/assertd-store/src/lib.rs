@@ -71,6 +71,17 @@ pub struct CounterUpdate {
     pub upgrade_backup_eligible: bool,
 }
 
+/// What [`CredentialStore::replace`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    /// Replaced; the record as stored now.
+    Replaced(StoredCredential),
+    /// No credential with this id at the relying party.
+    NotFound,
+    /// The credential belongs to another user: nothing was written.
+    OtherUser,
+}
+
 /// The result of one [`CounterUpdate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterResult {
@@ -95,10 +106,25 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Fetches one credential.
     async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
 
-    /// Inserts or replaces credentials (validate them first). On replace the
-    /// stored sign count never goes backwards and `created_at` is kept.
+    /// Inserts or updates credentials in bulk (the admin's import; validate
+    /// them first). On update the stored sign count never goes backwards,
+    /// `created_at` is kept, and a revoked credential stays revoked.
     /// Returns the records as stored.
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Stores a new credential (validate it first). `None` when the
+    /// credential id already exists at the relying party: nothing is written,
+    /// an existing credential is never overwritten by a create.
+    async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Replaces the key and registration facts of an existing credential of
+    /// the same user (`record.user_handle`): ownership never moves, revoked
+    /// stays as stored, the sign count never goes back, `created_at` is kept.
+    async fn replace(&self, record: StoredCredential) -> Result<Replaced, StoreError>;
+
+    /// Deletes a credential (an erasure request); the record as it was,
+    /// `None` when it does not exist.
+    async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
 
     /// Marks a credential revoked; `None` when it does not exist.
     async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;

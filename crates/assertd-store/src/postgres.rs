@@ -14,7 +14,7 @@
 //! * Every call is bounded: `statement_timeout` on the server, and the same
 //!   bound (plus a margin) on the client for a server that does not answer.
 
-use crate::{Change, CounterResult, CounterUpdate, CredentialStore, StoreError, StoredCredential, counters};
+use crate::{Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, counters};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
@@ -313,7 +313,7 @@ impl CredentialStore for PostgresStore {
                sign_count = greatest(credentials.sign_count, excluded.sign_count),
                backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
-               revoked = excluded.revoked
+               revoked = credentials.revoked OR excluded.revoked
              RETURNING {COLUMNS}"
         );
         // A big import gets a longer bound: it is one transaction.
@@ -353,6 +353,99 @@ impl CredentialStore for PostgresStore {
         })
         .await
         .map_err(|_| StoreError::Unavailable("PostgreSQL did not finish the write in time".into()))?
+    }
+
+    async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!(
+                    "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
+                ))
+                .await
+                .map_err(unavailable)?;
+            let count = i64::from(r.sign_count);
+            c.query_opt(
+                &s,
+                &[
+                    &r.rp_id,
+                    &r.credential_id,
+                    &r.user_handle,
+                    &r.public_key_cose,
+                    &count,
+                    &r.backup_eligible,
+                    &r.backup_state,
+                    &r.aaguid,
+                    &r.attested,
+                    &r.transports,
+                    &r.revoked,
+                    &r.created_at_ms,
+                    &r.last_used_at_ms,
+                ],
+            )
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
+        self.with(async |c| {
+            // One statement: the update, and whether the id exists at all.
+            let s = c
+                .prepare_cached(&format!(
+                    "WITH updated AS (
+                       UPDATE credentials SET public_key_cose = $4, sign_count = greatest(sign_count, $5), backup_eligible = $6,
+                         backup_state = $7, aaguid = $8, attested = $9, transports = $10
+                       WHERE rp_id = $1 AND credential_id = $2 AND user_handle = $3 RETURNING {COLUMNS}
+                     )
+                     SELECT {COLUMNS}, true AS replaced FROM updated
+                     UNION ALL
+                     SELECT {COLUMNS}, false FROM credentials
+                       WHERE rp_id = $1 AND credential_id = $2 AND NOT EXISTS (SELECT 1 FROM updated)"
+                ))
+                .await
+                .map_err(unavailable)?;
+            let count = i64::from(r.sign_count);
+            let row = c
+                .query_opt(
+                    &s,
+                    &[
+                        &r.rp_id,
+                        &r.credential_id,
+                        &r.user_handle,
+                        &r.public_key_cose,
+                        &count,
+                        &r.backup_eligible,
+                        &r.backup_state,
+                        &r.aaguid,
+                        &r.attested,
+                        &r.transports,
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(match row {
+                None => Replaced::NotFound,
+                Some(row) if row.get::<_, bool>("replaced") => Replaced::Replaced(from_row(&row)?),
+                Some(_) => Replaced::OtherUser,
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!("DELETE FROM credentials WHERE rp_id = $1 AND credential_id = $2 RETURNING {COLUMNS}"))
+                .await
+                .map_err(unavailable)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+        })
+        .await
     }
 
     async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {

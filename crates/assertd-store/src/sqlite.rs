@@ -3,7 +3,7 @@
 //! survives a crash or power loss.
 
 use crate::counters;
-use crate::{CounterResult, CounterUpdate, CredentialStore, StoreError, StoredCredential};
+use crate::{CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -142,7 +142,7 @@ impl CredentialStore for SqliteStore {
                            sign_count = max(sign_count, excluded.sign_count),
                            backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                            aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
-                           revoked = excluded.revoked
+                           revoked = revoked OR excluded.revoked
                          RETURNING {COLUMNS}"
                     ))
                     .map_err(unavailable)?;
@@ -172,6 +172,92 @@ impl CredentialStore for SqliteStore {
             }
             tx.commit().map_err(unavailable)?;
             Ok(out)
+        })
+        .await
+    }
+
+    async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
+        self.with(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        r.rp_id,
+                        r.credential_id,
+                        r.user_handle,
+                        r.public_key_cose,
+                        i64::from(r.sign_count),
+                        r.backup_eligible,
+                        r.backup_state,
+                        r.aaguid,
+                        r.attested,
+                        r.transports.join(","),
+                        r.revoked,
+                        r.created_at_ms,
+                        r.last_used_at_ms
+                    ],
+                    from_row,
+                )
+                .optional()
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+            let updated = tx
+                .prepare_cached(&format!(
+                    "UPDATE credentials SET public_key_cose = ?4, sign_count = max(sign_count, ?5), backup_eligible = ?6,
+                       backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10
+                     WHERE rp_id = ?1 AND credential_id = ?2 AND user_handle = ?3 RETURNING {COLUMNS}"
+                ))
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![
+                            r.rp_id,
+                            r.credential_id,
+                            r.user_handle,
+                            r.public_key_cose,
+                            i64::from(r.sign_count),
+                            r.backup_eligible,
+                            r.backup_state,
+                            r.aaguid,
+                            r.attested,
+                            r.transports.join(",")
+                        ],
+                        from_row,
+                    )
+                    .optional()
+                })
+                .map_err(unavailable)?;
+            let outcome = match updated {
+                Some(stored) => Replaced::Replaced(stored),
+                None => {
+                    let exists = tx
+                        .prepare_cached("SELECT 1 FROM credentials WHERE rp_id = ?1 AND credential_id = ?2")
+                        .and_then(|mut s| s.query_row(params![r.rp_id, r.credential_id], |_| Ok(())).optional())
+                        .map_err(unavailable)?;
+                    if exists.is_some() { Replaced::OtherUser } else { Replaced::NotFound }
+                }
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
+        self.with(move |c| {
+            c.prepare_cached(&format!("DELETE FROM credentials WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
+                .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
+                .map_err(unavailable)
         })
         .await
     }

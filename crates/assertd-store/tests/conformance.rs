@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assertd_store::{
-    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, SqliteStore,
-    StoredCredential,
+    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, Replaced,
+    SqliteStore, StoredCredential,
 };
 use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
@@ -33,6 +33,37 @@ fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
 
 fn upd(rp: &str, id: &[u8], received: u32) -> CounterUpdate {
     CounterUpdate { rp_id: rp.into(), credential_id: id.to_vec(), received, upgrade_backup_eligible: false }
+}
+
+/// Issue 13 item 5: a credential is created, never overwritten by a create;
+/// a replace keeps its owner, its revocation and its count; a delete erases.
+async fn create_replace_delete(s: &dyn CredentialStore) {
+    let owner = record("rp", b"c", b"owner", 7);
+    let created = s.create(owner.clone()).await.unwrap().unwrap();
+    assert_eq!(created.user_handle, b"owner".to_vec());
+    // Another user's key under the same id: refused, nothing written.
+    let attacker = record("rp", b"c", b"attacker", 0);
+    assert_eq!(s.create(attacker.clone()).await.unwrap(), None);
+    assert_eq!(s.get("rp", b"c").await.unwrap().unwrap().public_key_cose, owner.public_key_cose);
+    assert_eq!(s.replace(attacker).await.unwrap(), Replaced::OtherUser);
+    assert_eq!(s.get("rp", b"c").await.unwrap().unwrap().public_key_cose, owner.public_key_cose);
+    assert_eq!(s.replace(record("rp", b"nope", b"owner", 0)).await.unwrap(), Replaced::NotFound);
+    // The owner replaces its key: the count stays, revoked stays revoked.
+    s.revoke("rp", b"c").await.unwrap();
+    let mut new_key = record("rp", b"c", b"owner", 0);
+    new_key.revoked = false;
+    let Replaced::Replaced(r) = s.replace(new_key.clone()).await.unwrap() else { panic!("not replaced") };
+    assert_eq!(
+        (r.public_key_cose, r.sign_count, r.revoked, r.created_at_ms),
+        (new_key.public_key_cose.clone(), 7, true, owner.created_at_ms)
+    );
+    // The bulk path keeps a revocation too.
+    s.put_many(vec![new_key]).await.unwrap();
+    assert!(s.get("rp", b"c").await.unwrap().unwrap().revoked);
+    // Delete erases; twice is None.
+    assert_eq!(s.delete("rp", b"c").await.unwrap().map(|r| r.user_handle), Some(b"owner".to_vec()));
+    assert_eq!(s.get("rp", b"c").await.unwrap(), None);
+    assert_eq!(s.delete("rp", b"c").await.unwrap(), None);
 }
 
 async fn put_get_list_revoke(s: &dyn CredentialStore) {
@@ -187,6 +218,7 @@ async fn pg_store(pg: &PgCluster) -> PostgresStore {
 }
 
 conformance!(put_get_list_revoke_, put_get_list_revoke);
+conformance!(create_replace_delete_, create_replace_delete);
 conformance!(counters_in_batch_order_, counters_in_batch_order);
 conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
 conformance!(touch_page_and_ping_, touch_page_and_ping);
@@ -303,6 +335,15 @@ impl CredentialStore for Counting {
     }
     async fn revoke(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
         self.inner.revoke(rp, id).await
+    }
+    async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.inner.create(r).await
+    }
+    async fn replace(&self, r: StoredCredential) -> Result<Replaced, assertd_store::StoreError> {
+        self.inner.replace(r).await
+    }
+    async fn delete(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.inner.delete(rp, id).await
     }
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await

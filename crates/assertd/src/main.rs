@@ -95,6 +95,22 @@ enum CredentialsCommand {
         #[arg(long, env = "ASSERTD_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Erase one credential (e.g. for an erasure request); exits 1 if it
+    /// does not exist. Audited like the API's DeleteCredential.
+    Delete {
+        /// The relying party.
+        #[arg(long)]
+        rp_id: String,
+        /// The credential ID, base64url (as in the import format).
+        #[arg(long)]
+        credential_id: String,
+        /// Configuration file: its [store] (and data_dir) are used.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory of the embedded store [default: ./data].
+        #[arg(long, env = "ASSERTD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Write every stored credential as JSON Lines (the import format).
     Export {
         /// Output file [default: standard output].
@@ -177,6 +193,20 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| format!("import {}: {e}", file.display()))?;
                 println!("imported {n} credentials into the {:?} store", c.store.backend);
+                Ok(())
+            }
+            Command::Credentials { command: CredentialsCommand::Delete { rp_id, credential_id, config, data_dir } } => {
+                use base64::Engine as _;
+                let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(credential_id.trim_end_matches('='))
+                    .map_err(|e| format!("--credential-id is not base64url: {e}"))?;
+                let mut c = load(config)?;
+                c.data_dir = data_dir.unwrap_or(c.data_dir);
+                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let deleted = store.delete(&rp_id, &id).await.map_err(|e| e.to_string())?;
+                let deleted = deleted.ok_or_else(|| format!("no credential {credential_id} at {rp_id:?}"))?;
+                tracing::info!(target: "assertd::audit", action = "delete", client = "cli", rp_id = %rp_id, credential_id = %credential_id, "credential delete");
+                println!("deleted credential {credential_id} of relying party {:?}", deleted.rp_id);
                 Ok(())
             }
             Command::Credentials { command: CredentialsCommand::Export { file, config, data_dir } } => {

@@ -11,6 +11,7 @@ use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
 use crate::status::RequestError;
 use assertd_api::v1 as pb;
+use assertd_store::{Replaced, StoredCredential};
 use futures_util::{Stream, StreamExt};
 use pb::credential_service_server::CredentialService;
 use pb::verification_service_server::VerificationService;
@@ -49,6 +50,28 @@ fn require_rp(grant: &Grant, rp_id: &str) -> Result<(), Status> {
         assertd_verify::truncate(rp_id)
     ))
     .into())
+}
+
+/// One audit line per credential write (target `assertd::audit`, info
+/// level): who, which credential, what changed. Never key material.
+fn audit(action: &'static str, grant: &Grant, r: &StoredCredential, what: &'static str) {
+    tracing::info!(
+        target: "assertd::audit",
+        action,
+        client = %grant.client,
+        rp_id = %assertd_verify::truncate(&r.rp_id),
+        credential_id = %b64url(&r.credential_id),
+        user_handle = %b64url(&r.user_handle),
+        revoked = r.revoked,
+        what,
+        "credential {action}"
+    );
+}
+
+/// base64url without padding, for log fields.
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
 /// `assertd.v1.VerificationService`.
@@ -155,12 +178,46 @@ fn require_id(grant: &Grant, rp_id: &str, credential_id: &[u8]) -> Result<(), St
 impl CredentialService for CredentialSvc {
     async fn put_credential(&self, req: Request<pb::PutCredentialRequest>) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let grant = grant(&req)?;
-        let record = req.into_inner().credential.ok_or_else(|| RequestError::Invalid("credential is required".into()))?;
+        let pb::PutCredentialRequest { credential, replace, expected_user_handle } = req.into_inner();
+        let record = credential.ok_or_else(|| RequestError::Invalid("credential is required".into()))?;
         require_rp(&grant, &record.rp_id)?;
         let record = convert::record_from_pb(record, now_ms());
         record.validate().map_err(|e| RequestError::Invalid(format!("invalid credential: {e}")))?;
-        let stored = self.engine.put(record).await.map_err(RequestError::from)?;
+        let stored = if replace {
+            if expected_user_handle != record.user_handle {
+                return Err(RequestError::Invalid(
+                    "a replace names the credential's user in expected_user_handle, and keeps it: credential.user_handle must equal it"
+                        .into(),
+                )
+                .into());
+            }
+            match self.engine.replace(record).await.map_err(RequestError::from)? {
+                Replaced::Replaced(stored) => {
+                    audit("replace", &grant, &stored, "key and registration facts replaced; revoked and sign count kept");
+                    stored
+                }
+                Replaced::NotFound => return Err(RequestError::NotFound.into()),
+                Replaced::OtherUser => {
+                    tracing::warn!(target: "assertd::audit", action = "replace_refused", client = %grant.client, "replace of another user's credential refused");
+                    return Err(RequestError::Precondition("the credential belongs to another user: nothing was written".into()).into());
+                }
+            }
+        } else {
+            let created = self.engine.create(record).await.map_err(RequestError::from)?.ok_or(RequestError::AlreadyExists)?;
+            audit("create", &grant, &created, "created");
+            created
+        };
         Ok(Response::new(pb::PutCredentialResponse { credential: Some(convert::record_to_pb(stored)) }))
+    }
+
+    async fn delete_credential(&self, req: Request<pb::DeleteCredentialRequest>) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_id(&grant, &req.rp_id, &req.credential_id)?;
+        let deleted =
+            self.engine.delete(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
+        audit("delete", &grant, &deleted, "erased");
+        Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(convert::record_to_pb(deleted)) }))
     }
 
     async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Result<Response<pb::GetCredentialResponse>, Status> {
@@ -184,7 +241,7 @@ impl CredentialService for CredentialSvc {
         require_id(&grant, &req.rp_id, &req.credential_id)?;
         let revoked =
             self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
-        tracing::info!(rp_id = %revoked.rp_id, client = %grant.client, "credential revoked");
+        audit("revoke", &grant, &revoked, "revoked");
         Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(convert::record_to_pb(revoked)) }))
     }
 

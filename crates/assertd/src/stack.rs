@@ -70,6 +70,7 @@ pub fn route(path: &str) -> Route {
         "/assertd.v1.VerificationService/VerifyAssertionsStream" => rpc("VerifyAssertionsStream", Rpc::Verify, false, true),
         "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/RevokeCredential" => rpc("RevokeCredential", Rpc::CredentialsWrite, true, false),
+        "/assertd.v1.CredentialService/DeleteCredential" => rpc("DeleteCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/GetCredential" => rpc("GetCredential", Rpc::CredentialsRead, true, false),
         "/assertd.v1.CredentialService/ListCredentials" => rpc("ListCredentials", Rpc::CredentialsRead, true, false),
         p if p.starts_with("/grpc.health.v1.Health/") => Route { name: None, access: Access::Public, unary: false, verifies: false },
@@ -361,7 +362,7 @@ mod tests {
             ),
             (
                 <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
-                ["PutCredential", "GetCredential", "RevokeCredential", "ListCredentials"].as_slice(),
+                ["PutCredential", "GetCredential", "RevokeCredential", "DeleteCredential", "ListCredentials"].as_slice(),
             ),
         ];
         for (service, methods) in services {

@@ -31,6 +31,12 @@ pub enum RequestError {
     /// The named credential does not exist (NOT_FOUND).
     #[error("no such credential")]
     NotFound,
+    /// A create of a credential id that exists (ALREADY_EXISTS).
+    #[error("the credential id is already registered at this relying party; to change it, replace it (replace = true) as its user")]
+    AlreadyExists,
+    /// A replace of another user's credential (FAILED_PRECONDITION).
+    #[error("{0}")]
+    Precondition(String),
     /// The store failed (UNAVAILABLE when it may recover, INTERNAL when its
     /// data is corrupt).
     #[error(transparent)]
@@ -43,7 +49,7 @@ impl RequestError {
         match self {
             Self::BatchTooLarge { .. } => Some("batch_too_large"),
             Self::Overloaded => Some("overloaded"),
-            Self::Invalid(_) | Self::NotFound | Self::Store(_) => None,
+            Self::Invalid(_) | Self::NotFound | Self::AlreadyExists | Self::Precondition(_) | Self::Store(_) => None,
         }
     }
 }
@@ -58,6 +64,8 @@ impl From<RequestError> for Status {
             RequestError::BatchTooLarge { .. } | RequestError::Invalid(_) => Status::invalid_argument(message),
             RequestError::Overloaded => Status::resource_exhausted(message),
             RequestError::NotFound => Status::not_found(message),
+            RequestError::AlreadyExists => Status::already_exists(message),
+            RequestError::Precondition(_) => Status::failed_precondition(message),
             RequestError::Store(StoreError::Unavailable(m)) => Status::unavailable(m),
             RequestError::Store(StoreError::Corrupt(m)) => Status::internal(m),
             RequestError::Store(other) => Status::internal(other.to_string()),
@@ -98,6 +106,8 @@ mod tests {
             (RequestError::Overloaded.into(), Code::ResourceExhausted),
             (RequestError::Invalid("x".into()).into(), Code::InvalidArgument),
             (RequestError::NotFound.into(), Code::NotFound),
+            (RequestError::AlreadyExists.into(), Code::AlreadyExists),
+            (RequestError::Precondition("x".into()).into(), Code::FailedPrecondition),
             (Denied::Unauthenticated("x".into()).into(), Code::Unauthenticated),
             (Denied::PermissionDenied("x".into()).into(), Code::PermissionDenied),
             (RequestError::from(StoreError::Unavailable("x".into())).into(), Code::Unavailable),

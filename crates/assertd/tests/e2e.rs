@@ -198,7 +198,7 @@ async fn uv_required_rp_and_revocation_and_legacy() {
         public_key_cose: b(&vec.public_key_cose_b64url),
         ..Default::default()
     };
-    creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap();
+    creds.put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() }).await.unwrap();
     let item = pb::Assertion {
         request_id: "rs1".into(),
         rp_id: "localhost".into(),
@@ -259,15 +259,15 @@ async fn put_credential_rejects_bad_keys_by_name() {
     for (key, msg) in cases {
         let mut rec = record(RP, &a, b"u", false);
         rec.public_key_cose = key;
-        let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap_err();
+        let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() }).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(e.message().contains(msg), "{}", e.message());
     }
-    let e = creds.put_credential(pb::PutCredentialRequest { credential: None }).await.unwrap_err();
+    let e = creds.put_credential(pb::PutCredentialRequest { credential: None, ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     let mut rec = record(RP, &a, b"u", false);
     rec.aaguid = vec![1, 2, 3];
-    let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap_err();
+    let e = creds.put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() }).await.unwrap_err();
     assert!(e.message().contains("aaguid"), "{}", e.message());
 }
 
@@ -564,4 +564,83 @@ async fn counterless_assertions_skip_the_counter_round_trip() {
     // And in later batches (the cached entry knows it has been counted).
     let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0)] }).await.unwrap().into_inner();
     assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::SignCountRegression]);
+}
+
+/// Issue 13 item 5: a second PutCredential of an existing id (another user,
+/// another key) is refused and the owner keeps signing in; a replace keeps
+/// the owner and the revocation; a delete erases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_created_not_overwritten() {
+    let server = Server::start(&default_config());
+    let owner = SoftAuthenticator::new(Alg::Es256);
+    let mut attacker = SoftAuthenticator::new(Alg::Es256);
+    attacker.credential_id = owner.credential_id.clone();
+    put(&server, record(RP, &owner, b"owner", false)).await;
+    let mut creds = server.credentials().await;
+    let e = creds
+        .put_credential(pb::PutCredentialRequest { credential: Some(record(RP, &attacker, b"victim", false)), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e:?}");
+    // A replace must name the current user, and cannot move the credential.
+    let replace = |user: &[u8], key: &SoftAuthenticator| pb::PutCredentialRequest {
+        credential: Some(record(RP, key, user, false)),
+        replace: true,
+        expected_user_handle: user.to_vec(),
+    };
+    let e = creds.put_credential(replace(b"victim", &attacker)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    let mut v = server.verifier().await;
+    let mut n = 0;
+    let mut sign_in = async |key: &SoftAuthenticator| {
+        n += 1;
+        let x = assertion("o", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV | 0x01, n));
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner().verdicts.remove(0)
+    };
+    assert_eq!(sign_in(&owner).await.decision(), Decision::Allow);
+    assert_eq!(codes(&sign_in(&attacker).await), vec![ReasonCode::SignatureInvalid]);
+
+    // Revoked stays revoked through a replace by its owner.
+    creds.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: owner.credential_id.clone() }).await.unwrap();
+    let replaced = creds.put_credential(replace(b"owner", &owner)).await.unwrap().into_inner().credential.unwrap();
+    assert!(replaced.revoked);
+    assert_eq!(codes(&sign_in(&owner).await), vec![ReasonCode::CredentialRevoked]);
+
+    // Delete erases it.
+    creds.delete_credential(pb::DeleteCredentialRequest { rp_id: RP.into(), credential_id: owner.credential_id.clone() }).await.unwrap();
+    assert_eq!(codes(&sign_in(&owner).await), vec![ReasonCode::CredentialNotFound]);
+    let e = creds
+        .delete_credential(pb::DeleteCredentialRequest { rp_id: RP.into(), credential_id: owner.credential_id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+}
+
+/// `assertd credentials delete` erases one credential offline; a second
+/// delete fails.
+#[test]
+fn cli_deletes_a_credential() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = SoftAuthenticator::new(Alg::Es256);
+    let b64 = assertd_testkit::b64url;
+    let line = format!(
+        r#"{{"rp_id":"{RP}","credential_id":"{}","user_handle":"dQ","public_key_cose":"{}"}}"#,
+        b64(&a.credential_id),
+        b64(&a.public_key_cose)
+    );
+    let file = tmp.path().join("one.jsonl");
+    std::fs::write(&file, line).unwrap();
+    let data = tmp.path().join("data");
+    assert!(import(&file, &data).status.success());
+    let delete = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["credentials", "delete", "--rp-id", RP, "--credential-id", &b64(&a.credential_id), "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = delete();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = delete();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no credential"));
 }

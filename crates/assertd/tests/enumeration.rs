@@ -60,7 +60,10 @@ async fn unknown_revoked_and_valid_ids_look_alike_outside_a_grant() {
     let mut creds = server.credentials().await;
     for a in [&valid, &revoked] {
         creds
-            .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, a, b"u", false)) }))
+            .put_credential(with_bearer(
+                GATEWAY_TOKEN,
+                pb::PutCredentialRequest { credential: Some(record(RP, a, b"u", false)), ..Default::default() },
+            ))
             .await
             .unwrap();
     }
@@ -124,7 +127,10 @@ async fn a_flood_of_unknown_ids_is_absorbed_by_the_negative_cache() {
     server
         .credentials()
         .await
-        .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &good, b"u", false)) }))
+        .put_credential(with_bearer(
+            GATEWAY_TOKEN,
+            pb::PutCredentialRequest { credential: Some(record(RP, &good, b"u", false)), ..Default::default() },
+        ))
         .await
         .unwrap();
     let parts = good.assert(RP, ORIGIN, b"c", 0x04, 0);
@@ -175,7 +181,10 @@ async fn a_reload_that_removes_a_caller_ends_its_open_stream() {
     server
         .credentials()
         .await
-        .put_credential(with_bearer(GATEWAY_TOKEN, pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u", false)) }))
+        .put_credential(with_bearer(
+            GATEWAY_TOKEN,
+            pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u", false)), ..Default::default() },
+        ))
         .await
         .unwrap();
     let msg = |n: u32| pb::VerifyAssertionsStreamRequest {

@@ -133,8 +133,11 @@ async fn identities_map_to_relying_parties_and_rpcs() {
     let a = SoftAuthenticator::new(Alg::Es256);
     let b = SoftAuthenticator::new(Alg::Es256);
     let mut creds = CredentialServiceClient::new(admin.clone());
-    creds.put_credential(pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u1", false)) }).await.unwrap();
-    creds.put_credential(pb::PutCredentialRequest { credential: Some(record(RP_UV, &b, b"u2", false)) }).await.unwrap();
+    creds.put_credential(pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u1", false)), ..Default::default() }).await.unwrap();
+    creds
+        .put_credential(pb::PutCredentialRequest { credential: Some(record(RP_UV, &b, b"u2", false)), ..Default::default() })
+        .await
+        .unwrap();
 
     // The gateway may verify for RP, and nothing else.
     let challenge = b"tls challenge";
@@ -169,7 +172,10 @@ async fn identities_map_to_relying_parties_and_rpcs() {
 
     // CredentialService is authorized separately.
     let mut gw_creds = CredentialServiceClient::new(gateway.clone());
-    let e = gw_creds.put_credential(pb::PutCredentialRequest { credential: Some(record(RP, &b, b"u3", false)) }).await.unwrap_err();
+    let e = gw_creds
+        .put_credential(pb::PutCredentialRequest { credential: Some(record(RP, &b, b"u3", false)), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     let e =
         gw_creds.get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() }).await.unwrap_err();

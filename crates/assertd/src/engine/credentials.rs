@@ -1,15 +1,35 @@
 //! Credential writes through the engine: the store, then the cache entry
-//! dropped, so the next assertion sees the change at once.
+//! dropped (found or not-found), so the next assertion sees the change at
+//! once.
 
 use super::Engine;
-use assertd_store::{StoreError, StoredCredential};
+use assertd_store::{Replaced, StoreError, StoredCredential};
 
 impl Engine {
-    /// Stores a credential and drops it from the cache.
+    /// Creates a credential; `None` when the id exists (nothing written).
+    pub async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
+        let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());
+        let created = self.cache.store().create(record).await;
+        // Drop even on error: the write may have landed (and a not-found
+        // entry for the id may be cached).
+        self.cache.invalidate(&rp, &id).await;
+        created
+    }
+
+    /// Replaces an existing credential of the same user (see
+    /// `CredentialStore::replace`).
+    pub async fn replace(&self, record: StoredCredential) -> Result<Replaced, StoreError> {
+        let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());
+        let replaced = self.cache.store().replace(record).await;
+        self.cache.invalidate(&rp, &id).await;
+        replaced
+    }
+
+    /// Stores credentials in bulk (tests and benches; the CLI's import goes
+    /// to the store directly) and drops them from the cache.
     pub async fn put(&self, record: StoredCredential) -> Result<StoredCredential, StoreError> {
         let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());
         let stored = self.cache.store().put_many(vec![record]).await;
-        // Drop even on error: the write may have landed.
         self.cache.invalidate(&rp, &id).await;
         stored.map(|mut v| v.remove(0))
     }
@@ -17,6 +37,13 @@ impl Engine {
     /// Revokes a credential and drops it from the cache.
     pub async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let r = self.cache.store().revoke(rp_id, credential_id).await;
+        self.cache.invalidate(rp_id, credential_id).await;
+        r
+    }
+
+    /// Deletes a credential and drops it from the cache.
+    pub async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        let r = self.cache.store().delete(rp_id, credential_id).await;
         self.cache.invalidate(rp_id, credential_id).await;
         r
     }

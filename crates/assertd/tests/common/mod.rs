@@ -148,7 +148,7 @@ pub fn record(rp: &str, a: &SoftAuthenticator, user: &[u8], backup_eligible: boo
 }
 
 pub async fn put(server: &Server, rec: pb::CredentialRecord) {
-    server.credentials().await.put_credential(pb::PutCredentialRequest { credential: Some(rec) }).await.unwrap();
+    server.credentials().await.put_credential(pb::PutCredentialRequest { credential: Some(rec), ..Default::default() }).await.unwrap();
 }
 
 /// An Assertion message from parts.
