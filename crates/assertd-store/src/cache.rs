@@ -6,7 +6,8 @@
 //!   flood of random IDs cannot hammer the store.
 //! * Store errors are never cached.
 //! * [`KeyCache::invalidate`] drops an entry (positive or negative) at once:
-//!   call it on put and revoke.
+//!   call it on put and revoke. It wins over a load in flight: the load
+//!   drops what it inserted when an invalidation ran meanwhile.
 
 use crate::{CredentialStore, StoreError, StoredCredential};
 use assertd_verify::{KeyError, PublicKey};
@@ -140,6 +141,12 @@ pub struct KeyCache {
     /// Credential reads that reached the store (concurrent misses of one
     /// key share a read).
     reads: Arc<AtomicU64>,
+    /// Bumped by every invalidation (and counted mark) before it removes
+    /// anything. A load that started before a bump drops what it inserted:
+    /// moka's loader inserts its value even when `invalidate` ran during the
+    /// load, so without this a revocation that raced a miss stayed cached
+    /// for the whole TTL.
+    epoch: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -166,7 +173,7 @@ impl KeyCache {
                 .eviction_listener(Self::count_evictions(evictions.clone()))
                 .build()
         });
-        Self { cache, unknown, store, evictions, reads: Arc::default() }
+        Self { cache, unknown, store, evictions, reads: Arc::default(), epoch: Arc::default() }
     }
 
     /// Counts evictions for size into `counter`.
@@ -196,6 +203,7 @@ impl KeyCache {
         }
         let (store, reads) = (self.store.clone(), self.reads.clone());
         let (rp, id) = (rp_id.to_owned(), credential_id.to_vec());
+        let epoch = self.epoch.load(Ordering::Acquire);
         // Concurrent misses of one key share this load, its outcome included.
         let loaded = self
             .cache
@@ -208,32 +216,45 @@ impl KeyCache {
                 }
             })
             .await;
-        match loaded {
-            Ok(c) => (Lookup::Found(c), false),
+        let lookup = match loaded {
+            Ok(c) => Lookup::Found(c),
             Err(e) => match &*e {
                 LoadError::NotFound => {
                     if let Some(unknown) = &self.unknown {
-                        unknown.insert(key, ()).await;
+                        unknown.insert(key.clone(), ()).await;
                     }
-                    (Lookup::NotFound, false)
+                    Lookup::NotFound
                 }
-                LoadError::Store(e) => (Lookup::Unavailable(e.to_string()), false),
+                LoadError::Store(e) => return (Lookup::Unavailable(e.to_string()), false),
             },
+        };
+        // Something was invalidated while this load ran: what it inserted
+        // may predate that change. This caller's request raced the change
+        // and gets what was read; the next one reads again.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            self.remove(&key).await;
         }
+        (lookup, false)
     }
 
-    /// Drops a credential's entry, found or not-found, at once.
-    pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
-        let key = cache_key(rp_id, credential_id);
+    async fn remove(&self, key: &Key) {
         self.cache.invalidate(key.as_slice()).await;
         if let Some(unknown) = &self.unknown {
             unknown.invalidate(key.as_slice()).await;
         }
     }
 
+    /// Drops a credential's entry, found or not-found, at once.
+    pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.remove(&cache_key(rp_id, credential_id)).await;
+    }
+
     /// Marks a cached credential as counted (its stored count left 0
     /// elsewhere); nothing to do when it is not cached.
     pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
+        // A load in flight read the count before it left 0: drop its entry.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(c) = self.cache.get(cache_key(rp_id, credential_id).as_slice()).await {
             c.mark_counted();
         }
@@ -241,6 +262,7 @@ impl KeyCache {
 
     /// Drops every entry (the change feed may have missed changes).
     pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
         if let Some(unknown) = &self.unknown {
             unknown.invalidate_all();

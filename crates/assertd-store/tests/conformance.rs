@@ -318,6 +318,10 @@ struct Counting {
     inner: SqliteStore,
     reads: AtomicUsize,
     down: std::sync::atomic::AtomicBool,
+    /// When set, the next read tells `read` once it has read, then waits
+    /// for `go` before it answers.
+    gate: Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>,
+    armed: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -328,7 +332,14 @@ impl CredentialStore for Counting {
             return Err(assertd_store::StoreError::Unavailable("switched off".into()));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        self.inner.get(rp, id).await
+        let r = self.inner.get(rp, id).await;
+        if let Some((read, go)) = &self.gate
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            read.notify_one();
+            go.notified().await;
+        }
+        r
     }
     async fn put_many(&self, r: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.put_many(r).await
@@ -366,10 +377,67 @@ impl CredentialStore for Counting {
     }
 }
 
+/// Issue 13 item 3: a revocation that lands while a miss is loading the
+/// credential is not lost for the cache TTL. The load reads "not revoked",
+/// the revocation commits and invalidates, then the load inserts: the next
+/// lookup must see the revocation (moka inserts a loaded value even when
+/// `invalidate` ran during the load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_racing_a_load_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let store = Arc::new(Counting {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        reads: AtomicUsize::new(0),
+        down: false.into(),
+        gate: Some((read.clone(), go.clone())),
+        armed: true.into(),
+    });
+    store.put_many(vec![record("rp", b"a", b"u", 0)]).await.unwrap();
+    let cache =
+        KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("rp", b"a").await }
+    });
+    // The load has read the record (not revoked); now revoke, as
+    // RevokeCredential does: the store, then the cache.
+    read.notified().await;
+    store.revoke("rp", b"a").await.unwrap();
+    cache.invalidate("rp", b"a").await;
+    go.notify_one();
+    let (Lookup::Found(raced), _) = loading.await.unwrap() else { panic!("not found") };
+    assert!(!raced.revoked, "the racing request saw the record as it read it");
+    let (Lookup::Found(after), hit) = cache.get("rp", b"a").await else { panic!("not found") };
+    assert!(after.revoked && !hit, "the revocation was lost in the cache (hit = {hit})");
+
+    // The same for a count leaving 0 on another replica (the change feed's
+    // mark) while this replica loads the counter-less record.
+    store.put_many(vec![record("rp", b"z", b"u", 0)]).await.unwrap();
+    store.armed.store(true, Ordering::SeqCst);
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("rp", b"z").await }
+    });
+    read.notified().await;
+    store.advance_sign_counts(vec![upd("rp", b"z", 3)].into(), 1).await.unwrap();
+    cache.mark_counted("rp", b"z").await;
+    go.notify_one();
+    loading.await.unwrap();
+    let (Lookup::Found(after), _) = cache.get("rp", b"z").await else { panic!("not found") };
+    assert!(!after.is_counterless(), "a cached 0 outlived the count leaving 0");
+}
+
 #[tokio::test]
 async fn cache_coalesces_caches_negatives_and_invalidates() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Counting { inner: SqliteStore::open(dir.path()).unwrap(), reads: AtomicUsize::new(0), down: false.into() });
+    let store = Arc::new(Counting {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        reads: AtomicUsize::new(0),
+        down: false.into(),
+        gate: None,
+        armed: false.into(),
+    });
     store.put_many(vec![record("rp", b"a", b"u", 0)]).await.unwrap();
     let cache = KeyCache::new(
         store.clone(),
