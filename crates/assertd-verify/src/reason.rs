@@ -76,11 +76,14 @@ pub enum ReasonCode {
     SignCountDeferred = 33,
     /// The caller's grant does not include the assertion's relying party.
     RpNotAuthorized = 34,
+    /// The caller may not choose the profile the assertion names (its
+    /// grant's `profiles`, or the RP's `allowed_profiles`).
+    ProfileNotAuthorized = 35,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 34] = [
+    pub const ALL: [ReasonCode; 35] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -115,6 +118,7 @@ impl ReasonCode {
         Self::LegacyAlgorithm,
         Self::SignCountDeferred,
         Self::RpNotAuthorized,
+        Self::ProfileNotAuthorized,
     ];
 
     /// The proto enum value.
@@ -160,6 +164,7 @@ impl ReasonCode {
             Self::LegacyAlgorithm => "LEGACY_ALGORITHM",
             Self::SignCountDeferred => "SIGN_COUNT_DEFERRED",
             Self::RpNotAuthorized => "RP_NOT_AUTHORIZED",
+            Self::ProfileNotAuthorized => "PROFILE_NOT_AUTHORIZED",
         }
     }
 
@@ -173,36 +178,37 @@ impl ReasonCode {
             Self::RpNotAuthorized => 1,
             Self::RpUnknown => 2,
             Self::ProfileUnknown => 3,
-            Self::StoreUnavailable => 4,
-            Self::CredentialNotFound => 5,
-            Self::CredentialRevoked => 6,
-            Self::UnsupportedAlgorithm => 7,
-            Self::MalformedClientData => 8,
-            Self::MalformedAuthenticatorData => 9,
-            Self::MalformedSignature => 10,
-            Self::SignatureInvalid => 11,
-            Self::RpIdMismatch => 12,
-            Self::OriginNotAllowed => 13,
-            Self::ChallengeMismatch => 14,
-            Self::WrongCeremonyType => 15,
-            Self::UserHandleMismatch => 16,
-            Self::UserNotPresent => 17,
-            Self::BackupStateInvalid => 18,
-            Self::BackupEligibilityChanged => 19,
-            Self::SignCountRegression => 20,
-            Self::PasskeyTypeNotAllowed => 21,
-            Self::AttestationRequired => 22,
-            Self::AaguidNotAllowed => 23,
-            Self::UserNotVerified => 24,
-            Self::CrossOrigin => 25,
-            Self::UpstreamRiskHigh => 26,
-            Self::UpstreamRiskMedium => 27,
-            Self::NoncompliantDevice => 28,
-            Self::UntrustedNetwork => 29,
-            Self::LegacyAlgorithm => 30,
-            Self::UnattestedCredential => 31,
-            Self::SyncedPasskey => 32,
-            Self::SignCountDeferred => 33,
+            Self::ProfileNotAuthorized => 4,
+            Self::StoreUnavailable => 5,
+            Self::CredentialNotFound => 6,
+            Self::CredentialRevoked => 7,
+            Self::UnsupportedAlgorithm => 8,
+            Self::MalformedClientData => 9,
+            Self::MalformedAuthenticatorData => 10,
+            Self::MalformedSignature => 11,
+            Self::SignatureInvalid => 12,
+            Self::RpIdMismatch => 13,
+            Self::OriginNotAllowed => 14,
+            Self::ChallengeMismatch => 15,
+            Self::WrongCeremonyType => 16,
+            Self::UserHandleMismatch => 17,
+            Self::UserNotPresent => 18,
+            Self::BackupStateInvalid => 19,
+            Self::BackupEligibilityChanged => 20,
+            Self::SignCountRegression => 21,
+            Self::PasskeyTypeNotAllowed => 22,
+            Self::AttestationRequired => 23,
+            Self::AaguidNotAllowed => 24,
+            Self::UserNotVerified => 25,
+            Self::CrossOrigin => 26,
+            Self::UpstreamRiskHigh => 27,
+            Self::UpstreamRiskMedium => 28,
+            Self::NoncompliantDevice => 29,
+            Self::UntrustedNetwork => 30,
+            Self::LegacyAlgorithm => 31,
+            Self::UnattestedCredential => 32,
+            Self::SyncedPasskey => 33,
+            Self::SignCountDeferred => 34,
         }
     }
 }
@@ -237,7 +243,7 @@ mod tests {
     fn numbers_names_and_ranks_are_distinct() {
         let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
         nums.dedup();
-        assert_eq!(nums, (1..=34).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=35).collect::<Vec<_>>());
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();

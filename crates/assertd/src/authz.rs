@@ -68,12 +68,14 @@ pub struct Grant {
     pub rps: RpScope,
     /// Its RPC groups.
     pub rpcs: HashSet<Rpc>,
+    /// The profiles it may name in an assertion; `None`: any.
+    pub profiles: Option<HashSet<String>>,
 }
 
 impl Grant {
     /// Everything, for everyone: authorization off.
     pub fn open() -> Self {
-        Self { client: "-".into(), rps: RpScope::All, rpcs: Rpc::ALL.into_iter().collect() }
+        Self { client: "-".into(), rps: RpScope::All, rpcs: Rpc::ALL.into_iter().collect(), profiles: None }
     }
 
     /// Whether the grant includes the RPC group.

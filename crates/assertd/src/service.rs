@@ -104,7 +104,7 @@ impl VerificationService for VerificationSvc {
             batch = assertions.len()
         );
         async {
-            let checked = self.engine.verify(convert::assertions(assertions), &grant.rps).await?;
+            let checked = self.engine.verify(convert::assertions(assertions), &grant).await?;
             admitted.verified();
             let verdicts = convert::verdicts(self.engine.decide(checked).await);
             tracing::debug!(verdicts = verdicts.len(), "answered");
@@ -135,7 +135,7 @@ impl VerificationService for VerificationSvc {
                     let grant = caller.grant(&engine, Access::Group(Rpc::Verify))?.ok_or_else(|| Status::unauthenticated("no grant"))?;
                     check_batch(&engine, msg.assertions.len())?;
                     let mut admitted = engine.admission().admit_stream(msg.assertions.len()).await?;
-                    let checked = engine.verify(convert::assertions(msg.assertions), &grant.rps).await?;
+                    let checked = engine.verify(convert::assertions(msg.assertions), &grant).await?;
                     admitted.verified();
                     Ok::<_, Status>(checked)
                 }

@@ -240,3 +240,70 @@ async fn unknown_callers_are_refused_before_their_body_is_decoded() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
 }
+
+/// Issue 13 item 6: a caller names only the profiles its grant and the
+/// relying party allow (it could pick a lax profile on an RP whose default
+/// requires UV).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_name_only_the_profiles_they_are_granted() {
+    let config = format!(
+        r#"
+[[relying_parties]]
+id = "{RP}"
+origins = ["{ORIGIN}"]
+default_profile = "strict"
+allowed_profiles = ["step"]
+
+[profiles.strict]
+user_verification = "required"
+[profiles.step]
+user_verification = "required"
+[profiles.lax]
+user_verification = "discouraged"
+
+[[clients]]
+name = "gateway"
+token_sha256 = ["{}"]
+relying_parties = ["*"]
+rpcs = ["*"]
+profiles = ["strict"]
+
+[[clients]]
+name = "other"
+token_sha256 = ["{}"]
+relying_parties = ["*"]
+rpcs = ["*"]
+"#,
+        sha256_hex(GATEWAY_TOKEN),
+        sha256_hex(OTHER_TOKEN)
+    );
+    let server = Server::start(&config);
+    let a = SoftAuthenticator::new(Alg::Es256);
+    server
+        .credentials()
+        .await
+        .put_credential(with_bearer(
+            GATEWAY_TOKEN,
+            pb::PutCredentialRequest { credential: Some(record(RP, &a, b"u", false)), ..Default::default() },
+        ))
+        .await
+        .unwrap();
+    let mut n = 0;
+    let mut ask = async |token: &str, profile: &str| {
+        n += 1;
+        let mut x = assertion("p", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x05, n));
+        x.profile = profile.into();
+        verify(&server, token, vec![x]).await.remove(0)
+    };
+    // Its default, named or not.
+    assert_eq!(ask(GATEWAY_TOKEN, "").await.decision(), Decision::Allow);
+    assert_eq!(ask(GATEWAY_TOKEN, "strict").await.decision(), Decision::Allow);
+    // Allowed by the RP, not by the gateway's grant.
+    assert_eq!(codes(&ask(GATEWAY_TOKEN, "step").await), vec![ReasonCode::ProfileNotAuthorized]);
+    // Not allowed by the RP, whoever asks.
+    assert_eq!(codes(&ask(GATEWAY_TOKEN, "lax").await), vec![ReasonCode::ProfileNotAuthorized]);
+    assert_eq!(codes(&ask(OTHER_TOKEN, "lax").await), vec![ReasonCode::ProfileNotAuthorized]);
+    // A caller without a profile list may name what the RP allows.
+    assert_eq!(ask(OTHER_TOKEN, "step").await.decision(), Decision::Allow);
+    assert_eq!(codes(&ask(OTHER_TOKEN, "nope").await), vec![ReasonCode::ProfileUnknown]);
+}

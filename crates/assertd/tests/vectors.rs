@@ -68,7 +68,12 @@ fn case(v: &AssertionVector) -> Case {
 
 /// Runs a case through the engine's steps: lookup, verify, counter, policy.
 fn run(c: &Case) -> Verdict {
-    let rp = RpEntry { rp: c.rp.clone(), default_profile: Arc::new(c.profile.clone()), default_profile_name: "vector".into() };
+    let rp = RpEntry {
+        rp: c.rp.clone(),
+        default_profile: Arc::new(c.profile.clone()),
+        default_profile_name: "vector".into(),
+        allowed_profiles: None,
+    };
     let credential = match assess::found(&Lookup::Found(Arc::new(CachedCredential::from(&c.record)))) {
         Ok(credential) => credential,
         Err(verdict) => return verdict,

@@ -29,6 +29,10 @@ pub struct ClientConfig {
     pub token_sha256_env: Vec<String>,
     /// Relying parties it may verify and manage credentials for; `"*"`: all.
     pub relying_parties: Vec<String>,
+    /// The profiles it may name in `Assertion.profile` (besides each RP's
+    /// default); unset: any configured profile.
+    #[serde(default)]
+    pub profiles: Option<Vec<String>>,
     /// RPC groups it may call: `verify` (VerifyAssertions,
     /// VerifyAssertionsStream), `credentials.read` (GetCredential,
     /// ListCredentials), `credentials.write` (PutCredential,
@@ -91,7 +95,8 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
         if rpcs.is_empty() {
             return Err(Invalid::new(key("rpcs"), "list the RPC groups it may call"));
         }
-        let grant = Arc::new(Grant { client: c.name.clone(), rps, rpcs });
+        let profiles = c.profiles.as_ref().map(|p| p.iter().cloned().collect());
+        let grant = Arc::new(Grant { client: c.name.clone(), rps, rpcs, profiles });
         for n in &c.certificate_names {
             if n.is_empty() {
                 return Err(Invalid::new(key("certificate_names"), "names must not be empty"));
@@ -141,6 +146,7 @@ mod tests {
             certificate_names: certs.iter().map(|s| (*s).into()).collect(),
             token_sha256: tokens.iter().map(|t| sha(t)).collect(),
             token_sha256_env: Vec::new(),
+            profiles: None,
             relying_parties: rps.iter().map(|s| (*s).into()).collect(),
             rpcs: rpcs.iter().map(|s| (*s).into()).collect(),
         }

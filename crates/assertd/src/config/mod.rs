@@ -154,6 +154,10 @@ pub struct RelyingPartyConfig {
     /// default profile, adjusted by the RP-level keys below.
     #[serde(default)]
     pub default_profile: Option<String>,
+    /// The profiles an assertion for this RP may name (besides its
+    /// default); unset: any configured profile.
+    #[serde(default)]
+    pub allowed_profiles: Option<Vec<String>>,
     /// RP-level profile key, for RPs without a `default_profile`.
     #[serde(default)]
     pub user_verification: Option<UserVerification>,
@@ -295,6 +299,11 @@ impl Config {
             }
             profiles.insert(name.clone(), Arc::new(p.resolve().map_err(|e| e.under(&format!("profiles.{name}")))?));
         }
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some(unknown) = c.profiles.iter().flatten().find(|p| !profiles.contains_key(*p)) {
+                return Err(Invalid::new(format!("clients[{i}].profiles"), format!("profile {unknown:?} is not defined under [profiles]")));
+            }
+        }
         let mut rps = HashMap::new();
         for (i, c) in self.relying_parties.iter().enumerate() {
             let entry = Self::compile_rp(c, &profiles).map_err(|e| e.under(&format!("relying_parties[{i}]")))?;
@@ -351,8 +360,16 @@ impl Config {
             }
             None => ("(built-in)".to_owned(), Arc::new(rp.profile_keys().resolve()?)),
         };
+        if let Some(unknown) = rp.allowed_profiles.iter().flatten().find(|p| !profiles.contains_key(*p)) {
+            return Err(Invalid::new("allowed_profiles", format!("profile {unknown:?} is not defined under [profiles]")));
+        }
         let verifier = RelyingParty::new(rp.id.clone(), rp.origins.clone(), rp.allow_subdomains, rp.appid.as_deref());
-        Ok(RpEntry { rp: verifier, default_profile: profile, default_profile_name: name })
+        Ok(RpEntry {
+            rp: verifier,
+            default_profile: profile,
+            default_profile_name: name,
+            allowed_profiles: rp.allowed_profiles.as_ref().map(|p| p.iter().cloned().collect()),
+        })
     }
 
     /// The settings that are not policy: limits, store, TLS, listeners.
@@ -512,6 +529,9 @@ pub struct RpEntry {
     pub default_profile: Arc<Profile>,
     /// Its name ("(built-in)" for the RP-level keys).
     pub default_profile_name: String,
+    /// The profiles an assertion may name (besides the default); `None`:
+    /// any.
+    pub allowed_profiles: Option<std::collections::HashSet<String>>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! learns nothing about relying parties outside its grant.
 
 use super::item::{AssertionRequest, deny};
-use crate::authz::RpScope;
+use crate::authz::Grant;
 use crate::config::{Limits, Policy, RpEntry};
 use assertd_policy::{Profile, ReasonCode, Verdict};
 use assertd_verify::truncate;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 /// The relying party and profile `r` is judged under, or why it is refused
 /// before any lookup (`INVALID_REQUEST`, `RP_NOT_AUTHORIZED`, `RP_UNKNOWN`,
-/// `PROFILE_UNKNOWN`).
-pub fn target(policy: &Policy, scope: &RpScope, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
+/// `PROFILE_UNKNOWN`, `PROFILE_NOT_AUTHORIZED`).
+pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
     let too_big =
         |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
     if r.rp_id.is_empty() {
@@ -20,7 +20,7 @@ pub fn target(policy: &Policy, scope: &RpScope, limits: &Limits, r: &AssertionRe
     }
     // Before anything else about the RP: a caller learns nothing about
     // relying parties (configured or not) outside its grant.
-    if !scope.allows(&r.rp_id) {
+    if !grant.rps.allows(&r.rp_id) {
         return Err(deny(ReasonCode::RpNotAuthorized, format!("this caller may not verify for relying party {:?}", truncate(&r.rp_id))));
     }
     if r.credential_id.is_empty() {
@@ -47,14 +47,23 @@ pub fn target(policy: &Policy, scope: &RpScope, limits: &Limits, r: &AssertionRe
         .rps
         .get(&r.rp_id)
         .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&r.rp_id))))?;
-    let profile = if r.profile.is_empty() {
+    let profile = if r.profile.is_empty() || r.profile == rp.default_profile_name {
         rp.default_profile.clone()
     } else {
-        policy
+        let named = policy
             .profiles
             .get(&r.profile)
             .cloned()
-            .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&r.profile))))?
+            .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&r.profile))))?;
+        // assertd rule: a caller names only the profiles it was granted, and
+        // only those the RP allows, so it cannot pick a laxer one.
+        let rp_allows = rp.allowed_profiles.as_ref().is_none_or(|p| p.contains(&r.profile));
+        let caller_may = grant.profiles.as_ref().is_none_or(|p| p.contains(&r.profile));
+        if !(rp_allows && caller_may) {
+            let whose = if rp_allows { "this caller's grant" } else { "this relying party's allowed_profiles" };
+            return Err(deny(ReasonCode::ProfileNotAuthorized, format!("profile {:?} is not in {whose}", truncate(&r.profile))));
+        }
+        named
     };
     Ok((rp.clone(), profile))
 }

@@ -43,7 +43,7 @@ pub use admission::{Admission, Admitted, RpcSlot};
 pub use counters::Counters;
 pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
 
-use crate::authz::RpScope;
+use crate::authz::Grant;
 use crate::config::{Limits, Policy};
 use crate::telemetry;
 use arc_swap::ArcSwap;
@@ -158,25 +158,26 @@ impl Engine {
 
     /// Both phases, for a caller allowed every relying party.
     pub async fn verify_batch(&self, requests: Vec<AssertionRequest>) -> Result<Vec<Outcome>, EngineError> {
-        self.verify_batch_for(requests, &RpScope::All).await
+        self.verify_batch_for(requests, &Grant::open()).await
     }
 
-    /// Both phases, for a caller allowed the relying parties in `scope`.
-    pub async fn verify_batch_for(&self, requests: Vec<AssertionRequest>, scope: &RpScope) -> Result<Vec<Outcome>, EngineError> {
-        let checked = self.verify(requests, scope).await?;
+    /// Both phases, for a caller with `grant`.
+    pub async fn verify_batch_for(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Vec<Outcome>, EngineError> {
+        let checked = self.verify(requests, grant).await?;
         Ok(self.decide(checked).await)
     }
 
     /// Phase one (any number of batches at once): field checks, credential
     /// lookups, verification on the pool. Assertions for relying parties
-    /// outside `scope` get `RP_NOT_AUTHORIZED`.
-    pub async fn verify(&self, requests: Vec<AssertionRequest>, scope: &RpScope) -> Result<Checked, EngineError> {
+    /// outside the caller's `grant` get `RP_NOT_AUTHORIZED`, for profiles
+    /// outside it `PROFILE_NOT_AUTHORIZED`.
+    pub async fn verify(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
         telemetry::batch_size(requests.len());
         let policy = self.policy.load();
         let mut items: Vec<Item> = requests
             .into_iter()
             .map(|request| {
-                let stage = match fields::target(&policy, scope, &self.limits, &request) {
+                let stage = match fields::target(&policy, grant, &self.limits, &request) {
                     Ok((rp, profile)) => Stage::Targeted(rp, profile),
                     Err(v) => Stage::Rejected(v),
                 };
