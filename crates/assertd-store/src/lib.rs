@@ -139,6 +139,10 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// update with `upgrade_backup_eligible` also sets BE.
     async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
 
+    /// Records BE = true on these credentials (an upgrade a profile accepted
+    /// and a verdict allowed; revoked credentials are left alone).
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
+
     /// Sets `last_used_at` on these credentials (batched by the caller, at
     /// most once per credential per interval).
     async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError>;

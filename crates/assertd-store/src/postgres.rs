@@ -537,6 +537,25 @@ impl CredentialStore for PostgresStore {
         Ok(plan.results)
     }
 
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rps: Vec<&str> = keys.iter().map(|(rp, _)| rp.as_str()).collect();
+        let ids: Vec<&[u8]> = keys.iter().map(|(_, id)| id.as_slice()).collect();
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(
+                    "UPDATE credentials c SET backup_eligible = true FROM unnest($1::text[], $2::bytea[]) AS k(rp_id, credential_id)
+                     WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked",
+                )
+                .await
+                .map_err(unavailable)?;
+            c.execute(&s, &[&rps, &ids]).await.map_err(unavailable).map(|_| ())
+        })
+        .await
+    }
+
     async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());

@@ -286,6 +286,25 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+            {
+                let mut s = tx
+                    .prepare_cached("UPDATE credentials SET backup_eligible = 1 WHERE rp_id = ?1 AND credential_id = ?2 AND NOT revoked")
+                    .map_err(unavailable)?;
+                for (rp, id) in &keys {
+                    s.execute(params![rp, id]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());

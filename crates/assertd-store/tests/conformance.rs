@@ -141,6 +141,12 @@ async fn backup_eligibility_upgrade_is_recorded_only_when_accepted(s: &dyn Crede
     assert!(!s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
     assert_eq!(s.advance_sign_counts(vec![up(4)].into(), 1).await.unwrap(), vec![CounterResult::Advanced]);
     assert!(s.get("rp", b"m").await.unwrap().unwrap().backup_eligible);
+    // Recorded on its own (after the verdict allowed), never on a revoked one.
+    s.put_many(vec![record("rp", b"n", b"u", 0), record("rp", b"r", b"u", 0)]).await.unwrap();
+    s.revoke("rp", b"r").await.unwrap();
+    s.set_backup_eligible(vec![("rp".into(), b"n".to_vec()), ("rp".into(), b"r".to_vec()), ("rp".into(), b"gone".to_vec())]).await.unwrap();
+    assert!(s.get("rp", b"n").await.unwrap().unwrap().backup_eligible);
+    assert!(!s.get("rp", b"r").await.unwrap().unwrap().backup_eligible);
 }
 
 async fn touch_page_and_ping(s: &dyn CredentialStore) {
@@ -355,6 +361,9 @@ impl CredentialStore for Counting {
     }
     async fn delete(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
         self.inner.delete(rp, id).await
+    }
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), assertd_store::StoreError> {
+        self.inner.set_backup_eligible(keys).await
     }
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await

@@ -176,6 +176,36 @@ async fn backup_eligibility_upgrade_is_recorded_once() {
     assert_eq!((r.verdicts[0].decision(), codes(&r.verdicts[0])), (Decision::Deny, vec![ReasonCode::BackupEligibilityChanged]));
 }
 
+/// Issue 13 item 9: a BE upgrade is recorded only when the sign-in is
+/// allowed (it was written with the counter, before policy decided).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_sign_in_records_no_backup_eligibility_upgrade() {
+    let server = Server::start(&example(0));
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"user", false)).await;
+    let mut v = server.verifier().await;
+    // workforce accepts the upgrade (+10) and the synced passkey (+10); high
+    // upstream risk (+60) brings the score to its deny threshold (80).
+    let mut risky = assertion("risky", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV | BE_BS, 1));
+    risky.context = Some(pb::SignInContext { upstream_risk: pb::RiskLevel::High as i32, ..Default::default() });
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![risky] }).await.unwrap().into_inner();
+    assert_eq!(r.verdicts[0].decision(), Decision::Deny, "{:?}", r.verdicts[0]);
+    let stored = async || {
+        let got = server
+            .credentials()
+            .await
+            .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
+            .await;
+        got.unwrap().into_inner().credential.unwrap().backup_eligible
+    };
+    assert!(!stored().await, "a denied sign-in recorded the BE upgrade");
+    // The same upgrade on a clean sign-in is allowed and recorded.
+    let clean = assertion("clean", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV | BE_BS, 2));
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![clean] }).await.unwrap().into_inner();
+    assert_eq!(r.verdicts[0].decision(), Decision::Allow, "{:?}", r.verdicts[0]);
+    assert!(stored().await);
+}
+
 fn hup(server: &Server) {
     std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
 }

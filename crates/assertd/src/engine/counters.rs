@@ -3,8 +3,9 @@
 //! in batch order; during a store outage the journal checks what it can.
 //!
 //! Counter-less credentials skip the round trip: the cached count is 0 and
-//! every assertion of the credential in this batch carries 0 and asks for no
-//! BE upgrade (most synced passkeys). 0 after 0 is neither an advance nor a
+//! every assertion of the credential in this batch carries 0 (most synced
+//! passkeys). A BE upgrade is not written here: `Engine::decide` records it
+//! after policy, for an allowed verdict only. 0 after 0 is neither an advance nor a
 //! regression, so the store has nothing to compare or write; the cached 0 is
 //! trustworthy because this replica marks the entry when it sees a count
 //! leave 0, and the store's change feed drops it on the others.
@@ -44,12 +45,10 @@ enum Need {
     Unknowable,
     /// A count to settle.
     Count {
-        /// Stored 0 as far as this replica knows, received 0, no BE upgrade.
+        /// Stored 0 as far as this replica knows, and received 0.
         counterless: bool,
         /// The received count.
         received: u32,
-        /// Record BE = true if accepted.
-        upgrade: bool,
     },
 }
 
@@ -57,10 +56,7 @@ enum Need {
 fn need(item: &Item) -> Need {
     let Stage::Verified(r, v) = &item.stage else { return Need::Nothing };
     match v.authenticator {
-        Some(f) if v.is_valid() => {
-            let upgrade = r.profile.accepts_backup_eligibility_upgrade(r.credential.backup_eligible, f.flags.backup_eligible());
-            Need::Count { counterless: r.credential.is_counterless() && f.sign_count == 0 && !upgrade, received: f.sign_count, upgrade }
-        }
+        Some(f) if v.is_valid() => Need::Count { counterless: r.credential.is_counterless() && f.sign_count == 0, received: f.sign_count },
         None if v.is_valid() => Need::Unknowable,
         _ => Need::Nothing,
     }
@@ -128,13 +124,15 @@ impl Counters {
                 Need::Unknowable => settle(item, Err(deny(ReasonCode::InvalidRequest, "internal: verified without authenticator data"))),
                 // Stored 0, received 0: nothing to compare or write.
                 Need::Count { .. } if skip[i] => settle(item, Ok(CounterCheck::Ok)),
-                Need::Count { received, upgrade, .. } => {
+                Need::Count { received, .. } => {
                     slots.push((i, received));
+                    // A BE upgrade is recorded after policy, and only for an
+                    // allowed verdict (`Engine::decide`), not with the count.
                     updates.push(CounterUpdate {
                         rp_id: item.request.rp_id.clone(),
                         credential_id: item.request.credential_id.clone(),
                         received,
-                        upgrade_backup_eligible: upgrade,
+                        upgrade_backup_eligible: false,
                     });
                 }
             }
@@ -185,10 +183,6 @@ impl Counters {
                 checked.into_iter().map(Settled::Journal).collect()
             }
         };
-        // A recorded BE upgrade changes a cached fact: drop those entries.
-        for u in all[n_queued..].iter().filter(|u| u.upgrade_backup_eligible) {
-            cache.invalidate(&u.rp_id, &u.credential_id).await;
-        }
         settled
     }
 

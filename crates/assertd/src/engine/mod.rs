@@ -231,11 +231,17 @@ impl Engine {
         self.counters.settle(&self.cache, &mut items).await;
         let now = now_ms();
         let mut claimed = Vec::new();
+        let mut upgrades = Vec::new();
         let outcomes = items
             .into_iter()
             .map(|Item { request, stage }| {
+                let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
                 let (verdict, authenticator, credential) = Self::judge(stage, &request.context);
                 telemetry::verdict(&verdict);
+                // Only an allowed sign-in records a BE upgrade.
+                if upgrade && verdict.decision == Decision::Allow {
+                    upgrades.push((request.rp_id.clone(), request.credential_id.clone()));
+                }
                 if let Some(c) = &credential
                     && verdict.decision != Decision::Deny
                     && self.last_used.claim(c, now)
@@ -246,7 +252,34 @@ impl Engine {
             })
             .collect();
         self.last_used.queue(claimed);
+        if !upgrades.is_empty() {
+            self.record_upgrades(upgrades).await;
+        }
         outcomes
+    }
+
+    /// Whether a counted item's profile accepts the BE change it reports
+    /// (false to true under `allow_upgrade`).
+    fn asks_backup_eligibility_upgrade(stage: &Stage) -> bool {
+        match stage {
+            Stage::Counted(r, v, Ok(_)) if v.is_valid() => v
+                .authenticator
+                .is_some_and(|f| r.profile.accepts_backup_eligibility_upgrade(r.credential.backup_eligible, f.flags.backup_eligible())),
+            _ => false,
+        }
+    }
+
+    /// Records accepted BE upgrades of allowed sign-ins, and drops the
+    /// cached facts they change. A failed write is logged; the next sign-in
+    /// asks again.
+    async fn record_upgrades(&self, keys: Vec<(String, Vec<u8>)>) {
+        if let Err(e) = self.cache.store().set_backup_eligible(keys.clone()).await {
+            telemetry::store_error("set_backup_eligible");
+            tracing::warn!(error = %e, "recording a BE upgrade failed; the next sign-in records it");
+        }
+        for (rp, id) in &keys {
+            self.cache.invalidate(rp, id).await;
+        }
     }
 
     /// Stage 5: the verdict on one item. The credential comes back only when
