@@ -22,74 +22,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::{NoTls, Row};
 
-/// Schema migrations, in order; never edit one that has shipped: append.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE credentials (
-    rp_id           text    NOT NULL,
-    credential_id   bytea   NOT NULL,
-    user_handle     bytea   NOT NULL,
-    public_key_cose bytea   NOT NULL,
-    sign_count      bigint  NOT NULL CHECK (sign_count BETWEEN 0 AND 4294967295),
-    backup_eligible boolean NOT NULL,
-    backup_state    boolean NOT NULL,
-    aaguid          bytea   NOT NULL,
-    attested        boolean NOT NULL,
-    transports      text[]  NOT NULL,
-    revoked         boolean NOT NULL,
-    created_at_ms   bigint  NOT NULL,
-    last_used_at_ms bigint,
-    PRIMARY KEY (rp_id, credential_id)
-);
-CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
+mod listen;
+mod schema;
 
-CREATE FUNCTION assertd_notify_credential_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM pg_notify('assertd_credentials', OLD.rp_id || ' ' || encode(OLD.credential_id, 'hex'));
-    END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        PERFORM pg_notify('assertd_credentials', NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER credentials_notify_insert_delete AFTER INSERT OR DELETE ON credentials
-    FOR EACH ROW EXECUTE FUNCTION assertd_notify_credential_change();
-
--- Counter and last-use updates are the hot path: they do not notify.
-CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
-    FOR EACH ROW WHEN (
-        OLD.revoked IS DISTINCT FROM NEW.revoked OR
-        OLD.public_key_cose IS DISTINCT FROM NEW.public_key_cose OR
-        OLD.user_handle IS DISTINCT FROM NEW.user_handle OR
-        OLD.backup_eligible IS DISTINCT FROM NEW.backup_eligible OR
-        OLD.attested IS DISTINCT FROM NEW.attested OR
-        OLD.aaguid IS DISTINCT FROM NEW.aaguid OR
-        OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
-        OLD.credential_id IS DISTINCT FROM NEW.credential_id
-    ) EXECUTE FUNCTION assertd_notify_credential_change();
-"#,
-    r#"
--- Replicas skip the counter round trip for counter-less credentials (stored
--- count 0, received 0) on the strength of their cached count, so the first time
--- a count leaves 0 every replica is told (payload "counted <rp> <hex id>"). It
--- marks its cached entry instead of dropping it: the entry keeps verifying
--- through a store outage.
-CREATE FUNCTION assertd_notify_credential_counted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('assertd_credentials', 'counted ' || NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER credentials_notify_counted AFTER UPDATE ON credentials
-    FOR EACH ROW WHEN (OLD.sign_count = 0 AND NEW.sign_count <> 0)
-    EXECUTE FUNCTION assertd_notify_credential_counted();
-"#,
-];
-
-/// Advisory lock key serializing migrations across replicas ("assertd1").
-const MIGRATION_LOCK: i64 = 0x6173_7365_7274_6431;
+use listen::listen;
+use schema::{MIGRATION_LOCK, MIGRATIONS};
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "assertd_credentials";
@@ -212,84 +149,6 @@ impl PostgresStore {
         }
         tx.commit().await.map_err(unavailable)
     }
-}
-
-/// Keeps a LISTEN connection open; on every (re)subscription, tells caches
-/// to drop everything, since changes may have been missed meanwhile.
-async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>, ready: tokio::sync::oneshot::Sender<()>) {
-    let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(100);
-    let mut first = true;
-    loop {
-        match config.connect(NoTls).await {
-            Err(e) => tracing::warn!(error = %e, "change feed: cannot connect to PostgreSQL; retrying"),
-            Ok((client, mut connection)) => {
-                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                let listen_sql = format!("LISTEN {CHANNEL}");
-                let subscribe = client.batch_execute(&listen_sql);
-                // The connection must be driven while LISTEN runs.
-                let subscribed = {
-                    tokio::pin!(subscribe);
-                    loop {
-                        tokio::select! {
-                            r = &mut subscribe => break r,
-                            m = futures_util::StreamExt::next(&mut messages) => if m.is_none() { break Ok(()) },
-                        }
-                    }
-                };
-                if subscribed.is_ok() {
-                    backoff = Duration::from_millis(100);
-                    if !first {
-                        tracing::info!("change feed: re-subscribed; dropping cached credentials that may have changed meanwhile");
-                    }
-                    let _ = tx.send(Change::All);
-                    first = false;
-                    if let Some(s) = ready.take() {
-                        let _ = s.send(());
-                    }
-                    while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
-                        match m {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                if let Some(change) = parse_notification(n.payload()) {
-                                    let _ = tx.send(change);
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "change feed: connection lost");
-                                break;
-                            }
-                        }
-                    }
-                    // Keep the cache while disconnected (cached credentials
-                    // keep verifying through an outage); it is dropped on
-                    // re-subscription, above, for what may have been missed.
-                }
-                drop(client);
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// "rp_id hex(credential_id)", or "counted rp_id hex(credential_id)" (RP
-/// IDs have no spaces).
-fn parse_notification(payload: &str) -> Option<Change> {
-    let (counted, rest) = match payload.strip_prefix("counted ") {
-        Some(rest) if rest.contains(' ') => (true, rest),
-        _ => (false, payload),
-    };
-    let (rp, hex) = rest.rsplit_once(' ')?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let id = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
-    Some(if counted {
-        Change::Counted { rp_id: rp.to_owned(), credential_id: id }
-    } else {
-        Change::Credential { rp_id: rp.to_owned(), credential_id: id }
-    })
 }
 
 #[async_trait]
@@ -597,27 +456,5 @@ impl CredentialStore for PostgresStore {
 
     fn changes(&self) -> Option<broadcast::Receiver<Change>> {
         Some(self.changes.subscribe())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notifications_parse() {
-        assert_eq!(
-            parse_notification("login.example.com 00ff10"),
-            Some(Change::Credential { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
-        );
-        assert_eq!(
-            parse_notification("counted login.example.com 00ff10"),
-            Some(Change::Counted { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
-        );
-        // An RP named "counted" is still a plain change.
-        assert_eq!(parse_notification("counted 0a"), Some(Change::Credential { rp_id: "counted".into(), credential_id: vec![10] }));
-        assert_eq!(parse_notification("nospace"), None);
-        assert_eq!(parse_notification("rp 0"), None);
-        assert_eq!(parse_notification("rp zz"), None);
     }
 }

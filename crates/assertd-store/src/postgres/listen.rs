@@ -1,0 +1,108 @@
+//! The change feed: a LISTEN connection that turns NOTIFYs into cache
+//! invalidations.
+
+use super::CHANNEL;
+use crate::Change;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::NoTls;
+
+/// Keeps a LISTEN connection open; on every (re)subscription, tells caches
+/// to drop everything, since changes may have been missed meanwhile.
+pub(super) async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>, ready: tokio::sync::oneshot::Sender<()>) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        match config.connect(NoTls).await {
+            Err(e) => tracing::warn!(error = %e, "change feed: cannot connect to PostgreSQL; retrying"),
+            Ok((client, mut connection)) => {
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let listen_sql = format!("LISTEN {CHANNEL}");
+                let subscribe = client.batch_execute(&listen_sql);
+                // The connection must be driven while LISTEN runs.
+                let subscribed = {
+                    tokio::pin!(subscribe);
+                    loop {
+                        tokio::select! {
+                            r = &mut subscribe => break r,
+                            m = futures_util::StreamExt::next(&mut messages) => if m.is_none() { break Ok(()) },
+                        }
+                    }
+                };
+                if subscribed.is_ok() {
+                    backoff = Duration::from_millis(100);
+                    if !first {
+                        tracing::info!("change feed: re-subscribed; dropping cached credentials that may have changed meanwhile");
+                    }
+                    let _ = tx.send(Change::All);
+                    first = false;
+                    if let Some(s) = ready.take() {
+                        let _ = s.send(());
+                    }
+                    while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
+                        match m {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if let Some(change) = parse_notification(n.payload()) {
+                                    let _ = tx.send(change);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "change feed: connection lost");
+                                break;
+                            }
+                        }
+                    }
+                    // Keep the cache while disconnected (cached credentials
+                    // keep verifying through an outage); it is dropped on
+                    // re-subscription, above, for what may have been missed.
+                }
+                drop(client);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// "rp_id hex(credential_id)", or "counted rp_id hex(credential_id)" (RP
+/// IDs have no spaces).
+fn parse_notification(payload: &str) -> Option<Change> {
+    let (counted, rest) = match payload.strip_prefix("counted ") {
+        Some(rest) if rest.contains(' ') => (true, rest),
+        _ => (false, payload),
+    };
+    let (rp, hex) = rest.rsplit_once(' ')?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let id = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
+    Some(if counted {
+        Change::Counted { rp_id: rp.to_owned(), credential_id: id }
+    } else {
+        Change::Credential { rp_id: rp.to_owned(), credential_id: id }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_parse() {
+        assert_eq!(
+            parse_notification("login.example.com 00ff10"),
+            Some(Change::Credential { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
+        );
+        assert_eq!(
+            parse_notification("counted login.example.com 00ff10"),
+            Some(Change::Counted { rp_id: "login.example.com".into(), credential_id: vec![0, 0xff, 0x10] })
+        );
+        // An RP named "counted" is still a plain change.
+        assert_eq!(parse_notification("counted 0a"), Some(Change::Credential { rp_id: "counted".into(), credential_id: vec![10] }));
+        assert_eq!(parse_notification("nospace"), None);
+        assert_eq!(parse_notification("rp 0"), None);
+        assert_eq!(parse_notification("rp zz"), None);
+    }
+}

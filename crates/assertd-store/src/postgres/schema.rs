@@ -1,0 +1,70 @@
+//! The schema: migrations, applied in order under an advisory lock.
+
+/// Schema migrations, in order; never edit one that has shipped: append.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE credentials (
+    rp_id           text    NOT NULL,
+    credential_id   bytea   NOT NULL,
+    user_handle     bytea   NOT NULL,
+    public_key_cose bytea   NOT NULL,
+    sign_count      bigint  NOT NULL CHECK (sign_count BETWEEN 0 AND 4294967295),
+    backup_eligible boolean NOT NULL,
+    backup_state    boolean NOT NULL,
+    aaguid          bytea   NOT NULL,
+    attested        boolean NOT NULL,
+    transports      text[]  NOT NULL,
+    revoked         boolean NOT NULL,
+    created_at_ms   bigint  NOT NULL,
+    last_used_at_ms bigint,
+    PRIMARY KEY (rp_id, credential_id)
+);
+CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
+
+CREATE FUNCTION assertd_notify_credential_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('assertd_credentials', OLD.rp_id || ' ' || encode(OLD.credential_id, 'hex'));
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM pg_notify('assertd_credentials', NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER credentials_notify_insert_delete AFTER INSERT OR DELETE ON credentials
+    FOR EACH ROW EXECUTE FUNCTION assertd_notify_credential_change();
+
+-- Counter and last-use updates are the hot path: they do not notify.
+CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (
+        OLD.revoked IS DISTINCT FROM NEW.revoked OR
+        OLD.public_key_cose IS DISTINCT FROM NEW.public_key_cose OR
+        OLD.user_handle IS DISTINCT FROM NEW.user_handle OR
+        OLD.backup_eligible IS DISTINCT FROM NEW.backup_eligible OR
+        OLD.attested IS DISTINCT FROM NEW.attested OR
+        OLD.aaguid IS DISTINCT FROM NEW.aaguid OR
+        OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
+        OLD.credential_id IS DISTINCT FROM NEW.credential_id
+    ) EXECUTE FUNCTION assertd_notify_credential_change();
+"#,
+    r#"
+-- Replicas skip the counter round trip for counter-less credentials (stored
+-- count 0, received 0) on the strength of their cached count, so the first time
+-- a count leaves 0 every replica is told (payload "counted <rp> <hex id>"). It
+-- marks its cached entry instead of dropping it: the entry keeps verifying
+-- through a store outage.
+CREATE FUNCTION assertd_notify_credential_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('assertd_credentials', 'counted ' || NEW.rp_id || ' ' || encode(NEW.credential_id, 'hex'));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER credentials_notify_counted AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (OLD.sign_count = 0 AND NEW.sign_count <> 0)
+    EXECUTE FUNCTION assertd_notify_credential_counted();
+"#,
+];
+
+/// Advisory lock key serializing migrations across replicas ("assertd1").
+pub(super) const MIGRATION_LOCK: i64 = 0x6173_7365_7274_6431;
