@@ -1,12 +1,12 @@
 //! Driving the load: closed-loop callers (unary or streaming), open-loop
 //! sends at intended times, and the run that ties them into a report.
 
+use crate::args::Mode;
+use crate::args::RunArgs;
 use crate::checks::Stats;
 use crate::checks::error;
 use crate::checks::histogram;
 use crate::checks::record;
-use crate::cli::Mode;
-use crate::cli::RunArgs;
 use crate::generator::Prepared;
 use crate::generator::connect;
 use crate::generator::prepare;

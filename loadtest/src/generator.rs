@@ -1,7 +1,7 @@
 //! The requests a run sends: credentials put through the API, then a pool
 //! of prepared batches (valid, tampered, unknown) with their expected verdicts.
 
-use crate::cli::RunArgs;
+use crate::args::RunArgs;
 use crate::population::Population;
 use crate::population::Rng;
 use crate::population::alg;

@@ -13,6 +13,7 @@
 //!   Exits 1 if any verdict differs from what was expected for its
 //!   assertion (a fast wrong answer is a failure).
 
+mod args;
 mod checks;
 mod cli;
 mod drive;
@@ -20,6 +21,7 @@ mod generator;
 mod population;
 mod report;
 
-pub use cli::{Cli, Mode, PopulationAlg, RunArgs, main_with};
+pub use args::{Mode, PopulationAlg, RunArgs};
+pub use cli::{Cli, main_with};
 pub use drive::{run, run_until};
 pub use population::gen_credentials;

@@ -1,7 +1,7 @@
 //! Credential populations: algorithms, seeded keys, the import file of a
 //! population, peer-comparison input, and the Zipf sampler over ranks.
 
-use crate::cli::PopulationAlg;
+use crate::args::PopulationAlg;
 use assertd_testkit::Alg;
 use assertd_testkit::SoftAuthenticator;
 
