@@ -101,8 +101,9 @@ enum CredentialsCommand {
         /// The relying party.
         #[arg(long)]
         rp_id: String,
-        /// The credential ID, base64url (as in the import format).
-        #[arg(long)]
+        /// The credential ID, base64url (as in the import format; it may
+        /// start with '-').
+        #[arg(long, allow_hyphen_values = true)]
         credential_id: String,
         /// Configuration file: its [store] (and data_dir) are used.
         #[arg(long, env = "ASSERTD_CONFIG")]

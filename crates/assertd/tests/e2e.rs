@@ -621,7 +621,10 @@ async fn credentials_are_created_not_overwritten() {
 #[test]
 fn cli_deletes_a_credential() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = SoftAuthenticator::new(Alg::Es256);
+    let mut a = SoftAuthenticator::new(Alg::Es256);
+    // base64url "-AECAw...": an id may start with '-', which must not read
+    // as a flag.
+    a.credential_id = vec![0xf8, 1, 2, 3, 4, 5, 6, 7];
     let b64 = assertd_testkit::b64url;
     let line = format!(
         r#"{{"rp_id":"{RP}","credential_id":"{}","user_handle":"dQ","public_key_cose":"{}"}}"#,
