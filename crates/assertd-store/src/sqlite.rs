@@ -47,6 +47,25 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// The values of [`COLUMNS`], in order, for an INSERT of `r`.
+fn insert_params(r: &StoredCredential) -> Vec<Box<dyn rusqlite::ToSql + '_>> {
+    vec![
+        Box::new(&r.rp_id),
+        Box::new(&r.credential_id),
+        Box::new(&r.user_handle),
+        Box::new(&r.public_key_cose),
+        Box::new(i64::from(r.sign_count)),
+        Box::new(r.backup_eligible),
+        Box::new(r.backup_state),
+        Box::new(&r.aaguid),
+        Box::new(r.attested),
+        Box::new(r.transports.join(",")),
+        Box::new(r.revoked),
+        Box::new(r.created_at_ms),
+        Box::new(r.last_used_at_ms),
+    ]
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredential> {
     let count: i64 = row.get(4)?;
     let transports: String = row.get(9)?;
@@ -147,26 +166,7 @@ impl CredentialStore for SqliteStore {
                     ))
                     .map_err(unavailable)?;
                 for r in &records {
-                    let stored = upsert
-                        .query_row(
-                            params![
-                                r.rp_id,
-                                r.credential_id,
-                                r.user_handle,
-                                r.public_key_cose,
-                                i64::from(r.sign_count),
-                                r.backup_eligible,
-                                r.backup_state,
-                                r.aaguid,
-                                r.attested,
-                                r.transports.join(","),
-                                r.revoked,
-                                r.created_at_ms,
-                                r.last_used_at_ms
-                            ],
-                            from_row,
-                        )
-                        .map_err(unavailable)?;
+                    let stored = upsert.query_row(rusqlite::params_from_iter(insert_params(r)), from_row).map_err(unavailable)?;
                     out.push(stored);
                 }
             }
@@ -182,27 +182,7 @@ impl CredentialStore for SqliteStore {
                 "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
             ))
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        r.rp_id,
-                        r.credential_id,
-                        r.user_handle,
-                        r.public_key_cose,
-                        i64::from(r.sign_count),
-                        r.backup_eligible,
-                        r.backup_state,
-                        r.aaguid,
-                        r.attested,
-                        r.transports.join(","),
-                        r.revoked,
-                        r.created_at_ms,
-                        r.last_used_at_ms
-                    ],
-                    from_row,
-                )
-                .optional()
-            })
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(insert_params(&r)), from_row).optional())
             .map_err(unavailable)
         })
         .await

@@ -63,6 +63,26 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// The values of [`COLUMNS`], in order, for an INSERT of `r` (`count`: its
+/// sign count as PostgreSQL's bigint).
+fn insert_params<'a>(r: &'a StoredCredential, count: &'a i64) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+    [
+        &r.rp_id,
+        &r.credential_id,
+        &r.user_handle,
+        &r.public_key_cose,
+        count,
+        &r.backup_eligible,
+        &r.backup_state,
+        &r.aaguid,
+        &r.attested,
+        &r.transports,
+        &r.revoked,
+        &r.created_at_ms,
+        &r.last_used_at_ms,
+    ]
+}
+
 fn from_row(r: &Row) -> Result<StoredCredential, StoreError> {
     let count: i64 = r.try_get(4).map_err(unavailable)?;
     Ok(StoredCredential {
@@ -184,27 +204,7 @@ impl CredentialStore for PostgresStore {
             let mut out = Vec::with_capacity(records.len());
             for r in &records {
                 let count = i64::from(r.sign_count);
-                let row = tx
-                    .query_one(
-                        &s,
-                        &[
-                            &r.rp_id,
-                            &r.credential_id,
-                            &r.user_handle,
-                            &r.public_key_cose,
-                            &count,
-                            &r.backup_eligible,
-                            &r.backup_state,
-                            &r.aaguid,
-                            &r.attested,
-                            &r.transports,
-                            &r.revoked,
-                            &r.created_at_ms,
-                            &r.last_used_at_ms,
-                        ],
-                    )
-                    .await
-                    .map_err(unavailable)?;
+                let row = tx.query_one(&s, &insert_params(r, &count)).await.map_err(unavailable)?;
                 out.push(from_row(&row)?);
             }
             tx.commit().await.map_err(unavailable)?;
@@ -224,29 +224,7 @@ impl CredentialStore for PostgresStore {
                 .await
                 .map_err(unavailable)?;
             let count = i64::from(r.sign_count);
-            c.query_opt(
-                &s,
-                &[
-                    &r.rp_id,
-                    &r.credential_id,
-                    &r.user_handle,
-                    &r.public_key_cose,
-                    &count,
-                    &r.backup_eligible,
-                    &r.backup_state,
-                    &r.aaguid,
-                    &r.attested,
-                    &r.transports,
-                    &r.revoked,
-                    &r.created_at_ms,
-                    &r.last_used_at_ms,
-                ],
-            )
-            .await
-            .map_err(unavailable)?
-            .as_ref()
-            .map(from_row)
-            .transpose()
+            c.query_opt(&s, &insert_params(&r, &count)).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
         })
         .await
     }
