@@ -19,8 +19,6 @@ pub(crate) struct Plan<'a> {
     pub results: Vec<CounterResult>,
     /// (credential, count before, count after) where the count grew.
     pub writes: Vec<(Key<'a>, u32, u32)>,
-    /// Credentials whose BE is to be set.
-    pub upgrades: Vec<Key<'a>>,
 }
 
 /// Plans a batch. `rows` holds every distinct credential of `updates`.
@@ -36,9 +34,6 @@ pub(crate) fn plan<'a>(updates: &'a [CounterUpdate], rows: &HashMap<Key<'a>, Row
                 let now = running.entry(key).or_insert(stored);
                 if sign_count_advances(*now, u.received) {
                     *now = u.received;
-                    if u.upgrade_backup_eligible && !plan.upgrades.contains(&key) {
-                        plan.upgrades.push(key);
-                    }
                     CounterResult::Advanced
                 } else {
                     CounterResult::Regressed { stored: *now }
@@ -79,7 +74,7 @@ mod tests {
     use super::*;
 
     fn u(id: &str, received: u32) -> CounterUpdate {
-        CounterUpdate { rp_id: "rp".into(), credential_id: id.as_bytes().to_vec(), received, upgrade_backup_eligible: false }
+        CounterUpdate { rp_id: "rp".into(), credential_id: id.as_bytes().to_vec(), received }
     }
 
     #[test]

@@ -66,9 +66,6 @@ pub struct CounterUpdate {
     pub credential_id: Vec<u8>,
     /// The count the authenticator reported.
     pub received: u32,
-    /// Record BE = true on the credential if this update is accepted (a
-    /// profile's `allow_upgrade` of a false-to-true BE change).
-    pub upgrade_backup_eligible: bool,
 }
 
 /// What [`CredentialStore::replace`] did.
@@ -135,8 +132,9 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Compares and sets signature counters for a whole batch in one round
     /// trip, in batch order: the result is as if the updates ran one after
     /// another, so the same count twice passes once. `now_ms` stamps
-    /// `last_used_at` on credentials whose count is written. An accepted
-    /// update with `upgrade_backup_eligible` also sets BE.
+    /// `last_used_at` on credentials whose count is written. It never
+    /// changes BE: an accepted upgrade is recorded after policy, by
+    /// [`CredentialStore::set_backup_eligible`].
     async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
 
     /// Records BE = true on these credentials (an upgrade a profile accepted

@@ -364,12 +364,6 @@ impl CredentialStore for SqliteStore {
                 for ((rp_id, id), before, after) in &plan.writes {
                     write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
                 }
-                let mut upgrade = tx
-                    .prepare_cached("UPDATE credentials SET backup_eligible = 1, last_used_at_ms = ?3 WHERE rp_id = ?1 AND credential_id = ?2")
-                    .map_err(unavailable)?;
-                for (rp_id, id) in &plan.upgrades {
-                    upgrade.execute(params![rp_id, id, now_ms]).map_err(unavailable)?;
-                }
             }
             let results = plan.results;
             tx.commit().map_err(unavailable)?;

@@ -356,21 +356,6 @@ impl CredentialStore for PostgresStore {
             }
         }
         let plan = counters::plan(&updates, &state);
-        if !plan.upgrades.is_empty() {
-            // Rare (credentials migrated without BE): a second statement.
-            let rps: Vec<&str> = plan.upgrades.iter().map(|(r, _)| *r).collect();
-            let ids: Vec<&[u8]> = plan.upgrades.iter().map(|(_, i)| *i).collect();
-            self.with(async |c| {
-                c.execute(
-                    "UPDATE credentials c SET backup_eligible = true FROM unnest($1::text[], $2::bytea[]) AS u(rp_id, credential_id)
-                     WHERE c.rp_id = u.rp_id AND c.credential_id = u.credential_id",
-                    &[&rps, &ids],
-                )
-                .await
-                .map_err(unavailable)
-            })
-            .await?;
-        }
         Ok(plan.results)
     }
 

@@ -132,7 +132,6 @@ impl Counters {
                         rp_id: item.request.rp_id.clone(),
                         credential_id: item.request.credential_id.clone(),
                         received,
-                        upgrade_backup_eligible: false,
                     });
                 }
             }

@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn u(id: u8, n: u32) -> CounterUpdate {
-        CounterUpdate { rp_id: "rp".into(), credential_id: vec![id], received: n, upgrade_backup_eligible: false }
+        CounterUpdate { rp_id: "rp".into(), credential_id: vec![id], received: n }
     }
 
     #[test]
