@@ -43,12 +43,25 @@ pub enum Change {
 
 use async_trait::async_trait;
 
+impl StoreError {
+    /// Whether this is a connectivity failure (see [`StoreError::Unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable(_))
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The store could not be reached or did not answer in time; retrying
-    /// later may succeed.
+    /// The store could not be reached, dropped the connection, or did not
+    /// answer in time: a connectivity failure. Only this one lets the
+    /// outage journal check counters from the replica's memory.
+    #[error("credential store unreachable: {0}")]
+    Unreachable(String),
+    /// The store answered with an error (a lock or statement timeout, a
+    /// serialization failure, a busy SQLite database); retrying later may
+    /// succeed, but nothing may be answered from memory instead.
     #[error("credential store unavailable: {0}")]
     Unavailable(String),
     /// The store answered with data it should never hold (e.g. a negative

@@ -66,7 +66,7 @@ impl From<RequestError> for Status {
             RequestError::NotFound => Status::not_found(message),
             RequestError::AlreadyExists => Status::already_exists(message),
             RequestError::Precondition(_) => Status::failed_precondition(message),
-            RequestError::Store(StoreError::Unavailable(m)) => Status::unavailable(m),
+            RequestError::Store(e @ (StoreError::Unavailable(_) | StoreError::Unreachable(_))) => Status::unavailable(e.to_string()),
             RequestError::Store(StoreError::Corrupt(m)) => Status::internal(m),
             RequestError::Store(other) => Status::internal(other.to_string()),
         }
@@ -111,6 +111,7 @@ mod tests {
             (Denied::Unauthenticated("x".into()).into(), Code::Unauthenticated),
             (Denied::PermissionDenied("x".into()).into(), Code::PermissionDenied),
             (RequestError::from(StoreError::Unavailable("x".into())).into(), Code::Unavailable),
+            (RequestError::from(StoreError::Unreachable("x".into())).into(), Code::Unavailable),
             (RequestError::from(StoreError::Corrupt("x".into())).into(), Code::Internal),
             (EngineError::PoolFailed.into(), Code::Internal),
         ];

@@ -1,6 +1,7 @@
-//! Store outages, with a real SQLite database locked by another connection:
-//! cached credentials keep verifying as far as they can, nothing hangs past
-//! the store timeout, nothing is allowed, and the verdict says retry.
+//! A real SQLite database locked by another connection: nothing hangs past
+//! the store timeout, no counted assertion is allowed, and the verdict says
+//! retry. Counter-less credentials need no counter call and keep verifying
+//! under `counter_outage = "defer"`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,28 +56,28 @@ fn lock(tmp: &tempfile::TempDir) -> rusqlite::Connection {
     locker
 }
 
+/// A locked database answered (with SQLITE_BUSY): it is not an outage, and
+/// it may hold a count this replica has not seen (another process holds
+/// the write lock), so even a credential counted here is denied as
+/// retryable, never checked against the replica's memory. The outage journal
+/// is for an unreachable store (tests/postgres.rs stops PostgreSQL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn locked_store_defers_known_counters_and_fails_closed_for_the_rest() {
+async fn locked_store_denies_counted_assertions_as_retryable() {
     let (tmp, engine, hot, cold) = setup(CounterOutage::Defer).await;
     let locker = lock(&tmp);
     let started = Instant::now();
-    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1), item(&hot, 2)]).await;
+    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1)]).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "bounded by the store timeout, took {took:?}");
-    // Known credential: checked against this replica's mark, queued.
-    assert_eq!((v[0].decision(), codes(&v[0])), (Decision::Allow, vec![ReasonCode::SignCountDeferred]));
-    // Never counted here: nothing to check against.
-    assert_eq!((v[1].decision(), codes(&v[1]), v[1].retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
-    // A replay inside the outage is still caught.
-    assert_eq!(codes(&v[2]), vec![ReasonCode::SignCountRegression]);
-
-    // The store answers again: the queued count lands ahead of the next batch.
+    for verdict in &v {
+        assert_eq!((verdict.decision(), codes(verdict), verdict.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    }
+    // Nothing was queued: the store's count is the only truth.
     locker.execute_batch("COMMIT").unwrap();
     drop(locker);
-    let v = verify(&engine, vec![item(&hot, 2), item(&hot, 3), item(&cold, 1)]).await;
-    let got: Vec<_> = v.iter().map(|v| (v.decision(), codes(v))).collect();
-    assert_eq!(got, vec![(Decision::Deny, vec![ReasonCode::SignCountRegression]), (Decision::Allow, vec![]), (Decision::Allow, vec![])]);
-    assert_eq!(engine.cache().store().get(RP, &hot.credential_id).await.unwrap().unwrap().sign_count, 3);
+    let v = verify(&engine, vec![item(&hot, 2), item(&cold, 1)]).await;
+    assert!(v.iter().all(|v| v.decision() == Decision::Allow && codes(v).is_empty()), "{v:?}");
+    assert_eq!(engine.cache().store().get(RP, &hot.credential_id).await.unwrap().unwrap().sign_count, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,6 +210,11 @@ async fn slow_database_is_bounded_by_the_statement_timeout() {
     let server = Server::start(&pg_config(&pg, "timeout_ms = 700"));
     let a = SoftAuthenticator::new(Alg::Es256);
     put(&server, record(RP, &a, b"u", false)).await;
+    // Counted (and cached) on this replica before the lock.
+    let hot = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &hot, b"u", false)).await;
+    let hot_item = |n| assertion("x", RP, &hot.credential_id, b"c", hot.assert(RP, ORIGIN, b"c", UV, n));
+    assert_eq!(verify_one(&server, hot_item(1)).await.decision(), Decision::Allow);
     // Another session holds the table for 4 s.
     let port = pg.port();
     let locker = std::thread::spawn({
@@ -230,7 +235,13 @@ async fn slow_database_is_bounded_by_the_statement_timeout() {
     assert_eq!(codes(&v), vec![ReasonCode::StoreUnavailable]);
     assert!(v.retryable);
     assert!(took < Duration::from_millis(2000), "bounded by the 700 ms timeout (plus margin), took {took:?}");
+    // PostgreSQL answered (lock_timeout): not an outage, so the replica's
+    // memory does not stand in for the store, even for a credential it
+    // counted.
+    let v = verify_one(&server, hot_item(2)).await;
+    assert_eq!((v.decision(), codes(&v), v.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
     assert!(locker.join().unwrap().status.success());
+    assert_eq!(verify_one(&server, hot_item(2)).await.decision(), Decision::Allow, "nothing was queued for the denied count");
     // The lock is gone: same credential verifies.
     let v = verify_one(&server, assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 2))).await;
     assert_eq!(v.decision(), Decision::Allow, "{v:?}");

@@ -59,8 +59,61 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// A row that does not decode: the schema is not what this binary expects.
+fn corrupt(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A failure, sorted: [`StoreError::Unreachable`] when PostgreSQL could not
+/// be reached or dropped the connection (the outage journal may answer for
+/// counters), [`StoreError::Unavailable`] when it answered with an error
+/// (lock or statement timeout, serialization failure, ...: the journal may
+/// not, the item is denied as retryable).
+fn failed(e: impl Failure) -> StoreError {
+    if e.unreachable() { StoreError::Unreachable(e.to_string()) } else { StoreError::Unavailable(e.to_string()) }
+}
+
+/// An error that can say whether it is a connectivity failure.
+trait Failure: std::fmt::Display {
+    fn unreachable(&self) -> bool;
+}
+
+impl Failure for tokio_postgres::Error {
+    fn unreachable(&self) -> bool {
+        if let Some(db) = self.as_db_error() {
+            // The server answered. Only codes that mean "this connection or
+            // server is going away / cannot take connections" count as
+            // connectivity: class 08 (connection exception), 57P01-57P03
+            // (shutdown, crash, cannot connect now), 53300 (too many
+            // connections). Everything else is an answer.
+            let code = db.code().code();
+            return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+        }
+        if self.is_closed() {
+            return true;
+        }
+        // Connect, TLS, I/O and read timeouts carry an I/O source or say so;
+        // tokio-postgres keeps its error kinds private, so what is not
+        // recognised here is treated as an answer (fail closed).
+        let io = std::error::Error::source(self).is_some_and(|s| s.is::<std::io::Error>());
+        let text = self.to_string();
+        io || ["error connecting", "error performing TLS handshake", "error communicating", "timeout waiting"]
+            .iter()
+            .any(|p| text.starts_with(p))
+    }
+}
+
+impl Failure for deadpool_postgres::PoolError {
+    fn unreachable(&self) -> bool {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        match self {
+            PoolError::Backend(e) => e.unreachable(),
+            // A connection could not be made or checked in time.
+            PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => true,
+            // Every connection is busy: load, not an outage.
+            _ => false,
+        }
+    }
 }
 
 /// The values of [`COLUMNS`], in order, for an INSERT of `r` (`count`: its
@@ -84,21 +137,21 @@ fn insert_params<'a>(r: &'a StoredCredential, count: &'a i64) -> [&'a (dyn tokio
 }
 
 fn from_row(r: &Row) -> Result<StoredCredential, StoreError> {
-    let count: i64 = r.try_get(4).map_err(unavailable)?;
+    let count: i64 = r.try_get(4).map_err(corrupt)?;
     Ok(StoredCredential {
-        rp_id: r.try_get(0).map_err(unavailable)?,
-        credential_id: r.try_get(1).map_err(unavailable)?,
-        user_handle: r.try_get(2).map_err(unavailable)?,
-        public_key_cose: r.try_get(3).map_err(unavailable)?,
+        rp_id: r.try_get(0).map_err(corrupt)?,
+        credential_id: r.try_get(1).map_err(corrupt)?,
+        user_handle: r.try_get(2).map_err(corrupt)?,
+        public_key_cose: r.try_get(3).map_err(corrupt)?,
         sign_count: u32::try_from(count).map_err(|_| StoreError::Corrupt(format!("sign_count {count} out of range")))?,
-        backup_eligible: r.try_get(5).map_err(unavailable)?,
-        backup_state: r.try_get(6).map_err(unavailable)?,
-        aaguid: r.try_get(7).map_err(unavailable)?,
-        attested: r.try_get(8).map_err(unavailable)?,
-        transports: r.try_get(9).map_err(unavailable)?,
-        revoked: r.try_get(10).map_err(unavailable)?,
-        created_at_ms: r.try_get(11).map_err(unavailable)?,
-        last_used_at_ms: r.try_get(12).map_err(unavailable)?,
+        backup_eligible: r.try_get(5).map_err(corrupt)?,
+        backup_state: r.try_get(6).map_err(corrupt)?,
+        aaguid: r.try_get(7).map_err(corrupt)?,
+        attested: r.try_get(8).map_err(corrupt)?,
+        transports: r.try_get(9).map_err(corrupt)?,
+        revoked: r.try_get(10).map_err(corrupt)?,
+        created_at_ms: r.try_get(11).map_err(corrupt)?,
+        last_used_at_ms: r.try_get(12).map_err(corrupt)?,
     })
 }
 
@@ -120,7 +173,7 @@ impl PostgresStore {
             .recycle_timeout(Some(config.timeout))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(unavailable)?;
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (changes, _) = broadcast::channel(4096);
         let store = Self { pool, timeout: config.timeout, changes };
         store.migrate().await?;
@@ -139,35 +192,35 @@ impl PostgresStore {
     async fn with<T>(&self, f: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let bound = self.timeout + Duration::from_millis(500);
         tokio::time::timeout(bound, async {
-            let client = self.pool.get().await.map_err(unavailable)?;
+            let client = self.pool.get().await.map_err(failed)?;
             f(&client).await
         })
         .await
-        .map_err(|_| StoreError::Unavailable(format!("no answer from PostgreSQL within {bound:?}")))?
+        .map_err(|_| StoreError::Unreachable(format!("no answer from PostgreSQL within {bound:?}")))?
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let mut client = self.pool.get().await.map_err(failed)?;
+        let tx = client.transaction().await.map_err(failed)?;
         // Replicas starting together queue here; each migration runs once.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(unavailable)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(failed)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS assertd_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
         )
         .await
-        .map_err(unavailable)?;
-        let row = tx.query_one("SELECT coalesce(max(version), 0) FROM assertd_schema_migrations", &[]).await.map_err(unavailable)?;
+        .map_err(failed)?;
+        let row = tx.query_one("SELECT coalesce(max(version), 0) FROM assertd_schema_migrations", &[]).await.map_err(failed)?;
         let done: i32 = row.get(0);
         let done = usize::try_from(done).unwrap_or(0);
         if done > MIGRATIONS.len() {
             return Err(StoreError::Corrupt(format!("database schema version {done} is newer than this assertd ({})", MIGRATIONS.len())));
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
-            tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+            tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {}", i + 1, failed(e))))?;
             let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
-            tx.execute("INSERT INTO assertd_schema_migrations (version) VALUES ($1)", &[&v]).await.map_err(unavailable)?;
+            tx.execute("INSERT INTO assertd_schema_migrations (version) VALUES ($1)", &[&v]).await.map_err(failed)?;
         }
-        tx.commit().await.map_err(unavailable)
+        tx.commit().await.map_err(failed)
     }
 }
 
@@ -178,8 +231,8 @@ impl CredentialStore for PostgresStore {
             let s = c
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = $1 AND credential_id = $2"))
                 .await
-                .map_err(unavailable)?;
-            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+                .map_err(failed)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(failed)?.as_ref().map(from_row).transpose()
         })
         .await
     }
@@ -198,20 +251,20 @@ impl CredentialStore for PostgresStore {
         // A big import gets a longer bound: it is one transaction.
         let bound = self.timeout * u32::try_from(records.len() / 100 + 1).unwrap_or(u32::MAX);
         tokio::time::timeout(bound + Duration::from_millis(500), async {
-            let mut client = self.pool.get().await.map_err(unavailable)?;
-            let tx = client.transaction().await.map_err(unavailable)?;
-            let s = tx.prepare_cached(&sql).await.map_err(unavailable)?;
+            let mut client = self.pool.get().await.map_err(failed)?;
+            let tx = client.transaction().await.map_err(failed)?;
+            let s = tx.prepare_cached(&sql).await.map_err(failed)?;
             let mut out = Vec::with_capacity(records.len());
             for r in &records {
                 let count = i64::from(r.sign_count);
-                let row = tx.query_one(&s, &insert_params(r, &count)).await.map_err(unavailable)?;
+                let row = tx.query_one(&s, &insert_params(r, &count)).await.map_err(failed)?;
                 out.push(from_row(&row)?);
             }
-            tx.commit().await.map_err(unavailable)?;
+            tx.commit().await.map_err(failed)?;
             Ok(out)
         })
         .await
-        .map_err(|_| StoreError::Unavailable("PostgreSQL did not finish the write in time".into()))?
+        .map_err(|_| StoreError::Unreachable("PostgreSQL did not finish the write in time".into()))?
     }
 
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
@@ -222,9 +275,9 @@ impl CredentialStore for PostgresStore {
                      ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
                 ))
                 .await
-                .map_err(unavailable)?;
+                .map_err(failed)?;
             let count = i64::from(r.sign_count);
-            c.query_opt(&s, &insert_params(&r, &count)).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+            c.query_opt(&s, &insert_params(&r, &count)).await.map_err(failed)?.as_ref().map(from_row).transpose()
         })
         .await
     }
@@ -245,7 +298,7 @@ impl CredentialStore for PostgresStore {
                        WHERE rp_id = $1 AND credential_id = $2 AND NOT EXISTS (SELECT 1 FROM updated)"
                 ))
                 .await
-                .map_err(unavailable)?;
+                .map_err(failed)?;
             let count = i64::from(r.sign_count);
             let row = c
                 .query_opt(
@@ -264,7 +317,7 @@ impl CredentialStore for PostgresStore {
                     ],
                 )
                 .await
-                .map_err(unavailable)?;
+                .map_err(failed)?;
             Ok(match row {
                 None => Replaced::NotFound,
                 Some(row) if row.get::<_, bool>("replaced") => Replaced::Replaced(from_row(&row)?),
@@ -279,8 +332,8 @@ impl CredentialStore for PostgresStore {
             let s = c
                 .prepare_cached(&format!("DELETE FROM credentials WHERE rp_id = $1 AND credential_id = $2 RETURNING {COLUMNS}"))
                 .await
-                .map_err(unavailable)?;
-            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+                .map_err(failed)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(failed)?.as_ref().map(from_row).transpose()
         })
         .await
     }
@@ -292,8 +345,8 @@ impl CredentialStore for PostgresStore {
                     "UPDATE credentials SET revoked = true WHERE rp_id = $1 AND credential_id = $2 RETURNING {COLUMNS}"
                 ))
                 .await
-                .map_err(unavailable)?;
-            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(unavailable)?.as_ref().map(from_row).transpose()
+                .map_err(failed)?;
+            c.query_opt(&s, &[&rp_id, &credential_id]).await.map_err(failed)?.as_ref().map(from_row).transpose()
         })
         .await
     }
@@ -305,8 +358,8 @@ impl CredentialStore for PostgresStore {
                     "SELECT {COLUMNS} FROM credentials WHERE rp_id = $1 AND user_handle = $2 ORDER BY created_at_ms, credential_id"
                 ))
                 .await
-                .map_err(unavailable)?;
-            c.query(&s, &[&rp_id, &user_handle]).await.map_err(unavailable)?.iter().map(from_row).collect()
+                .map_err(failed)?;
+            c.query(&s, &[&rp_id, &user_handle]).await.map_err(failed)?.iter().map(from_row).collect()
         })
         .await
     }
@@ -340,17 +393,17 @@ impl CredentialStore for PostgresStore {
             SELECT rp_id, credential_id, before, revoked FROM locked";
         let rows = self
             .with(async |c| {
-                let s = c.prepare_cached(SQL).await.map_err(unavailable)?;
-                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(unavailable)
+                let s = c.prepare_cached(SQL).await.map_err(failed)?;
+                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(failed)
             })
             .await?;
         let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
         for r in &rows {
-            let rp: &str = r.try_get(0).map_err(unavailable)?;
-            let id: &[u8] = r.try_get(1).map_err(unavailable)?;
-            let before: i64 = r.try_get(2).map_err(unavailable)?;
+            let rp: &str = r.try_get(0).map_err(corrupt)?;
+            let id: &[u8] = r.try_get(1).map_err(corrupt)?;
+            let before: i64 = r.try_get(2).map_err(corrupt)?;
             let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
-            let revoked: bool = r.try_get(3).map_err(unavailable)?;
+            let revoked: bool = r.try_get(3).map_err(corrupt)?;
             if let Some(key) = distinct.iter().map(|(k, _)| *k).find(|(r, i)| *r == rp && *i == id) {
                 state.insert(key, Some((before, revoked)));
             }
@@ -372,8 +425,8 @@ impl CredentialStore for PostgresStore {
                      WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked",
                 )
                 .await
-                .map_err(unavailable)?;
-            c.execute(&s, &[&rps, &ids]).await.map_err(unavailable).map(|_| ())
+                .map_err(failed)?;
+            c.execute(&s, &[&rps, &ids]).await.map_err(failed).map(|_| ())
         })
         .await
     }
@@ -393,7 +446,7 @@ impl CredentialStore for PostgresStore {
             )
             .await
             .map(|_| ())
-            .map_err(unavailable)
+            .map_err(failed)
         })
         .await
     }
@@ -407,14 +460,14 @@ impl CredentialStore for PostgresStore {
                     "SELECT {COLUMNS} FROM credentials WHERE (rp_id, credential_id) > ($1, $2) ORDER BY rp_id, credential_id LIMIT $3"
                 ))
                 .await
-                .map_err(unavailable)?;
-            c.query(&s, &[&rp, &id, &limit]).await.map_err(unavailable)?.iter().map(from_row).collect()
+                .map_err(failed)?;
+            c.query(&s, &[&rp, &id, &limit]).await.map_err(failed)?.iter().map(from_row).collect()
         })
         .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(async |c| c.simple_query("SELECT 1").await.map(|_| ()).map_err(unavailable)).await
+        self.with(async |c| c.simple_query("SELECT 1").await.map(|_| ()).map_err(failed)).await
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<Change>> {

@@ -1,6 +1,7 @@
 //! Stage 4: signature counters (WebAuthn L3 §7.2 steps 23 and 25). Every verified
 //! item's count is compared and set in the store, one round trip per batch,
-//! in batch order; during a store outage the journal checks what it can.
+//! in batch order; while the store is unreachable (a connectivity failure,
+//! never an error the store answered with) the journal checks what it can.
 //!
 //! Counter-less credentials skip the round trip: the cached count is 0 and
 //! every assertion of the credential in this batch carries 0 (most synced
@@ -161,7 +162,7 @@ impl Counters {
         let all: Arc<[CounterUpdate]> = all.into();
         let started = std::time::Instant::now();
         let r = answered(all.len(), cache.store().advance_sign_counts(all.clone(), now_ms()).await);
-        self.set_store_up(!matches!(r, Err(StoreError::Unavailable(_))));
+        self.set_store_up(!matches!(&r, Err(e) if e.is_unreachable()));
         telemetry::store_duration("advance_sign_counts", started.elapsed());
         let settled: Vec<Settled> = match r {
             Ok(results) => {
@@ -177,6 +178,14 @@ impl Counters {
                 let Some(j) = &self.journal else { return vec![Settled::Unavailable; n] };
                 let mut j = j.lock();
                 j.requeue(all[..n_queued].to_vec());
+                // Only an unreachable store may be stood in for: a store that
+                // answered with an error (a lock timeout, a serialization
+                // failure, a corrupt row) may hold a count this replica has
+                // not seen, so the batch's own items are denied as retryable.
+                if !e.is_unreachable() {
+                    telemetry::deferred_queue(j.queued());
+                    return vec![Settled::Unavailable; n];
+                }
                 let checked = j.defer(&all[n_queued..]);
                 telemetry::deferred_queue(j.queued());
                 checked.into_iter().map(Settled::Journal).collect()
