@@ -85,11 +85,21 @@ tls_mounts() {
     grep -q 'secretName: assertd-tls' "$f" && grep -q 'mountPath: /etc/assertd/tls' "$f"
 }
 check "mutual TLS from Secrets (HA)" tls_mounts
+postgres_tls() {
+  local f="$work/ha.yaml"
+  grep -q 'sslmode = "verify-full"' "$f" && grep -q 'ssl_root_cert = "/etc/assertd/postgres-ca/ca.crt"' "$f" &&
+    grep -q 'ssl_key = "/etc/assertd/postgres-client/tls.key"' "$f" && grep -q 'secretName: assertd-database-ca' "$f" &&
+    grep -q 'mountPath: /etc/assertd/postgres-client' "$f" && ! grep -q 'insecure_allow_unverified_postgres' "$f"
+}
+check "PostgreSQL TLS: verify-full, CA and client certificate from Secrets (HA)" postgres_tls
 config_of "$work/default.yaml" > "$work/default.toml"
 config_of "$work/ha.yaml" > "$work/ha.toml"
 check "rendered config is valid (default)" env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/default.toml"
 check "the rendered default config refuses to start without its token hashes" refuses "ASSERTD_TOKEN_SHA256_GATEWAY is not set" "$assertd" config check "$work/default.toml"
 check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"
+"$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.tls.mode=require --set store.postgres.tls.caSecret= > "$work/unchecked.yaml"
+config_of "$work/unchecked.yaml" > "$work/unchecked.toml"
+check "an unchecked PostgreSQL beyond loopback is refused by the rendered config" refuses "insecure_allow_unverified_postgres" env ASSERTD_DATABASE_URL=postgres://x@db.internal/x "$assertd" config check "$work/unchecked.toml"
 check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
 check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
 check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd --set tls.enabled=true

@@ -13,7 +13,7 @@ mod record;
 mod sqlite;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
-pub use postgres::{PostgresConfig, PostgresStore};
+pub use postgres::{PostgresConfig, PostgresStore, PostgresTls, ResolvedTls, RootCert, SslMode, resolve_tls};
 pub use record::{InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_HANDLE_LEN, StoredCredential};
 pub use sqlite::SqliteStore;
 
@@ -64,6 +64,10 @@ pub enum StoreError {
     /// succeed, but nothing may be answered from memory instead.
     #[error("credential store unavailable: {0}")]
     Unavailable(String),
+    /// The store's settings are wrong (an invalid URL, conflicting or
+    /// unsafe TLS settings, an unreadable certificate file): fix the config.
+    #[error("credential store settings: {0}")]
+    Config(String),
     /// The store answered with data it should never hold (e.g. a negative
     /// sign count); an operator must look.
     #[error("credential store data is corrupt: {0}")]

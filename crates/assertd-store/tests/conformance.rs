@@ -217,7 +217,9 @@ macro_rules! conformance {
 }
 
 async fn pg_store(pg: &PgCluster) -> PostgresStore {
-    PostgresStore::connect(&PostgresConfig { url: pg.url(), pool_size: 8, timeout: Duration::from_secs(5) }).await.unwrap()
+    PostgresStore::connect(&PostgresConfig { url: pg.url(), tls: Default::default(), pool_size: 8, timeout: Duration::from_secs(5) })
+        .await
+        .unwrap()
 }
 
 conformance!(put_get_list_revoke_, put_get_list_revoke);
@@ -271,7 +273,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         .map(|_| {
             let url = url.clone();
             tokio::spawn(async move {
-                PostgresStore::connect(&PostgresConfig { url, pool_size: 2, timeout: Duration::from_secs(10) }).await.map(|_| ())
+                PostgresStore::connect(&PostgresConfig { url, tls: Default::default(), pool_size: 2, timeout: Duration::from_secs(10) })
+                    .await
+                    .map(|_| ())
             })
         })
         .collect();

@@ -42,6 +42,55 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// initdb + start. Panics with the server's log if it cannot start.
     pub fn start() -> Self {
+        let c = Self::init();
+        c.start_server();
+        c
+    }
+
+    /// A cluster that speaks TLS only: `ssl = on` with `server`'s
+    /// certificate, and `pg_hba.conf` holding only `hostssl` lines (plus
+    /// the Unix socket, for [`PgCluster::psql`]). With `client_ca`, TCP
+    /// clients must also present a certificate from that CA whose common
+    /// name is the user (`cert` authentication).
+    pub fn start_tls(server: &crate::pki::Leaf, client_ca: Option<&str>) -> Self {
+        let c = Self::init();
+        c.set_server_certificate(server);
+        let mut conf = "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n".to_owned();
+        let method = match client_ca {
+            Some(ca) => {
+                c.write_private("root.crt", ca);
+                conf.push_str("ssl_ca_file = 'root.crt'\n");
+                "cert"
+            }
+            None => "trust",
+        };
+        let mut pg_conf = std::fs::OpenOptions::new().append(true).open(c.data().join("postgresql.conf")).unwrap();
+        std::io::Write::write_all(&mut pg_conf, conf.as_bytes()).unwrap();
+        let hba = format!("local all all trust\nhostssl all all 127.0.0.1/32 {method}\nhostssl all all ::1/128 {method}\n");
+        c.write_private("pg_hba.conf", &hba);
+        c.start_server();
+        c
+    }
+
+    /// Replaces the server's certificate and key; the running server picks
+    /// them up on reload (new connections only).
+    pub fn set_server_certificate(&self, server: &crate::pki::Leaf) {
+        self.write_private("server.crt", &server.cert_pem);
+        self.write_private("server.key", &server.key_pem);
+    }
+
+    /// Writes a file into the data directory, readable by the server only.
+    fn write_private(&self, name: &str, contents: &str) {
+        let path = self.data().join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        if self.as_postgres {
+            let ok = Command::new("chown").arg("postgres").arg(&path).status().unwrap();
+            assert!(ok.success(), "chown {}", path.display());
+        }
+    }
+
+    fn init() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let as_postgres = is_root();
         if as_postgres {
@@ -51,7 +100,6 @@ impl PgCluster {
         let c = Self { dir, bin: bin_dir(), port: free_port(), as_postgres };
         let out = c.run("initdb", &["-D", &c.data().to_string_lossy(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        c.start_server();
         c
     }
 
@@ -102,11 +150,13 @@ impl PgCluster {
         self.port
     }
 
-    /// Runs SQL with psql; panics on error. Returns stdout.
+    /// Runs SQL with psql over the Unix socket; panics on error. Returns
+    /// stdout.
     pub fn psql(&self, sql: &str) -> String {
         let port = self.port.to_string();
-        let out = self
-            .run("psql", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]);
+        let socket = self.dir.path().to_string_lossy().into_owned();
+        let out =
+            self.run("psql", &["-h", &socket, "-p", &port, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]);
         assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -63,6 +63,13 @@ impl Ca {
         self.issue(p, ExtendedKeyUsagePurpose::ServerAuth, not_after_year)
     }
 
+    /// A server certificate for these DNS names only.
+    pub fn server_named(&self, names: &[&str], not_after_year: i32) -> Leaf {
+        let mut p = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).expect("server params");
+        p.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("server"));
+        self.issue(p, ExtendedKeyUsagePurpose::ServerAuth, not_after_year)
+    }
+
     /// A client certificate carrying `name`.
     pub fn client(&self, name: Name<'_>) -> Leaf {
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");

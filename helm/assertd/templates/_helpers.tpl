@@ -73,6 +73,23 @@ pool_size = {{ .Values.store.postgres.poolSize | int64 }}
 timeout_ms = {{ .Values.store.timeoutMs | int64 }}
 readiness_grace_seconds = {{ .Values.store.readinessGraceSeconds | int64 }}
 counter_outage = {{ .Values.store.counterOutage | quote }}
+{{- if eq .Values.store.backend "postgres" }}
+{{- with .Values.store.postgres.tls }}
+{{- if .mode }}
+sslmode = {{ .mode | quote }}
+{{- end }}
+{{- if .caSecret }}
+ssl_root_cert = "/etc/assertd/postgres-ca/{{ .caKey }}"
+{{- end }}
+{{- if .clientCertSecret }}
+ssl_cert = "/etc/assertd/postgres-client/tls.crt"
+ssl_key = "/etc/assertd/postgres-client/tls.key"
+{{- end }}
+{{- if .insecureAllowUnverified }}
+insecure_allow_unverified_postgres = true
+{{- end }}
+{{- end }}
+{{- end }}
 
 {{- if ne .Values.auth.mode "insecure" }}
 {{- range .Values.auth.clients }}

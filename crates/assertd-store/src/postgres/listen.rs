@@ -2,19 +2,24 @@
 //! invalidations.
 
 use super::CHANNEL;
+use super::tls::Connector;
 use crate::Change;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_postgres::NoTls;
 
 /// Keeps a LISTEN connection open; on every (re)subscription, tells caches
 /// to drop everything, since changes may have been missed meanwhile.
-pub(super) async fn listen(config: tokio_postgres::Config, tx: broadcast::Sender<Change>, ready: tokio::sync::oneshot::Sender<()>) {
+pub(super) async fn listen(
+    config: tokio_postgres::Config,
+    tls: Connector,
+    tx: broadcast::Sender<Change>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Err(e) => tracing::warn!(error = %e, "change feed: cannot connect to PostgreSQL; retrying"),
             Ok((client, mut connection)) => {
                 let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

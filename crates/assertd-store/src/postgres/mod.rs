@@ -20,10 +20,13 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 mod listen;
 mod schema;
+mod tls;
+
+pub use tls::{PostgresTls, Resolved as ResolvedTls, RootCert, SslMode, resolve as resolve_tls};
 
 use listen::listen;
 use schema::{MIGRATION_LOCK, MIGRATIONS};
@@ -38,6 +41,8 @@ const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_
 pub struct PostgresConfig {
     /// `postgres://user:pass@host:port/db` or key=value form.
     pub url: String,
+    /// TLS (merged with the URL's `sslmode`, `sslrootcert`, ... parameters).
+    pub tls: PostgresTls,
     /// Most pooled connections.
     pub pool_size: usize,
     /// Bound on every call (server-side `statement_timeout`, and client-side
@@ -59,6 +64,24 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// A TLS failure at start, with what to check.
+fn explain_tls(e: StoreError, tls: &ResolvedTls) -> StoreError {
+    let StoreError::Unreachable(m) = &e else { return e };
+    if !m.contains("TLS handshake") && !m.contains("certificate") {
+        return e;
+    }
+    let roots = match &tls.roots {
+        Some(RootCert::File(p)) => format!("store.ssl_root_cert ({})", p.display()),
+        Some(RootCert::System) => "the system's roots (set store.ssl_root_cert to the CA file)".to_owned(),
+        None => "nothing (the server is not checked)".to_owned(),
+    };
+    StoreError::Unreachable(format!(
+        "{m}. TLS to PostgreSQL failed with sslmode {}: the server's certificate must chain to {roots}{}",
+        tls.mode.as_str(),
+        if tls.mode == SslMode::VerifyFull { " and name the host in the URL" } else { "" }
+    ))
+}
+
 /// A row that does not decode: the schema is not what this binary expects.
 fn corrupt(e: tokio_postgres::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -70,11 +93,31 @@ fn corrupt(e: tokio_postgres::Error) -> StoreError {
 /// (lock or statement timeout, serialization failure, ...: the journal may
 /// not, the item is denied as retryable).
 fn failed(e: impl Failure) -> StoreError {
-    if e.unreachable() { StoreError::Unreachable(e.to_string()) } else { StoreError::Unavailable(e.to_string()) }
+    let text = explain(&e);
+    if e.unreachable() { StoreError::Unreachable(text) } else { StoreError::Unavailable(text) }
+}
+
+/// An error and its causes, on one line: tokio-postgres and deadpool keep
+/// the useful part (the server's message, "invalid peer certificate:
+/// UnknownIssuer") in the source chain.
+fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = match c.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+            None => c.to_string(),
+        };
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// An error that can say whether it is a connectivity failure.
-trait Failure: std::fmt::Display {
+trait Failure: std::error::Error + 'static {
     fn unreachable(&self) -> bool;
 }
 
@@ -158,14 +201,20 @@ fn from_row(r: &Row) -> Result<StoredCredential, StoreError> {
 impl PostgresStore {
     /// Connects, runs pending migrations, and starts the change listener.
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config =
-            config.url.parse().map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?;
+        let (mut pg, resolved) = tls::resolve(&config.url, &config.tls)?;
+        let connector = tls::connector(&resolved)?;
+        if resolved.remote && !resolved.verifies() {
+            tracing::warn!(
+                sslmode = resolved.mode.as_str(),
+                "PostgreSQL is beyond loopback and its server is not checked (insecure_allow_unverified_postgres = true)"
+            );
+        }
         pg.connect_timeout(config.timeout);
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(10));
         pg.options(format!("-c statement_timeout={} -c lock_timeout={}", config.timeout.as_millis(), config.timeout.as_millis()));
         pg.application_name("assertd");
-        let manager = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(pg.clone(), connector.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .wait_timeout(Some(config.timeout))
@@ -176,12 +225,12 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (changes, _) = broadcast::channel(4096);
         let store = Self { pool, timeout: config.timeout, changes };
-        store.migrate().await?;
+        store.migrate().await.map_err(|e| explain_tls(e, &resolved))?;
         // Wait (bounded) for the change feed to be subscribed, so nothing is
         // cached before it listens and its first "drop everything" cannot
         // throw away entries cached afterwards.
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-        tokio::spawn(listen(pg, store.changes.clone(), subscribed_tx));
+        tokio::spawn(listen(pg, connector, store.changes.clone(), subscribed_tx));
         if tokio::time::timeout(config.timeout, subscribed).await.is_err() {
             tracing::warn!("change feed not subscribed yet; continuing (caches are dropped when it is)");
         }

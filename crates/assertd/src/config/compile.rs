@@ -119,8 +119,16 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Invalid::new(*key, "must be greater than 0"));
         }
-        if self.store.backend == Backend::Postgres && self.database_url().is_none() {
-            return Err(Invalid::new("store.url", "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)"));
+        if self.store.backend == Backend::Postgres {
+            let Some(url) = self.database_url() else {
+                return Err(Invalid::new("store.url", "backend = \"postgres\" needs a url (or ASSERTD_DATABASE_URL)"));
+            };
+            let tls = self.store.postgres_tls().map_err(|e| Invalid::new("store.sslmode", e))?;
+            // The same merge the store does at start, so `config check`
+            // refuses an unchecked remote server too.
+            if let Err(assertd_store::StoreError::Config(e)) = assertd_store::resolve_tls(&url, &tls) {
+                return Err(Invalid::new("store", e));
+            }
         }
         let beyond_loopback = !self.listen.ip().is_loopback();
         if self.tls.is_none() && beyond_loopback && !self.plaintext_allowed() {

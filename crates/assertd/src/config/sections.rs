@@ -1,7 +1,7 @@
 //! The config file's sections that are plain settings (no policy): TLS,
 //! store, key cache, limits, CPU pool. Each changes only on restart.
 
-use assertd_store::CacheConfig;
+use assertd_store::{CacheConfig, PostgresTls, RootCert};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,6 +100,37 @@ pub struct StoreSection {
     pub counter_outage: CounterOutage,
     /// Most counter updates queued during an outage.
     pub max_deferred_counters: usize,
+    /// TLS to PostgreSQL, libpq's `sslmode`: `disable`, `prefer`,
+    /// `require`, `verify-ca`, `verify-full`. Unset: `verify-full` for any
+    /// host beyond loopback, `prefer` on loopback. The URL's `sslmode`
+    /// parameter is read too (the two must agree).
+    pub sslmode: Option<String>,
+    /// CA certificates (PEM) that the PostgreSQL server's certificate must
+    /// chain to, or `"system"` for the operating system's roots (the
+    /// default for `verify-*`). URL parameter: `sslrootcert`.
+    pub ssl_root_cert: Option<String>,
+    /// Client certificate (PEM chain) for PostgreSQL servers that
+    /// authenticate by certificate; with `ssl_key`. URL parameter: `sslcert`.
+    pub ssl_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM). URL parameter: `sslkey`.
+    pub ssl_key: Option<PathBuf>,
+    /// Connect to a PostgreSQL server beyond loopback without checking its
+    /// certificate (`sslmode` `disable`, `prefer`, or `require` without a
+    /// root): anyone on the path could read or rewrite credentials.
+    pub insecure_allow_unverified_postgres: bool,
+}
+
+impl StoreSection {
+    /// The TLS settings for the PostgreSQL store.
+    pub fn postgres_tls(&self) -> Result<PostgresTls, String> {
+        Ok(PostgresTls {
+            mode: self.sslmode.as_deref().map(str::parse).transpose()?,
+            root_cert: self.ssl_root_cert.as_deref().map(|r| if r == "system" { RootCert::System } else { RootCert::File(r.into()) }),
+            client_cert: self.ssl_cert.clone(),
+            client_key: self.ssl_key.clone(),
+            insecure_allow_unverified: self.insecure_allow_unverified_postgres,
+        })
+    }
 }
 
 impl Default for StoreSection {
@@ -113,6 +144,11 @@ impl Default for StoreSection {
             last_used_interval_seconds: 60,
             counter_outage: CounterOutage::Defer,
             max_deferred_counters: 100_000,
+            sslmode: None,
+            ssl_root_cert: None,
+            ssl_cert: None,
+            ssl_key: None,
+            insecure_allow_unverified_postgres: false,
         }
     }
 }

@@ -134,3 +134,23 @@ fn origins_must_be_serialized_web_origins() {
     let (_d, p) = write(&rp("\"http://a.example\"", "insecure_allow_http_origins = true\n"));
     assert!(Config::load_compiled(&p).is_ok());
 }
+
+#[test]
+fn postgres_beyond_loopback_must_be_checked() {
+    let store = |extra: &str| format!("[store]\nbackend = \"postgres\"\nurl = \"postgres://u@db.internal:5432/assertd\"\n{extra}");
+    // The default (verify-full, system roots) is accepted.
+    let (_d, p) = write(&store(""));
+    Config::load_compiled(&p).unwrap();
+    for unchecked in ["sslmode = \"disable\"", "sslmode = \"prefer\"", "sslmode = \"require\""] {
+        let (_d, p) = write(&store(unchecked));
+        let e = Config::load_compiled(&p).unwrap_err().to_string();
+        assert!(e.contains("insecure_allow_unverified_postgres") && e.contains("not on loopback"), "{unchecked}: {e}");
+        let (_d, p) = write(&store(&format!("{unchecked}\ninsecure_allow_unverified_postgres = true")));
+        Config::load_compiled(&p).unwrap();
+    }
+    let (_d, p) = write(&store("sslmode = \"verify-everything\""));
+    let e = Config::load_compiled(&p).unwrap_err().to_string();
+    assert!(e.contains("store.sslmode") && e.contains("verify-full"), "{e}");
+    let (_d, p) = write(&store("ssl_cert = \"/c.pem\""));
+    assert!(Config::load_compiled(&p).unwrap_err().to_string().contains("ssl_key"));
+}
