@@ -72,6 +72,12 @@ impl PgCluster {
         c
     }
 
+    /// Replaces `pg_hba.conf` and reloads the running server.
+    pub fn set_hba(&self, hba: &str) {
+        self.write_private("pg_hba.conf", hba);
+        self.psql("SELECT pg_reload_conf()");
+    }
+
     /// Replaces the server's certificate and key; the running server picks
     /// them up on reload (new connections only).
     pub fn set_server_certificate(&self, server: &crate::pki::Leaf) {

@@ -187,3 +187,27 @@ async fn an_untrusted_certificate_while_running_turns_readiness_not_serving() {
     let v = verify_one(&server, assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x04, 1))).await;
     assert_eq!(v.decision(), Decision::Allow, "{v:?}");
 }
+
+/// SCRAM with channel binding (SCRAM-SHA-256-PLUS, `tls-server-end-point`):
+/// with `channel_binding=require` in the URL, the login only succeeds when
+/// the binding assertd computes from the server's certificate matches the
+/// server's own, so a relay between the two could not log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_logins_are_bound_to_the_tls_channel() {
+    let ca = Ca::new("pg test CA");
+    let pg = PgCluster::start_tls(&ca.server(2099), None);
+    pg.psql("ALTER USER postgres PASSWORD 'pw-for-the-test'");
+    pg.set_hba("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = write(tmp.path(), "ca.pem", &ca.pem());
+    let url = format!("postgres://postgres:pw-for-the-test@127.0.0.1:{}/postgres?channel_binding=require", pg.port());
+    let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nsslmode = \"verify-full\"\nssl_root_cert = \"{root}\"\n");
+    let server = Server::start_in(tmp.path(), &format!("{}\n{store}", default_config()));
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    assert!(assertd_connections_encrypted(&pg));
+    // Without TLS there is no channel to bind to: refused.
+    let plain = store.replace("verify-full", "disable");
+    let e = refuses(tmp.path(), &format!("{}\n{plain}", default_config()));
+    assert!(e.contains("channel binding") || e.contains("no pg_hba.conf entry"), "{e}");
+}
