@@ -97,6 +97,58 @@ async fn two_replicas_share_counters_and_revocations() {
     eprintln!("revocation on A seen by B after {took:?}; database revocation seen by both after {:?}", revoked_at.elapsed());
 }
 
+/// Counter-less credentials (count 0, most synced passkeys) never reach the
+/// store once cached: revocation must still reach every replica's verdicts
+/// within a second, through the change feed alone. Measured both for a
+/// revocation over the API on one replica and for one made in the database
+/// by another system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_of_counterless_credentials_reaches_every_replica_within_a_second() {
+    let pg = PgCluster::start();
+    let a_srv = Server::start(&pg_config(&pg, ""));
+    let b_srv = Server::start(&pg_config(&pg, ""));
+    let by_api = SoftAuthenticator::new(Alg::Es256);
+    let by_sql = SoftAuthenticator::new(Alg::EdDsa);
+    for key in [&by_api, &by_sql] {
+        put(&a_srv, record(RP, key, b"u", false)).await;
+    }
+    let item = |k: &SoftAuthenticator| assertion("x", RP, &k.credential_id, b"c", k.assert(RP, ORIGIN, b"c", UV, 0));
+    // Cached as counter-less on both replicas: from here on no verdict of
+    // theirs asks the store.
+    for srv in [&a_srv, &b_srv] {
+        for key in [&by_api, &by_sql] {
+            for _ in 0..2 {
+                assert_eq!(verify_one(srv, item(key)).await.decision(), Decision::Allow);
+            }
+        }
+    }
+    async fn until_revoked(srv: &Server, a: pb::Assertion, since: Instant) -> Duration {
+        loop {
+            let v = verify_one(srv, a.clone()).await;
+            if codes(&v) == vec![ReasonCode::CredentialRevoked] {
+                return since.elapsed();
+            }
+            assert!(since.elapsed() < Duration::from_secs(1), "still {:?} after {:?}", v.decision(), since.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let revoke = pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: by_api.credential_id.clone() };
+    a_srv.credentials().await.revoke_credential(revoke).await.unwrap();
+    let since = Instant::now();
+    let on_a = until_revoked(&a_srv, item(&by_api), since).await;
+    let on_b = until_revoked(&b_srv, item(&by_api), since).await;
+
+    let hex: String = by_sql.credential_id.iter().map(|b| format!("{b:02x}")).collect();
+    pg.psql(&format!("UPDATE credentials SET revoked = true WHERE credential_id = '\\x{hex}'"));
+    let since = Instant::now();
+    let sql_a = until_revoked(&a_srv, item(&by_sql), since).await;
+    let sql_b = until_revoked(&b_srv, item(&by_sql), since).await;
+    eprintln!(
+        "counter-less revocation: over the API on A, denied on A after {on_a:?}, on B after {on_b:?}; \
+         in the database, denied on A after {sql_a:?}, on B after {sql_b:?}"
+    );
+}
+
 /// Counter-less credentials skip the counter round trip on the strength of
 /// each replica's cached "still 0": when the count first leaves 0 on one
 /// replica, the other must stop trusting its cached 0 (the change feed's
