@@ -79,6 +79,17 @@ insecure_acknowledged() {
     grep -q 'insecure_allow_unauthenticated = true' "$work/insecure.yaml" && ! grep -q '\[\[clients\]\]' "$work/insecure.yaml"
 }
 check "insecure mode renders only when acknowledged" insecure_acknowledged
+cert_manager() {
+  "$helm" template t assertd --namespace idp --set tls.enabled=true --set tls.certManager.enabled=true \
+    --set tls.certManager.issuerRef.name=internal-ca --set tls.certManager.issuerRef.kind=ClusterIssuer > "$work/cm.yaml" &&
+    python3 -m kubernetes_validate --strict --quiet "$work/cm.yaml" &&
+    grep -q 'kind: Certificate' "$work/cm.yaml" && grep -q 'secretName: t-assertd-tls' "$work/cm.yaml" &&
+    grep -q -- '- t-assertd.idp.svc.cluster.local' "$work/cm.yaml" && grep -q 'kind: ClusterIssuer' "$work/cm.yaml" &&
+    [ "$(grep -c 'secretName: t-assertd-tls' "$work/cm.yaml")" -eq 3 ] &&
+    ! grep -q 'kind: Certificate' "$work/default.yaml"
+}
+check "cert-manager Certificate: serving and client CA Secret, Service names (optional)" cert_manager
+check "refuses cert-manager without an issuer" refuses "issuerRef.name" "$helm" template t assertd --set tls.enabled=true --set tls.certManager.enabled=true
 tls_mounts() {
   local f="$work/ha.yaml"
   grep -q 'insecure_allow_plaintext = false' "$f" && grep -q 'client_ca_file = "/etc/assertd/client-ca/ca.crt"' "$f" &&

@@ -118,3 +118,13 @@ certificate_names = {{ toJson (default list .certificateNames) }}
 {{- define "assertd.tokenSecret" -}}
 {{- default (printf "%s-tokens" (include "assertd.fullname" .)) .Values.auth.tokenSecret -}}
 {{- end -}}
+
+{{/* The Secret holding the serving certificate: tls.existingSecret, or the
+one the cert-manager Certificate writes. */}}
+{{- define "assertd.tlsSecret" -}}
+{{- if .Values.tls.existingSecret -}}
+{{ .Values.tls.existingSecret }}
+{{- else if .Values.tls.certManager.enabled -}}
+{{ include "assertd.fullname" . }}-tls
+{{- end -}}
+{{- end }}
