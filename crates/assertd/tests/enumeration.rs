@@ -254,6 +254,11 @@ origins = ["{ORIGIN}"]
 default_profile = "strict"
 allowed_profiles = ["step"]
 
+[[relying_parties]]
+id = "quiet.example"
+origins = ["https://quiet.example"]
+default_profile = "strict"
+
 [profiles.strict]
 user_verification = "required"
 [profiles.step]
@@ -306,4 +311,19 @@ rpcs = ["*"]
     // A caller without a profile list may name what the RP allows.
     assert_eq!(ask(OTHER_TOKEN, "step").await.decision(), Decision::Allow);
     assert_eq!(codes(&ask(OTHER_TOKEN, "nope").await), vec![ReasonCode::ProfileUnknown]);
+    // An RP that lists no allowed_profiles allows only its default: no
+    // caller can pick another profile for it.
+    let q = SoftAuthenticator::new(Alg::Es256);
+    let put = pb::PutCredentialRequest { credential: Some(record("quiet.example", &q, b"u", false)), ..Default::default() };
+    server.credentials().await.put_credential(with_bearer(OTHER_TOKEN, put)).await.unwrap();
+    let quiet = |profile: &str, n: u32| {
+        let mut x =
+            assertion("q", "quiet.example", &q.credential_id, b"c", q.assert("quiet.example", "https://quiet.example", b"c", 0x05, n));
+        x.profile = profile.into();
+        x
+    };
+    assert_eq!(verify(&server, OTHER_TOKEN, vec![quiet("", 1)]).await[0].decision(), Decision::Allow);
+    for (n, other) in [(2, "lax"), (3, "step")] {
+        assert_eq!(codes(&verify(&server, OTHER_TOKEN, vec![quiet(other, n)]).await[0]), vec![ReasonCode::ProfileNotAuthorized]);
+    }
 }

@@ -303,7 +303,11 @@ async fn file_watch_reloads_without_a_signal() {
     };
     assert_eq!(codes(&ask("tier2").await), vec![ReasonCode::ProfileUnknown]);
     let cfg = server.dir.join("assertd.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap() + "\n[profiles.tier2]\nuser_verification = \"required\"\n";
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("allowed_profiles = [\"tier0\", \"tier1\"]", "allowed_profiles = [\"tier0\", \"tier1\", \"tier2\"]")
+        + "\n[profiles.tier2]\nuser_verification = \"required\"\n";
+    assert!(text.contains("\"tier2\"]"), "the example lists its allowed profiles");
     std::fs::write(&cfg, text).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -155,8 +155,10 @@ pub struct RelyingPartyConfig {
     /// default profile, adjusted by the RP-level keys below.
     #[serde(default)]
     pub default_profile: Option<String>,
-    /// The profiles an assertion for this RP may name (besides its
-    /// default); unset: any configured profile.
+    /// The profiles an assertion for this RP may name besides its default;
+    /// unset: none (an assertion that names another profile is denied
+    /// `PROFILE_NOT_AUTHORIZED`), so no caller can pick a laxer profile
+    /// than the RP's own unless the admin listed it.
     #[serde(default)]
     pub allowed_profiles: Option<Vec<String>>,
     /// RP-level profile key, for RPs without a `default_profile`.

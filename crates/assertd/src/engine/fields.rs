@@ -56,8 +56,9 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
             .cloned()
             .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&r.profile))))?;
         // assertd rule: a caller names only the profiles it was granted, and
-        // only those the RP allows, so it cannot pick a laxer one.
-        let rp_allows = rp.allowed_profiles.as_ref().is_none_or(|p| p.contains(&r.profile));
+        // only those the RP lists (none unless listed), so it cannot pick a
+        // laxer one.
+        let rp_allows = rp.allowed_profiles.as_ref().is_some_and(|p| p.contains(&r.profile));
         let caller_may = grant.profiles.as_ref().is_none_or(|p| p.contains(&r.profile));
         if !(rp_allows && caller_may) {
             let whose = if rp_allows { "this caller's grant" } else { "this relying party's allowed_profiles" };
