@@ -107,4 +107,42 @@ pub struct RunArgs {
     /// them: their credentials are put first, every verdict must allow.
     #[arg(long)]
     pub(crate) assertions: Option<std::path::PathBuf>,
+    /// Counting credentials, as security keys: every assertion carries its
+    /// credential's next sign count (1, 2, 3, ...), so every verdict writes
+    /// a counter. Each in-flight lane owns its own credentials (unary: one
+    /// per caller; streaming: one per stream; open loop: --lanes), so the
+    /// counts of one credential arrive in order. Each assertion is sent once:
+    /// --pool must cover the run (a lane that runs out stops, and the report
+    /// says `pool_exhausted`).
+    #[arg(long)]
+    pub(crate) counting: bool,
+    /// Open loop with --counting: credential lanes (request n uses lane
+    /// n mod lanes; two requests of one lane are `lanes` intervals apart).
+    #[arg(long, default_value_t = 256)]
+    pub(crate) lanes: usize,
+    /// Closed loop: requests in flight. Unary: this many callers (instead
+    /// of --concurrency); streaming: spread over --concurrency streams.
+    #[arg(long)]
+    pub(crate) in_flight: Option<usize>,
+}
+
+impl RunArgs {
+    /// Closed loop: (callers, requests in flight per caller).
+    pub(crate) fn callers(&self) -> (usize, usize) {
+        let callers = self.concurrency.max(1);
+        match self.in_flight {
+            None if self.stream => (callers, 2),
+            None => (callers, 1),
+            Some(n) if self.stream => (callers.min(n.max(1)), n.max(1).div_ceil(callers.min(n.max(1)))),
+            Some(n) => (n.max(1), 1),
+        }
+    }
+
+    /// With --counting: how many lanes own credentials.
+    pub(crate) fn counting_lanes(&self) -> usize {
+        match self.mode {
+            Mode::Closed => self.callers().0,
+            Mode::Open => self.lanes.max(1),
+        }
+    }
 }

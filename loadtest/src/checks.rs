@@ -24,6 +24,8 @@ pub(crate) struct Stats {
     /// Latency of RESOURCE_EXHAUSTED answers: what one rejection costs the caller.
     pub(crate) rejected: Mutex<Option<Histogram<u64>>>,
     pub(crate) measuring: AtomicBool,
+    /// A --counting lane ran out of prepared assertions.
+    pub(crate) exhausted: AtomicBool,
 }
 
 pub(crate) fn histogram() -> Histogram<u64> {

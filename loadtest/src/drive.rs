@@ -23,39 +23,64 @@ use std::time::Duration;
 use std::time::Instant;
 use tonic::transport::Channel;
 
+/// Which requests a closed-loop caller sends: all of them cycling from
+/// `start_at`, or (--counting) only its lane's, in order, once.
+#[derive(Clone, Copy)]
+pub(crate) struct Walk {
+    pub(crate) start_at: usize,
+    /// Some(lanes): step by `lanes`, and stop at the end.
+    pub(crate) lanes: Option<usize>,
+}
+
+impl Walk {
+    /// The `k`-th request of this walk, or None when a counting lane ran out.
+    fn nth(&self, requests: &[Arc<Prepared>], k: usize, stats: &Stats) -> Option<Arc<Prepared>> {
+        match self.lanes {
+            None => Some(requests[(self.start_at + k) % requests.len()].clone()),
+            Some(lanes) => {
+                let p = requests.get(self.start_at + k * lanes).cloned();
+                if p.is_none() {
+                    stats.exhausted.store(true, Ordering::Relaxed);
+                }
+                p
+            }
+        }
+    }
+}
+
 /// One closed-loop caller (unary, or one stream kept `depth` deep).
 pub(crate) async fn caller(
     channel: Channel,
     requests: Arc<Vec<Arc<Prepared>>>,
-    start_at: usize,
+    walk: Walk,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
-    stream: bool,
+    stream: Option<usize>,
 ) {
     let mut client = VerificationServiceClient::new(channel).max_decoding_message_size(64 << 20);
-    let mut i = start_at;
-    if !stream {
+    let mut k = 0;
+    let Some(depth) = stream else {
         while !stop.load(Ordering::Relaxed) {
-            let p = &requests[i % requests.len()];
-            i += 1;
+            let Some(p) = walk.nth(&requests, k, &stats) else { return };
+            k += 1;
             let sent = Instant::now();
             match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await {
-                Ok(r) => record(&stats, p, &r.into_inner().verdicts, sent.elapsed()).await,
+                Ok(r) => record(&stats, &p, &r.into_inner().verdicts, sent.elapsed()).await,
                 Err(e) => error(&stats, &e, sent.elapsed()).await,
             }
         }
         return;
-    }
-    // Streaming: keep two requests in flight on the stream.
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyAssertionsStreamRequest>(2);
+    };
+    // Streaming: keep `depth` requests in flight on the stream.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyAssertionsStreamRequest>(depth.max(1));
     let mut responses = match client.verify_assertions_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
         Ok(r) => r.into_inner(),
         Err(e) => return error(&stats, &e, Duration::ZERO).await,
     };
     let mut in_flight = std::collections::VecDeque::new();
-    for _ in 0..2 {
-        let p = requests[i % requests.len()].clone();
-        i += 1;
+    for _ in 0..depth.max(1) {
+        let Some(p) = walk.nth(&requests, k, &stats) else { break };
+        k += 1;
         in_flight.push_back((p.clone(), Instant::now()));
         if tx.send(pb::VerifyAssertionsStreamRequest { assertions: p.assertions.clone() }).await.is_err() {
             return;
@@ -67,9 +92,10 @@ pub(crate) async fn caller(
             Ok(None) => return,
             Err(e) => return error(&stats, &e, sent.elapsed()).await,
         }
-        if !stop.load(Ordering::Relaxed) {
-            let next = requests[i % requests.len()].clone();
-            i += 1;
+        if !stop.load(Ordering::Relaxed)
+            && let Some(next) = walk.nth(&requests, k, &stats)
+        {
+            k += 1;
             in_flight.push_back((next.clone(), Instant::now()));
             if tx.send(pb::VerifyAssertionsStreamRequest { assertions: next.assertions.clone() }).await.is_err() {
                 return;
@@ -88,6 +114,7 @@ pub(crate) async fn open_loop(
     stop: Arc<AtomicBool>,
     rate: f64,
     max_outstanding: usize,
+    counting: bool,
 ) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let start = Instant::now();
@@ -96,6 +123,10 @@ pub(crate) async fn open_loop(
     while !stop.load(Ordering::Relaxed) {
         let intended = start + interval.mul_f64(n as f64);
         tokio::time::sleep_until(intended.into()).await;
+        if counting && n as usize >= requests.len() {
+            stats.exhausted.store(true, Ordering::Relaxed);
+            return;
+        }
         let p = requests[(n as usize) % requests.len()].clone();
         let mut client =
             VerificationServiceClient::new(channels[(n as usize) % channels.len()].clone()).max_decoding_message_size(64 << 20);
@@ -142,15 +173,20 @@ pub async fn run_until(args: RunArgs, stop_when: Option<Arc<AtomicBool>>) -> Res
     let mut tasks = Vec::new();
     match args.mode {
         Mode::Closed => {
-            for c in 0..args.concurrency.max(1) {
-                let start_at = c * requests.len() / args.concurrency.max(1);
+            let (callers, depth) = args.callers();
+            for c in 0..callers {
+                let walk = if args.counting {
+                    Walk { start_at: c, lanes: Some(callers) }
+                } else {
+                    Walk { start_at: c * requests.len() / callers, lanes: None }
+                };
                 tasks.push(tokio::spawn(caller(
                     channels[c % channels.len()].clone(),
                     requests.clone(),
-                    start_at,
+                    walk,
                     stats.clone(),
                     stop.clone(),
-                    args.stream,
+                    args.stream.then_some(depth),
                 )));
             }
         }
@@ -162,6 +198,7 @@ pub async fn run_until(args: RunArgs, stop_when: Option<Arc<AtomicBool>>) -> Res
                 stop.clone(),
                 args.rate,
                 args.max_outstanding,
+                args.counting,
             )));
         }
     }
@@ -231,6 +268,10 @@ pub async fn run_until(args: RunArgs, stop_when: Option<Arc<AtomicBool>>) -> Res
         "stream": args.stream,
         "batch": args.batch,
         "concurrency": args.concurrency,
+        "callers": if args.mode == Mode::Closed { Some(args.callers().0) } else { None },
+        "in_flight": if args.mode == Mode::Closed { Some(args.callers().0 * args.callers().1) } else { None },
+        "counting": args.counting,
+        "pool_exhausted": stats.exhausted.load(Ordering::Relaxed),
         "rate_rpcs_per_second": if args.mode == Mode::Open { Some(args.rate) } else { None },
         "algs": args.algs,
         "invalid_pct": args.invalid_pct,

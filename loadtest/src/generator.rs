@@ -35,6 +35,9 @@ pub(crate) async fn connect(target: &str) -> Result<Channel, String> {
 
 /// Creates the credentials and the pool of requests.
 pub(crate) async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<Prepared>>, String> {
+    if args.counting && (args.population.is_some() || args.assertions.is_some()) {
+        return Err("--counting uses credentials created through the API (--credentials), not --population or --assertions".into());
+    }
     if let Some(n) = args.population {
         let population = match &args.population_keys {
             Some(path) => Population::es256(path)?,
@@ -65,6 +68,9 @@ pub(crate) async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<
         auths.push(a);
     }
     let challenge = b"assertd-loadgen-challenge-0123456789";
+    if args.counting {
+        return counting_requests(args, &auths, challenge);
+    }
     let mut pool = Vec::with_capacity(args.pool);
     for i in 0..args.pool.max(1) {
         let a = &auths[i % auths.len()];
@@ -191,4 +197,81 @@ pub(crate) fn prepare_population(args: &RunArgs, n: usize, population: &Populati
             Arc::new(Prepared { assertions, expect })
         })
         .collect()
+}
+
+/// `--counting`: requests in lane order (request r belongs to lane
+/// r mod lanes), each lane cycling over its own credentials with counts
+/// rising by one per use. Signed on every core the generator may use.
+fn counting_requests(args: &RunArgs, auths: &[SoftAuthenticator], challenge: &[u8]) -> Result<Vec<Arc<Prepared>>, String> {
+    let lanes = args.counting_lanes();
+    if auths.len() < lanes {
+        return Err(format!("--counting needs at least one credential per lane: --credentials {} < {lanes} lanes", auths.len()));
+    }
+    if args.invalid_pct > 0.0 || args.unknown_pct > 0.0 {
+        return Err("--counting sends valid assertions only (no --invalid-pct / --unknown-pct)".into());
+    }
+    let n_requests = args.pool.div_ceil(args.batch).max(lanes);
+    // Which credential and count each item of each request gets, decided in
+    // order; then the signing runs in parallel.
+    let mut next_cred = vec![0usize; lanes];
+    let mut counts = vec![0u32; auths.len()];
+    let plan: Vec<Vec<(usize, u32)>> = (0..n_requests)
+        .map(|r| {
+            let lane = r % lanes;
+            (0..args.batch)
+                .map(|_| {
+                    // Lane `lane` owns credentials lane, lane + lanes, ...
+                    let owned = (auths.len() - lane).div_ceil(lanes);
+                    let i = lane + (next_cred[lane] % owned) * lanes;
+                    next_cred[lane] += 1;
+                    counts[i] += 1;
+                    (i, counts[i])
+                })
+                .collect()
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = plan.len().div_ceil(threads);
+    let started = std::time::Instant::now();
+    let requests: Vec<Arc<Prepared>> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .chunks(chunk.max(1))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|items| {
+                            let assertions: Vec<pb::Assertion> = items
+                                .iter()
+                                .map(|&(i, count)| {
+                                    let a = &auths[i];
+                                    let p = a.assert(&args.rp, &args.origin, challenge, 0x05, count);
+                                    pb::Assertion {
+                                        request_id: format!("{i}:{count}"),
+                                        rp_id: args.rp.clone(),
+                                        credential_id: a.credential_id.clone(),
+                                        client_data_json: p.client_data_json,
+                                        authenticator_data: p.authenticator_data,
+                                        signature: p.signature,
+                                        expected_challenge: challenge.to_vec(),
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect();
+                            let expect = vec![Expect { decision: pb::Decision::Allow, code: None }; assertions.len()];
+                            Arc::new(Prepared { assertions, expect })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    eprintln!(
+        "counting: {} requests of {} over {lanes} lanes, {} credentials, signed in {:.1} s",
+        requests.len(),
+        args.batch,
+        auths.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(requests)
 }

@@ -11,7 +11,10 @@ use common::*;
 
 async fn run(server: &Server, extra: &[&str]) -> serde_json::Value {
     let target = format!("http://{}", server.grpc);
-    let mut args = vec!["run", "--target", &target, "--metrics", &server.metrics, "--warmup", "0.3", "--duration", "1.5", "--pool", "256"];
+    let mut args = vec!["run", "--target", &target, "--metrics", &server.metrics, "--warmup", "0.3", "--duration", "1.5"];
+    if !extra.contains(&"--pool") {
+        args.extend(["--pool", "256"]);
+    }
     args.extend_from_slice(extra);
     let argv: Vec<&str> = std::iter::once("x").chain(args.iter().skip(1).copied()).collect();
     let parsed = assertd_loadgen::RunArgs::try_parse_from(argv).unwrap();
@@ -35,6 +38,37 @@ async fn mixed_load_gets_every_expected_verdict() {
         }
         assert!(r["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
     }
+}
+
+/// `--counting`: every assertion carries its credential's next count, each
+/// lane owning its credentials, so every verdict allows (a count sent out of
+/// order would be a regression and a mismatch), over unary callers, streams
+/// and the open loop; a pool too small for the run says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_credentials_are_sent_in_order_on_every_lane() {
+    let server = Server::start(&default_config());
+    for extra in [
+        vec!["--in-flight", "8"],
+        vec!["--stream", "--concurrency", "2", "--in-flight", "6"],
+        vec!["--mode", "open", "--rate", "200", "--lanes", "16"],
+    ] {
+        let mut args = vec!["--counting", "--credentials", "32", "--batch", "8", "--pool", "40000"];
+        args.extend(extra.iter().copied());
+        let r = run(&server, &args).await;
+        assert_eq!(r["mismatches"], 0, "{extra:?}: {r}");
+        assert_eq!(r["errors"], serde_json::json!({}), "{extra:?}: {r}");
+        let allowed = r["decisions"]["DECISION_ALLOW:NONE"].as_u64().unwrap_or(0);
+        assert!(allowed > 0 && allowed == r["assertions"].as_u64().unwrap(), "{extra:?}: every assertion allowed: {r}");
+        assert_eq!(r["pool_exhausted"], false, "{extra:?}: {r}");
+    }
+    // A pool of 8 requests cannot feed a 1.5 s run.
+    let r = run(&server, &["--counting", "--credentials", "4", "--batch", "2", "--pool", "16", "--in-flight", "2"]).await;
+    assert_eq!((r["pool_exhausted"].as_bool(), r["mismatches"].as_u64()), (Some(true), Some(0)), "{r}");
+    // Fewer credentials than lanes cannot keep counts in order: refused.
+    let target = format!("http://{}", server.grpc);
+    let argv = ["x", "--target", &target, "--counting", "--credentials", "2", "--in-flight", "4"];
+    let e = assertd_loadgen::run(assertd_loadgen::RunArgs::try_parse_from(argv).unwrap()).await.unwrap_err();
+    assert!(e.contains("one credential per lane"), "{e}");
 }
 
 /// The seeded populations of the cache benchmark (`loadtest/cache.sh`):
