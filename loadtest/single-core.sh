@@ -1,47 +1,96 @@
 #!/usr/bin/env bash
 # Single-core efficiency: assertd pinned to CPU 0, the load generator to CPU 1.
 # Measures, in one run: raw ring ES256 verifies/s on CPU 0 (calibrate), then
-# assertd's end-to-end assertions/s (ES256, batch 64) unary and streaming,
-# and prints each as a ratio of the raw figure; then an open-loop run at 70%
-# of the unary capacity, whose p99 is compared with the batch's pure verify
-# time (64 / raw rate).
+# assertd's end-to-end assertions/s (ES256, batch 64) for both workloads:
+#
+#   counterless  synced passkeys: stored and received sign count 0 (no
+#                counter write)
+#   counting     security keys: 512 credentials, every assertion carries its
+#                credential's next count (every verdict writes a counter)
+#
+# each unary and streaming, at IN_FLIGHT batches in flight (default "8 32";
+# unary: that many callers; streaming: spread over 4 streams), each printed
+# as a ratio of the raw figure; then, per workload, an open-loop run at 70%
+# of the unary capacity at the first depth, whose p99 is compared with the
+# batch's pure verify time (64 / raw rate). The server's thread count is
+# sampled during each run.
 #
 # Usage: loadtest/single-core.sh [seconds]   (builds release binaries first)
+#   WORKLOADS="counterless counting" IN_FLIGHT="8 32" REPORT_DIR=. (defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
+workloads="${WORKLOADS:-counterless counting}"
+depths="${IN_FLIGHT:-8 32}"
+out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
 raw=$(taskset -c 0 "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
 echo "raw ring ES256 on CPU 0: $raw verifies/s"
 bench_start $'[pool]\nthreads = 1' 0
 
-run() {
-  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --concurrency 3 --connections 2 \
-    --warmup 2 --duration "$secs" --server-pid "$pid" "$@" 2>/dev/null | tail -1
+# Most threads the server had during a run (sampled every 200 ms).
+threads_max=0
+sample_threads() {
+  local max=0 n
+  while kill -0 "$1" 2>/dev/null; do
+    n=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
+    if [ "$n" -gt "$max" ]; then max=$n; echo "$max" > "$work/threads"; fi
+    sleep 0.2
+  done
 }
-unary=$(run)
-stream=$(run --stream)
-for kind in unary stream; do
-  echo "${!kind}" | python3 -c "
+
+run() {
+  local workload="$1"
+  shift
+  local extra=()
+  if [ "$workload" = counting ]; then
+    # Each assertion is sent once: enough for warm-up and the run at up to
+    # 30k assertions/s.
+    extra=(--counting --credentials 512 --pool $(((secs + 3) * 30000)))
+  fi
+  echo 0 > "$work/threads"
+  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \
+    --warmup 2 --duration "$secs" --server-pid "$pid" "${extra[@]}" "$@" 2>/dev/null > "$work/report" &
+  local gen=$!
+  sample_threads "$gen" &
+  wait "$gen"
+  wait
+  tail -1 "$work/report" | python3 -c "
+import json, sys
+r = json.loads(sys.stdin.read()); r['server_threads_max'] = int(open('$work/threads').read()); print(json.dumps(r))"
+}
+
+summary() {
+  python3 -c "
 import json, sys
 r = json.loads(sys.stdin.read())
 rate = r['assertions_per_second']
-print(f\"$kind: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, mismatches {r['mismatches']})\")"
-done
-urate=$(echo "$unary" | python3 -c "import json, sys; print(json.loads(sys.stdin.read())['assertions_per_second'])")
-rps=$(python3 -c "print(0.7 * $urate / 64)")
-open=$(run --mode open --rate "$rps")
-python3 - "$open" "$raw" "$rps" <<'PY'
+print(f\"$1: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, {r['server_threads_max']} server threads, errors {sum(r['errors'].values())}, mismatches {r['mismatches']}{', POOL EXHAUSTED' if r.get('pool_exhausted') else ''})\")"
+}
+
+for workload in $workloads; do
+  first=""
+  for depth in $depths; do
+    unary=$(run "$workload" --in-flight "$depth")
+    echo "$unary" | summary "$workload unary, $depth in flight"
+    echo "$unary" > "$out/single-core-$workload-unary-$depth.json"
+    stream=$(run "$workload" --stream --concurrency 4 --in-flight "$depth")
+    echo "$stream" | summary "$workload streaming, $depth in flight (4 streams)"
+    echo "$stream" > "$out/single-core-$workload-stream-$depth.json"
+    if [ -z "$first" ]; then first="$unary"; fi
+  done
+  urate=$(echo "$first" | python3 -c "import json, sys; print(json.loads(sys.stdin.read())['assertions_per_second'])")
+  rps=$(python3 -c "print(0.7 * $urate / 64)")
+  open=$(run "$workload" --mode open --rate "$rps")
+  echo "$open" > "$out/single-core-$workload-open70.json"
+  python3 - "$open" "$raw" "$rps" "$workload" <<'PY'
 import json, sys
-r, raw, rps = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+r, raw, rps, workload = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 pure_ms = 64 / raw * 1000
 p99 = r["latency"]["p99_ms"]
-print(f"open loop at 70% of capacity ({rps:.0f} RPC/s, {r['assertions_per_second']:.0f} assertions/s): "
+print(f"{workload} open loop at 70% of capacity ({rps:.0f} RPC/s, {r['assertions_per_second']:.0f} assertions/s): "
       f"p50 {r['latency']['p50_ms']:.2f} ms, p99 {p99:.2f} ms = {p99 / pure_ms:.2f} x the batch's pure verify time ({pure_ms:.2f} ms), "
-      f"mismatches {r['mismatches']}")
+      f"{r['server_threads_max']} server threads, mismatches {r['mismatches']}")
 PY
-out="${REPORT_DIR:-.}"
-echo "$unary" > "$out/single-core-unary.json"
-echo "$stream" > "$out/single-core-stream.json"
-echo "$open" > "$out/single-core-open70.json"
+done

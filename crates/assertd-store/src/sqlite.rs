@@ -1,6 +1,19 @@
 //! The embedded SQLite store: one file under the data directory, created on
 //! first start, WAL journal with `synchronous=FULL` so an acknowledged write
 //! survives a crash or power loss.
+//!
+//! Threads: one writer and [`READERS`] readers, whatever the load; no call
+//! blocks a tokio thread or takes a blocking-pool thread.
+//!
+//! * **Group commit.** Every write (counter compare-and-sets, creates,
+//!   revokes, touches, ...) is a job for the writer thread. The writer takes
+//!   every job waiting at that moment and runs them in one transaction, each
+//!   under its own savepoint (a failing job is rolled back alone), in arrival
+//!   order, so each sees the ones before it exactly as if they had committed
+//!   one by one. One commit, so one fsync, acknowledges the whole group; no
+//!   job is answered before that commit.
+//! * **Reads** run on read-only connections (`query_only`): WAL lets them
+//!   read the last commit while the writer writes.
 
 use crate::counters;
 use crate::{CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential};
@@ -10,7 +23,15 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Reader threads (and read-only connections).
+pub const READERS: usize = 2;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many ran. Never edit one that has shipped: append.
@@ -36,11 +57,115 @@ CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
 
 const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
 
-/// The SQLite credential store.
-#[derive(Debug, Clone)]
+/// The SQLite credential store (see the module docs for its threads).
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writes: mpsc::Sender<Box<dyn WriteJob>>,
+    reads: mpsc::Sender<ReadJob>,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+/// A read, run on a reader thread; it answers its caller itself.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A write, run by the writer thread inside a group's transaction.
+trait WriteJob: Send {
+    /// Runs under the job's savepoint; whether to keep what it did.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group's commit is known.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> Result<T, StoreError> + Send> WriteJob for Job<T, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else { return false };
+        let r = work(conn);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let answer = match (committed, self.result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(r)) => r,
+            (Ok(()), None) => Err(StoreError::Unavailable("the write was not run".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The writer thread: group after group until every sender is gone.
+fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_group(&mut conn, &mut group);
+        for j in group {
+            j.finish(committed.clone());
+        }
+    }
+}
+
+/// One transaction for the group, a savepoint per job.
+fn commit_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock up front (waiting up to busy_timeout):
+    // no other process can write between a job's reads and its writes.
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+    for job in group.iter_mut() {
+        let sp = tx.savepoint().map_err(unavailable)?;
+        if job.run(&sp) {
+            sp.commit().map_err(unavailable)?;
+        }
+        // Dropped without commit: rolled back, alone.
+    }
+    tx.commit().map_err(unavailable)
+}
+
+/// A reader thread: reads until every sender is gone.
+fn reader(conn: Connection, jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    loop {
+        let job = jobs.lock().recv();
+        match job {
+            Ok(job) => job(&conn),
+            Err(_) => return,
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite store's threads have stopped".into())
+}
+
+/// Opens a connection with the store's settings.
+fn open_conn(path: &Path, timeout: Duration) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(timeout).map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;
+    Ok(conn)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -98,27 +223,51 @@ impl SqliteStore {
     pub fn open_with_timeout(data_dir: &Path, timeout: Duration) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join("credentials.db");
-        let mut conn = Connection::open(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(timeout).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;
+        let mut conn = open_conn(&path, timeout)?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+        let (writes, write_jobs) = mpsc::channel();
+        let (reads, read_jobs) = mpsc::channel();
+        let read_jobs = Arc::new(Mutex::new(read_jobs));
+        for i in 0..READERS {
+            let r = open_conn(&path, timeout)?;
+            r.pragma_update(None, "query_only", "ON").map_err(unavailable)?;
+            let jobs = read_jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("assertd-sqlite-read-{i}"))
+                .spawn(move || reader(r, jobs))
+                .map_err(|e| unavailable(format!("cannot start a store thread: {e}")))?;
+        }
+        std::thread::Builder::new()
+            .name("assertd-sqlite-write".into())
+            .spawn(move || writer(conn, write_jobs))
+            .map_err(|e| unavailable(format!("cannot start a store thread: {e}")))?;
+        Ok(Self { inner: Arc::new(Inner { writes, reads, path }) })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
-    /// Runs `f` with the connection on the blocking pool: SQLite calls block.
-    async fn with<T: Send + 'static>(
+    /// Runs `f` on a reader thread.
+    async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
+        let (tx, rx) = oneshot::channel();
+        self.inner.reads.send(Box::new(move |c: &Connection| drop(tx.send(f(c))))).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the writer thread, in the next group; answers after the
+    /// group committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.writes.send(Box::new(Job { work: Some(f), result: None, reply })).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -145,15 +294,14 @@ fn get_one(conn: &Connection, rp_id: &str, credential_id: &[u8]) -> Result<Optio
 impl CredentialStore for SqliteStore {
     async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.with(move |c| get_one(c, &rp_id, &credential_id)).await
+        self.read(move |c| get_one(c, &rp_id, &credential_id)).await
     }
 
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.write(move |c| {
             let mut out = Vec::with_capacity(records.len());
             {
-                let mut upsert = tx
+                let mut upsert = c
                     .prepare_cached(&format!(
                         "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                          ON CONFLICT (rp_id, credential_id) DO UPDATE SET
@@ -170,14 +318,13 @@ impl CredentialStore for SqliteStore {
                     out.push(stored);
                 }
             }
-            tx.commit().map_err(unavailable)?;
             Ok(out)
         })
         .await
     }
 
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
-        self.with(move |c| {
+        self.write(move |c| {
             c.prepare_cached(&format!(
                 "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
@@ -189,9 +336,8 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
-            let updated = tx
+        self.write(move |c| {
+            let updated = c
                 .prepare_cached(&format!(
                     "UPDATE credentials SET public_key_cose = ?4, sign_count = max(sign_count, ?5), backup_eligible = ?6,
                        backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10
@@ -219,14 +365,13 @@ impl CredentialStore for SqliteStore {
             let outcome = match updated {
                 Some(stored) => Replaced::Replaced(stored),
                 None => {
-                    let exists = tx
+                    let exists = c
                         .prepare_cached("SELECT 1 FROM credentials WHERE rp_id = ?1 AND credential_id = ?2")
                         .and_then(|mut s| s.query_row(params![r.rp_id, r.credential_id], |_| Ok(())).optional())
                         .map_err(unavailable)?;
                     if exists.is_some() { Replaced::OtherUser } else { Replaced::NotFound }
                 }
             };
-            tx.commit().map_err(unavailable)?;
             Ok(outcome)
         })
         .await
@@ -234,7 +379,7 @@ impl CredentialStore for SqliteStore {
 
     async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.with(move |c| {
+        self.write(move |c| {
             c.prepare_cached(&format!("DELETE FROM credentials WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
                 .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
                 .map_err(unavailable)
@@ -244,7 +389,7 @@ impl CredentialStore for SqliteStore {
 
     async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.with(move |c| {
+        self.write(move |c| {
             c.prepare_cached(&format!("UPDATE credentials SET revoked = 1 WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
                 .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
                 .map_err(unavailable)
@@ -254,7 +399,7 @@ impl CredentialStore for SqliteStore {
 
     async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError> {
         let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
-        self.with(move |c| {
+        self.read(move |c| {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND user_handle = ?2 ORDER BY created_at_ms, credential_id"
@@ -270,17 +415,16 @@ impl CredentialStore for SqliteStore {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.write(move |c| {
             {
-                let mut s = tx
+                let mut s = c
                     .prepare_cached("UPDATE credentials SET backup_eligible = 1 WHERE rp_id = ?1 AND credential_id = ?2 AND NOT revoked")
                     .map_err(unavailable)?;
                 for (rp, id) in &keys {
                     s.execute(params![rp, id]).map_err(unavailable)?;
                 }
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -289,24 +433,23 @@ impl CredentialStore for SqliteStore {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.write(move |c| {
             {
-                let mut s = tx
+                let mut s = c
                     .prepare_cached("UPDATE credentials SET last_used_at_ms = max(coalesce(last_used_at_ms, 0), ?3) WHERE rp_id = ?1 AND credential_id = ?2")
                     .map_err(unavailable)?;
                 for (rp, id) in &keys {
                     s.execute(params![rp, id, now_ms]).map_err(unavailable)?;
                 }
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
 
     async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |c| {
+        self.read(move |c| {
             let (rp, id) = after.unwrap_or_default();
             let mut s = c
                 .prepare_cached(&format!(
@@ -320,23 +463,22 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)).await
     }
 
     async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(move |c| {
-            // IMMEDIATE takes the write lock up front: no other writer can
-            // interleave between our reads and writes.
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.write(move |c| {
+            // In the writer's group transaction: no other writer can
+            // interleave between these reads and writes.
             // One statement reads every distinct credential of the batch.
             let distinct = counters::distinct_max(&updates);
             let mut rows: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
             for chunk in distinct.chunks(256) {
                 let values = vec!["(?, ?)"; chunk.len()].join(", ");
-                let mut read = tx
+                let mut read = c
                     .prepare_cached(&format!(
                         "SELECT rp_id, credential_id, sign_count, revoked FROM credentials WHERE (rp_id, credential_id) IN (VALUES {values})"
                     ))
@@ -356,7 +498,7 @@ impl CredentialStore for SqliteStore {
             }
             let plan = counters::plan(&updates, &rows);
             {
-                let mut write = tx
+                let mut write = c
                     .prepare_cached(
                         "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5",
                     )
@@ -365,10 +507,65 @@ impl CredentialStore for SqliteStore {
                     write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
                 }
             }
-            let results = plan.results;
-            tx.commit().map_err(unavailable)?;
-            Ok(results)
+            Ok(plan.results)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    }
+
+    fn record(id: u8) -> StoredCredential {
+        StoredCredential {
+            rp_id: "rp".into(),
+            credential_id: vec![id],
+            user_handle: b"u".to_vec(),
+            public_key_cose: vec![1],
+            sign_count: 0,
+            backup_eligible: false,
+            backup_state: false,
+            aaguid: vec![0; 16],
+            attested: false,
+            transports: vec![],
+            revoked: false,
+            created_at_ms: 0,
+            last_used_at_ms: None,
+        }
+    }
+
+    /// Many concurrent writes share commits and need no thread each; a
+    /// failing write in a group is rolled back alone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_writes_are_grouped_on_bounded_threads_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let before = threads();
+        let mut calls = Vec::new();
+        for id in 0..200u8 {
+            let s = store.clone();
+            calls.push(tokio::spawn(async move { s.create(record(id)).await }));
+        }
+        // One bad write among them: its savepoint is rolled back, nothing
+        // else is.
+        let bad = store.write(|c| {
+            c.execute("INSERT INTO credentials (rp_id) VALUES ('half a row')", []).map_err(unavailable)?;
+            Ok(())
+        });
+        let (bad, during) = (bad.await, threads());
+        for c in calls {
+            assert!(c.await.unwrap().unwrap().is_some());
+        }
+        assert!(bad.is_err());
+        assert!(during <= before, "{before} threads before, {during} while 200 writes were queued");
+        let rows = store.page(None, 1000).await.unwrap();
+        assert_eq!(rows.len(), 200);
+        assert!(store.get("rp", b"half a row").await.unwrap().is_none());
     }
 }
