@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Load shedding: assertd pinned to CPU 0 (one verification thread), the load
 # generator on CPU 1, ES256, batch 64, unary. Measures, in one run:
-#   1. capacity: closed loop, 3 callers (assertions/s and RPC/s; 3 x 64 fits
-#      the default admission budget of 192 assertions per thread);
+#   1. capacity: closed loop, 3 callers (assertions/s and RPC/s);
 #   2. open loop (latency from the intended send time) at 0.7x, 2x and 5x
 #      that RPC rate.
 # Prints goodput (verified assertions/s) as a share of capacity, p99 of the
@@ -11,8 +10,11 @@
 # the peak of each run. Every verdict is checked (mismatches must be 0).
 #
 # Usage: loadtest/overload.sh [seconds]   (builds release binaries first)
-# QUEUED=N sets [limits] max_queued_assertions (default 0: 192 per thread);
-# CALLERS=N the closed-loop callers of the capacity run (default 3).
+# WAIT=MS sets [limits] max_queue_wait_ms (default: the server's default);
+# QUEUED=N the optional cap max_queued_assertions (default 0: none);
+# CALLERS=N the closed-loop callers of the capacity run (default 3);
+# WORKLOAD=counting sends counting credentials (512, each assertion the
+# next count) instead of counter-less ones.
 # Reports: $REPORT_DIR/overload-{capacity,0.7x,2x,5x}.json (default: .)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +22,20 @@ secs="${1:-10}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
-bench_start "$(printf '[pool]\nthreads = 1\n[limits]\nmax_queued_assertions = %s' "${QUEUED:-0}")" 0
+limits="$(printf '[pool]\nthreads = 1\n[limits]\nmax_queued_assertions = %s' "${QUEUED:-0}")"
+if [ -n "${WAIT:-}" ]; then limits="$limits"$'\n'"max_queue_wait_ms = $WAIT"; fi
+bench_start "$limits" 0
+workload=()
+if [ "${WORKLOAD:-counterless}" = counting ]; then
+  # Each assertion is sent once: enough for warm-up and the run at 30k/s.
+  workload=(--counting --credentials 512 --pool $(((secs + 3) * 30000)))
+fi
 
 run() {
   local name="$1"
   shift
   taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \
-    --warmup 2 --duration "$secs" --server-pid "$pid" --json "$out/overload-$name.json" "$@" 2>/dev/null | tail -1
+    --warmup 2 --duration "$secs" --server-pid "$pid" --json "$out/overload-$name.json" "${workload[@]}" "$@" 2>/dev/null | tail -1
 }
 run capacity --concurrency "${CALLERS:-3}" > /dev/null
 cap_rps=$(python3 -c "import json; print(json.load(open('$out/overload-capacity.json'))['rpcs_per_second'])")

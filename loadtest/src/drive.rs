@@ -66,7 +66,21 @@ pub(crate) async fn caller(
             let sent = Instant::now();
             match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await {
                 Ok(r) => record(&stats, &p, &r.into_inner().verdicts, sent.elapsed()).await,
-                Err(e) => error(&stats, &e, sent.elapsed()).await,
+                Err(e) => {
+                    // A counting lane sends a refused request again (the
+                    // server did nothing with it), as a client retrying
+                    // RESOURCE_EXHAUSTED would; skipping it would use up the
+                    // lane's prepared requests at the refusal rate.
+                    if walk.lanes.is_some() && e.code() == tonic::Code::ResourceExhausted {
+                        k -= 1;
+                    }
+                    error(&stats, &e, sent.elapsed()).await;
+                    // Honour the server's retry pushback, as a gRPC client
+                    // with a retry policy does, instead of re-sending at once.
+                    if let Some(ms) = e.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+                        tokio::time::sleep(Duration::from_millis(ms.min(1000))).await;
+                    }
+                }
             }
         }
         return;

@@ -87,6 +87,24 @@ impl VerificationSvc {
     }
 }
 
+/// The time a call has left, from its `grpc-timeout` header (gRPC over
+/// HTTP/2: digits and a unit, H M S m u n).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    let v = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    use std::time::Duration;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 type VerdictStream = Pin<Box<dyn Stream<Item = Result<pb::VerifyAssertionsStreamResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -94,9 +112,11 @@ impl VerificationService for VerificationSvc {
     async fn verify_assertions(&self, req: Request<pb::VerifyAssertionsRequest>) -> Result<Response<pb::VerifyAssertionsResponse>, Status> {
         let grant = grant(&req)?;
         let request_id = req.extensions().get::<RequestIdValue>().map(|r| r.0.clone());
+        let deadline = grpc_timeout(req.metadata());
         let assertions = req.into_inner().assertions;
         check_batch(&self.engine, assertions.len())?;
-        let mut admitted = self.engine.admission().admit(assertions.len()).ok_or(RequestError::Overloaded)?;
+        let mut admitted =
+            self.engine.admission().admit(assertions.len(), deadline).map_err(|r| RequestError::Overloaded(Some(r.retry_after)))?;
         let span = tracing::debug_span!(
             "VerifyAssertions",
             request_id = %request_id.as_deref().unwrap_or("-"),

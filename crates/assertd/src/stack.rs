@@ -267,9 +267,10 @@ where
             return Box::pin(self.inner.call(req));
         }
         let admission = self.engine.admission();
-        let slot = admission.rpc_slot().filter(|_| !(route.verifies && admission.work_exhausted()));
+        let full = if route.verifies { admission.work_exhausted() } else { None };
+        let slot = admission.rpc_slot().filter(|_| full.is_none());
         let Some(slot) = slot else {
-            let status: tonic::Status = RequestError::Overloaded.into();
+            let status: tonic::Status = RequestError::Overloaded(full.map(|f| f.retry_after)).into();
             return Box::pin(async move { Ok(status.into_http()) });
         };
         let fut = self.inner.call(req);

@@ -22,9 +22,10 @@ pub enum RequestError {
         /// The limit.
         max: usize,
     },
-    /// The admission budget is full (RESOURCE_EXHAUSTED).
+    /// The admission budget is full (RESOURCE_EXHAUSTED); room is expected
+    /// after about this long (`grpc-retry-pushback-ms`).
     #[error("assertd is at capacity; retry with backoff")]
-    Overloaded,
+    Overloaded(Option<std::time::Duration>),
     /// A required field is missing or a value is invalid (INVALID_ARGUMENT).
     #[error("{0}")]
     Invalid(String),
@@ -48,7 +49,7 @@ impl RequestError {
     fn rejected_reason(&self) -> Option<&'static str> {
         match self {
             Self::BatchTooLarge { .. } => Some("batch_too_large"),
-            Self::Overloaded => Some("overloaded"),
+            Self::Overloaded(_) => Some("overloaded"),
             Self::Invalid(_) | Self::NotFound | Self::AlreadyExists | Self::Precondition(_) | Self::Store(_) => None,
         }
     }
@@ -62,7 +63,17 @@ impl From<RequestError> for Status {
         let message = e.to_string();
         match e {
             RequestError::BatchTooLarge { .. } | RequestError::Invalid(_) => Status::invalid_argument(message),
-            RequestError::Overloaded => Status::resource_exhausted(message),
+            RequestError::Overloaded(retry_after) => {
+                let mut status = Status::resource_exhausted(message);
+                // gRPC's retry pushback: clients with a retry policy wait
+                // this long before trying again.
+                if let Some(after) = retry_after
+                    && let Ok(v) = after.as_millis().max(1).to_string().parse()
+                {
+                    status.metadata_mut().insert("grpc-retry-pushback-ms", v);
+                }
+                status
+            }
             RequestError::NotFound => Status::not_found(message),
             RequestError::AlreadyExists => Status::already_exists(message),
             RequestError::Precondition(_) => Status::failed_precondition(message),
@@ -103,7 +114,7 @@ mod tests {
     fn each_error_has_its_code() {
         let cases: Vec<(Status, Code)> = vec![
             (RequestError::BatchTooLarge { n: 2, max: 1 }.into(), Code::InvalidArgument),
-            (RequestError::Overloaded.into(), Code::ResourceExhausted),
+            (RequestError::Overloaded(None).into(), Code::ResourceExhausted),
             (RequestError::Invalid("x".into()).into(), Code::InvalidArgument),
             (RequestError::NotFound.into(), Code::NotFound),
             (RequestError::AlreadyExists.into(), Code::AlreadyExists),

@@ -159,7 +159,7 @@ async fn a_flood_of_unknown_ids_is_absorbed_by_the_negative_cache() {
     assert!(expected.contains(&repeated), "{repeated} store reads for {distinct} distinct ids");
 
     // Ids never seen before cannot be cached: each costs one read. What
-    // bounds that load is admission (max_queued_assertions), measured in
+    // bounds that load is admission (max_queue_wait_ms), measured in
     // BENCHMARKS.md.
     let start = reads();
     for round in 0..4 {

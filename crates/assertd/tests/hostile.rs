@@ -261,3 +261,30 @@ async fn overload_is_refused_fast_and_deadlines_drop_work() {
     assert!(done < 1000, "work for the expired request was dropped ({done} of 1000 verified)");
     eprintln!("deadline 50 ms on a 1000-assertion batch: {done} verified before the work was dropped");
 }
+
+/// Admission by time: behind a queue longer than `max_queue_wait_ms`, a
+/// batch is refused at once and told when to come back
+/// (`grpc-retry-pushback-ms`, from the measured cost of what is queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_says_when_to_retry() {
+    let server = Server::start(&format!("{}\n[pool]\nthreads = 1\n[limits]\nmax_queue_wait_ms = 5\n", default_config()));
+    let a = SoftAuthenticator::new(Alg::Es384);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let batch: Vec<_> = (0..400).map(|_| assertion("o", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
+    // Teach the estimate what ES384 costs here, then keep the pool busy.
+    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..50].to_vec() }).await.unwrap();
+    let mut v = server.verifier().await;
+    let busy = tokio::spawn({
+        let batch = batch.clone();
+        async move { v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.map(|_| ()) }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let e = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..10].to_vec() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    let pushback: u64 = e.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).expect("a pushback");
+    // About the rest of the 400-assertion batch (ES384 is ~0.5 ms each on
+    // one thread): some tens of milliseconds at least, not seconds.
+    assert!((10..5_000).contains(&pushback), "pushback {pushback} ms");
+    busy.await.unwrap().unwrap();
+    eprintln!("refused behind a 400-assertion ES384 batch; retry pushback {pushback} ms");
+}

@@ -115,6 +115,7 @@ impl Config {
             ("store.pool_size", self.store.pool_size as u64),
             ("store.last_used_interval_seconds", self.store.last_used_interval_seconds),
             ("cache.max_entries", self.cache.max_entries),
+            ("limits.max_queue_wait_ms", self.limits.max_queue_wait_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Invalid::new(*key, "must be greater than 0"));

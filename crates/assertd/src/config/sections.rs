@@ -202,10 +202,14 @@ pub struct Limits {
     /// at once; beyond, RESOURCE_EXHAUSTED from the headers instead of an
     /// unbounded queue. 0: 16 per verification thread.
     pub max_concurrent_rpcs: usize,
-    /// Assertions admitted and not yet answered, across unary RPCs and
-    /// stream messages; a unary RPC that would exceed it gets
-    /// RESOURCE_EXHAUSTED at once, a stream message waits. 0: 192 per
-    /// verification thread.
+    /// The longest an admitted batch should wait for the verification
+    /// pool, estimated from the assertions queued and the measured pool
+    /// time per assertion. A unary RPC that would wait longer (or past its
+    /// own deadline) gets RESOURCE_EXHAUSTED at once, with
+    /// `grpc-retry-pushback-ms`; a stream message waits.
+    pub max_queue_wait_ms: u64,
+    /// Optional hard cap on assertions admitted and not yet verified, on
+    /// top of the wait target. 0: none.
     pub max_queued_assertions: usize,
     /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
@@ -224,6 +228,7 @@ impl Default for Limits {
             max_signature_bytes: 2048,
             max_challenge_bytes: 1024,
             max_concurrent_rpcs: 0,
+            max_queue_wait_ms: 50,
             max_queued_assertions: 0,
             max_concurrent_streams: 128,
             max_connection_age_seconds: 300,

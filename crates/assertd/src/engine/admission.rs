@@ -1,26 +1,59 @@
-//! Admission: how much the engine takes on at once. Two budgets: unary RPCs
-//! in progress (`limits.max_concurrent_rpcs`) and assertions admitted and
-//! not yet verified (`limits.max_queued_assertions`). The second bounds the
-//! queue in front of the pool by work, not by request count, so an admitted
-//! request's wait is bounded whatever its neighbours' batch sizes.
+//! Admission: how much the engine takes on at once, decided by time. Two
+//! budgets: unary RPCs in progress (`limits.max_concurrent_rpcs`), and the
+//! wait in front of the verification pool (`limits.max_queue_wait_ms`).
+//!
+//! The wait is estimated, not counted: the assertions admitted and not yet
+//! verified, times the measured pool time per assertion (a moving average of
+//! what the pool took), divided by the pool's threads. A batch is admitted
+//! when its wait plus its own verification fits the target and the call's
+//! own deadline; so the same pod admits 8 batches of 64 ES256 assertions or
+//! 500 batches of 1, and fewer RSA-4096 ones, for the same latency. A
+//! refusal says when to retry (`grpc-retry-pushback-ms`). An optional hard
+//! cap on queued assertions (`limits.max_queued_assertions`) still applies.
 
 use super::EngineError;
 use crate::config::Limits;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Pool time per assertion assumed before anything was measured: a
+/// pessimistic ES256 verification on a slow core.
+const INITIAL_COST: Duration = Duration::from_micros(100);
 
 /// The engine's admission budgets.
 #[derive(Debug)]
 pub struct Admission {
     rpcs: Arc<Semaphore>,
-    work: Arc<Semaphore>,
-    work_total: u32,
+    queue: Arc<Queue>,
+    target: Duration,
+    cap: u64,
+    threads: u64,
 }
 
-/// Room taken in the assertion budget, given back on drop.
+#[derive(Debug)]
+struct Queue {
+    /// Assertions admitted and not yet verified.
+    assertions: AtomicU64,
+    /// Moving average of pool thread time per assertion, in nanoseconds.
+    cost_ns: AtomicU64,
+    /// Woken when assertions leave the queue (waiting stream messages).
+    room: Notify,
+}
+
+/// Room taken in front of the pool, given back once verified (or on drop).
 #[derive(Debug)]
 pub struct Admitted {
-    work: Option<OwnedSemaphorePermit>,
+    n: u64,
+    queue: Option<Arc<Queue>>,
+}
+
+/// A refusal, and about when room is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// When a retry is expected to be admitted.
+    pub retry_after: Duration,
 }
 
 /// One of the `max_concurrent_rpcs` slots, given back on drop.
@@ -30,31 +63,41 @@ pub struct RpcSlot {
 }
 
 impl Admitted {
-    /// Gives the work budget back once the signature math is done: the
-    /// budget bounds the queue in front of the pool, and a batch in its
+    /// Gives the room back once the signature math is done: the budget
+    /// bounds the wait in front of the pool, and a batch in its
     /// counter/encode phase no longer adds to it.
     pub fn verified(&mut self) {
-        self.work = None;
+        if let Some(q) = self.queue.take() {
+            q.assertions.fetch_sub(self.n, Ordering::AcqRel);
+            q.room.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.verified();
     }
 }
 
 impl Admission {
-    /// Budgets from `limits`, for a pool of `threads` (0 in a limit: 16 RPCs
-    /// and 192 assertions per thread).
+    /// Budgets from `limits`, for a pool of `threads` (0 in
+    /// `max_concurrent_rpcs`: 16 per thread; 0 in `max_queued_assertions`:
+    /// no cap beyond the wait target).
     pub fn new(limits: &Limits, threads: usize) -> Self {
         let threads = threads.max(1);
         let rpcs = match limits.max_concurrent_rpcs {
             0 => 16 * threads,
             n => n,
         };
-        let work_total = match limits.max_queued_assertions {
-            0 => 192 * threads,
-            n => n,
-        };
-        // Permits are taken as u32 (acquire_many); u32::MAX is far below the
-        // semaphore's own limit.
-        let work_total = u32::try_from(work_total).unwrap_or(u32::MAX);
-        Self { rpcs: Arc::new(Semaphore::new(rpcs)), work: Arc::new(Semaphore::new(work_total as usize)), work_total }
+        let queue = Queue { assertions: AtomicU64::new(0), cost_ns: AtomicU64::new(INITIAL_COST.as_nanos() as u64), room: Notify::new() };
+        Self {
+            rpcs: Arc::new(Semaphore::new(rpcs)),
+            queue: Arc::new(queue),
+            target: Duration::from_millis(limits.max_queue_wait_ms),
+            cap: limits.max_queued_assertions as u64,
+            threads: threads as u64,
+        }
     }
 
     /// A slot for one unary RPC, or `None`: `max_concurrent_rpcs` are in
@@ -63,29 +106,164 @@ impl Admission {
         self.rpcs.clone().try_acquire_owned().ok().map(|p| RpcSlot { _permit: p })
     }
 
-    /// Admits a unary RPC's batch of `assertions` items, or `None`: too much
-    /// work is queued. A batch larger than the whole budget is admitted when
-    /// the pool is idle.
-    pub fn admit(&self, assertions: usize) -> Option<Admitted> {
-        let work = self.work.clone().try_acquire_many_owned(self.units(assertions)).ok()?;
-        Some(Admitted { work: Some(work) })
+    /// The pool time `assertions` take, spread over the pool's threads.
+    fn time_for(&self, assertions: u64) -> Duration {
+        let ns = assertions.saturating_mul(self.queue.cost_ns.load(Ordering::Relaxed)) / self.threads;
+        Duration::from_nanos(ns)
+    }
+
+    /// The estimated wait in front of the pool now.
+    pub fn queue_wait(&self) -> Duration {
+        self.time_for(self.queue.assertions.load(Ordering::Acquire))
+    }
+
+    /// Records what the pool took for a batch: `thread_time` summed over its
+    /// `assertions`.
+    pub fn record_cost(&self, assertions: usize, thread_time: Duration) {
+        if assertions == 0 {
+            return;
+        }
+        let sample = (thread_time.as_nanos() / assertions as u128).min(u128::from(u64::MAX)) as u64;
+        // Moving average, weight 1/8 per batch: follows a change of key mix
+        // within tens of batches, shrugs off one slow batch.
+        let old = self.queue.cost_ns.load(Ordering::Relaxed);
+        let new = old - old / 8 + sample / 8;
+        self.queue.cost_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether `n` more assertions fit behind `queued`: an idle pool takes
+    /// any batch; otherwise the wait plus the batch's own time must fit the
+    /// target and the call's deadline, and the cap when there is one.
+    fn fits(&self, queued: u64, n: u64, deadline: Option<Duration>) -> Result<(), Refused> {
+        if queued == 0 {
+            return Ok(());
+        }
+        let finish = self.time_for(queued + n);
+        let bound = deadline.map_or(self.target, |d| d.min(self.target));
+        let capped = self.cap != 0 && queued + n > self.cap;
+        if finish <= bound && !capped {
+            return Ok(());
+        }
+        // Retry once what is queued now has drained: sooner, every caller
+        // refused at this moment would come back together for the same
+        // room (a refusal storm that costs the core what it should spend
+        // verifying).
+        let retry_after = self.time_for(queued).max(finish.saturating_sub(bound)).max(Duration::from_millis(1));
+        Err(Refused { retry_after })
+    }
+
+    /// Admits a unary RPC's batch of `assertions` items, or refuses it at
+    /// once. `deadline`: the time the call has left (`grpc-timeout`).
+    pub fn admit(&self, assertions: usize, deadline: Option<Duration>) -> Result<Admitted, Refused> {
+        let n = assertions.max(1) as u64;
+        let q = &self.queue.assertions;
+        let mut queued = q.load(Ordering::Acquire);
+        loop {
+            self.fits(queued, n, deadline)?;
+            match q.compare_exchange_weak(queued, queued + n, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(Admitted { n, queue: Some(self.queue.clone()) }),
+                Err(now) => queued = now,
+            }
+        }
     }
 
     /// Admits one stream message, waiting for room: a stream is flow
     /// controlled (the caller's sends block) instead of failed.
     pub async fn admit_stream(&self, assertions: usize) -> Result<Admitted, EngineError> {
-        // The semaphore is never closed; an error would be a bug.
-        let work = self.work.clone().acquire_many_owned(self.units(assertions)).await.map_err(|_| EngineError::AdmissionClosed)?;
-        Ok(Admitted { work: Some(work) })
+        loop {
+            // Registered before the check, so a wake-up between the check
+            // and the wait is not lost.
+            let room = self.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if let Ok(a) = self.admit(assertions, None) {
+                return Ok(a);
+            }
+            room.await;
+        }
     }
 
-    /// Whether the assertion budget is used up: a batch arriving now would
-    /// be refused whatever its size.
-    pub fn work_exhausted(&self) -> bool {
-        self.work.available_permits() == 0
+    /// Whether the wait alone is past the target: a batch arriving now would
+    /// be refused whatever its size (the cheap refusal from the headers).
+    pub fn work_exhausted(&self) -> Option<Refused> {
+        let wait = self.queue_wait();
+        (self.queue.assertions.load(Ordering::Acquire) > 0 && wait > self.target)
+            .then(|| Refused { retry_after: wait.max(Duration::from_millis(1)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(target_ms: u64, cap: usize, threads: usize) -> Admission {
+        let limits = Limits { max_queue_wait_ms: target_ms, max_queued_assertions: cap, ..Limits::default() };
+        Admission::new(&limits, threads)
     }
 
-    fn units(&self, assertions: usize) -> u32 {
-        u32::try_from(assertions).unwrap_or(u32::MAX).clamp(1, self.work_total)
+    #[test]
+    fn admits_by_estimated_wait_not_by_count() {
+        let a = admission(50, 0, 1);
+        // Measured: 50 us per assertion. 50 ms = 1000 assertions.
+        for _ in 0..64 {
+            a.record_cost(64, Duration::from_micros(50 * 64));
+        }
+        let held: Vec<_> = (0..15).map(|_| a.admit(64, None).unwrap()).collect();
+        // 15 x 64 = 960 queued (48 ms): one more batch of 64 would finish
+        // at 51 ms; come back when the 48 ms queued now have drained.
+        let refused = a.admit(64, None).unwrap_err();
+        let ms = refused.retry_after.as_secs_f64() * 1e3;
+        assert!((47.5..48.5).contains(&ms), "{refused:?}");
+        // Many small batches fit where a big one does not.
+        assert!(a.admit(8, None).is_ok());
+        drop(held);
+        assert_eq!(a.queue_wait(), Duration::ZERO);
+        // An idle pool takes a batch bigger than the whole target.
+        let big = a.admit(5000, None).unwrap();
+        assert!(a.admit(1, None).is_err());
+        assert!(a.work_exhausted().is_some());
+        drop(big);
+        assert!(a.work_exhausted().is_none());
+    }
+
+    #[test]
+    fn the_call_deadline_and_the_cap_bound_it_too() {
+        let a = admission(50, 100, 2);
+        for _ in 0..64 {
+            a.record_cost(1, Duration::from_micros(100));
+        }
+        let _first = a.admit(10, None).unwrap();
+        // 2 threads: 74 more = 84 x 100 us / 2 = 4.2 ms, under the target,
+        // over a 2 ms deadline.
+        assert!(a.admit(74, Some(Duration::from_millis(2))).is_err());
+        let _second = a.admit(74, Some(Duration::from_millis(10))).unwrap();
+        // The cap of 100 queued assertions.
+        assert!(a.admit(20, None).is_err());
+        assert!(a.admit(16, None).is_ok());
+    }
+
+    #[test]
+    fn cost_follows_the_measurements() {
+        let a = admission(50, 0, 1);
+        assert_eq!(a.time_for(10), INITIAL_COST * 10);
+        for _ in 0..200 {
+            a.record_cost(10, Duration::from_micros(300));
+        }
+        let per = a.time_for(1);
+        assert!(per > Duration::from_micros(29) && per < Duration::from_micros(31), "{per:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_message_waits_for_room() {
+        let a = Arc::new(admission(1, 0, 1));
+        let first = a.admit(100, None).unwrap();
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move { a.admit_stream(100).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap().unwrap();
     }
 }

@@ -185,7 +185,8 @@ impl Engine {
             })
             .collect();
         self.resolve(&mut items).await;
-        let items = pool::verify(&self.pool, items).await?;
+        let (items, verified, spent) = pool::verify(&self.pool, items).await?;
+        self.admission.record_cost(verified, spent);
         Ok(Checked { items })
     }
 

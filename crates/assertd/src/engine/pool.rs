@@ -12,21 +12,29 @@ use rayon::prelude::*;
 /// Verifies every resolved item of `items` on `pool`. If the caller goes
 /// away (deadline passed, RPC cancelled) the pool drops the work rather
 /// than do it for nobody.
-pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<Vec<Item>, EngineError> {
-    if !items.iter().any(|i| matches!(i.stage, Stage::Resolved(_))) {
-        return Ok(items);
+/// Also returns the pool thread time the batch took and how many items it
+/// verified (admission's cost estimate).
+pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(Vec<Item>, usize, std::time::Duration), EngineError> {
+    let n = items.iter().filter(|i| matches!(i.stage, Stage::Resolved(_))).count();
+    if n == 0 {
+        return Ok((items, 0, std::time::Duration::ZERO));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     telemetry::pool_queue(1.0);
     pool.spawn(move || {
-        items.par_iter_mut().for_each(|item| {
-            if tx.is_closed() {
-                return;
-            }
-            verify_one(item);
-        });
+        let spent: std::time::Duration = items
+            .par_iter_mut()
+            .map(|item| {
+                if tx.is_closed() {
+                    return std::time::Duration::ZERO;
+                }
+                let started = std::time::Instant::now();
+                verify_one(item);
+                started.elapsed()
+            })
+            .sum();
         telemetry::pool_queue(-1.0);
-        let _ = tx.send(items);
+        let _ = tx.send((items, n, spent));
     });
     rx.await.map_err(|_| EngineError::PoolFailed)
 }
