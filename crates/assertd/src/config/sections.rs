@@ -228,7 +228,7 @@ impl Default for Limits {
             max_signature_bytes: 2048,
             max_challenge_bytes: 1024,
             max_concurrent_rpcs: 0,
-            max_queue_wait_ms: 50,
+            max_queue_wait_ms: 20,
             max_queued_assertions: 0,
             max_concurrent_streams: 128,
             max_connection_age_seconds: 300,

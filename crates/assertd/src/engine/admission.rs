@@ -6,10 +6,11 @@
 //! verified, times the measured pool time per assertion (a moving average of
 //! what the pool took), divided by the pool's threads. A batch is admitted
 //! when its wait plus its own verification fits the target and the call's
-//! own deadline; so the same pod admits 8 batches of 64 ES256 assertions or
-//! 500 batches of 1, and fewer RSA-4096 ones, for the same latency. A
-//! refusal says when to retry (`grpc-retry-pushback-ms`). An optional hard
-//! cap on queued assertions (`limits.max_queued_assertions`) still applies.
+//! own deadline; so the same target admits a few batches of 64 ES256
+//! assertions or hundreds of single ones, and fewer RSA-4096 ones, for the
+//! same latency. A refusal says when to retry (`grpc-retry-pushback-ms`:
+//! once what is queued has drained). An optional hard cap on queued
+//! assertions (`limits.max_queued_assertions`) still applies.
 
 use super::EngineError;
 use crate::config::Limits;
@@ -40,6 +41,10 @@ struct Queue {
     cost_ns: AtomicU64,
     /// Woken when assertions leave the queue (waiting stream messages).
     room: Notify,
+    /// Stream messages wait for room one at a time, in arrival order
+    /// (tokio's mutex is fair): a woken crowd racing for room would let an
+    /// unlucky stream wait for seconds.
+    turnstile: tokio::sync::Mutex<()>,
 }
 
 /// Room taken in front of the pool, given back once verified (or on drop).
@@ -90,7 +95,12 @@ impl Admission {
             0 => 16 * threads,
             n => n,
         };
-        let queue = Queue { assertions: AtomicU64::new(0), cost_ns: AtomicU64::new(INITIAL_COST.as_nanos() as u64), room: Notify::new() };
+        let queue = Queue {
+            assertions: AtomicU64::new(0),
+            cost_ns: AtomicU64::new(INITIAL_COST.as_nanos() as u64),
+            room: Notify::new(),
+            turnstile: tokio::sync::Mutex::new(()),
+        };
         Self {
             rpcs: Arc::new(Semaphore::new(rpcs)),
             queue: Arc::new(queue),
@@ -170,6 +180,7 @@ impl Admission {
     /// Admits one stream message, waiting for room: a stream is flow
     /// controlled (the caller's sends block) instead of failed.
     pub async fn admit_stream(&self, assertions: usize) -> Result<Admitted, EngineError> {
+        let _turn = self.queue.turnstile.lock().await;
         loop {
             // Registered before the check, so a wake-up between the check
             // and the wait is not lost.
@@ -265,5 +276,55 @@ mod tests {
         assert!(!waiter.is_finished());
         drop(first);
         tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_stream_messages_are_admitted_in_arrival_order() {
+        let a = Arc::new(admission(1, 0, 1));
+        for _ in 0..8 {
+            a.record_cost(1, Duration::from_millis(1));
+        }
+        let first = a.admit(10, None).unwrap();
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..5 {
+            let (a, tx) = (a.clone(), tx.clone());
+            tokio::spawn(async move {
+                let admitted = a.admit_stream(10).await.unwrap();
+                tx.send(i).unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                drop(admitted);
+            });
+            // Each one queued before the next arrives.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(first);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(tokio::time::timeout(Duration::from_secs(2), order.recv()).await.unwrap().unwrap());
+        }
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// A message arriving as room frees up queues behind the one already
+    /// waiting, instead of taking the room first (which, repeated, starves
+    /// the waiting stream).
+    #[tokio::test]
+    async fn a_newcomer_does_not_overtake_a_waiting_stream() {
+        let a = Arc::new(admission(1, 0, 1));
+        for _ in 0..8 {
+            a.record_cost(1, Duration::from_millis(1));
+        }
+        let first = a.admit(10, None).unwrap();
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            // Holds its room until the test ends.
+            async move { a.admit_stream(10).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(first);
+        // The waiter is woken but has not run yet: the newcomer must not get in.
+        let newcomer = tokio::time::timeout(Duration::from_millis(1), a.admit_stream(10)).await;
+        assert!(newcomer.is_err(), "the newcomer overtook the waiting message");
+        let _held = tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap().unwrap();
     }
 }
