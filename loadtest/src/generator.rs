@@ -73,18 +73,7 @@ pub(crate) async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<
     }
     let mut pool = Vec::with_capacity(args.pool);
     for i in 0..args.pool.max(1) {
-        let a = &auths[i % auths.len()];
-        let p = a.assert(&args.rp, &args.origin, challenge, 0x05, 0);
-        let mut x = pb::Assertion {
-            request_id: i.to_string(),
-            rp_id: args.rp.clone(),
-            credential_id: a.credential_id.clone(),
-            client_data_json: p.client_data_json,
-            authenticator_data: p.authenticator_data,
-            signature: p.signature,
-            expected_challenge: challenge.to_vec(),
-            ..Default::default()
-        };
+        let mut x = signed(args, &auths[i % auths.len()], challenge, 0, i.to_string());
         // Deterministic, evenly spread mix (golden-ratio sequence in 0..100).
         let slot = (i as f64 * 0.618_033_988_749_895).fract() * 100.0;
         let expect = if slot < args.invalid_pct {
@@ -199,6 +188,21 @@ pub(crate) fn prepare_population(args: &RunArgs, n: usize, population: &Populati
         .collect()
 }
 
+/// A valid assertion (UP|UV) by `a` over `challenge` with this sign count.
+fn signed(args: &RunArgs, a: &SoftAuthenticator, challenge: &[u8], count: u32, request_id: String) -> pb::Assertion {
+    let p = a.assert(&args.rp, &args.origin, challenge, 0x05, count);
+    pb::Assertion {
+        request_id,
+        rp_id: args.rp.clone(),
+        credential_id: a.credential_id.clone(),
+        client_data_json: p.client_data_json,
+        authenticator_data: p.authenticator_data,
+        signature: p.signature,
+        expected_challenge: challenge.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// `--counting`: requests in lane order (request r belongs to lane
 /// r mod lanes), each lane cycling over its own credentials with counts
 /// rising by one per use. Signed on every core the generator may use.
@@ -240,23 +244,8 @@ fn counting_requests(args: &RunArgs, auths: &[SoftAuthenticator], challenge: &[u
                 s.spawn(move || {
                     part.iter()
                         .map(|items| {
-                            let assertions: Vec<pb::Assertion> = items
-                                .iter()
-                                .map(|&(i, count)| {
-                                    let a = &auths[i];
-                                    let p = a.assert(&args.rp, &args.origin, challenge, 0x05, count);
-                                    pb::Assertion {
-                                        request_id: format!("{i}:{count}"),
-                                        rp_id: args.rp.clone(),
-                                        credential_id: a.credential_id.clone(),
-                                        client_data_json: p.client_data_json,
-                                        authenticator_data: p.authenticator_data,
-                                        signature: p.signature,
-                                        expected_challenge: challenge.to_vec(),
-                                        ..Default::default()
-                                    }
-                                })
-                                .collect();
+                            let assertions: Vec<pb::Assertion> =
+                                items.iter().map(|&(i, count)| signed(args, &auths[i], challenge, count, format!("{i}:{count}"))).collect();
                             let expect = vec![Expect { decision: pb::Decision::Allow, code: None }; assertions.len()];
                             Arc::new(Prepared { assertions, expect })
                         })
