@@ -554,8 +554,16 @@ mod tests {
         }
         // One bad write among them: its savepoint is rolled back, nothing
         // else is.
+        // It writes a row, then fails: the row must go with it.
         let bad = store.write(|c| {
-            c.execute("INSERT INTO credentials (rp_id) VALUES ('half a row')", []).map_err(unavailable)?;
+            let mut half = record(0);
+            half.credential_id = b"half a write".to_vec();
+            c.execute(
+                &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                rusqlite::params_from_iter(insert_params(&half)),
+            )
+            .map_err(unavailable)?;
+            c.execute("INSERT INTO credentials (rp_id) VALUES ('not a row')", []).map_err(unavailable)?;
             Ok(())
         });
         let (bad, during) = (bad.await, threads());
@@ -566,6 +574,6 @@ mod tests {
         assert!(during <= before, "{before} threads before, {during} while 200 writes were queued");
         let rows = store.page(None, 1000).await.unwrap();
         assert_eq!(rows.len(), 200);
-        assert!(store.get("rp", b"half a row").await.unwrap().is_none());
+        assert!(store.get("rp", b"half a write").await.unwrap().is_none(), "the failed write was rolled back");
     }
 }

@@ -28,9 +28,7 @@ pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(V
                 if tx.is_closed() {
                     return std::time::Duration::ZERO;
                 }
-                let started = std::time::Instant::now();
-                verify_one(item);
-                started.elapsed()
+                verify_one(item)
             })
             .sum();
         telemetry::pool_queue(-1.0);
@@ -39,14 +37,18 @@ pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(V
     rx.await.map_err(|_| EngineError::PoolFailed)
 }
 
-fn verify_one(item: &mut Item) {
+/// Verifies one item; the time its signature math took (zero for an item
+/// that was not `Resolved`), measured once for the metric and admission.
+fn verify_one(item: &mut Item) -> std::time::Duration {
     let request = &item.request;
-    let advance = |stage| match stage {
+    let mut took = std::time::Duration::ZERO;
+    let mut advance = |stage| match stage {
         Stage::Resolved(resolved) => {
             let started = std::time::Instant::now();
             match assess::verify(&resolved.rp, &resolved.credential, request) {
                 Some(v) => {
-                    telemetry::verify_duration(v.algorithm.name(), started.elapsed());
+                    took = started.elapsed();
+                    telemetry::verify_duration(v.algorithm.name(), took);
                     Stage::Verified(resolved, v)
                 }
                 // Unreachable: the lookup stage rejected unusable keys. Fail closed.
@@ -60,4 +62,5 @@ fn verify_one(item: &mut Item) {
     // request).
     let stage = std::mem::replace(&mut item.stage, Stage::Rejected(Verdict::deny(Vec::new())));
     item.stage = advance(stage);
+    took
 }
