@@ -128,17 +128,27 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
     }
 }
 
-/// One transaction for the group, a savepoint per job.
+/// One transaction for the group, a savepoint per job. A group of one job
+/// needs no savepoint: if the job fails, the transaction is rolled back
+/// (savepoints copy every page they touch to a subjournal; on one core most
+/// groups hold a single batch).
 fn commit_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock up front (waiting up to busy_timeout):
     // no other process can write between a job's reads and its writes.
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
-    for job in group.iter_mut() {
-        let sp = tx.savepoint().map_err(unavailable)?;
-        if job.run(&sp) {
-            sp.commit().map_err(unavailable)?;
+    if let [job] = group {
+        if !job.run(&tx) {
+            // The job answers with its own error; nothing of it is kept.
+            return tx.rollback().map_err(unavailable);
         }
-        // Dropped without commit: rolled back, alone.
+    } else {
+        for job in group.iter_mut() {
+            let sp = tx.savepoint().map_err(unavailable)?;
+            if job.run(&sp) {
+                sp.commit().map_err(unavailable)?;
+            }
+            // Dropped without commit: rolled back, alone.
+        }
     }
     tx.commit().map_err(unavailable)
 }
@@ -473,28 +483,25 @@ impl CredentialStore for SqliteStore {
         self.write(move |c| {
             // In the writer's group transaction: no other writer can
             // interleave between these reads and writes.
-            // One statement reads every distinct credential of the batch.
             let distinct = counters::distinct_max(&updates);
-            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
-            for chunk in distinct.chunks(256) {
-                let values = vec!["(?, ?)"; chunk.len()].join(", ");
-                let mut read = c
-                    .prepare_cached(&format!(
-                        "SELECT rp_id, credential_id, sign_count, revoked FROM credentials WHERE (rp_id, credential_id) IN (VALUES {values})"
-                    ))
+            // Point reads by primary key with one cached statement: an
+            // `IN (VALUES ...)` per batch size would be parsed again for
+            // every size the statement cache does not hold.
+            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::with_capacity(distinct.len());
+            let mut read =
+                c.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
+            for ((rp, id), _) in &distinct {
+                let row = read
+                    .query_row(params![rp, id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
+                    .optional()
                     .map_err(unavailable)?;
-                let args: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|((rp, id), _)| [rp as &dyn rusqlite::ToSql, id as &dyn rusqlite::ToSql]).collect();
-                let mut found = read.query(args.as_slice()).map_err(unavailable)?;
-                while let Some(r) = found.next().map_err(unavailable)? {
-                    let rp: String = r.get(0).map_err(unavailable)?;
-                    let id: Vec<u8> = r.get(1).map_err(unavailable)?;
-                    let n: i64 = r.get(2).map_err(unavailable)?;
-                    let revoked: bool = r.get(3).map_err(unavailable)?;
-                    let n = u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?;
-                    if let Some((key, _)) = chunk.iter().find(|((r, i), _)| *r == rp && *i == id.as_slice()) {
-                        rows.insert(*key, Some((n, revoked)));
+                let state = match row {
+                    Some((n, revoked)) => {
+                        Some((u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("sign_count {n} out of range")))?, revoked))
                     }
-                }
+                    None => None,
+                };
+                rows.insert((*rp, *id), state);
             }
             let plan = counters::plan(&updates, &rows);
             {
@@ -575,5 +582,30 @@ mod tests {
         let rows = store.page(None, 1000).await.unwrap();
         assert_eq!(rows.len(), 200);
         assert!(store.get("rp", b"half a write").await.unwrap().is_none(), "the failed write was rolled back");
+    }
+
+    /// A write alone in its group runs without a savepoint: when it fails,
+    /// the transaction is rolled back, and the writer goes on.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lone_failing_write_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let bad = store
+            .write(|c| {
+                let mut half = record(1);
+                half.credential_id = b"half a write".to_vec();
+                c.execute(
+                    &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                    rusqlite::params_from_iter(insert_params(&half)),
+                )
+                .map_err(unavailable)?;
+                c.execute("INSERT INTO credentials (rp_id) VALUES ('not a row')", []).map_err(unavailable)?;
+                Ok(())
+            })
+            .await;
+        assert!(bad.is_err());
+        assert!(store.get("rp", b"half a write").await.unwrap().is_none(), "the failed write was rolled back");
+        assert!(store.create(record(2)).await.unwrap().is_some(), "the writer goes on");
+        assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
     }
 }

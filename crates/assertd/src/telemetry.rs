@@ -7,7 +7,7 @@
 use assertd_policy::Verdict;
 use bytes::Bytes;
 use http_body_util::Full;
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,6 +58,47 @@ pub const TLS_EXPIRY: &str = "assertd_tls_certificate_expiry_timestamp_seconds";
 /// TLS handshakes that failed, by reason (error / timeout).
 pub const TLS_HANDSHAKE_FAILURES: &str = "assertd_tls_handshake_failures_total";
 
+/// Handles of one metric's series by the value of its one label (`""` for
+/// a metric without labels). The per-assertion path registers each series
+/// once: a `counter!` call hashes and copies its key on every call, which
+/// profiling showed as an allocation per assertion. [`install`] clears
+/// them, so no handle outlives the recorder it came from.
+struct Series<M> {
+    handles: parking_lot::RwLock<Vec<(&'static str, M)>>,
+}
+
+impl<M: Clone> Series<M> {
+    const fn new() -> Self {
+        Self { handles: parking_lot::const_rwlock(Vec::new()) }
+    }
+
+    /// Runs `f` on the series for `value`, registering it on first use.
+    fn with(&self, value: &'static str, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
+        if let Some((_, m)) = self.handles.read().iter().find(|(v, _)| *v == value) {
+            return f(m);
+        }
+        let mut handles = self.handles.write();
+        if let Some((_, m)) = handles.iter().find(|(v, _)| *v == value) {
+            return f(m);
+        }
+        let m = register();
+        f(&m);
+        handles.push((value, m));
+    }
+
+    fn clear(&self) {
+        self.handles.write().clear();
+    }
+}
+
+static ASSERTIONS_BY_DECISION: Series<Counter> = Series::new();
+static REASONS_BY_CODE: Series<Counter> = Series::new();
+static CACHE_LOOKUPS_BY_RESULT: Series<Counter> = Series::new();
+static VERIFY_DURATION_BY_ALG: Series<Histogram> = Series::new();
+static BATCH_SIZES: Series<Histogram> = Series::new();
+static POOL_QUEUE_DEPTH: Series<Gauge> = Series::new();
+static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
+
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
     let seconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -69,6 +110,13 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
+    ASSERTIONS_BY_DECISION.clear();
+    REASONS_BY_CODE.clear();
+    CACHE_LOOKUPS_BY_RESULT.clear();
+    VERIFY_DURATION_BY_ALG.clear();
+    BATCH_SIZES.clear();
+    POOL_QUEUE_DEPTH.clear();
+    STORE_DURATION_BY_OP.clear();
     describe_counter!(ASSERTIONS, "Assertions answered, by decision (allow, step_up, deny).");
     describe_counter!(REASONS, "Reasons reported in verdicts, by reason code.");
     describe_histogram!(BATCH_SIZE, "Assertions per request message.");
@@ -102,20 +150,23 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// Counts one verdict.
 pub fn verdict(v: &Verdict) {
-    counter!(ASSERTIONS, "decision" => v.decision.as_str()).increment(1);
+    let decision = v.decision.as_str();
+    ASSERTIONS_BY_DECISION.with(decision, || counter!(ASSERTIONS, "decision" => decision), |c| c.increment(1));
     for r in &v.reasons {
-        counter!(REASONS, "code" => r.code.as_str()).increment(1);
+        let code = r.code.as_str();
+        REASONS_BY_CODE.with(code, || counter!(REASONS, "code" => code), |c| c.increment(1));
     }
 }
 
 /// Records a batch's size.
 pub fn batch_size(n: usize) {
-    histogram!(BATCH_SIZE).record(n as f64);
+    BATCH_SIZES.with("", || histogram!(BATCH_SIZE), |h| h.record(n as f64));
 }
 
 /// Counts a cache lookup.
 pub fn cache_lookup(hit: bool) {
-    counter!(CACHE_LOOKUPS, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    let result = if hit { "hit" } else { "miss" };
+    CACHE_LOOKUPS_BY_RESULT.with(result, || counter!(CACHE_LOOKUPS, "result" => result), |c| c.increment(1));
 }
 
 /// Sets the cache gauges from the cache.
@@ -127,17 +178,17 @@ pub fn cache_state(cache: &assertd_store::KeyCache) {
 
 /// Moves the pool queue gauge.
 pub fn pool_queue(delta: f64) {
-    gauge!(POOL_QUEUE).increment(delta);
+    POOL_QUEUE_DEPTH.with("", || gauge!(POOL_QUEUE), |g| g.increment(delta));
 }
 
 /// Records one verification.
 pub fn verify_duration(alg: &'static str, d: Duration) {
-    histogram!(VERIFY_DURATION, "algorithm" => alg).record(d.as_secs_f64());
+    VERIFY_DURATION_BY_ALG.with(alg, || histogram!(VERIFY_DURATION, "algorithm" => alg), |h| h.record(d.as_secs_f64()));
 }
 
 /// Records a store call.
 pub fn store_duration(op: &'static str, d: Duration) {
-    histogram!(STORE_DURATION, "operation" => op).record(d.as_secs_f64());
+    STORE_DURATION_BY_OP.with(op, || histogram!(STORE_DURATION, "operation" => op), |h| h.record(d.as_secs_f64()));
 }
 
 /// Counts a failed store call.
