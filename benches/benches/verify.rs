@@ -92,6 +92,7 @@ fn input(p: &AssertionParts) -> AssertionInput<'_> {
         authenticator_data: &p.authenticator_data,
         signature: &p.signature,
         user_handle: b"",
+        expected_user_handle: &[],
         expected_challenge: CHALLENGE,
         appid_used: false,
     }

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             authenticator_data: ad,
             signature: sig,
             user_handle: b"",
+            expected_user_handle: b"",
             expected_challenge: b"challenge",
             appid_used: a[0] & 1 == 1,
         },

@@ -21,9 +21,9 @@
 //!
 //! | step | what | where | reason code | decided by |
 //! |---|---|---|---|---|
-//! | 5 | `credential.id` in `allowCredentials` | not yet (the gateway's) | | gateway |
+//! | 5 | `credential.id` in `allowCredentials` (`Assertion.allowed_credential_ids`) | `assertd::engine` field checks, `fields::target` | `CREDENTIAL_NOT_ALLOWED` | engine |
 //! | 6 | credential record found, not revoked | `assertd::engine` resolve stage, `assess::found` | `CREDENTIAL_NOT_FOUND`, `CREDENTIAL_REVOKED`, `STORE_UNAVAILABLE` | store |
-//! | 6 | `userHandle` equals the record's | [`verify()`] | `USER_HANDLE_MISMATCH` | verifier |
+//! | 6 | the record belongs to the identified user (`expected_user_handle`); `userHandle` equals the record's | [`verify()`] | `USER_HANDLE_MISMATCH` | verifier |
 //! | 7–9 | UTF-8 decode and parse `clientDataJSON` | [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` | verifier |
 //! | 10 | `C.type` is `webauthn.get` | [`verify()`] | `WRONG_CEREMONY_TYPE` | verifier |
 //! | 11 | `C.challenge` is the expected challenge | [`verify()`] | `CHALLENGE_MISMATCH` | verifier |

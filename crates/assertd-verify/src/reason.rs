@@ -79,11 +79,14 @@ pub enum ReasonCode {
     /// The caller may not choose the profile the assertion names (its
     /// grant's `profiles`, or the RP's `allowed_profiles`).
     ProfileNotAuthorized = 35,
+    /// The gateway listed the credentials it offered
+    /// (`allowed_credential_ids`) and this one is not among them.
+    CredentialNotAllowed = 36,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 35] = [
+    pub const ALL: [ReasonCode; 36] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -119,6 +122,7 @@ impl ReasonCode {
         Self::SignCountDeferred,
         Self::RpNotAuthorized,
         Self::ProfileNotAuthorized,
+        Self::CredentialNotAllowed,
     ];
 
     /// The proto enum value.
@@ -165,6 +169,7 @@ impl ReasonCode {
             Self::SignCountDeferred => "SIGN_COUNT_DEFERRED",
             Self::RpNotAuthorized => "RP_NOT_AUTHORIZED",
             Self::ProfileNotAuthorized => "PROFILE_NOT_AUTHORIZED",
+            Self::CredentialNotAllowed => "CREDENTIAL_NOT_ALLOWED",
         }
     }
 
@@ -179,36 +184,37 @@ impl ReasonCode {
             Self::RpUnknown => 2,
             Self::ProfileUnknown => 3,
             Self::ProfileNotAuthorized => 4,
-            Self::StoreUnavailable => 5,
-            Self::CredentialNotFound => 6,
-            Self::CredentialRevoked => 7,
-            Self::UnsupportedAlgorithm => 8,
-            Self::MalformedClientData => 9,
-            Self::MalformedAuthenticatorData => 10,
-            Self::MalformedSignature => 11,
-            Self::SignatureInvalid => 12,
-            Self::RpIdMismatch => 13,
-            Self::OriginNotAllowed => 14,
-            Self::ChallengeMismatch => 15,
-            Self::WrongCeremonyType => 16,
-            Self::UserHandleMismatch => 17,
-            Self::UserNotPresent => 18,
-            Self::BackupStateInvalid => 19,
-            Self::BackupEligibilityChanged => 20,
-            Self::SignCountRegression => 21,
-            Self::PasskeyTypeNotAllowed => 22,
-            Self::AttestationRequired => 23,
-            Self::AaguidNotAllowed => 24,
-            Self::UserNotVerified => 25,
-            Self::CrossOrigin => 26,
-            Self::UpstreamRiskHigh => 27,
-            Self::UpstreamRiskMedium => 28,
-            Self::NoncompliantDevice => 29,
-            Self::UntrustedNetwork => 30,
-            Self::LegacyAlgorithm => 31,
-            Self::UnattestedCredential => 32,
-            Self::SyncedPasskey => 33,
-            Self::SignCountDeferred => 34,
+            Self::CredentialNotAllowed => 5,
+            Self::StoreUnavailable => 6,
+            Self::CredentialNotFound => 7,
+            Self::CredentialRevoked => 8,
+            Self::UnsupportedAlgorithm => 9,
+            Self::MalformedClientData => 10,
+            Self::MalformedAuthenticatorData => 11,
+            Self::MalformedSignature => 12,
+            Self::SignatureInvalid => 13,
+            Self::RpIdMismatch => 14,
+            Self::OriginNotAllowed => 15,
+            Self::ChallengeMismatch => 16,
+            Self::WrongCeremonyType => 17,
+            Self::UserHandleMismatch => 18,
+            Self::UserNotPresent => 19,
+            Self::BackupStateInvalid => 20,
+            Self::BackupEligibilityChanged => 21,
+            Self::SignCountRegression => 22,
+            Self::PasskeyTypeNotAllowed => 23,
+            Self::AttestationRequired => 24,
+            Self::AaguidNotAllowed => 25,
+            Self::UserNotVerified => 26,
+            Self::CrossOrigin => 27,
+            Self::UpstreamRiskHigh => 28,
+            Self::UpstreamRiskMedium => 29,
+            Self::NoncompliantDevice => 30,
+            Self::UntrustedNetwork => 31,
+            Self::LegacyAlgorithm => 32,
+            Self::UnattestedCredential => 33,
+            Self::SyncedPasskey => 34,
+            Self::SignCountDeferred => 35,
         }
     }
 }
@@ -243,7 +249,7 @@ mod tests {
     fn numbers_names_and_ranks_are_distinct() {
         let mut nums: Vec<i32> = ReasonCode::ALL.iter().map(|c| c.as_i32()).collect();
         nums.dedup();
-        assert_eq!(nums, (1..=35).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=i32::try_from(ReasonCode::ALL.len()).unwrap_or(0)).collect::<Vec<_>>());
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();

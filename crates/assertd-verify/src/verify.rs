@@ -22,6 +22,9 @@ pub struct AssertionInput<'a> {
     pub signature: &'a [u8],
     /// `response.userHandle`; empty when the client sent none.
     pub user_handle: &'a [u8],
+    /// The user the RP identified before the ceremony (username-first);
+    /// empty when it did not (a discoverable-credential sign-in).
+    pub expected_user_handle: &'a [u8],
     /// The raw challenge the RP issued.
     pub expected_challenge: &'a [u8],
     /// The client reported the AppID extension as used (§10.1.1).
@@ -84,9 +87,18 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     let mut failures = Vec::new();
     let mut fail = |code, message: String| failures.push(Finding::new(code, message));
 
+    // §7.2 step 6: "If the user was identified before the authentication
+    // ceremony was initiated, ... verify that the identified user account
+    // contains a credential record whose id equals credential.rawId": the
+    // credential must belong to the expected user.
+    if !a.expected_user_handle.is_empty() && a.expected_user_handle != credential.user_handle {
+        fail(ReasonCode::UserHandleMismatch, "the credential belongs to another user than the expected one".into());
+    }
     // §7.2 step 6: "If response.userHandle is present, verify that it equals
     // the user handle of the user account." (Finding the credential record
-    // is the engine's lookup, before this function.)
+    // is the engine's lookup, before this function; when the user was
+    // identified, the account's handle is the expected one, which the
+    // check above holds equal to the credential's.)
     if !a.user_handle.is_empty() && a.user_handle != credential.user_handle {
         fail(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle".into());
     }

@@ -21,6 +21,7 @@ fn top_origin_is_reported_in_full() {
         authenticator_data: &[0; 37],
         signature: &[],
         user_handle: &[],
+        expected_user_handle: &[],
         expected_challenge: &[0, 0, 0],
         appid_used: false,
     };

@@ -17,6 +17,8 @@ pub fn assertion(a: pb::Assertion) -> AssertionRequest {
         authenticator_data: a.authenticator_data,
         signature: a.signature,
         user_handle: a.user_handle,
+        expected_user_handle: a.expected_user_handle,
+        allowed_credential_ids: a.allowed_credential_ids,
         expected_challenge: a.expected_challenge,
         appid_used: a.appid_used,
         profile: a.profile,

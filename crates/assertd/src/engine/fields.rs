@@ -9,9 +9,12 @@ use assertd_policy::{Profile, ReasonCode, Verdict};
 use assertd_verify::truncate;
 use std::sync::Arc;
 
+/// Most credential ids a gateway may list in `allowed_credential_ids`.
+pub const MAX_ALLOWED_CREDENTIALS: usize = 256;
+
 /// The relying party and profile `r` is judged under, or why it is refused
 /// before any lookup (`INVALID_REQUEST`, `RP_NOT_AUTHORIZED`, `RP_UNKNOWN`,
-/// `PROFILE_UNKNOWN`, `PROFILE_NOT_AUTHORIZED`).
+/// `PROFILE_UNKNOWN`, `PROFILE_NOT_AUTHORIZED`, `CREDENTIAL_NOT_ALLOWED`).
 pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
     let too_big =
         |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
@@ -38,10 +41,23 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
         ("authenticator_data", r.authenticator_data.len(), limits.max_authenticator_data_bytes),
         ("signature", r.signature.len(), limits.max_signature_bytes),
         ("user_handle", r.user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN),
+        ("expected_user_handle", r.expected_user_handle.len(), assertd_store::MAX_USER_HANDLE_LEN),
     ] {
         if len > max {
             return Err(too_big(name, len, max));
         }
+    }
+    if r.allowed_credential_ids.len() > MAX_ALLOWED_CREDENTIALS {
+        return Err(deny(
+            ReasonCode::InvalidRequest,
+            format!("allowed_credential_ids lists {} ids, over the limit of {MAX_ALLOWED_CREDENTIALS}", r.allowed_credential_ids.len()),
+        ));
+    }
+    if let Some(id) = r.allowed_credential_ids.iter().find(|id| id.is_empty() || id.len() > assertd_store::MAX_CREDENTIAL_ID_LEN) {
+        return Err(deny(
+            ReasonCode::InvalidRequest,
+            format!("allowed_credential_ids holds an id of {} bytes (1 to {} allowed)", id.len(), assertd_store::MAX_CREDENTIAL_ID_LEN),
+        ));
     }
     let rp = policy
         .rps
@@ -66,5 +82,12 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
         }
         named
     };
+    // §7.2 step 5: "If options.allowCredentials is not empty, verify that
+    // credential.id identifies one of the public key credentials listed in
+    // options.allowCredentials." Before the lookup: no store read for a
+    // credential the gateway did not offer.
+    if !r.allowed_credential_ids.is_empty() && !r.allowed_credential_ids.contains(&r.credential_id) {
+        return Err(deny(ReasonCode::CredentialNotAllowed, "the credential is not one the gateway offered (allowed_credential_ids)"));
+    }
     Ok((rp.clone(), profile))
 }

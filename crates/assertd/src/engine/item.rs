@@ -30,6 +30,10 @@ pub struct AssertionRequest {
     pub signature: Vec<u8>,
     /// `response.userHandle` (empty: none sent).
     pub user_handle: Vec<u8>,
+    /// The user the gateway identified before the ceremony (empty: none).
+    pub expected_user_handle: Vec<u8>,
+    /// The credentials the gateway offered (empty: any).
+    pub allowed_credential_ids: Vec<Vec<u8>>,
     /// The challenge the gateway issued for this ceremony.
     pub expected_challenge: Vec<u8>,
     /// The client reported the AppID extension as used.
@@ -53,6 +57,7 @@ impl AssertionRequest {
             authenticator_data: &self.authenticator_data,
             signature: &self.signature,
             user_handle: &self.user_handle,
+            expected_user_handle: &self.expected_user_handle,
             expected_challenge: &self.expected_challenge,
             appid_used: self.appid_used,
         }
