@@ -93,7 +93,7 @@ fn input(p: &AssertionParts) -> AssertionInput<'_> {
         signature: &p.signature,
         user_handle: b"",
         expected_user_handle: &[],
-        expected_challenge: CHALLENGE,
+        challenge: assertd_verify::Challenge::Expected(CHALLENGE),
         appid_used: false,
     }
 }

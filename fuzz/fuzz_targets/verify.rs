@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
             signature: sig,
             user_handle: b"",
             expected_user_handle: b"",
-            expected_challenge: b"challenge",
+            challenge: assertd_verify::Challenge::Expected(b"challenge"),
             appid_used: a[0] & 1 == 1,
         },
     );

@@ -17,6 +17,7 @@ fn verification(flags: u8) -> Verification {
         authenticator: Some(AuthenticatorFacts { flags: Flags(flags), sign_count: 1 }),
         cross_origin: None,
         algorithm: Algorithm::Es256,
+        issued_challenge: None,
     }
 }
 

@@ -113,6 +113,17 @@ pub enum CounterResult {
     NotFound,
 }
 
+/// One use of a server-issued challenge, recorded so that it is the only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChallengeUse {
+    /// SHA-256 of the challenge.
+    pub id: [u8; 32],
+    /// Until when the record must be kept (the challenge's expiry plus the
+    /// allowed clock skew), Unix milliseconds: after that the challenge
+    /// itself is refused as expired.
+    pub keep_until_ms: i64,
+}
+
 /// Where credentials live. Every backend behaves the same: the conformance
 /// tests run against each.
 #[async_trait]
@@ -165,6 +176,15 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Up to `limit` credentials after `after` (by rp_id, credential_id), in
     /// that order: export in pages, with bounded memory.
     async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Records the uses of server-issued challenges in one atomic round
+    /// trip: `true` for a use that is the first of its id (it is recorded),
+    /// `false` for a replay (recorded before, by any replica, or earlier in
+    /// `uses`). Durable when it answers.
+    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError>;
+
+    /// Forgets challenge uses kept until before `now_ms`; how many.
+    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

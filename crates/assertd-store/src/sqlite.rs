@@ -16,7 +16,7 @@
 //!   read the last commit while the writer writes.
 
 use crate::counters;
-use crate::{CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential};
+use crate::{ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -35,7 +35,8 @@ const MAX_GROUP: usize = 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many ran. Never edit one that has shipped: append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE credentials (
     rp_id           TEXT    NOT NULL,
     credential_id   BLOB    NOT NULL,
@@ -53,7 +54,15 @@ CREATE TABLE credentials (
     PRIMARY KEY (rp_id, credential_id)
 ) WITHOUT ROWID;
 CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
-"#];
+"#,
+    r#"
+CREATE TABLE consumed_challenges (
+    id            BLOB    NOT NULL PRIMARY KEY,
+    keep_until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX consumed_challenges_by_age ON consumed_challenges (keep_until_ms);
+"#,
+];
 
 const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
 
@@ -453,6 +462,29 @@ impl CredentialStore for SqliteStore {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
+        if uses.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            let mut s = c
+                .prepare_cached("INSERT INTO consumed_challenges (id, keep_until_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+                .map_err(unavailable)?;
+            uses.iter().map(|u| s.execute(params![&u.id[..], u.keep_until_ms]).map(|n| n == 1).map_err(unavailable)).collect()
+        })
+        .await
+    }
+
+    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM consumed_challenges WHERE keep_until_ms < ?1")
+                .and_then(|mut s| s.execute([now_ms]))
+                .map(|n| n as u64)
+                .map_err(unavailable)
         })
         .await
     }

@@ -196,6 +196,20 @@ async fn concurrent_batches_accept_a_count_once(s: std::sync::Arc<dyn Credential
 }
 
 /// Runs one conformance function against SQLite and PostgreSQL.
+async fn challenges_are_used_once(s: &dyn CredentialStore) {
+    let use_ = |b: u8, keep| assertd_store::ChallengeUse { id: [b; 32], keep_until_ms: keep };
+    // A replay inside one batch: the first use wins.
+    let r = s.consume_challenges(vec![use_(1, 1000), use_(2, 2000), use_(1, 1000)].into()).await.unwrap();
+    assert_eq!(r, vec![true, true, false]);
+    let r = s.consume_challenges(vec![use_(2, 2000), use_(3, 3000)].into()).await.unwrap();
+    assert_eq!(r, vec![false, true]);
+    assert!(s.consume_challenges(Vec::new().into()).await.unwrap().is_empty());
+    // Pruning forgets only what is past its keep time.
+    assert_eq!(s.prune_challenges(2500).await.unwrap(), 2);
+    let r = s.consume_challenges(vec![use_(1, 1000), use_(3, 3000)].into()).await.unwrap();
+    assert_eq!(r, vec![true, false]);
+}
+
 macro_rules! conformance {
     ($name:ident, $f:ident) => {
         mod $name {
@@ -227,6 +241,7 @@ conformance!(create_replace_delete_, create_replace_delete);
 conformance!(counters_in_batch_order_, counters_in_batch_order);
 conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
 conformance!(touch_page_and_ping_, touch_page_and_ping);
+conformance!(challenges_are_used_once_, challenges_are_used_once);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_concurrent_batches() {
@@ -283,9 +298,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "2");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "3");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "2");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,6 +390,12 @@ impl CredentialStore for Counting {
         now: i64,
     ) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
         self.inner.advance_sign_counts(u, now).await
+    }
+    async fn consume_challenges(&self, u: std::sync::Arc<[assertd_store::ChallengeUse]>) -> Result<Vec<bool>, assertd_store::StoreError> {
+        self.inner.consume_challenges(u).await
+    }
+    async fn prune_challenges(&self, now: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.prune_challenges(now).await
     }
     async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
         self.inner.touch(k, now).await

@@ -49,6 +49,7 @@
 
 pub mod authenticator_data;
 pub mod cbor;
+pub mod challenge;
 pub mod client_data;
 pub mod cose;
 pub mod reason;
@@ -56,8 +57,9 @@ pub mod relying_party;
 pub mod verify;
 
 pub use authenticator_data::{AuthenticatorData, Flags};
+pub use challenge::{ChallengeKeys, Opened};
 pub use client_data::ClientData;
 pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};
 pub use relying_party::{RelyingParty, parse_web_origin};
-pub use verify::{AssertionInput, AuthenticatorFacts, CredentialInput, Verification, sign_count_advances, truncate, verify};
+pub use verify::{AssertionInput, AuthenticatorFacts, Challenge, CredentialInput, Verification, sign_count_advances, truncate, verify};

@@ -82,11 +82,18 @@ pub enum ReasonCode {
     /// The gateway listed the credentials it offered
     /// (`allowed_credential_ids`) and this one is not among them.
     CredentialNotAllowed = 36,
+    /// A server-issued challenge past its expiry (plus the allowed skew).
+    ChallengeExpired = 37,
+    /// A server-issued challenge that does not verify: malformed, tampered,
+    /// an unknown key id, or issued for another RP or user.
+    ChallengeInvalid = 38,
+    /// A server-issued challenge already used by a final verdict.
+    ChallengeReplayed = 39,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 36] = [
+    pub const ALL: [ReasonCode; 39] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -123,6 +130,9 @@ impl ReasonCode {
         Self::RpNotAuthorized,
         Self::ProfileNotAuthorized,
         Self::CredentialNotAllowed,
+        Self::ChallengeExpired,
+        Self::ChallengeInvalid,
+        Self::ChallengeReplayed,
     ];
 
     /// The proto enum value.
@@ -170,6 +180,9 @@ impl ReasonCode {
             Self::RpNotAuthorized => "RP_NOT_AUTHORIZED",
             Self::ProfileNotAuthorized => "PROFILE_NOT_AUTHORIZED",
             Self::CredentialNotAllowed => "CREDENTIAL_NOT_ALLOWED",
+            Self::ChallengeExpired => "CHALLENGE_EXPIRED",
+            Self::ChallengeInvalid => "CHALLENGE_INVALID",
+            Self::ChallengeReplayed => "CHALLENGE_REPLAYED",
         }
     }
 
@@ -196,25 +209,28 @@ impl ReasonCode {
             Self::RpIdMismatch => 14,
             Self::OriginNotAllowed => 15,
             Self::ChallengeMismatch => 16,
-            Self::WrongCeremonyType => 17,
-            Self::UserHandleMismatch => 18,
-            Self::UserNotPresent => 19,
-            Self::BackupStateInvalid => 20,
-            Self::BackupEligibilityChanged => 21,
-            Self::SignCountRegression => 22,
-            Self::PasskeyTypeNotAllowed => 23,
-            Self::AttestationRequired => 24,
-            Self::AaguidNotAllowed => 25,
-            Self::UserNotVerified => 26,
-            Self::CrossOrigin => 27,
-            Self::UpstreamRiskHigh => 28,
-            Self::UpstreamRiskMedium => 29,
-            Self::NoncompliantDevice => 30,
-            Self::UntrustedNetwork => 31,
-            Self::LegacyAlgorithm => 32,
-            Self::UnattestedCredential => 33,
-            Self::SyncedPasskey => 34,
-            Self::SignCountDeferred => 35,
+            Self::ChallengeInvalid => 17,
+            Self::ChallengeExpired => 18,
+            Self::ChallengeReplayed => 19,
+            Self::WrongCeremonyType => 20,
+            Self::UserHandleMismatch => 21,
+            Self::UserNotPresent => 22,
+            Self::BackupStateInvalid => 23,
+            Self::BackupEligibilityChanged => 24,
+            Self::SignCountRegression => 25,
+            Self::PasskeyTypeNotAllowed => 26,
+            Self::AttestationRequired => 27,
+            Self::AaguidNotAllowed => 28,
+            Self::UserNotVerified => 29,
+            Self::CrossOrigin => 30,
+            Self::UpstreamRiskHigh => 31,
+            Self::UpstreamRiskMedium => 32,
+            Self::NoncompliantDevice => 33,
+            Self::UntrustedNetwork => 34,
+            Self::LegacyAlgorithm => 35,
+            Self::UnattestedCredential => 36,
+            Self::SyncedPasskey => 37,
+            Self::SignCountDeferred => 38,
         }
     }
 }

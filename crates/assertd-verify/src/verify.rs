@@ -25,10 +25,31 @@ pub struct AssertionInput<'a> {
     /// The user the RP identified before the ceremony (username-first);
     /// empty when it did not (a discoverable-credential sign-in).
     pub expected_user_handle: &'a [u8],
-    /// The raw challenge the RP issued.
-    pub expected_challenge: &'a [u8],
+    /// How the challenge in clientDataJSON is checked.
+    pub challenge: Challenge<'a>,
     /// The client reported the AppID extension as used (§10.1.1).
     pub appid_used: bool,
+}
+
+/// How §7.2 step 11 checks the challenge.
+#[derive(Debug, Clone, Copy)]
+pub enum Challenge<'a> {
+    /// The raw challenge the RP issued and kept: the decoded challenge must
+    /// equal it (`CHALLENGE_MISMATCH`).
+    Expected(&'a [u8]),
+    /// A challenge issued by this service ([`crate::challenge`]): it must
+    /// open under `keys` for this RP and the credential's user, at `now`
+    /// (Unix seconds) within `skew` seconds (`CHALLENGE_INVALID`,
+    /// `CHALLENGE_EXPIRED`). Single use is the caller's to enforce, by
+    /// [`Verification::issued_challenge`].
+    Issued {
+        /// The keys that verify.
+        keys: &'a crate::ChallengeKeys,
+        /// Now, Unix seconds.
+        now: u64,
+        /// Seconds allowed past the expiry.
+        skew: u64,
+    },
 }
 
 /// The stored credential, as far as verification needs it.
@@ -63,6 +84,9 @@ pub struct Verification {
     pub cross_origin: Option<Option<String>>,
     /// The credential key's algorithm.
     pub algorithm: Algorithm,
+    /// The server-issued challenge, when it opened (single use is recorded
+    /// under its id).
+    pub issued_challenge: Option<crate::Opened>,
 }
 
 impl Verification {
@@ -106,6 +130,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     // §7.2 step 7: cData, authData, sig are the three inputs.
     // §7.2 steps 8–9: JSONtext = UTF-8 decode(cData); C = parse JSON.
     let mut cross_origin = None;
+    let mut issued_challenge = None;
     match ClientData::parse(a.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
@@ -118,10 +143,24 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
             // base64url encoding of options.challenge." Compared in constant
             // time; padding or non-base64url characters are refused (an
             // assertd rule: the encoding is unpadded base64url, §5.8.1).
-            match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()) {
-                Ok(got) if ring_eq(&got, a.expected_challenge) => {}
-                Ok(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into()),
-                Err(_) => fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into()),
+            // A server-issued challenge is options.challenge by
+            // construction when it opens: authentic, for this RP and user,
+            // unexpired.
+            match (base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()), a.challenge) {
+                (Ok(got), Challenge::Expected(expected)) if ring_eq(&got, expected) => {}
+                (Ok(_), Challenge::Expected(_)) => {
+                    fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into());
+                }
+                (Ok(got), Challenge::Issued { keys, now, skew }) => match keys.open(&got, rp.id(), credential.user_handle, now, skew) {
+                    Ok(opened) => issued_challenge = Some(opened),
+                    Err((code, message)) => fail(code, message),
+                },
+                (Err(_), Challenge::Expected(_)) => {
+                    fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into());
+                }
+                (Err(_), Challenge::Issued { .. }) => {
+                    fail(ReasonCode::ChallengeInvalid, "clientDataJSON.challenge is not unpadded base64url".into());
+                }
             }
             // §7.2 step 12: "Verify that the value of C.origin is an origin
             // expected by the Relying Party" (exact match, or the RP's
@@ -194,7 +233,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
         Err(_) => fail(ReasonCode::SignatureInvalid, format!("{} signature does not verify", credential.key.algorithm().name())),
     }
 
-    Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm() }
+    Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm(), issued_challenge }
 }
 
 /// Equality that does not leak where two byte strings differ.

@@ -22,7 +22,7 @@ fn top_origin_is_reported_in_full() {
         signature: &[],
         user_handle: &[],
         expected_user_handle: &[],
-        expected_challenge: &[0, 0, 0],
+        challenge: assertd_verify::Challenge::Expected(&[0, 0, 0]),
         appid_used: false,
     };
     let v = verify(&rp, CredentialInput { key: &key, user_handle: b"u" }, &input);

@@ -21,6 +21,7 @@ pub fn assertion(a: pb::Assertion) -> AssertionRequest {
         allowed_credential_ids: a.allowed_credential_ids,
         expected_challenge: a.expected_challenge,
         appid_used: a.appid_used,
+        server_issued_challenge: a.server_issued_challenge,
         profile: a.profile,
         context,
     }

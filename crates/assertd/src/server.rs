@@ -83,6 +83,7 @@ pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>,
     let engine =
         Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal).with_last_used_interval(last_used));
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
+    tokio::spawn(prune_challenges(Arc::downgrade(&engine)));
     Ok(engine)
 }
 
@@ -96,6 +97,17 @@ async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, c
             Ok(Change::All) | Err(RecvError::Lagged(_)) => cache.invalidate_all(),
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Forgets the recorded uses of expired challenges, once a minute.
+async fn prune_challenges(engine: std::sync::Weak<Engine>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(engine) = engine.upgrade() else { return };
+        engine.prune_challenges().await;
     }
 }
 

@@ -134,6 +134,47 @@ impl VerificationService for VerificationSvc {
         .await
     }
 
+    async fn issue_challenge(&self, req: Request<pb::IssueChallengeRequest>) -> Result<Response<pb::IssueChallengeResponse>, Status> {
+        let grant = grant(&req)?;
+        let r = req.into_inner();
+        if r.rp_id.is_empty() {
+            return Err(RequestError::Invalid("rp_id is empty".into()).into());
+        }
+        if !grant.rps.allows(&r.rp_id) {
+            return Err(crate::authz::Denied::PermissionDenied(format!(
+                "client {:?} may not verify for relying party {:?}",
+                grant.client,
+                assertd_verify::truncate(&r.rp_id)
+            ))
+            .into());
+        }
+        let policy = self.engine.policy();
+        let Some(issued) = policy.challenges.clone() else {
+            return Err(RequestError::Precondition("this server issues no challenges: configure [challenges] keys".into()).into());
+        };
+        if !policy.rps.contains_key(&r.rp_id) {
+            return Err(RequestError::Invalid(format!("relying party {:?} is not configured", assertd_verify::truncate(&r.rp_id))).into());
+        }
+        if r.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
+            return Err(RequestError::Invalid(format!(
+                "user_handle is {} bytes, over the limit of {}",
+                r.user_handle.len(),
+                assertd_store::MAX_USER_HANDLE_LEN
+            ))
+            .into());
+        }
+        let expires_at = u64::try_from(now_ms() / 1000).unwrap_or(0).saturating_add(issued.ttl(r.ttl_seconds));
+        let mut nonce = [0u8; assertd_verify::challenge::NONCE_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| Status::internal("the system random number generator failed"))?;
+        let challenge = issued.keys.issue(&r.rp_id, &r.user_handle, expires_at, nonce);
+        crate::telemetry::challenge_issued();
+        Ok(Response::new(pb::IssueChallengeResponse {
+            challenge,
+            expires_at: Some(prost_types::Timestamp { seconds: i64::try_from(expires_at).unwrap_or(i64::MAX), nanos: 0 }),
+        }))
+    }
+
     type VerifyAssertionsStreamStream = VerdictStream;
 
     async fn verify_assertions_stream(

@@ -68,6 +68,7 @@ pub fn route(path: &str) -> Route {
     match path {
         "/assertd.v1.VerificationService/VerifyAssertions" => rpc("VerifyAssertions", Rpc::Verify, true, true),
         "/assertd.v1.VerificationService/VerifyAssertionsStream" => rpc("VerifyAssertionsStream", Rpc::Verify, false, true),
+        "/assertd.v1.VerificationService/IssueChallenge" => rpc("IssueChallenge", Rpc::Verify, true, false),
         "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/RevokeCredential" => rpc("RevokeCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/DeleteCredential" => rpc("DeleteCredential", Rpc::CredentialsWrite, true, false),
@@ -359,7 +360,7 @@ mod tests {
         let services = [
             (
                 <VerificationServiceServer<crate::service::VerificationSvc> as NamedService>::NAME,
-                ["VerifyAssertions", "VerifyAssertionsStream"].as_slice(),
+                ["VerifyAssertions", "VerifyAssertionsStream", "IssueChallenge"].as_slice(),
             ),
             (
                 <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,

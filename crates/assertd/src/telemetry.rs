@@ -99,6 +99,9 @@ static BATCH_SIZES: Series<Histogram> = Series::new();
 static POOL_QUEUE_DEPTH: Series<Gauge> = Series::new();
 static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
 
+/// Challenges issued by `IssueChallenge`.
+pub const CHALLENGES_ISSUED: &str = "assertd_challenges_issued_total";
+
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
     let seconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -144,6 +147,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed, by reason (error: e.g. no or untrusted client certificate; timeout)."
     );
+    describe_counter!(
+        CHALLENGES_ISSUED,
+        "Challenges issued by IssueChallenge (their uses show as verdicts; replays as reason CHALLENGE_REPLAYED)."
+    );
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -156,6 +163,11 @@ pub fn verdict(v: &Verdict) {
         let code = r.code.as_str();
         REASONS_BY_CODE.with(code, || counter!(REASONS, "code" => code), |c| c.increment(1));
     }
+}
+
+/// Counts an issued challenge.
+pub fn challenge_issued() {
+    counter!(CHALLENGES_ISSUED).increment(1);
 }
 
 /// Records a batch's size.

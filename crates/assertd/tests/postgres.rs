@@ -415,3 +415,52 @@ async fn import_export_against_postgres() {
         std::process::Command::new(exe).args(["credentials", "export", "--data-dir"]).arg(dir.path().join("sqlite")).output().unwrap();
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
 }
+
+/// One assertion over an issued challenge, replayed concurrently on two
+/// replicas sharing one PostgreSQL: accepted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_challenge_is_used_once_across_replicas() {
+    let pg = PgCluster::start();
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("k1");
+    std::fs::write(&file, [9u8; 32]).unwrap();
+    let section = format!("[challenges]\nkeys = [{{ id = \"k1\", secret_file = \"{}\" }}]", file.display());
+    let a_srv = Server::start(&pg_config(&pg, &section));
+    let b_srv = Server::start(&pg_config(&pg, &section));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&a_srv, record(RP, &key, b"u", false)).await;
+    for round in 0..3 {
+        // Issued by one replica, used on both.
+        let issuer = if round % 2 == 0 { &a_srv } else { &b_srv };
+        let challenge = issuer
+            .verifier()
+            .await
+            .issue_challenge(pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: b"u".to_vec(), ttl_seconds: 60 })
+            .await
+            .unwrap()
+            .into_inner()
+            .challenge;
+        let a = pb::Assertion {
+            server_issued_challenge: true,
+            ..assertion("r", RP, &key.credential_id, b"", key.assert(RP, ORIGIN, &challenge, UV, 0))
+        };
+        let mut calls = Vec::new();
+        for i in 0..32 {
+            let server = if i % 2 == 0 { &a_srv } else { &b_srv };
+            let mut client = server.verifier().await;
+            let a = a.clone();
+            calls.push(tokio::spawn(async move {
+                client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.unwrap().into_inner().verdicts.remove(0)
+            }));
+        }
+        let mut allowed = 0;
+        for c in calls {
+            let v = c.await.unwrap();
+            match v.decision() {
+                Decision::Allow => allowed += 1,
+                _ => assert_eq!(codes(&v), vec![ReasonCode::ChallengeReplayed]),
+            }
+        }
+        assert_eq!(allowed, 1, "round {round}: 32 concurrent replays over two replicas");
+    }
+}

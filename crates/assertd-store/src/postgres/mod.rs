@@ -14,7 +14,7 @@
 //! * Every call is bounded: `statement_timeout` on the server, and the same
 //!   bound (plus a margin) on the client for a server that does not answer.
 
-use crate::{Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, counters};
+use crate::{ChallengeUse, Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, counters};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
@@ -498,6 +498,36 @@ impl CredentialStore for PostgresStore {
             .map_err(failed)
         })
         .await
+    }
+
+    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
+        if uses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&[u8]> = uses.iter().map(|u| &u.id[..]).collect();
+        let keep: Vec<i64> = uses.iter().map(|u| u.keep_until_ms).collect();
+        // One statement: rows that conflict with an earlier use (this
+        // replica's, another's, or an earlier row of this batch) are not
+        // inserted, and so not returned.
+        let fresh = self
+            .with(async |c| {
+                let s = c
+                    .prepare_cached(
+                        "INSERT INTO consumed_challenges (id, keep_until_ms)
+                         SELECT * FROM unnest($1::bytea[], $2::int8[])
+                         ON CONFLICT (id) DO NOTHING RETURNING id",
+                    )
+                    .await
+                    .map_err(failed)?;
+                c.query(&s, &[&ids, &keep]).await.map_err(failed)
+            })
+            .await?;
+        let mut fresh: std::collections::HashSet<Vec<u8>> = fresh.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+        Ok(uses.iter().map(|u| fresh.remove(&u.id[..])).collect())
+    }
+
+    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.with(async |c| c.execute("DELETE FROM consumed_challenges WHERE keep_until_ms < $1", &[&now_ms]).await.map_err(failed)).await
     }
 
     async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {

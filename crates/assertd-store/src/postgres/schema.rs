@@ -64,6 +64,15 @@ CREATE TRIGGER credentials_notify_counted AFTER UPDATE ON credentials
     FOR EACH ROW WHEN (OLD.sign_count = 0 AND NEW.sign_count <> 0)
     EXECUTE FUNCTION assertd_notify_credential_counted();
 "#,
+    r#"
+-- Server-issued challenges already used (single use across replicas): one
+-- row per use, by SHA-256 of the challenge, kept until the challenge expired.
+CREATE TABLE consumed_challenges (
+    id            bytea  NOT NULL PRIMARY KEY,
+    keep_until_ms bigint NOT NULL
+);
+CREATE INDEX consumed_challenges_by_age ON consumed_challenges (keep_until_ms);
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").

@@ -34,7 +34,8 @@ impl Config {
                 return Err(Invalid::new(format!("relying_parties[{i}].id"), format!("{:?} is configured twice", c.id)));
             }
         }
-        Ok(Policy { rps, profiles, clients })
+        let challenges = self.challenges.compile()?.map(Arc::new);
+        Ok(Policy { rps, profiles, clients, challenges })
     }
 
     /// One relying party, with its default profile.

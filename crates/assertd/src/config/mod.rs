@@ -6,12 +6,14 @@
 //! ([`Config::compile`]) into the runtime [`Policy`]: every value serde
 //! cannot check is checked there, and every error names its key.
 
+mod challenges;
 mod clients;
 mod compile;
 mod locate;
 mod profile;
 mod sections;
 
+pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
@@ -90,6 +92,9 @@ pub struct Config {
     /// Callers and what they may do; none: authorization off.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Server-issued challenges (off without keys).
+    #[serde(default)]
+    pub challenges: ChallengesSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -128,6 +133,7 @@ impl Default for Config {
             insecure_allow_unauthenticated: false,
             health_listen: None,
             clients: Vec::new(),
+            challenges: ChallengesSection::default(),
         }
     }
 }
@@ -351,6 +357,8 @@ pub struct Policy {
     pub profiles: HashMap<String, Arc<Profile>>,
     /// Callers and their grants.
     pub clients: crate::authz::ClientTable,
+    /// Server-issued challenges; `None` when no keys are configured.
+    pub challenges: Option<Arc<IssuedChallenges>>,
 }
 
 /// A relying party ready for verification.

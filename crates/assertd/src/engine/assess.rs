@@ -5,7 +5,7 @@
 //! vectors exercise exactly the server's glue.
 
 use super::item::{AssertionRequest, deny};
-use crate::config::RpEntry;
+use crate::config::{IssuedChallenges, RpEntry};
 use crate::engine::journal::Deferred;
 use assertd_policy::{CounterCheck, CredentialFacts, Profile, ReasonCode, SignInContext, Verdict, evaluate};
 use assertd_store::{CachedCredential, CounterResult, Lookup};
@@ -38,11 +38,18 @@ pub fn usable_key(c: &CachedCredential) -> Result<&PublicKey, Verdict> {
 }
 
 /// WebAuthn L3 §7.2 on one assertion (see `assertd_verify::verify`), with a
-/// credential whose key [`usable_key`] accepted. `None` only for an unusable
-/// key, which the lookup stage has already rejected.
-pub fn verify(rp: &RpEntry, c: &CachedCredential, r: &AssertionRequest) -> Option<Verification> {
+/// credential whose key [`usable_key`] accepted; a server-issued challenge
+/// is opened with `issued` at `now` (Unix seconds). `None` only for an
+/// unusable key, which the lookup stage has already rejected.
+pub fn verify(
+    rp: &RpEntry,
+    c: &CachedCredential,
+    r: &AssertionRequest,
+    issued: Option<&IssuedChallenges>,
+    now: u64,
+) -> Option<Verification> {
     let key = c.key.as_ref().ok()?;
-    Some(assertd_verify::verify(&rp.rp, CredentialInput { key, user_handle: &c.user_handle }, &r.input()))
+    Some(assertd_verify::verify(&rp.rp, CredentialInput { key, user_handle: &c.user_handle }, &r.input(issued, now)))
 }
 
 /// Where a counter outcome came from.

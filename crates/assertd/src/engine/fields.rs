@@ -32,8 +32,15 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
     if r.credential_id.len() > assertd_store::MAX_CREDENTIAL_ID_LEN {
         return Err(too_big("credential_id", r.credential_id.len(), assertd_store::MAX_CREDENTIAL_ID_LEN));
     }
-    if r.expected_challenge.is_empty() {
-        return Err(deny(ReasonCode::InvalidRequest, "expected_challenge is empty"));
+    if r.server_issued_challenge {
+        if !r.expected_challenge.is_empty() {
+            return Err(deny(ReasonCode::InvalidRequest, "expected_challenge must be empty when server_issued_challenge is set"));
+        }
+        if policy.challenges.is_none() {
+            return Err(deny(ReasonCode::InvalidRequest, "this server issues no challenges: [challenges] has no keys"));
+        }
+    } else if r.expected_challenge.is_empty() {
+        return Err(deny(ReasonCode::InvalidRequest, "expected_challenge is empty (or set server_issued_challenge)"));
     }
     for (name, len, max) in [
         ("expected_challenge", r.expected_challenge.len(), limits.max_challenge_bytes),

@@ -7,10 +7,11 @@
 //! (its credential, its verification, its counter outcome) is stored in the
 //! item itself.
 
+use crate::config::IssuedChallenges;
 use crate::config::RpEntry;
 use assertd_policy::{CounterCheck, Finding, Profile, ReasonCode, SignInContext, Verdict};
 use assertd_store::CachedCredential;
-use assertd_verify::{AssertionInput, AuthenticatorFacts, Verification};
+use assertd_verify::{AssertionInput, AuthenticatorFacts, Challenge, Verification};
 use std::sync::Arc;
 
 /// One assertion to verify, as the gateway sent it.
@@ -38,6 +39,8 @@ pub struct AssertionRequest {
     pub expected_challenge: Vec<u8>,
     /// The client reported the AppID extension as used.
     pub appid_used: bool,
+    /// The challenge is one this service issued (`IssueChallenge`).
+    pub server_issued_challenge: bool,
     /// The profile to judge under (empty: the RP's default).
     pub profile: String,
     /// What the gateway knows about the sign-in.
@@ -50,15 +53,23 @@ impl AssertionRequest {
         (&self.rp_id, &self.credential_id)
     }
 
-    /// The parts the verifier reads.
-    pub fn input(&self) -> AssertionInput<'_> {
+    /// The parts the verifier reads; `issued` checks a server-issued
+    /// challenge at `now` (Unix seconds).
+    pub fn input<'a>(&'a self, issued: Option<&'a IssuedChallenges>, now: u64) -> AssertionInput<'a> {
+        let challenge = match issued {
+            Some(i) if self.server_issued_challenge => Challenge::Issued { keys: &i.keys, now, skew: i.clock_skew_seconds },
+            // Unreachable with the flag set (the field checks refuse it
+            // without keys): an empty expected challenge matches nothing.
+            _ if self.server_issued_challenge => Challenge::Expected(&[]),
+            _ => Challenge::Expected(&self.expected_challenge),
+        };
         AssertionInput {
             client_data_json: &self.client_data_json,
             authenticator_data: &self.authenticator_data,
             signature: &self.signature,
             user_handle: &self.user_handle,
             expected_user_handle: &self.expected_user_handle,
-            expected_challenge: &self.expected_challenge,
+            challenge,
             appid_used: self.appid_used,
         }
     }

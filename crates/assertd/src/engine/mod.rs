@@ -22,7 +22,11 @@
 //!    round trip for the batch (§7.2 step 23), read by [`assess::counter`]
 //!    → [`Stage::Counted`].
 //! 6. → [`Engine::judge`]: [`assess::judge`] → `assertd_policy::evaluate`
-//!    (profile, risk) → [`Outcome`]; the `last_used_at` write is claimed.
+//!    (profile, risk); then `Engine::use_challenges`: one
+//!    `consume_challenges` round trip records the single use of every
+//!    server-issued challenge with a final verdict (a replay becomes
+//!    `CHALLENGE_REPLAYED`) → [`Outcome`]; the `last_used_at` write is
+//!    claimed.
 //! 7. Back in the service, `convert::verdict` turns each [`Outcome`] into a
 //!    `pb::Verdict`, in request order.
 //!
@@ -44,11 +48,11 @@ pub use counters::Counters;
 pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
 
 use crate::authz::Grant;
-use crate::config::{Limits, Policy};
+use crate::config::{IssuedChallenges, Limits, Policy};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_policy::{Decision, ReasonCode, SignInContext, Verdict};
-use assertd_store::{CachedCredential, KeyCache};
+use assertd_store::{CachedCredential, ChallengeUse, KeyCache};
 use assertd_verify::AuthenticatorFacts;
 use futures_util::future::join_all;
 use journal::Journal;
@@ -94,6 +98,20 @@ impl std::fmt::Debug for Engine {
 #[derive(Debug)]
 pub struct Checked {
     items: Vec<Item>,
+    /// The issued-challenge settings the batch was verified under.
+    issued: Option<Arc<IssuedChallenges>>,
+}
+
+/// One item after policy, before its outcome: what `decide` still needs.
+struct Judged {
+    request: AssertionRequest,
+    verdict: Verdict,
+    authenticator: Option<AuthenticatorFacts>,
+    credential: Option<Arc<CachedCredential>>,
+    /// The profile accepts the BE upgrade the item reports.
+    upgrade: bool,
+    /// The server-issued challenge it used, when that opened.
+    issued: Option<assertd_verify::Opened>,
 }
 
 /// Now, in Unix milliseconds.
@@ -185,9 +203,11 @@ impl Engine {
             })
             .collect();
         self.resolve(&mut items).await;
-        let (items, verified, spent) = pool::verify(&self.pool, items).await?;
+        let issued = policy.challenges.clone();
+        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let (items, verified, spent) = pool::verify(&self.pool, items, issued.clone(), now).await?;
         self.admission.record_cost(verified, spent);
-        Ok(Checked { items })
+        Ok(Checked { items, issued })
     }
 
     /// Stage 2: one lookup per distinct (rp, credential) among the targeted
@@ -226,18 +246,32 @@ impl Engine {
     }
 
     /// Phase two (one batch at a time, in order): the counter round trip,
-    /// then policy. One outcome per assertion, in request order.
+    /// policy, then the single use of server-issued challenges. One outcome
+    /// per assertion, in request order.
     pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
-        let Checked { mut items } = checked;
+        let Checked { mut items, issued } = checked;
         self.counters.settle(&self.cache, &mut items).await;
-        let now = now_ms();
-        let mut claimed = Vec::new();
-        let mut upgrades = Vec::new();
-        let outcomes = items
+        let mut judged: Vec<Judged> = items
             .into_iter()
             .map(|Item { request, stage }| {
                 let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
+                let issued = match &stage {
+                    Stage::Counted(_, v, _) => v.issued_challenge,
+                    _ => None,
+                };
                 let (verdict, authenticator, credential) = Self::judge(stage, &request.context);
+                Judged { request, verdict, authenticator, credential, upgrade, issued }
+            })
+            .collect();
+        if let Some(issued) = &issued {
+            self.use_challenges(issued, &mut judged).await;
+        }
+        let now = now_ms();
+        let mut claimed = Vec::new();
+        let mut upgrades = Vec::new();
+        let outcomes = judged
+            .into_iter()
+            .map(|Judged { request, verdict, authenticator, credential, upgrade, .. }| {
                 telemetry::verdict(&verdict);
                 // Only an allowed sign-in records a BE upgrade.
                 if upgrade && verdict.decision == Decision::Allow {
@@ -257,6 +291,71 @@ impl Engine {
             self.record_upgrades(upgrades).await;
         }
         outcomes
+    }
+
+    /// Single use of server-issued challenges: every final (not retryable)
+    /// verdict on an item whose challenge opened records the use, in one
+    /// store round trip for the batch. A challenge used before, here or on
+    /// another replica, turns the verdict into a deny with
+    /// `CHALLENGE_REPLAYED`; if the store cannot record the uses, those
+    /// verdicts become retryable (`STORE_UNAVAILABLE`) and nothing is used
+    /// up.
+    async fn use_challenges(&self, issued: &IssuedChallenges, judged: &mut [Judged]) {
+        let mut slots = Vec::new();
+        let mut uses = Vec::new();
+        for (i, j) in judged.iter().enumerate() {
+            let Some(opened) = j.issued else { continue };
+            if j.verdict.retryable {
+                continue;
+            }
+            let keep_until = opened.expires_at.saturating_add(issued.clock_skew_seconds).saturating_add(1);
+            slots.push(i);
+            uses.push(ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) });
+        }
+        if uses.is_empty() {
+            return;
+        }
+        let n = uses.len();
+        let started = std::time::Instant::now();
+        let answer = self.cache.store().consume_challenges(uses.into()).await;
+        telemetry::store_duration("consume_challenges", started.elapsed());
+        match answer {
+            Ok(fresh) if fresh.len() == n => {
+                for (i, fresh) in slots.into_iter().zip(fresh) {
+                    if !fresh {
+                        let j = &mut judged[i];
+                        let mut reasons =
+                            if j.verdict.decision == Decision::Deny { std::mem::take(&mut j.verdict.reasons) } else { Vec::new() };
+                        reasons.push(assertd_policy::Finding::new(
+                            ReasonCode::ChallengeReplayed,
+                            "the issued challenge was already used: a replayed assertion",
+                        ));
+                        reasons.sort_by_key(|f| f.code.severity());
+                        j.verdict = Verdict::deny(reasons);
+                        j.credential = None;
+                    }
+                }
+            }
+            other => {
+                if let Err(e) = &other {
+                    tracing::warn!(error = %e, "recording the use of issued challenges failed");
+                }
+                telemetry::store_error("consume_challenges");
+                for i in slots {
+                    let j = &mut judged[i];
+                    j.verdict = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
+                    j.credential = None;
+                }
+            }
+        }
+    }
+
+    /// Forgets recorded challenge uses whose challenges expired.
+    pub async fn prune_challenges(&self) {
+        if let Err(e) = self.cache.store().prune_challenges(now_ms()).await {
+            telemetry::store_error("prune_challenges");
+            tracing::warn!(error = %e, "pruning used challenges failed");
+        }
     }
 
     /// Whether a counted item's profile accepts the BE change it reports

@@ -5,16 +5,25 @@
 use super::EngineError;
 use super::assess;
 use super::item::{Item, Stage, deny};
+use crate::config::IssuedChallenges;
 use crate::telemetry;
 use assertd_policy::{ReasonCode, Verdict};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Verifies every resolved item of `items` on `pool`. If the caller goes
 /// away (deadline passed, RPC cancelled) the pool drops the work rather
 /// than do it for nobody.
 /// Also returns the pool thread time the batch took and how many items it
 /// verified (admission's cost estimate).
-pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(Vec<Item>, usize, std::time::Duration), EngineError> {
+/// A server-issued challenge is opened with `issued` (the policy the batch
+/// was targeted under) at `now` (Unix seconds).
+pub async fn verify(
+    pool: &rayon::ThreadPool,
+    mut items: Vec<Item>,
+    issued: Option<Arc<IssuedChallenges>>,
+    now: u64,
+) -> Result<(Vec<Item>, usize, std::time::Duration), EngineError> {
     let n = items.iter().filter(|i| matches!(i.stage, Stage::Resolved(_))).count();
     if n == 0 {
         return Ok((items, 0, std::time::Duration::ZERO));
@@ -28,7 +37,7 @@ pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(V
                 if tx.is_closed() {
                     return std::time::Duration::ZERO;
                 }
-                verify_one(item)
+                verify_one(item, issued.as_deref(), now)
             })
             .sum();
         telemetry::pool_queue(-1.0);
@@ -39,13 +48,13 @@ pub async fn verify(pool: &rayon::ThreadPool, mut items: Vec<Item>) -> Result<(V
 
 /// Verifies one item; the time its signature math took (zero for an item
 /// that was not `Resolved`), measured once for the metric and admission.
-fn verify_one(item: &mut Item) -> std::time::Duration {
+fn verify_one(item: &mut Item, issued: Option<&IssuedChallenges>, now: u64) -> std::time::Duration {
     let request = &item.request;
     let mut took = std::time::Duration::ZERO;
     let mut advance = |stage| match stage {
         Stage::Resolved(resolved) => {
             let started = std::time::Instant::now();
-            match assess::verify(&resolved.rp, &resolved.credential, request) {
+            match assess::verify(&resolved.rp, &resolved.credential, request, issued, now) {
                 Some(v) => {
                     took = started.elapsed();
                     telemetry::verify_duration(v.algorithm.name(), took);
