@@ -103,8 +103,21 @@ postgres_tls() {
     grep -q 'mountPath: /etc/assertd/postgres-client' "$f" && ! grep -q 'insecure_allow_unverified_postgres' "$f"
 }
 check "PostgreSQL TLS: verify-full, CA and client certificate from Secrets (HA)" postgres_tls
+challenges() {
+  local f="$work/ha.yaml"
+  grep -q 'keys = \[{ id = "k2026-12", secret_file = "/etc/assertd/challenges/k2026-12" }, { id = "k2026-11", secret_file = "/etc/assertd/challenges/k2026-11" }\]' "$f" &&
+    grep -q 'secretName: assertd-challenges' "$f" && grep -q 'mountPath: /etc/assertd/challenges' "$f" &&
+    ! grep -q '\[challenges\]' "$work/default.yaml"
+}
+check "issued challenges: keys from a Secret, the first signs (HA; off by default)" challenges
+check "refuses challenge key ids without their Secret" refuses "challenges.secret" "$helm" template t assertd --set 'challenges.keyIds={k1}'
+check "refuses a challenge Secret without key ids" refuses "challenges.keyIds" "$helm" template t assertd --set challenges.secret=s
 config_of "$work/default.yaml" > "$work/default.toml"
-config_of "$work/ha.yaml" > "$work/ha.toml"
+# The HA config reads its challenge keys from files: stand them in.
+mkdir -p "$work/challenges"
+head -c 32 /dev/urandom > "$work/challenges/k2026-12"
+head -c 32 /dev/urandom > "$work/challenges/k2026-11"
+config_of "$work/ha.yaml" | sed "s|/etc/assertd/challenges/|$work/challenges/|g" > "$work/ha.toml"
 check "rendered config is valid (default)" env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/default.toml"
 check "the rendered default config refuses to start without its token hashes" refuses "ASSERTD_TOKEN_SHA256_GATEWAY is not set" "$assertd" config check "$work/default.toml"
 check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"

@@ -464,3 +464,51 @@ async fn an_issued_challenge_is_used_once_across_replicas() {
         assert_eq!(allowed, 1, "round {round}: 32 concurrent replays over two replicas");
     }
 }
+
+/// A verdict that says "retry" uses no issued challenge: the same assertion
+/// verifies once the store is back, and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_verdict_does_not_use_the_challenge() {
+    let pg = PgCluster::start();
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("k1");
+    std::fs::write(&file, [5u8; 40]).unwrap();
+    let section = format!("timeout_ms = 1000\n[challenges]\nkeys = [{{ id = \"k1\", secret_file = \"{}\" }}]", file.display());
+    let server = Server::start(&pg_config(&pg, &section));
+    // Counter-less (a synced passkey): cached, it verifies through an outage.
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &key, b"u", true)).await;
+    let issue = || async {
+        server
+            .verifier()
+            .await
+            .issue_challenge(pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: Vec::new(), ttl_seconds: 60 })
+            .await
+            .unwrap()
+            .into_inner()
+            .challenge
+    };
+    let item = |challenge: &[u8]| pb::Assertion {
+        server_issued_challenge: true,
+        ..assertion("r", RP, &key.credential_id, b"", key.assert(RP, ORIGIN, challenge, UV | 0x18, 0))
+    };
+    let warm = issue().await;
+    assert_eq!(verify_one(&server, item(&warm)).await.decision(), Decision::Allow);
+
+    let c = issue().await;
+    let a = item(&c);
+    pg.stop_server();
+    let v = verify_one(&server, a.clone()).await;
+    assert_eq!((v.decision(), codes(&v), v.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    pg.start_server();
+    let back = Instant::now();
+    loop {
+        let v = verify_one(&server, a.clone()).await;
+        if v.decision() == Decision::Allow {
+            break;
+        }
+        assert!(v.retryable && back.elapsed() < Duration::from_secs(15), "not recovered: {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(codes(&verify_one(&server, a).await), vec![ReasonCode::ChallengeReplayed]);
+}

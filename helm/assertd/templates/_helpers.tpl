@@ -67,6 +67,21 @@ reload_interval_seconds = {{ .Values.tls.reloadIntervalSeconds | int64 }}
 
 [pool]
 threads = {{ .Values.poolThreads | int64 }}
+{{- with .Values.challenges }}
+{{- if .secret }}
+{{- if not .keyIds }}
+{{- fail "challenges.secret is set: list its key ids in challenges.keyIds (the signing key first)" }}
+{{- end }}
+
+[challenges]
+keys = [{{ range $i, $id := .keyIds }}{{ if $i }}, {{ end }}{ id = {{ $id | quote }}, secret_file = "/etc/assertd/challenges/{{ $id }}" }{{ end }}]
+ttl_seconds = {{ .ttlSeconds | int64 }}
+max_ttl_seconds = {{ .maxTtlSeconds | int64 }}
+clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
+{{- else if .keyIds }}
+{{- fail "challenges.keyIds needs challenges.secret (the Secret holding the keys)" }}
+{{- end }}
+{{- end }}
 
 [store]
 backend = {{ .Values.store.backend | quote }}
