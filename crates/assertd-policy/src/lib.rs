@@ -74,6 +74,8 @@ pub struct SignInContext {
     pub trusted_network: Option<bool>,
     /// Upstream risk.
     pub upstream_risk: RiskLevel,
+    /// The user's flag (`SetUserRisk`), as this replica knows it.
+    pub user_risk: RiskLevel,
 }
 
 /// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2
@@ -273,6 +275,12 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     match ctx.upstream_risk {
         RiskLevel::Medium => signal(Signal::UpstreamRiskMedium, "upstream risk is medium".into()),
         RiskLevel::High => signal(Signal::UpstreamRiskHigh, "upstream risk is high".into()),
+        RiskLevel::Low | RiskLevel::Unspecified => {}
+    }
+    // assertd rule: real-time remediation, the user's flag.
+    match ctx.user_risk {
+        RiskLevel::Medium => signal(Signal::UserRiskMedium, "the user is flagged at medium risk".into()),
+        RiskLevel::High => signal(Signal::UserRiskHigh, "the user is flagged at high risk".into()),
         RiskLevel::Low | RiskLevel::Unspecified => {}
     }
 

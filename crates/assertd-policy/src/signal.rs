@@ -36,11 +36,15 @@ pub enum Signal {
     /// A counter checked against this replica's memory during a store
     /// outage.
     SignCountDeferred,
+    /// The user is flagged at medium risk (`SetUserRisk`).
+    UserRiskMedium,
+    /// The user is flagged at high risk (`SetUserRisk`).
+    UserRiskHigh,
 }
 
 impl Signal {
     /// Every signal, in the order of the README's table.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::SyncedPasskey,
         Self::UnattestedCredential,
         Self::UserNotVerified,
@@ -53,6 +57,8 @@ impl Signal {
         Self::LegacyAlgorithm,
         Self::BackupEligibilityUpgrade,
         Self::SignCountDeferred,
+        Self::UserRiskMedium,
+        Self::UserRiskHigh,
     ];
 
     /// Its key under `risk.weights` (the serde name).
@@ -70,6 +76,8 @@ impl Signal {
             Self::LegacyAlgorithm => "legacy_algorithm",
             Self::BackupEligibilityUpgrade => "backup_eligibility_upgrade",
             Self::SignCountDeferred => "sign_count_deferred",
+            Self::UserRiskMedium => "user_risk_medium",
+            Self::UserRiskHigh => "user_risk_high",
         }
     }
 
@@ -88,6 +96,8 @@ impl Signal {
             Self::LegacyAlgorithm => ReasonCode::LegacyAlgorithm,
             Self::BackupEligibilityUpgrade => ReasonCode::BackupEligibilityChanged,
             Self::SignCountDeferred => ReasonCode::SignCountDeferred,
+            Self::UserRiskMedium => ReasonCode::UserRiskMedium,
+            Self::UserRiskHigh => ReasonCode::UserRiskHigh,
         }
     }
 
@@ -99,6 +109,10 @@ impl Signal {
             Self::NoncompliantDevice | Self::UpstreamRiskMedium => 30,
             Self::SignCountRegression => 50,
             Self::UpstreamRiskHigh => 60,
+            // An administrator's flag: by default medium steps up (the
+            // built-in step_up_at) and high denies (the built-in deny_at).
+            Self::UserRiskMedium => 50,
+            Self::UserRiskHigh => 90,
         }
     }
 }

@@ -69,7 +69,7 @@ fn workforce() -> Profile {
 }
 
 fn ctx(trusted: Option<bool>, compliant: Option<bool>, risk: RiskLevel) -> SignInContext {
-    SignInContext { trusted_network: trusted, device_compliant: compliant, upstream_risk: risk }
+    SignInContext { trusted_network: trusted, device_compliant: compliant, upstream_risk: risk, user_risk: RiskLevel::Unspecified }
 }
 
 struct Row {

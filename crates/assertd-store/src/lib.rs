@@ -36,9 +36,62 @@ pub enum Change {
         /// The credential.
         credential_id: Vec<u8>,
     },
+    /// This user's risk flag was set or cleared: read it again.
+    UserRisk {
+        /// The relying party.
+        rp_id: String,
+        /// The user.
+        user_handle: Vec<u8>,
+    },
     /// Changes may have been missed (the change feed reconnected): drop
     /// everything.
     All,
+}
+
+/// How risky an administrator (or an identity-protection system) flagged a
+/// user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserRiskLevel {
+    /// Medium: by default, sign-ins step up.
+    Medium,
+    /// High: by default, sign-ins are denied.
+    High,
+}
+
+impl UserRiskLevel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            other => Err(StoreError::Corrupt(format!("user risk level {other:?}"))),
+        }
+    }
+}
+
+/// A user flagged at risk, until it expires or is cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRisk {
+    /// The relying party.
+    pub rp_id: String,
+    /// The user.
+    pub user_handle: Vec<u8>,
+    /// The level.
+    pub level: UserRiskLevel,
+    /// When the flag lapses, Unix milliseconds; `None`: until cleared.
+    pub expires_at_ms: Option<i64>,
+    /// Why (free text from the caller, for people).
+    pub note: String,
+    /// When it was set, Unix milliseconds.
+    pub set_at_ms: i64,
 }
 
 use async_trait::async_trait;
@@ -185,6 +238,22 @@ pub trait CredentialStore: Send + Sync + 'static {
 
     /// Forgets challenge uses kept until before `now_ms`; how many.
     async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Flags a user at risk (replacing an earlier flag of the same user).
+    async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError>;
+
+    /// Clears a user's flag; whether there was one.
+    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError>;
+
+    /// One user's flag, expired or not.
+    async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError>;
+
+    /// Every flag not expired at `now_ms`.
+    async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError>;
+
+    /// Revokes every credential of a user; the ids it revoked (those
+    /// already revoked are left out).
+    async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

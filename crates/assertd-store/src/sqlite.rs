@@ -16,7 +16,7 @@
 //!   read the last commit while the writer writes.
 
 use crate::counters;
-use crate::{ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential};
+use crate::{ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, UserRisk, UserRiskLevel};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -61,6 +61,17 @@ CREATE TABLE consumed_challenges (
     keep_until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX consumed_challenges_by_age ON consumed_challenges (keep_until_ms);
+"#,
+    r#"
+CREATE TABLE user_risk (
+    rp_id         TEXT    NOT NULL,
+    user_handle   BLOB    NOT NULL,
+    level         TEXT    NOT NULL CHECK (level IN ('medium', 'high')),
+    expires_at_ms INTEGER,
+    note          TEXT    NOT NULL,
+    set_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (rp_id, user_handle)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -189,6 +200,17 @@ fn open_conn(path: &Path, timeout: Duration) -> Result<Connection, StoreError> {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// A `user_risk` row as read, before its level is checked.
+type RiskRow = (String, Vec<u8>, String, Option<i64>, String, i64);
+
+fn risk_row(r: &Row<'_>) -> rusqlite::Result<RiskRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn risk_from((rp_id, user_handle, level, expires_at_ms, note, set_at_ms): RiskRow) -> Result<UserRisk, StoreError> {
+    Ok(UserRisk { rp_id, user_handle, level: UserRiskLevel::parse(&level)?, expires_at_ms, note, set_at_ms })
 }
 
 /// The values of [`COLUMNS`], in order, for an INSERT of `r`.
@@ -485,6 +507,74 @@ impl CredentialStore for SqliteStore {
                 .and_then(|mut s| s.execute([now_ms]))
                 .map(|n| n as u64)
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO user_risk (rp_id, user_handle, level, expires_at_ms, note, set_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (rp_id, user_handle) DO UPDATE SET level = excluded.level, expires_at_ms = excluded.expires_at_ms,
+                     note = excluded.note, set_at_ms = excluded.set_at_ms",
+            )
+            .and_then(|mut s| {
+                s.execute(params![risk.rp_id, risk.user_handle, risk.level.as_str(), risk.expires_at_ms, risk.note, risk.set_at_ms])
+            })
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+        let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM user_risk WHERE rp_id = ?1 AND user_handle = ?2")
+                .and_then(|mut s| s.execute(params![rp_id, user_handle]))
+                .map(|n| n > 0)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError> {
+        let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT rp_id, user_handle, level, expires_at_ms, note, set_at_ms FROM user_risk WHERE rp_id = ?1 AND user_handle = ?2",
+                )
+                .map_err(unavailable)?;
+            let row = s.query_row(params![rp_id, user_handle], risk_row).optional().map_err(unavailable)?;
+            row.map(risk_from).transpose()
+        })
+        .await
+    }
+
+    async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT rp_id, user_handle, level, expires_at_ms, note, set_at_ms FROM user_risk WHERE expires_at_ms IS NULL OR expires_at_ms > ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = s.query_map([now_ms], risk_row).map_err(unavailable)?;
+            rows.map(|r| r.map_err(unavailable).and_then(risk_from)).collect()
+        })
+        .await
+    }
+
+    async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
+        self.write(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "UPDATE credentials SET revoked = 1 WHERE rp_id = ?1 AND user_handle = ?2 AND revoked = 0 RETURNING credential_id",
+                )
+                .map_err(unavailable)?;
+            let ids = s.query_map(params![rp_id, user_handle], |r| r.get::<_, Vec<u8>>(0)).map_err(unavailable)?;
+            ids.map(|r| r.map_err(unavailable)).collect()
         })
         .await
     }

@@ -210,6 +210,43 @@ async fn challenges_are_used_once(s: &dyn CredentialStore) {
     assert_eq!(r, vec![true, false]);
 }
 
+async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
+    use assertd_store::{UserRisk, UserRiskLevel};
+    let risk = |user: &[u8], level, expires_at_ms| UserRisk {
+        rp_id: "rp".into(),
+        user_handle: user.to_vec(),
+        level,
+        expires_at_ms,
+        note: "flagged by idp".into(),
+        set_at_ms: 1,
+    };
+    s.set_user_risk(risk(b"u1", UserRiskLevel::Medium, None)).await.unwrap();
+    s.set_user_risk(risk(b"u1", UserRiskLevel::High, Some(5_000))).await.unwrap();
+    s.set_user_risk(risk(b"u2", UserRiskLevel::Medium, Some(1_000))).await.unwrap();
+    assert_eq!(
+        s.user_risk("rp", b"u1").await.unwrap(),
+        Some(risk(b"u1", UserRiskLevel::High, Some(5_000))),
+        "the second flag replaced the first"
+    );
+    assert_eq!(s.user_risk("other", b"u1").await.unwrap(), None);
+    let live: Vec<Vec<u8>> = s.user_risks(2_000).await.unwrap().into_iter().map(|r| r.user_handle).collect();
+    assert_eq!(live, vec![b"u1".to_vec()], "expired flags are left out");
+    assert!(s.clear_user_risk("rp", b"u1").await.unwrap());
+    assert!(!s.clear_user_risk("rp", b"u1").await.unwrap());
+    assert!(s.user_risks(0).await.unwrap().iter().all(|r| r.user_handle != b"u1"));
+
+    for (id, user) in [(&b"a"[..], &b"u1"[..]), (b"b", b"u1"), (b"c", b"u2")] {
+        s.create(record("rp", id, user, 0)).await.unwrap().unwrap();
+    }
+    s.revoke("rp", b"b").await.unwrap();
+    let mut revoked = s.revoke_user("rp", b"u1").await.unwrap();
+    revoked.sort();
+    assert_eq!(revoked, vec![b"a".to_vec()], "already revoked credentials are left out");
+    assert!(s.get("rp", b"a").await.unwrap().unwrap().revoked);
+    assert!(!s.get("rp", b"c").await.unwrap().unwrap().revoked, "another user's credential is untouched");
+    assert!(s.revoke_user("rp", b"nobody").await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($name:ident, $f:ident) => {
         mod $name {
@@ -242,6 +279,7 @@ conformance!(counters_in_batch_order_, counters_in_batch_order);
 conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
 conformance!(touch_page_and_ping_, touch_page_and_ping);
 conformance!(challenges_are_used_once_, challenges_are_used_once);
+conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_concurrent_batches() {
@@ -298,9 +336,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "3");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "4");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "3");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,6 +434,21 @@ impl CredentialStore for Counting {
     }
     async fn prune_challenges(&self, now: i64) -> Result<u64, assertd_store::StoreError> {
         self.inner.prune_challenges(now).await
+    }
+    async fn set_user_risk(&self, r: assertd_store::UserRisk) -> Result<(), assertd_store::StoreError> {
+        self.inner.set_user_risk(r).await
+    }
+    async fn clear_user_risk(&self, rp: &str, u: &[u8]) -> Result<bool, assertd_store::StoreError> {
+        self.inner.clear_user_risk(rp, u).await
+    }
+    async fn user_risk(&self, rp: &str, u: &[u8]) -> Result<Option<assertd_store::UserRisk>, assertd_store::StoreError> {
+        self.inner.user_risk(rp, u).await
+    }
+    async fn user_risks(&self, now: i64) -> Result<Vec<assertd_store::UserRisk>, assertd_store::StoreError> {
+        self.inner.user_risks(now).await
+    }
+    async fn revoke_user(&self, rp: &str, u: &[u8]) -> Result<Vec<Vec<u8>>, assertd_store::StoreError> {
+        self.inner.revoke_user(rp, u).await
     }
     async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
         self.inner.touch(k, now).await

@@ -89,11 +89,15 @@ pub enum ReasonCode {
     ChallengeInvalid = 38,
     /// A server-issued challenge already used by a final verdict.
     ChallengeReplayed = 39,
+    /// The user is flagged at medium risk (`SetUserRisk`).
+    UserRiskMedium = 40,
+    /// The user is flagged at high risk (`SetUserRisk`).
+    UserRiskHigh = 41,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 39] = [
+    pub const ALL: [ReasonCode; 41] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -133,6 +137,8 @@ impl ReasonCode {
         Self::ChallengeExpired,
         Self::ChallengeInvalid,
         Self::ChallengeReplayed,
+        Self::UserRiskMedium,
+        Self::UserRiskHigh,
     ];
 
     /// The proto enum value.
@@ -183,6 +189,8 @@ impl ReasonCode {
             Self::ChallengeExpired => "CHALLENGE_EXPIRED",
             Self::ChallengeInvalid => "CHALLENGE_INVALID",
             Self::ChallengeReplayed => "CHALLENGE_REPLAYED",
+            Self::UserRiskMedium => "USER_RISK_MEDIUM",
+            Self::UserRiskHigh => "USER_RISK_HIGH",
         }
     }
 
@@ -223,14 +231,16 @@ impl ReasonCode {
             Self::AaguidNotAllowed => 28,
             Self::UserNotVerified => 29,
             Self::CrossOrigin => 30,
-            Self::UpstreamRiskHigh => 31,
-            Self::UpstreamRiskMedium => 32,
-            Self::NoncompliantDevice => 33,
-            Self::UntrustedNetwork => 34,
-            Self::LegacyAlgorithm => 35,
-            Self::UnattestedCredential => 36,
-            Self::SyncedPasskey => 37,
-            Self::SignCountDeferred => 38,
+            Self::UserRiskHigh => 31,
+            Self::UserRiskMedium => 32,
+            Self::UpstreamRiskHigh => 33,
+            Self::UpstreamRiskMedium => 34,
+            Self::NoncompliantDevice => 35,
+            Self::UntrustedNetwork => 36,
+            Self::LegacyAlgorithm => 37,
+            Self::UnattestedCredential => 38,
+            Self::SyncedPasskey => 39,
+            Self::SignCountDeferred => 40,
         }
     }
 }

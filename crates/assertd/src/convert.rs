@@ -36,6 +36,8 @@ pub fn assertions(a: Vec<pb::Assertion>) -> Vec<AssertionRequest> {
 fn context(c: Option<&pb::SignInContext>) -> SignInContext {
     let Some(c) = c else { return SignInContext::default() };
     SignInContext {
+        // Set by the engine from the user's flag, never by the caller.
+        user_risk: RiskLevel::Unspecified,
         device_compliant: c.device_compliant,
         trusted_network: c.trusted_network,
         upstream_risk: match c.upstream_risk() {

@@ -74,9 +74,6 @@ pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>,
     let store = open_store(config).await?;
     let changes = store.changes();
     let cache = KeyCache::new(store, config.cache.into());
-    if let Some(changes) = changes {
-        tokio::spawn(follow_changes(changes, cache.clone()));
-    }
     let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
     let journal = (config.store.counter_outage == CounterOutage::Defer)
         .then(|| Journal::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX), config.store.max_deferred_counters));
@@ -84,18 +81,46 @@ pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>,
         Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal).with_last_used_interval(last_used));
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     tokio::spawn(prune_challenges(Arc::downgrade(&engine)));
+    if let Err(e) = engine.reload_user_risks().await {
+        tracing::warn!(error = %e, "cannot read the users flagged at risk yet; retrying every 30 s");
+    }
+    tokio::spawn(reload_user_risks(Arc::downgrade(&engine)));
+    if let Some(changes) = changes {
+        tokio::spawn(follow_changes(changes, Arc::downgrade(&engine)));
+    }
     Ok(engine)
 }
 
-/// Drops cache entries that other writers changed.
-async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, cache: KeyCache) {
+/// Applies what other writers changed: drops their credentials from the
+/// cache, reads their users' risk flags again.
+async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, engine: std::sync::Weak<Engine>) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
-        match changes.recv().await {
+        let change = changes.recv().await;
+        let Some(engine) = engine.upgrade() else { return };
+        let cache = engine.cache();
+        match change {
             Ok(Change::Credential { rp_id, credential_id }) => cache.invalidate(&rp_id, &credential_id).await,
             Ok(Change::Counted { rp_id, credential_id }) => cache.mark_counted(&rp_id, &credential_id).await,
-            Ok(Change::All) | Err(RecvError::Lagged(_)) => cache.invalidate_all(),
+            Ok(Change::UserRisk { rp_id, user_handle }) => engine.refresh_user_risk(&rp_id, &user_handle).await,
+            Ok(Change::All) | Err(RecvError::Lagged(_)) => {
+                cache.invalidate_all();
+                if let Err(e) = engine.reload_user_risks().await {
+                    tracing::warn!(error = %e, "reading the users flagged at risk failed; retrying within 30 s");
+                }
+            }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Reads every user's risk flag again, every `user_risk::RELOAD_EVERY`.
+async fn reload_user_risks(engine: std::sync::Weak<Engine>) {
+    loop {
+        tokio::time::sleep(crate::engine::user_risk::RELOAD_EVERY).await;
+        let Some(engine) = engine.upgrade() else { return };
+        if let Err(e) = engine.reload_user_risks().await {
+            tracing::warn!(error = %e, "reading the users flagged at risk failed");
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
 use crate::status::RequestError;
 use assertd_api::v1 as pb;
-use assertd_store::{Replaced, StoredCredential};
+use assertd_store::{Replaced, StoredCredential, UserRisk, UserRiskLevel};
 use futures_util::{Stream, StreamExt};
 use pb::credential_service_server::CredentialService;
 use pb::verification_service_server::VerificationService;
@@ -50,6 +50,26 @@ fn require_rp(grant: &Grant, rp_id: &str) -> Result<(), Status> {
         assertd_verify::truncate(rp_id)
     ))
     .into())
+}
+
+/// Longest note on a risk flag, in bytes.
+const MAX_NOTE_LEN: usize = 1024;
+
+/// INVALID_ARGUMENT for an empty or oversized user; PERMISSION_DENIED
+/// outside the grant.
+fn require_user(grant: &Grant, rp_id: &str, user_handle: &[u8]) -> Result<(), Status> {
+    if rp_id.is_empty() || user_handle.is_empty() {
+        return Err(RequestError::Invalid("rp_id and user_handle are required".into()).into());
+    }
+    if user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
+        return Err(RequestError::Invalid(format!(
+            "user_handle is {} bytes, over the limit of {}",
+            user_handle.len(),
+            assertd_store::MAX_USER_HANDLE_LEN
+        ))
+        .into());
+    }
+    require_rp(grant, rp_id)
 }
 
 /// One audit line per credential write (target `assertd::audit`, info
@@ -304,6 +324,88 @@ impl CredentialService for CredentialSvc {
             self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("revoke", &grant, &revoked, "revoked");
         Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(convert::record_to_pb(revoked)) }))
+    }
+
+    async fn set_user_risk(&self, req: Request<pb::SetUserRiskRequest>) -> Result<Response<pb::SetUserRiskResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let level = match req.level() {
+            pb::RiskLevel::Medium => UserRiskLevel::Medium,
+            pb::RiskLevel::High => UserRiskLevel::High,
+            other => {
+                return Err(RequestError::Invalid(format!(
+                    "level {} is not a flag: use RISK_LEVEL_MEDIUM or RISK_LEVEL_HIGH (ClearUserRisk removes one)",
+                    other.as_str_name()
+                ))
+                .into());
+            }
+        };
+        if req.note.len() > MAX_NOTE_LEN {
+            return Err(RequestError::Invalid(format!("note is {} bytes, over the limit of {MAX_NOTE_LEN}", req.note.len())).into());
+        }
+        let now = now_ms();
+        let expires_at_ms = match req.expires_at {
+            Some(t) => {
+                let ms = t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000));
+                if ms <= now {
+                    return Err(RequestError::Invalid("expires_at is in the past".into()).into());
+                }
+                Some(ms)
+            }
+            None => None,
+        };
+        let risk = UserRisk { rp_id: req.rp_id, user_handle: req.user_handle, level, expires_at_ms, note: req.note, set_at_ms: now };
+        self.engine.set_user_risk(risk.clone()).await.map_err(RequestError::from)?;
+        tracing::info!(
+            target: "assertd::audit",
+            action = "set_user_risk",
+            client = %grant.client,
+            rp_id = %assertd_verify::truncate(&risk.rp_id),
+            user_handle = %b64url(&risk.user_handle),
+            level = risk.level.as_str(),
+            expires_at_ms = ?risk.expires_at_ms,
+            note = %assertd_verify::truncate(&risk.note),
+            "user risk set"
+        );
+        Ok(Response::new(pb::SetUserRiskResponse {}))
+    }
+
+    async fn clear_user_risk(&self, req: Request<pb::ClearUserRiskRequest>) -> Result<Response<pb::ClearUserRiskResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let cleared = self.engine.clear_user_risk(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        tracing::info!(
+            target: "assertd::audit",
+            action = "clear_user_risk",
+            client = %grant.client,
+            rp_id = %assertd_verify::truncate(&req.rp_id),
+            user_handle = %b64url(&req.user_handle),
+            cleared,
+            "user risk cleared"
+        );
+        Ok(Response::new(pb::ClearUserRiskResponse { cleared }))
+    }
+
+    async fn revoke_user_credentials(
+        &self,
+        req: Request<pb::RevokeUserCredentialsRequest>,
+    ) -> Result<Response<pb::RevokeUserCredentialsResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let revoked = self.engine.revoke_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        tracing::info!(
+            target: "assertd::audit",
+            action = "revoke_user",
+            client = %grant.client,
+            rp_id = %assertd_verify::truncate(&req.rp_id),
+            user_handle = %b64url(&req.user_handle),
+            revoked,
+            "user credentials revoked"
+        );
+        Ok(Response::new(pb::RevokeUserCredentialsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }
 
     async fn list_credentials(&self, req: Request<pb::ListCredentialsRequest>) -> Result<Response<pb::ListCredentialsResponse>, Status> {

@@ -74,6 +74,9 @@ pub fn route(path: &str) -> Route {
         "/assertd.v1.CredentialService/DeleteCredential" => rpc("DeleteCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/GetCredential" => rpc("GetCredential", Rpc::CredentialsRead, true, false),
         "/assertd.v1.CredentialService/ListCredentials" => rpc("ListCredentials", Rpc::CredentialsRead, true, false),
+        "/assertd.v1.CredentialService/SetUserRisk" => rpc("SetUserRisk", Rpc::CredentialsWrite, true, false),
+        "/assertd.v1.CredentialService/ClearUserRisk" => rpc("ClearUserRisk", Rpc::CredentialsWrite, true, false),
+        "/assertd.v1.CredentialService/RevokeUserCredentials" => rpc("RevokeUserCredentials", Rpc::CredentialsWrite, true, false),
         p if p.starts_with("/grpc.health.v1.Health/") => Route { name: None, access: Access::Public, unary: false, verifies: false },
         _ => Route { name: None, access: Access::Authenticated, unary: false, verifies: false },
     }
@@ -364,7 +367,17 @@ mod tests {
             ),
             (
                 <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
-                ["PutCredential", "GetCredential", "RevokeCredential", "DeleteCredential", "ListCredentials"].as_slice(),
+                [
+                    "PutCredential",
+                    "GetCredential",
+                    "RevokeCredential",
+                    "DeleteCredential",
+                    "ListCredentials",
+                    "SetUserRisk",
+                    "ClearUserRisk",
+                    "RevokeUserCredentials",
+                ]
+                .as_slice(),
             ),
         ];
         for (service, methods) in services {

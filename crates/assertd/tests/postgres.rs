@@ -512,3 +512,65 @@ async fn a_retryable_verdict_does_not_use_the_challenge() {
     }
     assert_eq!(codes(&verify_one(&server, a).await), vec![ReasonCode::ChallengeReplayed]);
 }
+
+/// Real-time remediation across two replicas: a flag or a user's revocation
+/// set through one replica is in force on the other within a second (the
+/// store's notifications; measured and printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_risk_and_user_revocation_reach_every_replica_within_a_second() {
+    let pg = PgCluster::start();
+    let a_srv = Server::start(&pg_config(&pg, ""));
+    let b_srv = Server::start(&pg_config(&pg, ""));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&a_srv, record(RP, &key, b"alice", false)).await;
+    let item = || assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, 0));
+    for s in [&a_srv, &b_srv] {
+        assert_eq!(verify_one(s, item()).await.decision(), Decision::Allow);
+    }
+    // Until `want` holds on B (A answers at once: it wrote), how long it took.
+    async fn until(b: &Server, a: pb::Assertion, want: impl Fn(&pb::Verdict) -> bool) -> Duration {
+        let t = Instant::now();
+        loop {
+            let v = verify_one(b, a.clone()).await;
+            if want(&v) {
+                return t.elapsed();
+            }
+            assert!(t.elapsed() < Duration::from_secs(1), "replica B still answers {v:?} after {:?}", t.elapsed());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut admin = a_srv.credentials().await;
+    let flag = |level: pb::RiskLevel| pb::SetUserRiskRequest {
+        rp_id: RP.into(),
+        user_handle: b"alice".to_vec(),
+        level: level.into(),
+        expires_at: None,
+        note: "risky sign-in detected".into(),
+    };
+
+    admin.set_user_risk(flag(pb::RiskLevel::High)).await.unwrap();
+    assert_eq!(codes(&verify_one(&a_srv, item()).await), vec![ReasonCode::UserRiskHigh]);
+    let high = until(&b_srv, item(), |v| v.decision() == Decision::Deny && codes(v) == vec![ReasonCode::UserRiskHigh]).await;
+    admin.set_user_risk(flag(pb::RiskLevel::Medium)).await.unwrap();
+    assert_eq!(verify_one(&a_srv, item()).await.decision(), Decision::StepUp);
+    let medium = until(&b_srv, item(), |v| v.decision() == Decision::StepUp).await;
+    admin.clear_user_risk(pb::ClearUserRiskRequest { rp_id: RP.into(), user_handle: b"alice".to_vec() }).await.unwrap();
+    assert_eq!(verify_one(&a_srv, item()).await.decision(), Decision::Allow);
+    let cleared = until(&b_srv, item(), |v| v.decision() == Decision::Allow).await;
+
+    // A flag written by another system straight into the database.
+    pg.psql(&format!("INSERT INTO user_risk VALUES ('{RP}', '\\x616c696365', 'high', NULL, 'from the IdP', 0)"));
+    let external = until(&b_srv, item(), |v| codes(v) == vec![ReasonCode::UserRiskHigh]).await;
+    pg.psql("DELETE FROM user_risk");
+    until(&b_srv, item(), |v| v.decision() == Decision::Allow).await;
+
+    let n = admin
+        .revoke_user_credentials(pb::RevokeUserCredentialsRequest { rp_id: RP.into(), user_handle: b"alice".to_vec() })
+        .await
+        .unwrap()
+        .into_inner()
+        .revoked;
+    assert_eq!(n, 1);
+    let revoked = until(&b_srv, item(), |v| codes(v) == vec![ReasonCode::CredentialRevoked]).await;
+    eprintln!("replica B followed: high {high:?}, medium {medium:?}, cleared {cleared:?}, external {external:?}, user revoked {revoked:?}");
+}

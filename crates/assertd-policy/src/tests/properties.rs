@@ -31,10 +31,9 @@ fn profile() -> impl Strategy<Value = Profile> {
 }
 
 fn context() -> impl Strategy<Value = SignInContext> {
-    (any::<Option<bool>>(), any::<Option<bool>>(), 0..4).prop_map(|(t, c, r)| SignInContext {
-        trusted_network: t,
-        device_compliant: c,
-        upstream_risk: [RiskLevel::Unspecified, RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][r as usize],
+    (any::<Option<bool>>(), any::<Option<bool>>(), 0..4, 0..4).prop_map(|(t, c, r, u)| {
+        let level = |i: i32| [RiskLevel::Unspecified, RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][i as usize];
+        SignInContext { trusted_network: t, device_compliant: c, upstream_risk: level(r), user_risk: level(u) }
     })
 }
 

@@ -71,22 +71,25 @@ pub(super) async fn listen(
     }
 }
 
-/// "rp_id hex(credential_id)", or "counted rp_id hex(credential_id)" (RP
-/// IDs have no spaces).
+/// "rp_id hex(credential_id)", "counted rp_id hex(credential_id)", or
+/// "risk rp_id hex(user_handle)" (RP IDs have no spaces).
 fn parse_notification(payload: &str) -> Option<Change> {
-    let (counted, rest) = match payload.strip_prefix("counted ") {
-        Some(rest) if rest.contains(' ') => (true, rest),
-        _ => (false, payload),
+    let prefixed = |p: &str| payload.strip_prefix(p).filter(|rest| rest.contains(' '));
+    let (kind, rest) = match (prefixed("counted "), prefixed("risk ")) {
+        (Some(rest), _) => ("counted", rest),
+        (_, Some(rest)) => ("risk", rest),
+        _ => ("", payload),
     };
     let (rp, hex) = rest.rsplit_once(' ')?;
     if hex.len() % 2 != 0 {
         return None;
     }
     let id = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
-    Some(if counted {
-        Change::Counted { rp_id: rp.to_owned(), credential_id: id }
-    } else {
-        Change::Credential { rp_id: rp.to_owned(), credential_id: id }
+    let rp_id = rp.to_owned();
+    Some(match kind {
+        "counted" => Change::Counted { rp_id, credential_id: id },
+        "risk" => Change::UserRisk { rp_id, user_handle: id },
+        _ => Change::Credential { rp_id, credential_id: id },
     })
 }
 
@@ -106,6 +109,8 @@ mod tests {
         );
         // An RP named "counted" is still a plain change.
         assert_eq!(parse_notification("counted 0a"), Some(Change::Credential { rp_id: "counted".into(), credential_id: vec![10] }));
+        assert_eq!(parse_notification("risk rp.example 0b"), Some(Change::UserRisk { rp_id: "rp.example".into(), user_handle: vec![11] }));
+        assert_eq!(parse_notification("risk 0b"), Some(Change::Credential { rp_id: "risk".into(), credential_id: vec![11] }));
         assert_eq!(parse_notification("nospace"), None);
         assert_eq!(parse_notification("rp 0"), None);
         assert_eq!(parse_notification("rp zz"), None);

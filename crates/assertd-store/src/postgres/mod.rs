@@ -14,7 +14,10 @@
 //! * Every call is bounded: `statement_timeout` on the server, and the same
 //!   bound (plus a margin) on the client for a server that does not answer.
 
-use crate::{ChallengeUse, Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, counters};
+use crate::{
+    ChallengeUse, Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, UserRisk, UserRiskLevel,
+    counters,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
@@ -530,6 +533,75 @@ impl CredentialStore for PostgresStore {
         self.with(async |c| c.execute("DELETE FROM consumed_challenges WHERE keep_until_ms < $1", &[&now_ms]).await.map_err(failed)).await
     }
 
+    async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {
+        self.with(async |c| {
+            c.execute(
+                "INSERT INTO user_risk (rp_id, user_handle, level, expires_at_ms, note, set_at_ms) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (rp_id, user_handle) DO UPDATE SET level = excluded.level, expires_at_ms = excluded.expires_at_ms,
+                     note = excluded.note, set_at_ms = excluded.set_at_ms",
+                &[&risk.rp_id, &risk.user_handle, &risk.level.as_str(), &risk.expires_at_ms, &risk.note, &risk.set_at_ms],
+            )
+            .await
+            .map(|_| ())
+            .map_err(failed)
+        })
+        .await
+    }
+
+    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+        self.with(async |c| {
+            c.execute("DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2", &[&rp_id, &user_handle])
+                .await
+                .map(|n| n > 0)
+                .map_err(failed)
+        })
+        .await
+    }
+
+    async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError> {
+        self.with(async |c| {
+            c.query_opt(
+                "SELECT rp_id, user_handle, level, expires_at_ms, note, set_at_ms FROM user_risk WHERE rp_id = $1 AND user_handle = $2",
+                &[&rp_id, &user_handle],
+            )
+            .await
+            .map_err(failed)?
+            .as_ref()
+            .map(risk_from_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError> {
+        self.with(async |c| {
+            c.query(
+                "SELECT rp_id, user_handle, level, expires_at_ms, note, set_at_ms FROM user_risk WHERE expires_at_ms IS NULL OR expires_at_ms > $1",
+                &[&now_ms],
+            )
+            .await
+            .map_err(failed)?
+            .iter()
+            .map(risk_from_row)
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.with(async |c| {
+            let rows = c
+                .query(
+                    "UPDATE credentials SET revoked = true WHERE rp_id = $1 AND user_handle = $2 AND NOT revoked RETURNING credential_id",
+                    &[&rp_id, &user_handle],
+                )
+                .await
+                .map_err(failed)?;
+            Ok(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect())
+        })
+        .await
+    }
+
     async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
         let (rp, id) = after.unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -552,4 +624,17 @@ impl CredentialStore for PostgresStore {
     fn changes(&self) -> Option<broadcast::Receiver<Change>> {
         Some(self.changes.subscribe())
     }
+}
+
+/// A `user_risk` row.
+fn risk_from_row(r: &tokio_postgres::Row) -> Result<UserRisk, StoreError> {
+    let level: String = r.try_get(2).map_err(failed)?;
+    Ok(UserRisk {
+        rp_id: r.try_get(0).map_err(failed)?,
+        user_handle: r.try_get(1).map_err(failed)?,
+        level: UserRiskLevel::parse(&level)?,
+        expires_at_ms: r.try_get(3).map_err(failed)?,
+        note: r.try_get(4).map_err(failed)?,
+        set_at_ms: r.try_get(5).map_err(failed)?,
+    })
 }

@@ -73,6 +73,34 @@ CREATE TABLE consumed_challenges (
 );
 CREATE INDEX consumed_challenges_by_age ON consumed_challenges (keep_until_ms);
 "#,
+    r#"
+-- Users flagged at risk (real-time remediation). Every change is told to
+-- every replica (payload "risk <rp> <hex user handle>"), which reads the row
+-- again.
+CREATE TABLE user_risk (
+    rp_id         text   NOT NULL,
+    user_handle   bytea  NOT NULL,
+    level         text   NOT NULL CHECK (level IN ('medium', 'high')),
+    expires_at_ms bigint,
+    note          text   NOT NULL,
+    set_at_ms     bigint NOT NULL,
+    PRIMARY KEY (rp_id, user_handle)
+);
+
+CREATE FUNCTION assertd_notify_user_risk() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('assertd_credentials', 'risk ' || OLD.rp_id || ' ' || encode(OLD.user_handle, 'hex'));
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM pg_notify('assertd_credentials', 'risk ' || NEW.rp_id || ' ' || encode(NEW.user_handle, 'hex'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER user_risk_notify AFTER INSERT OR UPDATE OR DELETE ON user_risk
+    FOR EACH ROW EXECUTE FUNCTION assertd_notify_user_risk();
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").

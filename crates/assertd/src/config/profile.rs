@@ -122,6 +122,9 @@ impl ProfileConfig {
         if weights[Signal::UpstreamRiskHigh] < weights[Signal::UpstreamRiskMedium] {
             return Err(Invalid::new("risk.weights.upstream_risk_high", "must be at least upstream_risk_medium"));
         }
+        if weights[Signal::UserRiskHigh] < weights[Signal::UserRiskMedium] {
+            return Err(Invalid::new("risk.weights.user_risk_high", "must be at least user_risk_medium"));
+        }
         let step_up_at = risk.step_up_at.unwrap_or(d.step_up_at);
         let deny_at = risk.deny_at.unwrap_or(d.deny_at);
         if step_up_at > deny_at {

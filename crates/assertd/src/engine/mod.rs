@@ -42,6 +42,7 @@ pub mod item;
 pub mod journal;
 pub mod last_used;
 pub mod pool;
+pub mod user_risk;
 
 pub use admission::{Admission, Admitted, RpcSlot};
 pub use counters::Counters;
@@ -52,7 +53,7 @@ use crate::config::{IssuedChallenges, Limits, Policy};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_policy::{Decision, ReasonCode, SignInContext, Verdict};
-use assertd_store::{CachedCredential, ChallengeUse, KeyCache};
+use assertd_store::{CachedCredential, ChallengeUse, KeyCache, StoreError, UserRisk};
 use assertd_verify::AuthenticatorFacts;
 use futures_util::future::join_all;
 use journal::Journal;
@@ -83,6 +84,7 @@ pub struct Engine {
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
+    user_risks: user_risk::UserRisks,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,6 +134,7 @@ impl Engine {
             cache,
             pool,
             limits,
+            user_risks: user_risk::UserRisks::default(),
         }
     }
 
@@ -251,22 +254,28 @@ impl Engine {
     pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
         let Checked { mut items, issued } = checked;
         self.counters.settle(&self.cache, &mut items).await;
+        let now = now_ms();
         let mut judged: Vec<Judged> = items
             .into_iter()
             .map(|Item { request, stage }| {
                 let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
+                let mut context = request.context;
                 let issued = match &stage {
-                    Stage::Counted(_, v, _) => v.issued_challenge,
+                    Stage::Counted(r, v, _) => {
+                        // The flag of the credential's user, as this replica
+                        // knows it now.
+                        context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
+                        v.issued_challenge
+                    }
                     _ => None,
                 };
-                let (verdict, authenticator, credential) = Self::judge(stage, &request.context);
+                let (verdict, authenticator, credential) = Self::judge(stage, &context);
                 Judged { request, verdict, authenticator, credential, upgrade, issued }
             })
             .collect();
         if let Some(issued) = &issued {
             self.use_challenges(issued, &mut judged).await;
         }
-        let now = now_ms();
         let mut claimed = Vec::new();
         let mut upgrades = Vec::new();
         let outcomes = judged
@@ -348,6 +357,49 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Flags a user at risk: stored, then in force on this replica at once
+    /// (other replicas learn it from the change feed).
+    pub async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {
+        self.cache.store().set_user_risk(risk.clone()).await?;
+        self.user_risks.apply(&risk.rp_id, &risk.user_handle, Some(&risk));
+        Ok(())
+    }
+
+    /// Clears a user's flag; whether there was one.
+    pub async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+        let cleared = self.cache.store().clear_user_risk(rp_id, user_handle).await?;
+        self.user_risks.apply(rp_id, user_handle, None);
+        Ok(cleared)
+    }
+
+    /// Reads one user's flag again (another replica changed it).
+    pub async fn refresh_user_risk(&self, rp_id: &str, user_handle: &[u8]) {
+        match self.cache.store().user_risk(rp_id, user_handle).await {
+            Ok(risk) => self.user_risks.apply(rp_id, user_handle, risk.as_ref()),
+            Err(e) => {
+                telemetry::store_error("user_risk");
+                tracing::warn!(error = %e, "reading a user's risk flag failed; the next full reload reads it");
+            }
+        }
+    }
+
+    /// Reads every flag again.
+    pub async fn reload_user_risks(&self) -> Result<(), StoreError> {
+        let risks = self.cache.store().user_risks(now_ms()).await?;
+        self.user_risks.replace_all(risks);
+        Ok(())
+    }
+
+    /// Revokes every credential of a user and drops them from the cache; how
+    /// many it revoked.
+    pub async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<usize, StoreError> {
+        let ids = self.cache.store().revoke_user(rp_id, user_handle).await?;
+        for id in &ids {
+            self.cache.invalidate(rp_id, id).await;
+        }
+        Ok(ids.len())
     }
 
     /// Forgets recorded challenge uses whose challenges expired.
