@@ -14,7 +14,7 @@ python3 - <<'PY'
 import base64, json, os, hashlib
 v = json.load(open("../crates/assertd-testkit/data/assertions.json")) + json.load(open("../crates/assertd-testkit/data/assertions_derived.json"))
 d = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-seeds = {"client_data": [], "authenticator_data": [], "cose_key": [], "signature": [], "verify": []}
+seeds = {"client_data": [], "authenticator_data": [], "cose_key": [], "signature": [], "verify": [], "challenge": []}
 for x in v:
     cdj, ad, sig = d(x["client_data_json_b64url"]), d(x["authenticator_data_b64url"]), d(x["signature_b64url"])
     seeds["client_data"].append(cdj)
@@ -22,12 +22,13 @@ for x in v:
     seeds["cose_key"].append(d(x["public_key_cose_b64url"]))
     seeds["signature"].append(sig)
     seeds["verify"].append(bytes([min(len(cdj), 255), min(len(ad), 255)]) + cdj[:255] + ad[:255] + sig)
+    seeds["challenge"].append(ad[:91])
 for target, items in seeds.items():
     os.makedirs(f"corpus/{target}", exist_ok=True)
     for s in items:
         open(f"corpus/{target}/{hashlib.sha1(s).hexdigest()}", "wb").write(s)
 PY
-for t in client_data authenticator_data cose_key signature verify; do
+for t in client_data authenticator_data cose_key signature verify challenge; do
   log="$(mktemp)"
   cargo fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1 || { tail -40 "$log"; echo "FAIL $t"; exit 1; }
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')

@@ -250,4 +250,20 @@ async fn without_keys_nothing_is_issued_and_short_keys_are_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_assertd")).args(["config", "check"]).arg(&config).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("challenges.keys") && err.contains("at least 32"), "{err}");
+
+    // From the environment: a 32-byte secret is accepted, a missing variable named.
+    std::fs::write(&config, format!("{}\n[challenges]\nkeys = [{{ id = \"k\", secret_env = \"ASSERTD_TEST_CHALLENGE_KEY\" }}]\n", default_config()))
+        .unwrap();
+    let check = |value: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_assertd"));
+        c.args(["config", "check"]).arg(&config).env_remove("ASSERTD_TEST_CHALLENGE_KEY");
+        if let Some(v) = value {
+            c.env("ASSERTD_TEST_CHALLENGE_KEY", v);
+        }
+        c.output().unwrap()
+    };
+    assert!(check(Some(&"s".repeat(32))).status.success());
+    let out = check(None);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("ASSERTD_TEST_CHALLENGE_KEY is not set"));
+    assert!(!check(Some(&"s".repeat(31))).status.success());
 }
