@@ -54,6 +54,15 @@ check "kubernetes-validate --strict (default)" python3 -m kubernetes_validate --
 check "kubernetes-validate --strict (HA)" python3 -m kubernetes_validate --strict --quiet "$work/ha.yaml"
 check "default objects" sh -c "grep -q 'kind: PersistentVolumeClaim' '$work/default.yaml' && grep -q 'clusterIP: None' '$work/default.yaml' && grep -q 'type: Recreate' '$work/default.yaml' && grep -q 'checksum/config' '$work/default.yaml' && grep -q 'helm.sh/hook: test' '$work/default.yaml'"
 check "HA objects" sh -c "grep -q 'kind: HorizontalPodAutoscaler' '$work/ha.yaml' && grep -q 'kind: ServiceMonitor' '$work/ha.yaml' && grep -q 'kind: NetworkPolicy' '$work/ha.yaml' && grep -q 'grafana_dashboard' '$work/ha.yaml' && grep -q 'ASSERTD_DATABASE_URL' '$work/ha.yaml' && ! grep -q 'kind: PersistentVolumeClaim' '$work/ha.yaml'"
+pdb_only_when_satisfiable() {
+  # One replica: a budget would block every node drain, so none renders.
+  ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&
+    grep -q 'kind: PodDisruptionBudget' "$work/ha.yaml" &&
+    ! "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=3 | grep -q 'kind: PodDisruptionBudget' &&
+    "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=50% | grep -q 'minAvailable: 50%' &&
+    ! "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=100% | grep -q 'kind: PodDisruptionBudget'
+}
+check "PodDisruptionBudget only when it allows a disruption (none for one replica)" pdb_only_when_satisfiable
 secure() {
   local f="$work/default.yaml"
   grep -q 'readOnlyRootFilesystem: true' "$f" && grep -q 'runAsNonRoot: true' "$f" &&
