@@ -19,8 +19,12 @@ pub const ASSERTIONS: &str = "assertd_assertions_total";
 pub const REASONS: &str = "assertd_verdict_reasons_total";
 /// Assertions per request.
 pub const BATCH_SIZE: &str = "assertd_batch_size";
-/// RPC latency, by rpc and gRPC status code.
+/// RPC latency, by rpc and gRPC status code (refusals left out).
 pub const RPC_DURATION: &str = "assertd_rpc_duration_seconds";
+/// RPCs finished, by rpc and gRPC status code (refusals included).
+pub const RPCS: &str = "assertd_rpcs_total";
+/// Always 1, labelled with the version and commit.
+pub const BUILD_INFO: &str = "assertd_build_info";
 /// Per-assertion verification time on the pool, by algorithm.
 pub const VERIFY_DURATION: &str = "assertd_verify_duration_seconds";
 /// Key cache lookups, by result (hit / miss).
@@ -123,7 +127,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(ASSERTIONS, "Assertions answered, by decision (allow, step_up, deny).");
     describe_counter!(REASONS, "Reasons reported in verdicts, by reason code.");
     describe_histogram!(BATCH_SIZE, "Assertions per request message.");
-    describe_histogram!(RPC_DURATION, Unit::Seconds, "RPC latency, by rpc and gRPC status code.");
+    describe_histogram!(
+        RPC_DURATION,
+        Unit::Seconds,
+        "RPC latency, by rpc and gRPC status code; calls refused (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are left out."
+    );
+    describe_counter!(RPCS, "RPCs finished, by rpc and gRPC status code (as the gRPC spec spells it), refusals included.");
+    describe_gauge!(BUILD_INFO, "Always 1; labels: version and the git commit it was built from.");
+    build_info();
     describe_histogram!(VERIFY_DURATION, Unit::Seconds, "Verification time of one assertion on the CPU pool, by algorithm.");
     describe_counter!(CACHE_LOOKUPS, "Key cache lookups, by result (hit, miss).");
     describe_gauge!(CACHE_ENTRIES, "Credentials in the key cache (found and not-found entries).");
@@ -208,9 +219,51 @@ pub fn store_error(op: &'static str) {
     counter!(STORE_ERRORS, "operation" => op).increment(1);
 }
 
-/// Records a finished RPC.
+/// A gRPC status code as the gRPC spec spells it (`OK`, `CANCELLED`, ...).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Whether a call answered with `code` was refused rather than served
+/// (shed, unauthenticated, not permitted): counted, but kept out of the
+/// latency histogram, where its near-zero time would pull the quantiles
+/// of served calls down exactly when the server is overloaded.
+pub fn is_refusal(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
+}
+
+/// Records a finished RPC: counted by its status; its latency observed
+/// unless it was refused.
 pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
-    histogram!(RPC_DURATION, "rpc" => rpc, "code" => format!("{code:?}")).record(d.as_secs_f64());
+    let code_name = code_name(code);
+    counter!(RPCS, "rpc" => rpc, "code" => code_name).increment(1);
+    if !is_refusal(code) {
+        histogram!(RPC_DURATION, "rpc" => rpc, "code" => code_name).record(d.as_secs_f64());
+    }
+}
+
+/// Sets `assertd_build_info` (always 1) with the version and commit.
+pub fn build_info() {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => env!("ASSERTD_COMMIT")).set(1.0);
 }
 
 /// Counts a TLS reload.

@@ -252,8 +252,11 @@ async fn without_keys_nothing_is_issued_and_short_keys_are_refused() {
     assert!(!out.status.success() && err.contains("challenges.keys") && err.contains("at least 32"), "{err}");
 
     // From the environment: a 32-byte secret is accepted, a missing variable named.
-    std::fs::write(&config, format!("{}\n[challenges]\nkeys = [{{ id = \"k\", secret_env = \"ASSERTD_TEST_CHALLENGE_KEY\" }}]\n", default_config()))
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!("{}\n[challenges]\nkeys = [{{ id = \"k\", secret_env = \"ASSERTD_TEST_CHALLENGE_KEY\" }}]\n", default_config()),
+    )
+    .unwrap();
     let check = |value: Option<&str>| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_assertd"));
         c.args(["config", "check"]).arg(&config).env_remove("ASSERTD_TEST_CHALLENGE_KEY");

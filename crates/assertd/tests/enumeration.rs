@@ -239,6 +239,20 @@ async fn unknown_callers_are_refused_before_their_body_is_decoded() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    // Both counted under the gRPC spec's names; the refusal is kept out of
+    // the latency histogram (its near-zero time would hide served calls'
+    // latency), the served-with-an-error call is in it.
+    let text = server.scrape();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(has("assertd_rpcs_total{rpc=\"VerifyAssertions\",code=\"UNAUTHENTICATED\"} 1"), "{text}");
+    assert!(has("assertd_rpcs_total{rpc=\"VerifyAssertions\",code=\"OUT_OF_RANGE\"} 1"), "{text}");
+    assert!(!text.contains("assertd_rpc_duration_seconds_count{rpc=\"VerifyAssertions\",code=\"UNAUTHENTICATED\"}"), "{text}");
+    assert!(has("assertd_rpc_duration_seconds_count{rpc=\"VerifyAssertions\",code=\"OUT_OF_RANGE\"} 1"), "{text}");
+    let build = text.lines().find(|l| l.starts_with("assertd_build_info{")).unwrap_or_default();
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.contains("commit=\"") && build.ends_with(" 1"),
+        "{build}"
+    );
 }
 
 /// Issue 13 item 6: a caller names only the profiles its grant and the
