@@ -54,6 +54,23 @@ check "kubernetes-validate --strict (default)" python3 -m kubernetes_validate --
 check "kubernetes-validate --strict (HA)" python3 -m kubernetes_validate --strict --quiet "$work/ha.yaml"
 check "default objects" sh -c "grep -q 'kind: PersistentVolumeClaim' '$work/default.yaml' && grep -q 'clusterIP: None' '$work/default.yaml' && grep -q 'type: Recreate' '$work/default.yaml' && grep -q 'checksum/config' '$work/default.yaml' && grep -q 'helm.sh/hook: test' '$work/default.yaml'"
 check "HA objects" sh -c "grep -q 'kind: HorizontalPodAutoscaler' '$work/ha.yaml' && grep -q 'kind: ServiceMonitor' '$work/ha.yaml' && grep -q 'kind: NetworkPolicy' '$work/ha.yaml' && grep -q 'grafana_dashboard' '$work/ha.yaml' && grep -q 'ASSERTD_DATABASE_URL' '$work/ha.yaml' && ! grep -q 'kind: PersistentVolumeClaim' '$work/ha.yaml'"
+sre_values() {
+  local f="$work/sre.yaml"
+  "$helm" template t assertd -f assertd/ci/sre-values.yaml > "$f" &&
+    python3 -m kubernetes_validate --strict --quiet "$f" &&
+    grep -q 'kind: ServiceAccount' "$f" && grep -q 'serviceAccountName: idp-assertd' "$f" &&
+    grep -q 'image: "ghcr.io/example/assertd@sha256:0123456789abcdef' "$f" &&
+    grep -q 'sidecar.istio.io/inject: "false"' "$f" && grep -q 'name: TZ' "$f" &&
+    ! grep -q 'runAsUser' "$f" && grep -q 'runAsNonRoot: true' "$f" &&
+    [ "$(python3 -c "
+import sys, re
+docs = open('$f').read().split('\n---')
+dep = [d for d in docs if 'kind: Deployment' in d][0]
+pod = dep.split('template:', 1)[1]
+print('team: identity' in pod.split('spec:', 1)[0])")" = True ] &&
+    grep -q 'runAsUser: 65532' "$work/default.yaml" && grep -q 'serviceAccountName: default' "$work/default.yaml"
+}
+check "SRE values: global, name overrides, digest, pod labels (commonLabels too), extraEnv, ServiceAccount, no fixed UID (OpenShift)" sre_values
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&
