@@ -258,6 +258,12 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Whether the change feed is connected; `None` for a backend without
+    /// one.
+    fn change_feed_up(&self) -> Option<bool> {
+        None
+    }
+
     /// Changes made by other writers (other replicas, other systems), where
     /// the backend can see them. `None`: this process is the only writer.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {

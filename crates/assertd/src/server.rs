@@ -258,7 +258,6 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
     let engine = engine_with(&config, policy).await?;
-    let cache = engine.cache().clone();
 
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(TlsState::load(t).map_err(|e| ServeError::Startup(format!("tls: {e}")))?)),
@@ -275,7 +274,7 @@ pub async fn serve(
         telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
-    tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, cache));
+    tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, engine.clone()));
     if let Some(path) = config_path {
         let interval = Duration::from_secs(config.config_watch_interval_seconds);
         // Compare reloads with the file as it was, not with flag overrides.

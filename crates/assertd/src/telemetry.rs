@@ -25,6 +25,14 @@ pub const RPC_DURATION: &str = "assertd_rpc_duration_seconds";
 pub const RPCS: &str = "assertd_rpcs_total";
 /// Always 1, labelled with the version and commit.
 pub const BUILD_INFO: &str = "assertd_build_info";
+/// The admission's estimated wait for the pool now, seconds.
+pub const QUEUE_WAIT: &str = "assertd_admission_queue_wait_seconds";
+/// The admission's wait target (`limits.max_queue_wait_ms`), seconds.
+pub const QUEUE_WAIT_TARGET: &str = "assertd_admission_queue_wait_target_seconds";
+/// 1 while the store's change feed is connected (PostgreSQL only).
+pub const CHANGE_FEED_UP: &str = "assertd_change_feed_up";
+/// When the config last loaded or reloaded successfully, Unix seconds.
+pub const CONFIG_LAST_RELOAD: &str = "assertd_config_last_reload_success_timestamp_seconds";
 /// Per-assertion verification time on the pool, by algorithm.
 pub const VERIFY_DURATION: &str = "assertd_verify_duration_seconds";
 /// Key cache lookups, by result (hit / miss).
@@ -134,6 +142,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(RPCS, "RPCs finished, by rpc and gRPC status code (as the gRPC spec spells it), refusals included.");
     describe_gauge!(BUILD_INFO, "Always 1; labels: version and the git commit it was built from.");
+    describe_gauge!(QUEUE_WAIT, "Estimated wait for the verification pool now (queued assertions x measured cost / threads), seconds.");
+    describe_gauge!(QUEUE_WAIT_TARGET, "The wait above which unary batches are refused (limits.max_queue_wait_ms), seconds.");
+    describe_gauge!(CHANGE_FEED_UP, "1 while the store's change feed (PostgreSQL LISTEN) is connected, else 0; absent for SQLite.");
+    describe_gauge!(CONFIG_LAST_RELOAD, "When the config last loaded or reloaded successfully, Unix seconds.");
+    describe_gauge!("process_cpu_seconds_total", "CPU time of the process (user + system), seconds; rises only (rate() it).");
+    describe_gauge!("process_resident_memory_bytes", "Resident memory of the process, bytes.");
+    describe_gauge!("process_open_fds", "Open file descriptors.");
+    describe_gauge!("process_max_fds", "The open file descriptor limit.");
+    describe_gauge!("process_start_time_seconds", "When the process started, Unix seconds.");
+    gauge!("process_start_time_seconds")
+        .set(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
+    config_reloaded();
     build_info();
     describe_histogram!(VERIFY_DURATION, Unit::Seconds, "Verification time of one assertion on the CPU pool, by algorithm.");
     describe_counter!(CACHE_LOOKUPS, "Key cache lookups, by result (hit, miss).");
@@ -305,6 +325,59 @@ pub fn rejected(reason: &'static str) {
 /// Counts a config reload.
 pub fn config_reload(ok: bool) {
     counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+    if ok {
+        config_reloaded();
+    }
+}
+
+/// Stamps the last successful config load.
+fn config_reloaded() {
+    gauge!(CONFIG_LAST_RELOAD).set(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
+}
+
+/// The scrape-time gauges: the admission's wait and target, the change
+/// feed, and the process (from /proc; absent elsewhere).
+pub fn scrape_state(engine: &crate::engine::Engine) {
+    let admission = engine.admission();
+    gauge!(QUEUE_WAIT).set(admission.queue_wait().as_secs_f64());
+    gauge!(QUEUE_WAIT_TARGET).set(admission.target().as_secs_f64());
+    if let Some(up) = engine.cache().store().change_feed_up() {
+        gauge!(CHANGE_FEED_UP).set(if up { 1.0 } else { 0.0 });
+    }
+    process_state();
+}
+
+/// CPU, memory and descriptors of this process, from /proc.
+fn process_state() {
+    // utime and stime, fields 14 and 15, in clock ticks: USER_HZ, which the
+    // Linux ABI fixes at 100.
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+        && let Some((_, after_comm)) = stat.rsplit_once(')')
+    {
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // Field 14 is the 12th after the command's closing parenthesis. A
+        // gauge: the counter type holds whole numbers only.
+        gauge!("process_cpu_seconds_total").set((ticks(11) + ticks(12)) / 100.0);
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(kb) =
+            status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+    {
+        gauge!("process_resident_memory_bytes").set(kb * 1024.0);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        gauge!("process_open_fds").set(fds.count() as f64);
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits")
+        && let Some(max) = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<f64>().ok())
+    {
+        gauge!("process_max_fds").set(max);
+    }
 }
 
 /// Tracks one RPC in flight while alive.
@@ -326,7 +399,7 @@ impl Drop for InFlight {
 
 /// Serves `GET /metrics` (and `/`) on an already bound listener until the
 /// process ends.
-pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cache: assertd_store::KeyCache) {
+pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engine: std::sync::Arc<crate::engine::Engine>) {
     // Histogram samples pile up in the recorder until drained into their
     // buckets; without a scrape that would be unbounded memory.
     let upkeep = handle.clone();
@@ -339,15 +412,17 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, cach
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let handle = handle.clone();
-        let cache = cache.clone();
+        let engine = engine.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (handle, cache) = (handle.clone(), cache.clone());
+                let (handle, engine) = (handle.clone(), engine.clone());
                 async move {
                     match req.uri().path() {
                         "/metrics" | "/" => {
+                            let cache = engine.cache();
                             cache.sync().await;
-                            cache_state(&cache);
+                            cache_state(cache);
+                            scrape_state(&engine);
                             hyper::Response::builder()
                                 .header("content-type", "text/plain; version=0.0.4")
                                 .body(Full::new(Bytes::from(handle.render())))

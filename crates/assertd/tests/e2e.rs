@@ -379,9 +379,27 @@ async fn health_reflection_and_metrics() {
         "assertd_verdict_reasons_total{code=\"SIGN_COUNT_REGRESSION\"} 1",
         "assertd_verdict_reasons_total{code=\"CREDENTIAL_NOT_FOUND\"} 1",
         "assertd_batch_size_count 1",
+        "assertd_admission_queue_wait_target_seconds 0.02",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    // Scrape-time gauges: the admission's wait, the last good config load,
+    // the process from /proc; SQLite has no change feed.
+    let value =
+        |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse::<f64>().ok()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(value("assertd_admission_queue_wait_seconds").is_some_and(|w| w >= 0.0), "{text}");
+    assert!(
+        value("assertd_config_last_reload_success_timestamp_seconds").is_some_and(|t| (now - 600.0..=now + 1.0).contains(&t)),
+        "{text}"
+    );
+    assert!(value("process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{text}");
+    assert!(value("process_open_fds").is_some_and(|n| n >= 3.0) && value("process_max_fds").is_some_and(|n| n >= 64.0), "{text}");
+    assert!(
+        value("process_cpu_seconds_total").is_some_and(|s| s >= 0.0) && value("process_start_time_seconds").is_some_and(|t| t <= now),
+        "{text}"
+    );
+    assert!(!text.contains("assertd_change_feed_up"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

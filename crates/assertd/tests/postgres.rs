@@ -75,6 +75,7 @@ async fn two_replicas_share_counters_and_revocations() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = revoked_at.elapsed();
+    assert!(b_srv.scrape().lines().any(|l| l == "assertd_change_feed_up 1"), "the change feed is connected");
 
     // So does a revocation made in the database by another system.
     pg.psql(&format!(

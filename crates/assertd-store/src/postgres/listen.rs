@@ -13,8 +13,10 @@ pub(super) async fn listen(
     config: tokio_postgres::Config,
     tls: Connector,
     tx: broadcast::Sender<Change>,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
+    use std::sync::atomic::Ordering;
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
@@ -36,6 +38,7 @@ pub(super) async fn listen(
                     }
                 };
                 if subscribed.is_ok() {
+                    up.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(100);
                     if !first {
                         tracing::info!("change feed: re-subscribed; dropping cached credentials that may have changed meanwhile");
@@ -59,6 +62,7 @@ pub(super) async fn listen(
                             }
                         }
                     }
+                    up.store(false, Ordering::Relaxed);
                     // Keep the cache while disconnected (cached credentials
                     // keep verifying through an outage); it is dropped on
                     // re-subscription, above, for what may have been missed.

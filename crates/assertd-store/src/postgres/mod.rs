@@ -59,6 +59,8 @@ pub struct PostgresStore {
     pool: Pool,
     timeout: Duration,
     changes: broadcast::Sender<Change>,
+    /// Whether the change feed's LISTEN connection is up.
+    feed_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -227,13 +229,13 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (changes, _) = broadcast::channel(4096);
-        let store = Self { pool, timeout: config.timeout, changes };
+        let store = Self { pool, timeout: config.timeout, changes, feed_up: Default::default() };
         store.migrate().await.map_err(|e| explain_tls(e, &resolved))?;
         // Wait (bounded) for the change feed to be subscribed, so nothing is
         // cached before it listens and its first "drop everything" cannot
         // throw away entries cached afterwards.
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-        tokio::spawn(listen(pg, connector, store.changes.clone(), subscribed_tx));
+        tokio::spawn(listen(pg, connector, store.changes.clone(), store.feed_up.clone(), subscribed_tx));
         if tokio::time::timeout(config.timeout, subscribed).await.is_err() {
             tracing::warn!("change feed not subscribed yet; continuing (caches are dropped when it is)");
         }
@@ -623,6 +625,10 @@ impl CredentialStore for PostgresStore {
 
     fn changes(&self) -> Option<broadcast::Receiver<Change>> {
         Some(self.changes.subscribe())
+    }
+
+    fn change_feed_up(&self) -> Option<bool> {
+        Some(self.feed_up.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -122,6 +122,11 @@ impl Admission {
         Duration::from_nanos(ns)
     }
 
+    /// The wait target (`limits.max_queue_wait_ms`).
+    pub fn target(&self) -> Duration {
+        self.target
+    }
+
     /// The estimated wait in front of the pool now.
     pub fn queue_wait(&self) -> Duration {
         self.time_for(self.queue.assertions.load(Ordering::Acquire))
