@@ -71,6 +71,16 @@ print('team: identity' in pod.split('spec:', 1)[0])")" = True ] &&
     grep -q 'runAsUser: 65532' "$work/default.yaml" && grep -q 'serviceAccountName: default' "$work/default.yaml"
 }
 check "SRE values: global, name overrides, digest, pod labels (commonLabels too), extraEnv, ServiceAccount, no fixed UID (OpenShift)" sre_values
+checksum_restart_settings_only() {
+  local sum
+  sum() { "$helm" template t assertd "$@" | grep 'checksum/config' | head -1; }
+  [ "$(sum)" = "$(sum --set-string 'policy=[[relying_parties]]
+id = "other.example.com"
+origins = ["https://other.example.com"]')" ] &&
+    [ "$(sum)" != "$(sum --set limits.maxBatchSize=512)" ] &&
+    [ "$(sum)" != "$(sum --set cache.maxEntries=5)" ]
+}
+check "a policy edit reloads in place; restart-only settings roll the pods (checksum)" checksum_restart_settings_only
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&

@@ -46,6 +46,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* The values behind settings that change only on restart (listeners,
+TLS, cache, limits, pool, store, the watch interval, the auth mode). */}}
+{{- define "assertd.restartSettings" -}}
+{{- toJson (dict "ports" .Values.ports "tls" .Values.tls "cache" .Values.cache "limits" .Values.limits "pool" .Values.poolThreads "store" .Values.store "watch" .Values.configWatchIntervalSeconds "authMode" .Values.auth.mode) -}}
+{{- end -}}
+
 {{/* The server configuration: chart-managed sections, then the policy. */}}
 {{- define "assertd.config" -}}
 listen = "0.0.0.0:{{ .Values.ports.grpc }}"
