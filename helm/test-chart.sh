@@ -81,6 +81,25 @@ origins = ["https://other.example.com"]')" ] &&
     [ "$(sum)" != "$(sum --set cache.maxEntries=5)" ]
 }
 check "a policy edit reloads in place; restart-only settings roll the pods (checksum)" checksum_restart_settings_only
+config_check_hook() {
+  local f="$work/ha.yaml"
+  # The hook Job checks the very config the pods get, with their environment
+  # and challenge keys, before install and upgrade.
+  grep -q 'helm.sh/hook: pre-install,pre-upgrade' "$f" && grep -q 'args: \["config", "check", "/etc/assertd/assertd.toml"\]' "$f" &&
+    python3 - "$f" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---")
+cms = [d for d in docs if "kind: ConfigMap" in d and "assertd.toml: |" in d]
+hook = [d for d in cms if "config-check" in d][0]
+main = [d for d in cms if "config-check" not in d][0]
+body = lambda d: d.split("assertd.toml: |", 1)[1]
+assert body(hook) == body(main), "the hook checks another config than the pods get"
+job = [d for d in docs if "kind: Job" in d][0]
+assert "ASSERTD_DATABASE_URL" in job and "secretName: assertd-challenges" in job, job
+PY
+  ! "$helm" template t assertd --set configCheckHook.enabled=false | grep -q 'config-check'
+}
+check "config check hook: the pods' config, environment and keys, before install and upgrade" config_check_hook
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&

@@ -167,3 +167,31 @@ one the cert-manager Certificate writes. */}}
 {{ include "assertd.fullname" . }}-tls
 {{- end -}}
 {{- end }}
+
+{{/* The container's environment: log settings, token hashes, extraEnv, the
+database URL. Shared by the pods and the config-check hook. */}}
+{{- define "assertd.env" -}}
+- name: ASSERTD_LOG
+  value: {{ .Values.log.level | quote }}
+- name: ASSERTD_LOG_FORMAT
+  value: {{ .Values.log.format | quote }}
+{{- if eq .Values.auth.mode "token" }}
+{{- range .Values.auth.clients }}
+- name: {{ include "assertd.tokenEnv" .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "assertd.tokenSecret" $ }}
+      key: {{ .name }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- if eq .Values.store.backend "postgres" }}
+- name: ASSERTD_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.store.postgres.existingSecret }}
+      key: {{ .Values.store.postgres.secretKey }}
+{{- end }}
+{{- end -}}
