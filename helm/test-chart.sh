@@ -86,7 +86,7 @@ config_check_hook() {
   # The hook Job checks the very config the pods get, with their environment
   # and challenge keys, before install and upgrade.
   grep -q 'helm.sh/hook: pre-install,pre-upgrade' "$f" && grep -q 'args: \["config", "check", "/etc/assertd/assertd.toml"\]' "$f" &&
-    python3 - "$f" <<'PY'
+    python3 - "$f" <<'PY' &&
 import sys
 docs = open(sys.argv[1]).read().split("\n---")
 cms = [d for d in docs if "kind: ConfigMap" in d and "assertd.toml: |" in d]
