@@ -180,6 +180,7 @@ check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.
 config_of "$work/unchecked.yaml" > "$work/unchecked.toml"
 check "an unchecked PostgreSQL beyond loopback is refused by the rendered config" refuses "insecure_allow_unverified_postgres" env ASSERTD_DATABASE_URL=postgres://x@db.internal/x "$assertd" config check "$work/unchecked.toml"
 check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
+check "refuses more PostgreSQL connections than the budget" refuses "over store.postgres.connectionBudget" "$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.poolSize=16
 check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
 check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd --set tls.enabled=true
 check "refuses insecure mode without acknowledgement" refuses "auth.insecureAcknowledged" "$helm" template t assertd --set auth.mode=insecure
