@@ -215,16 +215,23 @@ async fn overload_is_refused_fast_and_deadlines_drop_work() {
         calls.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
             let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await;
-            (r.map(|_| ()).map_err(|e| e.code()), started.elapsed())
+            let pushback = r.as_ref().err().and_then(|e| e.metadata().get("grpc-retry-pushback-ms").cloned());
+            (r.map(|_| ()).map_err(|e| e.code()), started.elapsed(), pushback)
         }));
     }
     let mut admitted = Vec::new();
     let mut refused = Vec::new();
     for c in calls {
         match c.await.unwrap() {
-            (Ok(()), took) => admitted.push(took),
-            (Err(tonic::Code::ResourceExhausted), took) => refused.push(took),
-            (Err(other), _) => panic!("unexpected status {other:?}"),
+            (Ok(()), took, _) => admitted.push(took),
+            (Err(tonic::Code::ResourceExhausted), took, pushback) => {
+                // Every refusal says when to come back (a slot refusal
+                // too), so refused callers do not re-send at once.
+                let ms: u64 = pushback.expect("grpc-retry-pushback-ms on a refusal").to_str().unwrap().parse().unwrap();
+                assert!(ms >= 1, "{ms}");
+                refused.push(took);
+            }
+            (Err(other), _, _) => panic!("unexpected status {other:?}"),
         }
     }
     let ok = admitted.len();
