@@ -100,6 +100,25 @@ PY
   ! "$helm" template t assertd --set configCheckHook.enabled=false | grep -q 'config-check'
 }
 check "config check hook: the pods' config, environment and keys, before install and upgrade" config_check_hook
+alerts() {
+  # Rendered, checked and unit-tested by promtool (Debian's prometheus
+  # package); every alert links a runbook that exists in docs/runbooks.
+  # (kubernetes-validate knows no CRDs: promtool checks the rules.)
+  "$helm" template t assertd --set prometheusRule.enabled=true > "$work/rule.yaml" &&
+    python3 - "$work/rule.yaml" "$work/rules.yaml" <<'PY' &&
+import sys, yaml, os
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "PrometheusRule"]
+spec = docs[0]["spec"]
+yaml.safe_dump(spec, open(sys.argv[2], "w"))
+for r in spec["groups"][0]["rules"]:
+    name = r["alert"]
+    assert r["annotations"]["runbook_url"].endswith(f"/{name}.md"), name
+    assert os.path.exists(f"../docs/runbooks/{name}.md"), f"no runbook for {name}"
+PY
+    promtool check rules "$work/rules.yaml" >/dev/null && cp alerts.test.yaml "$work/" && promtool test rules "$work/alerts.test.yaml" >/dev/null &&
+    ! grep -q 'kind: PrometheusRule' "$work/default.yaml"
+}
+check "alerts: PrometheusRule checked and unit-tested by promtool, a runbook per alert (optional)" alerts
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&
