@@ -166,6 +166,16 @@ pub enum CounterResult {
     NotFound,
 }
 
+/// The refusal of a schema newer than this binary (a rollback past a
+/// migration), with the way out.
+pub(crate) fn newer_schema(found: usize, known: usize) -> StoreError {
+    StoreError::Corrupt(format!(
+        "database schema version {found} is newer than this assertd ({known}): it was upgraded by a later release. \
+         Roll forward to that release, or undo migrations {from} to {found} as docs/upgrades.md shows (they only add tables) and start this one again",
+        from = known + 1
+    ))
+}
+
 /// One use of a server-issued challenge, recorded so that it is the only one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChallengeUse {

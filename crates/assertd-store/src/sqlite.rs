@@ -316,7 +316,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
     let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(unavailable)?.try_into().unwrap_or(0);
     if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!("database schema version {version} is newer than this assertd ({})", MIGRATIONS.len())));
+        return Err(crate::newer_schema(version, MIGRATIONS.len()));
     }
     for m in &MIGRATIONS[version..] {
         tx.execute_batch(m).map_err(unavailable)?;
@@ -729,5 +729,18 @@ mod tests {
         assert!(store.get("rp", b"half a write").await.unwrap().is_none(), "the failed write was rolled back");
         assert!(store.create(record(2)).await.unwrap().is_some(), "the writer goes on");
         assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
+    }
+
+    /// A rollback past a migration: the older binary refuses the newer
+    /// schema, naming the way out.
+    #[test]
+    fn a_newer_schema_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join("credentials.db")).unwrap();
+        c.pragma_update(None, "user_version", (MIGRATIONS.len() + 1) as i64).unwrap();
+        drop(c);
+        let e = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is newer than this assertd") && e.contains("docs/upgrades.md"), "{e}");
     }
 }

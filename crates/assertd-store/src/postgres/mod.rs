@@ -267,7 +267,7 @@ impl PostgresStore {
         let done: i32 = row.get(0);
         let done = usize::try_from(done).unwrap_or(0);
         if done > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!("database schema version {done} is newer than this assertd ({})", MIGRATIONS.len())));
+            return Err(crate::newer_schema(done, MIGRATIONS.len()));
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
             tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {}", i + 1, failed(e))))?;
