@@ -268,9 +268,15 @@ macro_rules! conformance {
 }
 
 async fn pg_store(pg: &PgCluster) -> PostgresStore {
-    PostgresStore::connect(&PostgresConfig { url: pg.url(), tls: Default::default(), pool_size: 8, timeout: Duration::from_secs(5) })
-        .await
-        .unwrap()
+    PostgresStore::connect(&PostgresConfig {
+        url: pg.url(),
+        tls: Default::default(),
+        pool_size: 8,
+        timeout: Duration::from_secs(5),
+        migrate: true,
+    })
+    .await
+    .unwrap()
 }
 
 conformance!(put_get_list_revoke_, put_get_list_revoke);
@@ -326,9 +332,15 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         .map(|_| {
             let url = url.clone();
             tokio::spawn(async move {
-                PostgresStore::connect(&PostgresConfig { url, tls: Default::default(), pool_size: 2, timeout: Duration::from_secs(10) })
-                    .await
-                    .map(|_| ())
+                PostgresStore::connect(&PostgresConfig {
+                    url,
+                    tls: Default::default(),
+                    pool_size: 2,
+                    timeout: Duration::from_secs(10),
+                    migrate: true,
+                })
+                .await
+                .map(|_| ())
             })
         })
         .collect();

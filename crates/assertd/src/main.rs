@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, env = "ASSERTD_INSECURE_ALLOW_UNAUTHENTICATED")]
         insecure_allow_unauthenticated: bool,
     },
+    /// Migrate the store's schema to this release's and exit (for a
+    /// migration step before the rollout, when serving replicas run with
+    /// `store.migrate = false` and no DDL rights).
+    Migrate {
+        /// Configuration file: its [store] (and data_dir) are used.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Manage stored credentials offline.
     Credentials {
         #[command(subcommand)]
@@ -180,6 +188,13 @@ fn main() -> ExitCode {
                 } else {
                     Err(format!("{service:?} is {}", status.as_str_name()))
                 }
+            }
+            Command::Migrate { config } => {
+                let mut c = load(config)?;
+                c.store.migrate = true;
+                assertd::server::open_store(&c).await.map_err(|e| format!("migrate: {e}"))?;
+                println!("the {:?} store's schema is current", c.store.backend);
+                Ok(())
             }
             Command::Config { command: ConfigCommand::Check { file } } => {
                 let (c, policy) = Config::load_compiled(&file).map_err(|e| e.to_string())?;

@@ -57,7 +57,8 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn CredentialStore>, ass
         Backend::Postgres => {
             let url = config.database_url().ok_or_else(|| assertd_store::StoreError::Unavailable("no database URL".into()))?;
             let tls = config.store.postgres_tls().map_err(assertd_store::StoreError::Config)?;
-            Arc::new(PostgresStore::connect(&PostgresConfig { url, tls, pool_size: config.store.pool_size, timeout }).await?)
+            let migrate = config.store.migrate;
+            Arc::new(PostgresStore::connect(&PostgresConfig { url, tls, pool_size: config.store.pool_size, timeout, migrate }).await?)
         }
     })
 }

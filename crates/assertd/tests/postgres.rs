@@ -575,3 +575,43 @@ async fn user_risk_and_user_revocation_reach_every_replica_within_a_second() {
     let revoked = until(&b_srv, item(), |v| codes(v) == vec![ReasonCode::CredentialRevoked]).await;
     eprintln!("replica B followed: high {high:?}, medium {medium:?}, cleared {cleared:?}, external {external:?}, user revoked {revoked:?}");
 }
+
+/// Migrations as their own step: with `store.migrate = false` a replica
+/// refuses an old schema (naming `assertd migrate`) and serves, on a role
+/// without DDL rights, once `assertd migrate` ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_needs_no_ddl_rights_when_migrations_are_a_separate_step() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, url: &str, migrate: bool| {
+        let path = dir.path().join(name);
+        let config = format!(
+            "{}\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nmigrate = {migrate}\n",
+            default_config()
+        );
+        // Top-level keys first: a TOML table ends at the next header.
+        let (rps, rest) = config.split_at(config.find("listen =").unwrap());
+        std::fs::write(&path, format!("{rest}\n{rps}")).unwrap();
+        path
+    };
+    let bin = env!("CARGO_BIN_EXE_assertd");
+    let no_migrate = write("serve.toml", &pg.url(), false);
+    let out = std::process::Command::new(bin).args(["serve", "--config"]).arg(&no_migrate).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && err.contains("run `assertd migrate`"), "{err}");
+
+    let out = std::process::Command::new(bin).args(["migrate", "--config"]).arg(write("migrate.toml", &pg.url(), false)).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("schema is current"), "{out:?}");
+
+    // A role that may read and write rows, and nothing else.
+    pg.psql(
+        "CREATE ROLE app LOGIN; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app; \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    );
+    let app_url = pg.url().replace("postgres://postgres@", "postgres://app@");
+    let server = Server::start(&format!("{}\n[store]\nbackend = \"postgres\"\nurl = \"{app_url}\"\nmigrate = false\n", default_config()));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &key, b"u", false)).await;
+    let v = verify_one(&server, assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, 1))).await;
+    assert_eq!(v.decision(), Decision::Allow, "{v:?}");
+}

@@ -51,6 +51,10 @@ pub struct PostgresConfig {
     /// Bound on every call (server-side `statement_timeout`, and client-side
     /// with a margin); also the wait for a pooled connection.
     pub timeout: Duration,
+    /// Run pending migrations at connect (true), or refuse a schema older
+    /// than this binary, naming `assertd migrate` (false: no DDL rights
+    /// needed).
+    pub migrate: bool,
 }
 
 /// The PostgreSQL credential store.
@@ -230,7 +234,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (changes, _) = broadcast::channel(4096);
         let store = Self { pool, timeout: config.timeout, changes, feed_up: Default::default() };
-        store.migrate().await.map_err(|e| explain_tls(e, &resolved))?;
+        store.migrate(config.migrate).await.map_err(|e| explain_tls(e, &resolved))?;
         // Wait (bounded) for the change feed to be subscribed, so nothing is
         // cached before it listens and its first "drop everything" cannot
         // throw away entries cached afterwards.
@@ -253,8 +257,25 @@ impl PostgresStore {
         .map_err(|_| StoreError::Unreachable(format!("no answer from PostgreSQL within {bound:?}")))?
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, apply: bool) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(failed)?;
+        if !apply {
+            // Read only: the serving role may hold no DDL rights at all.
+            let version = client.query_one("SELECT coalesce(max(version), 0) FROM assertd_schema_migrations", &[]).await;
+            let done = match version {
+                Ok(row) => usize::try_from(row.get::<_, i32>(0)).unwrap_or(0),
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+                Err(e) => return Err(failed(e)),
+            };
+            return match done.cmp(&MIGRATIONS.len()) {
+                std::cmp::Ordering::Equal => Ok(()),
+                std::cmp::Ordering::Greater => Err(crate::newer_schema(done, MIGRATIONS.len())),
+                std::cmp::Ordering::Less => Err(StoreError::Config(format!(
+                    "database schema version {done} is older than this assertd ({}) and store.migrate is false: run `assertd migrate` first",
+                    MIGRATIONS.len()
+                ))),
+            };
+        }
         let tx = client.transaction().await.map_err(failed)?;
         // Replicas starting together queue here; each migration runs once.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(failed)?;

@@ -118,6 +118,10 @@ pub struct StoreSection {
     /// certificate (`sslmode` `disable`, `prefer`, or `require` without a
     /// root): anyone on the path could read or rewrite credentials.
     pub insecure_allow_unverified_postgres: bool,
+    /// PostgreSQL: migrate the schema at start (true), or only check that
+    /// it is current and leave DDL to `assertd migrate` (false: serving
+    /// needs no DDL rights).
+    pub migrate: bool,
 }
 
 impl StoreSection {
@@ -149,6 +153,7 @@ impl Default for StoreSection {
             ssl_cert: None,
             ssl_key: None,
             insecure_allow_unverified_postgres: false,
+            migrate: true,
         }
     }
 }
