@@ -119,6 +119,14 @@ PY
     ! grep -q 'kind: PrometheusRule' "$work/default.yaml"
 }
 check "alerts: PrometheusRule checked and unit-tested by promtool, a runbook per alert (optional)" alerts
+migrate_hook() {
+  local f="$work/migrate.yaml"
+  "$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook --set store.postgres.migrationSecret=assertd-ddl > "$f" &&
+    python3 -m kubernetes_validate --strict --quiet "$f" &&
+    grep -q 'args: \["migrate", "--config", "/etc/assertd/assertd.toml"\]' "$f" && grep -q 'name: assertd-ddl' "$f" &&
+    grep -q 'migrate = false' "$f" && ! grep -q 'migrate = false' "$work/ha.yaml" && ! grep -q 'kind: Job' <(grep -A3 'name: t-assertd-migrate' "$work/ha.yaml")
+}
+check "migrations in a hook Job with a DDL role; pods without DDL rights (store.postgres.migrations=hook)" migrate_hook
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&

@@ -128,6 +128,10 @@ ssl_key = "/etc/assertd/postgres-client/tls.key"
 insecure_allow_unverified_postgres = true
 {{- end }}
 {{- end }}
+{{- if eq .Values.store.postgres.migrations "hook" }}
+# Schema migrations run in the pre-install/pre-upgrade hook Job.
+migrate = false
+{{- end }}
 {{- end }}
 
 {{- if ne .Values.auth.mode "insecure" }}
@@ -193,5 +197,46 @@ database URL. Shared by the pods and the config-check hook. */}}
     secretKeyRef:
       name: {{ .Values.store.postgres.existingSecret }}
       key: {{ .Values.store.postgres.secretKey }}
+{{- end }}
+{{- end -}}
+
+{{/* PostgreSQL TLS material: mounts, then volumes (pods and the migration Job). */}}
+{{- define "assertd.postgresTlsMounts" -}}
+{{- if eq .Values.store.backend "postgres" }}
+{{- if .Values.store.postgres.tls.caSecret }}
+- name: postgres-ca
+  mountPath: /etc/assertd/postgres-ca
+  readOnly: true
+{{- end }}
+{{- if .Values.store.postgres.tls.clientCertSecret }}
+- name: postgres-client
+  mountPath: /etc/assertd/postgres-client
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "assertd.postgresTlsVolumes" -}}
+{{- if eq .Values.store.backend "postgres" }}
+{{- with .Values.store.postgres.tls }}
+{{- if .caSecret }}
+- name: postgres-ca
+  secret:
+    secretName: {{ .caSecret }}
+    items:
+      - key: {{ .caKey }}
+        path: {{ .caKey }}
+{{- end }}
+{{- if .clientCertSecret }}
+- name: postgres-client
+  secret:
+    secretName: {{ .clientCertSecret }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end -}}
