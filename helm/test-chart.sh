@@ -127,6 +127,15 @@ migrate_hook() {
     grep -q 'migrate = false' "$f" && ! grep -q 'migrate = false' "$work/ha.yaml" && ! grep -q 'kind: Job' <(grep -A3 'name: t-assertd-migrate' "$work/ha.yaml")
 }
 check "migrations in a hook Job with a DDL role; pods without DDL rights (store.postgres.migrations=hook)" migrate_hook
+egress() {
+  local f="$work/egress.yaml"
+  "$helm" template t assertd -f assertd/ci/ha-values.yaml --set networkPolicy.egress.enabled=true \
+    --set 'networkPolicy.egress.postgresTo[0].ipBlock.cidr=10.0.5.0/24' > "$f" &&
+    python3 -m kubernetes_validate --strict --quiet "$f" &&
+    grep -q 'policyTypes: \["Ingress", "Egress"\]' "$f" && grep -q 'cidr: 10.0.5.0/24' "$f" && grep -q 'port: 5432' "$f" &&
+    grep -q 'policyTypes: \["Ingress"\]' "$work/ha.yaml"
+}
+check "NetworkPolicy egress (optional): DNS and PostgreSQL only" egress
 pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&
