@@ -12,8 +12,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 . loadtest/lib.sh
 bench_build
-raw=$(taskset -c 0 "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
-echo "raw ring ES256 on CPU 0: $raw verifies/s"
+bench_calibrate 0
 bench_start $'[pool]\nthreads = 1' 0
 for wl in counterless counting; do
   for batch in 1 64; do

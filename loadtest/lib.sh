@@ -2,6 +2,7 @@
 # and run one assertd for login.example.com on loopback ports.
 #
 #   bench_build                      cargo build --release assertd + loadgen; sets $bin
+#   bench_calibrate CPU              raw ring ES256 verifies/s on CPU; sets $raw
 #   bench_start "TOML" [taskset]     writes a config (the RP, then TOML), starts
 #                                    assertd (pinned with `taskset -c CPU` if
 #                                    given); sets $pid, $addr, $metrics, $work
@@ -11,6 +12,13 @@ bench_build() {
   cargo build --release -q -p assertd -p assertd-loadgen
   bin="${CARGO_TARGET_DIR:-target}/release"
   if [[ "$bin" != /* ]]; then bin="$PWD/$bin"; fi
+}
+
+# Raw ring ES256 verifies/s on CPU $1 (sets $raw, prints it): the figure
+# every ratio in the same run is taken against.
+bench_calibrate() {
+  raw=$(taskset -c "$1" "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
+  echo "raw ring ES256 on CPU $1: $raw verifies/s"
 }
 
 bench_start() {

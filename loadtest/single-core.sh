@@ -25,8 +25,7 @@ depths="${IN_FLIGHT:-8 32}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
-raw=$(taskset -c 0 "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
-echo "raw ring ES256 on CPU 0: $raw verifies/s"
+bench_calibrate 0
 bench_start $'[pool]\nthreads = 1' 0
 
 # Most threads the server had during a run (sampled every 200 ms).

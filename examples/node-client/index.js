@@ -74,6 +74,21 @@ function assert(privateKey, challenge, signCount) {
   return { clientDataJSON, authenticatorData, signature };
 }
 
+// An Assertion message from what the browser sent, plus the gateway's
+// bindings (`extra`).
+function assertion(requestId, credentialId, response, challenge, extra = {}) {
+  return {
+    request_id: requestId,
+    rp_id: rpId,
+    credential_id: credentialId,
+    client_data_json: response.clientDataJSON,
+    authenticator_data: response.authenticatorData,
+    signature: response.signature,
+    expected_challenge: challenge,
+    ...extra,
+  };
+}
+
 async function main() {
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const credentialId = crypto.randomBytes(16);
@@ -97,18 +112,11 @@ async function main() {
   const response = assert(privateKey, challenge, 1);
   const { verdicts } = await call(verifier, 'VerifyAssertions', {
     assertions: [
-      {
-        request_id: 'sign-in-1',
-        rp_id: rpId,
-        credential_id: credentialId,
-        client_data_json: response.clientDataJSON,
-        authenticator_data: response.authenticatorData,
-        signature: response.signature,
-        expected_challenge: challenge,
+      assertion('sign-in-1', credentialId, response, challenge, {
         expected_user_handle: userHandle,
         allowed_credential_ids: [credentialId],
         context: { client_ip: '203.0.113.7', trusted_network: true },
-      },
+      }),
     ],
   });
 
@@ -125,17 +133,7 @@ async function main() {
 
   // The same assertion again is a replay: its sign count does not advance.
   const replay = await call(verifier, 'VerifyAssertions', {
-    assertions: [
-      {
-        request_id: 'sign-in-1-replayed',
-        rp_id: rpId,
-        credential_id: credentialId,
-        client_data_json: response.clientDataJSON,
-        authenticator_data: response.authenticatorData,
-        signature: response.signature,
-        expected_challenge: challenge,
-      },
-    ],
+    assertions: [assertion('sign-in-1-replayed', credentialId, response, challenge)],
   });
   const r = replay.verdicts[0];
   console.log(`${r.request_id}: ${r.decision} (reasons: ${r.reasons.map((x) => x.code).join(', ')})`);

@@ -55,12 +55,8 @@ fn require_rp(grant: &Grant, rp_id: &str) -> Result<(), Status> {
 /// Longest note on a risk flag, in bytes.
 const MAX_NOTE_LEN: usize = 1024;
 
-/// INVALID_ARGUMENT for an empty or oversized user; PERMISSION_DENIED
-/// outside the grant.
-fn require_user(grant: &Grant, rp_id: &str, user_handle: &[u8]) -> Result<(), Status> {
-    if rp_id.is_empty() || user_handle.is_empty() {
-        return Err(RequestError::Invalid("rp_id and user_handle are required".into()).into());
-    }
+/// INVALID_ARGUMENT for a user handle over `MAX_USER_HANDLE_LEN`.
+fn check_user_handle_len(user_handle: &[u8]) -> Result<(), Status> {
     if user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
         return Err(RequestError::Invalid(format!(
             "user_handle is {} bytes, over the limit of {}",
@@ -69,7 +65,31 @@ fn require_user(grant: &Grant, rp_id: &str, user_handle: &[u8]) -> Result<(), St
         ))
         .into());
     }
+    Ok(())
+}
+
+/// INVALID_ARGUMENT for an empty or oversized user; PERMISSION_DENIED
+/// outside the grant.
+fn require_user(grant: &Grant, rp_id: &str, user_handle: &[u8]) -> Result<(), Status> {
+    if rp_id.is_empty() || user_handle.is_empty() {
+        return Err(RequestError::Invalid("rp_id and user_handle are required".into()).into());
+    }
+    check_user_handle_len(user_handle)?;
     require_rp(grant, rp_id)
+}
+
+/// One audit line per change to a user (risk flags, revoking every
+/// credential): who, which user, what changed.
+fn audit_user(action: &'static str, grant: &Grant, rp_id: &str, user_handle: &[u8], what: &str) {
+    tracing::info!(
+        target: "assertd::audit",
+        action,
+        client = %grant.client,
+        rp_id = %assertd_verify::truncate(rp_id),
+        user_handle = %b64url(user_handle),
+        what = %assertd_verify::truncate(what),
+        "user {action}"
+    );
 }
 
 /// One audit line per credential write (target `assertd::audit`, info
@@ -175,14 +195,7 @@ impl VerificationService for VerificationSvc {
         if !policy.rps.contains_key(&r.rp_id) {
             return Err(RequestError::Invalid(format!("relying party {:?} is not configured", assertd_verify::truncate(&r.rp_id))).into());
         }
-        if r.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
-            return Err(RequestError::Invalid(format!(
-                "user_handle is {} bytes, over the limit of {}",
-                r.user_handle.len(),
-                assertd_store::MAX_USER_HANDLE_LEN
-            ))
-            .into());
-        }
+        check_user_handle_len(&r.user_handle)?;
         let expires_at = u64::try_from(now_ms() / 1000).unwrap_or(0).saturating_add(issued.ttl(r.ttl_seconds));
         let mut nonce = [0u8; assertd_verify::challenge::NONCE_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
@@ -357,17 +370,8 @@ impl CredentialService for CredentialSvc {
         };
         let risk = UserRisk { rp_id: req.rp_id, user_handle: req.user_handle, level, expires_at_ms, note: req.note, set_at_ms: now };
         self.engine.set_user_risk(risk.clone()).await.map_err(RequestError::from)?;
-        tracing::info!(
-            target: "assertd::audit",
-            action = "set_user_risk",
-            client = %grant.client,
-            rp_id = %assertd_verify::truncate(&risk.rp_id),
-            user_handle = %b64url(&risk.user_handle),
-            level = risk.level.as_str(),
-            expires_at_ms = ?risk.expires_at_ms,
-            note = %assertd_verify::truncate(&risk.note),
-            "user risk set"
-        );
+        let what = format!("level {}, expires_at_ms {:?}, note {:?}", risk.level.as_str(), risk.expires_at_ms, risk.note);
+        audit_user("set_user_risk", &grant, &risk.rp_id, &risk.user_handle, &what);
         Ok(Response::new(pb::SetUserRiskResponse {}))
     }
 
@@ -376,15 +380,7 @@ impl CredentialService for CredentialSvc {
         let req = req.into_inner();
         require_user(&grant, &req.rp_id, &req.user_handle)?;
         let cleared = self.engine.clear_user_risk(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
-        tracing::info!(
-            target: "assertd::audit",
-            action = "clear_user_risk",
-            client = %grant.client,
-            rp_id = %assertd_verify::truncate(&req.rp_id),
-            user_handle = %b64url(&req.user_handle),
-            cleared,
-            "user risk cleared"
-        );
+        audit_user("clear_user_risk", &grant, &req.rp_id, &req.user_handle, if cleared { "cleared" } else { "no flag to clear" });
         Ok(Response::new(pb::ClearUserRiskResponse { cleared }))
     }
 
@@ -396,15 +392,7 @@ impl CredentialService for CredentialSvc {
         let req = req.into_inner();
         require_user(&grant, &req.rp_id, &req.user_handle)?;
         let revoked = self.engine.revoke_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
-        tracing::info!(
-            target: "assertd::audit",
-            action = "revoke_user",
-            client = %grant.client,
-            rp_id = %assertd_verify::truncate(&req.rp_id),
-            user_handle = %b64url(&req.user_handle),
-            revoked,
-            "user credentials revoked"
-        );
+        audit_user("revoke_user", &grant, &req.rp_id, &req.user_handle, &format!("{revoked} credentials revoked"));
         Ok(Response::new(pb::RevokeUserCredentialsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }
 

@@ -596,7 +596,23 @@ async fn serving_needs_no_ddl_rights_when_migrations_are_a_separate_step() {
     };
     let bin = env!("CARGO_BIN_EXE_assertd");
     let no_migrate = write("serve.toml", &pg.url(), false);
-    let out = std::process::Command::new(bin).args(["serve", "--config"]).arg(&no_migrate).output().unwrap();
+    // If the refusal broke, serve would run on: bound the wait, then fail.
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&no_migrate)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(15) {
+            child.kill().unwrap();
+            panic!("serve started on an unmigrated schema with store.migrate = false");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && err.contains("run `assertd migrate`"), "{err}");
 
