@@ -16,7 +16,8 @@ pub use profile::{
 };
 pub use signal::{Signal, Weights};
 
-use assertd_verify::{Verification, truncate};
+use assertd_verify::attestation::AttestationType;
+use assertd_verify::{Registration, Verification, truncate};
 
 /// What the gateway should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,27 +160,12 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         }
     }
 
-    // §7.2 steps 13–14: crossOrigin / topOrigin are acceptable only where the RP expects
-    // to be embedded.
-    // A profile that lists top origins accepts only those: a cross-origin
-    // ceremony that names none is refused too. Top origins are compared in
-    // full, and quoted truncated.
+    // §7.2 steps 13–14: crossOrigin / topOrigin are acceptable only where
+    // the RP expects to be embedded.
     if let Some(top) = &v.cross_origin {
-        let listed = |t: &str| profile.allowed_top_origins.iter().any(|a| a == t);
-        let allowed = profile.allow_cross_origin
-            && match top {
-                Some(t) => listed(t),
-                None => profile.allowed_top_origins.is_empty(),
-            };
-        match (allowed, top) {
-            (true, Some(t)) => signal(Signal::CrossOrigin, format!("cross-origin ceremony under top origin {:?}", truncate(t))),
-            (true, None) => signal(Signal::CrossOrigin, "cross-origin ceremony".into()),
-            (false, Some(t)) => hard.push(Finding::new(ReasonCode::CrossOrigin, format!("top origin {:?} is not allowed", truncate(t)))),
-            (false, None) if profile.allow_cross_origin => hard.push(Finding::new(
-                ReasonCode::CrossOrigin,
-                "the profile lists allowed top origins, and this cross-origin ceremony names none",
-            )),
-            (false, None) => hard.push(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
+        match cross_origin(profile, top) {
+            Ok(what) => signal(Signal::CrossOrigin, what),
+            Err(f) => hard.push(f),
         }
     }
 
@@ -240,15 +226,9 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     }
 
     // assertd rule (Entra keyRestrictions): the AAGUID (§6.5.2) on an allow
-    // or block list.
-    if let Some(k) = &profile.key_restrictions
-        && !k.permits(&credential.aaguid)
-    {
-        let list = match k.enforcement_type {
-            EnforcementType::Allow => "is not on the profile's allow list",
-            EnforcementType::Block => "is on the profile's block list",
-        };
-        hard.push(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {} {list}", format_uuid(&credential.aaguid))));
+    // or block list; only an attested AAGUID satisfies an allow list.
+    if let Some(f) = key_restriction(profile, &credential.aaguid, credential.attested) {
+        hard.push(f);
     }
 
     // §7.2 step 23: a regression "is a signal that the authenticator may be
@@ -306,6 +286,113 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         decision = Decision::StepUp;
     }
     Verdict { decision, risk_score: score, reasons: signals.into_iter().map(|(_, f)| f).collect(), failures: 0, retryable: false }
+}
+
+/// §7.2 steps 13–14 / §7.1 step 10: a cross-origin ceremony (with its top
+/// origin, if any) is acceptable only where the profile expects to be
+/// embedded. A profile that lists top origins accepts only those: a
+/// cross-origin ceremony that names none is refused too. Top origins are
+/// compared in full, and quoted truncated. `Ok` is the risk signal's text.
+fn cross_origin(profile: &Profile, top: &Option<String>) -> Result<String, Finding> {
+    let listed = |t: &str| profile.allowed_top_origins.iter().any(|a| a == t);
+    let allowed = profile.allow_cross_origin
+        && match top {
+            Some(t) => listed(t),
+            None => profile.allowed_top_origins.is_empty(),
+        };
+    match (allowed, top) {
+        (true, Some(t)) => Ok(format!("cross-origin ceremony under top origin {:?}", truncate(t))),
+        (true, None) => Ok("cross-origin ceremony".into()),
+        (false, Some(t)) => Err(Finding::new(ReasonCode::CrossOrigin, format!("top origin {:?} is not allowed", truncate(t)))),
+        (false, None) if profile.allow_cross_origin => {
+            Err(Finding::new(ReasonCode::CrossOrigin, "the profile lists allowed top origins, and this cross-origin ceremony names none"))
+        }
+        (false, None) => Err(Finding::new(ReasonCode::CrossOrigin, "cross-origin ceremonies are not allowed")),
+    }
+}
+
+/// Entra keyRestrictions: the AAGUID on the profile's allow list (and
+/// attested: an AAGUID nothing vouched for never satisfies an allow list),
+/// or not on its block list.
+fn key_restriction(profile: &Profile, aaguid: &[u8; 16], attested: bool) -> Option<Finding> {
+    let k = profile.key_restrictions.as_ref()?;
+    let uuid = format_uuid(aaguid);
+    match k.enforcement_type {
+        EnforcementType::Allow if k.permits(aaguid) && !attested => Some(Finding::new(
+            ReasonCode::AaguidNotAllowed,
+            format!("AAGUID {uuid} is on the profile's allow list, but no trusted attestation vouched for it"),
+        )),
+        _ if k.permits(aaguid) => None,
+        EnforcementType::Allow => {
+            Some(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {uuid} is not on the profile's allow list")))
+        }
+        EnforcementType::Block => Some(Finding::new(ReasonCode::AaguidNotAllowed, format!("AAGUID {uuid} is on the profile's block list"))),
+    }
+}
+
+/// Evaluates a verified registration (W3C WebAuthn L3 §7.1) under a
+/// profile, before anything is stored: the verifier's failures, then the
+/// profile's rules with the same reasons as at sign-in (user verification,
+/// passkey type, legacy algorithms, cross-origin, AAGUID restrictions) and
+/// attestation enforcement (`ATTESTATION_REQUIRED` for none,
+/// `ATTESTATION_UNTRUSTED` for an attestation that verified but reached no
+/// trust anchor). Allows with no reasons, or denies.
+pub fn evaluate_registration(profile: &Profile, r: &Registration) -> Verdict {
+    let mut hard: Vec<Finding> = r.failures.clone();
+    if let Some(top) = &r.cross_origin
+        && let Err(f) = cross_origin(profile, top)
+    {
+        hard.push(f);
+    }
+    if let Some(a) = r.authenticator {
+        // §7.1 step 15: UV where the profile requires it.
+        if profile.user_verification == UserVerification::Required && !a.flags.user_verified() {
+            hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set"));
+        }
+        // §7.1 steps 17–18 (Entra passkeyTypes): BE says which type.
+        let synced = a.flags.backup_eligible();
+        if !(if synced { profile.passkey_types.synced } else { profile.passkey_types.device_bound }) {
+            let t = if synced { "synced" } else { "device-bound" };
+            hard.push(Finding::new(ReasonCode::PasskeyTypeNotAllowed, format!("{t} passkeys are not allowed by the profile")));
+        }
+    }
+    if let Some(c) = &r.credential {
+        // §7.1 step 19: the algorithm; legacy ones only where allowed.
+        let alg = c.key.algorithm();
+        if alg.is_legacy() && !profile.allow_legacy_algorithms {
+            hard.push(Finding::new(
+                ReasonCode::UnsupportedAlgorithm,
+                format!("legacy algorithm {} is not allowed by the profile", alg.name()),
+            ));
+        }
+    }
+    // §7.1 steps 24 and 28 (Entra attestationEnforcement): only a statement
+    // that verified is judged here; one that did not is already a failure.
+    let trusted = r.attestation.as_ref().is_some_and(|a| a.trusted);
+    if let Some(a) = &r.attestation
+        && let Some(kind) = a.kind
+        && !a.trusted
+        && profile.attestation_enforcement == AttestationEnforcement::RegistrationOnly
+    {
+        hard.push(match kind {
+            AttestationType::None => {
+                Finding::new(ReasonCode::AttestationRequired, "the profile requires attestation, and the authenticator gave none")
+            }
+            _ => Finding::new(
+                ReasonCode::AttestationUntrusted,
+                format!("the profile requires a trusted attestation: {}", a.untrusted_because.as_deref().unwrap_or("untrusted")),
+            ),
+        });
+    }
+    if let Some(c) = &r.credential
+        && let Some(f) = key_restriction(profile, &c.aaguid, trusted)
+    {
+        hard.push(f);
+    }
+    if hard.is_empty() {
+        return Verdict { decision: Decision::Allow, risk_score: 0, reasons: Vec::new(), failures: 0, retryable: false };
+    }
+    Verdict::deny(hard)
 }
 
 impl Verdict {

@@ -148,11 +148,20 @@ fn decision_table() {
         row("tier1: UV missing", tier1(), UP, key()).expect(Deny, 100, &[R::UserNotVerified]),
         // tier0: hardware keys only.
         row("tier0: attested allowed key", tier0(), UP | UV, key()).expect(Allow, 0, &[]),
+        // An allow-listed AAGUID that no trusted attestation vouched for
+        // does not satisfy the allow list.
         row("tier0: unattested", tier0(), UP | UV, CredentialFacts { attested: false, ..key() }).expect(
             Deny,
             100,
-            &[R::AttestationRequired],
+            &[R::AttestationRequired, R::AaguidNotAllowed],
         ),
+        row(
+            "allow list without attestation enforcement: an unattested listed AAGUID is refused",
+            Profile { attestation_enforcement: AttestationEnforcement::Disabled, ..tier0() },
+            UP | UV,
+            CredentialFacts { attested: false, ..key() },
+        )
+        .expect(Deny, 100, &[R::AaguidNotAllowed, R::UnattestedCredential]),
         row("tier0: other AAGUID", tier0(), UP | UV, CredentialFacts { aaguid: OTHER, ..key() }).expect(Deny, 100, &[R::AaguidNotAllowed]),
         row("tier0: synced, unattested, unknown AAGUID, no UV", tier0(), UP | BE | BS, synced()).expect(
             Deny,

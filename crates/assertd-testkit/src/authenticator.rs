@@ -149,6 +149,99 @@ impl SoftAuthenticator {
     }
 }
 
+/// The two byte strings of a registration response.
+#[derive(Debug, Clone)]
+pub struct RegistrationParts {
+    /// clientDataJSON (type webauthn.create).
+    pub client_data_json: Vec<u8>,
+    /// attestationObject.
+    pub attestation_object: Vec<u8>,
+}
+
+/// Which attestation statement a registration carries.
+pub enum Attestation<'a> {
+    /// Format `none`.
+    None,
+    /// `packed` self attestation (signed with the credential key).
+    PackedSelf,
+    /// `packed` with an attestation certificate (x5c: just the leaf).
+    Packed(&'a crate::pki::AttestationCert),
+    /// `fido-u2f` with an attestation certificate (ES256 credentials only).
+    FidoU2f(&'a crate::pki::AttestationCert),
+}
+
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+impl SoftAuthenticator {
+    /// authenticatorData of a create() response: the flags (AT added), count
+    /// 0, and the attested credential data (this credential's id and key).
+    pub fn registration_authenticator_data(&self, rp_id: &str, flags: u8, aaguid: [u8; 16]) -> Vec<u8> {
+        let mut ad = Self::authenticator_data(rp_id, flags | 0x40, 0);
+        ad.extend(aaguid);
+        ad.extend(u16::try_from(self.credential_id.len()).unwrap().to_be_bytes());
+        ad.extend(&self.credential_id);
+        ad.extend(&self.public_key_cose);
+        ad
+    }
+
+    /// A complete registration response: UP set plus `extra_flags`, the
+    /// model `aaguid`, the statement `attestation`.
+    pub fn register(
+        &self,
+        rp_id: &str,
+        origin: &str,
+        challenge: &[u8],
+        extra_flags: u8,
+        aaguid: [u8; 16],
+        attestation: Attestation<'_>,
+    ) -> RegistrationParts {
+        use Value::{Array, Bytes, Int, Map, Text};
+        let auth_data = self.registration_authenticator_data(rp_id, 0x01 | extra_flags, aaguid);
+        let client_data_json =
+            format!(r#"{{"type":"webauthn.create","challenge":"{}","origin":"{}","crossOrigin":false}}"#, crate::b64url(challenge), origin)
+                .into_bytes();
+        let cdh = ring::digest::digest(&ring::digest::SHA256, &client_data_json);
+        let attestation_key = |cert: &crate::pki::AttestationCert| {
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &cert.key_pkcs8, &self.rng).expect("attestation key")
+        };
+        let (fmt, stmt) = match attestation {
+            Attestation::None => ("none", Vec::new()),
+            Attestation::PackedSelf => (
+                "packed",
+                vec![(Text("alg".into()), Int(self.alg.cose())), (Text("sig".into()), Bytes(self.sign(&auth_data, &client_data_json)))],
+            ),
+            Attestation::Packed(cert) => {
+                let mut msg = auth_data.clone();
+                msg.extend(cdh.as_ref());
+                let sig = attestation_key(cert).sign(&self.rng, &msg).unwrap().as_ref().to_vec();
+                (
+                    "packed",
+                    vec![
+                        (Text("alg".into()), Int(-7)),
+                        (Text("sig".into()), Bytes(sig)),
+                        (Text("x5c".into()), Array(vec![Bytes(cert.der.clone())])),
+                    ],
+                )
+            }
+            Attestation::FidoU2f(cert) => {
+                let Key::Ecdsa(k) = &self.key else { panic!("fido-u2f needs an ES256 credential") };
+                let mut data = vec![0x00];
+                data.extend(&auth_data[..32]);
+                data.extend(cdh.as_ref());
+                data.extend(&self.credential_id);
+                data.extend(k.public_key().as_ref());
+                let sig = attestation_key(cert).sign(&self.rng, &data).unwrap().as_ref().to_vec();
+                ("fido-u2f", vec![(Text("sig".into()), Bytes(sig)), (Text("x5c".into()), Array(vec![Bytes(cert.der.clone())]))])
+            }
+        };
+        let object = Map(vec![
+            (Text("fmt".into()), Text(fmt.into())),
+            (Text("attStmt".into()), Map(stmt)),
+            (Text("authData".into()), Bytes(auth_data)),
+        ]);
+        RegistrationParts { client_data_json, attestation_object: object.encode() }
+    }
+}
+
 #[allow(clippy::unwrap_used)]
 fn cose_key(alg: Alg, key: &Key) -> Vec<u8> {
     use Value::{Bytes, Int};

@@ -13,6 +13,8 @@ pub enum Value {
     Bool(bool),
     /// A map, in the given order.
     Map(Vec<(Value, Value)>),
+    /// An array.
+    Array(Vec<Value>),
 }
 
 fn head(out: &mut Vec<u8>, major: u8, arg: u64) {
@@ -56,6 +58,12 @@ impl Value {
                 out.extend(t.as_bytes());
             }
             Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+            Value::Array(a) => {
+                head(out, 4, a.len() as u64);
+                for v in a {
+                    v.encode_into(out);
+                }
+            }
             Value::Map(m) => {
                 head(out, 5, m.len() as u64);
                 for (k, v) in m {

@@ -2,7 +2,8 @@
 //! real assertions with `ring`, a loader for the public WebAuthn vectors, and
 //! small helpers.
 //!
-//! It is not a WebAuthn client: it does no attestation and no CTAP.
+//! It is not a WebAuthn client: it does no CTAP; its attestation statements
+//! (none, packed, fido-u2f) are built as the formats lay them out.
 
 // Test support: a failed setup step should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,7 @@ pub mod pg;
 pub mod pki;
 pub mod vectors;
 
-pub use authenticator::{Alg, AssertionParts, SoftAuthenticator};
+pub use authenticator::{Alg, AssertionParts, Attestation, RegistrationParts, SoftAuthenticator};
 
 use base64::Engine;
 

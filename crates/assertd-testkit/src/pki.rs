@@ -86,3 +86,40 @@ impl Ca {
         self.issue(p, ExtendedKeyUsagePurpose::ClientAuth, 2099)
     }
 }
+
+/// An attestation certificate (FIDO packed requirements, §8.2.1) and its
+/// signing key.
+pub struct AttestationCert {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Its P-256 key, PKCS#8 DER.
+    pub key_pkcs8: Vec<u8>,
+}
+
+impl Ca {
+    /// An attestation certificate for authenticator model `aaguid`, with
+    /// the id-fido-gen-ce-aaguid extension (set `with_aaguid_extension`
+    /// false to leave it out), valid until the start of 2099.
+    pub fn attestation(&self, aaguid: [u8; 16], with_aaguid_extension: bool) -> AttestationCert {
+        let key = KeyPair::generate().expect("attestation key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("attestation params");
+        p.distinguished_name.push(DnType::CountryName, "US");
+        p.distinguished_name.push(DnType::OrganizationName, "assertd tests");
+        p.distinguished_name.push(DnType::OrganizationalUnitName, "Authenticator Attestation");
+        p.distinguished_name.push(DnType::CommonName, "assertd test authenticator");
+        p.is_ca = IsCa::ExplicitNoCa;
+        if with_aaguid_extension {
+            let mut content = vec![0x04, 0x10];
+            content.extend(aaguid);
+            p.custom_extensions.push(rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4], content));
+        }
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("attestation certificate");
+        AttestationCert { der: cert.der().to_vec(), key_pkcs8: key.serialize_der() }
+    }
+
+    /// The CA certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.der().to_vec()
+    }
+}

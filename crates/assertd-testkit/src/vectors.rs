@@ -89,3 +89,59 @@ impl AssertionVector {
         crate::from_b64url(field).expect("vector field is base64url")
     }
 }
+
+/// Flags of a registration's authenticator data.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct RegistrationFlags {
+    pub up: bool,
+    pub uv: bool,
+    pub be: bool,
+    pub bs: bool,
+    pub at: bool,
+    pub ed: bool,
+}
+
+/// One registration vector (`registrations.json`). Byte strings are
+/// base64url; `trust_anchors_pem` are the roots the source's test relied on.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct RegistrationVector {
+    pub id: String,
+    pub fmt: Option<String>,
+    pub x5c_len: Option<usize>,
+    pub credential_alg: Option<i64>,
+    pub credential_alg_name: Option<String>,
+    pub rp_id: String,
+    pub origin: Option<String>,
+    pub expected_origin: Option<String>,
+    pub expected_challenge_b64url: String,
+    pub credential_id_b64url: Option<String>,
+    pub credential_public_key_cose_b64url: Option<String>,
+    pub aaguid: Option<String>,
+    pub client_data_json_b64url: String,
+    pub attestation_object_b64url: String,
+    pub flags: Option<RegistrationFlags>,
+    pub sign_count: Option<u32>,
+    pub require_uv: Option<bool>,
+    pub trust_anchors_pem: Option<Vec<String>>,
+    pub verification_time: Option<String>,
+    pub allow_cross_origin: Option<bool>,
+    pub allowed_top_origins: Option<Vec<String>>,
+    pub allow_subdomain_origin: Option<bool>,
+    pub expect: String,
+    pub source_expect: String,
+}
+
+/// `registrations.json`: 161 registration vectors from public sources.
+#[allow(clippy::expect_used)]
+pub fn registrations() -> Vec<RegistrationVector> {
+    serde_json::from_str(include_str!("../data/registrations.json")).expect("vector file parses")
+}
+
+impl RegistrationVector {
+    /// The expected challenge as bytes (as [`AssertionVector::expected_challenge`]).
+    pub fn expected_challenge(&self) -> Vec<u8> {
+        crate::from_b64url(&self.expected_challenge_b64url).unwrap_or_else(|_| self.expected_challenge_b64url.as_bytes().to_vec())
+    }
+}

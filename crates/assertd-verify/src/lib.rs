@@ -47,12 +47,14 @@
 //! used (`UNSUPPORTED_ALGORITHM`); legacy algorithms only where a profile
 //! allows them; the profile's passkey types, attestation and AAGUID rules.
 
+pub mod attestation;
 pub mod authenticator_data;
 pub mod cbor;
 pub mod challenge;
 pub mod client_data;
 pub mod cose;
 pub mod reason;
+pub mod registration;
 pub mod relying_party;
 pub mod verify;
 
@@ -61,5 +63,8 @@ pub use challenge::{ChallengeKeys, Opened};
 pub use client_data::ClientData;
 pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};
+pub use registration::{AttestationReport, NewCredential, Registration, RegistrationInput, TrustInput, verify_registration};
 pub use relying_party::{RelyingParty, parse_web_origin};
-pub use verify::{AssertionInput, AuthenticatorFacts, Challenge, CredentialInput, Verification, sign_count_advances, truncate, verify};
+pub use verify::{
+    AssertionInput, AuthenticatorFacts, Challenge, CredentialInput, Verification, sign_count_advances, truncate, truncate_to, verify,
+};

@@ -93,11 +93,29 @@ pub enum ReasonCode {
     UserRiskMedium = 40,
     /// The user is flagged at high risk (`SetUserRisk`).
     UserRiskHigh = 41,
+    /// The attestation statement does not verify: a bad signature, a
+    /// malformed statement or certificate, or an attestation certificate
+    /// that contradicts the authenticator data (AAGUID, nonce).
+    AttestationInvalid = 42,
+    /// The attestation verified, but its certificate chain does not reach a
+    /// configured trust anchor (or it is self attestation) while the profile
+    /// requires a trusted attestation.
+    AttestationUntrusted = 43,
+    /// The attestation statement format is not one assertd verifies.
+    AttestationFormatUnsupported = 44,
+    /// A credential with this id is already registered for the RP.
+    CredentialAlreadyRegistered = 45,
+    /// The authenticator model's metadata status reports a compromise or
+    /// revocation.
+    AuthenticatorStatusRevoked = 46,
+    /// The authenticator model's certification level is below the
+    /// profile's minimum.
+    AuthenticatorNotCertified = 47,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 41] = [
+    pub const ALL: [ReasonCode; 47] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -139,6 +157,12 @@ impl ReasonCode {
         Self::ChallengeReplayed,
         Self::UserRiskMedium,
         Self::UserRiskHigh,
+        Self::AttestationInvalid,
+        Self::AttestationUntrusted,
+        Self::AttestationFormatUnsupported,
+        Self::CredentialAlreadyRegistered,
+        Self::AuthenticatorStatusRevoked,
+        Self::AuthenticatorNotCertified,
     ];
 
     /// The proto enum value.
@@ -191,6 +215,12 @@ impl ReasonCode {
             Self::ChallengeReplayed => "CHALLENGE_REPLAYED",
             Self::UserRiskMedium => "USER_RISK_MEDIUM",
             Self::UserRiskHigh => "USER_RISK_HIGH",
+            Self::AttestationInvalid => "ATTESTATION_INVALID",
+            Self::AttestationUntrusted => "ATTESTATION_UNTRUSTED",
+            Self::AttestationFormatUnsupported => "ATTESTATION_FORMAT_UNSUPPORTED",
+            Self::CredentialAlreadyRegistered => "CREDENTIAL_ALREADY_REGISTERED",
+            Self::AuthenticatorStatusRevoked => "AUTHENTICATOR_STATUS_REVOKED",
+            Self::AuthenticatorNotCertified => "AUTHENTICATOR_NOT_CERTIFIED",
         }
     }
 
@@ -206,41 +236,47 @@ impl ReasonCode {
             Self::ProfileUnknown => 3,
             Self::ProfileNotAuthorized => 4,
             Self::CredentialNotAllowed => 5,
-            Self::StoreUnavailable => 6,
-            Self::CredentialNotFound => 7,
-            Self::CredentialRevoked => 8,
-            Self::UnsupportedAlgorithm => 9,
-            Self::MalformedClientData => 10,
-            Self::MalformedAuthenticatorData => 11,
-            Self::MalformedSignature => 12,
-            Self::SignatureInvalid => 13,
-            Self::RpIdMismatch => 14,
-            Self::OriginNotAllowed => 15,
-            Self::ChallengeMismatch => 16,
-            Self::ChallengeInvalid => 17,
-            Self::ChallengeExpired => 18,
-            Self::ChallengeReplayed => 19,
-            Self::WrongCeremonyType => 20,
-            Self::UserHandleMismatch => 21,
-            Self::UserNotPresent => 22,
-            Self::BackupStateInvalid => 23,
-            Self::BackupEligibilityChanged => 24,
-            Self::SignCountRegression => 25,
-            Self::PasskeyTypeNotAllowed => 26,
-            Self::AttestationRequired => 27,
-            Self::AaguidNotAllowed => 28,
-            Self::UserNotVerified => 29,
-            Self::CrossOrigin => 30,
-            Self::UserRiskHigh => 31,
-            Self::UserRiskMedium => 32,
-            Self::UpstreamRiskHigh => 33,
-            Self::UpstreamRiskMedium => 34,
-            Self::NoncompliantDevice => 35,
-            Self::UntrustedNetwork => 36,
-            Self::LegacyAlgorithm => 37,
-            Self::UnattestedCredential => 38,
-            Self::SyncedPasskey => 39,
-            Self::SignCountDeferred => 40,
+            Self::AuthenticatorStatusRevoked => 6,
+            Self::StoreUnavailable => 7,
+            Self::CredentialNotFound => 8,
+            Self::CredentialRevoked => 9,
+            Self::CredentialAlreadyRegistered => 10,
+            Self::UnsupportedAlgorithm => 11,
+            Self::MalformedClientData => 12,
+            Self::MalformedAuthenticatorData => 13,
+            Self::AttestationFormatUnsupported => 14,
+            Self::MalformedSignature => 15,
+            Self::SignatureInvalid => 16,
+            Self::AttestationInvalid => 17,
+            Self::AttestationUntrusted => 18,
+            Self::RpIdMismatch => 19,
+            Self::OriginNotAllowed => 20,
+            Self::ChallengeMismatch => 21,
+            Self::ChallengeInvalid => 22,
+            Self::ChallengeExpired => 23,
+            Self::ChallengeReplayed => 24,
+            Self::WrongCeremonyType => 25,
+            Self::UserHandleMismatch => 26,
+            Self::UserNotPresent => 27,
+            Self::BackupStateInvalid => 28,
+            Self::BackupEligibilityChanged => 29,
+            Self::SignCountRegression => 30,
+            Self::PasskeyTypeNotAllowed => 31,
+            Self::AttestationRequired => 32,
+            Self::AaguidNotAllowed => 33,
+            Self::AuthenticatorNotCertified => 34,
+            Self::UserNotVerified => 35,
+            Self::CrossOrigin => 36,
+            Self::UserRiskHigh => 37,
+            Self::UserRiskMedium => 38,
+            Self::UpstreamRiskHigh => 39,
+            Self::UpstreamRiskMedium => 40,
+            Self::NoncompliantDevice => 41,
+            Self::UntrustedNetwork => 42,
+            Self::LegacyAlgorithm => 43,
+            Self::UnattestedCredential => 44,
+            Self::SyncedPasskey => 45,
+            Self::SignCountDeferred => 46,
         }
     }
 }

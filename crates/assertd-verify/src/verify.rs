@@ -109,7 +109,7 @@ impl Verification {
 /// wrong; a part that does not parse skips only the checks that need it.
 pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionInput<'_>) -> Verification {
     let mut failures = Vec::new();
-    let mut fail = |code, message: String| failures.push(Finding::new(code, message));
+    let mut fail = |code: ReasonCode, message: String| failures.push(Finding::new(code, message));
 
     // §7.2 step 6: "If the user was identified before the authentication
     // ceremony was initiated, ... verify that the identified user account
@@ -134,52 +134,10 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     match ClientData::parse(a.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
-            // §7.2 step 10: "Verify that the value of C.type is the string
-            // webauthn.get."
-            if c.ty != "webauthn.get" {
-                fail(ReasonCode::WrongCeremonyType, format!("clientDataJSON.type is {:?}, expected \"webauthn.get\"", truncate(&c.ty)));
-            }
-            // §7.2 step 11: "Verify that the value of C.challenge equals the
-            // base64url encoding of options.challenge." Compared in constant
-            // time; padding or non-base64url characters are refused (an
-            // assertd rule: the encoding is unpadded base64url, §5.8.1).
-            // A server-issued challenge is options.challenge by
-            // construction when it opens: authentic, for this RP and user,
-            // unexpired.
-            match (base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()), a.challenge) {
-                (Ok(got), Challenge::Expected(expected)) if ring_eq(&got, expected) => {}
-                (Ok(_), Challenge::Expected(_)) => {
-                    fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into());
-                }
-                (Ok(got), Challenge::Issued { keys, now, skew }) => match keys.open(&got, rp.id(), credential.user_handle, now, skew) {
-                    Ok(opened) => issued_challenge = Some(opened),
-                    Err((code, message)) => fail(code, message),
-                },
-                (Err(_), Challenge::Expected(_)) => {
-                    fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into());
-                }
-                (Err(_), Challenge::Issued { .. }) => {
-                    fail(ReasonCode::ChallengeInvalid, "clientDataJSON.challenge is not unpadded base64url".into());
-                }
-            }
-            // §7.2 step 12: "Verify that the value of C.origin is an origin
-            // expected by the Relying Party" (exact match, or the RP's
-            // configured subdomain rule).
-            if !rp.origin_allowed(&c.origin) {
-                fail(ReasonCode::OriginNotAllowed, format!("origin {:?} is not allowed for RP {:?}", truncate(&c.origin), rp.id()));
-            }
-            // assertd rule, from §5.8.1: topOrigin is set only when
-            // crossOrigin is true; one without the other is malformed.
-            // §7.2 steps 13–14 (crossOrigin, topOrigin expected by the RP)
-            // are policy: the verifier reports, the profile decides.
-            if c.top_origin.is_some() && c.cross_origin != Some(true) {
-                fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
-            }
-            if c.is_cross_origin() {
-                // In full: policy compares it with the allowed top origins
-                // (a truncated value could match a prefix).
-                cross_origin = Some(c.top_origin.as_deref().map(str::to_owned));
-            }
+            // §7.2 steps 10–12 (type, challenge, origin); 13–14 are policy.
+            let checked = check_client_data(rp, &c, "webauthn.get", a.challenge, credential.user_handle, &mut fail);
+            cross_origin = checked.0;
+            issued_challenge = checked.1;
         }
     }
 
@@ -236,6 +194,65 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm(), issued_challenge }
 }
 
+/// The client-data checks that sign-in (§7.2 steps 10–14) and registration
+/// (§7.1 steps 7–10) share: the type, the challenge, the origin, and the
+/// cross-origin report. Returns the cross-origin report (the top origin in
+/// full, if any) and the opened server-issued challenge.
+pub(crate) fn check_client_data(
+    rp: &RelyingParty,
+    c: &ClientData<'_>,
+    expected_type: &str,
+    challenge: Challenge<'_>,
+    user_handle: &[u8],
+    fail: &mut impl FnMut(ReasonCode, String),
+) -> (Option<Option<String>>, Option<crate::Opened>) {
+    let mut issued_challenge = None;
+    // §7.2 step 10 / §7.1 step 7: "Verify that the value of C.type is"
+    // webauthn.get / webauthn.create.
+    if c.ty != expected_type {
+        fail(ReasonCode::WrongCeremonyType, format!("clientDataJSON.type is {:?}, expected {expected_type:?}", truncate(&c.ty)));
+    }
+    // §7.2 step 11 / §7.1 step 8: "Verify that the value of C.challenge
+    // equals the base64url encoding of options.challenge." Compared in
+    // constant time; padding or non-base64url characters are refused (an
+    // assertd rule: the encoding is unpadded base64url, §5.8.1). A
+    // server-issued challenge is options.challenge by construction when it
+    // opens: authentic, for this RP and user, unexpired.
+    match (base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.challenge.as_bytes()), challenge) {
+        (Ok(got), Challenge::Expected(expected)) if ring_eq(&got, expected) => {}
+        (Ok(_), Challenge::Expected(_)) => {
+            fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into());
+        }
+        (Ok(got), Challenge::Issued { keys, now, skew }) => match keys.open(&got, rp.id(), user_handle, now, skew) {
+            Ok(opened) => issued_challenge = Some(opened),
+            Err((code, message)) => fail(code, message),
+        },
+        (Err(_), Challenge::Expected(_)) => {
+            fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not unpadded base64url".into());
+        }
+        (Err(_), Challenge::Issued { .. }) => {
+            fail(ReasonCode::ChallengeInvalid, "clientDataJSON.challenge is not unpadded base64url".into());
+        }
+    }
+    // §7.2 step 12 / §7.1 step 9: "Verify that the value of C.origin is an
+    // origin expected by the Relying Party" (exact match, or the RP's
+    // configured subdomain rule).
+    if !rp.origin_allowed(&c.origin) {
+        fail(ReasonCode::OriginNotAllowed, format!("origin {:?} is not allowed for RP {:?}", truncate(&c.origin), rp.id()));
+    }
+    // assertd rule, from §5.8.1: topOrigin is set only when crossOrigin is
+    // true; one without the other is malformed. §7.2 steps 13–14 / §7.1
+    // step 10 (crossOrigin, topOrigin expected by the RP) are policy: the
+    // verifier reports, the profile decides.
+    if c.top_origin.is_some() && c.cross_origin != Some(true) {
+        fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
+    }
+    // In full: policy compares it with the allowed top origins (a truncated
+    // value could match a prefix).
+    let cross_origin = c.is_cross_origin().then(|| c.top_origin.as_deref().map(str::to_owned));
+    (cross_origin, issued_challenge)
+}
+
 /// Equality that does not leak where two byte strings differ.
 fn ring_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -244,11 +261,15 @@ fn ring_eq(a: &[u8], b: &[u8]) -> bool {
 /// Caps attacker-controlled strings quoted in messages (128 bytes, on a
 /// character boundary).
 pub fn truncate(s: &str) -> &str {
-    const MAX: usize = 128;
-    if s.len() <= MAX {
+    truncate_to(s, 128)
+}
+
+/// Caps a string at `max` bytes, on a character boundary.
+pub fn truncate_to(s: &str, max: usize) -> &str {
+    if s.len() <= max {
         return s;
     }
-    let mut end = MAX;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -22,8 +22,11 @@ pub enum Rpc {
     Verify,
     /// GetCredential and ListCredentials.
     CredentialsRead,
-    /// PutCredential and RevokeCredential.
+    /// PutCredential, RevokeCredential, DeleteCredential and the user-level
+    /// writes: the admin's.
     CredentialsWrite,
+    /// RegisterCredential: what gateways get to enrol passkeys.
+    CredentialsRegister,
 }
 
 impl Rpc {
@@ -33,11 +36,12 @@ impl Rpc {
             Self::Verify => "verify",
             Self::CredentialsRead => "credentials.read",
             Self::CredentialsWrite => "credentials.write",
+            Self::CredentialsRegister => "credentials.register",
         }
     }
 
     /// Every group.
-    pub const ALL: [Self; 3] = [Self::Verify, Self::CredentialsRead, Self::CredentialsWrite];
+    pub const ALL: [Self; 4] = [Self::Verify, Self::CredentialsRead, Self::CredentialsWrite, Self::CredentialsRegister];
 }
 
 /// Relying parties a caller may use.

@@ -1,10 +1,11 @@
 //! Protobuf at the edge: API messages into the engine's and the store's
 //! types (fields moved, payload bytes never copied), and back.
 
-use crate::engine::{AssertionRequest, Outcome};
+use crate::engine::{AssertionRequest, Outcome, RegistrationOutcome, RegistrationRequest};
 use assertd_api::v1 as pb;
 use assertd_policy::{Decision, RiskLevel, SignInContext};
 use assertd_store::StoredCredential;
+use assertd_verify::attestation::AttestationType;
 
 /// An API assertion as the engine takes it.
 pub fn assertion(a: pb::Assertion) -> AssertionRequest {
@@ -110,6 +111,43 @@ pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
         revoked: r.revoked,
         created_at: Some(timestamp(r.created_at_ms)),
         last_used_at: r.last_used_at_ms.map(timestamp),
+    }
+}
+
+/// A `pb::RegisterCredentialRequest` as the engine's request.
+pub fn registration(r: pb::RegisterCredentialRequest) -> RegistrationRequest {
+    RegistrationRequest {
+        rp_id: r.rp_id,
+        user_handle: r.user_handle,
+        client_data_json: r.client_data_json,
+        attestation_object: r.attestation_object,
+        expected_challenge: r.expected_challenge,
+        profile: r.profile,
+        transports: r.transports,
+        server_issued_challenge: r.server_issued_challenge,
+    }
+}
+
+/// A registration's outcome as the response.
+pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialResponse {
+    pb::RegisterCredentialResponse {
+        verdict: Some(verdict(Outcome { request_id: String::new(), verdict: o.verdict, authenticator: o.authenticator, credential: None })),
+        credential: o.credential.map(record_to_pb),
+        attestation: o.attestation.map(|a| pb::AttestationResult {
+            format: a.format,
+            r#type: match a.kind {
+                None => pb::AttestationType::Unspecified,
+                Some(AttestationType::None) => pb::AttestationType::None,
+                Some(AttestationType::SelfAttestation) => pb::AttestationType::Self_,
+                Some(AttestationType::Basic) => pb::AttestationType::Basic,
+                Some(AttestationType::AttCa) => pb::AttestationType::Attca,
+                Some(AttestationType::AnonCa) => pb::AttestationType::Anonca,
+            } as i32,
+            trusted: a.trusted,
+            authenticator_name: String::new(),
+            certification_status: String::new(),
+            trust_anchor: a.trust_anchor.unwrap_or_default(),
+        }),
     }
 }
 

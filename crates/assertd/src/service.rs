@@ -270,6 +270,31 @@ fn require_id(grant: &Grant, rp_id: &str, credential_id: &[u8]) -> Result<(), St
 
 #[tonic::async_trait]
 impl CredentialService for CredentialSvc {
+    async fn register_credential(
+        &self,
+        req: Request<pb::RegisterCredentialRequest>,
+    ) -> Result<Response<pb::RegisterCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let request = convert::registration(req.into_inner());
+        request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
+        require_rp(&grant, &request.rp_id)?;
+        let outcome = self.engine.register(request.clone(), &grant).await?;
+        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
+        match &outcome.credential {
+            Some(stored) => audit("register", &grant, stored, "registered"),
+            None => tracing::info!(
+                target: "assertd::audit",
+                action = "register_denied",
+                client = %grant.client,
+                rp_id = %assertd_verify::truncate(&request.rp_id),
+                user_handle = %b64url(&request.user_handle),
+                reasons = %outcome.verdict.reasons.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(","),
+                "registration denied"
+            ),
+        }
+        Ok(Response::new(convert::registration_outcome(outcome)))
+    }
+
     async fn put_credential(&self, req: Request<pb::PutCredentialRequest>) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let grant = grant(&req)?;
         let pb::PutCredentialRequest { credential, replace, expected_user_handle } = req.into_inner();

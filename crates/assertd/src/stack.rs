@@ -69,6 +69,7 @@ pub fn route(path: &str) -> Route {
         "/assertd.v1.VerificationService/VerifyAssertions" => rpc("VerifyAssertions", Rpc::Verify, true, true),
         "/assertd.v1.VerificationService/VerifyAssertionsStream" => rpc("VerifyAssertionsStream", Rpc::Verify, false, true),
         "/assertd.v1.VerificationService/IssueChallenge" => rpc("IssueChallenge", Rpc::Verify, true, false),
+        "/assertd.v1.CredentialService/RegisterCredential" => rpc("RegisterCredential", Rpc::CredentialsRegister, true, false),
         "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/RevokeCredential" => rpc("RevokeCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/DeleteCredential" => rpc("DeleteCredential", Rpc::CredentialsWrite, true, false),
@@ -374,6 +375,7 @@ mod tests {
             (
                 <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
                 [
+                    "RegisterCredential",
                     "PutCredential",
                     "GetCredential",
                     "RevokeCredential",

@@ -113,6 +113,10 @@ static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
 
 /// Challenges issued by `IssueChallenge`.
 pub const CHALLENGES_ISSUED: &str = "assertd_challenges_issued_total";
+/// Registrations by decision, statement format and attestation trust.
+const REGISTRATIONS: &str = "assertd_registrations_total";
+/// Reasons in registration verdicts, by code.
+const REGISTRATION_REASONS: &str = "assertd_registration_reasons_total";
 
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -182,6 +186,11 @@ pub fn install() -> Result<PrometheusHandle, String> {
         CHALLENGES_ISSUED,
         "Challenges issued by IssueChallenge (their uses show as verdicts; replays as reason CHALLENGE_REPLAYED)."
     );
+    describe_counter!(
+        REGISTRATIONS,
+        "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, other) and attestation (trusted, untrusted, none, invalid)."
+    );
+    describe_counter!(REGISTRATION_REASONS, "Reasons in RegisterCredential verdicts, by code.");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -193,6 +202,22 @@ pub fn verdict(v: &Verdict) {
     for r in &v.reasons {
         let code = r.code.as_str();
         REASONS_BY_CODE.with(code, || counter!(REASONS, "code" => code), |c| c.increment(1));
+    }
+}
+
+/// Counts one registration verdict.
+pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::AttestationReport>) {
+    let format =
+        attestation.and_then(|a| assertd_verify::attestation::FORMATS.iter().find(|f| **f == a.format)).copied().unwrap_or("other");
+    let trust = match attestation {
+        Some(a) if a.trusted => "trusted",
+        Some(a) if a.kind == Some(assertd_verify::attestation::AttestationType::None) => "none",
+        Some(a) if a.kind.is_some() => "untrusted",
+        _ => "invalid",
+    };
+    counter!(REGISTRATIONS, "decision" => v.decision.as_str(), "format" => format, "attestation" => trust).increment(1);
+    for r in &v.reasons {
+        counter!(REGISTRATION_REASONS, "code" => r.code.as_str()).increment(1);
     }
 }
 

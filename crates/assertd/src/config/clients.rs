@@ -36,7 +36,8 @@ pub struct ClientConfig {
     /// RPC groups it may call: `verify` (VerifyAssertions,
     /// VerifyAssertionsStream), `credentials.read` (GetCredential,
     /// ListCredentials), `credentials.write` (PutCredential,
-    /// RevokeCredential); `"*"`: all.
+    /// RevokeCredential, DeleteCredential, the user-level writes),
+    /// `credentials.register` (RegisterCredential); `"*"`: all.
     pub rpcs: Vec<String>,
 }
 
@@ -86,7 +87,9 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
                     None => {
                         return Err(Invalid::new(
                             key("rpcs"),
-                            format!("{other:?} is not an RPC group (verify, credentials.read, credentials.write, \"*\")"),
+                            format!(
+                                "{other:?} is not an RPC group (verify, credentials.read, credentials.write, credentials.register, \"*\")"
+                            ),
                         ));
                     }
                 },

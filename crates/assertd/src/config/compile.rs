@@ -35,7 +35,8 @@ impl Config {
             }
         }
         let challenges = self.challenges.compile()?.map(Arc::new);
-        Ok(Policy { rps, profiles, clients, challenges })
+        let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
+        Ok(Policy { rps, profiles, clients, challenges, attestation })
     }
 
     /// One relying party, with its default profile.

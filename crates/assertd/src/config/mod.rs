@@ -6,6 +6,7 @@
 //! ([`Config::compile`]) into the runtime [`Policy`]: every value serde
 //! cannot check is checked there, and every error names its key.
 
+mod attestation;
 mod challenges;
 mod clients;
 mod compile;
@@ -13,6 +14,7 @@ mod locate;
 mod profile;
 mod sections;
 
+pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
@@ -95,6 +97,12 @@ pub struct Config {
     /// Server-issued challenges (off without keys).
     #[serde(default)]
     pub challenges: ChallengesSection,
+    /// Root certificates that anchor attestation statements, by format.
+    #[serde(default)]
+    pub attestation_roots: Vec<AttestationRootConfig>,
+    /// Registration settings.
+    #[serde(default)]
+    pub registration: RegistrationSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -134,6 +142,8 @@ impl Default for Config {
             health_listen: None,
             clients: Vec::new(),
             challenges: ChallengesSection::default(),
+            attestation_roots: Vec::new(),
+            registration: RegistrationSection::default(),
         }
     }
 }
@@ -359,6 +369,8 @@ pub struct Policy {
     pub clients: crate::authz::ClientTable,
     /// Server-issued challenges; `None` when no keys are configured.
     pub challenges: Option<Arc<IssuedChallenges>>,
+    /// What registration trusts.
+    pub attestation: Arc<AttestationTrust>,
 }
 
 /// A relying party ready for verification.

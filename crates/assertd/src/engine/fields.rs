@@ -66,29 +66,7 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
             format!("allowed_credential_ids holds an id of {} bytes (1 to {} allowed)", id.len(), assertd_store::MAX_CREDENTIAL_ID_LEN),
         ));
     }
-    let rp = policy
-        .rps
-        .get(&r.rp_id)
-        .ok_or_else(|| deny(ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(&r.rp_id))))?;
-    let profile = if r.profile.is_empty() || r.profile == rp.default_profile_name {
-        rp.default_profile.clone()
-    } else {
-        let named = policy
-            .profiles
-            .get(&r.profile)
-            .cloned()
-            .ok_or_else(|| deny(ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(&r.profile))))?;
-        // assertd rule: a caller names only the profiles it was granted, and
-        // only those the RP lists (none unless listed), so it cannot pick a
-        // laxer one.
-        let rp_allows = rp.allowed_profiles.as_ref().is_some_and(|p| p.contains(&r.profile));
-        let caller_may = grant.profiles.as_ref().is_none_or(|p| p.contains(&r.profile));
-        if !(rp_allows && caller_may) {
-            let whose = if rp_allows { "this caller's grant" } else { "this relying party's allowed_profiles" };
-            return Err(deny(ReasonCode::ProfileNotAuthorized, format!("profile {:?} is not in {whose}", truncate(&r.profile))));
-        }
-        named
-    };
+    let (rp, profile) = profile_for(policy, grant, &r.rp_id, &r.profile).map_err(|(code, m)| deny(code, m))?;
     // §7.2 step 5: "If options.allowCredentials is not empty, verify that
     // credential.id identifies one of the public key credentials listed in
     // options.allowCredentials." Before the lookup: no store read for a
@@ -96,5 +74,37 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
     if !r.allowed_credential_ids.is_empty() && !r.allowed_credential_ids.contains(&r.credential_id) {
         return Err(deny(ReasonCode::CredentialNotAllowed, "the credential is not one the gateway offered (allowed_credential_ids)"));
     }
-    Ok((rp.clone(), profile))
+    Ok((rp, profile))
+}
+
+/// The relying party and the profile a ceremony for `rp_id` naming
+/// `profile` (empty: the RP's default) is judged under: `RP_UNKNOWN`,
+/// `PROFILE_UNKNOWN`, or `PROFILE_NOT_AUTHORIZED` when the caller may not
+/// pick that profile for that RP.
+pub fn profile_for(
+    policy: &Policy,
+    grant: &Grant,
+    rp_id: &str,
+    profile: &str,
+) -> Result<(Arc<RpEntry>, Arc<Profile>), (ReasonCode, String)> {
+    let rp =
+        policy.rps.get(rp_id).ok_or_else(|| (ReasonCode::RpUnknown, format!("relying party {:?} is not configured", truncate(rp_id))))?;
+    if profile.is_empty() || profile == rp.default_profile_name {
+        return Ok((rp.clone(), rp.default_profile.clone()));
+    }
+    let named = policy
+        .profiles
+        .get(profile)
+        .cloned()
+        .ok_or_else(|| (ReasonCode::ProfileUnknown, format!("profile {:?} is not configured", truncate(profile))))?;
+    // assertd rule: a caller names only the profiles it was granted, and
+    // only those the RP lists (none unless listed), so it cannot pick a
+    // laxer one.
+    let rp_allows = rp.allowed_profiles.as_ref().is_some_and(|p| p.contains(profile));
+    let caller_may = grant.profiles.as_ref().is_none_or(|p| p.contains(profile));
+    if !(rp_allows && caller_may) {
+        let whose = if rp_allows { "this caller's grant" } else { "this relying party's allowed_profiles" };
+        return Err((ReasonCode::ProfileNotAuthorized, format!("profile {:?} is not in {whose}", truncate(profile))));
+    }
+    Ok((rp.clone(), named))
 }

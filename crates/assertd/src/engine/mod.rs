@@ -42,11 +42,13 @@ pub mod item;
 pub mod journal;
 pub mod last_used;
 pub mod pool;
+pub mod register;
 pub mod user_risk;
 
 pub use admission::{Admission, Admitted, RpcSlot};
 pub use counters::Counters;
 pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
+pub use register::{RegistrationOutcome, RegistrationRequest};
 
 use crate::authz::Grant;
 use crate::config::{IssuedChallenges, Limits, Policy};
@@ -168,6 +170,11 @@ impl Engine {
     }
 
     /// Request-level limit on batch size.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `limits.max_batch_size`.
     pub fn max_batch_size(&self) -> usize {
         self.limits.max_batch_size
     }

@@ -73,3 +73,15 @@ fn verify_one(item: &mut Item, issued: Option<&IssuedChallenges>, now: u64) -> s
     item.stage = advance(stage);
     took
 }
+
+/// Runs one piece of CPU work (a registration's attestation check) on
+/// `pool`, off the async runtime.
+pub async fn run<T: Send + 'static>(pool: &rayon::ThreadPool, work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        if !tx.is_closed() {
+            let _ = tx.send(work());
+        }
+    });
+    rx.await.map_err(|_| EngineError::PoolFailed)
+}

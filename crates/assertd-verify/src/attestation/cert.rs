@@ -1,0 +1,191 @@
+//! X.509 for attestation: parsing certificates (`x509-parser`), verifying a
+//! statement's signature with a certificate's key (`ring`), and validating
+//! a certificate chain up to a trust anchor (`rustls-webpki`). No ASN.1 or
+//! signature math is written here.
+
+use ring::signature::{self, VerificationAlgorithm};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser;
+use x509_parser::prelude::FromDer;
+
+/// The most certificates an `x5c` may hold (leaf and intermediates).
+pub const MAX_CHAIN: usize = 5;
+
+/// Parses one DER certificate, refusing trailing bytes.
+pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok((rest, _)) => Err(format!("{} trailing bytes after the certificate", rest.len())),
+        Err(e) => Err(format!("certificate does not parse: {e}")),
+    }
+}
+
+/// The OIDs of the public-key types a COSE algorithm needs.
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const ED25519: &str = "1.3.101.112";
+const P256: &str = "1.2.840.10045.3.1.7";
+const P384: &str = "1.3.132.0.34";
+
+/// The `ring` algorithm for a COSE signature algorithm over a certificate's
+/// key, with the key type (and curve) the certificate must carry.
+fn algorithm(alg: i64) -> Option<(&'static dyn VerificationAlgorithm, &'static str, Option<&'static str>)> {
+    Some(match alg {
+        -7 => (&signature::ECDSA_P256_SHA256_ASN1, EC_PUBLIC_KEY, Some(P256)),
+        -35 => (&signature::ECDSA_P384_SHA384_ASN1, EC_PUBLIC_KEY, Some(P384)),
+        -8 => (&signature::ED25519, ED25519, None),
+        -257 => (&signature::RSA_PKCS1_2048_8192_SHA256, RSA_ENCRYPTION, None),
+        -258 => (&signature::RSA_PKCS1_2048_8192_SHA384, RSA_ENCRYPTION, None),
+        -259 => (&signature::RSA_PKCS1_2048_8192_SHA512, RSA_ENCRYPTION, None),
+        -37 => (&signature::RSA_PSS_2048_8192_SHA256, RSA_ENCRYPTION, None),
+        -38 => (&signature::RSA_PSS_2048_8192_SHA384, RSA_ENCRYPTION, None),
+        -39 => (&signature::RSA_PSS_2048_8192_SHA512, RSA_ENCRYPTION, None),
+        -65535 => (&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_ENCRYPTION, None),
+        _ => return None,
+    })
+}
+
+/// Why a statement signature made with a certificate's key was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSignatureError {
+    /// The COSE algorithm is not one assertd verifies.
+    UnsupportedAlgorithm(i64),
+    /// The certificate's key is not of the algorithm's type or curve.
+    KeyMismatch(String),
+    /// The signature does not verify.
+    Invalid,
+}
+
+/// Verifies `sig` over `message` with the public key of `cert` under the
+/// COSE algorithm `alg`.
+pub fn verify_signature(cert: &X509Certificate<'_>, alg: i64, message: &[u8], sig: &[u8]) -> Result<(), CertSignatureError> {
+    let (algorithm, key_type, curve) = algorithm(alg).ok_or(CertSignatureError::UnsupportedAlgorithm(alg))?;
+    let spki = cert.public_key();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    if oid != key_type {
+        return Err(CertSignatureError::KeyMismatch(format!("the certificate's key is {oid}, the algorithm {alg} needs {key_type}")));
+    }
+    if let Some(curve) = curve {
+        let named = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+        if named.as_deref() != Some(curve) {
+            return Err(CertSignatureError::KeyMismatch(format!("the certificate's curve is not {curve}, which algorithm {alg} needs")));
+        }
+    }
+    signature::UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data[..])
+        .verify(message, sig)
+        .map_err(|_| CertSignatureError::Invalid)
+}
+
+/// One extension's value (the extnValue contents) and criticality, when the
+/// certificate carries it exactly once.
+pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<(bool, &'c [u8])>, String> {
+    let mut found = None;
+    for e in cert.extensions() {
+        if e.oid.to_id_string() == oid {
+            if found.is_some() {
+                return Err(format!("extension {oid} appears twice"));
+            }
+            found = Some((e.critical, e.value));
+        }
+    }
+    Ok(found)
+}
+
+/// The contents of a DER OCTET STRING that fills `bytes` exactly.
+pub fn octet_string(bytes: &[u8]) -> Result<&[u8], String> {
+    match der_parser::der::parse_der_octetstring(bytes) {
+        Ok(([], o)) => o.as_slice().map_err(|e| e.to_string()),
+        Ok((rest, _)) => Err(format!("{} trailing bytes after an OCTET STRING", rest.len())),
+        Err(e) => Err(format!("not an OCTET STRING: {e}")),
+    }
+}
+
+/// Accepts any extended key usage (attestation certificates carry vendor
+/// usages or none); a malformed EKU extension is still refused.
+struct AnyUsage;
+
+impl ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for id in iter {
+            id?;
+        }
+        Ok(())
+    }
+}
+
+/// The signature algorithms accepted in certificate chains.
+static CHAIN_ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+    webpki::ring::ECDSA_P256_SHA256,
+    webpki::ring::ECDSA_P256_SHA384,
+    webpki::ring::ECDSA_P384_SHA256,
+    webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::ED25519,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+];
+
+/// A root certificate trusted for attestation.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    /// The root, as webpki keeps it.
+    anchor: TrustAnchor<'static>,
+    /// Its subject, for reports ("CN=Apple WebAuthn Root CA, O=Apple Inc., ...").
+    pub subject: String,
+}
+
+impl Anchor {
+    /// A trust anchor from a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let subject = parse(der)?.subject().to_string();
+        let cert = CertificateDer::from(der);
+        let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| format!("not usable as a trust anchor: {e}"))?.to_owned();
+        Ok(Self { anchor, subject })
+    }
+}
+
+/// Validates `chain` (the leaf first, then intermediates) up to one of
+/// `anchors` at `now` (Unix seconds); a certificate just outside its
+/// validity is accepted within `skew` seconds. Returns the anchor reached.
+pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew: u64) -> Result<&'a Anchor, String> {
+    let Some((leaf, rest)) = chain.split_first() else {
+        return Err("empty certificate chain".into());
+    };
+    let leaf_der = CertificateDer::from(*leaf);
+    let leaf = EndEntityCert::try_from(&leaf_der).map_err(|e| format!("attestation certificate: {e}"))?;
+    let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(*c)).collect();
+    let roots: Vec<TrustAnchor<'_>> = anchors.iter().map(|a| a.anchor.clone()).collect();
+    let attempt = |t: u64| {
+        leaf.verify_for_usage(
+            CHAIN_ALGORITHMS,
+            &roots,
+            &intermediates,
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(t)),
+            AnyUsage,
+            None,
+            None,
+        )
+        .map(|path| {
+            let reached = path.anchor().subject.as_ref().to_vec();
+            anchors.iter().position(|a| a.anchor.subject.as_ref() == reached.as_slice()).unwrap_or(0)
+        })
+    };
+    let result = match attempt(now) {
+        Err(webpki::Error::CertExpired { .. }) if skew > 0 => attempt(now.saturating_sub(skew)),
+        Err(webpki::Error::CertNotValidYet { .. }) if skew > 0 => attempt(now.saturating_add(skew)),
+        other => other,
+    };
+    match result {
+        Ok(i) => anchors.get(i).copied().ok_or_else(|| "no trust anchor".into()),
+        Err(webpki::Error::UnknownIssuer) => Err("the chain does not reach a configured trust anchor".into()),
+        Err(e) => Err(format!("the certificate chain does not validate: {e}")),
+    }
+}

@@ -1,0 +1,284 @@
+//! Attestation objects and statements (W3C WebAuthn L3 §6.5, §8).
+//!
+//! The attestation object is decoded with `ciborium` under explicit bounds
+//! (size, nesting, no trailing bytes, no duplicate keys). Each statement
+//! format's verification procedure (§8) returns the attestation type and
+//! trust path; [`assess`] then decides whether the trust path reaches a
+//! trust anchor. Pure: no I/O, no clock (the caller passes "now").
+
+pub mod cert;
+mod formats;
+
+use crate::cose::PublicKey;
+use ciborium::Value;
+
+pub use cert::Anchor;
+
+/// The largest attestation object accepted (bytes).
+pub const MAX_ATTESTATION_OBJECT: usize = 64 * 1024;
+/// The deepest CBOR nesting accepted in an attestation object.
+const MAX_DEPTH: usize = 16;
+
+/// The attestation type (§6.5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttestationType {
+    /// Format `none`.
+    None,
+    /// Signed with the credential key itself.
+    SelfAttestation,
+    /// A batch attestation key with a certificate chain.
+    Basic,
+    /// A per-credential certificate from an attestation CA (TPM).
+    AttCa,
+    /// A per-credential certificate from an anonymization CA (Apple).
+    AnonCa,
+}
+
+impl AttestationType {
+    /// Lower-case name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::SelfAttestation => "self",
+            Self::Basic => "basic",
+            Self::AttCa => "attca",
+            Self::AnonCa => "anonca",
+        }
+    }
+}
+
+/// A decoded attestation object (§6.5): `{ fmt, attStmt, authData }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttestationObject {
+    /// The statement format identifier.
+    pub fmt: String,
+    /// The statement, a CBOR map.
+    pub att_stmt: Vec<(Value, Value)>,
+    /// The authenticator data, raw.
+    pub auth_data: Vec<u8>,
+}
+
+impl AttestationObject {
+    /// Decodes an attestation object: one CBOR map with exactly the text
+    /// keys `fmt`, `attStmt` and `authData`, nothing after it.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > MAX_ATTESTATION_OBJECT {
+            return Err(format!("attestationObject is {} bytes, over {MAX_ATTESTATION_OBJECT}", bytes.len()));
+        }
+        let mut reader = bytes;
+        let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
+            .map_err(|e| format!("attestationObject is not CBOR: {e}"))?;
+        if !reader.is_empty() {
+            return Err(format!("{} trailing bytes after the attestationObject", reader.len()));
+        }
+        let Value::Map(entries) = value else {
+            return Err("attestationObject is not a CBOR map".into());
+        };
+        let map = Map::new(&entries, "attestationObject")?;
+        map.only(&["fmt", "attStmt", "authData"])?;
+        let fmt = match map.get("fmt") {
+            Some(Value::Text(t)) => t.clone(),
+            _ => return Err("attestationObject.fmt is missing or not text".into()),
+        };
+        let att_stmt = match map.get("attStmt") {
+            Some(Value::Map(m)) => m.clone(),
+            _ => return Err("attestationObject.attStmt is missing or not a map".into()),
+        };
+        let auth_data = match map.get("authData") {
+            Some(Value::Bytes(b)) => b.clone(),
+            _ => return Err("attestationObject.authData is missing or not bytes".into()),
+        };
+        Ok(Self { fmt, att_stmt, auth_data })
+    }
+}
+
+/// A CBOR map with text keys, each at most once.
+pub(crate) struct Map<'v> {
+    entries: &'v [(Value, Value)],
+    what: &'static str,
+}
+
+impl<'v> Map<'v> {
+    pub(crate) fn new(entries: &'v [(Value, Value)], what: &'static str) -> Result<Self, String> {
+        let mut keys: Vec<&str> = Vec::with_capacity(entries.len());
+        for (k, _) in entries {
+            let Value::Text(k) = k else {
+                return Err(format!("{what} has a key that is not text"));
+            };
+            if keys.contains(&k.as_str()) {
+                return Err(format!("{what} has the key {k:?} twice"));
+            }
+            keys.push(k);
+        }
+        Ok(Self { entries, what })
+    }
+
+    /// Refuses keys outside `allowed`.
+    pub(crate) fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        for (k, _) in self.entries {
+            if let Value::Text(k) = k
+                && !allowed.contains(&k.as_str())
+            {
+                return Err(format!("{} has an unexpected key {:?}", self.what, crate::truncate(k)));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&'v Value> {
+        self.entries.iter().find(|(k, _)| matches!(k, Value::Text(t) if t == key)).map(|(_, v)| v)
+    }
+
+    pub(crate) fn bytes(&self, key: &str) -> Result<&'v [u8], String> {
+        match self.get(key) {
+            Some(Value::Bytes(b)) => Ok(b),
+            Some(_) => Err(format!("{}.{key} is not a byte string", self.what)),
+            None => Err(format!("{}.{key} is missing", self.what)),
+        }
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Result<i64, String> {
+        match self.get(key) {
+            Some(Value::Integer(i)) => i64::try_from(*i).map_err(|_| format!("{}.{key} is out of range", self.what)),
+            Some(_) => Err(format!("{}.{key} is not an integer", self.what)),
+            None => Err(format!("{}.{key} is missing", self.what)),
+        }
+    }
+
+    /// `x5c`: 1 to [`cert::MAX_CHAIN`] DER certificates; `None` when absent.
+    pub(crate) fn x5c(&self) -> Result<Option<Vec<&'v [u8]>>, String> {
+        let Some(v) = self.get("x5c") else { return Ok(None) };
+        let Value::Array(items) = v else {
+            return Err(format!("{}.x5c is not an array", self.what));
+        };
+        if items.is_empty() || items.len() > cert::MAX_CHAIN {
+            return Err(format!("{}.x5c holds {} certificates (1 to {} allowed)", self.what, items.len(), cert::MAX_CHAIN));
+        }
+        items
+            .iter()
+            .map(|c| match c {
+                Value::Bytes(b) => Ok(b.as_slice()),
+                _ => Err(format!("{}.x5c holds something other than a byte string", self.what)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+/// What a statement's verification procedure gets (§8: "given attStmt,
+/// authData and clientDataHash").
+#[derive(Debug, Clone, Copy)]
+pub struct StatementInput<'a> {
+    /// The raw authenticator data.
+    pub auth_data: &'a [u8],
+    /// SHA-256 of clientDataJSON.
+    pub client_data_hash: &'a [u8; 32],
+    /// authData's rpIdHash.
+    pub rp_id_hash: &'a [u8; 32],
+    /// authData's AAGUID.
+    pub aaguid: &'a [u8; 16],
+    /// authData's credential id.
+    pub credential_id: &'a [u8],
+    /// The credential public key from authData, parsed.
+    pub key: &'a PublicKey,
+}
+
+/// A statement that verified: its type and trust path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The attestation type.
+    pub kind: AttestationType,
+    /// The trust path: `x5c`, the attestation certificate first. Empty for
+    /// none and self attestation.
+    pub x5c: Vec<Vec<u8>>,
+    /// The statement's signature (or nonce) covers the AAGUID in
+    /// authenticator data, or the AAGUID is all zero (claims nothing);
+    /// false for a non-zero AAGUID under fido-u2f, whose signature does not
+    /// cover it.
+    pub aaguid_vouched: bool,
+}
+
+/// Why a statement did not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementError {
+    /// A format (or a statement algorithm) assertd does not verify.
+    Unsupported(String),
+    /// The statement is malformed or does not verify.
+    Invalid(String),
+}
+
+/// The formats assertd verifies.
+pub const FORMATS: &[&str] = &["none", "packed", "fido-u2f", "apple"];
+
+/// Runs the verification procedure of `fmt` (§8) on the statement.
+pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &StatementInput<'_>) -> Result<Statement, StatementError> {
+    let map = Map::new(att_stmt, "attStmt").map_err(StatementError::Invalid)?;
+    match fmt {
+        "none" => formats::none(&map),
+        "packed" => formats::packed(&map, input),
+        "fido-u2f" => formats::fido_u2f(&map, input),
+        "apple" => formats::apple(&map, input),
+        other => Err(StatementError::Unsupported(format!("attestation format {:?} is not supported", crate::truncate(other)))),
+    }
+}
+
+/// Trust anchors for attestation, by statement format.
+#[derive(Debug, Clone, Default)]
+pub struct TrustAnchors {
+    anchors: Vec<(String, Anchor)>,
+}
+
+impl TrustAnchors {
+    /// Adds a root for one format.
+    pub fn add(&mut self, format: &str, anchor: Anchor) {
+        self.anchors.push((format.to_owned(), anchor));
+    }
+
+    /// The roots for a format.
+    pub fn for_format(&self, format: &str) -> Vec<&Anchor> {
+        self.anchors.iter().filter(|(f, _)| f == format).map(|(_, a)| a).collect()
+    }
+
+    /// How many roots there are.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+}
+
+/// Whether a verified statement is trustworthy (§7.1 step 24).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// The trust path reached an anchor, and the statement vouches for the
+    /// AAGUID: only then may the credential be stored as attested.
+    pub trusted: bool,
+    /// The anchor's subject, when trusted.
+    pub anchor: Option<String>,
+    /// Why not, when not trusted.
+    pub why_not: Option<String>,
+}
+
+/// §7.1 step 24: none and self attestation are never trusted; otherwise
+/// the x5c chain must validate up to one of `anchors` at `now` (Unix
+/// seconds, certificates accepted within `skew` seconds of their validity).
+pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64) -> Trust {
+    let untrusted = |why: String| Trust { trusted: false, anchor: None, why_not: Some(why) };
+    match statement.kind {
+        AttestationType::None => return untrusted("no attestation (format none)".into()),
+        AttestationType::SelfAttestation => return untrusted("self attestation has no trust path".into()),
+        _ => {}
+    }
+    if anchors.is_empty() {
+        return untrusted("no trust anchor is configured for this format or authenticator".into());
+    }
+    let chain: Vec<&[u8]> = statement.x5c.iter().map(Vec::as_slice).collect();
+    match cert::verify_chain(&chain, anchors, now, skew) {
+        Ok(_) if !statement.aaguid_vouched => untrusted("the statement does not cover the non-zero AAGUID (fido-u2f)".into()),
+        Ok(a) => Trust { trusted: true, anchor: Some(a.subject.clone()), why_not: None },
+        Err(e) => untrusted(e),
+    }
+}

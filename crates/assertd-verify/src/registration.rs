@@ -1,0 +1,249 @@
+//! The registration verifier: W3C WebAuthn L3 §7.1 "Registering a New
+//! Credential", steps 5–25, for a verifier that holds the relying party and
+//! the trust anchors. Like [`crate::verify()`] it reports every failed check
+//! and the facts the policy engine needs; whether the credential id is
+//! already registered (step 26) and storing the record (step 27) are the
+//! store's; what the profile accepts (UV, passkey types, attestation
+//! enforcement, AAGUIDs, algorithms, cross-origin) is `assertd-policy`'s.
+//!
+//! | step | what | reason code |
+//! |---|---|---|
+//! | 5–6 | UTF-8 decode and parse `clientDataJSON` | `MALFORMED_CLIENT_DATA` |
+//! | 7 | `C.type` is `webauthn.create` | `WRONG_CEREMONY_TYPE` |
+//! | 8 | `C.challenge` is the expected (or an issued) challenge | `CHALLENGE_MISMATCH`, `CHALLENGE_INVALID`, `CHALLENGE_EXPIRED` |
+//! | 9 | `C.origin` expected by the RP | `ORIGIN_NOT_ALLOWED` |
+//! | 10 | `crossOrigin` / `topOrigin` expected | policy: `CROSS_ORIGIN` |
+//! | 11 | hash = SHA-256(clientDataJSON) | |
+//! | 12 | CBOR-decode the attestation object | `MALFORMED_AUTHENTICATOR_DATA` (authData), `ATTESTATION_INVALID` (object) |
+//! | 13 | `rpIdHash` | `RP_ID_MISMATCH` |
+//! | 14 | UP set | `USER_NOT_PRESENT` |
+//! | 15 | UV set where required | policy: `USER_NOT_VERIFIED` |
+//! | 16 | BS not set without BE | `BACKUP_STATE_INVALID` |
+//! | 17–18 | BE / BS inform policy | policy: `PASSKEY_TYPE_NOT_ALLOWED` |
+//! | 19 | the key's `alg` is acceptable; the key parses | `UNSUPPORTED_ALGORITHM`, `MALFORMED_AUTHENTICATOR_DATA`; legacy: policy |
+//! | 20 | extensions well-formed, no trailing bytes; AT set | `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 21 | `fmt` is a supported format | `ATTESTATION_FORMAT_UNSUPPORTED` |
+//! | 22 | the statement verifies (§8) | `ATTESTATION_INVALID` |
+//! | 23–24 | trust anchors; the trust path reaches one | [`Registration::attestation`]`.trusted`; policy: `ATTESTATION_UNTRUSTED`, `ATTESTATION_REQUIRED` |
+//! | 25 | credentialId ≤ 1023 bytes | `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 26 | credentialId not yet registered | store: `CREDENTIAL_ALREADY_REGISTERED` |
+//! | 27 | store the record | store |
+//! | 28 | fail when not trustworthy | policy (`attestation_enforcement`) |
+
+use crate::attestation::{self, AttestationObject, AttestationType, StatementError, StatementInput, TrustAnchors};
+use crate::authenticator_data::AuthenticatorData;
+use crate::client_data::ClientData;
+use crate::cose::{KeyError, PublicKey};
+use crate::reason::{Finding, ReasonCode};
+use crate::relying_party::RelyingParty;
+use crate::verify::{AuthenticatorFacts, Challenge, check_client_data};
+use ring::digest;
+
+/// The longest credential id accepted (§7.1 step 25).
+pub const MAX_CREDENTIAL_ID: usize = 1023;
+
+/// A registration response, as the client sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationInput<'a> {
+    /// `response.clientDataJSON`.
+    pub client_data_json: &'a [u8],
+    /// `response.attestationObject`.
+    pub attestation_object: &'a [u8],
+    /// The user the credential is created for (`user.id`).
+    pub user_handle: &'a [u8],
+    /// How the challenge is checked.
+    pub challenge: Challenge<'a>,
+}
+
+/// Where trust comes from and when it is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustInput<'a> {
+    /// Roots by statement format (`[[attestation_roots]]`).
+    pub anchors: &'a TrustAnchors,
+    /// Extra roots for this authenticator model (the metadata's), by AAGUID.
+    pub model_anchors: &'a [&'a attestation::Anchor],
+    /// Now, Unix seconds (certificate validity).
+    pub now: u64,
+    /// Seconds a certificate may be outside its validity.
+    pub skew: u64,
+}
+
+/// The new credential, as authenticator data described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCredential {
+    /// The credential id.
+    pub credential_id: Vec<u8>,
+    /// The credential public key, COSE_Key bytes as sent.
+    pub public_key_cose: Vec<u8>,
+    /// The parsed key.
+    pub key: PublicKey,
+    /// The AAGUID from authenticator data (trusted only if the attestation is).
+    pub aaguid: [u8; 16],
+}
+
+/// What the attestation statement established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationReport {
+    /// The format identifier, as sent (capped at 32 bytes).
+    pub format: String,
+    /// The type, when the statement verified.
+    pub kind: Option<AttestationType>,
+    /// The trust path reached an anchor.
+    pub trusted: bool,
+    /// The anchor's subject, when trusted.
+    pub trust_anchor: Option<String>,
+    /// Why the attestation is not trusted, when it verified but is not.
+    pub untrusted_because: Option<String>,
+}
+
+/// The verifier's report for one registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Every check that failed.
+    pub failures: Vec<Finding>,
+    /// Set when authenticator data parsed.
+    pub authenticator: Option<AuthenticatorFacts>,
+    /// Set when the attested credential data and its key parsed.
+    pub credential: Option<NewCredential>,
+    /// Set when the attestation object decoded.
+    pub attestation: Option<AttestationReport>,
+    /// The cross-origin report, as [`crate::Verification::cross_origin`].
+    pub cross_origin: Option<Option<String>>,
+    /// The server-issued challenge, when it opened.
+    pub issued_challenge: Option<crate::Opened>,
+}
+
+impl Registration {
+    /// True when no check failed.
+    pub fn is_valid(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Verifies one registration response against an RP and trust anchors.
+pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, trust: &TrustInput<'_>) -> Registration {
+    let mut failures = Vec::new();
+    let mut fail = |code: ReasonCode, message: String| failures.push(Finding::new(code, message));
+
+    // §7.1 steps 5–6: JSONtext = UTF-8 decode(response.clientDataJSON);
+    // C = parse JSON. Steps 7–10: type, challenge, origin, cross-origin.
+    let (mut cross_origin, mut issued_challenge) = (None, None);
+    match ClientData::parse(input.client_data_json) {
+        Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
+        Ok(c) => {
+            (cross_origin, issued_challenge) = check_client_data(rp, &c, "webauthn.create", input.challenge, input.user_handle, &mut fail)
+        }
+    }
+    // §7.1 step 11: hash = SHA-256(response.clientDataJSON).
+    let hash = digest::digest(&digest::SHA256, input.client_data_json);
+    let client_data_hash: &[u8; 32] = hash.as_ref().try_into().unwrap_or(&[0; 32]);
+
+    // §7.1 step 12: CBOR-decode the attestation object into fmt, authData
+    // and attStmt.
+    let object = match AttestationObject::parse(input.attestation_object) {
+        Ok(o) => o,
+        Err(e) => {
+            fail(ReasonCode::AttestationInvalid, e);
+            return Registration { failures, authenticator: None, credential: None, attestation: None, cross_origin, issued_challenge };
+        }
+    };
+    let mut report = AttestationReport {
+        format: crate::truncate_to(&object.fmt, 32).to_owned(),
+        kind: None,
+        trusted: false,
+        trust_anchor: None,
+        untrusted_because: None,
+    };
+    let ad = match AuthenticatorData::parse(&object.auth_data) {
+        Ok(ad) => ad,
+        Err(e) => {
+            // §7.1 step 20 (extensions well-formed) and the authData layout
+            // (§6.1): nothing more can be checked.
+            fail(ReasonCode::MalformedAuthenticatorData, e.to_string());
+            return Registration {
+                failures,
+                authenticator: None,
+                credential: None,
+                attestation: Some(report),
+                cross_origin,
+                issued_challenge,
+            };
+        }
+    };
+    let authenticator = Some(AuthenticatorFacts { flags: ad.flags, sign_count: ad.sign_count });
+
+    // §7.1 step 13: "Verify that the rpIdHash in authData is the SHA-256
+    // hash of the RP ID expected by the Relying Party."
+    if ad.rp_id_hash != rp.rp_id_hash() {
+        fail(ReasonCode::RpIdMismatch, format!("rpIdHash is not SHA-256 of {:?}", rp.id()));
+    }
+    // §7.1 step 14: "verify that the UP bit of the flags in authData is
+    // set" (assertd offers no conditional create, where it may be unset).
+    if !ad.flags.user_present() {
+        fail(ReasonCode::UserNotPresent, "the UP flag is not set".into());
+    }
+    // §7.1 step 16: "If the BE bit of the flags in authData is not set,
+    // verify that the BS bit is not set."
+    if !ad.flags.backup_eligible() && ad.flags.backup_state() {
+        fail(ReasonCode::BackupStateInvalid, "BS is set while BE is not".into());
+    }
+    // §6.5.2 / §7.1 step 19: a create() response carries attested
+    // credential data (AT set).
+    let Some(acd) = &ad.attested_credential else {
+        fail(ReasonCode::MalformedAuthenticatorData, "the AT flag is not set: no attested credential data".into());
+        return Registration { failures, authenticator, credential: None, attestation: Some(report), cross_origin, issued_challenge };
+    };
+    // §7.1 step 25: "Verify that the credentialId is ≤ 1023 bytes."
+    if acd.credential_id.is_empty() || acd.credential_id.len() > MAX_CREDENTIAL_ID {
+        fail(
+            ReasonCode::MalformedAuthenticatorData,
+            format!("the credential id is {} bytes (1 to {MAX_CREDENTIAL_ID} allowed)", acd.credential_id.len()),
+        );
+    }
+    // §7.1 step 19: the key's alg must be one the RP accepts: one assertd
+    // verifies (legacy algorithms are the profile's), in a well-formed key.
+    let key = match PublicKey::from_cose(acd.public_key_cose) {
+        Ok(k) => k,
+        Err(KeyError::Unsupported { alg, name }) => {
+            fail(ReasonCode::UnsupportedAlgorithm, format!("the credential key's algorithm {alg} ({name}) is not supported"));
+            return Registration { failures, authenticator, credential: None, attestation: Some(report), cross_origin, issued_challenge };
+        }
+        Err(e) => {
+            fail(ReasonCode::MalformedAuthenticatorData, format!("credential public key: {e}"));
+            return Registration { failures, authenticator, credential: None, attestation: Some(report), cross_origin, issued_challenge };
+        }
+    };
+
+    // §7.1 steps 21–22: a supported format, and its verification procedure.
+    let statement_input = StatementInput {
+        auth_data: &object.auth_data,
+        client_data_hash,
+        rp_id_hash: ad.rp_id_hash,
+        aaguid: acd.aaguid,
+        credential_id: acd.credential_id,
+        key: &key,
+    };
+    match attestation::verify_statement(&object.fmt, &object.att_stmt, &statement_input) {
+        Err(StatementError::Unsupported(m)) => fail(ReasonCode::AttestationFormatUnsupported, m),
+        Err(StatementError::Invalid(m)) => fail(ReasonCode::AttestationInvalid, format!("{} attestation: {m}", report.format)),
+        Ok(statement) => {
+            // §7.1 steps 23–24: trust anchors for the format and model; the
+            // trust path must reach one.
+            let mut anchors = trust.anchors.for_format(&object.fmt);
+            anchors.extend_from_slice(trust.model_anchors);
+            let t = attestation::assess(&statement, &anchors, trust.now, trust.skew);
+            report.kind = Some(statement.kind);
+            report.trusted = t.trusted;
+            report.trust_anchor = t.anchor;
+            report.untrusted_because = t.why_not;
+        }
+    }
+
+    let credential = Some(NewCredential {
+        credential_id: acd.credential_id.to_vec(),
+        public_key_cose: acd.public_key_cose.to_vec(),
+        key,
+        aaguid: *acd.aaguid,
+    });
+    Registration { failures, authenticator, credential, attestation: Some(report), cross_origin, issued_challenge }
+}

@@ -1,0 +1,93 @@
+//! `[[attestation_roots]]` and `[registration]`: what registration
+//! (`CredentialService.RegisterCredential`) trusts and how strictly it
+//! reads certificate validity.
+//!
+//! ```toml
+//! [[attestation_roots]]
+//! format = "apple"                      # the statement format it anchors
+//! file = "/etc/assertd/roots/apple-webauthn-root.pem"   # PEM, one or more certificates
+//!
+//! [registration]
+//! certificate_skew_seconds = 300        # validity slack for attestation certificates
+//! ```
+//!
+//! Files are read when the config is compiled (start, reload, `config
+//! check`): a missing, empty or unusable file is refused, named by key.
+
+use super::Invalid;
+use assertd_verify::attestation::{Anchor, TrustAnchors};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The formats a root can anchor (those whose statements carry a chain).
+pub const ROOT_FORMATS: [&str; 3] = ["packed", "fido-u2f", "apple"];
+
+/// One `[[attestation_roots]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRootConfig {
+    /// The statement format the roots anchor.
+    pub format: String,
+    /// A PEM file of one or more root certificates.
+    pub file: PathBuf,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSection {
+    /// Seconds an attestation certificate is still accepted outside its
+    /// validity (clocks of authenticators' CAs and ours differ).
+    #[serde(default = "default_skew")]
+    pub certificate_skew_seconds: u64,
+}
+
+impl Default for RegistrationSection {
+    fn default() -> Self {
+        Self { certificate_skew_seconds: default_skew() }
+    }
+}
+
+fn default_skew() -> u64 {
+    300
+}
+
+/// The most a skew may be: a day.
+const MAX_SKEW: u64 = 86_400;
+
+/// What registration trusts, ready to use.
+#[derive(Debug, Default)]
+pub struct AttestationTrust {
+    /// Roots by format.
+    pub anchors: TrustAnchors,
+    /// `registration.certificate_skew_seconds`.
+    pub skew_seconds: u64,
+}
+
+/// Reads every root file.
+pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSection) -> Result<AttestationTrust, Invalid> {
+    if registration.certificate_skew_seconds > MAX_SKEW {
+        return Err(Invalid::new("registration.certificate_skew_seconds", format!("at most {MAX_SKEW} (a day)")));
+    }
+    let mut anchors = TrustAnchors::default();
+    for (i, r) in roots.iter().enumerate() {
+        let key = |k: &str| format!("attestation_roots[{i}].{k}");
+        if !ROOT_FORMATS.contains(&r.format.as_str()) {
+            return Err(Invalid::new(key("format"), format!("{:?} is not one of {}", r.format, ROOT_FORMATS.join(", "))));
+        }
+        let pem = std::fs::read(&r.file).map_err(|e| Invalid::new(key("file"), format!("cannot read {}: {e}", r.file.display())))?;
+        let mut n = 0;
+        for der in CertificateDer::pem_slice_iter(&pem) {
+            let der = der.map_err(|e| Invalid::new(key("file"), format!("{}: not PEM certificates: {e}", r.file.display())))?;
+            let anchor = Anchor::from_der(&der).map_err(|e| Invalid::new(key("file"), format!("{}: {e}", r.file.display())))?;
+            anchors.add(&r.format, anchor);
+            n += 1;
+        }
+        if n == 0 {
+            return Err(Invalid::new(key("file"), format!("{} holds no PEM certificate", r.file.display())));
+        }
+    }
+    Ok(AttestationTrust { anchors, skew_seconds: registration.certificate_skew_seconds })
+}

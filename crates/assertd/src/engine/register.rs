@@ -1,0 +1,224 @@
+//! Registration (`CredentialService.RegisterCredential`): W3C WebAuthn L3
+//! §7.1 top-down.
+//!
+//! 1. `service::CredentialSvc::register_credential` checks the request's
+//!    fields ([`RegistrationRequest::check`]) and the caller's grant, then
+//!    calls [`Engine::register`].
+//! 2. [`fields::profile_for`]: the relying party and the profile the
+//!    caller may apply (`RP_UNKNOWN`, `PROFILE_*`).
+//! 3. On the rayon pool: `assertd_verify::verify_registration` (§7.1 steps
+//!    5–25: client data, attestation object, authenticator data, the
+//!    statement and its trust path), then `assertd_policy::
+//!    evaluate_registration` (the profile's rules) and the record's own
+//!    checks (the key as `PutCredential` checks it).
+//! 4. An allowed registration with a server-issued challenge records its
+//!    single use (`CHALLENGE_REPLAYED`), then the store creates the record
+//!    (§7.1 steps 26–27: never replacing one, `CREDENTIAL_ALREADY_REGISTERED`).
+
+use super::{Engine, EngineError, fields, item, now_ms, pool};
+use crate::authz::Grant;
+use crate::config::Limits;
+use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
+use assertd_store::{ChallengeUse, StoredCredential};
+use assertd_verify::{AttestationReport, AuthenticatorFacts, Challenge, Registration, RegistrationInput, TrustInput};
+
+/// Most transports a registration may report.
+pub const MAX_TRANSPORTS: usize = 8;
+
+/// One registration, as the gateway sent it.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationRequest {
+    /// The relying party.
+    pub rp_id: String,
+    /// The user the credential is created for.
+    pub user_handle: Vec<u8>,
+    /// `response.clientDataJSON`.
+    pub client_data_json: Vec<u8>,
+    /// `response.attestationObject`.
+    pub attestation_object: Vec<u8>,
+    /// The challenge the gateway issued (empty with an issued challenge).
+    pub expected_challenge: Vec<u8>,
+    /// The profile to apply; empty: the RP's default.
+    pub profile: String,
+    /// `response.getTransports()`.
+    pub transports: Vec<String>,
+    /// The challenge came from `IssueChallenge`.
+    pub server_issued_challenge: bool,
+}
+
+impl RegistrationRequest {
+    /// Request-level problems (INVALID_ARGUMENT): missing fields, sizes over
+    /// their limits. Everything about the ceremony itself is a verdict.
+    pub fn check(&self, limits: &Limits) -> Result<(), String> {
+        if self.rp_id.is_empty() {
+            return Err("rp_id is required".into());
+        }
+        if self.user_handle.is_empty() || self.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
+            return Err(format!("user_handle must be 1 to {} bytes, got {}", assertd_store::MAX_USER_HANDLE_LEN, self.user_handle.len()));
+        }
+        if self.client_data_json.is_empty() || self.attestation_object.is_empty() {
+            return Err("client_data_json and attestation_object are required".into());
+        }
+        for (name, len, max) in [
+            ("client_data_json", self.client_data_json.len(), limits.max_client_data_json_bytes),
+            ("attestation_object", self.attestation_object.len(), assertd_verify::attestation::MAX_ATTESTATION_OBJECT),
+            ("expected_challenge", self.expected_challenge.len(), limits.max_challenge_bytes),
+        ] {
+            if len > max {
+                return Err(format!("{name} is {len} bytes, over the limit of {max}"));
+            }
+        }
+        match (self.server_issued_challenge, self.expected_challenge.is_empty()) {
+            (true, false) => return Err("expected_challenge must be empty when server_issued_challenge is set".into()),
+            (false, true) => return Err("expected_challenge is required (or set server_issued_challenge)".into()),
+            _ => {}
+        }
+        if self.transports.len() > MAX_TRANSPORTS {
+            return Err(format!("{} transports, over the limit of {MAX_TRANSPORTS}", self.transports.len()));
+        }
+        if let Some(t) =
+            self.transports.iter().find(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        {
+            return Err(format!("transport {:?} is not 1 to 32 lower-case letters and '-'", assertd_verify::truncate(t)));
+        }
+        Ok(())
+    }
+}
+
+/// What a registration came to.
+#[derive(Debug, Clone)]
+pub struct RegistrationOutcome {
+    /// Allow (stored) or deny, with every reason.
+    pub verdict: Verdict,
+    /// The stored record, when allowed.
+    pub credential: Option<StoredCredential>,
+    /// What the attestation established, when the object decoded.
+    pub attestation: Option<AttestationReport>,
+    /// What the authenticator data said, when it parsed.
+    pub authenticator: Option<AuthenticatorFacts>,
+}
+
+impl RegistrationOutcome {
+    fn denied(verdict: Verdict, registration: Option<&Registration>) -> Self {
+        Self {
+            verdict,
+            credential: None,
+            attestation: registration.and_then(|r| r.attestation.clone()),
+            authenticator: registration.and_then(|r| r.authenticator),
+        }
+    }
+}
+
+impl Engine {
+    /// Verifies one registration and, when its verdict allows, stores the
+    /// credential. Errors only when the pool failed.
+    pub async fn register(&self, r: RegistrationRequest, grant: &Grant) -> Result<RegistrationOutcome, EngineError> {
+        let policy = self.policy.load_full();
+        let (rp, profile) = match fields::profile_for(&policy, grant, &r.rp_id, &r.profile) {
+            Ok(t) => t,
+            Err((code, m)) => return Ok(RegistrationOutcome::denied(item::deny(code, m), None)),
+        };
+        let issued = policy.challenges.clone();
+        if r.server_issued_challenge && issued.is_none() {
+            let v = item::deny(ReasonCode::InvalidRequest, "this server issues no challenges: [challenges] has no keys");
+            return Ok(RegistrationOutcome::denied(v, None));
+        }
+        let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let trust = policy.attestation.clone();
+        let request = r.clone();
+        // §7.1 steps 5–25 and the profile, off the async runtime: chains
+        // with RSA roots cost milliseconds.
+        let (registration, verdict, record) = pool::run(&self.pool, move || {
+            let challenge = match &issued {
+                Some(i) if request.server_issued_challenge => Challenge::Issued { keys: &i.keys, now, skew: i.clock_skew_seconds },
+                _ => Challenge::Expected(&request.expected_challenge),
+            };
+            let input = RegistrationInput {
+                client_data_json: &request.client_data_json,
+                attestation_object: &request.attestation_object,
+                user_handle: &request.user_handle,
+                challenge,
+            };
+            let t = TrustInput { anchors: &trust.anchors, model_anchors: &[], now, skew: trust.skew_seconds };
+            let registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
+            let mut verdict = assertd_policy::evaluate_registration(&profile, &registration);
+            let record = record(&request, &registration);
+            if verdict.decision == Decision::Allow {
+                // The record's own checks (the key's point on its curve, as
+                // PutCredential checks it).
+                if let Some(Err(e)) = record.as_ref().map(StoredCredential::validate) {
+                    verdict = Verdict::deny(vec![Finding::new(ReasonCode::MalformedAuthenticatorData, format!("credential: {e}"))]);
+                }
+            }
+            (registration, verdict, record)
+        })
+        .await?;
+        let reg = Some(&registration);
+        let (Decision::Allow, Some(record)) = (verdict.decision, record) else {
+            return Ok(RegistrationOutcome::denied(verdict, reg));
+        };
+        // Single use of a server-issued challenge, before the record.
+        if let (Some(opened), Some(i)) = (registration.issued_challenge, policy.challenges.as_ref()) {
+            let keep_until = opened.expires_at.saturating_add(i.clock_skew_seconds).saturating_add(1);
+            let uses =
+                vec![ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) }];
+            match self.cache.store().consume_challenges(uses.into()).await {
+                Ok(fresh) if fresh.first() == Some(&true) => {}
+                Ok(_) => {
+                    let v = item::deny(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed registration");
+                    return Ok(RegistrationOutcome::denied(v, reg));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording the use of an issued challenge failed");
+                    crate::telemetry::store_error("consume_challenges");
+                    let v = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
+                    return Ok(RegistrationOutcome::denied(v, reg));
+                }
+            }
+        }
+        // §7.1 steps 26–27: never replace a registered credential.
+        match self.create(record).await {
+            Ok(Some(stored)) => Ok(RegistrationOutcome {
+                verdict,
+                credential: Some(stored),
+                attestation: registration.attestation.clone(),
+                authenticator: registration.authenticator,
+            }),
+            Ok(None) => Ok(RegistrationOutcome::denied(
+                item::deny(
+                    ReasonCode::CredentialAlreadyRegistered,
+                    "a credential with this id is already registered for the relying party",
+                ),
+                reg,
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "storing a registered credential failed");
+                crate::telemetry::store_error("create");
+                Ok(RegistrationOutcome::denied(item::deny(ReasonCode::StoreUnavailable, "the credential could not be stored; retry"), reg))
+            }
+        }
+    }
+}
+
+/// The record a registration would store: `attested` only for a trusted
+/// attestation (the AAGUID is kept either way; untrusted, it never
+/// satisfies an allow list).
+fn record(r: &RegistrationRequest, reg: &Registration) -> Option<StoredCredential> {
+    let c = reg.credential.as_ref()?;
+    let flags = reg.authenticator?.flags;
+    Some(StoredCredential {
+        rp_id: r.rp_id.clone(),
+        credential_id: c.credential_id.clone(),
+        user_handle: r.user_handle.clone(),
+        public_key_cose: c.public_key_cose.clone(),
+        sign_count: reg.authenticator.map_or(0, |a| a.sign_count),
+        backup_eligible: flags.backup_eligible(),
+        backup_state: flags.backup_state(),
+        aaguid: c.aaguid.to_vec(),
+        attested: reg.attestation.as_ref().is_some_and(|a| a.trusted),
+        transports: r.transports.clone(),
+        revoked: false,
+        created_at_ms: now_ms(),
+        last_used_at_ms: None,
+    })
+}

@@ -1,0 +1,363 @@
+//! Registration (`CredentialService.RegisterCredential`, WebAuthn L3 §7.1)
+//! through the real binary and a tonic client on loopback: attestation
+//! verified against configured roots, the profile enforced before anything
+//! is stored, and the registered credential signing in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use assertd_api::v1 as pb;
+use assertd_testkit::pki::{AttestationCert, Ca};
+use assertd_testkit::{Alg, Attestation, RegistrationParts, SoftAuthenticator};
+use common::*;
+use pb::{Decision, ReasonCode};
+use std::path::Path;
+
+/// The approved security-key model, and another.
+const MODEL: [u8; 16] = [0x11; 16];
+const OTHER_MODEL: [u8; 16] = [0x22; 16];
+/// UP and UV; BE and BS.
+const UV: u8 = 0x04;
+const SYNCED: u8 = 0x18;
+
+/// The default config, a tier0 profile allowed for the RP, and `ca` as
+/// the root for packed and fido-u2f attestations.
+fn config(dir: &Path, ca: &Ca) -> String {
+    let root = dir.join("attestation-root.pem");
+    std::fs::write(&root, ca.pem()).unwrap();
+    let model = uuid(MODEL);
+    format!(
+        r#"
+[[relying_parties]]
+id = "{RP}"
+origins = ["{ORIGIN}"]
+allowed_profiles = ["tier0"]
+
+[profiles.tier0]
+passkey_types = ["device_bound"]
+attestation_enforcement = "registration_only"
+key_restrictions = {{ enforced = true, enforcement_type = "allow", aaguids = ["{model}"] }}
+user_verification = "required"
+
+[[attestation_roots]]
+format = "packed"
+file = "{root}"
+
+[[attestation_roots]]
+format = "fido-u2f"
+file = "{root}"
+"#,
+        root = root.display()
+    )
+}
+
+fn uuid(a: [u8; 16]) -> String {
+    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn request(user: &[u8], challenge: &[u8], parts: RegistrationParts, profile: &str) -> pb::RegisterCredentialRequest {
+    pb::RegisterCredentialRequest {
+        rp_id: RP.into(),
+        user_handle: user.to_vec(),
+        client_data_json: parts.client_data_json,
+        attestation_object: parts.attestation_object,
+        expected_challenge: challenge.to_vec(),
+        profile: profile.into(),
+        transports: vec!["usb".into()],
+        ..Default::default()
+    }
+}
+
+async fn register(server: &Server, r: pb::RegisterCredentialRequest) -> pb::RegisterCredentialResponse {
+    server.credentials().await.register_credential(r).await.unwrap().into_inner()
+}
+
+fn reasons(r: &pb::RegisterCredentialResponse) -> (Decision, Vec<ReasonCode>) {
+    let v = r.verdict.as_ref().unwrap();
+    (v.decision(), codes(v))
+}
+
+async fn stored(server: &Server, a: &SoftAuthenticator) -> Option<pb::CredentialRecord> {
+    let got = server
+        .credentials()
+        .await
+        .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
+        .await;
+    match got {
+        Ok(r) => r.into_inner().credential,
+        Err(s) if s.code() == tonic::Code::NotFound => None,
+        Err(s) => panic!("{s:?}"),
+    }
+}
+
+async fn sign_in(server: &Server, a: &SoftAuthenticator, flags: u8, count: u32, profile: &str) -> pb::Verdict {
+    let challenge = b"a sign-in challenge";
+    let item = pb::Assertion {
+        profile: profile.into(),
+        ..assertion("s", RP, &a.credential_id, challenge, a.assert(RP, ORIGIN, challenge, flags, count))
+    };
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await.unwrap();
+    r.into_inner().verdicts.remove(0)
+}
+
+/// A security key with a packed attestation from the configured root
+/// registers (attested, its AAGUID trusted) and then signs in; the same
+/// credential id never registers twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attested_security_key_registers_and_signs_in() {
+    let ca = Ca::new("assertd test attestation root");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(dir.path(), &ca));
+    let cert = ca.attestation(MODEL, true);
+    let key = SoftAuthenticator::new(Alg::Es256);
+    let challenge = b"a registration challenge";
+
+    let r = register(
+        &server,
+        request(b"alice", challenge, key.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::Packed(&cert)), "tier0"),
+    )
+    .await;
+    assert_eq!(reasons(&r), (Decision::Allow, vec![]));
+    let a = r.attestation.as_ref().unwrap();
+    assert_eq!((a.format.as_str(), a.r#type(), a.trusted), ("packed", pb::AttestationType::Basic, true));
+    assert!(a.trust_anchor.contains("assertd test attestation root"), "{a:?}");
+    let c = r.credential.unwrap();
+    assert_eq!((c.attested, c.aaguid.as_slice(), c.user_handle.as_slice(), c.backup_eligible), (true, &MODEL[..], &b"alice"[..], false));
+    assert_eq!(c.transports, vec!["usb".to_owned()]);
+    assert_eq!(stored(&server, &key).await.unwrap().public_key_cose, key.public_key_cose);
+
+    // Signs in under tier0 (attested, allowed model, UV), counting.
+    let v = sign_in(&server, &key, UV, 1, "tier0").await;
+    assert_eq!(v.decision(), Decision::Allow, "{:?}", v.reasons);
+
+    // The same response again, and the same credential from another user:
+    // never replaced.
+    let again = key.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::Packed(&cert));
+    let r = register(&server, request(b"mallory", challenge, again, "tier0")).await;
+    assert_eq!(reasons(&r), (Decision::Deny, vec![ReasonCode::CredentialAlreadyRegistered]));
+    assert!(r.credential.is_none());
+    assert_eq!(stored(&server, &key).await.unwrap().user_handle, b"alice");
+
+    // fido-u2f, under the default profile: trusted (zero AAGUID).
+    let u2f = SoftAuthenticator::new(Alg::Es256);
+    let r = register(&server, request(b"bob", challenge, u2f.register(RP, ORIGIN, challenge, 0, [0; 16], Attestation::FidoU2f(&cert)), ""))
+        .await;
+    assert_eq!(reasons(&r), (Decision::Allow, vec![]));
+    assert!(r.credential.unwrap().attested);
+
+    // The registrations are counted.
+    let metrics = server.scrape();
+    assert!(metrics.contains(r#"assertd_registrations_total{decision="allow",format="packed",attestation="trusted"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"assertd_registration_reasons_total{code="CREDENTIAL_ALREADY_REGISTERED"} 1"#), "{metrics}");
+}
+
+/// What a case registers: flags, AAGUID, the attestation certificate (or
+/// self attestation when the flag is set, none otherwise), what it gets.
+type Case<'a> = (&'static str, u8, [u8; 16], Option<&'a AttestationCert>, bool, Vec<ReasonCode>);
+
+/// tier0 at registration: every rule of the profile refuses before
+/// anything is stored, with the same reasons as at sign-in; and a
+/// credential registered without attestation under the lax default profile
+/// is refused by tier0 at sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_refuses_before_anything_is_stored() {
+    let ca = Ca::new("assertd test attestation root");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(dir.path(), &ca));
+    let cert = ca.attestation(MODEL, true);
+    let other_model = ca.attestation(OTHER_MODEL, true);
+    let stranger = Ca::new("an unconfigured root").attestation(MODEL, true);
+    let challenge = b"a registration challenge";
+
+    let cases: Vec<Case<'_>> = vec![
+        ("no attestation", UV, MODEL, None, false, vec![ReasonCode::AttestationRequired, ReasonCode::AaguidNotAllowed]),
+        ("self attestation", UV, MODEL, None, true, vec![ReasonCode::AttestationUntrusted, ReasonCode::AaguidNotAllowed]),
+        ("an unconfigured root", UV, MODEL, Some(&stranger), false, vec![ReasonCode::AttestationUntrusted, ReasonCode::AaguidNotAllowed]),
+        ("another model", UV, OTHER_MODEL, Some(&other_model), false, vec![ReasonCode::AaguidNotAllowed]),
+        ("synced", UV | SYNCED, MODEL, Some(&cert), false, vec![ReasonCode::PasskeyTypeNotAllowed]),
+        ("no UV", 0, MODEL, Some(&cert), false, vec![ReasonCode::UserNotVerified]),
+    ];
+    for (what, flags, model, att, self_att, want) in cases {
+        let key = SoftAuthenticator::new(Alg::Es256);
+        let statement = match (att, self_att) {
+            (Some(c), _) => Attestation::Packed(c),
+            (None, true) => Attestation::PackedSelf,
+            (None, false) => Attestation::None,
+        };
+        let r =
+            register(&server, request(b"carol", challenge, key.register(RP, ORIGIN, challenge, flags, model, statement), "tier0")).await;
+        assert_eq!(reasons(&r), (Decision::Deny, want), "{what}");
+        assert!(r.credential.is_none() && stored(&server, &key).await.is_none(), "{what}: nothing stored");
+    }
+
+    // Under the default profile the same none registration is stored, not
+    // attested (its AAGUID kept, untrusted)...
+    let key = SoftAuthenticator::new(Alg::Es256);
+    let r = register(&server, request(b"carol", challenge, key.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::None), "")).await;
+    assert_eq!(reasons(&r), (Decision::Allow, vec![]));
+    let c = r.credential.unwrap();
+    assert_eq!((c.attested, c.aaguid.as_slice()), (false, &MODEL[..]));
+    assert_eq!(r.attestation.unwrap().r#type(), pb::AttestationType::None);
+    // ...and tier0 refuses it at sign-in: its listed AAGUID vouched by nothing.
+    let v = sign_in(&server, &key, UV, 1, "tier0").await;
+    assert_eq!((v.decision(), codes(&v)), (Decision::Deny, vec![ReasonCode::AttestationRequired, ReasonCode::AaguidNotAllowed]));
+}
+
+/// Request-level problems are INVALID_ARGUMENT; a ceremony that does not
+/// verify is a verdict with its reason; a caller needs `credentials.register`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_registrations_and_callers_are_refused() {
+    let ca = Ca::new("root");
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = format!(
+        r#"
+[[clients]]
+name = "gateway"
+token_sha256 = ["{}"]
+relying_parties = ["{RP}"]
+rpcs = ["verify", "credentials.register"]
+
+[[clients]]
+name = "verifier"
+token_sha256 = ["{}"]
+relying_parties = ["*"]
+rpcs = ["verify", "credentials.read"]
+"#,
+        sha256_hex("gateway-token"),
+        sha256_hex("verifier-token")
+    );
+    let server = Server::start(&(config(dir.path(), &ca) + &tokens));
+    let key = SoftAuthenticator::new(Alg::Es256);
+    let challenge = b"a registration challenge";
+    let good = request(b"dave", challenge, key.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::None), "");
+    let mut client = server.credentials().await;
+
+    let status =
+        |r: Result<tonic::Response<pb::RegisterCredentialResponse>, tonic::Status>| r.map(|_| tonic::Code::Ok).unwrap_or_else(|s| s.code());
+    // Not in the caller's groups; no caller at all.
+    assert_eq!(status(client.register_credential(with_bearer("verifier-token", good.clone())).await), tonic::Code::PermissionDenied);
+    assert_eq!(status(client.register_credential(good.clone()).await), tonic::Code::Unauthenticated);
+    // The gateway may register, not write credentials.
+    let put = pb::PutCredentialRequest { credential: Some(record(RP, &key, b"dave", false)), ..Default::default() };
+    assert_eq!(client.put_credential(with_bearer("gateway-token", put)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+    let bad = |edit: fn(&mut pb::RegisterCredentialRequest)| {
+        let mut r = good.clone();
+        edit(&mut r);
+        with_bearer("gateway-token", r)
+    };
+    for (what, req) in [
+        ("no attestation object", bad(|r| r.attestation_object.clear())),
+        ("no user", bad(|r| r.user_handle.clear())),
+        ("a user handle over 64 bytes", bad(|r| r.user_handle = vec![1; 65])),
+        ("no challenge", bad(|r| r.expected_challenge.clear())),
+        ("both challenges", bad(|r| r.server_issued_challenge = true)),
+        ("nine transports", bad(|r| r.transports = vec!["usb".into(); 9])),
+        ("a transport that is not a name", bad(|r| r.transports = vec!["USB!".into()])),
+        ("an attestation object over 64 KiB", bad(|r| r.attestation_object = vec![0; 64 * 1024 + 1])),
+    ] {
+        assert_eq!(status(client.register_credential(req).await), tonic::Code::InvalidArgument, "{what}");
+    }
+    // Another RP than the grant's.
+    assert_eq!(status(client.register_credential(bad(|r| r.rp_id = "other.example".into())).await), tonic::Code::PermissionDenied);
+
+    // Verdicts: a garbage object, a sign-in response, another origin.
+    let verdict = |r: Result<tonic::Response<pb::RegisterCredentialResponse>, tonic::Status>| reasons(&r.unwrap().into_inner());
+    let garbage = client.register_credential(bad(|r| r.attestation_object = vec![0xa1, 0x01])).await;
+    assert_eq!(verdict(garbage), (Decision::Deny, vec![ReasonCode::AttestationInvalid]));
+    let mut get = good.clone();
+    get.client_data_json = String::from_utf8(get.client_data_json).unwrap().replace("webauthn.create", "webauthn.get").into_bytes();
+    assert_eq!(
+        verdict(client.register_credential(with_bearer("gateway-token", get)).await),
+        (Decision::Deny, vec![ReasonCode::WrongCeremonyType])
+    );
+    let elsewhere = request(b"dave", challenge, key.register(RP, "https://evil.example", challenge, UV, MODEL, Attestation::None), "");
+    assert_eq!(
+        verdict(client.register_credential(with_bearer("gateway-token", elsewhere)).await),
+        (Decision::Deny, vec![ReasonCode::OriginNotAllowed])
+    );
+    let unknown_profile = client.register_credential(bad(|r| r.profile = "nope".into())).await;
+    assert_eq!(verdict(unknown_profile), (Decision::Deny, vec![ReasonCode::ProfileUnknown]));
+    let get = pb::GetCredentialRequest { rp_id: RP.into(), credential_id: key.credential_id.clone() };
+    assert_eq!(
+        client.get_credential(with_bearer("verifier-token", get)).await.unwrap_err().code(),
+        tonic::Code::NotFound,
+        "nothing stored"
+    );
+
+    // And the good one registers.
+    assert_eq!(verdict(client.register_credential(with_bearer("gateway-token", good)).await), (Decision::Allow, vec![]));
+}
+
+/// A challenge issued for the user registers once; the same challenge
+/// answered by another authenticator is a replay; one issued for another
+/// user does not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_challenge_registers_once() {
+    let ca = Ca::new("root");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("challenge.key"), [7u8; 32]).unwrap();
+    let keys = format!("\n[challenges]\nkeys = [{{ id = \"k1\", secret_file = \"{}\" }}]\n", dir.path().join("challenge.key").display());
+    let server = Server::start(&(config(dir.path(), &ca) + &keys));
+    let issue = |user: &'static [u8]| {
+        let server = &server;
+        async move {
+            let r = pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: user.to_vec(), ttl_seconds: 0 };
+            server.verifier().await.issue_challenge(r).await.unwrap().into_inner().challenge
+        }
+    };
+    let issued = |user: &[u8], challenge: &[u8], a: &SoftAuthenticator| pb::RegisterCredentialRequest {
+        expected_challenge: Vec::new(),
+        server_issued_challenge: true,
+        ..request(user, challenge, a.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::None), "")
+    };
+
+    let challenge = issue(b"erin").await;
+    let first = SoftAuthenticator::new(Alg::Es256);
+    assert_eq!(reasons(&register(&server, issued(b"erin", &challenge, &first)).await), (Decision::Allow, vec![]));
+    let second = SoftAuthenticator::new(Alg::EdDsa);
+    assert_eq!(
+        reasons(&register(&server, issued(b"erin", &challenge, &second)).await),
+        (Decision::Deny, vec![ReasonCode::ChallengeReplayed])
+    );
+    assert!(stored(&server, &second).await.is_none());
+
+    let franks = issue(b"frank").await;
+    let third = SoftAuthenticator::new(Alg::Es256);
+    assert_eq!(reasons(&register(&server, issued(b"erin", &franks, &third)).await), (Decision::Deny, vec![ReasonCode::ChallengeInvalid]));
+}
+
+/// Real data: the W3C vectors' packed and apple registrations, with the
+/// W3C test CA configured as their root, register trusted through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_w3c_vectors_register_trusted_through_the_api() {
+    use assertd_testkit::vectors::registrations;
+    let vectors = registrations();
+    let w3c = |id: &str| vectors.iter().find(|v| v.id == id).unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("w3c-root.pem");
+    std::fs::write(&root, w3c("w3c-reg-packed-es256").trust_anchors_pem.unwrap().concat()).unwrap();
+    let config = format!(
+        "[[relying_parties]]\nid = \"example.org\"\norigins = [\"https://example.org\"]\n\n[[attestation_roots]]\nformat = \"packed\"\nfile = \"{r}\"\n\n[[attestation_roots]]\nformat = \"apple\"\nfile = \"{r}\"\n",
+        r = root.display()
+    );
+    let server = Server::start(&config);
+    for (id, kind) in [("w3c-reg-packed-es256", pb::AttestationType::Basic), ("w3c-reg-apple-es256", pb::AttestationType::Anonca)] {
+        let v = w3c(id);
+        let r = pb::RegisterCredentialRequest {
+            rp_id: v.rp_id.clone(),
+            user_handle: b"w3c".to_vec(),
+            client_data_json: assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap(),
+            attestation_object: assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap(),
+            expected_challenge: v.expected_challenge(),
+            ..Default::default()
+        };
+        let r = server.credentials().await.register_credential(r).await.unwrap().into_inner();
+        assert_eq!(reasons(&r), (Decision::Allow, vec![]), "{id}");
+        let a = r.attestation.unwrap();
+        assert_eq!((a.r#type(), a.trusted), (kind, true), "{id}");
+        assert!(r.credential.unwrap().attested, "{id}");
+    }
+}
