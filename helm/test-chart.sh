@@ -203,11 +203,20 @@ challenges() {
 check "issued challenges: keys from a Secret, the first signs (HA; off by default)" challenges
 check "refuses challenge key ids without their Secret" refuses "challenges.secret" "$helm" template t assertd --set 'challenges.keyIds={k1}'
 check "refuses a challenge Secret without key ids" refuses "challenges.keyIds" "$helm" template t assertd --set challenges.secret=s
+attestation_roots() {
+  "$helm" template t assertd --set registration.attestationRootsConfigMap=roots --set 'registration.attestationRoots[0].format=apple' \
+    --set 'registration.attestationRoots[0].key=apple.pem' > "$work/roots.yaml" &&
+    grep -q 'file = "/etc/assertd/attestation-roots/apple.pem"' "$work/roots.yaml" && grep -q 'name: roots' "$work/roots.yaml" &&
+    [ "$(grep -c 'mountPath: /etc/assertd/attestation-roots' "$work/roots.yaml")" = 2 ] && ! grep -q 'attestation_roots' "$work/default.yaml"
+}
+check "attestation roots: a ConfigMap mounted in the pods and the config check, one [[attestation_roots]] per format (none by default)" attestation_roots
+check "refuses attestation roots without their ConfigMap" refuses "attestationRootsConfigMap" "$helm" template t assertd --set 'registration.attestationRoots[0].format=apple' --set 'registration.attestationRoots[0].key=a.pem'
+check "refuses an attestation roots ConfigMap without roots" refuses "registration.attestationRoots" "$helm" template t assertd --set registration.attestationRootsConfigMap=roots
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.
 mkdir -p "$work/challenges"
-head -c 32 /dev/urandom > "$work/challenges/k2026-12"
-head -c 32 /dev/urandom > "$work/challenges/k2026-11"
+head -c 32 /dev/urandom | base64 > "$work/challenges/k2026-12"
+head -c 32 /dev/urandom | base64 > "$work/challenges/k2026-11"
 config_of "$work/ha.yaml" | sed "s|/etc/assertd/challenges/|$work/challenges/|g" > "$work/ha.toml"
 check "rendered config is valid (default)" env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/default.toml"
 check "the rendered default config refuses to start without its token hashes" refuses "ASSERTD_TOKEN_SHA256_GATEWAY is not set" "$assertd" config check "$work/default.toml"

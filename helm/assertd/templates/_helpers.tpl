@@ -106,6 +106,24 @@ clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
 {{- end }}
 {{- end }}
 
+{{- with .Values.registration }}
+{{- if and .attestationRoots (not .attestationRootsConfigMap) }}
+{{- fail "registration.attestationRoots needs registration.attestationRootsConfigMap (the ConfigMap holding the PEM files)" }}
+{{- end }}
+{{- if and .attestationRootsConfigMap (not .attestationRoots) }}
+{{- fail "registration.attestationRootsConfigMap is set: list which key anchors which format in registration.attestationRoots" }}
+{{- end }}
+
+[registration]
+certificate_skew_seconds = {{ .certificateSkewSeconds | int64 }}
+{{- range .attestationRoots }}
+
+[[attestation_roots]]
+format = {{ .format | quote }}
+file = "/etc/assertd/attestation-roots/{{ .key }}"
+{{- end }}
+{{- end }}
+
 [store]
 backend = {{ .Values.store.backend | quote }}
 pool_size = {{ .Values.store.postgres.poolSize | int64 }}
