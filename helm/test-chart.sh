@@ -212,6 +212,14 @@ attestation_roots() {
 check "attestation roots: a ConfigMap mounted in the pods and the config check, one [[attestation_roots]] per format (none by default)" attestation_roots
 check "refuses attestation roots without their ConfigMap" refuses "attestationRootsConfigMap" "$helm" template t assertd --set 'registration.attestationRoots[0].format=apple' --set 'registration.attestationRoots[0].key=a.pem'
 check "refuses an attestation roots ConfigMap without roots" refuses "registration.attestationRoots" "$helm" template t assertd --set registration.attestationRootsConfigMap=roots
+fido_metadata() {
+  "$helm" template t assertd --set 'metadata.volume.persistentVolumeClaim.claimName=fido-mds' --set metadata.rootConfigMap=fido-root > "$work/mds.yaml" &&
+    grep -q 'path = "/var/lib/assertd-metadata/blob.jwt"' "$work/mds.yaml" && grep -q 'root_file = "/etc/assertd/metadata-root/root.pem"' "$work/mds.yaml" &&
+    grep -q 'claimName: fido-mds' "$work/mds.yaml" && [ "$(grep -c 'mountPath: /var/lib/assertd-metadata' "$work/mds.yaml")" = 2 ] &&
+    ! grep -q '\[metadata\]' "$work/default.yaml"
+}
+check "FIDO metadata: a BLOB from a volume, its root from a ConfigMap, in the pods and the config check (off by default)" fido_metadata
+check "refuses a metadata BLOB without its root" refuses "metadata.rootConfigMap" "$helm" template t assertd --set 'metadata.volume.emptyDir.medium=Memory'
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.
 mkdir -p "$work/challenges"

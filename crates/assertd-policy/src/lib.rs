@@ -11,12 +11,13 @@ mod signal;
 
 pub use assertd_verify::{Finding, ReasonCode};
 pub use profile::{
-    AttestationEnforcement, BackupEligibilityChange, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType, KeyRestrictions, PasskeyType,
-    PasskeyTypes, Profile, RegressionAction, UserVerification,
+    AttestationEnforcement, BackupEligibilityChange, CertificationLevel, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType,
+    KeyRestrictions, PasskeyType, PasskeyTypes, Profile, RegressionAction, UserVerification,
 };
 pub use signal::{Signal, Weights};
 
 use assertd_verify::attestation::AttestationType;
+use assertd_verify::metadata::Model;
 use assertd_verify::{Registration, Verification, truncate};
 
 /// What the gateway should do.
@@ -50,6 +51,9 @@ pub struct CredentialFacts {
     pub attested: bool,
     /// The authenticator model's AAGUID (all zero when unknown).
     pub aaguid: [u8; 16],
+    /// For an attested credential: the blocking status the FIDO metadata
+    /// now reports for its model (`REVOKED`, a compromise, a UV bypass).
+    pub model_blocked: Option<&'static str>,
 }
 
 /// An upstream risk assessment.
@@ -231,6 +235,15 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         hard.push(f);
     }
 
+    // assertd rule (FIDO MDS3): a model revoked or compromised since
+    // registration no longer signs in.
+    if let Some(status) = credential.model_blocked {
+        hard.push(Finding::new(
+            ReasonCode::AuthenticatorStatusRevoked,
+            format!("the FIDO metadata now reports {status} for this authenticator model ({})", format_uuid(&credential.aaguid)),
+        ));
+    }
+
     // §7.2 step 23: a regression "is a signal that the authenticator may be
     // cloned"; the profile decides what it costs.
     if let CounterCheck::Regressed { stored, received } = counter {
@@ -337,7 +350,12 @@ fn key_restriction(profile: &Profile, aaguid: &[u8; 16], attested: bool) -> Opti
 /// attestation enforcement (`ATTESTATION_REQUIRED` for none,
 /// `ATTESTATION_UNTRUSTED` for an attestation that verified but reached no
 /// trust anchor). Allows with no reasons, or denies.
-pub fn evaluate_registration(profile: &Profile, r: &Registration) -> Verdict {
+///
+/// With FIDO metadata, `model` is the entry for the credential's AAGUID: a
+/// blocked model is refused (`AUTHENTICATOR_STATUS_REVOKED`), and a
+/// profile's `minimum_certification` needs a trusted attestation of a model
+/// certified at that level (`AUTHENTICATOR_NOT_CERTIFIED`).
+pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<&Model>) -> Verdict {
     let mut hard: Vec<Finding> = r.failures.clone();
     if let Some(top) = &r.cross_origin
         && let Err(f) = cross_origin(profile, top)
@@ -388,6 +406,27 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration) -> Verdict {
         && let Some(f) = key_restriction(profile, &c.aaguid, trusted)
     {
         hard.push(f);
+    }
+    // FIDO MDS3 status reports and certification.
+    if let Some(status) = model.and_then(|m| m.blocked.as_deref()) {
+        hard.push(Finding::new(
+            ReasonCode::AuthenticatorStatusRevoked,
+            format!("the FIDO metadata reports {status} for this authenticator model"),
+        ));
+    }
+    if let Some(min) = profile.minimum_certification {
+        let level = model.filter(|_| trusted).and_then(Model::certification_rank);
+        if level.is_none_or(|l| l < min.rank()) {
+            let what = match (trusted, model.and_then(|m| m.certification.as_deref())) {
+                (false, _) => "no trusted attestation names the model".to_owned(),
+                (true, None) => "the metadata lists no FIDO certification for the model".to_owned(),
+                (true, Some(c)) => format!("the model is {c}"),
+            };
+            hard.push(Finding::new(
+                ReasonCode::AuthenticatorNotCertified,
+                format!("the profile needs FIDO certification {min:?} or higher: {what}"),
+            ));
+        }
     }
     if hard.is_empty() {
         return Verdict { decision: Decision::Allow, risk_score: 0, reasons: Vec::new(), failures: 0, retryable: false };

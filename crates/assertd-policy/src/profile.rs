@@ -107,6 +107,32 @@ pub enum EnforcementType {
     Block,
 }
 
+/// A FIDO certification level (FIDO MDS3 `FIDO_CERTIFIED_*` statuses),
+/// lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificationLevel {
+    /// `FIDO_CERTIFIED_L1` (or plain `FIDO_CERTIFIED`).
+    L1,
+    /// `FIDO_CERTIFIED_L1plus`.
+    L1plus,
+    /// `FIDO_CERTIFIED_L2`.
+    L2,
+    /// `FIDO_CERTIFIED_L2plus`.
+    L2plus,
+    /// `FIDO_CERTIFIED_L3`.
+    L3,
+    /// `FIDO_CERTIFIED_L3plus`.
+    L3plus,
+}
+
+impl CertificationLevel {
+    /// Its rank, as `assertd_verify::metadata::certification_rank` counts.
+    pub fn rank(self) -> usize {
+        self as usize
+    }
+}
+
 /// AAGUID key restrictions (Entra `keyRestrictions`), when enforced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRestrictions {
@@ -148,6 +174,10 @@ pub struct Profile {
     pub sign_count_regression: RegressionAction,
     /// What a BE change does.
     pub backup_eligibility_change: BackupEligibilityChange,
+    /// Registration: the lowest FIDO certification level of the
+    /// authenticator model (from the metadata) a new credential may have;
+    /// `None`: not checked.
+    pub minimum_certification: Option<CertificationLevel>,
     /// Score at or above which the decision is step-up.
     pub step_up_at: u32,
     /// Score at or above which the decision is deny.
@@ -176,6 +206,7 @@ impl Default for Profile {
             allowed_top_origins: Vec::new(),
             sign_count_regression: RegressionAction::default(),
             backup_eligibility_change: BackupEligibilityChange::default(),
+            minimum_certification: None,
             step_up_at: DEFAULT_STEP_UP_AT,
             deny_at: DEFAULT_DENY_AT,
             weights: Weights::default(),

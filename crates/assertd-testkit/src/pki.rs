@@ -123,3 +123,17 @@ impl Ca {
         self.cert.der().to_vec()
     }
 }
+
+/// A FIDO MDS3 BLOB: `payload` as a JWT signed (ES256) by `signer`, whose
+/// certificate is the `x5c` header.
+pub fn signed_blob(signer: &AttestationCert, payload: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = format!(r#"{{"alg":"ES256","typ":"JWT","x5c":["{}"]}}"#, base64::engine::general_purpose::STANDARD.encode(&signer.der));
+    let signed = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let rng = ring::rand::SystemRandom::new();
+    let key = ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &signer.key_pkcs8, &rng)
+        .expect("signing key");
+    let sig = key.sign(&rng, signed.as_bytes()).expect("signature");
+    format!("{signed}.{}", b64url(sig.as_ref())).into_bytes()
+}

@@ -53,6 +53,7 @@ pub mod cbor;
 pub mod challenge;
 pub mod client_data;
 pub mod cose;
+pub mod metadata;
 pub mod reason;
 pub mod registration;
 pub mod relying_party;

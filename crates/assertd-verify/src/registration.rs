@@ -24,7 +24,7 @@
 //! | 20 | extensions well-formed, no trailing bytes; AT set | `MALFORMED_AUTHENTICATOR_DATA` |
 //! | 21 | `fmt` is a supported format | `ATTESTATION_FORMAT_UNSUPPORTED` |
 //! | 22 | the statement verifies (§8) | `ATTESTATION_INVALID` |
-//! | 23–24 | trust anchors; the trust path reaches one | [`Registration::attestation`]`.trusted`; policy: `ATTESTATION_UNTRUSTED`, `ATTESTATION_REQUIRED` |
+//! | 23–24 | trust anchors (configured per format, and the FIDO metadata's for the AAGUID); the trust path reaches one | [`Registration::attestation`]`.trusted`; policy: `ATTESTATION_UNTRUSTED`, `ATTESTATION_REQUIRED` |
 //! | 25 | credentialId ≤ 1023 bytes | `MALFORMED_AUTHENTICATOR_DATA` |
 //! | 26 | credentialId not yet registered | store: `CREDENTIAL_ALREADY_REGISTERED` |
 //! | 27 | store the record | store |
@@ -60,8 +60,8 @@ pub struct RegistrationInput<'a> {
 pub struct TrustInput<'a> {
     /// Roots by statement format (`[[attestation_roots]]`).
     pub anchors: &'a TrustAnchors,
-    /// Extra roots for this authenticator model (the metadata's), by AAGUID.
-    pub model_anchors: &'a [&'a attestation::Anchor],
+    /// FIDO metadata: the roots it lists for the AAGUID anchor too.
+    pub metadata: Option<&'a crate::metadata::Metadata>,
     /// Now, Unix seconds (certificate validity).
     pub now: u64,
     /// Seconds a certificate may be outside its validity.
@@ -94,6 +94,11 @@ pub struct AttestationReport {
     pub trust_anchor: Option<String>,
     /// Why the attestation is not trusted, when it verified but is not.
     pub untrusted_because: Option<String>,
+    /// The model's name in the FIDO metadata (filled by the caller).
+    pub authenticator_name: Option<String>,
+    /// The model's certification status in the FIDO metadata (filled by
+    /// the caller).
+    pub certification_status: Option<String>,
 }
 
 /// The verifier's report for one registration.
@@ -153,6 +158,8 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         trusted: false,
         trust_anchor: None,
         untrusted_because: None,
+        authenticator_name: None,
+        certification_status: None,
     };
     let ad = match AuthenticatorData::parse(&object.auth_data) {
         Ok(ad) => ad,
@@ -230,7 +237,9 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
             // §7.1 steps 23–24: trust anchors for the format and model; the
             // trust path must reach one.
             let mut anchors = trust.anchors.for_format(&object.fmt);
-            anchors.extend_from_slice(trust.model_anchors);
+            if let Some(model) = trust.metadata.and_then(|m| m.model(acd.aaguid)) {
+                anchors.extend(model.roots.iter());
+            }
             let t = attestation::assess(&statement, &anchors, trust.now, trust.skew);
             report.kind = Some(statement.kind);
             report.trusted = t.trusted;

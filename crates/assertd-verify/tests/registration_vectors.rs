@@ -67,7 +67,7 @@ fn run(v: &RegistrationVector) -> Registration {
         user_handle: b"user",
         challenge: Challenge::Expected(&challenge),
     };
-    let trust = TrustInput { anchors: &anchors, model_anchors: &[], now: when(v), skew: 0 };
+    let trust = TrustInput { anchors: &anchors, metadata: None, now: when(v), skew: 0 };
     verify_registration(&rp, &input, &trust)
 }
 

@@ -144,8 +144,8 @@ pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialRes
                 Some(AttestationType::AnonCa) => pb::AttestationType::Anonca,
             } as i32,
             trusted: a.trusted,
-            authenticator_name: String::new(),
-            certification_status: String::new(),
+            authenticator_name: a.authenticator_name.unwrap_or_default(),
+            certification_status: a.certification_status.unwrap_or_default(),
             trust_anchor: a.trust_anchor.unwrap_or_default(),
         }),
     }

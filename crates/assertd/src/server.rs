@@ -222,6 +222,9 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last = std::fs::read(&path).ok();
+    // The metadata file is watched by size and time (it is megabytes).
+    let metadata_stamp = |engine: &Engine| engine.policy().metadata.as_ref().and_then(|m| crate::config::metadata_stamp(&m.path));
+    let mut last_metadata = metadata_stamp(&engine);
     loop {
         let forced = tokio::select! {
             () = async {
@@ -241,11 +244,13 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
             let _ = tokio::task::spawn_blocking(move || tls.reload(true)).await;
         }
         let now = std::fs::read(&path).ok();
-        if !forced && now == last {
+        let now_metadata = metadata_stamp(&engine);
+        if !forced && now == last && now_metadata == last_metadata {
             continue;
         }
         last = now;
         reload(&engine, &path, &running);
+        last_metadata = metadata_stamp(&engine);
     }
 }
 

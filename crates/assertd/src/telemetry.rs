@@ -113,6 +113,12 @@ static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
 
 /// Challenges issued by `IssueChallenge`.
 pub const CHALLENGES_ISSUED: &str = "assertd_challenges_issued_total";
+/// The loaded FIDO metadata BLOB's serial number.
+const METADATA_NUMBER: &str = "assertd_metadata_number";
+/// The loaded metadata's nextUpdate, Unix seconds.
+const METADATA_NEXT_UPDATE: &str = "assertd_metadata_next_update_timestamp_seconds";
+/// Authenticator models (AAGUIDs) in the loaded metadata.
+const METADATA_MODELS: &str = "assertd_metadata_models";
 /// Registrations by decision, statement format and attestation trust.
 const REGISTRATIONS: &str = "assertd_registrations_total";
 /// Reasons in registration verdicts, by code.
@@ -190,6 +196,12 @@ pub fn install() -> Result<PrometheusHandle, String> {
         REGISTRATIONS,
         "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, other) and attestation (trusted, untrusted, none, invalid)."
     );
+    describe_gauge!(METADATA_NUMBER, "The loaded FIDO MDS3 BLOB's serial number (no); absent without [metadata].");
+    describe_gauge!(
+        METADATA_NEXT_UPDATE,
+        "The loaded FIDO metadata's nextUpdate (Unix seconds): past it, a newer BLOB should have replaced it."
+    );
+    describe_gauge!(METADATA_MODELS, "Authenticator models (AAGUIDs) in the loaded FIDO metadata.");
     describe_counter!(REGISTRATION_REASONS, "Reasons in RegisterCredential verdicts, by code.");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
@@ -366,6 +378,11 @@ pub fn scrape_state(engine: &crate::engine::Engine) {
     let admission = engine.admission();
     gauge!(QUEUE_WAIT).set(admission.queue_wait().as_secs_f64());
     gauge!(QUEUE_WAIT_TARGET).set(admission.target().as_secs_f64());
+    if let Some(m) = &engine.policy().metadata {
+        gauge!(METADATA_NUMBER).set(m.metadata.number as f64);
+        gauge!(METADATA_NEXT_UPDATE).set(m.metadata.next_update_unix as f64);
+        gauge!(METADATA_MODELS).set(m.metadata.models.len() as f64);
+    }
     if let Some(up) = engine.cache().store().change_feed_up() {
         gauge!(CHANGE_FEED_UP).set(if up { 1.0 } else { 0.0 });
     }

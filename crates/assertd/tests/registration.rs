@@ -361,3 +361,139 @@ async fn the_w3c_vectors_register_trusted_through_the_api() {
         assert!(r.credential.unwrap().attested, "{id}");
     }
 }
+
+/// A decoded MDS3 payload naming MODEL (certified L2, rooted at `ca`) and
+/// OTHER_MODEL (revoked); MODEL's status as given.
+fn payload(ca: &Ca, model_status: &str) -> String {
+    use base64::Engine;
+    let root = base64::engine::general_purpose::STANDARD.encode(ca.der());
+    format!(
+        r#"{{"legalHeader":"test","no":42,"nextUpdate":"2099-01-01","entries":[
+  {{"aaguid":"{m}","metadataStatement":{{"description":"Test Key","attestationRootCertificates":["{root}"]}},
+   "statusReports":[{{"status":"FIDO_CERTIFIED_L2","effectiveDate":"2025-01-01"}},{{"status":"{model_status}","effectiveDate":"2026-01-01"}}]}},
+  {{"aaguid":"{o}","metadataStatement":{{"description":"Recalled Key","attestationRootCertificates":["{root}"]}},
+   "statusReports":[{{"status":"FIDO_CERTIFIED_L1","effectiveDate":"2024-01-01"}},{{"status":"REVOKED","effectiveDate":"2025-01-01"}}]}}
+]}}"#,
+        m = uuid(MODEL),
+        o = uuid(OTHER_MODEL)
+    )
+}
+
+/// FIDO metadata at registration and at sign-in: its roots make an
+/// attestation trusted without [[attestation_roots]]; its name and
+/// certification come back; a revoked model does not register; a minimum
+/// certification is enforced; and a model compromised later stops signing
+/// in as soon as the new metadata file is seen, without touching the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fido_metadata_vouches_and_revokes() {
+    let ca = Ca::new("vendor attestation root");
+    let dir = tempfile::tempdir().unwrap();
+    let mds = dir.path().join("mds.json");
+    std::fs::write(&mds, payload(&ca, "UPDATE_AVAILABLE")).unwrap();
+    let config = format!(
+        r#"config_watch_interval_seconds = 1
+[[relying_parties]]
+id = "{RP}"
+origins = ["{ORIGIN}"]
+allowed_profiles = ["certified", "l3"]
+
+[profiles.certified]
+attestation_enforcement = "registration_only"
+minimum_certification = "l2"
+
+[profiles.l3]
+minimum_certification = "l3"
+
+[metadata]
+path = "{}"
+format = "payload"
+"#,
+        mds.display()
+    );
+    let server = Server::start(&config);
+    let challenge = b"a registration challenge";
+    let key = SoftAuthenticator::new(Alg::Es256);
+    let cert = ca.attestation(MODEL, true);
+
+    let r = register(
+        &server,
+        request(b"gina", challenge, key.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::Packed(&cert)), "certified"),
+    )
+    .await;
+    assert_eq!(reasons(&r), (Decision::Allow, vec![]));
+    let a = r.attestation.unwrap();
+    assert!(a.trusted, "the metadata's root anchors it: {a:?}");
+    assert_eq!((a.authenticator_name.as_str(), a.certification_status.as_str()), ("Test Key", "FIDO_CERTIFIED_L2"));
+    assert!(a.trust_anchor.contains("vendor attestation root"));
+
+    // Below the profile's certification, and a revoked model.
+    let l3 = SoftAuthenticator::new(Alg::Es256);
+    let r = register(&server, request(b"gina", challenge, l3.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::Packed(&cert)), "l3"))
+        .await;
+    assert_eq!(reasons(&r), (Decision::Deny, vec![ReasonCode::AuthenticatorNotCertified]));
+    let recalled = SoftAuthenticator::new(Alg::Es256);
+    let other = ca.attestation(OTHER_MODEL, true);
+    let r = register(
+        &server,
+        request(b"gina", challenge, recalled.register(RP, ORIGIN, challenge, UV, OTHER_MODEL, Attestation::Packed(&other)), ""),
+    )
+    .await;
+    assert_eq!(reasons(&r), (Decision::Deny, vec![ReasonCode::AuthenticatorStatusRevoked]));
+
+    assert_eq!(sign_in(&server, &key, UV, 1, "certified").await.decision(), Decision::Allow);
+    assert!(server.scrape().contains("assertd_metadata_number 42"));
+
+    // The model's attestation key is reported compromised: a new file.
+    let next = dir.path().join("mds.json.new");
+    std::fs::write(&next, payload(&ca, "ATTESTATION_KEY_COMPROMISE").replace("\"no\":42", "\"no\":43")).unwrap();
+    std::fs::rename(&next, &mds).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !server.scrape().contains("assertd_metadata_number 43") {
+        assert!(std::time::Instant::now() < deadline, "the new metadata file was not picked up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let v = sign_in(&server, &key, UV, 2, "certified").await;
+    assert_eq!((v.decision(), codes(&v)), (Decision::Deny, vec![ReasonCode::AuthenticatorStatusRevoked]));
+    let record = stored(&server, &key).await.unwrap();
+    assert!(!record.revoked && record.attested, "the record is untouched");
+}
+
+/// `[metadata] format = "blob"`: a BLOB signed under the configured root
+/// loads; a tampered one, or one under another root, is refused by
+/// `config check` (and so at start and reload), naming the key.
+#[test]
+fn a_metadata_blob_is_checked_against_its_root() {
+    let ca = Ca::new("vendor attestation root");
+    let mds_root = Ca::new("test MDS root");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("root.pem"), mds_root.pem()).unwrap();
+    let config = format!(
+        "[[relying_parties]]\nid = \"{RP}\"\norigins = [\"{ORIGIN}\"]\n\n[metadata]\npath = \"{d}/blob.jwt\"\nformat = \"blob\"\nroot_file = \"{d}/root.pem\"\n",
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("assertd.toml"), &config).unwrap();
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["config", "check"])
+            .arg(dir.path().join("assertd.toml"))
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let signer = mds_root.attestation([0; 16], false);
+    std::fs::write(dir.path().join("blob.jwt"), assertd_testkit::pki::signed_blob(&signer, &payload(&ca, "UPDATE_AVAILABLE"))).unwrap();
+    let (ok, err) = check();
+    assert!(ok, "{err}");
+
+    let mut tampered = assertd_testkit::pki::signed_blob(&signer, &payload(&ca, "UPDATE_AVAILABLE"));
+    let n = tampered.len() - 3;
+    tampered[n] = if tampered[n] == b'A' { b'B' } else { b'A' };
+    std::fs::write(dir.path().join("blob.jwt"), tampered).unwrap();
+    let (ok, err) = check();
+    assert!(!ok && err.contains("metadata.path") && err.contains("signature"), "{err}");
+
+    let stranger = Ca::new("someone else").attestation([0; 16], false);
+    std::fs::write(dir.path().join("blob.jwt"), assertd_testkit::pki::signed_blob(&stranger, &payload(&ca, "UPDATE_AVAILABLE"))).unwrap();
+    let (ok, err) = check();
+    assert!(!ok && err.contains("trust anchor"), "{err}");
+}

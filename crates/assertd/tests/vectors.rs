@@ -99,7 +99,7 @@ fn run(c: &Case) -> Verdict {
         }
         _ => Ok(CounterCheck::NotChecked),
     };
-    assess::judge(&c.profile, &credential, &v, counter, &SignInContext::default())
+    assess::judge(&c.profile, &credential, &v, counter, &SignInContext::default(), None)
 }
 
 fn expected_codes(expect: &str) -> &'static [ReasonCode] {

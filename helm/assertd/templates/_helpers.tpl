@@ -124,6 +124,21 @@ file = "/etc/assertd/attestation-roots/{{ .key }}"
 {{- end }}
 {{- end }}
 
+{{- with .Values.metadata }}
+{{- if .volume }}
+{{- if and (eq .format "blob") (not .rootConfigMap) }}
+{{- fail "metadata.format \"blob\" needs metadata.rootConfigMap (the FIDO root its signature chains to)" }}
+{{- end }}
+
+[metadata]
+path = "/var/lib/assertd-metadata/{{ .file }}"
+format = {{ .format | quote }}
+{{- if eq .format "blob" }}
+root_file = "/etc/assertd/metadata-root/{{ .rootKey }}"
+{{- end }}
+{{- end }}
+{{- end }}
+
 [store]
 backend = {{ .Values.store.backend | quote }}
 pool_size = {{ .Values.store.postgres.poolSize | int64 }}

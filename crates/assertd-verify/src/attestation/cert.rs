@@ -78,6 +78,41 @@ pub fn verify_signature(cert: &X509Certificate<'_>, alg: i64, message: &[u8], si
         .map_err(|_| CertSignatureError::Invalid)
 }
 
+/// Verifies a JWS signature (RFC 7515/7518: ES256 and ES384 as raw r‖s,
+/// RS256, PS256) over `message` with the key of `cert`.
+pub fn verify_jws(cert: &X509Certificate<'_>, alg: &str, message: &[u8], sig: &[u8]) -> Result<(), String> {
+    let (algorithm, key_type, curve): (&dyn VerificationAlgorithm, &str, Option<&str>) = match alg {
+        "ES256" => (&signature::ECDSA_P256_SHA256_FIXED, EC_PUBLIC_KEY, Some(P256)),
+        "ES384" => (&signature::ECDSA_P384_SHA384_FIXED, EC_PUBLIC_KEY, Some(P384)),
+        "RS256" => (&signature::RSA_PKCS1_2048_8192_SHA256, RSA_ENCRYPTION, None),
+        "PS256" => (&signature::RSA_PSS_2048_8192_SHA256, RSA_ENCRYPTION, None),
+        other => return Err(format!("JWS algorithm {:?} is not supported", crate::truncate(other))),
+    };
+    check_key(cert, key_type, curve).map_err(|e| match e {
+        CertSignatureError::KeyMismatch(m) => m,
+        other => format!("{other:?}"),
+    })?;
+    signature::UnparsedPublicKey::new(algorithm, &cert.public_key().subject_public_key.data[..])
+        .verify(message, sig)
+        .map_err(|_| "the signature does not verify with the signing certificate's key".to_owned())
+}
+
+/// The certificate's key is of `key_type` (and on `curve`).
+fn check_key(cert: &X509Certificate<'_>, key_type: &str, curve: Option<&str>) -> Result<(), CertSignatureError> {
+    let spki = cert.public_key();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    if oid != key_type {
+        return Err(CertSignatureError::KeyMismatch(format!("the certificate's key is {oid}, not {key_type}")));
+    }
+    if let Some(curve) = curve {
+        let named = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+        if named.as_deref() != Some(curve) {
+            return Err(CertSignatureError::KeyMismatch(format!("the certificate's curve is not {curve}")));
+        }
+    }
+    Ok(())
+}
+
 /// One extension's value (the extnValue contents) and criticality, when the
 /// certificate carries it exactly once.
 pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<(bool, &'c [u8])>, String> {

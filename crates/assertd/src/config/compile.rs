@@ -36,7 +36,16 @@ impl Config {
         }
         let challenges = self.challenges.compile()?.map(Arc::new);
         let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
-        Ok(Policy { rps, profiles, clients, challenges, attestation })
+        let metadata = super::metadata::compile(self.metadata.as_ref())?.map(Arc::new);
+        if metadata.is_none()
+            && let Some((name, _)) = profiles.iter().find(|(_, p)| p.minimum_certification.is_some())
+        {
+            return Err(Invalid::new(
+                format!("profiles.{name}.minimum_certification"),
+                "needs [metadata] (the certification levels come from it)",
+            ));
+        }
+        Ok(Policy { rps, profiles, clients, challenges, attestation, metadata })
     }
 
     /// One relying party, with its default profile.

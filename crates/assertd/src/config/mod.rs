@@ -11,12 +11,14 @@ mod challenges;
 mod clients;
 mod compile;
 mod locate;
+mod metadata;
 mod profile;
 mod sections;
 
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
+pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
 
@@ -103,6 +105,9 @@ pub struct Config {
     /// Registration settings.
     #[serde(default)]
     pub registration: RegistrationSection,
+    /// FIDO MDS3 metadata (off when absent).
+    #[serde(default)]
+    pub metadata: Option<MetadataSection>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -144,6 +149,7 @@ impl Default for Config {
             challenges: ChallengesSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
+            metadata: None,
         }
     }
 }
@@ -371,6 +377,8 @@ pub struct Policy {
     pub challenges: Option<Arc<IssuedChallenges>>,
     /// What registration trusts.
     pub attestation: Arc<AttestationTrust>,
+    /// FIDO metadata; `None` when `[metadata]` is not configured.
+    pub metadata: Option<Arc<LoadedMetadata>>,
 }
 
 /// A relying party ready for verification.

@@ -5,8 +5,8 @@
 
 use super::Invalid;
 use assertd_policy::{
-    AttestationEnforcement, BackupEligibilityChange, EnforcementType, KeyRestrictions, PasskeyType, PasskeyTypes, Profile,
-    RegressionAction, Signal, UserVerification, Weights,
+    AttestationEnforcement, BackupEligibilityChange, CertificationLevel, EnforcementType, KeyRestrictions, PasskeyType, PasskeyTypes,
+    Profile, RegressionAction, Signal, UserVerification, Weights,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -60,23 +60,15 @@ pub struct ProfileConfig {
     pub sign_count_regression: Option<RegressionAction>,
     /// BE change (default `deny`).
     pub backup_eligibility_change: Option<BackupEligibilityChange>,
+    /// Registration: the lowest FIDO certification level of the model
+    /// (`l1` ... `l3plus`; needs `[metadata]`); default none.
+    pub minimum_certification: Option<CertificationLevel>,
     /// Risk thresholds and weights.
     pub risk: Option<RiskConfig>,
 }
 
 /// Parses "cb69481e-8ff7-4039-93ec-0a2729a154a8".
-pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    let dashes_ok = s.len() == 36 && [8, 13, 18, 23].iter().all(|&i| s.as_bytes()[i] == b'-');
-    if !dashes_ok || hex.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
+pub use assertd_verify::metadata::parse_aaguid as parse_uuid;
 
 pub use assertd_policy::format_uuid;
 
@@ -143,6 +135,7 @@ impl ProfileConfig {
             allowed_top_origins,
             sign_count_regression: self.sign_count_regression.unwrap_or(d.sign_count_regression),
             backup_eligibility_change: self.backup_eligibility_change.unwrap_or(d.backup_eligibility_change),
+            minimum_certification: self.minimum_certification,
             step_up_at,
             deny_at,
             weights,
@@ -169,6 +162,7 @@ impl ProfileConfig {
             allowed_top_origins: Some(p.allowed_top_origins.clone()),
             sign_count_regression: Some(p.sign_count_regression),
             backup_eligibility_change: Some(p.backup_eligibility_change),
+            minimum_certification: p.minimum_certification,
             risk: Some(RiskConfig { step_up_at: Some(p.step_up_at), deny_at: Some(p.deny_at), weights: p.weights.iter().collect() }),
         }
     }

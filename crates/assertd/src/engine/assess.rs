@@ -9,6 +9,7 @@ use crate::config::{IssuedChallenges, RpEntry};
 use crate::engine::journal::Deferred;
 use assertd_policy::{CounterCheck, CredentialFacts, Profile, ReasonCode, SignInContext, Verdict, evaluate};
 use assertd_store::{CachedCredential, CounterResult, Lookup};
+use assertd_verify::metadata::{BLOCKING, Metadata};
 use assertd_verify::{CredentialInput, KeyError, PublicKey, Verification};
 use std::sync::Arc;
 
@@ -86,16 +87,23 @@ pub fn counter(settled: Settled, received: u32, c: &CachedCredential) -> Result<
 }
 
 /// The policy verdict on a verified assertion whose counter is settled.
+/// With FIDO `metadata`, an attested credential whose model is now blocked
+/// is refused.
 pub fn judge(
     profile: &Profile,
     c: &CachedCredential,
     v: &Verification,
     counter: Result<CounterCheck, Verdict>,
     ctx: &SignInContext,
+    metadata: Option<&Metadata>,
 ) -> Verdict {
     match counter {
         Ok(counter) => {
-            let facts = CredentialFacts { backup_eligible: c.backup_eligible, attested: c.attested, aaguid: c.aaguid };
+            let model_blocked = metadata
+                .filter(|_| c.attested)
+                .and_then(|m| m.model(&c.aaguid)?.blocked.as_deref())
+                .map(|s| BLOCKING.iter().find(|b| **b == s).copied().unwrap_or("a blocking status"));
+            let facts = CredentialFacts { backup_eligible: c.backup_eligible, attested: c.attested, aaguid: c.aaguid, model_blocked };
             evaluate(profile, v, &facts, counter, ctx)
         }
         Err(verdict) => verdict,

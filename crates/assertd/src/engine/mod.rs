@@ -262,6 +262,8 @@ impl Engine {
         let Checked { mut items, issued } = checked;
         self.counters.settle(&self.cache, &mut items).await;
         let now = now_ms();
+        let policy = self.policy.load();
+        let metadata = policy.metadata.as_ref().map(|m| &m.metadata);
         let mut judged: Vec<Judged> = items
             .into_iter()
             .map(|Item { request, stage }| {
@@ -276,7 +278,7 @@ impl Engine {
                     }
                     _ => None,
                 };
-                let (verdict, authenticator, credential) = Self::judge(stage, &context);
+                let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
                 Judged { request, verdict, authenticator, credential, upgrade, issued }
             })
             .collect();
@@ -443,11 +445,15 @@ impl Engine {
 
     /// Stage 5: the verdict on one item. The credential comes back only when
     /// the signature verified with its key.
-    pub fn judge(stage: Stage, ctx: &SignInContext) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
+    pub fn judge(
+        stage: Stage,
+        ctx: &SignInContext,
+        metadata: Option<&assertd_verify::metadata::Metadata>,
+    ) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
         match stage {
             Stage::Rejected(verdict) => (verdict, None, None),
             Stage::Counted(r, v, counter) => {
-                let verdict = assess::judge(&r.profile, &r.credential, &v, counter, ctx);
+                let verdict = assess::judge(&r.profile, &r.credential, &v, counter, ctx, metadata);
                 (verdict, v.authenticator, v.signature_verified().then_some(r.credential))
             }
             // Unreachable: every stage ran. Fail closed anyway.

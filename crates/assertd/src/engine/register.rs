@@ -125,6 +125,7 @@ impl Engine {
         }
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let trust = policy.attestation.clone();
+        let metadata = policy.metadata.clone();
         let request = r.clone();
         // §7.1 steps 5–25 and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.
@@ -139,9 +140,15 @@ impl Engine {
                 user_handle: &request.user_handle,
                 challenge,
             };
-            let t = TrustInput { anchors: &trust.anchors, model_anchors: &[], now, skew: trust.skew_seconds };
-            let registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
-            let mut verdict = assertd_policy::evaluate_registration(&profile, &registration);
+            let mds = metadata.as_ref().map(|m| &m.metadata);
+            let t = TrustInput { anchors: &trust.anchors, metadata: mds, now, skew: trust.skew_seconds };
+            let mut registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
+            let model = registration.credential.as_ref().and_then(|c| mds?.model(&c.aaguid));
+            if let (Some(a), Some(m)) = (registration.attestation.as_mut(), model) {
+                a.authenticator_name = Some(m.description.clone());
+                a.certification_status = m.certification.clone();
+            }
+            let mut verdict = assertd_policy::evaluate_registration(&profile, &registration, model);
             let record = record(&request, &registration);
             if verdict.decision == Decision::Allow {
                 // The record's own checks (the key's point on its curve, as

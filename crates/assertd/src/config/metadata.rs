@@ -1,0 +1,89 @@
+//! `[metadata]`: FIDO MDS3 metadata for registration and sign-in.
+//!
+//! ```toml
+//! [metadata]
+//! path = "/var/lib/assertd/mds/blob.jwt"   # the BLOB as downloaded from mds3.fidoalliance.org
+//! format = "blob"                          # or "payload": the decoded JSON, vouched for by the operator
+//! root_file = "/etc/assertd/fido-root.pem" # the FIDO Alliance MDS root (format = "blob")
+//! ```
+//!
+//! Read when the config is compiled: at start, at every reload, and when
+//! the file at `path` changes (the config watch checks its size and time).
+//! A BLOB whose signature or chain does not verify is refused like any
+//! invalid config (at start: the service does not start; at reload: the
+//! running metadata stays).
+
+use super::Invalid;
+use assertd_verify::attestation::Anchor;
+use assertd_verify::metadata::Metadata;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// How the file at `path` is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataFormat {
+    /// The signed MDS3 BLOB (a JWT), checked against `root_file`.
+    Blob,
+    /// The decoded payload JSON.
+    Payload,
+}
+
+/// `[metadata]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSection {
+    /// The BLOB or payload file.
+    pub path: PathBuf,
+    /// `blob` or `payload`.
+    pub format: MetadataFormat,
+    /// The root the BLOB's signing chain must reach (PEM); `blob` only.
+    #[serde(default)]
+    pub root_file: Option<PathBuf>,
+}
+
+/// Metadata as loaded, with where it came from.
+#[derive(Debug)]
+pub struct LoadedMetadata {
+    /// The payload.
+    pub metadata: Metadata,
+    /// The file it was read from (watched for changes).
+    pub path: PathBuf,
+}
+
+/// Reads and checks the metadata file.
+pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadata>, Invalid> {
+    let Some(m) = section else { return Ok(None) };
+    let bytes = std::fs::read(&m.path).map_err(|e| Invalid::new("metadata.path", format!("cannot read {}: {e}", m.path.display())))?;
+    let metadata = match m.format {
+        MetadataFormat::Payload => {
+            if m.root_file.is_some() {
+                return Err(Invalid::new("metadata.root_file", "only for format = \"blob\" (a payload carries no signature)"));
+            }
+            Metadata::from_payload(&bytes).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
+        }
+        MetadataFormat::Blob => {
+            let Some(root_file) = &m.root_file else {
+                return Err(Invalid::new("metadata.root_file", "format = \"blob\" needs the root its signature chains to"));
+            };
+            let pem = std::fs::read(root_file)
+                .map_err(|e| Invalid::new("metadata.root_file", format!("cannot read {}: {e}", root_file.display())))?;
+            let der = CertificateDer::pem_slice_iter(&pem)
+                .next()
+                .ok_or_else(|| Invalid::new("metadata.root_file", format!("{} holds no PEM certificate", root_file.display())))?
+                .map_err(|e| Invalid::new("metadata.root_file", format!("{}: {e}", root_file.display())))?;
+            let root = Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e))?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
+        }
+    };
+    Ok(Some(LoadedMetadata { metadata, path: m.path.clone() }))
+}
+
+/// The file's size and modification time, to notice a new one.
+pub fn stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}

@@ -1,0 +1,8 @@
+//! The `fido-u2f` attestation statement format (W3C WebAuthn L3 §8): arbitrary
+//! statements never panic; see attestation_common.rs.
+#![no_main]
+
+#[path = "attestation_common.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::run("fido-u2f", data));
