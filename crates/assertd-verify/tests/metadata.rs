@@ -150,11 +150,21 @@ fn the_shipped_apple_root_anchors_real_apple_attestations() {
     anchors.add("apple", Anchor::from_der(&CertificateDer::from_pem_slice(&pem).unwrap()).unwrap());
     let mut n = 0;
     for v in registrations().into_iter().filter(|v| v.fmt.as_deref() == Some("apple") && v.expect == "valid" && !v.id.starts_with("w3c")) {
-        let rp = RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), v.allow_subdomain_origin.unwrap_or(false), None);
+        let rp = RelyingParty::new(
+            v.rp_id.clone(),
+            v.expected_origin.iter().cloned().collect(),
+            v.allow_subdomain_origin.unwrap_or(false),
+            None,
+        );
         let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
         let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
         let challenge = v.expected_challenge();
-        let input = RegistrationInput { client_data_json: &cdj, attestation_object: &ao, user_handle: b"u", challenge: Challenge::Expected(&challenge) };
+        let input = RegistrationInput {
+            client_data_json: &cdj,
+            attestation_object: &ao,
+            user_handle: b"u",
+            challenge: Challenge::Expected(&challenge),
+        };
         // Apple's credential certificates live days: judge each at its issue.
         let leaf_issued = assertd_verify::attestation::AttestationObject::parse(&ao)
             .ok()
