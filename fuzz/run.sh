@@ -16,7 +16,7 @@ import base64, json, os, hashlib
 v = json.load(open("../crates/assertd-testkit/data/assertions.json")) + json.load(open("../crates/assertd-testkit/data/assertions_derived.json"))
 d = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 seeds = {"client_data": [], "authenticator_data": [], "cose_key": [], "signature": [], "verify": [], "challenge": [],
-         "registration": [], "attestation_none": [], "attestation_packed": [], "attestation_fido_u2f": [], "attestation_apple": []}
+         "registration": [], "attestation_none": [], "attestation_packed": [], "attestation_fido_u2f": [], "attestation_apple": [], "attestation_android_key": [], "attestation_tpm": []}
 for x in v:
     cdj, ad, sig = d(x["client_data_json_b64url"]), d(x["authenticator_data_b64url"]), d(x["signature_b64url"])
     seeds["client_data"].append(cdj)
@@ -44,7 +44,7 @@ for target, items in seeds.items():
     for s in items:
         open(f"corpus/{target}/{hashlib.sha1(s).hexdigest()}", "wb").write(s)
 PY
-targets=(client_data authenticator_data cose_key signature verify challenge registration attestation_none attestation_packed attestation_fido_u2f attestation_apple)
+targets=(client_data authenticator_data cose_key signature verify challenge registration attestation_none attestation_packed attestation_fido_u2f attestation_apple attestation_android_key attestation_tpm)
 [ $# -gt 1 ] && targets=("${@:2}")
 for t in "${targets[@]}"; do
   log="$(mktemp)"

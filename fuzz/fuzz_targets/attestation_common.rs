@@ -28,7 +28,7 @@ pub fn run(fmt: &str, data: &[u8]) {
         key: &key,
     };
     if let Ok(s) = verify_statement(fmt, &stmt, &input) {
-        let t = assess(&s, &TrustAnchors::default().for_format(fmt), 1_800_000_000, 300);
+        let t = assess(&s, &TrustAnchors::default().for_format(fmt), 1_800_000_000, 300, true);
         assert!(!t.trusted, "a fuzzed {fmt} statement was trusted without anchors");
     }
 }

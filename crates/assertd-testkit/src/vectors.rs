@@ -109,6 +109,7 @@ pub struct RegistrationFlags {
 pub struct RegistrationVector {
     pub id: String,
     pub fmt: Option<String>,
+    pub att_stmt_alg: Option<i64>,
     pub x5c_len: Option<usize>,
     pub credential_alg: Option<i64>,
     pub credential_alg_name: Option<String>,

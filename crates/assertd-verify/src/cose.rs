@@ -298,6 +298,22 @@ impl PublicKey {
         }
     }
 
+    /// The modulus and exponent of an RSA key (no leading zeros).
+    pub fn rsa_components(&self) -> Option<(&[u8], &[u8])> {
+        match &self.material {
+            Material::Rsa { n, e } => Some((n, e)),
+            _ => None,
+        }
+    }
+
+    /// The 32-byte public key of an Ed25519 key.
+    pub fn ed25519(&self) -> Option<&[u8; 32]> {
+        match &self.material {
+            Material::Ed25519(k) => Some(k),
+            _ => None,
+        }
+    }
+
     /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 22: the
     /// message is authenticatorData || SHA-256(clientDataJSON)).
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), SignatureError> {

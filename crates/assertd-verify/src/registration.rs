@@ -66,6 +66,9 @@ pub struct TrustInput<'a> {
     pub now: u64,
     /// Seconds a certificate may be outside its validity.
     pub skew: u64,
+    /// Trust statements signed with SHA-1 (RS1), e.g. older Windows Hello
+    /// TPMs; otherwise they verify but are not trusted.
+    pub allow_sha1: bool,
 }
 
 /// The new credential, as authenticator data described it.
@@ -240,7 +243,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
             if let Some(model) = trust.metadata.and_then(|m| m.model(acd.aaguid)) {
                 anchors.extend(model.roots.iter());
             }
-            let t = attestation::assess(&statement, &anchors, trust.now, trust.skew);
+            let t = attestation::assess(&statement, &anchors, trust.now, trust.skew, trust.allow_sha1);
             report.kind = Some(statement.kind);
             report.trusted = t.trusted;
             report.trust_anchor = t.anchor;

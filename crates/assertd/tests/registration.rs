@@ -441,7 +441,8 @@ format = "payload"
     assert_eq!(reasons(&r), (Decision::Deny, vec![ReasonCode::AuthenticatorStatusRevoked]));
 
     assert_eq!(sign_in(&server, &key, UV, 1, "certified").await.decision(), Decision::Allow);
-    assert!(server.scrape().contains("assertd_metadata_number 42"));
+    let metrics = server.scrape();
+    assert!(metrics.contains("assertd_metadata_number 42") && metrics.contains("assertd_metadata_stale 0"), "{metrics}");
 
     // The model's attestation key is reported compromised: a new file.
     let next = dir.path().join("mds.json.new");

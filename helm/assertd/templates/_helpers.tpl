@@ -116,6 +116,7 @@ clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
 
 [registration]
 certificate_skew_seconds = {{ .certificateSkewSeconds | int64 }}
+insecure_allow_sha1_attestation = {{ .insecureAllowSha1Attestation }}
 {{- range .attestationRoots }}
 
 [[attestation_roots]]

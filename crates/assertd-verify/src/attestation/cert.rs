@@ -113,6 +113,35 @@ fn check_key(cert: &X509Certificate<'_>, key_type: &str, curve: Option<&str>) ->
     Ok(())
 }
 
+/// True when the certificate's subject public key is `key` (§8.4 step
+/// "the public key in the first certificate in x5c matches the
+/// credentialPublicKey"): the same EC point, Ed25519 key, or RSA modulus and
+/// exponent.
+pub fn key_matches(cert: &X509Certificate<'_>, key: &crate::PublicKey) -> bool {
+    let spki = cert.public_key();
+    let bits = &spki.subject_public_key.data[..];
+    if let Some(point) = key.ec_point() {
+        return bits == point;
+    }
+    if let Some(k) = key.ed25519() {
+        return bits == k.as_slice();
+    }
+    if let Some((n, e)) = key.rsa_components() {
+        // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+        let Ok(([], seq)) = der_parser::der::parse_der_sequence(bits) else { return false };
+        let Ok(items) = seq.as_sequence() else { return false };
+        let strip = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|x| *x == 0).collect() };
+        return match items.as_slice() {
+            [m, x] => match (m.as_slice(), x.as_slice()) {
+                (Ok(m), Ok(x)) => strip(m) == n && strip(x) == e,
+                _ => false,
+            },
+            _ => false,
+        };
+    }
+    false
+}
+
 /// One extension's value (the extnValue contents) and criticality, when the
 /// certificate carries it exactly once.
 pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<(bool, &'c [u8])>, String> {
@@ -175,15 +204,18 @@ pub struct Anchor {
     anchor: TrustAnchor<'static>,
     /// Its subject, for reports ("CN=Apple WebAuthn Root CA, O=Apple Inc., ...").
     pub subject: String,
+    /// Its subject, DER (as issuers name it).
+    subject_der: Vec<u8>,
 }
 
 impl Anchor {
     /// A trust anchor from a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let subject = parse(der)?.subject().to_string();
+        let parsed = parse(der)?;
+        let (subject, subject_der) = (parsed.subject().to_string(), parsed.subject().as_raw().to_vec());
         let cert = CertificateDer::from(der);
         let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| format!("not usable as a trust anchor: {e}"))?.to_owned();
-        Ok(Self { anchor, subject })
+        Ok(Self { anchor, subject, subject_der })
     }
 }
 
@@ -195,7 +227,13 @@ pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew:
         return Err("empty certificate chain".into());
     };
     let leaf_der = CertificateDer::from(*leaf);
-    let leaf = EndEntityCert::try_from(&leaf_der).map_err(|e| format!("attestation certificate: {e}"))?;
+    let leaf = match EndEntityCert::try_from(&leaf_der) {
+        Ok(l) => l,
+        Err(webpki::Error::UnsupportedCriticalExtension) if only_known_critical(chain) => {
+            return verify_chain_x509(chain, anchors, now, skew);
+        }
+        Err(e) => return Err(format!("attestation certificate: {e:?}")),
+    };
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(*c)).collect();
     let roots: Vec<TrustAnchor<'_>> = anchors.iter().map(|a| a.anchor.clone()).collect();
     let attempt = |t: u64| {
@@ -221,6 +259,63 @@ pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew:
     match result {
         Ok(i) => anchors.get(i).copied().ok_or_else(|| "no trust anchor".into()),
         Err(webpki::Error::UnknownIssuer) => Err("the chain does not reach a configured trust anchor".into()),
-        Err(e) => Err(format!("the certificate chain does not validate: {e}")),
+        // TPM AIK certificates (Windows Hello) mark certificatePolicies
+        // critical, which webpki refuses to process: those chains are
+        // validated with x509-parser (ring-backed signatures) instead.
+        Err(webpki::Error::UnsupportedCriticalExtension) if only_known_critical(chain) => verify_chain_x509(chain, anchors, now, skew),
+        Err(e) => Err(format!("the certificate chain does not validate: {e:?}")),
     }
+}
+
+/// The critical extensions x509-parser's path below may pass over: the ones
+/// webpki processes, plus certificatePolicies (2.5.29.32), which neither
+/// uses (no policy is required of attestation chains).
+const KNOWN_CRITICAL: [&str; 7] = ["2.5.29.15", "2.5.29.17", "2.5.29.19", "2.5.29.30", "2.5.29.31", "2.5.29.37", "2.5.29.32"];
+
+/// Every critical extension in the chain is one of [`KNOWN_CRITICAL`], and
+/// none is a name constraint (which the path below does not apply).
+fn only_known_critical(chain: &[&[u8]]) -> bool {
+    chain.iter().all(|der| {
+        parse(der).is_ok_and(|c| {
+            c.extensions().iter().filter(|e| e.critical).all(|e| {
+                let oid = e.oid.to_id_string();
+                KNOWN_CRITICAL.contains(&oid.as_str()) && oid != "2.5.29.30"
+            })
+        })
+    })
+}
+
+/// Path validation for chains webpki will not process: each certificate
+/// within its validity (± `skew`), signed by the next (which must be a CA),
+/// the last signed by an anchor whose subject is its issuer. Signatures are
+/// checked by x509-parser's `verify` (ring).
+fn verify_chain_x509<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew: u64) -> Result<&'a Anchor, String> {
+    let certs = chain.iter().map(|d| parse(d)).collect::<Result<Vec<_>, _>>()?;
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let skew = i64::try_from(skew).unwrap_or(0);
+    for (i, c) in certs.iter().enumerate() {
+        let v = c.validity();
+        if now + skew < v.not_before.timestamp() || now - skew > v.not_after.timestamp() {
+            return Err(format!("certificate {i} of the chain is outside its validity"));
+        }
+        if let Some(issuer) = certs.get(i + 1) {
+            let is_ca = issuer.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca);
+            if !is_ca || c.issuer() != issuer.subject() {
+                return Err(format!("certificate {} of the chain is not the CA that issued certificate {i}", i + 1));
+            }
+            c.verify_signature(Some(issuer.public_key())).map_err(|e| format!("certificate {i} of the chain: signature: {e}"))?;
+        }
+    }
+    let last = certs.last().ok_or("empty certificate chain")?;
+    for a in anchors {
+        if a.subject_der != last.issuer().as_raw() {
+            continue;
+        }
+        let spki_der = webpki::spki_for_anchor(&a.anchor);
+        let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der) else { continue };
+        if last.verify_signature(Some(&spki)).is_ok() {
+            return Ok(a);
+        }
+    }
+    Err("the chain does not reach a configured trust anchor".into())
 }

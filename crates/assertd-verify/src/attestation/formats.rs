@@ -36,7 +36,7 @@ fn signed_bytes(input: &StatementInput<'_>) -> Vec<u8> {
 /// §8.7 `none`: the statement is the empty map.
 pub(super) fn none(map: &Map<'_>) -> Result<Statement> {
     map.only(&[]).map_err(|_| invalid("a none attestation statement must be empty"))?;
-    Ok(Statement { kind: AttestationType::None, x5c: Vec::new(), aaguid_vouched: false })
+    Ok(Statement { kind: AttestationType::None, x5c: Vec::new(), aaguid_vouched: false, sha1_signature: false })
 }
 
 /// The AAGUID certificate extension (id-fido-gen-ce-aaguid, §8.2.1).
@@ -58,7 +58,7 @@ pub(super) fn packed(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
             packed_certificate(&leaf, input.aaguid)?;
             // The type (Basic or AttCA) is not distinguishable from the
             // statement alone (§8.2, step "Optionally, inspect x5c").
-            Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: true })
+            Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: alg == -65535 })
         }
         None => {
             // §8.2 self attestation: alg matches the credential key's, sig
@@ -73,7 +73,7 @@ pub(super) fn packed(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
                 .key
                 .verify(&signed, sig)
                 .map_err(|_| invalid("the self attestation signature does not verify with the credential key"))?;
-            Ok(Statement { kind: AttestationType::SelfAttestation, x5c: Vec::new(), aaguid_vouched: true })
+            Ok(Statement { kind: AttestationType::SelfAttestation, x5c: Vec::new(), aaguid_vouched: true, sha1_signature: false })
         }
     }
 }
@@ -148,7 +148,7 @@ pub(super) fn fido_u2f(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stat
     cert::verify_signature(&leaf, -7, &data, sig).map_err(cert_signature)?;
     // U2F's signature does not cover the AAGUID (clients put zeros there):
     // a non-zero one is vouched for by nothing.
-    Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: input.aaguid == &[0; 16] })
+    Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: input.aaguid == &[0; 16], sha1_signature: false })
 }
 
 /// Apple's anonymous attestation nonce extension.
@@ -174,7 +174,7 @@ pub(super) fn apple(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stateme
     if input.key.ec_point() != Some(&spki[..]) {
         return Err(invalid("the credential public key differs from the credential certificate's key"));
     }
-    Ok(Statement { kind: AttestationType::AnonCa, x5c: owned(&x5c), aaguid_vouched: true })
+    Ok(Statement { kind: AttestationType::AnonCa, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: false })
 }
 
 /// The nonce in `SEQUENCE { [1] EXPLICIT OCTET STRING }`.
@@ -191,4 +191,110 @@ fn apple_nonce(value: &[u8]) -> std::result::Result<&[u8], String> {
         return Err("not [1]".into());
     }
     cert::octet_string(tagged.as_slice().map_err(|e| e.to_string())?)
+}
+
+/// The Android key attestation extension (KeyDescription).
+const OID_ANDROID_KEY: &str = "1.3.6.1.4.1.11129.2.1.17";
+/// AuthorizationList tags (Android Keymaster/KeyMint schema).
+const TAG_PURPOSE: u32 = 1;
+const TAG_ALL_APPLICATIONS: u32 = 600;
+const TAG_ORIGIN: u32 = 702;
+/// KM_PURPOSE_SIGN, KM_ORIGIN_GENERATED.
+const KM_PURPOSE_SIGN: u64 = 2;
+const KM_ORIGIN_GENERATED: u64 = 0;
+
+/// §8.4 `android-key`.
+pub(super) fn android_key(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
+    map.only(&["alg", "sig", "x5c"]).map_err(invalid)?;
+    let alg = map.int("alg").map_err(invalid)?;
+    let sig = map.bytes("sig").map_err(invalid)?;
+    let x5c = map.x5c().map_err(invalid)?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
+    let leaf = cert::parse(x5c[0]).map_err(|e| invalid(format!("attestation certificate: {e}")))?;
+    // "Verify that sig is a valid signature over the concatenation of
+    // authenticatorData and clientDataHash using the public key in the first
+    // certificate in x5c with the algorithm specified in alg."
+    cert::verify_signature(&leaf, alg, &signed_bytes(input), sig).map_err(cert_signature)?;
+    // "Verify that the public key in the first certificate in x5c matches
+    // the credentialPublicKey in the attestedCredentialData."
+    if !cert::key_matches(&leaf, input.key) {
+        return Err(invalid("the attestation certificate's key is not the credential public key"));
+    }
+    let (_, value) = cert::extension(&leaf, OID_ANDROID_KEY)
+        .map_err(invalid)?
+        .ok_or_else(|| invalid("the attestation certificate has no key description extension"))?;
+    let d = key_description(value).map_err(|e| invalid(format!("key description: {e}")))?;
+    // "Verify that the attestationChallenge field in the attestation
+    // certificate extension data is identical to clientDataHash."
+    if d.challenge != input.client_data_hash.as_slice() {
+        return Err(invalid("the key description's attestationChallenge is not the client data hash"));
+    }
+    // "The AuthorizationList.allApplications field is not present on
+    // either authorization list": the key must be scoped to the RP.
+    if d.all_applications {
+        return Err(invalid("the key is usable by all applications (allApplications)"));
+    }
+    // origin KM_ORIGIN_GENERATED and purpose KM_PURPOSE_SIGN, from the union
+    // of teeEnforced and softwareEnforced (a software-backed key is judged
+    // by its chain: only a configured root makes it trusted).
+    if !d.origins.contains(&KM_ORIGIN_GENERATED) || d.origins.iter().any(|o| *o != KM_ORIGIN_GENERATED) {
+        return Err(invalid("the key was not generated in the keystore (origin is not KM_ORIGIN_GENERATED)"));
+    }
+    if !d.purposes.contains(&KM_PURPOSE_SIGN) {
+        return Err(invalid("the key's purposes do not include signing (KM_PURPOSE_SIGN)"));
+    }
+    Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: alg == -65535 })
+}
+
+/// What §8.4 reads from a KeyDescription.
+struct KeyDescription<'a> {
+    challenge: &'a [u8],
+    all_applications: bool,
+    origins: Vec<u64>,
+    purposes: Vec<u64>,
+}
+
+/// Parses `KeyDescription ::= SEQUENCE { attestationVersion,
+/// attestationSecurityLevel, keymasterVersion, keymasterSecurityLevel,
+/// attestationChallenge OCTET STRING, uniqueId OCTET STRING,
+/// softwareEnforced AuthorizationList, teeEnforced AuthorizationList, ... }`.
+fn key_description(value: &[u8]) -> std::result::Result<KeyDescription<'_>, String> {
+    let (rest, seq) = der_parser::der::parse_der_sequence(value).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err("trailing bytes".into());
+    }
+    let items = seq.as_sequence().map_err(|e| e.to_string())?;
+    if items.len() < 8 {
+        return Err(format!("{} fields, expected at least 8", items.len()));
+    }
+    let challenge = items[4].as_slice().map_err(|e| format!("attestationChallenge: {e}"))?;
+    let mut d = KeyDescription { challenge, all_applications: false, origins: Vec::new(), purposes: Vec::new() };
+    for list in &items[6..8] {
+        for entry in list.as_sequence().map_err(|e| format!("authorization list: {e}"))? {
+            if entry.class() != Class::ContextSpecific {
+                return Err("an authorization list entry is not context-tagged".into());
+            }
+            let inner = entry.as_slice().map_err(|e| e.to_string())?;
+            match entry.tag().0 {
+                TAG_ALL_APPLICATIONS => d.all_applications = true,
+                TAG_ORIGIN => d.origins.push(der_uint(inner)?),
+                TAG_PURPOSE => {
+                    let (_, set) = der_parser::der::parse_der_set(inner).map_err(|e| format!("purpose: {e}"))?;
+                    for p in set.as_set().map_err(|e| format!("purpose: {e}"))? {
+                        d.purposes.push(p.as_u64().map_err(|e| format!("purpose: {e}"))?);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// A DER INTEGER that fills `bytes`, as u64.
+fn der_uint(bytes: &[u8]) -> std::result::Result<u64, String> {
+    match der_parser::der::parse_der_integer(bytes) {
+        Ok(([], i)) => i.as_u64().map_err(|e| e.to_string()),
+        Ok(_) => Err("trailing bytes after an INTEGER".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod cert;
 mod formats;
+mod tpm;
 
 use crate::cose::PublicKey;
 use ciborium::Value;
@@ -196,6 +197,9 @@ pub struct Statement {
     /// false for a non-zero AAGUID under fido-u2f, whose signature does not
     /// cover it.
     pub aaguid_vouched: bool,
+    /// The statement's signature uses SHA-1 (RS1): it verifies, but SHA-1
+    /// no longer resists collisions, so the attestation is not trusted.
+    pub sha1_signature: bool,
 }
 
 /// Why a statement did not verify.
@@ -208,7 +212,7 @@ pub enum StatementError {
 }
 
 /// The formats assertd verifies.
-pub const FORMATS: &[&str] = &["none", "packed", "fido-u2f", "apple"];
+pub const FORMATS: &[&str] = &["none", "packed", "fido-u2f", "apple", "android-key", "tpm"];
 
 /// Runs the verification procedure of `fmt` (§8) on the statement.
 pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &StatementInput<'_>) -> Result<Statement, StatementError> {
@@ -218,6 +222,8 @@ pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &Statemen
         "packed" => formats::packed(&map, input),
         "fido-u2f" => formats::fido_u2f(&map, input),
         "apple" => formats::apple(&map, input),
+        "android-key" => formats::android_key(&map, input),
+        "tpm" => tpm::verify(&map, input),
         other => Err(StatementError::Unsupported(format!("attestation format {:?} is not supported", crate::truncate(other)))),
     }
 }
@@ -265,7 +271,8 @@ pub struct Trust {
 /// §7.1 step 24: none and self attestation are never trusted; otherwise
 /// the x5c chain must validate up to one of `anchors` at `now` (Unix
 /// seconds, certificates accepted within `skew` seconds of their validity).
-pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64) -> Trust {
+/// A SHA-1 statement signature is trusted only with `allow_sha1`.
+pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, allow_sha1: bool) -> Trust {
     let untrusted = |why: String| Trust { trusted: false, anchor: None, why_not: Some(why) };
     match statement.kind {
         AttestationType::None => return untrusted("no attestation (format none)".into()),
@@ -277,6 +284,9 @@ pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64) -
     }
     let chain: Vec<&[u8]> = statement.x5c.iter().map(Vec::as_slice).collect();
     match cert::verify_chain(&chain, anchors, now, skew) {
+        Ok(_) if statement.sha1_signature && !allow_sha1 => {
+            untrusted("the statement is signed with SHA-1 (RS1), not trusted unless registration.insecure_allow_sha1_attestation".into())
+        }
         Ok(_) if !statement.aaguid_vouched => untrusted("the statement does not cover the non-zero AAGUID (fido-u2f)".into()),
         Ok(a) => Trust { trusted: true, anchor: Some(a.subject.clone()), why_not: None },
         Err(e) => untrusted(e),

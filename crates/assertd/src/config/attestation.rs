@@ -9,6 +9,7 @@
 //!
 //! [registration]
 //! certificate_skew_seconds = 300        # validity slack for attestation certificates
+//! insecure_allow_sha1_attestation = false # trust SHA-1 (RS1) statement signatures
 //! ```
 //!
 //! Files are read when the config is compiled (start, reload, `config
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// The formats a root can anchor (those whose statements carry a chain).
-pub const ROOT_FORMATS: [&str; 3] = ["packed", "fido-u2f", "apple"];
+pub const ROOT_FORMATS: [&str; 5] = ["packed", "fido-u2f", "apple", "android-key", "tpm"];
 
 /// One `[[attestation_roots]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -42,11 +43,15 @@ pub struct RegistrationSection {
     /// validity (clocks of authenticators' CAs and ours differ).
     #[serde(default = "default_skew")]
     pub certificate_skew_seconds: u64,
+    /// Trust attestation statements signed with SHA-1 (RS1: many older
+    /// Windows Hello TPMs). Off: they verify, but are not trusted.
+    #[serde(default)]
+    pub insecure_allow_sha1_attestation: bool,
 }
 
 impl Default for RegistrationSection {
     fn default() -> Self {
-        Self { certificate_skew_seconds: default_skew() }
+        Self { certificate_skew_seconds: default_skew(), insecure_allow_sha1_attestation: false }
     }
 }
 
@@ -64,6 +69,8 @@ pub struct AttestationTrust {
     pub anchors: TrustAnchors,
     /// `registration.certificate_skew_seconds`.
     pub skew_seconds: u64,
+    /// `registration.insecure_allow_sha1_attestation`.
+    pub allow_sha1: bool,
 }
 
 /// Reads every root file.
@@ -89,5 +96,9 @@ pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSecti
             return Err(Invalid::new(key("file"), format!("{} holds no PEM certificate", r.file.display())));
         }
     }
-    Ok(AttestationTrust { anchors, skew_seconds: registration.certificate_skew_seconds })
+    Ok(AttestationTrust {
+        anchors,
+        skew_seconds: registration.certificate_skew_seconds,
+        allow_sha1: registration.insecure_allow_sha1_attestation,
+    })
 }

@@ -328,6 +328,9 @@ impl Config {
         if beyond_loopback && self.tls.is_none() && self.plaintext_allowed() {
             out.push(format!("insecure_allow_plaintext: serving plaintext gRPC on {}", self.listen));
         }
+        if self.registration.insecure_allow_sha1_attestation {
+            out.push("registration.insecure_allow_sha1_attestation: attestations signed with SHA-1 are trusted".to_owned());
+        }
         if beyond_loopback && self.clients.is_empty() && self.insecure_allow_unauthenticated {
             out.push(format!(
                 "insecure_allow_unauthenticated: no [[clients]]; every caller that reaches {} may verify and write credentials",
