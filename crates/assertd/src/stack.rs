@@ -284,13 +284,59 @@ where
             let status: tonic::Status = RequestError::Overloaded(Some(retry_after)).into();
             return Box::pin(async move { Ok(status.into_http()) });
         };
+        // The request's bytes count against `max_request_bytes_in_flight`
+        // as they arrive, and are given back when the call has answered.
+        let held = Arc::new(admission.bytes_held());
+        let req = req.map(|body| Body::new(Budgeted { body, held: held.clone() }));
         let fut = self.inner.call(req);
         Box::pin(async move {
-            // The slot is held until the handler has answered.
+            // The slot and the bytes are held until the handler has answered.
             let resp = fut.await;
-            drop(slot);
+            drop((slot, held));
             resp
         })
+    }
+}
+
+/// A request body whose bytes are taken from the request-bytes budget as
+/// they arrive; a frame with no room ends the call with RESOURCE_EXHAUSTED
+/// (a refusal, not a wait: calls waiting for each other's bytes could wait
+/// for ever).
+struct Budgeted {
+    body: Body,
+    held: Arc<crate::engine::admission::BytesHeld>,
+}
+
+impl http_body::Body for Budgeted {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+            && !self.held.take(data.len() as u64)
+        {
+            telemetry::rejected("request_bytes");
+            let status: tonic::Status = RequestError::Overloaded(Some(std::time::Duration::from_millis(10))).into();
+            return Poll::Ready(Some(Err(tonic::Status::with_metadata(
+                status.code(),
+                "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
+                status.metadata().clone(),
+            ))));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

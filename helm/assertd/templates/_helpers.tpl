@@ -74,6 +74,7 @@ negative_ttl_seconds = {{ .Values.cache.negativeTtlSeconds | int64 }}
 max_batch_size = {{ .Values.limits.maxBatchSize | int64 }}
 max_message_bytes = {{ .Values.limits.maxMessageBytes | int64 }}
 max_concurrent_rpcs = {{ .Values.limits.maxConcurrentRpcs | int64 }}
+max_request_bytes_in_flight = {{ .Values.limits.maxRequestBytesInFlight | int64 }}
 max_queue_wait_ms = {{ .Values.limits.maxQueueWaitMs | int64 }}
 max_queued_assertions = {{ .Values.limits.maxQueuedAssertions | int64 }}
 max_connection_age_seconds = {{ .Values.limits.maxConnectionAgeSeconds | int64 }}

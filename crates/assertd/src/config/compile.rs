@@ -121,6 +121,15 @@ impl Config {
                 return Err(Invalid::new(key, "must be greater than 0"));
             }
         }
+        if l.max_request_bytes_in_flight < l.max_message_bytes {
+            return Err(Invalid::new(
+                "limits.max_request_bytes_in_flight",
+                format!(
+                    "{} is below max_message_bytes ({}): the largest message could never be read",
+                    l.max_request_bytes_in_flight, l.max_message_bytes
+                ),
+            ));
+        }
         let positive = [
             ("store.timeout_ms", self.store.timeout_ms),
             ("store.pool_size", self.store.pool_size as u64),

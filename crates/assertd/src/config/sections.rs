@@ -205,8 +205,13 @@ pub struct Limits {
     pub max_challenge_bytes: usize,
     /// Unary assertd RPCs (verification and credential calls) in progress
     /// at once; beyond, RESOURCE_EXHAUSTED from the headers instead of an
-    /// unbounded queue. 0: 16 per verification thread.
+    /// unbounded queue. 0: 256 per verification thread. (Memory is bounded
+    /// by `max_request_bytes_in_flight`, time by `max_queue_wait_ms`.)
     pub max_concurrent_rpcs: usize,
+    /// Request bytes that unary calls in progress may hold at once (their
+    /// bodies, as they arrive); a call whose body would go beyond gets
+    /// RESOURCE_EXHAUSTED. At least `max_message_bytes`.
+    pub max_request_bytes_in_flight: usize,
     /// The longest an admitted batch should wait for the verification
     /// pool, estimated from the assertions queued and the measured pool
     /// time per assertion. A unary RPC that would wait longer (or past its
@@ -233,6 +238,7 @@ impl Default for Limits {
             max_signature_bytes: 2048,
             max_challenge_bytes: 1024,
             max_concurrent_rpcs: 0,
+            max_request_bytes_in_flight: 64 * 1024 * 1024,
             max_queue_wait_ms: 20,
             max_queued_assertions: 0,
             max_concurrent_streams: 128,

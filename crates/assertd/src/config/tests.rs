@@ -154,3 +154,12 @@ fn postgres_beyond_loopback_must_be_checked() {
     let (_d, p) = write(&store("ssl_cert = \"/c.pem\""));
     assert!(Config::load_compiled(&p).unwrap_err().to_string().contains("ssl_key"));
 }
+
+#[test]
+fn the_request_bytes_budget_holds_the_largest_message() {
+    let (_d, p) = write("[limits]\nmax_message_bytes = 2000000\nmax_request_bytes_in_flight = 1000000\n");
+    let e = Config::load_compiled(&p).unwrap_err().to_string();
+    assert!(e.contains("limits.max_request_bytes_in_flight") && e.contains("max_message_bytes"), "{e}");
+    let (_d, p) = write("[limits]\nmax_message_bytes = 1000000\nmax_request_bytes_in_flight = 1000000\n");
+    assert!(Config::load_compiled(&p).is_ok());
+}

@@ -1,5 +1,7 @@
-//! Admission: how much the engine takes on at once, decided by time. Two
-//! budgets: unary RPCs in progress (`limits.max_concurrent_rpcs`), and the
+//! Admission: how much the engine takes on at once, decided by time and
+//! memory. Three budgets: unary RPCs in progress
+//! (`limits.max_concurrent_rpcs`), the request bytes they hold
+//! (`limits.max_request_bytes_in_flight`, taken as bodies arrive), and the
 //! wait in front of the verification pool (`limits.max_queue_wait_ms`).
 //!
 //! The wait is estimated, not counted: the assertions admitted and not yet
@@ -23,10 +25,51 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 /// pessimistic ES256 verification on a slow core.
 const INITIAL_COST: Duration = Duration::from_micros(100);
 
+/// Request bytes held by unary calls in progress.
+#[derive(Debug)]
+pub struct ByteBudget {
+    held: AtomicU64,
+    cap: u64,
+}
+
+/// The bytes one call holds, given back when it is dropped (the call has
+/// answered, or was abandoned).
+#[derive(Debug)]
+pub struct BytesHeld {
+    budget: Arc<ByteBudget>,
+    n: AtomicU64,
+}
+
+impl BytesHeld {
+    /// Takes `n` more bytes for this call; false (nothing taken) when the
+    /// budget has no room for them.
+    pub fn take(&self, n: u64) -> bool {
+        let b = &self.budget;
+        let mut cur = b.held.load(Ordering::Acquire);
+        loop {
+            let Some(next) = cur.checked_add(n).filter(|v| *v <= b.cap) else { return false };
+            match b.held.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.n.fetch_add(n, Ordering::AcqRel);
+                    return true;
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+impl Drop for BytesHeld {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(*self.n.get_mut(), Ordering::AcqRel);
+    }
+}
+
 /// The engine's admission budgets.
 #[derive(Debug)]
 pub struct Admission {
     rpcs: Arc<Semaphore>,
+    bytes: Arc<ByteBudget>,
     queue: Arc<Queue>,
     target: Duration,
     cap: u64,
@@ -87,12 +130,12 @@ impl Drop for Admitted {
 
 impl Admission {
     /// Budgets from `limits`, for a pool of `threads` (0 in
-    /// `max_concurrent_rpcs`: 16 per thread; 0 in `max_queued_assertions`:
+    /// `max_concurrent_rpcs`: 256 per thread; 0 in `max_queued_assertions`:
     /// no cap beyond the wait target).
     pub fn new(limits: &Limits, threads: usize) -> Self {
         let threads = threads.max(1);
         let rpcs = match limits.max_concurrent_rpcs {
-            0 => 16 * threads,
+            0 => 256 * threads,
             n => n,
         };
         let queue = Queue {
@@ -103,6 +146,7 @@ impl Admission {
         };
         Self {
             rpcs: Arc::new(Semaphore::new(rpcs)),
+            bytes: Arc::new(ByteBudget { held: AtomicU64::new(0), cap: limits.max_request_bytes_in_flight as u64 }),
             queue: Arc::new(queue),
             target: Duration::from_millis(limits.max_queue_wait_ms),
             cap: limits.max_queued_assertions as u64,
@@ -114,6 +158,16 @@ impl Admission {
     /// progress.
     pub fn rpc_slot(&self) -> Option<RpcSlot> {
         self.rpcs.clone().try_acquire_owned().ok().map(|p| RpcSlot { _permit: p })
+    }
+
+    /// An empty hold on the request-bytes budget, for one call.
+    pub fn bytes_held(&self) -> BytesHeld {
+        BytesHeld { budget: self.bytes.clone(), n: AtomicU64::new(0) }
+    }
+
+    /// Request bytes held by unary calls in progress.
+    pub fn request_bytes(&self) -> u64 {
+        self.bytes.held.load(Ordering::Relaxed)
     }
 
     /// The pool time `assertions` take, spread over the pool's threads.
@@ -211,6 +265,23 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_bytes_are_held_until_the_call_ends() {
+        let limits = Limits { max_request_bytes_in_flight: 1000, ..Limits::default() };
+        let a = Admission::new(&limits, 1);
+        let first = a.bytes_held();
+        assert!(first.take(600) && first.take(300));
+        let second = a.bytes_held();
+        assert!(!second.take(200), "900 + 200 is over 1000");
+        assert!(second.take(100));
+        assert_eq!(a.request_bytes(), 1000);
+        drop(first);
+        assert_eq!(a.request_bytes(), 100);
+        assert!(second.take(900));
+        drop(second);
+        assert_eq!(a.request_bytes(), 0);
+    }
 
     fn admission(target_ms: u64, cap: usize, threads: usize) -> Admission {
         let limits = Limits { max_queue_wait_ms: target_ms, max_queued_assertions: cap, ..Limits::default() };
