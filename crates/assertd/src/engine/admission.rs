@@ -194,8 +194,12 @@ impl Admission {
         }
         let sample = (thread_time.as_nanos() / assertions as u128).min(u128::from(u64::MAX)) as u64;
         // Moving average, weight 1/8 per batch: follows a change of key mix
-        // within tens of batches, shrugs off one slow batch.
+        // within tens of batches, shrugs off one slow batch. The time is
+        // wall-clock: a verification preempted on a shared core can read
+        // 100x its cost, so a sample counts for at most 4x the average (a
+        // real change of mix still gets there, by x1.375 per batch).
         let old = self.queue.cost_ns.load(Ordering::Relaxed);
+        let sample = sample.min(old.saturating_mul(4));
         let new = old - old / 8 + sample / 8;
         self.queue.cost_ns.store(new.max(1), Ordering::Relaxed);
     }
@@ -338,6 +342,17 @@ mod tests {
         }
         let per = a.time_for(1);
         assert!(per > Duration::from_micros(29) && per < Duration::from_micros(31), "{per:?}");
+        // One preempted verification (wall-clock 100x its cost) moves the
+        // estimate by at most 3/8, not 12x.
+        a.record_cost(1, Duration::from_micros(3000));
+        let after = a.time_for(1);
+        assert!(after < per * 3 / 2, "{per:?} -> {after:?}");
+        // A real change of mix (RSA-4096: ~30x) is followed within tens of
+        // batches.
+        for _ in 0..40 {
+            a.record_cost(1, Duration::from_micros(900));
+        }
+        assert!(a.time_for(1) > Duration::from_micros(800), "{:?}", a.time_for(1));
     }
 
     #[tokio::test]
