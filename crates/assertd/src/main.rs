@@ -143,7 +143,10 @@ fn load(config: Option<PathBuf>) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    assertd::telemetry::init_logging();
+    if let Err(e) = assertd::telemetry::init_logging() {
+        eprintln!("assertd: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -489,16 +489,43 @@ pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Sets up logging to stderr: `ASSERTD_LOG` (or `RUST_LOG`) filters,
-/// `ASSERTD_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+/// `ASSERTD_LOG_FORMAT=json` switches to JSON lines. With
+/// `ASSERTD_AUDIT_LOG=PATH`, the audit events (target `assertd::audit`:
+/// credential writes and registrations, revocations, risk flags) go to that
+/// file instead, as JSON lines appended one write per event, whatever the
+/// log filter: a stream of its own for the audit trail.
+pub fn init_logging() -> Result<(), String> {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
     let filter =
         EnvFilter::try_from_env("ASSERTD_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if std::env::var("ASSERTD_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let audit_path = std::env::var_os("ASSERTD_AUDIT_LOG").filter(|p| !p.is_empty());
+    let separate = audit_path.is_some();
+    let not_audit = filter_fn(move |m| !(separate && m.target() == AUDIT_TARGET));
+    let main = fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let main = if std::env::var("ASSERTD_LOG_FORMAT").is_ok_and(|f| f == "json") { main.json().boxed() } else { main.boxed() };
+    let audit = match audit_path {
+        None => None,
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path).map_err(|e| format!("ASSERTD_AUDIT_LOG {}: {e}", std::path::Path::new(&path).display()))?;
+            Some(
+                fmt::layer()
+                    .json()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Arc::new(file))
+                    .with_filter(filter_fn(|m| m.target() == AUDIT_TARGET)),
+            )
+        }
+    };
+    tracing_subscriber::registry().with(main.with_filter(filter).with_filter(not_audit)).with(audit).init();
+    Ok(())
 }
+
+/// The tracing target of audit events.
+pub const AUDIT_TARGET: &str = "assertd::audit";
