@@ -356,7 +356,8 @@ fn need<'a>(v: Option<&'a [u8]>, what: &str) -> Result<&'a [u8], KeyError> {
     v.ok_or_else(|| KeyError::Malformed(format!("missing {what}")))
 }
 
-fn strip_zeros(b: &[u8]) -> &[u8] {
+/// `b` without its leading zero bytes (big-endian integers compared by value).
+pub(crate) fn strip_zeros(b: &[u8]) -> &[u8] {
     let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[first..]
 }

@@ -12,17 +12,8 @@ use rustls_pki_types::pem::PemObject;
 
 /// Unix seconds of an RFC 3339 UTC time ("2025-01-30T23:59:59.000Z").
 fn unix(t: &str) -> u64 {
-    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    let (hh, mm, ss) = (n(11..13), n(14..16), n(17..19));
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).unwrap()
+    let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().unwrap();
+    assertd_verify::metadata::date_unix(&t[..10]).unwrap() + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
 }
 
 /// When a vector is judged: the source's faked clock; else an hour after

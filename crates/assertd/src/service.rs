@@ -278,7 +278,9 @@ impl CredentialService for CredentialSvc {
         let request = convert::registration(req.into_inner());
         request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
         require_rp(&grant, &request.rp_id)?;
-        let outcome = self.engine.register(request.clone(), &grant).await?;
+        // Kept for the audit line; the request itself moves to the pool.
+        let (rp_id, user_handle) = (request.rp_id.clone(), request.user_handle.clone());
+        let outcome = self.engine.register(request, &grant).await?;
         crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
         match &outcome.credential {
             Some(stored) => audit("register", &grant, stored, "registered"),
@@ -286,8 +288,8 @@ impl CredentialService for CredentialSvc {
                 target: "assertd::audit",
                 action = "register_denied",
                 client = %grant.client,
-                rp_id = %assertd_verify::truncate(&request.rp_id),
-                user_handle = %b64url(&request.user_handle),
+                rp_id = %assertd_verify::truncate(&rp_id),
+                user_handle = %b64url(&user_handle),
                 reasons = %outcome.verdict.reasons.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(","),
                 "registration denied"
             ),

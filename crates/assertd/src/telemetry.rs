@@ -113,6 +113,8 @@ static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
 
 /// Challenges issued by `IssueChallenge`.
 pub const CHALLENGES_ISSUED: &str = "assertd_challenges_issued_total";
+/// Request bytes held by unary calls in progress.
+const REQUEST_BYTES_IN_FLIGHT: &str = "assertd_request_bytes_in_flight";
 /// The loaded FIDO metadata BLOB's serial number.
 const METADATA_NUMBER: &str = "assertd_metadata_number";
 /// The loaded metadata's nextUpdate, Unix seconds.
@@ -198,6 +200,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         REGISTRATIONS,
         "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, android-key, tpm, other) and attestation (trusted, untrusted, none, invalid)."
     );
+    describe_gauge!(REQUEST_BYTES_IN_FLIGHT, "Request bytes held by unary calls in progress, against limits.max_request_bytes_in_flight.");
     describe_gauge!(METADATA_NUMBER, "The loaded FIDO MDS3 BLOB's serial number (no); absent without [metadata].");
     describe_gauge!(
         METADATA_NEXT_UPDATE,
@@ -381,6 +384,7 @@ pub fn scrape_state(engine: &crate::engine::Engine) {
     let admission = engine.admission();
     gauge!(QUEUE_WAIT).set(admission.queue_wait().as_secs_f64());
     gauge!(QUEUE_WAIT_TARGET).set(admission.target().as_secs_f64());
+    gauge!(REQUEST_BYTES_IN_FLIGHT).set(admission.request_bytes() as f64);
     if let Some(m) = &engine.policy().metadata {
         gauge!(METADATA_NUMBER).set(m.metadata.number as f64);
         gauge!(METADATA_NEXT_UPDATE).set(m.metadata.next_update_unix as f64);

@@ -87,6 +87,8 @@ async fn request_bytes_in_flight_are_bounded() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let held = server.scrape().lines().find_map(|l| l.strip_prefix("assertd_request_bytes_in_flight ").map(str::to_owned)).unwrap();
+    assert!(held.parse::<f64>().unwrap() >= 800.0 * 1024.0, "the stalled call's bytes are held: {held}");
 
     // A 400 KB call now does not fit: refused, with pushback.
     let a = SoftAuthenticator::new(Alg::Es256);

@@ -130,10 +130,9 @@ pub fn key_matches(cert: &X509Certificate<'_>, key: &crate::PublicKey) -> bool {
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
         let Ok(([], seq)) = der_parser::der::parse_der_sequence(bits) else { return false };
         let Ok(items) = seq.as_sequence() else { return false };
-        let strip = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|x| *x == 0).collect() };
         return match items.as_slice() {
             [m, x] => match (m.as_slice(), x.as_slice()) {
-                (Ok(m), Ok(x)) => strip(m) == n && strip(x) == e,
+                (Ok(m), Ok(x)) => crate::cose::strip_zeros(m) == n && crate::cose::strip_zeros(x) == e,
                 _ => false,
             },
             _ => false,

@@ -7,9 +7,9 @@ use x509_parser::der_parser;
 use x509_parser::der_parser::asn1_rs::Class;
 use x509_parser::x509::X509Version;
 
-type Result<T> = std::result::Result<T, StatementError>;
+pub(super) type Result<T> = std::result::Result<T, StatementError>;
 
-fn invalid(m: impl Into<String>) -> StatementError {
+pub(super) fn invalid(m: impl Into<String>) -> StatementError {
     StatementError::Invalid(m.into())
 }
 
@@ -17,7 +17,7 @@ fn owned(x5c: &[&[u8]]) -> Vec<Vec<u8>> {
     x5c.iter().map(|c| c.to_vec()).collect()
 }
 
-fn cert_signature(e: CertSignatureError) -> StatementError {
+pub(super) fn cert_signature(e: CertSignatureError) -> StatementError {
     match e {
         CertSignatureError::UnsupportedAlgorithm(a) => StatementError::Unsupported(format!("statement algorithm {a} is not supported")),
         CertSignatureError::KeyMismatch(m) => invalid(m),
@@ -99,15 +99,19 @@ fn packed_certificate(leaf: &x509_parser::certificate::X509Certificate<'_>, aagu
         return Err(invalid("subject OU is not \"Authenticator Attestation\""));
     }
     one(subject.iter_common_name().collect(), "CN")?;
+    leaf_requirements(leaf, aaguid)
+}
+
+/// What packed (§8.2.1) and TPM (§8.3.1) attestation certificates share: not
+/// a CA, and the id-fido-gen-ce-aaguid extension, when present ("MUST be
+/// present" when the root serves several models), not critical and equal to
+/// the AAGUID in authenticatorData.
+pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
     match leaf.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => return Err(invalid("the attestation certificate is a CA certificate")),
         Ok(_) => {}
         Err(e) => return Err(invalid(format!("basic constraints: {e}"))),
     }
-    // "If the related attestation root certificate is used for multiple
-    // authenticator models, the Extension OID 1.3.6.1.4.1.45724.1.1.4
-    // (id-fido-gen-ce-aaguid) MUST be present" and must not be critical;
-    // when present it must equal the AAGUID in authenticatorData.
     if let Some((critical, value)) = cert::extension(leaf, OID_FIDO_AAGUID).map_err(invalid)? {
         if critical {
             return Err(invalid("the AAGUID extension is marked critical"));

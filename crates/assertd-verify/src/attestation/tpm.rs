@@ -3,19 +3,15 @@
 //! big-endian reader (TPM 2.0 Library Part 2, "Structures"), and the AIK
 //! certificate requirements (§8.3.1).
 
-use super::cert::{self, CertSignatureError};
+use super::cert;
+use super::formats::{Result, cert_signature, invalid, leaf_requirements};
 use super::{AttestationType, Map, Statement, StatementError, StatementInput};
 use crate::Algorithm;
+use crate::cose::strip_zeros;
 use ring::digest;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Version;
-
-type Result<T> = std::result::Result<T, StatementError>;
-
-fn invalid(m: impl Into<String>) -> StatementError {
-    StatementError::Invalid(m.into())
-}
 
 /// A big-endian reader that never reads past its input.
 struct Reader<'a> {
@@ -169,7 +165,6 @@ const OID_TCG_KP_AIK_CERTIFICATE: &str = "2.23.133.8.3";
 const OID_TPM_MANUFACTURER: &str = "2.23.133.2.1";
 const OID_TPM_MODEL: &str = "2.23.133.2.2";
 const OID_TPM_VERSION: &str = "2.23.133.2.3";
-const OID_FIDO_AAGUID: &str = "1.3.6.1.4.1.45724.1.1.4";
 
 /// §8.3.1 "TPM Attestation Statement Certificate Requirements".
 fn aik_certificate(aik: &X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
@@ -199,20 +194,7 @@ fn aik_certificate(aik: &X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
     if !eku.is_some_and(|e| e.value.other.iter().any(|o| o.to_id_string() == OID_TCG_KP_AIK_CERTIFICATE)) {
         return Err(invalid("the AIK certificate's extended key usage lacks tcg-kp-AIKCertificate (2.23.133.8.3)"));
     }
-    match aik.basic_constraints() {
-        Ok(Some(bc)) if bc.value.ca => return Err(invalid("the AIK certificate is a CA certificate")),
-        Ok(_) => {}
-        Err(e) => return Err(invalid(format!("basic constraints: {e}"))),
-    }
-    if let Some((critical, value)) = cert::extension(aik, OID_FIDO_AAGUID).map_err(invalid)? {
-        if critical {
-            return Err(invalid("the AAGUID extension is marked critical"));
-        }
-        if cert::octet_string(value).map_err(|e| invalid(format!("AAGUID extension: {e}")))? != aaguid.as_slice() {
-            return Err(invalid("the AIK certificate's AAGUID differs from the authenticator data's"));
-        }
-    }
-    Ok(())
+    leaf_requirements(aik, aaguid)
 }
 
 /// §8.3 `tpm`.
@@ -232,10 +214,7 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
     // fields of pubArea is identical to the credentialPublicKey".
     let same = match (pub_area(pub_area_bytes)?, input.key.algorithm()) {
         (TpmKey::Rsa { n, exponent }, Algorithm::Rs256 | Algorithm::Ps256 | Algorithm::Rs1) => {
-            input.key.rsa_components().is_some_and(|(kn, ke)| {
-                let strip = |b: &[u8]| b.iter().copied().skip_while(|x| *x == 0).collect::<Vec<u8>>();
-                strip(n) == kn && strip(&exponent.to_be_bytes()) == ke
-            })
+            input.key.rsa_components().is_some_and(|(kn, ke)| strip_zeros(n) == kn && strip_zeros(&exponent.to_be_bytes()) == ke)
         }
         (TpmKey::Ecc { curve, x, y }, alg @ (Algorithm::Es256 | Algorithm::Es384)) => {
             let (want_curve, size) = if alg == Algorithm::Es256 { (TPM_ECC_NIST_P256, 32) } else { (TPM_ECC_NIST_P384, 48) };
@@ -276,11 +255,7 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
     // "Verify the sig is a valid signature over certInfo using the
     // attestation public key in aikCert with the algorithm specified in alg."
     let aik = cert::parse(x5c[0]).map_err(|e| invalid(format!("AIK certificate: {e}")))?;
-    cert::verify_signature(&aik, alg, cert_info_bytes, sig).map_err(|e| match e {
-        CertSignatureError::UnsupportedAlgorithm(a) => StatementError::Unsupported(format!("statement algorithm {a} is not supported")),
-        CertSignatureError::KeyMismatch(m) => invalid(m),
-        CertSignatureError::Invalid => invalid("the statement signature does not verify with the AIK certificate's key"),
-    })?;
+    cert::verify_signature(&aik, alg, cert_info_bytes, sig).map_err(cert_signature)?;
     aik_certificate(&aik, input.aaguid)?;
     Ok(Statement {
         kind: AttestationType::AttCa,

@@ -126,7 +126,7 @@ impl Engine {
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let trust = policy.attestation.clone();
         let metadata = policy.metadata.clone();
-        let request = r.clone();
+        let request = r;
         // §7.1 steps 5–25 and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.
         let (registration, verdict, record) = pool::run(&self.pool, move || {
