@@ -163,7 +163,7 @@ pub(crate) async fn open_loop(
     }
 }
 
-/// Runs a load and returns the report (see README.md and BENCHMARKS.md).
+/// Runs a load and returns the report (see docs/development.md and BENCHMARKS.md).
 pub async fn run(args: RunArgs) -> Result<serde_json::Value, String> {
     run_until(args, None).await
 }

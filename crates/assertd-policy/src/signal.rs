@@ -1,5 +1,5 @@
 //! Risk signals: the one list that the weights, the config keys
-//! (`risk.weights.<key>`), the reason codes and the README's signal table
+//! (`risk.weights.<key>`), the reason codes and the signal table of docs/configuration.md
 //! all derive from. Adding a signal means adding a variant here (and its
 //! rule in `evaluate`); everything else follows or fails a test.
 
@@ -43,7 +43,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// Every signal, in the order of the README's table.
+    /// Every signal, in the order of docs/configuration.md's table.
     pub const ALL: [Self; 14] = [
         Self::SyncedPasskey,
         Self::UnattestedCredential,

@@ -35,7 +35,7 @@ fn codes(v: &Verdict) -> Vec<ReasonCode> {
     v.reasons.iter().map(|r| r.code).collect()
 }
 
-/// The three example profiles of README.md / examples/assertd.toml.
+/// The three example profiles of docs/configuration.md / examples/assertd.toml.
 fn tier0() -> Profile {
     Profile {
         passkey_types: PasskeyTypes { device_bound: true, synced: false },

@@ -196,6 +196,20 @@ mod tests {
         assert_eq!(api_codes, ReasonCode::ALL.len());
     }
 
+    /// The reason-code table of docs/api.md lists every code once (grouped
+    /// by kind, not in the enum's order), and nothing else.
+    #[test]
+    fn the_api_guide_lists_every_reason_code() {
+        let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+        let start = guide.find("| code | kind | when |").unwrap();
+        let mut listed: Vec<&str> =
+            guide[start..].lines().skip(2).take_while(|l| l.starts_with('|')).filter_map(|l| l.split('`').nth(1)).collect();
+        let mut all: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        listed.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+    }
+
     #[test]
     fn decisions_and_risk_levels_map_one_to_one() {
         use assertd_policy::Verdict;

@@ -1,6 +1,6 @@
 //! Metrics (Prometheus, through the `metrics` crate) and logging setup.
 //!
-//! Every metric is described here and documented in README.md. Label values
+//! Every metric is described here and documented in docs/operations.md. Label values
 //! are low-cardinality: decisions, reason codes, algorithms, RPC names,
 //! operations. Never ids or addresses.
 

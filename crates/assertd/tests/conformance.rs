@@ -1,7 +1,7 @@
 //! The FIDO2 server conformance tool's assertion-side cases
 //! (Server-ServerAuthenticatorAssertionResponse-Resp-1, -2 and -3),
 //! restated against assertd's gRPC API, following WebAuthn Level 3 where
-//! the tool's older list differs. README.md ("FIDO2 conformance, assertion
+//! the tool's older list differs. docs/development.md ("FIDO2 conformance, assertion
 //! side") lists each case and what assertd answers.
 //!
 //! The API takes raw bytes, not the JSON/base64url envelope the tool sends

@@ -1,6 +1,6 @@
 //! The TOML configuration: listeners, data directory, relying parties,
 //! profiles, clients, and the plain settings in `sections`. Every key is
-//! documented in README.md.
+//! documented in docs/configuration.md.
 //!
 //! A file is parsed ([`Config::load`]) and then compiled once
 //! ([`Config::compile`]) into the runtime [`Policy`]: every value serde

@@ -38,7 +38,7 @@ pub struct RiskConfig {
     pub weights: BTreeMap<Signal, u32>,
 }
 
-/// `[profiles.NAME]`: every key optional, defaults documented in README.md.
+/// `[profiles.NAME]`: every key optional, defaults documented in docs/configuration.md.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {

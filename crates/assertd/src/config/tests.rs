@@ -85,13 +85,13 @@ fn errors_name_file_and_key() {
     assert!(Config::load_compiled(Path::new("/nonexistent/assertd.toml")).unwrap_err().to_string().contains("cannot read"));
 }
 
-/// The README's signal table lists exactly the signals, each with its
+/// The signal table of docs/configuration.md lists exactly the signals, each with its
 /// default weight and reason code.
 #[test]
-fn readme_signal_table_matches_the_signals() {
+fn documented_signal_table_matches_the_signals() {
     use assertd_policy::Signal;
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    let start = readme.find("| signal (`risk.weights.` key)").expect("the README's signal table");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md")).unwrap();
+    let start = readme.find("| signal (`risk.weights.` key)").expect("the signal table of docs/configuration.md");
     let rows: Vec<Vec<String>> = readme[start..]
         .lines()
         .skip(2)
