@@ -220,6 +220,12 @@ fido_metadata() {
 }
 check "FIDO metadata: a BLOB from a volume, its root from a ConfigMap, in the pods and the config check (off by default)" fido_metadata
 check "refuses a metadata BLOB without its root" refuses "metadata.rootConfigMap" "$helm" template t assertd --set 'metadata.volume.emptyDir.medium=Memory'
+tracing_otlp() {
+  grep -q 'otlp_endpoint = "http://otel-agent.observability:4317"' "$work/ha.yaml" && grep -q 'sample_ratio = 0.05' "$work/ha.yaml" &&
+    ! grep -q '\[tracing\]' "$work/default.yaml"
+}
+check "traces over OTLP to a collector (HA; off by default)" tracing_otlp
+check "refuses an https OTLP endpoint (schema)" refuses "otlpEndpoint" "$helm" template t assertd --set tracing.otlpEndpoint=https://collector:4317
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.
 mkdir -p "$work/challenges"

@@ -16,3 +16,4 @@ pub mod stack;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;

@@ -263,6 +263,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = telemetry::install().map_err(ServeError::Startup)?;
+    crate::trace::install(&config.tracing);
     let engine = engine_with(&config, policy).await?;
 
     let tls = match &config.tls {
@@ -381,6 +382,8 @@ pub async fn serve(
             tracing::warn!("drain grace period over; exiting with requests still in flight");
         }
     }
+    // The spans of the last calls (at most one export interval's worth).
+    crate::trace::flush(Duration::from_secs(2)).await;
     tracing::info!("assertd stopped");
     Ok(())
 }

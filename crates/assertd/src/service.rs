@@ -10,6 +10,8 @@ use crate::convert;
 use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
 use crate::status::RequestError;
+use crate::telemetry::with_store_clock;
+use crate::trace::Notes;
 use assertd_api::v1 as pb;
 use assertd_store::{Replaced, StoredCredential, UserRisk, UserRiskLevel};
 use futures_util::{Stream, StreamExt};
@@ -28,6 +30,27 @@ const STREAM_PIPELINE_DEPTH: usize = 4;
 /// absence means the stack was not in front of the service: fail closed.
 fn grant<T>(req: &Request<T>) -> Result<Arc<Grant>, Status> {
     req.extensions().get::<Arc<Grant>>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
+/// The span notes of a traced call (`None`: not traced).
+fn notes<T>(req: &Request<T>) -> Option<Notes> {
+    req.extensions().get::<Notes>().cloned()
+}
+
+/// Notes a batch's size and its verdicts by decision on the call's span.
+fn note_verdicts(notes: Option<&Notes>, verdicts: &[pb::Verdict]) {
+    let Some(n) = notes else { return };
+    n.add("assertd.assertions", i64::try_from(verdicts.len()).unwrap_or(i64::MAX));
+    for v in verdicts {
+        n.add(
+            match v.decision() {
+                pb::Decision::Allow => "assertd.verdicts.allow",
+                pb::Decision::StepUp => "assertd.verdicts.step_up",
+                pb::Decision::Deny | pb::Decision::Unspecified => "assertd.verdicts.deny",
+            },
+            1,
+        );
+    }
 }
 
 /// INVALID_ARGUMENT beyond `limits.max_batch_size`.
@@ -152,6 +175,7 @@ impl VerificationService for VerificationSvc {
     async fn verify_assertions(&self, req: Request<pb::VerifyAssertionsRequest>) -> Result<Response<pb::VerifyAssertionsResponse>, Status> {
         let grant = grant(&req)?;
         let request_id = req.extensions().get::<RequestIdValue>().map(|r| r.0.clone());
+        let notes = notes(&req);
         let deadline = grpc_timeout(req.metadata());
         let assertions = req.into_inner().assertions;
         check_batch(&self.engine, assertions.len())?;
@@ -163,15 +187,15 @@ impl VerificationService for VerificationSvc {
             client = %grant.client,
             batch = assertions.len()
         );
-        async {
+        let work = async {
             let checked = self.engine.verify(convert::assertions(assertions), &grant).await?;
             admitted.verified();
             let verdicts = convert::verdicts(self.engine.decide(checked).await);
             tracing::debug!(verdicts = verdicts.len(), "answered");
+            note_verdicts(notes.as_ref(), &verdicts);
             Ok(Response::new(pb::VerifyAssertionsResponse { verdicts }))
-        }
-        .instrument(span)
-        .await
+        };
+        with_store_clock(notes.as_ref().map(Notes::store_clock), work).instrument(span).await
     }
 
     async fn issue_challenge(&self, req: Request<pb::IssueChallengeRequest>) -> Result<Response<pb::IssueChallengeResponse>, Status> {
@@ -216,13 +240,16 @@ impl VerificationService for VerificationSvc {
     ) -> Result<Response<VerdictStream>, Status> {
         grant(&req)?;
         let caller = req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))?;
+        let notes = notes(&req);
+        let decide_notes = notes.clone();
         let engine = self.engine.clone();
         let decide_engine = self.engine.clone();
         let out = req
             .into_inner()
             .map(move |msg| {
                 let (engine, caller) = (engine.clone(), caller.clone());
-                async move {
+                let clock = notes.as_ref().map(Notes::store_clock);
+                with_store_clock(clock, async move {
                     let msg = msg?;
                     // The grant in force now: a reload may have narrowed or
                     // revoked it since the stream opened.
@@ -232,12 +259,21 @@ impl VerificationService for VerificationSvc {
                     let checked = engine.verify(convert::assertions(msg.assertions), &grant).await?;
                     admitted.verified();
                     Ok::<_, Status>(checked)
-                }
+                })
             })
             .buffered(STREAM_PIPELINE_DEPTH)
             .then(move |checked| {
                 let engine = decide_engine.clone();
-                async move { Ok(pb::VerifyAssertionsStreamResponse { verdicts: convert::verdicts(engine.decide(checked?).await) }) }
+                let notes = decide_notes.clone();
+                let clock = notes.as_ref().map(Notes::store_clock);
+                with_store_clock(clock, async move {
+                    let verdicts = convert::verdicts(engine.decide(checked?).await);
+                    if let Some(n) = &notes {
+                        n.add("assertd.messages", 1);
+                    }
+                    note_verdicts(notes.as_ref(), &verdicts);
+                    Ok(pb::VerifyAssertionsStreamResponse { verdicts })
+                })
             });
         Ok(Response::new(Box::pin(out)))
     }
@@ -275,13 +311,17 @@ impl CredentialService for CredentialSvc {
         req: Request<pb::RegisterCredentialRequest>,
     ) -> Result<Response<pb::RegisterCredentialResponse>, Status> {
         let grant = grant(&req)?;
+        let notes = notes(&req);
         let request = convert::registration(req.into_inner());
         request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
         require_rp(&grant, &request.rp_id)?;
         // Kept for the audit line; the request itself moves to the pool.
         let (rp_id, user_handle) = (request.rp_id.clone(), request.user_handle.clone());
-        let outcome = self.engine.register(request, &grant).await?;
+        let outcome = with_store_clock(notes.as_ref().map(Notes::store_clock), self.engine.register(request, &grant)).await?;
         crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
+        if let Some(n) = &notes {
+            n.string("assertd.registration.decision", outcome.verdict.decision.as_str());
+        }
         match &outcome.credential {
             Some(stored) => audit("register", &grant, stored, "registered"),
             None => tracing::info!(

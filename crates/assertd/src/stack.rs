@@ -5,7 +5,9 @@
 //!    request's extensions for logs and echoed on every response.
 //! 2. [`Metrics`]: `assertd_rpc_duration_seconds{rpc,code}` for the whole
 //!    call (a stream: until its last message), `assertd_rpcs_in_flight`,
-//!    and `message_too_large` refusals made by the codec.
+//!    and `message_too_large` refusals made by the codec; and, when tracing
+//!    is on and the call sampled, its span (`trace`), whose [`trace::Notes`]
+//!    go into the request's extensions for the handler.
 //! 3. Deadline: tonic's server wraps this stack in its `GrpcTimeout`, which
 //!    cancels a call when the caller's `grpc-timeout` expires; the engine
 //!    then drops the work nobody waits for.
@@ -26,6 +28,7 @@ use crate::engine::Engine;
 use crate::status::RequestError;
 use crate::telemetry::{self, InFlight};
 use crate::tls::Peer;
+use crate::trace;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -151,11 +154,16 @@ struct Finish {
     name: &'static str,
     started: Instant,
     _in_flight: InFlight,
+    /// The call's span, when it is traced.
+    span: Option<trace::RpcSpan>,
 }
 
 impl Finish {
     fn record(self, code: tonic::Code) {
         telemetry::rpc(self.name, code, self.started.elapsed());
+        if let Some(span) = self.span {
+            span.finish(code);
+        }
         // A message over max_message_bytes is refused by the codec before
         // any handler runs: count it with the other refusals.
         if code == tonic::Code::OutOfRange {
@@ -190,7 +198,10 @@ impl http_body::Body for Observed {
             Poll::Ready(None) => Some(tonic::Code::Ok),
             Poll::Pending => None,
         };
-        if let (Some(code), Some(finish)) = (code, self.finish.take()) {
+        // Taken only once the status is known: a data frame leaves it.
+        if let Some(code) = code
+            && let Some(finish) = self.finish.take()
+        {
             finish.record(code);
         }
         polled
@@ -226,11 +237,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: HttpRequest) -> Self::Future {
-        let name = route(req.uri().path()).name;
+    fn call(&mut self, mut req: HttpRequest) -> Self::Future {
+        let Some(name) = route(req.uri().path()).name else { return Box::pin(self.inner.call(req)) };
+        // Off, or not sampled: None, at the price of one load.
+        let span = trace::start(req.uri().path(), req.headers());
+        if let Some(s) = &span {
+            if let Some(id) = req.extensions().get::<RequestIdValue>() {
+                s.notes().string("assertd.request_id", id.0.clone());
+            }
+            req.extensions_mut().insert(s.notes().clone());
+        }
+        let finish = Finish { name, started: Instant::now(), _in_flight: InFlight::start(), span };
         let fut = self.inner.call(req);
-        let Some(name) = name else { return Box::pin(fut) };
-        let finish = Finish { name, started: Instant::now(), _in_flight: InFlight::start() };
         Box::pin(async move {
             let resp = fut.await?;
             // A trailers-only answer (every refusal) carries its status in
@@ -395,6 +413,9 @@ where
         let caller = Caller::of(&req);
         match caller.grant(&self.engine, route(req.uri().path()).access) {
             Ok(Some(g)) => {
+                if let Some(notes) = req.extensions().get::<trace::Notes>() {
+                    notes.string("assertd.client", g.client.to_string());
+                }
                 req.extensions_mut().insert(g);
                 req.extensions_mut().insert(caller);
             }

@@ -10,6 +10,8 @@ use http_body_util::Full;
 use metrics::{Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -123,6 +125,10 @@ const METADATA_NEXT_UPDATE: &str = "assertd_metadata_next_update_timestamp_secon
 const METADATA_MODELS: &str = "assertd_metadata_models";
 /// 1 when the loaded metadata is a day past its nextUpdate.
 const METADATA_STALE: &str = "assertd_metadata_stale";
+/// Spans sent to the OTLP collector.
+const TRACE_SPANS_EXPORTED: &str = "assertd_trace_spans_exported_total";
+/// Spans dropped, by reason.
+const TRACE_SPANS_DROPPED: &str = "assertd_trace_spans_dropped_total";
 /// Registrations by decision, statement format and attestation trust.
 const REGISTRATIONS: &str = "assertd_registrations_total";
 /// Reasons in registration verdicts, by code.
@@ -191,6 +197,11 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed, by reason (error: e.g. no or untrusted client certificate; timeout)."
+    );
+    describe_counter!(TRACE_SPANS_EXPORTED, "Spans sent to the OTLP collector ([tracing] otlp_endpoint) and accepted.");
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Spans dropped, by reason (queue_full: the export queue was full; export_failed: the collector did not accept them)."
     );
     describe_counter!(
         CHALLENGES_ISSUED,
@@ -272,9 +283,36 @@ pub fn verify_duration(alg: &'static str, d: Duration) {
     VERIFY_DURATION_BY_ALG.with(alg, || histogram!(VERIFY_DURATION, "algorithm" => alg), |h| h.record(d.as_secs_f64()));
 }
 
-/// Records a store call.
+/// Records a store call (and adds it to the RPC's store clock, when the
+/// RPC is traced).
 pub fn store_duration(op: &'static str, d: Duration) {
     STORE_DURATION_BY_OP.with(op, || histogram!(STORE_DURATION, "operation" => op), |h| h.record(d.as_secs_f64()));
+    let _ = STORE_CLOCK.try_with(|c| c.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed));
+}
+
+tokio::task_local! {
+    /// Nanoseconds spent in store calls by the RPC this task serves: set
+    /// only for traced RPCs (see [`with_store_clock`]).
+    static STORE_CLOCK: Arc<AtomicU64>;
+}
+
+/// Runs `fut` adding the time of every store call it makes to `clock`; with
+/// `None`, just runs it (untraced RPCs pay nothing).
+pub async fn with_store_clock<F: std::future::Future>(clock: Option<Arc<AtomicU64>>, fut: F) -> F::Output {
+    match clock {
+        Some(c) => STORE_CLOCK.scope(c, fut).await,
+        None => fut.await,
+    }
+}
+
+/// Counts spans the collector accepted.
+pub fn trace_spans_exported(n: usize) {
+    counter!(TRACE_SPANS_EXPORTED).increment(n as u64);
+}
+
+/// Counts dropped spans: `queue_full` or `export_failed`.
+pub fn trace_spans_dropped(reason: &'static str, n: usize) {
+    counter!(TRACE_SPANS_DROPPED, "reason" => reason).increment(n as u64);
 }
 
 /// Counts a failed store call.

@@ -380,6 +380,11 @@ async fn health_reflection_and_metrics() {
         "assertd_verdict_reasons_total{code=\"CREDENTIAL_NOT_FOUND\"} 1",
         "assertd_batch_size_count 1",
         "assertd_admission_queue_wait_target_seconds 0.02",
+        // A call that answered: counted and timed (both were lost when the
+        // response's data frame was polled, before the fix).
+        "assertd_rpcs_total{rpc=\"VerifyAssertions\",code=\"OK\"} 1",
+        "assertd_rpc_duration_seconds_count{rpc=\"VerifyAssertions\",code=\"OK\"} 1",
+        "assertd_rpcs_in_flight 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }

@@ -47,9 +47,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/* The values behind settings that change only on restart (listeners,
-TLS, cache, limits, pool, store, the watch interval, the auth mode). */}}
+TLS, cache, limits, pool, store, the watch interval, the auth mode,
+tracing). */}}
 {{- define "assertd.restartSettings" -}}
-{{- toJson (dict "ports" .Values.ports "tls" .Values.tls "cache" .Values.cache "limits" .Values.limits "pool" .Values.poolThreads "store" .Values.store "watch" .Values.configWatchIntervalSeconds "authMode" .Values.auth.mode) -}}
+{{- toJson (dict "ports" .Values.ports "tls" .Values.tls "cache" .Values.cache "limits" .Values.limits "pool" .Values.poolThreads "store" .Values.store "watch" .Values.configWatchIntervalSeconds "authMode" .Values.auth.mode "tracing" .Values.tracing) -}}
 {{- end -}}
 
 {{/* The server configuration: chart-managed sections, then the policy. */}}
@@ -138,6 +139,16 @@ format = {{ .format | quote }}
 {{- if eq .format "blob" }}
 root_file = "/etc/assertd/metadata-root/{{ .rootKey }}"
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{- with .Values.tracing }}
+{{- if .otlpEndpoint }}
+
+[tracing]
+otlp_endpoint = {{ .otlpEndpoint | quote }}
+sample_ratio = {{ .sampleRatio | float64 }}
+service_name = {{ .serviceName | quote }}
 {{- end }}
 {{- end }}
 

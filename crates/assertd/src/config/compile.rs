@@ -108,6 +108,7 @@ impl Config {
 
     /// The settings that are not policy: limits, store, TLS, listeners.
     fn check_settings(&self) -> Result<(), Invalid> {
+        self.tracing.check()?;
         let l = &self.limits;
         for (key, v) in [
             ("limits.max_batch_size", l.max_batch_size),

@@ -14,6 +14,7 @@ mod locate;
 mod metadata;
 mod profile;
 mod sections;
+mod tracing;
 
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
@@ -21,6 +22,7 @@ pub use clients::ClientConfig;
 pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
+pub use tracing::TracingSection;
 
 use assertd_policy::{Profile, RegressionAction, UserVerification};
 use assertd_verify::RelyingParty;
@@ -108,6 +110,9 @@ pub struct Config {
     /// FIDO MDS3 metadata (off when absent).
     #[serde(default)]
     pub metadata: Option<MetadataSection>,
+    /// OpenTelemetry traces (off without an endpoint).
+    #[serde(default)]
+    pub tracing: TracingSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -150,6 +155,7 @@ impl Default for Config {
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
             metadata: None,
+            tracing: TracingSection::default(),
         }
     }
 }
@@ -361,6 +367,7 @@ impl Config {
                 c.tls.clone(),
                 (c.plaintext_allowed(), c.insecure_allow_unauthenticated),
                 c.health_listen,
+                c.tracing.clone(),
             )
         };
         key(self) != key(other)

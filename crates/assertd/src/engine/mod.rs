@@ -235,7 +235,12 @@ impl Engine {
                 })
             }));
         }
+        let started = std::time::Instant::now();
         let lookups = join_all(keys.iter().map(|(rp, id)| self.cache.get(rp, id))).await;
+        if lookups.iter().any(|(_, hit)| !hit) {
+            // The batch's misses, read concurrently: one observation.
+            telemetry::store_duration("get", started.elapsed());
+        }
         for (lookup, hit) in &lookups {
             telemetry::cache_lookup(*hit);
             if let assertd_store::Lookup::Unavailable(e) = lookup {
