@@ -77,17 +77,17 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "assertd_tls_handshake_failures_total";
 /// once: a `counter!` call hashes and copies its key on every call, which
 /// profiling showed as an allocation per assertion. [`install`] clears
 /// them, so no handle outlives the recorder it came from.
-struct Series<M> {
-    handles: parking_lot::RwLock<Vec<(&'static str, M)>>,
+struct Series<M, K = &'static str> {
+    handles: parking_lot::RwLock<Vec<(K, M)>>,
 }
 
-impl<M: Clone> Series<M> {
+impl<M: Clone, K: Copy + PartialEq> Series<M, K> {
     const fn new() -> Self {
         Self { handles: parking_lot::const_rwlock(Vec::new()) }
     }
 
     /// Runs `f` on the series for `value`, registering it on first use.
-    fn with(&self, value: &'static str, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
+    fn with(&self, value: K, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
         if let Some((_, m)) = self.handles.read().iter().find(|(v, _)| *v == value) {
             return f(m);
         }
@@ -112,6 +112,8 @@ static VERIFY_DURATION_BY_ALG: Series<Histogram> = Series::new();
 static BATCH_SIZES: Series<Histogram> = Series::new();
 static POOL_QUEUE_DEPTH: Series<Gauge> = Series::new();
 static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
+static RPCS_BY_CALL: Series<Counter, (&'static str, tonic::Code)> = Series::new();
+static RPC_DURATION_BY_CALL: Series<Histogram, (&'static str, tonic::Code)> = Series::new();
 
 /// Challenges issued by `IssueChallenge`.
 pub const CHALLENGES_ISSUED: &str = "assertd_challenges_issued_total";
@@ -152,6 +154,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     BATCH_SIZES.clear();
     POOL_QUEUE_DEPTH.clear();
     STORE_DURATION_BY_OP.clear();
+    RPCS_BY_CALL.clear();
+    RPC_DURATION_BY_CALL.clear();
     describe_counter!(ASSERTIONS, "Assertions answered, by decision (allow, step_up, deny).");
     describe_counter!(REASONS, "Reasons reported in verdicts, by reason code.");
     describe_histogram!(BATCH_SIZE, "Assertions per request message.");
@@ -355,10 +359,15 @@ pub fn is_refusal(code: tonic::Code) -> bool {
 /// Records a finished RPC: counted by its status; its latency observed
 /// unless it was refused.
 pub fn rpc(rpc: &'static str, code: tonic::Code, d: Duration) {
-    let code_name = code_name(code);
-    counter!(RPCS, "rpc" => rpc, "code" => code_name).increment(1);
+    RPCS_BY_CALL.with((rpc, code), || counter!(RPCS, "rpc" => rpc, "code" => code_name(code)), |c| c.increment(1));
     if !is_refusal(code) {
-        histogram!(RPC_DURATION, "rpc" => rpc, "code" => code_name).record(d.as_secs_f64());
+        RPC_DURATION_BY_CALL.with(
+            (rpc, code),
+            || histogram!(RPC_DURATION, "rpc" => rpc, "code" => code_name(code)),
+            |h| {
+                h.record(d.as_secs_f64());
+            },
+        );
     }
 }
 
