@@ -128,6 +128,14 @@ async fn counters_in_batch_order(s: &dyn CredentialStore) {
     let r = s.advance_sign_counts(vec![upd("rp", b"k", 3), upd("rp", b"k", 12), upd("rp", b"k", 0)].into(), 100).await.unwrap();
     assert_eq!(r, vec![CounterResult::Regressed { stored: 12 }; 3]);
     assert_eq!(s.get("rp", b"k").await.unwrap().unwrap().sign_count, 12);
+    // One update per credential (the common batch of security keys): an
+    // equal count, a higher one and an unknown credential side by side.
+    s.put_many(vec![record("rp", b"p", b"u", 5)]).await.unwrap();
+    let r = s.advance_sign_counts(vec![upd("rp", b"k", 12), upd("rp", b"p", 6), upd("rp", b"none", 2)].into(), 101).await.unwrap();
+    assert_eq!(r, vec![CounterResult::Regressed { stored: 12 }, CounterResult::Advanced, CounterResult::NotFound]);
+    let p = s.get("rp", b"p").await.unwrap().unwrap();
+    assert_eq!((p.sign_count, p.last_used_at_ms), (6, Some(101)));
+    assert_eq!(s.get("rp", b"k").await.unwrap().unwrap().last_used_at_ms, Some(99), "a regression writes nothing");
     s.revoke("rp", b"k").await.unwrap();
     assert_eq!(s.advance_sign_counts(vec![upd("rp", b"k", 50)].into(), 1).await.unwrap(), vec![CounterResult::Revoked]);
     assert_eq!(s.advance_sign_counts(vec![].into(), 1).await.unwrap(), vec![]);
