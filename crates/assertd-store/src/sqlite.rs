@@ -20,7 +20,7 @@ use crate::{ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Replace
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -606,40 +606,13 @@ impl CredentialStore for SqliteStore {
             // In the writer's group transaction: no other writer can
             // interleave between these reads and writes.
             let distinct = counters::distinct_max(&updates);
-            let mut per_key: HashMap<counters::Key<'_>, usize> = HashMap::with_capacity(distinct.len());
-            for u in updates.iter() {
-                *per_key.entry((u.rp_id.as_str(), u.credential_id.as_slice())).or_default() += 1;
-            }
-            // A credential with one update in the batch and a count above 0
-            // (nearly every security key): one conditional UPDATE decides it.
-            // It changes the row exactly when the plan would call it Advanced
-            // (stored < received, not revoked) and writes what the plan would.
-            // Otherwise (no change, or several updates to order) its row is
-            // read and planned below.
-            let mut advanced: HashSet<counters::Key<'_>> = HashSet::new();
-            {
-                let mut advance = c
-                    .prepare_cached(
-                        "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 \
-                         WHERE rp_id = ?1 AND credential_id = ?2 AND revoked = 0 AND sign_count < ?3",
-                    )
-                    .map_err(unavailable)?;
-                for ((rp, id), max) in &distinct {
-                    if *max > 0
-                        && per_key.get(&(*rp, *id)) == Some(&1)
-                        && advance.execute(params![rp, id, i64::from(*max), now_ms]).map_err(unavailable)? == 1
-                    {
-                        advanced.insert((*rp, *id));
-                    }
-                }
-            }
             // Point reads by primary key with one cached statement: an
             // `IN (VALUES ...)` per batch size would be parsed again for
             // every size the statement cache does not hold.
             let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::with_capacity(distinct.len());
             let mut read =
                 c.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
-            for ((rp, id), _) in distinct.iter().filter(|(k, _)| !advanced.contains(k)) {
+            for ((rp, id), _) in &distinct {
                 let row = read
                     .query_row(params![rp, id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
                     .optional()
@@ -652,9 +625,7 @@ impl CredentialStore for SqliteStore {
                 };
                 rows.insert((*rp, *id), state);
             }
-            // Advanced credentials are not in `rows`: the plan neither
-            // writes them nor decides them (their results are set below).
-            let mut plan = counters::plan(&updates, &rows);
+            let plan = counters::plan(&updates, &rows);
             {
                 let mut write = c
                     .prepare_cached(
@@ -663,11 +634,6 @@ impl CredentialStore for SqliteStore {
                     .map_err(unavailable)?;
                 for ((rp_id, id), before, after) in &plan.writes {
                     write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
-                }
-            }
-            for (result, u) in plan.results.iter_mut().zip(updates.iter()) {
-                if advanced.contains(&(u.rp_id.as_str(), u.credential_id.as_slice())) {
-                    *result = CounterResult::Advanced;
                 }
             }
             Ok(plan.results)
