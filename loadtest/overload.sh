@@ -27,8 +27,8 @@ if [ -n "${WAIT:-}" ]; then limits="$limits"$'\n'"max_queue_wait_ms = $WAIT"; fi
 bench_start "$limits" 0
 workload=()
 if [ "${WORKLOAD:-counterless}" = counting ]; then
-  # Each assertion is sent once: enough for warm-up and the run at 30k/s.
-  workload=(--counting --credentials 512 --pool $(((secs + 3) * 30000)))
+  # Each assertion is sent once (the pools are sized per run below).
+  workload=(--counting --credentials 512)
 fi
 
 run() {
@@ -37,10 +37,19 @@ run() {
   taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \
     --warmup 2 --duration "$secs" --server-pid "$pid" --json "$out/overload-$name.json" "${workload[@]}" "$@" 2>/dev/null | tail -1
 }
-run capacity --concurrency "${CALLERS:-3}" > /dev/null
+capacity_pool=()
+if [ "${WORKLOAD:-counterless}" = counting ]; then capacity_pool=(--pool $(((secs + 3) * 30000))); fi
+run capacity --concurrency "${CALLERS:-3}" "${capacity_pool[@]}" > /dev/null
 cap_rps=$(python3 -c "import json; print(json.load(open('$out/overload-capacity.json'))['rpcs_per_second'])")
 for x in 0.7 2 5; do
-  run "${x}x" --mode open --rate "$(python3 -c "print($x * $cap_rps)")" > /dev/null
+  rate="$(python3 -c "print($x * $cap_rps)")"
+  pool=()
+  if [ "${WORKLOAD:-counterless}" = counting ]; then
+    # Every offered assertion is signed once, refused ones included: at 5x
+    # many more than the closed loop needs.
+    pool=(--pool "$(python3 -c "import math; print(max($(((secs + 3) * 30000)), math.ceil($rate * 64 * ($secs + 3) * 1.1)))")")
+  fi
+  run "${x}x" --mode open --rate "$rate" "${pool[@]}" > /dev/null
 done
 python3 - "$out" <<'PY'
 import json, sys

@@ -13,8 +13,9 @@
 //!    then drops the work nobody waits for.
 //! 4. [`Shed`]: a unary RPC takes one of `limits.max_concurrent_rpcs`
 //!    slots, and `VerifyAssertions` is refused from its headers alone when
-//!    the assertion budget is full (the exact, batch-weighted admission
-//!    follows in the handler, once the batch size is known).
+//!    not even the smallest batch callers offered lately would fit the wait
+//!    target (the exact, batch-weighted admission follows in the handler,
+//!    once the batch size is known).
 //! 5. [`Auth`]: the caller's identity (client certificate or bearer token)
 //!    and its grant for the route's RPC group, from the headers, before the
 //!    body is read; the grant and the identity ([`Caller`]) go into the

@@ -88,6 +88,19 @@ struct Queue {
     /// (tokio's mutex is fair): a woken crowd racing for room would let an
     /// unlucky stream wait for seconds.
     turnstile: tokio::sync::Mutex<()>,
+    /// The smallest batch offered in the current second (low 32 bits) and
+    /// which second (high 32 bits), and the previous second's smallest:
+    /// the cheap refusal from the headers assumes a call is at least that
+    /// big.
+    smallest: AtomicU64,
+    smallest_before: AtomicU64,
+}
+
+/// Seconds since the process's first use of admission (for the window of
+/// the smallest batch).
+fn second_now() -> u32 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u32::try_from(ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_secs()).unwrap_or(u32::MAX)
 }
 
 /// Room taken in front of the pool, given back once verified (or on drop).
@@ -143,6 +156,8 @@ impl Admission {
             cost_ns: AtomicU64::new(INITIAL_COST.as_nanos() as u64),
             room: Notify::new(),
             turnstile: tokio::sync::Mutex::new(()),
+            smallest: AtomicU64::new(u64::from(u32::MAX)),
+            smallest_before: AtomicU64::new(u64::from(u32::MAX)),
         };
         Self {
             rpcs: Arc::new(Semaphore::new(rpcs)),
@@ -229,6 +244,7 @@ impl Admission {
     /// once. `deadline`: the time the call has left (`grpc-timeout`).
     pub fn admit(&self, assertions: usize, deadline: Option<Duration>) -> Result<Admitted, Refused> {
         let n = assertions.max(1) as u64;
+        self.offered(n);
         let q = &self.queue.assertions;
         let mut queued = q.load(Ordering::Acquire);
         loop {
@@ -257,12 +273,61 @@ impl Admission {
         }
     }
 
-    /// Whether the wait alone is past the target: a batch arriving now would
-    /// be refused whatever its size (the cheap refusal from the headers).
+    /// Notes the size of a batch offered to [`Admission::admit`]: the
+    /// smallest of this second and of the one before is what the headers'
+    /// refusal assumes.
+    fn offered(&self, n: u64) {
+        let now = second_now();
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let q = &self.queue;
+        let mut cur = q.smallest.load(Ordering::Acquire);
+        loop {
+            let (second, smallest) = ((cur >> 32) as u32, cur as u32);
+            let next = if second == now { smallest.min(n) } else { n };
+            if second == now && next == smallest {
+                return;
+            }
+            match q.smallest.compare_exchange_weak(cur, (u64::from(now) << 32) | u64::from(next), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if second != now {
+                        // A new second: the one that ended is kept (an idle
+                        // second in between forgets it).
+                        let kept = if second.wrapping_add(1) == now { u64::from(smallest) } else { u64::from(u32::MAX) };
+                        q.smallest_before.store(kept, Ordering::Release);
+                    }
+                    return;
+                }
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// The smallest batch offered in the last second or two (1 before any).
+    fn smallest_recent(&self) -> u64 {
+        let cur = self.queue.smallest.load(Ordering::Acquire);
+        let (second, smallest) = ((cur >> 32) as u32, u64::from(cur as u32));
+        let now = second_now();
+        let current = if second == now { smallest } else { u64::from(u32::MAX) };
+        let before = if second == now || second.wrapping_add(1) == now {
+            if second == now { self.queue.smallest_before.load(Ordering::Acquire) } else { smallest }
+        } else {
+            u64::from(u32::MAX)
+        };
+        match current.min(before) {
+            m if m == u64::from(u32::MAX) => 1,
+            m => m.max(1),
+        }
+    }
+
+    /// Whether a batch arriving now would be refused whatever it holds, as
+    /// far as the headers can tell: the wait plus the smallest batch callers
+    /// have offered lately does not fit the target (the cheap refusal, made
+    /// before the body is read or decoded). A call that would fit goes on to
+    /// the exact check in the handler.
     pub fn work_exhausted(&self) -> Option<Refused> {
-        let wait = self.queue_wait();
-        (self.queue.assertions.load(Ordering::Acquire) > 0 && wait > self.target)
-            .then(|| Refused { retry_after: wait.max(Duration::from_millis(1)) })
+        let queued = self.queue.assertions.load(Ordering::Acquire);
+        let n = self.smallest_recent();
+        self.fits(queued, n, None).err()
     }
 }
 
@@ -315,6 +380,27 @@ mod tests {
         assert!(a.work_exhausted().is_some());
         drop(big);
         assert!(a.work_exhausted().is_none());
+    }
+
+    #[test]
+    fn the_headers_refusal_assumes_the_smallest_batch_offered_lately() {
+        let a = admission(50, 0, 1);
+        for _ in 0..64 {
+            a.record_cost(64, Duration::from_micros(50 * 64));
+        }
+        // Nothing offered yet: a call is assumed to hold one assertion.
+        let held: Vec<_> = (0..15).map(|_| a.admit(64, None).unwrap()).collect();
+        // 960 queued (48 ms): a batch of 64 would not fit, but calls of 64
+        // are all that was offered, so the headers can tell.
+        assert!(a.admit(64, None).is_err());
+        let early = a.work_exhausted().expect("refused from the headers");
+        assert!((47.5..48.5).contains(&(early.retry_after.as_secs_f64() * 1e3)), "{early:?}");
+        // Once a caller offers single assertions, the headers let calls
+        // through to the exact check, which admits one that fits.
+        let one = a.admit(1, None).unwrap();
+        assert!(a.work_exhausted().is_none());
+        drop((held, one));
+        assert!(a.work_exhausted().is_none(), "an idle pool refuses nothing");
     }
 
     #[test]
