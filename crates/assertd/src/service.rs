@@ -40,16 +40,21 @@ fn notes<T>(req: &Request<T>) -> Option<Notes> {
 /// Notes a batch's size and its verdicts by decision on the call's span.
 fn note_verdicts(notes: Option<&Notes>, verdicts: &[pb::Verdict]) {
     let Some(n) = notes else { return };
-    n.add("assertd.assertions", i64::try_from(verdicts.len()).unwrap_or(i64::MAX));
+    // Counted here, then one attribute update per decision: not a lock per
+    // assertion.
+    let mut by_decision = [0i64; 3];
     for v in verdicts {
-        n.add(
-            match v.decision() {
-                pb::Decision::Allow => "assertd.verdicts.allow",
-                pb::Decision::StepUp => "assertd.verdicts.step_up",
-                pb::Decision::Deny | pb::Decision::Unspecified => "assertd.verdicts.deny",
-            },
-            1,
-        );
+        by_decision[match v.decision() {
+            pb::Decision::Allow => 0,
+            pb::Decision::StepUp => 1,
+            pb::Decision::Deny | pb::Decision::Unspecified => 2,
+        }] += 1;
+    }
+    n.add("assertd.assertions", i64::try_from(verdicts.len()).unwrap_or(i64::MAX));
+    for (key, count) in ["assertd.verdicts.allow", "assertd.verdicts.step_up", "assertd.verdicts.deny"].into_iter().zip(by_decision) {
+        if count > 0 {
+            n.add(key, count);
+        }
     }
 }
 
