@@ -332,6 +332,111 @@ async fn postgres_concurrent_batches_from_two_pools() {
     assert_eq!(n, all.len(), "a count was accepted by two replicas");
 }
 
+/// Transactions that wrote, so far (the next transaction id; reading it
+/// assigns none).
+fn pg_next_xid(pg: &PgCluster) -> u64 {
+    pg.psql("SELECT pg_snapshot_xmax(pg_current_snapshot())").trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_counter_calls_share_statements() {
+    // Calls that arrive while a counter statement is in flight go together
+    // in the next one (group commit), each answered with its own results.
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    const CALLS: u32 = 32;
+    s.put_many((0..CALLS).map(|i| record("rp", &i.to_be_bytes(), b"u", 5)).collect()).await.unwrap();
+    let before = pg_next_xid(&pg);
+    let start = Arc::new(tokio::sync::Barrier::new(CALLS as usize));
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let (s, start) = (s.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                // A regression, an advance, a replay of it: in call order.
+                s.advance_sign_counts(
+                    vec![upd("rp", &i.to_be_bytes(), 4), upd("rp", &i.to_be_bytes(), 6 + i), upd("rp", &i.to_be_bytes(), 6 + i)].into(),
+                    1,
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for (i, t) in (0..CALLS).zip(tasks) {
+        assert_eq!(
+            t.await.unwrap(),
+            vec![CounterResult::Regressed { stored: 5 }, CounterResult::Advanced, CounterResult::Regressed { stored: 6 + i }]
+        );
+    }
+    let statements = pg_next_xid(&pg) - before;
+    assert!(statements < u64::from(CALLS) / 2, "{CALLS} concurrent calls took {statements} writing transactions");
+    for i in 0..CALLS {
+        assert_eq!(s.get("rp", &i.to_be_bytes()).await.unwrap().unwrap().sign_count, 6 + i);
+    }
+}
+
+/// A session of the test's own, beside the store's pool.
+async fn pg_session(pg: &PgCluster) -> Arc<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    Arc::new(client)
+}
+
+/// Waits until `sql` (a count) reaches `n`.
+async fn until(watch: &tokio_postgres::Client, sql: &str, n: i64) {
+    for _ in 0..500 {
+        if watch.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {sql}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancelled_counter_call_does_not_cancel_its_group() {
+    // The caller whose statement is in flight runs the next group too (the
+    // calls that queued meanwhile). If it goes away while that group's
+    // statement runs (its RPC cancelled), the group must still be answered.
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    const CALLS: u32 = 16;
+    s.put_many((0..=CALLS).map(|i| record("rp", &i.to_be_bytes(), b"u", 0)).collect()).await.unwrap();
+    let (first, second, watch) = (pg_session(&pg).await, pg_session(&pg).await, pg_session(&pg).await);
+    const WAITING: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'assertd' AND wait_event_type = 'Lock'";
+    // Other sessions hold two rows: the lead call's, and one of the
+    // group's that queues behind it.
+    first.batch_execute("BEGIN; SELECT 1 FROM credentials WHERE credential_id = '\\x00000010' FOR UPDATE").await.unwrap();
+    second.batch_execute("BEGIN; SELECT 1 FROM credentials WHERE credential_id = '\\x00000000' FOR UPDATE").await.unwrap();
+    let lead = {
+        let s = s.clone();
+        tokio::spawn(async move { s.advance_sign_counts(vec![upd("rp", &CALLS.to_be_bytes(), 1)].into(), 1).await })
+    };
+    until(&watch, WAITING, 1).await;
+    // These queue behind it, in memory.
+    let queued: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.advance_sign_counts(vec![upd("rp", &i.to_be_bytes(), 1)].into(), 1).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.batch_execute("COMMIT").await.unwrap();
+    // The lead statement is done (its count is in); the group's statement
+    // now waits for the second row.
+    until(&watch, "SELECT count(*) FROM credentials WHERE credential_id = '\\x00000010' AND sign_count = 1", 1).await;
+    until(&watch, WAITING, 1).await;
+    // The lead caller goes away while the group it runs waits.
+    lead.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    second.batch_execute("COMMIT").await.unwrap();
+    for (i, t) in queued.into_iter().enumerate() {
+        let r = tokio::time::timeout(Duration::from_secs(10), t).await.expect("a call of the group was left unanswered");
+        assert_eq!(r.unwrap().unwrap(), vec![CounterResult::Advanced], "call {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrations_are_idempotent_and_concurrent() {
     let pg = PgCluster::start();

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::Row;
 
+mod group;
 mod listen;
 mod schema;
 mod tls;
@@ -65,6 +66,8 @@ pub struct PostgresStore {
     changes: broadcast::Sender<Change>,
     /// Whether the change feed's LISTEN connection is up.
     feed_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Counter calls grouped into one statement (see `group`).
+    counter_groups: std::sync::Arc<group::Groups>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -233,7 +236,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (changes, _) = broadcast::channel(4096);
-        let store = Self { pool, timeout: config.timeout, changes, feed_up: Default::default() };
+        let store = Self { pool, timeout: config.timeout, changes, feed_up: Default::default(), counter_groups: Default::default() };
         store.migrate(config.migrate).await.map_err(|e| explain_tls(e, &resolved))?;
         // Wait (bounded) for the change feed to be subscribed, so nothing is
         // cached before it listens and its first "drop everything" cannot
@@ -244,6 +247,52 @@ impl PostgresStore {
             tracing::warn!("change feed not subscribed yet; continuing (caches are dropped when it is)");
         }
         Ok(store)
+    }
+
+    /// One counter statement for `updates` (a group of calls, see `group`).
+    async fn advance_once(&self, updates: &[CounterUpdate], now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+        let distinct = counters::distinct_max(updates);
+        let rps: Vec<&str> = distinct.iter().map(|((rp, _), _)| *rp).collect();
+        let ids: Vec<&[u8]> = distinct.iter().map(|((_, id), _)| *id).collect();
+        let maxes: Vec<i64> = distinct.iter().map(|(_, m)| i64::from(*m)).collect();
+        // One statement: lock the batch's rows in key order (no deadlock
+        // between replicas), raise each count to the batch's highest when
+        // that is higher, and return what was stored before.
+        const SQL: &str = "
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS i(rp_id, credential_id, max_received)
+            ), locked AS (
+                SELECT c.rp_id, c.credential_id, c.sign_count AS before, c.revoked
+                FROM credentials c JOIN input i USING (rp_id, credential_id)
+                ORDER BY c.rp_id, c.credential_id
+                FOR UPDATE OF c
+            ), advanced AS (
+                UPDATE credentials c SET sign_count = i.max_received, last_used_at_ms = $4
+                FROM locked l JOIN input i USING (rp_id, credential_id)
+                WHERE c.rp_id = l.rp_id AND c.credential_id = l.credential_id
+                  AND NOT l.revoked AND i.max_received > l.before AND c.sign_count = l.before
+                RETURNING c.rp_id
+            )
+            SELECT rp_id, credential_id, before, revoked FROM locked";
+        let rows = self
+            .with(async |c| {
+                let s = c.prepare_cached(SQL).await.map_err(failed)?;
+                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(failed)
+            })
+            .await?;
+        let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
+        for r in &rows {
+            let rp: &str = r.try_get(0).map_err(corrupt)?;
+            let id: &[u8] = r.try_get(1).map_err(corrupt)?;
+            let before: i64 = r.try_get(2).map_err(corrupt)?;
+            let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
+            let revoked: bool = r.try_get(3).map_err(corrupt)?;
+            if let Some(key) = distinct.iter().map(|(k, _)| *k).find(|(r, i)| *r == rp && *i == id) {
+                state.insert(key, Some((before, revoked)));
+            }
+        }
+        let plan = counters::plan(updates, &state);
+        Ok(plan.results)
     }
 
     /// Runs `f` with a pooled client, bounded by the timeout.
@@ -443,48 +492,13 @@ impl CredentialStore for PostgresStore {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let distinct = counters::distinct_max(&updates);
-        let rps: Vec<&str> = distinct.iter().map(|((rp, _), _)| *rp).collect();
-        let ids: Vec<&[u8]> = distinct.iter().map(|((_, id), _)| *id).collect();
-        let maxes: Vec<i64> = distinct.iter().map(|(_, m)| i64::from(*m)).collect();
-        // One statement: lock the batch's rows in key order (no deadlock
-        // between replicas), raise each count to the batch's highest when
-        // that is higher, and return what was stored before.
-        const SQL: &str = "
-            WITH input AS (
-                SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS i(rp_id, credential_id, max_received)
-            ), locked AS (
-                SELECT c.rp_id, c.credential_id, c.sign_count AS before, c.revoked
-                FROM credentials c JOIN input i USING (rp_id, credential_id)
-                ORDER BY c.rp_id, c.credential_id
-                FOR UPDATE OF c
-            ), advanced AS (
-                UPDATE credentials c SET sign_count = i.max_received, last_used_at_ms = $4
-                FROM locked l JOIN input i USING (rp_id, credential_id)
-                WHERE c.rp_id = l.rp_id AND c.credential_id = l.credential_id
-                  AND NOT l.revoked AND i.max_received > l.before AND c.sign_count = l.before
-                RETURNING c.rp_id
-            )
-            SELECT rp_id, credential_id, before, revoked FROM locked";
-        let rows = self
-            .with(async |c| {
-                let s = c.prepare_cached(SQL).await.map_err(failed)?;
-                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(failed)
+        let store = self.clone();
+        self.counter_groups
+            .advance(updates, now_ms, move |all, now_ms| {
+                let store = store.clone();
+                async move { store.advance_once(&all, now_ms).await }
             })
-            .await?;
-        let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
-        for r in &rows {
-            let rp: &str = r.try_get(0).map_err(corrupt)?;
-            let id: &[u8] = r.try_get(1).map_err(corrupt)?;
-            let before: i64 = r.try_get(2).map_err(corrupt)?;
-            let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
-            let revoked: bool = r.try_get(3).map_err(corrupt)?;
-            if let Some(key) = distinct.iter().map(|(k, _)| *k).find(|(r, i)| *r == rp && *i == id) {
-                state.insert(key, Some((before, revoked)));
-            }
-        }
-        let plan = counters::plan(&updates, &state);
-        Ok(plan.results)
+            .await
     }
 
     async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
