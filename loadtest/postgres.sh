@@ -5,9 +5,10 @@
 # durable defaults (fsync on, synchronous_commit on) on loopback.
 #
 # Replica i is pinned to CPU i mod 2 with one verification thread (THREADS=1,
-# the default); the load generators and PostgreSQL are not pinned (this machine has two cores, so
-# with two replicas everything shares them: the figures show how the
-# replicas and PostgreSQL split the machine, not a replica's capacity).
+# the default); the load generators and PostgreSQL are not pinned. This
+# machine has two cores, so with two replicas everything shares them: the
+# figures show how the replicas and PostgreSQL split the machine, not a
+# replica's capacity.
 # Reported per run: assertions/s per replica and in total, each replica's
 # CPU per assertion, PostgreSQL's CPU per assertion (its processes' time
 # from /proc), and per batch of 64 PostgreSQL's commits (pg_stat_database:
