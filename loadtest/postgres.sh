@@ -114,7 +114,7 @@ for n in $replica_counts; do
   for i in $(seq 0 $((n - 1))); do start_replica "$i"; done
   for wl in $workloads; do
     extra=()
-    if [ "$wl" = counting ]; then extra=(--counting --credentials 512 --pool $(((secs + 3) * 20000))); fi
+    if [ "$wl" = counting ]; then extra=(--counting --credentials 512 --pool $(((secs + 3) * 20000 * threads))); fi
     # PostgreSQL's commits and CPU over the generators' whole run (set-up
     # and warm-up included), divided by every assertion answered in it.
     psql_ "SELECT pg_stat_statements_reset()" > /dev/null

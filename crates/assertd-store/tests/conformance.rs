@@ -438,6 +438,48 @@ async fn postgres_a_cancelled_counter_call_does_not_cancel_its_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_multi_row_writes_do_not_deadlock_with_counters() {
+    // Counter statements lock their rows in key order; the other writes of
+    // many rows (last use, backup eligibility, imports) must too, or two
+    // statements over the same rows in opposite orders deadlock and one
+    // fails.
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    const N: u32 = 64;
+    s.put_many((0..N).map(|i| record("rp", &i.to_be_bytes(), b"u", 0)).collect()).await.unwrap();
+    // Keys in reverse order, as a batch may list them.
+    let keys: Vec<(String, Vec<u8>)> = (0..N).rev().map(|i| ("rp".to_owned(), i.to_be_bytes().to_vec())).collect();
+    let counting = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for round in 1..=150u32 {
+                let updates: Vec<_> = (0..N).map(|i| upd("rp", &i.to_be_bytes(), round)).collect();
+                s.advance_sign_counts(updates.into(), i64::from(round)).await.unwrap();
+            }
+        })
+    };
+    let others: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, keys) = (s.clone(), keys.clone());
+            tokio::spawn(async move {
+                for round in 0..150 {
+                    s.touch(keys.clone(), round).await.unwrap();
+                    s.set_backup_eligible(keys.clone()).await.unwrap();
+                    if round % 5 == 0 {
+                        // An import of the same credentials, listed backwards.
+                        s.put_many((0..N).rev().map(|i| record("rp", &i.to_be_bytes(), b"u", 0)).collect()).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    counting.await.unwrap();
+    for o in others {
+        o.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrations_are_idempotent_and_concurrent() {
     let pg = PgCluster::start();
     let url = pg.url();

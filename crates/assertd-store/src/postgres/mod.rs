@@ -40,6 +40,15 @@ pub const CHANNEL: &str = "assertd_credentials";
 
 const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
 
+/// The rows of the keys `$1` (rp ids) and `$2` (credential ids), locked in
+/// key order. Every statement that writes several credential rows locks
+/// them this way first (the counter statement does too), so two such
+/// statements over the same rows wait for each other instead of
+/// deadlocking.
+const LOCKED_IN_KEY_ORDER: &str = "(SELECT l.rp_id, l.credential_id FROM credentials l
+        JOIN unnest($1::text[], $2::bytea[]) AS k(rp_id, credential_id) USING (rp_id, credential_id)
+        ORDER BY l.rp_id, l.credential_id FOR UPDATE OF l)";
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -378,14 +387,19 @@ impl CredentialStore for PostgresStore {
             let mut client = self.pool.get().await.map_err(failed)?;
             let tx = client.transaction().await.map_err(failed)?;
             let s = tx.prepare_cached(&sql).await.map_err(failed)?;
-            let mut out = Vec::with_capacity(records.len());
-            for r in &records {
+            // Rows written in key order, as every multi-row write does (see
+            // `LOCKED_IN_KEY_ORDER`); answered in the caller's order.
+            let mut order: Vec<usize> = (0..records.len()).collect();
+            order.sort_by(|&a, &b| (&records[a].rp_id, &records[a].credential_id).cmp(&(&records[b].rp_id, &records[b].credential_id)));
+            let mut out: Vec<Option<StoredCredential>> = vec![None; records.len()];
+            for i in order {
+                let r = &records[i];
                 let count = i64::from(r.sign_count);
                 let row = tx.query_one(&s, &insert_params(r, &count)).await.map_err(failed)?;
-                out.push(from_row(&row)?);
+                out[i] = Some(from_row(&row)?);
             }
             tx.commit().await.map_err(failed)?;
-            Ok(out)
+            Ok(out.into_iter().flatten().collect())
         })
         .await
         .map_err(|_| StoreError::Unreachable("PostgreSQL did not finish the write in time".into()))?
@@ -509,10 +523,10 @@ impl CredentialStore for PostgresStore {
         let ids: Vec<&[u8]> = keys.iter().map(|(_, id)| id.as_slice()).collect();
         self.with(async |c| {
             let s = c
-                .prepare_cached(
-                    "UPDATE credentials c SET backup_eligible = true FROM unnest($1::text[], $2::bytea[]) AS k(rp_id, credential_id)
-                     WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked",
-                )
+                .prepare_cached(&format!(
+                    "UPDATE credentials c SET backup_eligible = true FROM {LOCKED_IN_KEY_ORDER} AS k
+                     WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked"
+                ))
                 .await
                 .map_err(failed)?;
             c.execute(&s, &[&rps, &ids]).await.map_err(failed).map(|_| ())
@@ -527,15 +541,15 @@ impl CredentialStore for PostgresStore {
         let rps: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
         let ids: Vec<&[u8]> = keys.iter().map(|(_, i)| i.as_slice()).collect();
         self.with(async |c| {
-            c.execute(
-                "UPDATE credentials c SET last_used_at_ms = greatest(coalesce(c.last_used_at_ms, 0), $3)
-                 FROM unnest($1::text[], $2::bytea[]) AS u(rp_id, credential_id)
-                 WHERE c.rp_id = u.rp_id AND c.credential_id = u.credential_id",
-                &[&rps, &ids, &now_ms],
-            )
-            .await
-            .map(|_| ())
-            .map_err(failed)
+            let s = c
+                .prepare_cached(&format!(
+                    "UPDATE credentials c SET last_used_at_ms = greatest(coalesce(c.last_used_at_ms, 0), $3)
+                     FROM {LOCKED_IN_KEY_ORDER} AS u
+                     WHERE c.rp_id = u.rp_id AND c.credential_id = u.credential_id"
+                ))
+                .await
+                .map_err(failed)?;
+            c.execute(&s, &[&rps, &ids, &now_ms]).await.map(|_| ()).map_err(failed)
         })
         .await
     }
@@ -629,7 +643,11 @@ impl CredentialStore for PostgresStore {
         self.with(async |c| {
             let rows = c
                 .query(
-                    "UPDATE credentials SET revoked = true WHERE rp_id = $1 AND user_handle = $2 AND NOT revoked RETURNING credential_id",
+                    "UPDATE credentials c SET revoked = true
+                     FROM (SELECT rp_id, credential_id FROM credentials WHERE rp_id = $1 AND user_handle = $2 AND NOT revoked
+                           ORDER BY rp_id, credential_id FOR UPDATE) AS k
+                     WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked
+                     RETURNING c.credential_id",
                     &[&rp_id, &user_handle],
                 )
                 .await
