@@ -6,7 +6,12 @@
 //!   each counter only when the batch holds a higher count, and returns the
 //!   counts it found; the per-item outcomes follow from those (see
 //!   `counters`). Two replicas racing on one credential serialize on its row
-//!   lock, so a replayed count is accepted at most once.
+//!   lock, so a replayed count is accepted at most once. Batches that finish
+//!   while this replica's counter statement is in flight share the next one
+//!   (`group`).
+//! * Every statement that writes several credential rows locks them in key
+//!   order first ([`LOCKED_IN_KEY_ORDER`]), so such statements wait for each
+//!   other instead of deadlocking.
 //! * A trigger NOTIFYs `assertd_credentials` when a credential is created,
 //!   deleted, revoked or otherwise changed (not when only its counter moves);
 //!   every replica LISTENs and drops its cache entries, and after a lost
