@@ -295,14 +295,17 @@ impl PostgresStore {
             })
             .await?;
         let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
+        // A group holds up to `group::MAX_UPDATES` credentials: no linear
+        // search per row.
+        let index: HashMap<counters::Key<'_>, usize> = distinct.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
         for r in &rows {
             let rp: &str = r.try_get(0).map_err(corrupt)?;
             let id: &[u8] = r.try_get(1).map_err(corrupt)?;
             let before: i64 = r.try_get(2).map_err(corrupt)?;
             let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
             let revoked: bool = r.try_get(3).map_err(corrupt)?;
-            if let Some(key) = distinct.iter().map(|(k, _)| *k).find(|(r, i)| *r == rp && *i == id) {
-                state.insert(key, Some((before, revoked)));
+            if let Some(&i) = index.get(&(rp, id)) {
+                state.insert(distinct[i].0, Some((before, revoked)));
             }
         }
         let plan = counters::plan(updates, &state);
