@@ -11,7 +11,8 @@
 # replica's capacity.
 # Reported per run: assertions/s per replica and in total, each replica's
 # CPU per assertion, PostgreSQL's CPU per assertion (its processes' time
-# from /proc), and per batch of 64 PostgreSQL's commits (pg_stat_database:
+# from /proc; every process of the postgres user, so run nothing else of
+# PostgreSQL meanwhile), and per batch PostgreSQL's commits (pg_stat_database:
 # every statement outside a transaction is one, reads included) and WAL
 # flushes (pg_stat_wal: fewer than the writing commits when concurrent
 # commits share one flush). With PG_STATEMENTS=1, also the statements that
