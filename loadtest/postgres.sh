@@ -62,7 +62,7 @@ echo "PostgreSQL $(psql_ 'SHOW server_version'): fsync $(psql_ 'SHOW fsync'), sy
 # CPU seconds (user + system) of every process of PostgreSQL's server.
 pg_cpu() {
   local total=0 p
-  for p in $(pgrep -u postgres -f "postgres|postgres:" || true); do
+  for p in $(pgrep -u postgres || true); do
     total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
   echo "$total"

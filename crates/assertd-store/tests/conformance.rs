@@ -332,6 +332,15 @@ async fn postgres_concurrent_batches_from_two_pools() {
     assert_eq!(n, all.len(), "a count was accepted by two replicas");
 }
 
+/// A fresh cluster and store holding credentials 0..n (ids big-endian
+/// u32) of one user, each at sign count `count`.
+async fn pg_with_credentials(n: u32, count: u32) -> (PgCluster, PostgresStore) {
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    s.put_many((0..n).map(|i| record("rp", &i.to_be_bytes(), b"u", count)).collect()).await.unwrap();
+    (pg, s)
+}
+
 /// Transactions that wrote, so far (the next transaction id; reading it
 /// assigns none).
 fn pg_next_xid(pg: &PgCluster) -> u64 {
@@ -342,10 +351,8 @@ fn pg_next_xid(pg: &PgCluster) -> u64 {
 async fn postgres_concurrent_counter_calls_share_statements() {
     // Calls that arrive while a counter statement is in flight go together
     // in the next one (group commit), each answered with its own results.
-    let pg = PgCluster::start();
-    let s = pg_store(&pg).await;
     const CALLS: u32 = 32;
-    s.put_many((0..CALLS).map(|i| record("rp", &i.to_be_bytes(), b"u", 5)).collect()).await.unwrap();
+    let (pg, s) = pg_with_credentials(CALLS, 5).await;
     let before = pg_next_xid(&pg);
     let start = Arc::new(tokio::sync::Barrier::new(CALLS as usize));
     let tasks: Vec<_> = (0..CALLS)
@@ -399,10 +406,9 @@ async fn postgres_a_cancelled_counter_call_does_not_cancel_its_group() {
     // The caller whose statement is in flight runs the next group too (the
     // calls that queued meanwhile). If it goes away while that group's
     // statement runs (its RPC cancelled), the group must still be answered.
-    let pg = PgCluster::start();
-    let s = pg_store(&pg).await;
     const CALLS: u32 = 16;
-    s.put_many((0..=CALLS).map(|i| record("rp", &i.to_be_bytes(), b"u", 0)).collect()).await.unwrap();
+    // Credentials 0..CALLS for the queued calls, CALLS for the lead.
+    let (pg, s) = pg_with_credentials(CALLS + 1, 0).await;
     let (first, second, watch) = (pg_session(&pg).await, pg_session(&pg).await, pg_session(&pg).await);
     const WAITING: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'assertd' AND wait_event_type = 'Lock'";
     // Other sessions hold two rows: the lead call's, and one of the
@@ -443,10 +449,8 @@ async fn postgres_multi_row_writes_do_not_deadlock_with_counters() {
     // many rows (last use, backup eligibility, imports) must too, or two
     // statements over the same rows in opposite orders deadlock and one
     // fails.
-    let pg = PgCluster::start();
-    let s = pg_store(&pg).await;
     const N: u32 = 64;
-    s.put_many((0..N).map(|i| record("rp", &i.to_be_bytes(), b"u", 0)).collect()).await.unwrap();
+    let (_pg, s) = pg_with_credentials(N, 0).await;
     // Keys in reverse order, as a batch may list them.
     let keys: Vec<(String, Vec<u8>)> = (0..N).rev().map(|i| ("rp".to_owned(), i.to_be_bytes().to_vec())).collect();
     let counting = {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Most updates in one statement; a longer queue takes several.
-pub(super) const MAX_UPDATES: usize = 4096;
+const MAX_UPDATES: usize = 4096;
 
 type Answer = Result<Vec<CounterResult>, StoreError>;
 
