@@ -5,8 +5,10 @@
 #
 #   counterless  synced passkeys: stored and received sign count 0 (no
 #                counter write)
-#   counting     security keys: 512 credentials, every assertion carries its
-#                credential's next count (every verdict writes a counter)
+#   counting     security keys: CREDENTIALS (512) credentials, every
+#                assertion carries its credential's next count (every verdict
+#                writes a counter; a population much larger than the
+#                database's page cache writes a page per update)
 #
 # each unary and streaming, at IN_FLIGHT batches in flight (default "8 32";
 # unary: that many callers; streaming: spread over 4 streams), each printed
@@ -17,6 +19,8 @@
 #
 # Usage: loadtest/single-core.sh [seconds]   (builds release binaries first)
 #   WORKLOADS="counterless counting" IN_FLIGHT="8 32" REPORT_DIR=. (defaults)
+#   CREDENTIALS=512 (counting; each run puts them through the API first)
+#   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -24,7 +28,7 @@ workloads="${WORKLOADS:-counterless counting}"
 depths="${IN_FLIGHT:-8 32}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
-bench_build
+if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
 bench_calibrate 0
 bench_start $'[pool]\nthreads = 1' 0
 
@@ -46,7 +50,7 @@ run() {
   if [ "$workload" = counting ]; then
     # Each assertion is sent once: enough for warm-up and the run at up to
     # 30k assertions/s.
-    extra=(--counting --credentials 512 --pool $(((secs + 3) * 30000)))
+    extra=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000)))
   fi
   echo 0 > "$work/threads"
   taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \

@@ -7,6 +7,8 @@
 #
 # Usage: loadtest/threads.sh [seconds]   (builds release binaries first)
 #   WORKLOAD=counterless|counting  BATCH=64  IN_FLIGHT=8  WINDOW=5
+#   CREDENTIALS=512 (counting: credentials the assertions cycle over; a
+#            large population writes a different SQLite page per update)
 #   STREAM=1 (VerifyAssertionsStream over 4 streams instead of unary)
 #   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building:
 #            to set two builds against each other, run them alternately)
@@ -18,7 +20,7 @@ window="${WINDOW:-5}"
 if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
 bench_start $'[pool]\nthreads = 1' 0
 extra=()
-if [ "${WORKLOAD:-counterless}" = counting ]; then extra=(--counting --credentials 512 --pool $(((secs + 3) * 30000))); fi
+if [ "${WORKLOAD:-counterless}" = counting ]; then extra=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000))); fi
 if [ -n "${STREAM:-}" ]; then extra+=(--stream --concurrency 4); fi
 taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch "${BATCH:-64}" --connections 2 --warmup 2 \
   --duration "$secs" --in-flight "${IN_FLIGHT:-8}" --server-pid "$pid" "${extra[@]}" > /dev/null 2>&1 &
