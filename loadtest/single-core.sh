@@ -7,8 +7,8 @@
 #                counter write)
 #   counting     security keys: CREDENTIALS (512) credentials, every
 #                assertion carries its credential's next count (every verdict
-#                writes a counter; a population much larger than the
-#                database's page cache writes a page per update)
+#                writes a counter; with many credentials nearly every
+#                update writes a database page of its own)
 #
 # each unary and streaming, at IN_FLIGHT batches in flight (default "8 32";
 # unary: that many callers; streaming: spread over 4 streams), each printed

@@ -34,18 +34,6 @@ pub const READERS: usize = 2;
 /// Most writes committed together.
 const MAX_GROUP: usize = 1024;
 
-/// WAL pages the writer lets pile up before it copies them back into the
-/// database file (SQLite's `wal_autocheckpoint`; its default is 1000).
-///
-/// A checkpoint copies each page once however many times it was written
-/// since the last one, so a longer interval copies a credential's page once
-/// for many counter updates (20 000 counting credentials, one core:
-/// checkpoints 19% → 4% of the writer's CPU, BENCHMARKS.md §11). The cost is
-/// disk: the WAL file grows to about this many pages (≈ 40 MiB at SQLite's
-/// 4 KiB pages) and stays that size. Durability does not change: a commit is
-/// in the WAL, synced, before it is acknowledged.
-const CHECKPOINT_PAGES: i64 = 10_000;
-
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many ran. Never edit one that has shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -278,8 +266,6 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join("credentials.db");
         let mut conn = open_conn(&path, timeout)?;
-        // Only the writer commits, so only its setting matters.
-        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).map_err(unavailable)?;
         migrate(&mut conn)?;
         let (writes, write_jobs) = mpsc::channel();
         let (reads, read_jobs) = mpsc::channel();
@@ -744,40 +730,6 @@ mod tests {
         assert!(store.get("rp", b"half a write").await.unwrap().is_none(), "the failed write was rolled back");
         assert!(store.create(record(2)).await.unwrap().is_some(), "the writer goes on");
         assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
-    }
-
-    /// The WAL is copied back after [`CHECKPOINT_PAGES`], not SQLite's
-    /// default 1000, and not never: it grows past 1000 pages, then stays
-    /// near the bound.
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_wal_is_checkpointed_at_its_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let records: Vec<StoredCredential> = (0..2000u32)
-            .map(|i| StoredCredential {
-                credential_id: format!("credential {i:05}").into_bytes(),
-                public_key_cose: vec![1; 150],
-                ..record(0)
-            })
-            .collect();
-        store.put_many(records.clone()).await.unwrap();
-        let wal = dir.path().join("credentials.db-wal");
-        let frame = 4096 + 24;
-        let mut most = 0;
-        for count in 1..=120u32 {
-            // Every credential's counter: every leaf page written again.
-            let updates: Arc<[CounterUpdate]> = records
-                .iter()
-                .map(|r| CounterUpdate { rp_id: r.rp_id.clone(), credential_id: r.credential_id.clone(), received: count })
-                .collect();
-            let results = store.advance_sign_counts(updates, 1).await.unwrap();
-            assert!(results.iter().all(|r| matches!(r, CounterResult::Advanced)));
-            most = most.max(std::fs::metadata(&wal).unwrap().len());
-        }
-        let pages = most / frame;
-        assert!(pages > 2000, "the WAL reached only {pages} pages: checkpointed at SQLite's default");
-        assert!(pages < CHECKPOINT_PAGES as u64 + 500, "the WAL reached {pages} pages: not checkpointed at its bound");
-        assert_eq!(store.get("rp", b"credential 01999").await.unwrap().unwrap().sign_count, 120);
     }
 
     /// A rollback past a migration: the older binary refuses the newer
