@@ -505,6 +505,73 @@ async fn last_used_at_is_written_in_batches() {
     assert!(touches.is_some_and(|l| l.ends_with(" 1")), "one batched write for five uses: {touches:?}");
 }
 
+/// `touch` observations so far (store calls writing `last_used_at` alone).
+fn touches(server: &Server) -> u64 {
+    let text = server.scrape();
+    let line = text.lines().find(|l| l.starts_with("assertd_store_duration_seconds_count{operation=\"touch\"}"));
+    line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_count_records_the_use_without_a_touch() {
+    let server = Server::start(&format!("{}\n[store]\nlast_used_interval_seconds = 1\n", default_config()));
+    // A security key: its accepted count writes the row, last use included.
+    let a = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &a, b"u", false)).await;
+    for count in 1..=3 {
+        let x = assertion("k", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, count));
+        let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner();
+        assert_eq!(r.verdicts[0].decision(), Decision::Allow);
+    }
+    let c = server
+        .credentials()
+        .await
+        .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .credential
+        .unwrap();
+    assert_eq!(c.sign_count, 3);
+    assert!(c.last_used_at.is_some(), "the count's write records the use");
+    // Two flush intervals: nothing was left for a separate write.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(touches(&server), 0, "a counted use was written twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_at_is_written_in_chunks() {
+    let server = Server::start(&format!("{}\n[store]\nlast_used_interval_seconds = 1\n", default_config()));
+    // 300 passkeys that report 0: only the last-use write touches them.
+    let keys: Vec<SoftAuthenticator> = (0..300).map(|_| SoftAuthenticator::new(Alg::Es256)).collect();
+    for (i, a) in keys.iter().enumerate() {
+        put(&server, record(RP, a, format!("user {i}").as_bytes(), false)).await;
+    }
+    // One batch: its 300 claims are queued together, so one flush has them.
+    let items = keys.iter().map(|a| assertion("p", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while touches(&server) < 2 {
+        assert!(std::time::Instant::now() < deadline, "last_used_at not written in two calls");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // 256 in one call, 44 in the next, and nothing more.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(touches(&server), 2, "touch calls for 300 credentials");
+    let mut creds = server.credentials().await;
+    for a in [&keys[0], &keys[299]] {
+        let c = creds
+            .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .credential
+            .unwrap();
+        assert!(c.last_used_at.is_some());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_echoed_and_cache_evictions_counted() {
     let server = Server::start(&format!("{}\n[cache]\nmax_entries = 2\n", default_config()));

@@ -7,6 +7,11 @@ use crate::telemetry;
 use assertd_store::{CachedCredential, CredentialStore};
 use std::collections::HashSet;
 
+/// Credentials per store call: on SQLite each call is a job of the one
+/// writer, so counter updates wait for at most one chunk (20 000 credentials
+/// in one call held them for ~0.8 s on a 220 000-credential database).
+pub const CHUNK: usize = 256;
+
 /// Credentials whose `last_used_at` write is due.
 #[derive(Debug)]
 pub struct LastUsed {
@@ -32,20 +37,24 @@ impl LastUsed {
         }
     }
 
-    /// Writes every queued credential in one store call; a failed write is
-    /// retried at the next flush.
+    /// Writes every queued credential, [`CHUNK`] per store call; a failed
+    /// chunk, and every one after it, is retried at the next flush.
     pub async fn flush(&self, store: &dyn CredentialStore, now_ms: i64) {
-        let keys: Vec<(String, Vec<u8>)> = self.pending.lock().drain().collect();
-        if keys.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let touched = store.touch(keys.clone(), now_ms).await;
-        telemetry::store_duration("touch", started.elapsed());
-        if let Err(e) = touched {
-            telemetry::store_error("touch");
-            tracing::warn!(error = %e, "last_used_at update failed; will retry");
-            self.pending.lock().extend(keys);
+        let mut keys: Vec<(String, Vec<u8>)> = self.pending.lock().drain().collect();
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(CHUNK));
+            let started = std::time::Instant::now();
+            let touched = store.touch(keys.clone(), now_ms).await;
+            telemetry::store_duration("touch", started.elapsed());
+            if let Err(e) = touched {
+                telemetry::store_error("touch");
+                tracing::warn!(error = %e, "last_used_at update failed; will retry");
+                let mut pending = self.pending.lock();
+                pending.extend(keys);
+                pending.extend(rest);
+                return;
+            }
+            keys = rest;
         }
     }
 }

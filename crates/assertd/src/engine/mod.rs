@@ -26,7 +26,7 @@
 //!    `consume_challenges` round trip records the single use of every
 //!    server-issued challenge with a final verdict (a replay becomes
 //!    `CHALLENGE_REPLAYED`) → [`Outcome`]; the `last_used_at` write is
-//!    claimed.
+//!    claimed, unless the item's stored count wrote it.
 //! 7. Back in the service, `convert::verdict` turns each [`Outcome`] into a
 //!    `pb::Verdict`, in request order.
 //!
@@ -54,7 +54,7 @@ use crate::authz::Grant;
 use crate::config::{IssuedChallenges, Limits, Policy};
 use crate::telemetry;
 use arc_swap::ArcSwap;
-use assertd_policy::{Decision, ReasonCode, SignInContext, Verdict};
+use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
 use assertd_store::{CachedCredential, ChallengeUse, KeyCache, StoreError, UserRisk};
 use assertd_verify::AuthenticatorFacts;
 use futures_util::future::join_all;
@@ -116,6 +116,8 @@ struct Judged {
     upgrade: bool,
     /// The server-issued challenge it used, when that opened.
     issued: Option<assertd_verify::Opened>,
+    /// Its counter write stored the use's `last_used_at` already.
+    use_recorded: bool,
 }
 
 /// Now, in Unix milliseconds.
@@ -273,6 +275,10 @@ impl Engine {
             .into_iter()
             .map(|Item { request, stage }| {
                 let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
+                // A count stored (received > 0, accepted) wrote the row's
+                // `last_used_at` with it: no separate write for this use.
+                let use_recorded =
+                    matches!(&stage, Stage::Counted(_, v, Ok(CounterCheck::Ok)) if v.authenticator.is_some_and(|f| f.sign_count > 0));
                 let mut context = request.context;
                 let issued = match &stage {
                     Stage::Counted(r, v, _) => {
@@ -284,7 +290,7 @@ impl Engine {
                     _ => None,
                 };
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
-                Judged { request, verdict, authenticator, credential, upgrade, issued }
+                Judged { request, verdict, authenticator, credential, upgrade, issued, use_recorded }
             })
             .collect();
         if let Some(issued) = &issued {
@@ -294,7 +300,7 @@ impl Engine {
         let mut upgrades = Vec::new();
         let outcomes = judged
             .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, .. }| {
+            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, .. }| {
                 telemetry::verdict(&verdict);
                 // Only an allowed sign-in records a BE upgrade.
                 if upgrade && verdict.decision == Decision::Allow {
@@ -302,6 +308,7 @@ impl Engine {
                 }
                 if let Some(c) = &credential
                     && verdict.decision != Decision::Deny
+                    && !use_recorded
                     && self.last_used.claim(c, now)
                 {
                     claimed.push((request.rp_id, request.credential_id));
