@@ -479,20 +479,9 @@ async fn last_used_at_is_written_in_batches() {
     let items: Vec<_> = (0..5).map(|i| assertion(&i.to_string(), RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
     let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
     assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow));
-    let get = async || {
-        server
-            .credentials()
-            .await
-            .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .credential
-            .unwrap()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let c = get().await;
+        let c = stored(&server, &a.credential_id).await;
         if c.last_used_at.is_some() {
             assert_eq!(c.sign_count, 0);
             break;
@@ -503,6 +492,13 @@ async fn last_used_at_is_written_in_batches() {
     let text = server.scrape();
     let touches = text.lines().find(|l| l.starts_with("assertd_store_duration_seconds_count{operation=\"touch\"}"));
     assert!(touches.is_some_and(|l| l.ends_with(" 1")), "one batched write for five uses: {touches:?}");
+}
+
+/// The credential as `GetCredential` returns it.
+async fn stored(server: &Server, credential_id: &[u8]) -> pb::CredentialRecord {
+    let mut creds = server.credentials().await;
+    let got = creds.get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: credential_id.to_vec() }).await;
+    got.unwrap().into_inner().credential.unwrap()
 }
 
 /// `touch` observations so far (store calls writing `last_used_at` alone).
@@ -523,15 +519,7 @@ async fn a_stored_count_records_the_use_without_a_touch() {
         let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner();
         assert_eq!(r.verdicts[0].decision(), Decision::Allow);
     }
-    let c = server
-        .credentials()
-        .await
-        .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .credential
-        .unwrap();
+    let c = stored(&server, &a.credential_id).await;
     assert_eq!(c.sign_count, 3);
     assert!(c.last_used_at.is_some(), "the count's write records the use");
     // Two flush intervals: nothing was left for a separate write.
@@ -559,16 +547,8 @@ async fn last_used_at_is_written_in_chunks() {
     // 256 in one call, 44 in the next, and nothing more.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(touches(&server), 2, "touch calls for 300 credentials");
-    let mut creds = server.credentials().await;
     for a in [&keys[0], &keys[299]] {
-        let c = creds
-            .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .credential
-            .unwrap();
-        assert!(c.last_used_at.is_some());
+        assert!(stored(&server, &a.credential_id).await.last_used_at.is_some());
     }
 }
 

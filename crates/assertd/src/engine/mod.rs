@@ -482,7 +482,7 @@ impl Engine {
     }
 
     /// Writes `last_used_at` for the credentials claimed since the last
-    /// flush, in one store call.
+    /// flush, [`last_used::CHUNK`] per store call.
     pub async fn flush_last_used(&self) {
         self.last_used.flush(self.cache.store().as_ref(), now_ms()).await;
     }
