@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-15}"
 . loadtest/lib.sh
-if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
+bench_build
 tmp="$(mktemp -d)"
 # Rows of a realistic size: 64-byte credential ids (security keys' are
 # often that long) and 32-byte user handles.

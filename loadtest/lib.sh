@@ -2,6 +2,8 @@
 # and run one assertd for login.example.com on loopback ports.
 #
 #   bench_build                      cargo build --release assertd + loadgen; sets $bin
+#                                    (BIN=DIR: use the binaries in DIR instead,
+#                                    to set two builds against each other)
 #   bench_calibrate CPU              raw ring ES256 verifies/s on CPU; sets $raw
 #   bench_start "TOML" [taskset]     writes a config (the RP, then TOML), starts
 #                                    assertd (pinned with `taskset -c CPU` if
@@ -9,6 +11,10 @@
 # The server is killed and $work removed when the script exits.
 
 bench_build() {
+  if [ -n "${BIN:-}" ]; then
+    bin="$BIN"
+    return
+  fi
   cargo build --release -q -p assertd -p assertd-loadgen
   bin="${CARGO_TARGET_DIR:-target}/release"
   if [[ "$bin" != /* ]]; then bin="$PWD/$bin"; fi

@@ -35,7 +35,7 @@ depth="${IN_FLIGHT:-8}"
 batch="${BATCH:-64}"
 threads="${THREADS:-1}"
 . loadtest/lib.sh
-if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
+bench_build
 
 pgbin="${ASSERTD_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
 work="$(mktemp -d)"

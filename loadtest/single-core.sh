@@ -28,7 +28,7 @@ workloads="${WORKLOADS:-counterless counting}"
 depths="${IN_FLIGHT:-8 32}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
-if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
+bench_build
 bench_calibrate 0
 bench_start $'[pool]\nthreads = 1' 0
 

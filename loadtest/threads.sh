@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 window="${WINDOW:-5}"
 . loadtest/lib.sh
-if [ -n "${BIN:-}" ]; then bin="$BIN"; else bench_build; fi
+bench_build
 bench_start $'[pool]\nthreads = 1' 0
 extra=()
 if [ "${WORKLOAD:-counterless}" = counting ]; then extra=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000))); fi
