@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto").canonicalize()?;
+    // Read at run time, not baked in with env!(): a build script compiled
+    // for another checkout sharing the target directory (CI clones anew
+    // each run) must still read this checkout's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto").canonicalize()?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let files = ["assertd/v1/types.proto", "assertd/v1/verification.proto", "assertd/v1/credentials.proto"].map(|f| root.join(f));
     // Relative to this package, so a checkout elsewhere sharing the target
