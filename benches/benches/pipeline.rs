@@ -124,6 +124,8 @@ fn cache_spread(c: &mut Criterion) {
             revoked: false,
             created_at_ms: 0,
             last_used_at_ms: None,
+            aaguid_vouched: false,
+            trust_anchor: String::new(),
         })
         .collect();
     rt.block_on(store.put_many(records)).unwrap();

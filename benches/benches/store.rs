@@ -39,6 +39,8 @@ fn counters(c: &mut Criterion) {
             revoked: false,
             created_at_ms: 1_700_000_000_000,
             last_used_at_ms: None,
+            aaguid_vouched: false,
+            trust_anchor: String::new(),
         })
         .collect();
     rt.block_on(store.put_many(records)).unwrap();

@@ -51,6 +51,9 @@ pub struct CredentialFacts {
     pub attested: bool,
     /// The authenticator model's AAGUID (all zero when unknown).
     pub aaguid: [u8; 16],
+    /// The attestation's root vouched for the AAGUID (the model) at
+    /// registration: only then does it satisfy an AAGUID allow list.
+    pub aaguid_vouched: bool,
     /// For an attested credential: the blocking status the FIDO metadata
     /// now reports for its model (`REVOKED`, a compromise, a UV bypass).
     pub model_blocked: Option<&'static str>,
@@ -130,11 +133,7 @@ impl Verdict {
     }
 }
 
-/// Formats an AAGUID as a UUID string ("cb69481e-8ff7-4039-93ec-0a2729a154a8").
-pub fn format_uuid(a: &[u8; 16]) -> String {
-    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
+pub use assertd_verify::metadata::format_uuid;
 
 /// Evaluates one verified assertion under a profile: hard failures (the
 /// verifier's and the profile's rules) always deny; otherwise the risk
@@ -230,8 +229,8 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     }
 
     // assertd rule (Entra keyRestrictions): the AAGUID (§6.5.2) on an allow
-    // or block list; only an attested AAGUID satisfies an allow list.
-    if let Some(f) = key_restriction(profile, &credential.aaguid, credential.attested) {
+    // or block list; only a vouched AAGUID satisfies an allow list.
+    if let Some(f) = key_restriction(profile, &credential.aaguid, credential.aaguid_vouched) {
         hard.push(f);
     }
 
@@ -325,15 +324,15 @@ fn cross_origin(profile: &Profile, top: &Option<String>) -> Result<String, Findi
 }
 
 /// Entra keyRestrictions: the AAGUID on the profile's allow list (and
-/// attested: an AAGUID nothing vouched for never satisfies an allow list),
+/// vouched: an AAGUID no root vouched for never satisfies an allow list),
 /// or not on its block list.
-fn key_restriction(profile: &Profile, aaguid: &[u8; 16], attested: bool) -> Option<Finding> {
+fn key_restriction(profile: &Profile, aaguid: &[u8; 16], vouched: bool) -> Option<Finding> {
     let k = profile.key_restrictions.as_ref()?;
     let uuid = format_uuid(aaguid);
     match k.enforcement_type {
-        EnforcementType::Allow if k.permits(aaguid) && !attested => Some(Finding::new(
+        EnforcementType::Allow if k.permits(aaguid) && !vouched => Some(Finding::new(
             ReasonCode::AaguidNotAllowed,
-            format!("AAGUID {uuid} is on the profile's allow list, but no trusted attestation vouched for it"),
+            format!("AAGUID {uuid} is on the profile's allow list, but no attestation root vouched for this model"),
         )),
         _ if k.permits(aaguid) => None,
         EnforcementType::Allow => {
@@ -352,9 +351,10 @@ fn key_restriction(profile: &Profile, aaguid: &[u8; 16], attested: bool) -> Opti
 /// trust anchor). Allows with no reasons, or denies.
 ///
 /// With FIDO metadata, `model` is the entry for the credential's AAGUID: a
-/// blocked model is refused (`AUTHENTICATOR_STATUS_REVOKED`), and a
-/// profile's `minimum_certification` needs a trusted attestation of a model
-/// certified at that level (`AUTHENTICATOR_NOT_CERTIFIED`).
+/// blocked model is refused (`AUTHENTICATOR_STATUS_REVOKED`: refusing on a
+/// claim is always safe), and a profile's `minimum_certification` needs an
+/// attestation whose root vouched for a model certified at that level
+/// (`AUTHENTICATOR_NOT_CERTIFIED`).
 pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<&Model>) -> Verdict {
     let mut hard: Vec<Finding> = r.failures.clone();
     if let Some(top) = &r.cross_origin
@@ -386,7 +386,7 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
     }
     // §7.1 steps 24 and 28 (Entra attestationEnforcement): only a statement
     // that verified is judged here; one that did not is already a failure.
-    let trusted = r.attestation.as_ref().is_some_and(|a| a.trusted);
+    let vouched = r.attestation.as_ref().is_some_and(|a| a.aaguid_vouched);
     if let Some(a) = &r.attestation
         && let Some(kind) = a.kind
         && !a.trusted
@@ -403,7 +403,7 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
         });
     }
     if let Some(c) = &r.credential
-        && let Some(f) = key_restriction(profile, &c.aaguid, trusted)
+        && let Some(f) = key_restriction(profile, &c.aaguid, vouched)
     {
         hard.push(f);
     }
@@ -415,10 +415,10 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
         ));
     }
     if let Some(min) = profile.minimum_certification {
-        let level = model.filter(|_| trusted).and_then(Model::certification_rank);
+        let level = model.filter(|_| vouched).and_then(Model::certification_rank);
         if level.is_none_or(|l| l < min.rank()) {
-            let what = match (trusted, model.and_then(|m| m.certification.as_deref())) {
-                (false, _) => "no trusted attestation names the model".to_owned(),
+            let what = match (vouched, model.and_then(|m| m.certification.as_deref())) {
+                (false, _) => "no attestation root vouched for the model".to_owned(),
                 (true, None) => "the metadata lists no FIDO certification for the model".to_owned(),
                 (true, Some(c)) => format!("the model is {c}"),
             };

@@ -23,12 +23,12 @@ fn verification(flags: u8) -> Verification {
 
 /// An attested, device-bound security key.
 fn key() -> CredentialFacts {
-    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY, model_blocked: None }
+    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY, aaguid_vouched: true, model_blocked: None }
 }
 
 /// A synced, unattested platform passkey.
 fn synced() -> CredentialFacts {
-    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16], model_blocked: None }
+    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None }
 }
 
 fn codes(v: &Verdict) -> Vec<ReasonCode> {
@@ -150,7 +150,7 @@ fn decision_table() {
         row("tier0: attested allowed key", tier0(), UP | UV, key()).expect(Allow, 0, &[]),
         // An allow-listed AAGUID that no trusted attestation vouched for
         // does not satisfy the allow list.
-        row("tier0: unattested", tier0(), UP | UV, CredentialFacts { attested: false, ..key() }).expect(
+        row("tier0: unattested", tier0(), UP | UV, CredentialFacts { attested: false, aaguid_vouched: false, ..key() }).expect(
             Deny,
             100,
             &[R::AttestationRequired, R::AaguidNotAllowed],
@@ -159,9 +159,16 @@ fn decision_table() {
             "allow list without attestation enforcement: an unattested listed AAGUID is refused",
             Profile { attestation_enforcement: AttestationEnforcement::Disabled, ..tier0() },
             UP | UV,
-            CredentialFacts { attested: false, ..key() },
+            CredentialFacts { attested: false, aaguid_vouched: false, ..key() },
         )
         .expect(Deny, 100, &[R::AaguidNotAllowed, R::UnattestedCredential]),
+        // Attested by a root that does not vouch for the model (an Android
+        // key claiming a security key's AAGUID): the allow list refuses it.
+        row("tier0: attested, model not vouched", tier0(), UP | UV, CredentialFacts { aaguid_vouched: false, ..key() }).expect(
+            Deny,
+            100,
+            &[R::AaguidNotAllowed],
+        ),
         row("tier0: other AAGUID", tier0(), UP | UV, CredentialFacts { aaguid: OTHER, ..key() }).expect(Deny, 100, &[R::AaguidNotAllowed]),
         // The FIDO metadata now reports the model compromised.
         row("tier0: model revoked since", tier0(), UP | UV, CredentialFacts { model_blocked: Some("REVOKED"), ..key() }).expect(

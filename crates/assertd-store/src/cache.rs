@@ -49,6 +49,8 @@ pub struct CachedCredential {
     pub aaguid: [u8; 16],
     /// Attestation verified at registration.
     pub attested: bool,
+    /// The attestation's root vouched for the AAGUID.
+    pub aaguid_vouched: bool,
     /// Revoked.
     pub revoked: bool,
     /// The stored sign count when the entry was loaded.
@@ -96,6 +98,7 @@ impl From<&StoredCredential> for CachedCredential {
             backup_eligible: r.backup_eligible,
             aaguid: r.aaguid16(),
             attested: r.attested,
+            aaguid_vouched: r.aaguid_vouched,
             revoked: r.revoked,
             sign_count: r.sign_count,
             counted: AtomicBool::new(false),

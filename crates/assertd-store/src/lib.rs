@@ -14,7 +14,9 @@ mod sqlite;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
 pub use postgres::{PostgresConfig, PostgresStore, PostgresTls, ResolvedTls, RootCert, SslMode, resolve_tls};
-pub use record::{InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_HANDLE_LEN, StoredCredential};
+pub use record::{
+    InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
+};
 pub use sqlite::SqliteStore;
 
 /// A change to a stored credential that another writer made, for caches to
@@ -139,6 +141,8 @@ pub struct CounterUpdate {
 }
 
 /// What [`CredentialStore::replace`] did.
+// An admin write's answer, built once per call: not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replaced {
     /// Replaced; the record as stored now.

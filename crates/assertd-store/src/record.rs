@@ -39,7 +39,17 @@ pub struct StoredCredential {
     pub created_at_ms: i64,
     /// Last successful use, Unix milliseconds.
     pub last_used_at_ms: Option<i64>,
+    /// The attestation's root vouched for the AAGUID (the model): the FIDO
+    /// metadata lists it for that AAGUID, or the operator bound it to it.
+    /// Only a vouched AAGUID satisfies an AAGUID allow list.
+    pub aaguid_vouched: bool,
+    /// The subject of the root the attestation chain reached (empty when
+    /// none, or for records stored before it was kept).
+    pub trust_anchor: String,
 }
+
+/// The longest `trust_anchor` kept (a certificate subject).
+pub const MAX_TRUST_ANCHOR_LEN: usize = 512;
 
 /// Why a credential record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +105,12 @@ impl StoredCredential {
         }
         if !(self.aaguid.is_empty() || self.aaguid.len() == 16) {
             return Err(field("aaguid", format!("must be 16 bytes, got {}", self.aaguid.len())));
+        }
+        if self.aaguid_vouched && (!self.attested || self.aaguid16() == [0; 16]) {
+            return Err(field("aaguid_vouched", "needs attested and a non-zero aaguid"));
+        }
+        if self.trust_anchor.len() > MAX_TRUST_ANCHOR_LEN {
+            return Err(field("trust_anchor", format!("must be at most {MAX_TRUST_ANCHOR_LEN} bytes")));
         }
         if self.backup_state && !self.backup_eligible {
             return Err(field("backup_state", "cannot be set without backup_eligible"));

@@ -74,9 +74,18 @@ CREATE TABLE user_risk (
     PRIMARY KEY (rp_id, user_handle)
 ) WITHOUT ROWID;
 "#,
+    // Whether the attestation's root vouched for the AAGUID, and which root.
+    // Credentials stored before were vouched under the rule of their time
+    // (any root the chain reached): they keep `attested` as their vouching
+    // (docs/upgrades.md says how to review them).
+    r#"
+ALTER TABLE credentials ADD COLUMN aaguid_vouched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credentials ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT '';
+UPDATE credentials SET aaguid_vouched = attested;
+"#,
 ];
 
-const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
+const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor";
 
 /// The SQLite credential store (see the module docs for its threads).
 #[derive(Clone)]
@@ -230,6 +239,8 @@ fn insert_params(r: &StoredCredential) -> Vec<Box<dyn rusqlite::ToSql + '_>> {
         Box::new(r.revoked),
         Box::new(r.created_at_ms),
         Box::new(r.last_used_at_ms),
+        Box::new(r.aaguid_vouched),
+        Box::new(&r.trust_anchor),
     ]
 }
 
@@ -250,6 +261,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredential> {
         revoked: row.get(10)?,
         created_at_ms: row.get(11)?,
         last_used_at_ms: row.get(12)?,
+        aaguid_vouched: row.get(13)?,
+        trust_anchor: row.get(14)?,
     })
 }
 
@@ -345,12 +358,13 @@ impl CredentialStore for SqliteStore {
             {
                 let mut upsert = c
                     .prepare_cached(&format!(
-                        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                          ON CONFLICT (rp_id, credential_id) DO UPDATE SET
                            user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
                            sign_count = max(sign_count, excluded.sign_count),
                            backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                            aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
+                           aaguid_vouched = excluded.aaguid_vouched, trust_anchor = excluded.trust_anchor,
                            revoked = revoked OR excluded.revoked
                          RETURNING {COLUMNS}"
                     ))
@@ -368,7 +382,7 @@ impl CredentialStore for SqliteStore {
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
             ))
             .and_then(|mut s| s.query_row(rusqlite::params_from_iter(insert_params(&r)), from_row).optional())
@@ -382,7 +396,7 @@ impl CredentialStore for SqliteStore {
             let updated = c
                 .prepare_cached(&format!(
                     "UPDATE credentials SET public_key_cose = ?4, sign_count = max(sign_count, ?5), backup_eligible = ?6,
-                       backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10
+                       backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10, aaguid_vouched = ?11, trust_anchor = ?12
                      WHERE rp_id = ?1 AND credential_id = ?2 AND user_handle = ?3 RETURNING {COLUMNS}"
                 ))
                 .and_then(|mut s| {
@@ -397,7 +411,9 @@ impl CredentialStore for SqliteStore {
                             r.backup_state,
                             r.aaguid,
                             r.attested,
-                            r.transports.join(",")
+                            r.transports.join(","),
+                            r.aaguid_vouched,
+                            r.trust_anchor
                         ],
                         from_row,
                     )
@@ -667,6 +683,8 @@ mod tests {
             revoked: false,
             created_at_ms: 0,
             last_used_at_ms: None,
+            aaguid_vouched: false,
+            trust_anchor: String::new(),
         }
     }
 
@@ -689,7 +707,7 @@ mod tests {
             let mut half = record(0);
             half.credential_id = b"half a write".to_vec();
             c.execute(
-                &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 rusqlite::params_from_iter(insert_params(&half)),
             )
             .map_err(unavailable)?;
@@ -718,7 +736,9 @@ mod tests {
                 let mut half = record(1);
                 half.credential_id = b"half a write".to_vec();
                 c.execute(
-                    &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                    &format!(
+                        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                    ),
                     rusqlite::params_from_iter(insert_params(&half)),
                 )
                 .map_err(unavailable)?;

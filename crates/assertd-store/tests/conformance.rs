@@ -28,6 +28,8 @@ fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
         revoked: false,
         created_at_ms: 1_700_000_000_000,
         last_used_at_ms: None,
+        aaguid_vouched: false,
+        trust_anchor: String::new(),
     }
 }
 
@@ -507,9 +509,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "4");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "5");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "4");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -848,7 +850,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "2");
     assert_eq!(pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('user_risk', 'consumed_challenges')").trim(), "0");
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "4");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "5");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

@@ -135,6 +135,12 @@ pub fn parse_aaguid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// Formats an AAGUID as a UUID string ("cb69481e-8ff7-4039-93ec-0a2729a154a8").
+pub fn format_uuid(a: &[u8; 16]) -> String {
+    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
 /// Unix seconds of an ISO 8601 date ("2026-11-01") at midnight UTC.
 pub fn date_unix(date: &str) -> Option<u64> {
     let b = date.as_bytes();
@@ -220,7 +226,8 @@ impl Metadata {
             .map(|c| base64::engine::general_purpose::STANDARD.decode(c).map_err(|e| format!("the BLOB's x5c: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let chain_refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-        cert::verify_chain(&chain_refs, &[root], now, 0).map_err(|e| format!("the BLOB's signing certificate: {e}"))?;
+        cert::verify_chain(&chain_refs, &[root], now, 0, cert::Fallback::Never)
+            .map_err(|e| format!("the BLOB's signing certificate: {e}"))?;
         let leaf = cert::parse(&chain[0])?;
         let signature = b64url(s, "signature")?;
         let signed = &text.as_bytes()[..h.len() + 1 + p.len()];
@@ -231,6 +238,16 @@ impl Metadata {
     /// The model of an AAGUID.
     pub fn model(&self, aaguid: &[u8; 16]) -> Option<&Model> {
         self.models.get(aaguid)
+    }
+
+    /// The models whose attestation roots include `root`.
+    pub fn models_under<'m>(&'m self, root: &'m Anchor) -> impl Iterator<Item = (&'m [u8; 16], &'m Model)> + 'm {
+        self.models.iter().filter(|(_, m)| m.roots.iter().any(|r| r.same_as(root)))
+    }
+
+    /// True when the metadata lists `root` for more than one model.
+    pub fn shared_root(&self, root: &Anchor) -> bool {
+        self.models_under(root).nth(1).is_some()
     }
 
     /// True when `now` (Unix seconds) is past `nextUpdate`: a newer BLOB

@@ -30,7 +30,7 @@
 //! | 27 | store the record | store |
 //! | 28 | fail when not trustworthy | policy (`attestation_enforcement`) |
 
-use crate::attestation::{self, AttestationObject, AttestationType, StatementError, StatementInput, TrustAnchors};
+use crate::attestation::{self, Anchor, AttestationObject, AttestationType, StatementError, StatementInput, TrustAnchors};
 use crate::authenticator_data::AuthenticatorData;
 use crate::client_data::ClientData;
 use crate::cose::{KeyError, PublicKey};
@@ -95,6 +95,11 @@ pub struct AttestationReport {
     pub trusted: bool,
     /// The anchor's subject, when trusted.
     pub trust_anchor: Option<String>,
+    /// The anchor reached vouches for the AAGUID (the model): the FIDO
+    /// metadata lists it for that AAGUID, or the operator bound it to it.
+    /// Only then do the model's name, certification and a profile's AAGUID
+    /// allow list apply.
+    pub aaguid_vouched: bool,
     /// Why the attestation is not trusted, when it verified but is not.
     pub untrusted_because: Option<String>,
     /// The model's name in the FIDO metadata (filled by the caller).
@@ -160,6 +165,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         kind: None,
         trusted: false,
         trust_anchor: None,
+        aaguid_vouched: false,
         untrusted_because: None,
         authenticator_name: None,
         certification_status: None,
@@ -238,12 +244,31 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         Err(StatementError::Invalid(m)) => fail(ReasonCode::AttestationInvalid, format!("{} attestation: {m}", report.format)),
         Ok(statement) => {
             // §7.1 steps 23–24: trust anchors for the format and model; the
-            // trust path must reach one.
-            let mut anchors = trust.anchors.for_format(&object.fmt);
+            // trust path must reach one. Each anchor offered says whether it
+            // vouches for the claimed AAGUID: the operator's roots only for
+            // the models bound to them, the metadata's roots of that AAGUID.
+            let mut candidates = trust.anchors.for_format(&object.fmt, acd.aaguid);
             if let Some(model) = trust.metadata.and_then(|m| m.model(acd.aaguid)) {
-                anchors.extend(model.roots.iter());
+                candidates.extend(model.roots.iter().map(|r| (r, true)));
             }
-            let t = attestation::assess(&statement, &anchors, trust.now, trust.skew, trust.allow_sha1);
+            let anchors: Vec<&Anchor> = candidates.iter().map(|(a, _)| *a).collect();
+            let mut t = attestation::assess(&statement, &anchors, trust.now, trust.skew, trust.allow_sha1);
+            // assertd rule (FIDO MDS3): a root the metadata lists for a model
+            // whose attestation key is compromised proves nothing for a
+            // certificate that does not name its model.
+            if let (Some(reached), Some(mds)) = (t.reached.and_then(|i| anchors.get(i)), trust.metadata)
+                && !statement.aaguid_in_certificate
+                && let Some((aaguid, _)) =
+                    mds.models_under(reached).find(|(_, m)| m.blocked.as_deref() == Some("ATTESTATION_KEY_COMPROMISE"))
+            {
+                let why = format!(
+                    "the metadata reports ATTESTATION_KEY_COMPROMISE for a model under this root ({}), and the certificate does not name its model",
+                    crate::metadata::format_uuid(aaguid)
+                );
+                t = attestation::Trust { trusted: false, anchor: None, reached: None, why_not: Some(why) };
+            }
+            let shared = |root: &Anchor| trust.metadata.is_some_and(|m| m.shared_root(root));
+            report.aaguid_vouched = attestation::vouches(&object.fmt, &statement, &t, &candidates, acd.aaguid, shared);
             report.kind = Some(statement.kind);
             report.trusted = t.trusted;
             report.trust_anchor = t.anchor;

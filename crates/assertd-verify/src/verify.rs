@@ -115,8 +115,11 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     // ceremony was initiated, ... verify that the identified user account
     // contains a credential record whose id equals credential.rawId": the
     // credential must belong to the expected user.
+    // assertd rule: reported only once the signature verified (below), so
+    // a forged assertion cannot learn whether credential X is user U's.
+    let mut user_mismatch = Vec::new();
     if !a.expected_user_handle.is_empty() && a.expected_user_handle != credential.user_handle {
-        fail(ReasonCode::UserHandleMismatch, "the credential belongs to another user than the expected one".into());
+        user_mismatch.push(Finding::new(ReasonCode::UserHandleMismatch, "the credential belongs to another user than the expected one"));
     }
     // §7.2 step 6: "If response.userHandle is present, verify that it equals
     // the user handle of the user account." (Finding the credential record
@@ -124,7 +127,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     // identified, the account's handle is the expected one, which the
     // check above holds equal to the credential's.)
     if !a.user_handle.is_empty() && a.user_handle != credential.user_handle {
-        fail(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle".into());
+        user_mismatch.push(Finding::new(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle"));
     }
 
     // §7.2 step 7: cData, authData, sig are the three inputs.
@@ -189,6 +192,10 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
             format!("signature of {} bytes is not well-formed for {}", a.signature.len(), credential.key.algorithm().name()),
         ),
         Err(_) => fail(ReasonCode::SignatureInvalid, format!("{} signature does not verify", credential.key.algorithm().name())),
+    }
+    let verified = !failures.iter().any(|f| matches!(f.code, ReasonCode::SignatureInvalid | ReasonCode::MalformedSignature));
+    if verified {
+        failures.splice(0..0, user_mismatch);
     }
 
     Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm(), issued_challenge }

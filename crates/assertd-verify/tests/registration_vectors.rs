@@ -113,7 +113,11 @@ fn every_vector_reaches_its_sources_outcome() {
                     // SHA-1 statement signatures (older Windows Hello TPMs)
                     // are trusted only when the operator allows them.
                     let sha1 = v.att_stmt_alg == Some(-65535);
-                    assert_eq!(trusted, anchored && vouched && !sha1, "{ctx}: the source's roots make it trusted");
+                    // assertd rule: a TPM key is trusted only when pubArea
+                    // says it cannot leave the TPM; the W3C TPM vector's
+                    // objectAttributes (0x00040000: sign only) do not.
+                    let exportable = v.id == "w3c-reg-tpm-es256";
+                    assert_eq!(trusted, anchored && vouched && !sha1 && !exportable, "{ctx}: the source's roots make it trusted");
                     if sha1 && anchored {
                         assert!(
                             run_with(&v, true).attestation.is_some_and(|a| a.trusted),
@@ -226,7 +230,9 @@ fn tampered_copies_are_refused_with_their_reason() {
     for (id, chain, signed) in formats {
         let clean = run(&tampered(id, |_| {}));
         assert_eq!(codes(&clean), vec![], "{id} re-encoded still verifies");
-        assert_eq!(clean.attestation.as_ref().unwrap().trusted, chain, "{id}");
+        // The W3C TPM key can leave its TPM (objectAttributes): verified,
+        // not trusted (assertd rule).
+        assert_eq!(clean.attestation.as_ref().unwrap().trusted, chain && id != "w3c-reg-tpm-es256", "{id}");
 
         // The statement signature (apple has none: its nonce binds instead).
         if signed {
@@ -239,7 +245,7 @@ fn tampered_copies_are_refused_with_their_reason() {
             let r = run(&tampered(id, |o| flip_last(leaf(o))));
             assert!(codes(&r).is_empty() && !r.attestation.as_ref().unwrap().trusted, "{id}: certificate: {:?}", r.failures);
             // Another certificate in its place (the root): refused.
-            let root = anchors(&tampered(id, |_| {})).for_format("x").len();
+            let root = anchors(&tampered(id, |_| {})).for_format("x", &[0; 16]).len();
             assert_eq!(root, 0);
             let r = run(&tampered(id, |o| {
                 let v = registrations().into_iter().find(|v| v.id == id).unwrap();

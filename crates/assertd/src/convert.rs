@@ -111,6 +111,8 @@ pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
         revoked: r.revoked,
         created_at: Some(timestamp(r.created_at_ms)),
         last_used_at: r.last_used_at_ms.map(timestamp),
+        aaguid_vouched: r.aaguid_vouched,
+        trust_anchor: r.trust_anchor,
     }
 }
 
@@ -147,6 +149,7 @@ pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialRes
             authenticator_name: a.authenticator_name.unwrap_or_default(),
             certification_status: a.certification_status.unwrap_or_default(),
             trust_anchor: a.trust_anchor.unwrap_or_default(),
+            aaguid_vouched: a.aaguid_vouched,
         }),
     }
 }
@@ -167,6 +170,8 @@ pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential 
         revoked: r.revoked,
         created_at_ms: now_ms,
         last_used_at_ms: None,
+        aaguid_vouched: r.aaguid_vouched,
+        trust_anchor: r.trust_anchor,
     }
 }
 

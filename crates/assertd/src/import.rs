@@ -43,6 +43,10 @@ struct ImportRecord {
     created_at_ms: Option<i64>,
     #[serde(default)]
     last_used_at_ms: Option<i64>,
+    #[serde(default)]
+    aaguid_vouched: bool,
+    #[serde(default)]
+    trust_anchor: String,
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
@@ -73,6 +77,8 @@ impl ImportRecord {
             revoked: self.revoked,
             created_at_ms: self.created_at_ms.unwrap_or(now_ms),
             last_used_at_ms: self.last_used_at_ms,
+            aaguid_vouched: self.aaguid_vouched,
+            trust_anchor: self.trust_anchor,
         };
         r.validate().map_err(|e| e.to_string())?;
         Ok(r)
@@ -219,6 +225,8 @@ pub async fn export(store: &dyn CredentialStore, out: &mut (dyn std::io::Write +
                 revoked: r.revoked,
                 created_at_ms: Some(r.created_at_ms),
                 last_used_at_ms: r.last_used_at_ms,
+                aaguid_vouched: r.aaguid_vouched,
+                trust_anchor: r.trust_anchor,
             };
             serde_json::to_writer(&mut *out, &rec).map_err(|e| e.to_string())?;
             out.write_all(b"\n").map_err(|e| e.to_string())?;

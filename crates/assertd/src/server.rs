@@ -207,6 +207,22 @@ pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
             if new.restart_differs(running) {
                 tracing::warn!("config reload: listeners, data_dir, cache, limits, pool and store settings change only on restart");
             }
+            let mut policy = policy;
+            // An older BLOB (a lower `no`) would lift revocations and
+            // compromises reported since: the metadata in force stays.
+            let running_policy = engine.policy();
+            if let (Some(new_md), Some(old_md)) = (policy.metadata.clone(), running_policy.metadata.clone())
+                && new_md.metadata.number < old_md.metadata.number
+            {
+                telemetry::metadata_refused();
+                tracing::error!(
+                    loaded = new_md.metadata.number,
+                    in_force = old_md.metadata.number,
+                    "metadata file refused: its serial (no) is below the one in force; the metadata in force stays"
+                );
+                policy.metadata = Some(old_md);
+            }
+            drop(running_policy);
             let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
             engine.set_policy(policy);
             telemetry::config_reload(true);

@@ -125,6 +125,8 @@ const METADATA_NUMBER: &str = "assertd_metadata_number";
 const METADATA_NEXT_UPDATE: &str = "assertd_metadata_next_update_timestamp_seconds";
 /// Authenticator models (AAGUIDs) in the loaded metadata.
 const METADATA_MODELS: &str = "assertd_metadata_models";
+/// Metadata files refused because their serial is below the one in force.
+pub const METADATA_REFUSED: &str = "assertd_metadata_refused_total";
 /// 1 when the loaded metadata is a day past its nextUpdate.
 const METADATA_STALE: &str = "assertd_metadata_stale";
 /// Spans sent to the OTLP collector.
@@ -224,6 +226,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_gauge!(METADATA_MODELS, "Authenticator models (AAGUIDs) in the loaded FIDO metadata.");
     describe_gauge!(METADATA_STALE, "1 when the loaded FIDO metadata is more than a day past its nextUpdate, else 0.");
     describe_counter!(REGISTRATION_REASONS, "Reasons in RegisterCredential verdicts, by code.");
+    describe_counter!(
+        METADATA_REFUSED,
+        "FIDO metadata files refused at reload because their serial (no) is below the one in force (a rollback would lift revocations); the metadata in force stays."
+    );
     describe_counter!(CONFIG_RELOADS, "Config reloads, by result (ok, failed); a failed reload keeps the running policy.");
     Ok(handle)
 }
@@ -418,6 +424,11 @@ pub fn config_reload(ok: bool) {
     if ok {
         config_reloaded();
     }
+}
+
+/// Counts a metadata file refused for an older serial.
+pub fn metadata_refused() {
+    counter!(METADATA_REFUSED, "reason" => "older_serial").increment(1);
 }
 
 /// Stamps the last successful config load.

@@ -59,6 +59,19 @@ async fn the_expected_user_stops_a_signature_by_another_users_credential() {
         verify_one(&server, pb::Assertion { expected_user_handle: b"bob".to_vec(), user_handle: b"alice".to_vec(), ..mine.clone() }).await;
     assert_eq!(codes(&v), vec![ReasonCode::UserHandleMismatch]);
 
+    // A forged signature learns nothing of whose credential it is: the same
+    // answer for Alice's credential whether Alice or Bob is expected (red
+    // before: USER_HANDLE_MISMATCH for Bob only).
+    let mut forged = mine.clone();
+    let n = forged.signature.len() - 1;
+    forged.signature[n] ^= 1;
+    for user in [&b"alice"[..], b"bob"] {
+        let v = verify_one(&server, pb::Assertion { expected_user_handle: user.to_vec(), ..forged.clone() }).await;
+        assert_eq!(codes(&v), vec![ReasonCode::SignatureInvalid], "expected {user:?}");
+        let v = verify_one(&server, pb::Assertion { user_handle: user.to_vec(), ..forged.clone() }).await;
+        assert_eq!(codes(&v), vec![ReasonCode::SignatureInvalid], "userHandle {user:?}");
+    }
+
     // An expected user handle over 64 bytes is a bad request.
     let v = verify_one(&server, pb::Assertion { expected_user_handle: vec![7; 65], ..mine }).await;
     assert_eq!(codes(&v), vec![ReasonCode::InvalidRequest]);
@@ -138,6 +151,14 @@ async fn an_issued_challenge_verifies_once_and_only_for_its_ceremony() {
     let expires = c.expires_at.unwrap().seconds;
     assert!((now + 299..=now + 301).contains(&expires), "default lifetime 300 s: {expires} at {now}");
     assert!(c.challenge.len() >= 16 + 32 && c.challenge.len() <= 91);
+
+    // A forged assertion carrying the challenge (a bad signature, another
+    // credential of the RP) does not use it up (red before: the genuine
+    // one below was CHALLENGE_REPLAYED).
+    let mut forged = issued(&counting, RP, ORIGIN, &c.challenge, 3);
+    let n = forged.signature.len() - 1;
+    forged.signature[n] ^= 1;
+    assert_eq!(codes(&verify_one(&server, forged).await), vec![ReasonCode::SignatureInvalid]);
 
     // Verified once; the same assertion again is a replay.
     let a = issued(&alice, RP, ORIGIN, &c.challenge, 0);

@@ -44,10 +44,12 @@ async fn same_credential_different_profiles_and_contexts() {
     let mut rec = record(RP, &synced, b"user", true);
     rec.attested = true;
     put(&server, rec).await;
-    // An approved hardware key, and an unapproved one.
+    // An approved hardware key (the admin's record says its root vouched
+    // for the model), and an unapproved one.
     let key = SoftAuthenticator::new(Alg::EdDsa);
     let mut rec = record(RP, &key, b"user", false);
     rec.aaguid = TIER0_KEY.to_vec();
+    rec.aaguid_vouched = true;
     put(&server, rec).await;
     let other = SoftAuthenticator::new(Alg::Es384);
     put(&server, record(RP, &other, b"user", false)).await;

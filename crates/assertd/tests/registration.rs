@@ -9,7 +9,8 @@ mod common;
 
 use assertd_api::v1 as pb;
 use assertd_testkit::pki::{AttestationCert, Ca};
-use assertd_testkit::{Alg, Attestation, RegistrationParts, SoftAuthenticator};
+use assertd_testkit::{Alg, Attestation, SoftAuthenticator};
+use common::ceremony::*;
 use common::*;
 use pb::{Decision, ReasonCode};
 use std::path::Path;
@@ -22,7 +23,7 @@ const UV: u8 = 0x04;
 const SYNCED: u8 = 0x18;
 
 /// The default config, a tier0 profile allowed for the RP, and `ca` as
-/// the root for packed and fido-u2f attestations.
+/// the root for packed (vouching for MODEL) and fido-u2f attestations.
 fn config(dir: &Path, ca: &Ca) -> String {
     let root = dir.join("attestation-root.pem");
     std::fs::write(&root, ca.pem()).unwrap();
@@ -43,6 +44,7 @@ user_verification = "required"
 [[attestation_roots]]
 format = "packed"
 file = "{root}"
+aaguids = ["{model}"]
 
 [[attestation_roots]]
 format = "fido-u2f"
@@ -50,56 +52,6 @@ file = "{root}"
 "#,
         root = root.display()
     )
-}
-
-fn uuid(a: [u8; 16]) -> String {
-    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-fn request(user: &[u8], challenge: &[u8], parts: RegistrationParts, profile: &str) -> pb::RegisterCredentialRequest {
-    pb::RegisterCredentialRequest {
-        rp_id: RP.into(),
-        user_handle: user.to_vec(),
-        client_data_json: parts.client_data_json,
-        attestation_object: parts.attestation_object,
-        expected_challenge: challenge.to_vec(),
-        profile: profile.into(),
-        transports: vec!["usb".into()],
-        ..Default::default()
-    }
-}
-
-async fn register(server: &Server, r: pb::RegisterCredentialRequest) -> pb::RegisterCredentialResponse {
-    server.credentials().await.register_credential(r).await.unwrap().into_inner()
-}
-
-fn reasons(r: &pb::RegisterCredentialResponse) -> (Decision, Vec<ReasonCode>) {
-    let v = r.verdict.as_ref().unwrap();
-    (v.decision(), codes(v))
-}
-
-async fn stored(server: &Server, a: &SoftAuthenticator) -> Option<pb::CredentialRecord> {
-    let got = server
-        .credentials()
-        .await
-        .get_credential(pb::GetCredentialRequest { rp_id: RP.into(), credential_id: a.credential_id.clone() })
-        .await;
-    match got {
-        Ok(r) => r.into_inner().credential,
-        Err(s) if s.code() == tonic::Code::NotFound => None,
-        Err(s) => panic!("{s:?}"),
-    }
-}
-
-async fn sign_in(server: &Server, a: &SoftAuthenticator, flags: u8, count: u32, profile: &str) -> pb::Verdict {
-    let challenge = b"a sign-in challenge";
-    let item = pb::Assertion {
-        profile: profile.into(),
-        ..assertion("s", RP, &a.credential_id, challenge, a.assert(RP, ORIGIN, challenge, flags, count))
-    };
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await.unwrap();
-    r.into_inner().verdicts.remove(0)
 }
 
 /// A security key with a packed attestation from the configured root

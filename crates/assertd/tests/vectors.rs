@@ -57,6 +57,8 @@ fn case(v: &AssertionVector) -> Case {
             revoked: false,
             created_at_ms: 0,
             last_used_at_ms: None,
+            aaguid_vouched: false,
+            trust_anchor: String::new(),
         },
         cdj: AssertionVector::bytes(&v.client_data_json_b64url),
         ad: AssertionVector::bytes(&v.authenticator_data_b64url),

@@ -69,7 +69,7 @@ proptest! {
     fn verifier_failures_always_deny(p in profile(), c in context(), flags in any::<u8>(), be in any::<bool>(), att in any::<bool>(), code in 0usize..HARD.len()) {
         let mut v = verification(flags);
         v.failures.push(Finding::new(HARD[code], "x"));
-        let cred = CredentialFacts { backup_eligible: be, attested: att, aaguid: [0; 16], model_blocked: None };
+        let cred = CredentialFacts { backup_eligible: be, attested: att, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None };
         let r = evaluate(&p, &v, &cred, CounterCheck::NotChecked, &c);
         prop_assert_eq!(r.decision, Decision::Deny);
         prop_assert_eq!(r.risk_score, 100);

@@ -43,7 +43,7 @@ use schema::{MIGRATION_LOCK, MIGRATIONS};
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "assertd_credentials";
 
-const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms";
+const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor";
 
 /// The rows of the keys `$1` (rp ids) and `$2` (credential ids), locked in
 /// key order. Every statement that writes several credential rows locks
@@ -187,7 +187,7 @@ impl Failure for deadpool_postgres::PoolError {
 
 /// The values of [`COLUMNS`], in order, for an INSERT of `r` (`count`: its
 /// sign count as PostgreSQL's bigint).
-fn insert_params<'a>(r: &'a StoredCredential, count: &'a i64) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+fn insert_params<'a>(r: &'a StoredCredential, count: &'a i64) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 15] {
     [
         &r.rp_id,
         &r.credential_id,
@@ -202,6 +202,8 @@ fn insert_params<'a>(r: &'a StoredCredential, count: &'a i64) -> [&'a (dyn tokio
         &r.revoked,
         &r.created_at_ms,
         &r.last_used_at_ms,
+        &r.aaguid_vouched,
+        &r.trust_anchor,
     ]
 }
 
@@ -221,6 +223,8 @@ fn from_row(r: &Row) -> Result<StoredCredential, StoreError> {
         revoked: r.try_get(10).map_err(corrupt)?,
         created_at_ms: r.try_get(11).map_err(corrupt)?,
         last_used_at_ms: r.try_get(12).map_err(corrupt)?,
+        aaguid_vouched: r.try_get(13).map_err(corrupt)?,
+        trust_anchor: r.try_get(14).map_err(corrupt)?,
     })
 }
 
@@ -380,12 +384,13 @@ impl CredentialStore for PostgresStore {
 
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
         let sql = format!(
-            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (rp_id, credential_id) DO UPDATE SET
                user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
                sign_count = greatest(credentials.sign_count, excluded.sign_count),
                backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
+               aaguid_vouched = excluded.aaguid_vouched, trust_anchor = excluded.trust_anchor,
                revoked = credentials.revoked OR excluded.revoked
              RETURNING {COLUMNS}"
         );
@@ -417,7 +422,7 @@ impl CredentialStore for PostgresStore {
         self.with(async |c| {
             let s = c
                 .prepare_cached(&format!(
-                    "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                      ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
                 ))
                 .await
@@ -435,7 +440,8 @@ impl CredentialStore for PostgresStore {
                 .prepare_cached(&format!(
                     "WITH updated AS (
                        UPDATE credentials SET public_key_cose = $4, sign_count = greatest(sign_count, $5), backup_eligible = $6,
-                         backup_state = $7, aaguid = $8, attested = $9, transports = $10
+                         backup_state = $7, aaguid = $8, attested = $9, transports = $10, aaguid_vouched = $11,
+                         trust_anchor = $12
                        WHERE rp_id = $1 AND credential_id = $2 AND user_handle = $3 RETURNING {COLUMNS}
                      )
                      SELECT {COLUMNS}, true AS replaced FROM updated
@@ -460,6 +466,8 @@ impl CredentialStore for PostgresStore {
                         &r.aaguid,
                         &r.attested,
                         &r.transports,
+                        &r.aaguid_vouched,
+                        &r.trust_anchor,
                     ],
                 )
                 .await

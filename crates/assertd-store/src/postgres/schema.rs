@@ -101,6 +101,29 @@ END $$;
 CREATE TRIGGER user_risk_notify AFTER INSERT OR UPDATE OR DELETE ON user_risk
     FOR EACH ROW EXECUTE FUNCTION assertd_notify_user_risk();
 "#,
+    r#"
+-- Whether the attestation's root vouched for the AAGUID, and which root.
+-- Credentials stored before were vouched under the rule of their time (any
+-- root the chain reached): they keep `attested` as their vouching
+-- (docs/upgrades.md says how to review them). A change of either is told
+-- to every replica, as a change of `attested` is.
+ALTER TABLE credentials ADD COLUMN aaguid_vouched boolean NOT NULL DEFAULT false;
+ALTER TABLE credentials ADD COLUMN trust_anchor text NOT NULL DEFAULT '';
+UPDATE credentials SET aaguid_vouched = attested WHERE attested;
+DROP TRIGGER credentials_notify_update ON credentials;
+CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (
+        OLD.revoked IS DISTINCT FROM NEW.revoked OR
+        OLD.public_key_cose IS DISTINCT FROM NEW.public_key_cose OR
+        OLD.user_handle IS DISTINCT FROM NEW.user_handle OR
+        OLD.backup_eligible IS DISTINCT FROM NEW.backup_eligible OR
+        OLD.attested IS DISTINCT FROM NEW.attested OR
+        OLD.aaguid_vouched IS DISTINCT FROM NEW.aaguid_vouched OR
+        OLD.aaguid IS DISTINCT FROM NEW.aaguid OR
+        OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
+        OLD.credential_id IS DISTINCT FROM NEW.credential_id
+    ) EXECUTE FUNCTION assertd_notify_credential_change();
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").

@@ -205,6 +205,9 @@ pub struct Anchor {
     pub subject: String,
     /// Its subject, DER (as issuers name it).
     subject_der: Vec<u8>,
+    /// The certificate, DER (read by the fallback path for its path length
+    /// and name constraints).
+    der: Vec<u8>,
 }
 
 impl Anchor {
@@ -214,21 +217,38 @@ impl Anchor {
         let (subject, subject_der) = (parsed.subject().to_string(), parsed.subject().as_raw().to_vec());
         let cert = CertificateDer::from(der);
         let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| format!("not usable as a trust anchor: {e}"))?.to_owned();
-        Ok(Self { anchor, subject, subject_der })
+        Ok(Self { anchor, subject, subject_der, der: der.to_vec() })
     }
+
+    /// The same root: the same subject and public key.
+    pub fn same_as(&self, other: &Anchor) -> bool {
+        self.subject_der == other.subject_der && self.anchor.subject_public_key_info == other.anchor.subject_public_key_info
+    }
+}
+
+/// Which chains may take the x509-parser path when webpki refuses a
+/// critical extension it does not process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// None: webpki decides (every format but tpm, the metadata BLOB).
+    Never,
+    /// TPM AIK chains (Windows Hello marks certificatePolicies critical).
+    TpmAik,
 }
 
 /// Validates `chain` (the leaf first, then intermediates) up to one of
 /// `anchors` at `now` (Unix seconds); a certificate just outside its
-/// validity is accepted within `skew` seconds. Returns the anchor reached.
-pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew: u64) -> Result<&'a Anchor, String> {
+/// validity is accepted within `skew` seconds. Returns the position in
+/// `anchors` of the anchor reached.
+pub fn verify_chain(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64, fallback: Fallback) -> Result<usize, String> {
     let Some((leaf, rest)) = chain.split_first() else {
         return Err("empty certificate chain".into());
     };
+    let may_fall_back = fallback == Fallback::TpmAik && only_known_critical(chain);
     let leaf_der = CertificateDer::from(*leaf);
     let leaf = match EndEntityCert::try_from(&leaf_der) {
         Ok(l) => l,
-        Err(webpki::Error::UnsupportedCriticalExtension) if only_known_critical(chain) => {
+        Err(webpki::Error::UnsupportedCriticalExtension) if may_fall_back => {
             return verify_chain_x509(chain, anchors, now, skew);
         }
         Err(e) => return Err(format!("attestation certificate: {e:?}")),
@@ -246,8 +266,11 @@ pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew:
             None,
         )
         .map(|path| {
-            let reached = path.anchor().subject.as_ref().to_vec();
-            anchors.iter().position(|a| a.anchor.subject.as_ref() == reached.as_slice()).unwrap_or(0)
+            let reached = path.anchor();
+            anchors.iter().position(|a| {
+                a.anchor.subject.as_ref() == reached.subject.as_ref()
+                    && a.anchor.subject_public_key_info.as_ref() == reached.subject_public_key_info.as_ref()
+            })
         })
     };
     let result = match attempt(now) {
@@ -256,12 +279,13 @@ pub fn verify_chain<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew:
         other => other,
     };
     match result {
-        Ok(i) => anchors.get(i).copied().ok_or_else(|| "no trust anchor".into()),
+        Ok(Some(i)) => Ok(i),
+        Ok(None) => Err("no trust anchor".into()),
         Err(webpki::Error::UnknownIssuer) => Err("the chain does not reach a configured trust anchor".into()),
         // TPM AIK certificates (Windows Hello) mark certificatePolicies
         // critical, which webpki refuses to process: those chains are
         // validated with x509-parser (ring-backed signatures) instead.
-        Err(webpki::Error::UnsupportedCriticalExtension) if only_known_critical(chain) => verify_chain_x509(chain, anchors, now, skew),
+        Err(webpki::Error::UnsupportedCriticalExtension) if may_fall_back => verify_chain_x509(chain, anchors, now, skew),
         Err(e) => Err(format!("the certificate chain does not validate: {e:?}")),
     }
 }
@@ -284,36 +308,107 @@ fn only_known_critical(chain: &[&[u8]]) -> bool {
     })
 }
 
-/// Path validation for chains webpki will not process: each certificate
-/// within its validity (± `skew`), signed by the next (which must be a CA),
-/// the last signed by an anchor whose subject is its issuer. Signatures are
-/// checked by x509-parser's `verify` (ring).
-fn verify_chain_x509<'a>(chain: &[&[u8]], anchors: &[&'a Anchor], now: u64, skew: u64) -> Result<&'a Anchor, String> {
+/// Signature algorithms the fallback path accepts on certificates: SHA-2
+/// RSA (PKCS#1 v1.5 and PSS), ECDSA with SHA-256/384/512, Ed25519; never
+/// SHA-1 or MD5.
+const FALLBACK_SIGNATURES: [&str; 8] = [
+    "1.2.840.113549.1.1.11", // sha256WithRSAEncryption
+    "1.2.840.113549.1.1.12", // sha384WithRSAEncryption
+    "1.2.840.113549.1.1.13", // sha512WithRSAEncryption
+    "1.2.840.113549.1.1.10", // RSASSA-PSS
+    "1.2.840.10045.4.3.2",   // ecdsa-with-SHA256
+    "1.2.840.10045.4.3.3",   // ecdsa-with-SHA384
+    "1.2.840.10045.4.3.4",   // ecdsa-with-SHA512
+    "1.3.101.112",           // Ed25519
+];
+
+/// The certificate's key is strong enough: RSA of at least 2048 bits, EC on
+/// P-256 or P-384, or Ed25519 (what webpki's algorithms accept).
+fn strong_key(c: &X509Certificate<'_>) -> Result<(), String> {
+    use x509_parser::public_key::PublicKey as Pk;
+    let spki = c.public_key();
+    match spki.parsed() {
+        Ok(Pk::RSA(rsa)) if rsa.key_size() >= 2048 => Ok(()),
+        Ok(Pk::RSA(rsa)) => Err(format!("an RSA key of {} bits (2048 or more needed)", rsa.key_size())),
+        Ok(Pk::EC(_)) => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some(P256 | P384) => Ok(()),
+                other => Err(format!("an EC key on {other:?} (P-256 or P-384 needed)")),
+            }
+        }
+        _ if spki.algorithm.algorithm.to_id_string() == ED25519 => Ok(()),
+        _ => Err(format!("a {} key", spki.algorithm.algorithm.to_id_string())),
+    }
+}
+
+/// What a CA certificate (or the anchor) must say to issue: CA true, key
+/// usage keyCertSign, a path length that allows `below` CAs under it, and
+/// no name constraints (the fallback path does not apply them).
+fn may_issue(c: &X509Certificate<'_>, below: usize, what: &str) -> Result<(), String> {
+    let bc = c.basic_constraints().map_err(|e| format!("{what}: basic constraints: {e}"))?;
+    let Some(bc) = bc.filter(|b| b.value.ca) else {
+        return Err(format!("{what} is not a CA"));
+    };
+    if let Some(max) = bc.value.path_len_constraint
+        && usize::try_from(max).unwrap_or(usize::MAX) < below
+    {
+        return Err(format!("{what} allows {max} CA certificates under it, the chain has {below}"));
+    }
+    match c.key_usage().map_err(|e| format!("{what}: key usage: {e}"))? {
+        Some(ku) if ku.value.key_cert_sign() => {}
+        _ => return Err(format!("{what} lacks the key usage keyCertSign")),
+    }
+    if c.name_constraints().map_err(|e| format!("{what}: name constraints: {e}"))?.is_some() {
+        return Err(format!("{what} has name constraints, which this path does not apply"));
+    }
+    Ok(())
+}
+
+/// Path validation for TPM AIK chains webpki will not process (a critical
+/// certificatePolicies), as strict as webpki's on what matters here: each
+/// certificate within its validity (± `skew`), signed by the next with a
+/// SHA-2 (or Ed25519) signature, every key strong enough; each issuer a CA
+/// with keyCertSign whose path length allows the CAs under it and that has
+/// no name constraints; the last signed by an anchor whose subject is its
+/// issuer, held to the same. Signatures are checked by x509-parser's
+/// `verify` (ring).
+fn verify_chain_x509(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64) -> Result<usize, String> {
     let certs = chain.iter().map(|d| parse(d)).collect::<Result<Vec<_>, _>>()?;
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     let skew = i64::try_from(skew).unwrap_or(0);
+    // Algorithms and keys first: a weak key is named as such, not as a
+    // signature that does not verify.
+    for (i, c) in certs.iter().enumerate() {
+        let alg = c.signature_algorithm.algorithm.to_id_string();
+        if !FALLBACK_SIGNATURES.contains(&alg.as_str()) {
+            return Err(format!("certificate {i} of the chain is signed with {alg}, not a SHA-2 or Ed25519 signature"));
+        }
+        strong_key(c).map_err(|e| format!("certificate {i} of the chain has {e}"))?;
+    }
     for (i, c) in certs.iter().enumerate() {
         let v = c.validity();
         if now + skew < v.not_before.timestamp() || now - skew > v.not_after.timestamp() {
             return Err(format!("certificate {i} of the chain is outside its validity"));
         }
         if let Some(issuer) = certs.get(i + 1) {
-            let is_ca = issuer.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca);
-            if !is_ca || c.issuer() != issuer.subject() {
+            if c.issuer() != issuer.subject() {
                 return Err(format!("certificate {} of the chain is not the CA that issued certificate {i}", i + 1));
             }
+            // CAs under certificate i + 1: those between it and the leaf.
+            may_issue(issuer, i, &format!("certificate {} of the chain", i + 1))?;
             c.verify_signature(Some(issuer.public_key())).map_err(|e| format!("certificate {i} of the chain: signature: {e}"))?;
         }
     }
     let last = certs.last().ok_or("empty certificate chain")?;
-    for a in anchors {
+    for (i, a) in anchors.iter().enumerate() {
         if a.subject_der != last.issuer().as_raw() {
             continue;
         }
-        let spki_der = webpki::spki_for_anchor(&a.anchor);
-        let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der) else { continue };
-        if last.verify_signature(Some(&spki)).is_ok() {
-            return Ok(a);
+        let Ok(root) = parse(&a.der) else { continue };
+        if last.verify_signature(Some(root.public_key())).is_ok() {
+            may_issue(&root, certs.len() - 1, "the trust anchor")?;
+            return Ok(i);
         }
     }
     Err("the chain does not reach a configured trust anchor".into())

@@ -36,7 +36,14 @@ fn signed_bytes(input: &StatementInput<'_>) -> Vec<u8> {
 /// §8.7 `none`: the statement is the empty map.
 pub(super) fn none(map: &Map<'_>) -> Result<Statement> {
     map.only(&[]).map_err(|_| invalid("a none attestation statement must be empty"))?;
-    Ok(Statement { kind: AttestationType::None, x5c: Vec::new(), aaguid_vouched: false, sha1_signature: false })
+    Ok(Statement {
+        kind: AttestationType::None,
+        x5c: Vec::new(),
+        covers_aaguid: false,
+        aaguid_in_certificate: false,
+        sha1_signature: false,
+        untrusted: None,
+    })
 }
 
 /// The AAGUID certificate extension (id-fido-gen-ce-aaguid, §8.2.1).
@@ -55,10 +62,17 @@ pub(super) fn packed(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
             let leaf = cert::parse(x5c[0]).map_err(|e| invalid(format!("attestation certificate: {e}")))?;
             cert::verify_signature(&leaf, alg, &signed, sig).map_err(cert_signature)?;
             // §8.2.1 certificate requirements.
-            packed_certificate(&leaf, input.aaguid)?;
+            let aaguid_in_certificate = packed_certificate(&leaf, input.aaguid)?;
             // The type (Basic or AttCA) is not distinguishable from the
             // statement alone (§8.2, step "Optionally, inspect x5c").
-            Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: alg == -65535 })
+            Ok(Statement {
+                kind: AttestationType::Basic,
+                x5c: owned(&x5c),
+                covers_aaguid: true,
+                aaguid_in_certificate,
+                sha1_signature: alg == -65535,
+                untrusted: None,
+            })
         }
         None => {
             // §8.2 self attestation: alg matches the credential key's, sig
@@ -73,13 +87,21 @@ pub(super) fn packed(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
                 .key
                 .verify(&signed, sig)
                 .map_err(|_| invalid("the self attestation signature does not verify with the credential key"))?;
-            Ok(Statement { kind: AttestationType::SelfAttestation, x5c: Vec::new(), aaguid_vouched: true, sha1_signature: false })
+            Ok(Statement {
+                kind: AttestationType::SelfAttestation,
+                x5c: Vec::new(),
+                covers_aaguid: true,
+                aaguid_in_certificate: false,
+                sha1_signature: false,
+                untrusted: None,
+            })
         }
     }
 }
 
-/// §8.2.1 "Packed Attestation Statement Certificate Requirements".
-fn packed_certificate(leaf: &x509_parser::certificate::X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
+/// §8.2.1 "Packed Attestation Statement Certificate Requirements"; true
+/// when the certificate names the AAGUID.
+fn packed_certificate(leaf: &x509_parser::certificate::X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<bool> {
     if leaf.version() != X509Version::V3 {
         return Err(invalid("the attestation certificate is not X.509 version 3"));
     }
@@ -105,8 +127,8 @@ fn packed_certificate(leaf: &x509_parser::certificate::X509Certificate<'_>, aagu
 /// What packed (§8.2.1) and TPM (§8.3.1) attestation certificates share: not
 /// a CA, and the id-fido-gen-ce-aaguid extension, when present ("MUST be
 /// present" when the root serves several models), not critical and equal to
-/// the AAGUID in authenticatorData.
-pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
+/// the AAGUID in authenticatorData. True when the extension is present.
+pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<bool> {
     match leaf.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => return Err(invalid("the attestation certificate is a CA certificate")),
         Ok(_) => {}
@@ -120,8 +142,9 @@ pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate
         if got != aaguid.as_slice() {
             return Err(invalid("the attestation certificate's AAGUID differs from the authenticator data's"));
         }
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// §8.6 `fido-u2f`.
@@ -152,7 +175,14 @@ pub(super) fn fido_u2f(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stat
     cert::verify_signature(&leaf, -7, &data, sig).map_err(cert_signature)?;
     // U2F's signature does not cover the AAGUID (clients put zeros there):
     // a non-zero one is vouched for by nothing.
-    Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: input.aaguid == &[0; 16], sha1_signature: false })
+    Ok(Statement {
+        kind: AttestationType::Basic,
+        x5c: owned(&x5c),
+        covers_aaguid: input.aaguid == &[0; 16],
+        aaguid_in_certificate: false,
+        sha1_signature: false,
+        untrusted: None,
+    })
 }
 
 /// Apple's anonymous attestation nonce extension.
@@ -178,7 +208,14 @@ pub(super) fn apple(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stateme
     if input.key.ec_point() != Some(&spki[..]) {
         return Err(invalid("the credential public key differs from the credential certificate's key"));
     }
-    Ok(Statement { kind: AttestationType::AnonCa, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: false })
+    Ok(Statement {
+        kind: AttestationType::AnonCa,
+        x5c: owned(&x5c),
+        covers_aaguid: true,
+        aaguid_in_certificate: false,
+        sha1_signature: false,
+        untrusted: None,
+    })
 }
 
 /// The nonce in `SEQUENCE { [1] EXPLICIT OCTET STRING }`.
@@ -246,7 +283,14 @@ pub(super) fn android_key(map: &Map<'_>, input: &StatementInput<'_>) -> Result<S
     if !d.purposes.contains(&KM_PURPOSE_SIGN) {
         return Err(invalid("the key's purposes do not include signing (KM_PURPOSE_SIGN)"));
     }
-    Ok(Statement { kind: AttestationType::Basic, x5c: owned(&x5c), aaguid_vouched: true, sha1_signature: alg == -65535 })
+    Ok(Statement {
+        kind: AttestationType::Basic,
+        x5c: owned(&x5c),
+        covers_aaguid: true,
+        aaguid_in_certificate: false,
+        sha1_signature: alg == -65535,
+        untrusted: None,
+    })
 }
 
 /// What §8.4 reads from a KeyDescription.

@@ -93,6 +93,11 @@ impl AttestationObject {
     }
 }
 
+/// The most entries a map of the attestation object may hold: the object
+/// has 3 keys, the largest statement (tpm) 6. Checked before anything else,
+/// so a map of thousands of keys costs one comparison, not a search per key.
+pub const MAX_MAP_ENTRIES: usize = 8;
+
 /// A CBOR map with text keys, each at most once.
 pub(crate) struct Map<'v> {
     entries: &'v [(Value, Value)],
@@ -100,7 +105,11 @@ pub(crate) struct Map<'v> {
 }
 
 impl<'v> Map<'v> {
+    /// Checks the keys: at most [`MAX_MAP_ENTRIES`], all text, none twice.
     pub(crate) fn new(entries: &'v [(Value, Value)], what: &'static str) -> Result<Self, String> {
+        if entries.len() > MAX_MAP_ENTRIES {
+            return Err(format!("{what} has {} keys (at most {MAX_MAP_ENTRIES})", entries.len()));
+        }
         let mut keys: Vec<&str> = Vec::with_capacity(entries.len());
         for (k, _) in entries {
             let Value::Text(k) = k else {
@@ -195,11 +204,18 @@ pub struct Statement {
     /// The statement's signature (or nonce) covers the AAGUID in
     /// authenticator data, or the AAGUID is all zero (claims nothing);
     /// false for a non-zero AAGUID under fido-u2f, whose signature does not
-    /// cover it.
-    pub aaguid_vouched: bool,
+    /// cover it. Covering is not vouching: only the root the chain reaches
+    /// can vouch for a model (see [`vouches`]).
+    pub covers_aaguid: bool,
+    /// The attestation certificate carries the id-fido-gen-ce-aaguid
+    /// extension (§8.2.1), equal to the AAGUID in authenticator data.
+    pub aaguid_in_certificate: bool,
     /// The statement's signature uses SHA-1 (RS1): it verifies, but SHA-1
     /// no longer resists collisions, so the attestation is not trusted.
     pub sha1_signature: bool,
+    /// Why the statement, though it verified, cannot be trusted whatever
+    /// root its chain reaches (a TPM key that can leave the TPM).
+    pub untrusted: Option<String>,
 }
 
 /// Why a statement did not verify.
@@ -228,21 +244,29 @@ pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &Statemen
     }
 }
 
-/// Trust anchors for attestation, by statement format.
+/// Trust anchors for attestation, by statement format, each with the
+/// authenticator models (AAGUIDs) the operator bound to it.
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
-    anchors: Vec<(String, Anchor)>,
+    anchors: Vec<(String, Anchor, Vec<[u8; 16]>)>,
 }
 
 impl TrustAnchors {
-    /// Adds a root for one format.
+    /// Adds a root for one format that vouches for no model: a chain that
+    /// reaches it is "attested by this root", never a model.
     pub fn add(&mut self, format: &str, anchor: Anchor) {
-        self.anchors.push((format.to_owned(), anchor));
+        self.add_bound(format, anchor, Vec::new());
     }
 
-    /// The roots for a format.
-    pub fn for_format(&self, format: &str) -> Vec<&Anchor> {
-        self.anchors.iter().filter(|(f, _)| f == format).map(|(_, a)| a).collect()
+    /// Adds a root for one format that vouches for the models `aaguids`
+    /// (`[[attestation_roots]] aaguids`).
+    pub fn add_bound(&mut self, format: &str, anchor: Anchor, aaguids: Vec<[u8; 16]>) {
+        self.anchors.push((format.to_owned(), anchor, aaguids));
+    }
+
+    /// The roots for a format, each with whether it vouches for `aaguid`.
+    pub fn for_format(&self, format: &str, aaguid: &[u8; 16]) -> Vec<(&Anchor, bool)> {
+        self.anchors.iter().filter(|(f, ..)| f == format).map(|(_, a, bound)| (a, bound.contains(aaguid))).collect()
     }
 
     /// How many roots there are.
@@ -259,11 +283,13 @@ impl TrustAnchors {
 /// Whether a verified statement is trustworthy (§7.1 step 24).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trust {
-    /// The trust path reached an anchor, and the statement vouches for the
+    /// The trust path reached an anchor and the statement covers the
     /// AAGUID: only then may the credential be stored as attested.
     pub trusted: bool,
     /// The anchor's subject, when trusted.
     pub anchor: Option<String>,
+    /// The position in `anchors` of the anchor reached, when trusted.
+    pub reached: Option<usize>,
     /// Why not, when not trusted.
     pub why_not: Option<String>,
 }
@@ -273,7 +299,7 @@ pub struct Trust {
 /// seconds, certificates accepted within `skew` seconds of their validity).
 /// A SHA-1 statement signature is trusted only with `allow_sha1`.
 pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, allow_sha1: bool) -> Trust {
-    let untrusted = |why: String| Trust { trusted: false, anchor: None, why_not: Some(why) };
+    let untrusted = |why: String| Trust { trusted: false, anchor: None, reached: None, why_not: Some(why) };
     match statement.kind {
         AttestationType::None => return untrusted("no attestation (format none)".into()),
         AttestationType::SelfAttestation => return untrusted("self attestation has no trust path".into()),
@@ -283,12 +309,43 @@ pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, a
         return untrusted("no trust anchor is configured for this format or authenticator".into());
     }
     let chain: Vec<&[u8]> = statement.x5c.iter().map(Vec::as_slice).collect();
-    match cert::verify_chain(&chain, anchors, now, skew) {
+    // Only TPM AIK chains may take the fallback path (§8.3.1 certificates
+    // mark certificatePolicies critical).
+    let fallback = if statement.kind == AttestationType::AttCa { cert::Fallback::TpmAik } else { cert::Fallback::Never };
+    match cert::verify_chain(&chain, anchors, now, skew, fallback) {
         Ok(_) if statement.sha1_signature && !allow_sha1 => {
             untrusted("the statement is signed with SHA-1 (RS1), not trusted unless registration.insecure_allow_sha1_attestation".into())
         }
-        Ok(_) if !statement.aaguid_vouched => untrusted("the statement does not cover the non-zero AAGUID (fido-u2f)".into()),
-        Ok(a) => Trust { trusted: true, anchor: Some(a.subject.clone()), why_not: None },
+        Ok(_) if statement.untrusted.is_some() => untrusted(statement.untrusted.clone().unwrap_or_default()),
+        Ok(_) if !statement.covers_aaguid => untrusted("the statement does not cover the non-zero AAGUID (fido-u2f)".into()),
+        Ok(i) => Trust { trusted: true, anchor: anchors.get(i).map(|a| a.subject.clone()), reached: Some(i), why_not: None },
         Err(e) => untrusted(e),
     }
+}
+
+/// Whether a trusted statement vouches for its AAGUID (the model the
+/// credential claims): the chain reached an anchor that vouches for that
+/// AAGUID (`candidates`: each anchor offered, with whether the FIDO
+/// metadata lists it for the AAGUID or the operator bound it to it), the
+/// statement covers the AAGUID, and the AAGUID is not all zero. Under
+/// packed and tpm, a root the metadata lists for several models
+/// (`shared_root` says which) vouches only when the certificate names the
+/// AAGUID, as §8.2.1 requires of such roots ("MUST be present"). Anything
+/// else is "attested by this root", never a model.
+pub fn vouches(
+    fmt: &str,
+    statement: &Statement,
+    trust: &Trust,
+    candidates: &[(&Anchor, bool)],
+    aaguid: &[u8; 16],
+    shared_root: impl Fn(&Anchor) -> bool,
+) -> bool {
+    let Some(reached) = trust.reached.and_then(|i| candidates.get(i)).map(|(a, _)| *a) else { return false };
+    if !(trust.trusted && statement.covers_aaguid && *aaguid != [0; 16]) {
+        return false;
+    }
+    if !candidates.iter().any(|(a, v)| *v && a.same_as(reached)) {
+        return false;
+    }
+    statement.aaguid_in_certificate || !matches!(fmt, "packed" | "tpm") || !shared_root(reached)
 }

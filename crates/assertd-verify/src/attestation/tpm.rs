@@ -64,21 +64,29 @@ enum TpmKey<'a> {
     Ecc { curve: u16, x: &'a [u8], y: &'a [u8] },
 }
 
+/// TPMA_OBJECT bits (TPM 2.0 Part 2, "TPMA_OBJECT (Object Attributes)"):
+/// fixedTPM (bit 1: the object cannot be duplicated out of this TPM),
+/// fixedParent (bit 4: nor re-parented), sensitiveDataOrigin (bit 5: the
+/// TPM generated its private part). All three: the key never left the TPM.
+const FIXED_TPM: u32 = 1 << 1;
+const FIXED_PARENT: u32 = 1 << 4;
+const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+
 /// TPMT_PUBLIC: type, nameAlg, objectAttributes, authPolicy, parameters,
 /// unique. The symmetric and scheme fields carry details when they are not
 /// TPM_ALG_NULL (TPM 2.0 Part 2, 12.2.3.5); some stacks (and test suites)
 /// write the algorithm alone, so that layout is read when the first one
 /// does not fill the bytes exactly. Either way the key must then equal the
 /// credential key, and the bytes hash to the name the TPM signed.
-fn pub_area(bytes: &[u8]) -> Result<TpmKey<'_>> {
+fn pub_area(bytes: &[u8]) -> Result<(TpmKey<'_>, u32)> {
     pub_area_layout(bytes, true).or_else(|_| pub_area_layout(bytes, false))
 }
 
-fn pub_area_layout(bytes: &[u8], details: bool) -> Result<TpmKey<'_>> {
+fn pub_area_layout(bytes: &[u8], details: bool) -> Result<(TpmKey<'_>, u32)> {
     let mut r = Reader { buf: bytes, what: "pubArea" };
     let ty = r.u16()?;
     let _name_alg = r.u16()?;
-    let _attributes = r.u32()?;
+    let attributes = r.u32()?;
     let _auth_policy = r.sized()?;
     // symmetric (TPMT_SYM_DEF_OBJECT) and scheme: an algorithm, with details
     // unless it is TPM_ALG_NULL.
@@ -110,7 +118,7 @@ fn pub_area_layout(bytes: &[u8], details: bool) -> Result<TpmKey<'_>> {
         other => return Err(invalid(format!("pubArea type {other:#06x} is neither RSA nor ECC"))),
     };
     r.done()?;
-    Ok(key)
+    Ok((key, attributes))
 }
 
 /// What §8.3 reads from TPMS_ATTEST: extraData and the attested name.
@@ -167,7 +175,7 @@ const OID_TPM_MODEL: &str = "2.23.133.2.2";
 const OID_TPM_VERSION: &str = "2.23.133.2.3";
 
 /// §8.3.1 "TPM Attestation Statement Certificate Requirements".
-fn aik_certificate(aik: &X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<()> {
+fn aik_certificate(aik: &X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<bool> {
     if aik.version() != X509Version::V3 {
         return Err(invalid("the AIK certificate is not X.509 version 3"));
     }
@@ -212,7 +220,8 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
 
     // "Verify that the public key specified by the parameters and unique
     // fields of pubArea is identical to the credentialPublicKey".
-    let same = match (pub_area(pub_area_bytes)?, input.key.algorithm()) {
+    let (tpm_key, attributes) = pub_area(pub_area_bytes)?;
+    let same = match (tpm_key, input.key.algorithm()) {
         (TpmKey::Rsa { n, exponent }, Algorithm::Rs256 | Algorithm::Ps256 | Algorithm::Rs1) => {
             input.key.rsa_components().is_some_and(|(kn, ke)| strip_zeros(n) == kn && strip_zeros(&exponent.to_be_bytes()) == ke)
         }
@@ -256,11 +265,16 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
     // attestation public key in aikCert with the algorithm specified in alg."
     let aik = cert::parse(x5c[0]).map_err(|e| invalid(format!("AIK certificate: {e}")))?;
     cert::verify_signature(&aik, alg, cert_info_bytes, sig).map_err(cert_signature)?;
-    aik_certificate(&aik, input.aaguid)?;
+    let aaguid_in_certificate = aik_certificate(&aik, input.aaguid)?;
     Ok(Statement {
         kind: AttestationType::AttCa,
         x5c: x5c.iter().map(|c| c.to_vec()).collect(),
-        aaguid_vouched: true,
+        covers_aaguid: true,
+        aaguid_in_certificate,
+        // assertd rule: a TPM attests a device-bound key only when the key
+        // cannot leave it.
+        untrusted: (attributes & (FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN) != FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN)
+            .then(|| format!("pubArea's objectAttributes {attributes:#010x} do not say the key cannot leave the TPM (fixedTPM, fixedParent, sensitiveDataOrigin)")),
         sha1_signature: alg == -65535,
     })
 }

@@ -4,8 +4,9 @@
 //!
 //! ```toml
 //! [[attestation_roots]]
-//! format = "apple"                      # the statement format it anchors
-//! file = "/etc/assertd/roots/apple-webauthn-root.pem"   # PEM, one or more certificates
+//! format = "packed"                     # the statement format it anchors
+//! file = "/etc/assertd/roots/vendor-root.pem"   # PEM, one or more certificates
+//! aaguids = ["cb69481e-8ff7-4039-93ec-0a2729a154a8"]  # the models it vouches for
 //!
 //! [registration]
 //! certificate_skew_seconds = 300        # validity slack for attestation certificates
@@ -14,6 +15,12 @@
 //!
 //! Files are read when the config is compiled (start, reload, `config
 //! check`): a missing, empty or unusable file is refused, named by key.
+//!
+//! A root vouches for the authenticator models listed in its `aaguids` and
+//! for no other: a chain that reaches a root without `aaguids` makes the
+//! credential attested ("attested by this root"), never a model, so it does
+//! not satisfy an AAGUID allow list or `minimum_certification`. The FIDO
+//! metadata's roots vouch for the AAGUIDs the metadata lists them under.
 
 use super::Invalid;
 use assertd_verify::attestation::{Anchor, TrustAnchors};
@@ -33,6 +40,10 @@ pub struct AttestationRootConfig {
     pub format: String,
     /// A PEM file of one or more root certificates.
     pub file: PathBuf,
+    /// The authenticator models (AAGUIDs, UUID strings) these roots vouch
+    /// for; none by default.
+    #[serde(default)]
+    pub aaguids: Vec<String>,
 }
 
 /// `[registration]`.
@@ -84,12 +95,20 @@ pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSecti
         if !ROOT_FORMATS.contains(&r.format.as_str()) {
             return Err(Invalid::new(key("format"), format!("{:?} is not one of {}", r.format, ROOT_FORMATS.join(", "))));
         }
+        let aaguids = r
+            .aaguids
+            .iter()
+            .map(|a| match super::parse_uuid(a) {
+                Some(u) if u != [0; 16] => Ok(u),
+                _ => Err(Invalid::new(key("aaguids"), format!("{a:?} is not a non-zero UUID"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let pem = std::fs::read(&r.file).map_err(|e| Invalid::new(key("file"), format!("cannot read {}: {e}", r.file.display())))?;
         let mut n = 0;
         for der in CertificateDer::pem_slice_iter(&pem) {
             let der = der.map_err(|e| Invalid::new(key("file"), format!("{}: not PEM certificates: {e}", r.file.display())))?;
             let anchor = Anchor::from_der(&der).map_err(|e| Invalid::new(key("file"), format!("{}: {e}", r.file.display())))?;
-            anchors.add(&r.format, anchor);
+            anchors.add_bound(&r.format, anchor, aaguids.clone());
             n += 1;
         }
         if n == 0 {

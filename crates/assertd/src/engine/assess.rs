@@ -103,7 +103,13 @@ pub fn judge(
                 .filter(|_| c.attested)
                 .and_then(|m| m.model(&c.aaguid)?.blocked.as_deref())
                 .map(|s| BLOCKING.iter().find(|b| **b == s).copied().unwrap_or("a blocking status"));
-            let facts = CredentialFacts { backup_eligible: c.backup_eligible, attested: c.attested, aaguid: c.aaguid, model_blocked };
+            let facts = CredentialFacts {
+                backup_eligible: c.backup_eligible,
+                attested: c.attested,
+                aaguid: c.aaguid,
+                aaguid_vouched: c.aaguid_vouched,
+                model_blocked,
+            };
             evaluate(profile, v, &facts, counter, ctx)
         }
         Err(verdict) => verdict,

@@ -285,7 +285,10 @@ impl Engine {
                         // The flag of the credential's user, as this replica
                         // knows it now.
                         context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
-                        v.issued_challenge
+                        // Only a signature by the credential uses up a
+                        // challenge: a forged assertion that carries one
+                        // must not cancel the genuine sign-in.
+                        v.issued_challenge.filter(|_| v.signature_verified())
                     }
                     _ => None,
                 };
@@ -324,7 +327,8 @@ impl Engine {
     }
 
     /// Single use of server-issued challenges: every final (not retryable)
-    /// verdict on an item whose challenge opened records the use, in one
+    /// verdict on an item whose challenge opened and whose signature
+    /// verified records the use, in one
     /// store round trip for the batch. A challenge used before, here or on
     /// another replica, turns the verdict into a deny with
     /// `CHALLENGE_REPLAYED`; if the store cannot record the uses, those

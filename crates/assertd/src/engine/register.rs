@@ -144,7 +144,11 @@ impl Engine {
             let t = TrustInput { anchors: &trust.anchors, metadata: mds, now, skew: trust.skew_seconds, allow_sha1: trust.allow_sha1 };
             let mut registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
             let model = registration.credential.as_ref().and_then(|c| mds?.model(&c.aaguid));
-            if let (Some(a), Some(m)) = (registration.attestation.as_mut(), model) {
+            // The model's name and certification only for a vouched AAGUID:
+            // a claim names nothing.
+            if let (Some(a), Some(m)) = (registration.attestation.as_mut(), model)
+                && a.aaguid_vouched
+            {
                 a.authenticator_name = Some(m.description.clone());
                 a.certification_status = m.certification.clone();
             }
@@ -208,8 +212,9 @@ impl Engine {
 }
 
 /// The record a registration would store: `attested` only for a trusted
-/// attestation (the AAGUID is kept either way; untrusted, it never
-/// satisfies an allow list).
+/// attestation, `aaguid_vouched` only when its root vouched for the model
+/// (the AAGUID is kept either way; unvouched, it never satisfies an allow
+/// list), and the root reached.
 fn record(r: &RegistrationRequest, reg: &Registration) -> Option<StoredCredential> {
     let c = reg.credential.as_ref()?;
     let flags = reg.authenticator?.flags;
@@ -223,6 +228,13 @@ fn record(r: &RegistrationRequest, reg: &Registration) -> Option<StoredCredentia
         backup_state: flags.backup_state(),
         aaguid: c.aaguid.to_vec(),
         attested: reg.attestation.as_ref().is_some_and(|a| a.trusted),
+        aaguid_vouched: reg.attestation.as_ref().is_some_and(|a| a.trusted && a.aaguid_vouched),
+        trust_anchor: reg
+            .attestation
+            .as_ref()
+            .and_then(|a| a.trust_anchor.as_deref())
+            .map(|s| assertd_verify::truncate_to(s, assertd_store::MAX_TRUST_ANCHOR_LEN).to_owned())
+            .unwrap_or_default(),
         transports: r.transports.clone(),
         revoked: false,
         created_at_ms: now_ms(),

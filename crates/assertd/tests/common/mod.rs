@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tonic::transport::Channel;
 
+pub mod ceremony;
+
 pub const RP: &str = "login.example.com";
 pub const ORIGIN: &str = "https://login.example.com";
 /// An RP that requires user verification.
