@@ -76,12 +76,12 @@ CREATE TABLE user_risk (
 "#,
     // Whether the attestation's root vouched for the AAGUID, and which root.
     // Credentials stored before were vouched under the rule of their time
-    // (any root the chain reached): they keep `attested` as their vouching
+    // (any root the chain reached): attested ones with a non-zero AAGUID stay vouched
     // (docs/upgrades.md says how to review them).
     r#"
 ALTER TABLE credentials ADD COLUMN aaguid_vouched INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE credentials ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT '';
-UPDATE credentials SET aaguid_vouched = attested;
+UPDATE credentials SET aaguid_vouched = 1 WHERE attested AND length(aaguid) = 16 AND aaguid <> zeroblob(16);
 "#,
 ];
 

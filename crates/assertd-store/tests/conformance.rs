@@ -859,7 +859,20 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     c.execute_batch(&undo_sql(0)).unwrap();
     let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, 1);
+    // Attested records from before vouched AAGUIDs: the one with a model
+    // stays vouched, the one with a zero AAGUID (fido-u2f) cannot be.
+    for (id, aaguid) in [(&b"m"[..], [7u8; 16]), (b"z", [0; 16])] {
+        c.execute(
+            "INSERT INTO credentials (rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state,
+               aaguid, attested, transports, revoked, created_at_ms) VALUES ('rp', ?1, X'75', X'01', 0, 0, 0, ?2, 1, '', 0, 0)",
+            rusqlite::params![id, aaguid.to_vec()],
+        )
+        .unwrap();
+    }
     drop(c);
     let s = SqliteStore::open(dir.path()).unwrap();
+    let vouched = |r: Option<assertd_store::StoredCredential>| r.map(|r| (r.aaguid_vouched, r.trust_anchor));
+    assert_eq!(vouched(s.get("rp", b"m").await.unwrap()), Some((true, String::new())));
+    assert_eq!(vouched(s.get("rp", b"z").await.unwrap()), Some((false, String::new())));
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 }

@@ -104,12 +104,13 @@ CREATE TRIGGER user_risk_notify AFTER INSERT OR UPDATE OR DELETE ON user_risk
     r#"
 -- Whether the attestation's root vouched for the AAGUID, and which root.
 -- Credentials stored before were vouched under the rule of their time (any
--- root the chain reached): they keep `attested` as their vouching
+-- root the chain reached): attested ones with a non-zero AAGUID stay vouched
 -- (docs/upgrades.md says how to review them). A change of either is told
 -- to every replica, as a change of `attested` is.
 ALTER TABLE credentials ADD COLUMN aaguid_vouched boolean NOT NULL DEFAULT false;
 ALTER TABLE credentials ADD COLUMN trust_anchor text NOT NULL DEFAULT '';
-UPDATE credentials SET aaguid_vouched = attested WHERE attested;
+UPDATE credentials SET aaguid_vouched = true
+    WHERE attested AND length(aaguid) = 16 AND aaguid <> '\x00000000000000000000000000000000'::bytea;
 DROP TRIGGER credentials_notify_update ON credentials;
 CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
     FOR EACH ROW WHEN (
