@@ -400,11 +400,7 @@ format = "payload"
     let next = dir.path().join("mds.json.new");
     std::fs::write(&next, payload(&ca, "ATTESTATION_KEY_COMPROMISE").replace("\"no\":42", "\"no\":43")).unwrap();
     std::fs::rename(&next, &mds).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !server.scrape().contains("assertd_metadata_number 43") {
-        assert!(std::time::Instant::now() < deadline, "the new metadata file was not picked up");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    server.wait_for_metric("assertd_metadata_number 43").await;
     let v = sign_in(&server, &key, UV, 2, "certified").await;
     assert_eq!((v.decision(), codes(&v)), (Decision::Deny, vec![ReasonCode::AuthenticatorStatusRevoked]));
     let record = stored(&server, &key).await.unwrap();

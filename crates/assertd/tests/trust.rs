@@ -232,16 +232,6 @@ async fn an_older_metadata_file_does_not_lift_a_revocation() {
     write(42, "UPDATE_AVAILABLE");
     let extra = format!("[metadata]\npath = \"{}\"\nformat = \"payload\"\n", mds.display());
     let server = Server::start(&format!("config_watch_interval_seconds = 1\n{}", config("", &extra)));
-    let wait_for = |what: &'static str| {
-        let server = &server;
-        async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-            while !server.scrape().contains(what) {
-                assert!(std::time::Instant::now() < deadline, "never saw {what}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    };
     let challenge = b"a registration challenge";
     let key = SoftAuthenticator::new(Alg::Es256);
     let cert = yubico.attestation(YUBIKEY, true);
@@ -251,13 +241,13 @@ async fn an_older_metadata_file_does_not_lift_a_revocation() {
 
     // no=43 revokes the model.
     write(43, "REVOKED");
-    wait_for("assertd_metadata_number 43").await;
+    server.wait_for_metric("assertd_metadata_number 43").await;
     let v = sign_in(&server, &key, UV, 2, "tier0").await;
     assert_eq!(codes(&v), vec![ReasonCode::AuthenticatorStatusRevoked]);
 
     // The older, validly formed no=42 renamed over it: refused.
     write(42, "UPDATE_AVAILABLE");
-    wait_for(r#"assertd_metadata_refused_total{reason="older_serial"}"#).await;
+    server.wait_for_metric(r#"assertd_metadata_refused_total{reason="older_serial"}"#).await;
     let v = sign_in(&server, &key, UV, 3, "tier0").await;
     assert_eq!(codes(&v), vec![ReasonCode::AuthenticatorStatusRevoked]);
     assert!(server.scrape().contains("assertd_metadata_number 43"));

@@ -35,6 +35,7 @@
 
 pub mod admission;
 pub mod assess;
+mod challenges;
 pub mod counters;
 mod credentials;
 pub mod fields;
@@ -55,7 +56,7 @@ use crate::config::{IssuedChallenges, Limits, Policy};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
-use assertd_store::{CachedCredential, ChallengeUse, KeyCache, StoreError, UserRisk};
+use assertd_store::{CachedCredential, KeyCache, StoreError, UserRisk};
 use assertd_verify::AuthenticatorFacts;
 use futures_util::future::join_all;
 use journal::Journal;
@@ -107,17 +108,17 @@ pub struct Checked {
 }
 
 /// One item after policy, before its outcome: what `decide` still needs.
-struct Judged {
-    request: AssertionRequest,
-    verdict: Verdict,
-    authenticator: Option<AuthenticatorFacts>,
-    credential: Option<Arc<CachedCredential>>,
+pub(super) struct Judged {
+    pub(super) request: AssertionRequest,
+    pub(super) verdict: Verdict,
+    pub(super) authenticator: Option<AuthenticatorFacts>,
+    pub(super) credential: Option<Arc<CachedCredential>>,
     /// The profile accepts the BE upgrade the item reports.
-    upgrade: bool,
+    pub(super) upgrade: bool,
     /// The server-issued challenge it used, when that opened.
-    issued: Option<assertd_verify::Opened>,
+    pub(super) issued: Option<assertd_verify::Opened>,
     /// Its counter write stored the use's `last_used_at` already.
-    use_recorded: bool,
+    pub(super) use_recorded: bool,
 }
 
 /// Now, in Unix milliseconds.
@@ -324,64 +325,6 @@ impl Engine {
             self.record_upgrades(upgrades).await;
         }
         outcomes
-    }
-
-    /// Single use of server-issued challenges: every final (not retryable)
-    /// verdict on an item whose challenge opened and whose signature
-    /// verified records the use, in one
-    /// store round trip for the batch. A challenge used before, here or on
-    /// another replica, turns the verdict into a deny with
-    /// `CHALLENGE_REPLAYED`; if the store cannot record the uses, those
-    /// verdicts become retryable (`STORE_UNAVAILABLE`) and nothing is used
-    /// up.
-    async fn use_challenges(&self, issued: &IssuedChallenges, judged: &mut [Judged]) {
-        let mut slots = Vec::new();
-        let mut uses = Vec::new();
-        for (i, j) in judged.iter().enumerate() {
-            let Some(opened) = j.issued else { continue };
-            if j.verdict.retryable {
-                continue;
-            }
-            let keep_until = opened.expires_at.saturating_add(issued.clock_skew_seconds).saturating_add(1);
-            slots.push(i);
-            uses.push(ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) });
-        }
-        if uses.is_empty() {
-            return;
-        }
-        let n = uses.len();
-        let started = std::time::Instant::now();
-        let answer = self.cache.store().consume_challenges(uses.into()).await;
-        telemetry::store_duration("consume_challenges", started.elapsed());
-        match answer {
-            Ok(fresh) if fresh.len() == n => {
-                for (i, fresh) in slots.into_iter().zip(fresh) {
-                    if !fresh {
-                        let j = &mut judged[i];
-                        let mut reasons =
-                            if j.verdict.decision == Decision::Deny { std::mem::take(&mut j.verdict.reasons) } else { Vec::new() };
-                        reasons.push(assertd_policy::Finding::new(
-                            ReasonCode::ChallengeReplayed,
-                            "the issued challenge was already used: a replayed assertion",
-                        ));
-                        reasons.sort_by_key(|f| f.code.severity());
-                        j.verdict = Verdict::deny(reasons);
-                        j.credential = None;
-                    }
-                }
-            }
-            other => {
-                if let Err(e) = &other {
-                    tracing::warn!(error = %e, "recording the use of issued challenges failed");
-                }
-                telemetry::store_error("consume_challenges");
-                for i in slots {
-                    let j = &mut judged[i];
-                    j.verdict = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
-                    j.credential = None;
-                }
-            }
-        }
     }
 
     /// Flags a user at risk: stored, then in force on this replica at once

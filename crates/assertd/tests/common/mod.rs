@@ -111,6 +111,15 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// Waits (up to 15 s) until the metrics contain `what`.
+    pub async fn wait_for_metric(&self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !self.scrape().contains(what) {
+            assert!(std::time::Instant::now() < deadline, "the metrics never showed {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Fetches /metrics.
     pub fn scrape(&self) -> String {
         use std::io::{Read, Write};
