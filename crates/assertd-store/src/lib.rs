@@ -191,6 +191,17 @@ pub struct ChallengeUse {
     pub keep_until_ms: i64,
 }
 
+/// What [`CredentialStore::create_with_challenge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// Stored, and the challenge's use recorded.
+    Created(Box<StoredCredential>),
+    /// The id exists: nothing stored; the challenge's use recorded.
+    AlreadyRegistered,
+    /// The challenge was used before: nothing written.
+    ChallengeReplayed,
+}
+
 /// Where credentials live. Every backend behaves the same: the conformance
 /// tests run against each.
 #[async_trait]
@@ -230,7 +241,22 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// `last_used_at` on credentials whose count is written. It never
     /// changes BE: an accepted upgrade is recorded after policy, by
     /// [`CredentialStore::set_backup_eligible`].
-    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError>;
+    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+        Ok(self.settle_sign_ins(updates, Vec::new().into(), now_ms).await?.0)
+    }
+
+    /// One batch of sign-ins, in one transaction: the sign counts as
+    /// [`CredentialStore::advance_sign_counts`] and the challenge uses as
+    /// [`CredentialStore::consume_challenges`], both or neither. An error
+    /// means nothing was written, so a retryable verdict has changed
+    /// nothing (no count a retry would find "regressed", no challenge it
+    /// would find "replayed").
+    async fn settle_sign_ins(
+        &self,
+        updates: std::sync::Arc<[CounterUpdate]>,
+        uses: std::sync::Arc<[ChallengeUse]>,
+        now_ms: i64,
+    ) -> Result<(Vec<CounterResult>, Vec<bool>), StoreError>;
 
     /// Records BE = true on these credentials (an upgrade a profile accepted
     /// and a verdict allowed; revoked credentials are left alone).
@@ -248,10 +274,24 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// trip: `true` for a use that is the first of its id (it is recorded),
     /// `false` for a replay (recorded before, by any replica, or earlier in
     /// `uses`). Durable when it answers.
-    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError>;
+    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
+        Ok(self.settle_sign_ins(Vec::new().into(), uses, 0).await?.1)
+    }
 
-    /// Forgets challenge uses kept until before `now_ms`; how many.
-    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError>;
+    /// Stores the credential of a registration that carried a server-issued
+    /// challenge and records the challenge's use, in one transaction: a
+    /// replayed challenge writes nothing ([`Registered::ChallengeReplayed`]);
+    /// an id already registered keeps the use recorded (the ceremony
+    /// reached a final verdict) and writes no credential
+    /// ([`Registered::AlreadyRegistered`]); an error wrote nothing.
+    async fn create_with_challenge(&self, record: StoredCredential, challenge: ChallengeUse) -> Result<Registered, StoreError>;
+
+    /// Forgets challenge uses kept until more than `margin_ms` before now:
+    /// before `now_ms` (the caller's clock) and, where the store has a
+    /// clock of its own (PostgreSQL), before that clock too, so one
+    /// replica's clock running ahead cannot cut the records short. How
+    /// many it forgot.
+    async fn prune_challenges(&self, now_ms: i64, margin_ms: i64) -> Result<u64, StoreError>;
 
     /// Flags a user at risk (replacing an earlier flag of the same user).
     async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError>;

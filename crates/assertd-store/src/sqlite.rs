@@ -17,7 +17,10 @@
 //!   read the last commit while the writer writes.
 
 use crate::counters;
-use crate::{ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, UserRisk, UserRiskLevel};
+use crate::{
+    ChallengeUse, CounterResult, CounterUpdate, CredentialStore, Registered, Replaced, StoreError, StoredCredential, UserRisk,
+    UserRiskLevel,
+};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -339,6 +342,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(unavailable)
 }
 
+/// Inserts a credential unless its id exists; the row as stored.
+fn insert_new(c: &Connection, r: &StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
+    c.prepare_cached(&format!(
+        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .and_then(|mut s| s.query_row(rusqlite::params_from_iter(insert_params(r)), from_row).optional())
+    .map_err(unavailable)
+}
+
+/// Records challenge uses: true for each first use of its id.
+fn insert_uses(c: &Connection, uses: &[ChallengeUse]) -> Result<Vec<bool>, StoreError> {
+    let mut s = c
+        .prepare_cached("INSERT INTO consumed_challenges (id, keep_until_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+        .map_err(unavailable)?;
+    uses.iter().map(|u| s.execute(params![&u.id[..], u.keep_until_ms]).map(|n| n == 1).map_err(unavailable)).collect()
+}
+
 fn get_one(conn: &Connection, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND credential_id = ?2"))
         .and_then(|mut s| s.query_row(params![rp_id, credential_id], from_row).optional())
@@ -380,15 +401,7 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
-        self.write(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
-            ))
-            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(insert_params(&r)), from_row).optional())
-            .map_err(unavailable)
-        })
-        .await
+        self.write(move |c| insert_new(c, &r)).await
     }
 
     async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
@@ -505,23 +518,22 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
-    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
-        if uses.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn create_with_challenge(&self, r: StoredCredential, challenge: ChallengeUse) -> Result<Registered, StoreError> {
+        // One job: one savepoint, so both writes or neither.
         self.write(move |c| {
-            let mut s = c
-                .prepare_cached("INSERT INTO consumed_challenges (id, keep_until_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
-                .map_err(unavailable)?;
-            uses.iter().map(|u| s.execute(params![&u.id[..], u.keep_until_ms]).map(|n| n == 1).map_err(unavailable)).collect()
+            if !insert_uses(c, &[challenge])?[0] {
+                return Ok(Registered::ChallengeReplayed);
+            }
+            Ok(insert_new(c, &r)?.map_or(Registered::AlreadyRegistered, |c| Registered::Created(Box::new(c))))
         })
         .await
     }
 
-    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
+    async fn prune_challenges(&self, now_ms: i64, margin_ms: i64) -> Result<u64, StoreError> {
+        // One host, one clock: the margin is what a skewed caller gets.
         self.write(move |c| {
             c.prepare_cached("DELETE FROM consumed_challenges WHERE keep_until_ms < ?1")
-                .and_then(|mut s| s.execute([now_ms]))
+                .and_then(|mut s| s.execute([now_ms.saturating_sub(margin_ms)]))
                 .map(|n| n as u64)
                 .map_err(unavailable)
         })
@@ -615,9 +627,14 @@ impl CredentialStore for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)).await
     }
 
-    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
+    async fn settle_sign_ins(
+        &self,
+        updates: std::sync::Arc<[CounterUpdate]>,
+        uses: std::sync::Arc<[ChallengeUse]>,
+        now_ms: i64,
+    ) -> Result<(Vec<CounterResult>, Vec<bool>), StoreError> {
+        if updates.is_empty() && uses.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         self.write(move |c| {
             // In the writer's group transaction: no other writer can
@@ -653,7 +670,9 @@ impl CredentialStore for SqliteStore {
                     write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
                 }
             }
-            Ok(plan.results)
+            // In the same job (one savepoint): the counts and the uses, both
+            // or neither.
+            Ok((plan.results, insert_uses(c, &uses)?))
         })
         .await
     }

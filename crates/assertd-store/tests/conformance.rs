@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assertd_store::{
-    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, Replaced,
-    SqliteStore, StoredCredential,
+    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, Registered,
+    Replaced, SqliteStore, StoredCredential,
 };
 use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
@@ -214,10 +214,33 @@ async fn challenges_are_used_once(s: &dyn CredentialStore) {
     let r = s.consume_challenges(vec![use_(2, 2000), use_(3, 3000)].into()).await.unwrap();
     assert_eq!(r, vec![false, true]);
     assert!(s.consume_challenges(Vec::new().into()).await.unwrap().is_empty());
-    // Pruning forgets only what is past its keep time.
-    assert_eq!(s.prune_challenges(2500).await.unwrap(), 2);
+    // Pruning forgets only what is past its keep time, by more than the
+    // margin.
+    assert_eq!(s.prune_challenges(3500, 1000).await.unwrap(), 2);
     let r = s.consume_challenges(vec![use_(1, 1000), use_(3, 3000)].into()).await.unwrap();
     assert_eq!(r, vec![true, false]);
+
+    // Counts and uses in one call, one transaction.
+    s.put_many(vec![record("rp", b"k", "u".as_bytes(), 0)]).await.unwrap();
+    let r = s.settle_sign_ins(vec![upd("rp", b"k", 5)].into(), vec![use_(9, 9000), use_(9, 9000)].into(), 1).await.unwrap();
+    assert_eq!(r, (vec![CounterResult::Advanced], vec![true, false]));
+    let r = s.settle_sign_ins(vec![upd("rp", b"k", 5)].into(), vec![use_(9, 9000)].into(), 1).await.unwrap();
+    assert_eq!(r, (vec![CounterResult::Regressed { stored: 5 }], vec![false]));
+    assert_eq!(s.settle_sign_ins(Vec::new().into(), Vec::new().into(), 1).await.unwrap(), (vec![], vec![]));
+
+    // A registration with its challenge: stored and used; the same challenge
+    // again writes nothing; an id already registered still uses its
+    // challenge up.
+    let created = s.create_with_challenge(record("rp", b"new", b"u", 0), use_(20, 9000)).await.unwrap();
+    assert!(matches!(created, Registered::Created(ref r) if r.credential_id == b"new"), "{created:?}");
+    let again = s.create_with_challenge(record("rp", b"other", b"u", 0), use_(20, 9000)).await.unwrap();
+    assert_eq!(again, Registered::ChallengeReplayed);
+    assert!(s.get("rp", b"other").await.unwrap().is_none());
+    let mut taken = record("rp", b"new", b"mallory", 0);
+    taken.sign_count = 9;
+    assert_eq!(s.create_with_challenge(taken, use_(21, 9000)).await.unwrap(), Registered::AlreadyRegistered);
+    assert_eq!(s.get("rp", b"new").await.unwrap().unwrap().user_handle, b"u");
+    assert_eq!(s.consume_challenges(vec![use_(21, 9000)].into()).await.unwrap(), vec![false]);
 }
 
 async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
@@ -296,6 +319,39 @@ conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded
 conformance!(touch_page_and_ping_, touch_page_and_ping);
 conformance!(challenges_are_used_once_, challenges_are_used_once);
 conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
+
+/// Issue 26 §5: PostgreSQL prunes challenge uses by the earlier of the
+/// caller's clock and its own, so a replica whose clock runs a day ahead
+/// cannot cut them short (red before: pruned by the caller's clock). And
+/// the counts and uses of a batch, or a registration and its use, commit
+/// together or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_prunes_by_its_own_clock_and_writes_all_or_nothing() {
+    let pg = PgCluster::start();
+    let s = pg_store(&pg).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let use_ = |b: u8, keep| assertd_store::ChallengeUse { id: [b; 32], keep_until_ms: keep };
+    s.consume_challenges(vec![use_(1, now + 60_000), use_(2, now - 3_600_000)].into()).await.unwrap();
+    assert_eq!(s.prune_challenges(now + 86_400_000, 0).await.unwrap(), 1, "only the one past by the database's clock");
+    assert_eq!(s.consume_challenges(vec![use_(1, 0)].into()).await.unwrap(), vec![false]);
+
+    // A failure in the challenge insert rolls the count back, and a failure
+    // in the credential insert rolls the use back.
+    s.put_many(vec![record("rp", b"k", b"u", 0)]).await.unwrap();
+    pg.psql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+         CREATE TRIGGER refuse_uses BEFORE INSERT ON consumed_challenges FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    assert!(s.settle_sign_ins(vec![upd("rp", b"k", 5)].into(), vec![use_(3, now)].into(), 1).await.is_err());
+    assert_eq!(s.get("rp", b"k").await.unwrap().unwrap().sign_count, 0);
+    pg.psql(
+        "DROP TRIGGER refuse_uses ON consumed_challenges;
+         CREATE TRIGGER refuse_credentials BEFORE INSERT ON credentials FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    assert!(s.create_with_challenge(record("rp", b"n", b"u", 0), use_(4, now)).await.is_err());
+    pg.psql("DROP TRIGGER refuse_credentials ON credentials;");
+    assert_eq!(s.consume_challenges(vec![use_(3, now), use_(4, now)].into()).await.unwrap(), vec![true, true]);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_concurrent_batches() {
@@ -595,18 +651,23 @@ impl CredentialStore for Counting {
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await
     }
-    async fn advance_sign_counts(
+    async fn settle_sign_ins(
         &self,
         u: std::sync::Arc<[CounterUpdate]>,
+        c: std::sync::Arc<[assertd_store::ChallengeUse]>,
         now: i64,
-    ) -> Result<Vec<CounterResult>, assertd_store::StoreError> {
-        self.inner.advance_sign_counts(u, now).await
+    ) -> Result<(Vec<CounterResult>, Vec<bool>), assertd_store::StoreError> {
+        self.inner.settle_sign_ins(u, c, now).await
     }
-    async fn consume_challenges(&self, u: std::sync::Arc<[assertd_store::ChallengeUse]>) -> Result<Vec<bool>, assertd_store::StoreError> {
-        self.inner.consume_challenges(u).await
+    async fn create_with_challenge(
+        &self,
+        r: StoredCredential,
+        c: assertd_store::ChallengeUse,
+    ) -> Result<Registered, assertd_store::StoreError> {
+        self.inner.create_with_challenge(r, c).await
     }
-    async fn prune_challenges(&self, now: i64) -> Result<u64, assertd_store::StoreError> {
-        self.inner.prune_challenges(now).await
+    async fn prune_challenges(&self, now: i64, margin: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.prune_challenges(now, margin).await
     }
     async fn set_user_risk(&self, r: assertd_store::UserRisk) -> Result<(), assertd_store::StoreError> {
         self.inner.set_user_risk(r).await

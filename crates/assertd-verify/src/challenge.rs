@@ -10,13 +10,15 @@
 //! | 1 | key id length `L` (1–32) |
 //! | `L` | key id (ASCII) |
 //! | 8 | expiry, Unix seconds, big-endian |
-//! | 1 | flags: bit 0 set when bound to a user handle |
+//! | 1 | flags: bit 0 set when bound to a user handle; bit 1 set for a registration (else a sign-in) |
 //! | 16 | random (ring's `SystemRandom`, drawn by the caller) |
 //! | 32 | HMAC-SHA-256 tag |
 //!
 //! The tag covers a domain label, every byte before it, the relying party
 //! ID and, when bound, the user handle (each length-prefixed), so a
-//! challenge issued for one RP or user opens for no other. The RP ID and
+//! challenge issued for one RP or user opens for no other; the flags byte
+//! is covered too, so a sign-in challenge never opens for a registration
+//! or the other way round. The RP ID and
 //! user handle are not in the challenge: the verifier supplies them from
 //! the assertion and the stored credential.
 //!
@@ -35,7 +37,43 @@ pub const NONCE_LEN: usize = 16;
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
 const BOUND_TO_USER: u8 = 1;
+const REGISTRATION: u8 = 2;
+const KNOWN_FLAGS: u8 = BOUND_TO_USER | REGISTRATION;
 const DOMAIN: &[u8] = b"assertd issued challenge v1\0";
+
+/// The ceremony a challenge is issued for: it opens for that one only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ceremony {
+    /// An assertion (`navigator.credentials.get`, §7.2).
+    #[default]
+    SignIn,
+    /// A registration (`navigator.credentials.create`, §7.1).
+    Registration,
+}
+
+impl Ceremony {
+    /// The `clientDataJSON.type` of the ceremony (§5.8.1).
+    pub const fn client_data_type(self) -> &'static str {
+        match self {
+            Self::SignIn => "webauthn.get",
+            Self::Registration => "webauthn.create",
+        }
+    }
+
+    const fn flag(self) -> u8 {
+        match self {
+            Self::SignIn => 0,
+            Self::Registration => REGISTRATION,
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::SignIn => "a sign-in",
+            Self::Registration => "a registration",
+        }
+    }
+}
 
 /// Why a key cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,9 +148,10 @@ impl ChallengeKeys {
         &self.keys[0].0
     }
 
-    /// A challenge for `rp_id` (and `user_handle` when non-empty) expiring
-    /// at `expires_at` (Unix seconds), signed with the first key.
-    pub fn issue(&self, rp_id: &str, user_handle: &[u8], expires_at: u64, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    /// A challenge for `ceremony` at `rp_id` (and `user_handle` when
+    /// non-empty) expiring at `expires_at` (Unix seconds), signed with the
+    /// first key.
+    pub fn issue(&self, rp_id: &str, user_handle: &[u8], ceremony: Ceremony, expires_at: u64, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
         let (id, key) = &self.keys[0];
         let mut c = Vec::with_capacity(2 + id.len() + 8 + 1 + NONCE_LEN + TAG_LEN);
         c.push(VERSION);
@@ -120,19 +159,27 @@ impl ChallengeKeys {
         c.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
         c.extend_from_slice(id.as_bytes());
         c.extend_from_slice(&expires_at.to_be_bytes());
-        c.push(if user_handle.is_empty() { 0 } else { BOUND_TO_USER });
+        c.push(if user_handle.is_empty() { 0 } else { BOUND_TO_USER } | ceremony.flag());
         c.extend_from_slice(&nonce);
         let tag = tag(key, &c, rp_id, user_handle);
         c.extend_from_slice(tag.as_ref());
         c
     }
 
-    /// Opens `challenge` (the raw bytes from clientDataJSON) for an assertion
+    /// Opens `challenge` (the raw bytes from clientDataJSON) for `ceremony`
     /// at `rp_id` with a credential of `user_handle`, at `now` (Unix
     /// seconds), allowing `skew` seconds past the expiry. The tag is checked
     /// first, in constant time; nothing else in the challenge is trusted
     /// before it.
-    pub fn open(&self, challenge: &[u8], rp_id: &str, user_handle: &[u8], now: u64, skew: u64) -> Result<Opened, Refusal> {
+    pub fn open(
+        &self,
+        challenge: &[u8],
+        rp_id: &str,
+        user_handle: &[u8],
+        ceremony: Ceremony,
+        now: u64,
+        skew: u64,
+    ) -> Result<Opened, Refusal> {
         let invalid = |why: &str| (ReasonCode::ChallengeInvalid, format!("the issued challenge {why}"));
         let [version, id_len, rest @ ..] = challenge else { return Err(invalid("is malformed (too short)")) };
         if *version != VERSION {
@@ -148,7 +195,7 @@ impl ChallengeKeys {
         };
         let (signed, given) = challenge.split_at(challenge.len() - TAG_LEN);
         let flags = rest[8];
-        if flags & !BOUND_TO_USER != 0 {
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(invalid("is malformed (unknown flags)"));
         }
         let bound_user: &[u8] = if flags & BOUND_TO_USER != 0 { user_handle } else { &[] };
@@ -158,6 +205,11 @@ impl ChallengeKeys {
         if hmac::verify(key, &message(signed, rp_id, bound_user), given).is_err() {
             let what = if bound_user.is_empty() { "relying party" } else { "relying party or user" };
             return Err(invalid(&format!("does not verify: tampered, or issued for another {what}")));
+        }
+        // Authentic from here on: the ceremony it was issued for.
+        let issued_for = if flags & REGISTRATION != 0 { Ceremony::Registration } else { Ceremony::SignIn };
+        if issued_for != ceremony {
+            return Err(invalid(&format!("was issued for {}, not {}", issued_for.name(), ceremony.name())));
         }
         let mut expiry = [0u8; 8];
         expiry.copy_from_slice(&rest[..8]);
@@ -193,6 +245,8 @@ fn tag(key: &hmac::Key, signed: &[u8], rp_id: &str, user_handle: &[u8]) -> hmac:
 mod tests {
     use super::*;
 
+    const S: Ceremony = Ceremony::SignIn;
+
     fn keys(ids: &[&str]) -> ChallengeKeys {
         ChallengeKeys::new(ids.iter().map(|id| (id.to_string(), vec![id.as_bytes()[0]; 32])).collect()).unwrap()
     }
@@ -200,49 +254,69 @@ mod tests {
     #[test]
     fn opens_only_for_its_rp_user_and_time() {
         let k = keys(&["k1"]);
-        let c = k.issue("rp", b"alice", 1000, [7; NONCE_LEN]);
-        let ok = k.open(&c, "rp", b"alice", 1000, 0).unwrap();
+        let c = k.issue("rp", b"alice", S, 1000, [7; NONCE_LEN]);
+        let ok = k.open(&c, "rp", b"alice", S, 1000, 0).unwrap();
         assert_eq!(ok.expires_at, 1000);
         let code = |r: Result<Opened, Refusal>| r.unwrap_err().0;
-        assert_eq!(code(k.open(&c, "rp2", b"alice", 1000, 0)), ReasonCode::ChallengeInvalid);
-        assert_eq!(code(k.open(&c, "rp", b"bob", 1000, 0)), ReasonCode::ChallengeInvalid);
-        assert_eq!(code(k.open(&c, "rp", b"", 1000, 0)), ReasonCode::ChallengeInvalid);
-        assert_eq!(code(k.open(&c, "rp", b"alice", 1001, 0)), ReasonCode::ChallengeExpired);
-        assert!(k.open(&c, "rp", b"alice", 1030, 30).is_ok(), "within the skew");
+        assert_eq!(code(k.open(&c, "rp2", b"alice", S, 1000, 0)), ReasonCode::ChallengeInvalid);
+        assert_eq!(code(k.open(&c, "rp", b"bob", S, 1000, 0)), ReasonCode::ChallengeInvalid);
+        assert_eq!(code(k.open(&c, "rp", b"", S, 1000, 0)), ReasonCode::ChallengeInvalid);
+        assert_eq!(code(k.open(&c, "rp", b"alice", S, 1001, 0)), ReasonCode::ChallengeExpired);
+        assert!(k.open(&c, "rp", b"alice", S, 1030, 30).is_ok(), "within the skew");
         // Unbound: any user of the RP.
-        let c = k.issue("rp", b"", 1000, [7; NONCE_LEN]);
-        assert!(k.open(&c, "rp", b"bob", 1000, 0).is_ok());
+        let c = k.issue("rp", b"", S, 1000, [7; NONCE_LEN]);
+        assert!(k.open(&c, "rp", b"bob", S, 1000, 0).is_ok());
+    }
+
+    #[test]
+    fn opens_only_for_its_ceremony() {
+        let k = keys(&["k1"]);
+        let sign_in = k.issue("rp", b"alice", Ceremony::SignIn, 1000, [7; NONCE_LEN]);
+        let registration = k.issue("rp", b"alice", Ceremony::Registration, 1000, [7; NONCE_LEN]);
+        assert!(k.open(&sign_in, "rp", b"alice", Ceremony::SignIn, 1000, 0).is_ok());
+        assert!(k.open(&registration, "rp", b"alice", Ceremony::Registration, 1000, 0).is_ok());
+        let (code, why) = k.open(&sign_in, "rp", b"alice", Ceremony::Registration, 1000, 0).unwrap_err();
+        assert_eq!(code, ReasonCode::ChallengeInvalid);
+        assert!(why.contains("issued for a sign-in, not a registration"), "{why}");
+        let (code, why) = k.open(&registration, "rp", b"alice", Ceremony::SignIn, 1000, 0).unwrap_err();
+        assert_eq!(code, ReasonCode::ChallengeInvalid);
+        assert!(why.contains("issued for a registration, not a sign-in"), "{why}");
+        // The ceremony bit is authenticated: flipping it breaks the tag.
+        let mut flipped = sign_in.clone();
+        flipped[2 + 2 + 8] ^= REGISTRATION;
+        let (_, why) = k.open(&flipped, "rp", b"alice", Ceremony::Registration, 1000, 0).unwrap_err();
+        assert!(why.contains("does not verify"), "{why}");
     }
 
     #[test]
     fn every_byte_is_authenticated() {
         let k = keys(&["k1"]);
-        let c = k.issue("rp", b"alice", 1000, [7; NONCE_LEN]);
+        let c = k.issue("rp", b"alice", S, 1000, [7; NONCE_LEN]);
         for i in 0..c.len() {
             for bit in [1u8, 0x80] {
                 let mut t = c.clone();
                 t[i] ^= bit;
-                let r = k.open(&t, "rp", b"alice", 0, 0);
+                let r = k.open(&t, "rp", b"alice", S, 0, 0);
                 assert_eq!(r.unwrap_err().0, ReasonCode::ChallengeInvalid, "byte {i} bit {bit:#x}");
             }
         }
         for n in 0..c.len() {
-            assert!(k.open(&c[..n], "rp", b"alice", 0, 0).is_err());
+            assert!(k.open(&c[..n], "rp", b"alice", S, 0, 0).is_err());
         }
         let mut longer = c.clone();
         longer.push(0);
-        assert!(k.open(&longer, "rp", b"alice", 0, 0).is_err());
+        assert!(k.open(&longer, "rp", b"alice", S, 0, 0).is_err());
     }
 
     #[test]
     fn rotation_the_first_signs_all_verify() {
         let old = keys(&["old"]);
-        let c = old.issue("rp", b"", 1000, [1; NONCE_LEN]);
+        let c = old.issue("rp", b"", S, 1000, [1; NONCE_LEN]);
         let both = keys(&["new", "old"]);
-        assert!(both.open(&c, "rp", b"", 0, 0).is_ok());
-        let fresh = both.issue("rp", b"", 1000, [1; NONCE_LEN]);
+        assert!(both.open(&c, "rp", b"", S, 0, 0).is_ok());
+        let fresh = both.issue("rp", b"", S, 1000, [1; NONCE_LEN]);
         assert_eq!(&fresh[2..5], b"new");
-        assert_eq!(old.open(&fresh, "rp", b"", 0, 0).unwrap_err().0, ReasonCode::ChallengeInvalid, "unknown key id");
+        assert_eq!(old.open(&fresh, "rp", b"", S, 0, 0).unwrap_err().0, ReasonCode::ChallengeInvalid, "unknown key id");
     }
 
     #[test]

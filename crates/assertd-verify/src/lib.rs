@@ -60,7 +60,7 @@ pub mod relying_party;
 pub mod verify;
 
 pub use authenticator_data::{AuthenticatorData, Flags};
-pub use challenge::{ChallengeKeys, Opened};
+pub use challenge::{Ceremony, ChallengeKeys, Opened};
 pub use client_data::ClientData;
 pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};

@@ -131,6 +131,12 @@ impl Registration {
     pub fn is_valid(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// True when the attestation statement verified (§7.1 step 22): its
+    /// signature, where the format has one, covers the client data hash.
+    pub fn statement_verified(&self) -> bool {
+        self.attestation.as_ref().is_some_and(|a| a.kind.is_some())
+    }
 }
 
 /// Verifies one registration response against an RP and trust anchors.
@@ -144,7 +150,8 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
     match ClientData::parse(input.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
-            (cross_origin, issued_challenge) = check_client_data(rp, &c, "webauthn.create", input.challenge, input.user_handle, &mut fail)
+            (cross_origin, issued_challenge) =
+                check_client_data(rp, &c, crate::challenge::Ceremony::Registration, input.challenge, input.user_handle, &mut fail)
         }
     }
     // §7.1 step 11: hash = SHA-256(response.clientDataJSON).

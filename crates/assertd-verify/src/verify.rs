@@ -138,7 +138,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
             // §7.2 steps 10–12 (type, challenge, origin); 13–14 are policy.
-            let checked = check_client_data(rp, &c, "webauthn.get", a.challenge, credential.user_handle, &mut fail);
+            let checked = check_client_data(rp, &c, crate::challenge::Ceremony::SignIn, a.challenge, credential.user_handle, &mut fail);
             cross_origin = checked.0;
             issued_challenge = checked.1;
         }
@@ -208,12 +208,13 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
 pub(crate) fn check_client_data(
     rp: &RelyingParty,
     c: &ClientData<'_>,
-    expected_type: &str,
+    ceremony: crate::challenge::Ceremony,
     challenge: Challenge<'_>,
     user_handle: &[u8],
     fail: &mut impl FnMut(ReasonCode, String),
 ) -> (Option<Option<String>>, Option<crate::Opened>) {
     let mut issued_challenge = None;
+    let expected_type = ceremony.client_data_type();
     // §7.2 step 10 / §7.1 step 7: "Verify that the value of C.type is"
     // webauthn.get / webauthn.create.
     if c.ty != expected_type {
@@ -230,7 +231,7 @@ pub(crate) fn check_client_data(
         (Ok(_), Challenge::Expected(_)) => {
             fail(ReasonCode::ChallengeMismatch, "clientDataJSON.challenge is not the expected challenge".into());
         }
-        (Ok(got), Challenge::Issued { keys, now, skew }) => match keys.open(&got, rp.id(), user_handle, now, skew) {
+        (Ok(got), Challenge::Issued { keys, now, skew }) => match keys.open(&got, rp.id(), user_handle, ceremony, now, skew) {
             Ok(opened) => issued_challenge = Some(opened),
             Err((code, message)) => fail(code, message),
         },

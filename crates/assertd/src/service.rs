@@ -209,9 +209,23 @@ impl VerificationService for VerificationSvc {
         if r.rp_id.is_empty() {
             return Err(RequestError::Invalid("rp_id is empty".into()).into());
         }
+        let (ceremony, group) = match pb::Ceremony::try_from(r.ceremony) {
+            Ok(pb::Ceremony::Unspecified | pb::Ceremony::SignIn) => (assertd_verify::Ceremony::SignIn, Rpc::Verify),
+            Ok(pb::Ceremony::Registration) => (assertd_verify::Ceremony::Registration, Rpc::CredentialsRegister),
+            Err(_) => return Err(RequestError::Invalid(format!("ceremony {} is unknown", r.ceremony)).into()),
+        };
+        if !grant.may(group) {
+            return Err(crate::authz::Denied::PermissionDenied(format!(
+                "client {:?} may not issue {} challenges (group {})",
+                grant.client,
+                if group == Rpc::Verify { "sign-in" } else { "registration" },
+                group.as_str()
+            ))
+            .into());
+        }
         if !grant.rps.allows(&r.rp_id) {
             return Err(crate::authz::Denied::PermissionDenied(format!(
-                "client {:?} may not verify for relying party {:?}",
+                "client {:?} may not use relying party {:?}",
                 grant.client,
                 assertd_verify::truncate(&r.rp_id)
             ))
@@ -229,7 +243,7 @@ impl VerificationService for VerificationSvc {
         let mut nonce = [0u8; assertd_verify::challenge::NONCE_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| Status::internal("the system random number generator failed"))?;
-        let challenge = issued.keys.issue(&r.rp_id, &r.user_handle, expires_at, nonce);
+        let challenge = issued.keys.issue(&r.rp_id, &r.user_handle, ceremony, expires_at, nonce);
         crate::telemetry::challenge_issued();
         Ok(Response::new(pb::IssueChallengeResponse {
             challenge,

@@ -48,6 +48,10 @@ pub enum Access {
     Authenticated,
     /// Callers whose grant includes the group.
     Group(Rpc),
+    /// Callers whose grant includes either group; the handler checks which
+    /// one the request needs (IssueChallenge: `verify` for a sign-in
+    /// challenge, `credentials.register` for a registration one).
+    Either(Rpc, Rpc),
 }
 
 /// What the stack knows of one RPC.
@@ -72,7 +76,12 @@ pub fn route(path: &str) -> Route {
     match path {
         "/assertd.v1.VerificationService/VerifyAssertions" => rpc("VerifyAssertions", Rpc::Verify, true, true),
         "/assertd.v1.VerificationService/VerifyAssertionsStream" => rpc("VerifyAssertionsStream", Rpc::Verify, false, true),
-        "/assertd.v1.VerificationService/IssueChallenge" => rpc("IssueChallenge", Rpc::Verify, true, false),
+        "/assertd.v1.VerificationService/IssueChallenge" => Route {
+            name: Some("IssueChallenge"),
+            access: Access::Either(Rpc::Verify, Rpc::CredentialsRegister),
+            unary: true,
+            verifies: false,
+        },
         "/assertd.v1.CredentialService/RegisterCredential" => rpc("RegisterCredential", Rpc::CredentialsRegister, true, false),
         "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/RevokeCredential" => rpc("RevokeCredential", Rpc::CredentialsWrite, true, false),
@@ -392,6 +401,18 @@ impl Caller {
             Access::Public => return Ok(None),
             Access::Authenticated => policy.clients.authenticate(header, &self.certificate_names),
             Access::Group(rpc) => policy.clients.authorize(header, &self.certificate_names, rpc),
+            Access::Either(a, b) => policy.clients.authenticate(header, &self.certificate_names).and_then(|g| {
+                if g.may(a) || g.may(b) {
+                    Ok(g)
+                } else {
+                    Err(crate::authz::Denied::PermissionDenied(format!(
+                        "client {:?} may not call {} or {} RPCs",
+                        g.client,
+                        a.as_str(),
+                        b.as_str()
+                    )))
+                }
+            }),
         };
         granted.map(Some).map_err(tonic::Status::from)
     }
@@ -460,7 +481,7 @@ mod tests {
             for m in methods {
                 let r = route(&format!("/{service}/{m}"));
                 assert_eq!(r.name, Some(*m));
-                assert!(matches!(r.access, Access::Group(_)), "{m}");
+                assert!(matches!(r.access, Access::Group(_) | Access::Either(..)), "{m}");
             }
         }
         assert_eq!(route("/grpc.health.v1.Health/Check").access, Access::Public);

@@ -127,7 +127,7 @@ async fn issue(server: &Server, rp: &str, user: &[u8], ttl: u32) -> Result<pb::I
     server
         .verifier()
         .await
-        .issue_challenge(pb::IssueChallengeRequest { rp_id: rp.into(), user_handle: user.to_vec(), ttl_seconds: ttl })
+        .issue_challenge(pb::IssueChallengeRequest { rp_id: rp.into(), user_handle: user.to_vec(), ttl_seconds: ttl, ..Default::default() })
         .await
         .map(tonic::Response::into_inner)
 }
@@ -193,6 +193,24 @@ async fn an_issued_challenge_verifies_once_and_only_for_its_ceremony() {
     assert_eq!(codes(&verify_one(&server, issued(&alice, RP, ORIGIN, &for_bob, 0)).await), vec![ReasonCode::ChallengeInvalid]);
     let other_rp = issue(&server, RP_UV, b"", 0).await.unwrap().challenge;
     assert_eq!(codes(&verify_one(&server, issued(&alice, RP, ORIGIN, &other_rp, 0)).await), vec![ReasonCode::ChallengeInvalid]);
+    // A registration challenge does not open at sign-in (red before: the
+    // request had no ceremony and every challenge opened for both).
+    let registration = server
+        .verifier()
+        .await
+        .issue_challenge(pb::IssueChallengeRequest {
+            rp_id: RP.into(),
+            user_handle: b"alice".to_vec(),
+            ceremony: pb::Ceremony::Registration.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .challenge;
+    let v = verify_one(&server, issued(&alice, RP, ORIGIN, &registration, 0)).await;
+    assert_eq!(codes(&v), vec![ReasonCode::ChallengeInvalid]);
+    assert!(v.reasons[0].message.contains("issued for a registration, not a sign-in"), "{:?}", v.reasons);
     let mut both = issued(&alice, RP, ORIGIN, &fresh, 0);
     both.expected_challenge = fresh.clone();
     assert_eq!(codes(&verify_one(&server, both).await), vec![ReasonCode::InvalidRequest]);

@@ -117,3 +117,75 @@ async fn counterless_credentials_through_an_outage_follow_counter_outage() {
         drop(locker);
     }
 }
+
+/// A database that refuses one of a batch's writes (here a trigger, as a
+/// full disk or a constraint would): the verdict is retryable and nothing
+/// was written, so the documented retry succeeds. Red before: the sign
+/// count was stored before the challenge's use failed, and the retry was
+/// SIGN_COUNT_REGRESSION; a registration's challenge was used before its
+/// record failed, and the retry was CHALLENGE_REPLAYED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_verdict_has_changed_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("challenge.key"), [9u8; 32]).unwrap();
+    let toml = format!(
+        "{}\n[challenges]\nkeys = [{{ id = \"k1\", secret_file = \"{}\" }}]\n",
+        default_config(),
+        tmp.path().join("challenge.key").display()
+    );
+    let mut c: Config = toml::from_str(&toml).unwrap();
+    c.data_dir = tmp.path().join("data");
+    let engine = assertd::server::engine(&c).await.unwrap();
+    let key = SoftAuthenticator::new(Alg::Es256);
+    engine.put(from_pb(record(RP, &key, b"u", false))).await.unwrap();
+    let issue = |ceremony| {
+        let policy = engine.policy();
+        let keys = &policy.challenges.as_ref().unwrap().keys;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        keys.issue(RP, b"u", ceremony, now + 60, [1; 16])
+    };
+    let db = rusqlite::Connection::open(tmp.path().join("data/credentials.db")).unwrap();
+    let refuse = |table: &str| {
+        db.execute_batch(&format!("CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END;")).unwrap()
+    };
+
+    // Sign-in: a counting credential over an issued challenge.
+    let challenge = issue(assertd_verify::Ceremony::SignIn);
+    let a = pb::Assertion {
+        server_issued_challenge: true,
+        ..assertion("r", RP, &key.credential_id, b"", key.assert(RP, ORIGIN, &challenge, 0x05, 7))
+    };
+    refuse("consumed_challenges");
+    let v = verify(&engine, vec![a.clone()]).await;
+    assert_eq!((v[0].decision(), codes(&v[0]), v[0].retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    assert_eq!(engine.cache().store().get(RP, &key.credential_id).await.unwrap().unwrap().sign_count, 0, "no count was stored");
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    let v = verify(&engine, vec![a.clone()]).await;
+    assert_eq!((v[0].decision(), codes(&v[0])), (Decision::Allow, vec![]), "the retry succeeds");
+    let v = verify(&engine, vec![a]).await;
+    assert_eq!(codes(&v[0]), vec![ReasonCode::ChallengeReplayed, ReasonCode::SignCountRegression]);
+
+    // Registration over an issued challenge.
+    let challenge = issue(assertd_verify::Ceremony::Registration);
+    let new = SoftAuthenticator::new(Alg::Es256);
+    let r = assertd::engine::RegistrationRequest {
+        rp_id: RP.into(),
+        user_handle: b"u".to_vec(),
+        client_data_json: Vec::new(),
+        attestation_object: Vec::new(),
+        server_issued_challenge: true,
+        ..Default::default()
+    };
+    let att = new.register(RP, ORIGIN, &challenge, 0x05, [0; 16], assertd_testkit::Attestation::None);
+    let r =
+        assertd::engine::RegistrationRequest { client_data_json: att.client_data_json, attestation_object: att.attestation_object, ..r };
+    let grant = assertd::authz::Grant::open();
+    refuse("credentials");
+    let out = engine.register(r.clone(), &grant).await.unwrap();
+    assert!(out.verdict.retryable, "{:?}", out.verdict);
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    let out = engine.register(r.clone(), &grant).await.unwrap();
+    assert_eq!(out.verdict.decision, assertd_policy::Decision::Allow, "the retry succeeds: {:?}", out.verdict);
+    let out = engine.register(r, &grant).await.unwrap();
+    assert!(out.verdict.reasons.iter().any(|f| f.code == assertd_policy::ReasonCode::ChallengeReplayed), "{:?}", out.verdict);
+}

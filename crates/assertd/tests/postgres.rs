@@ -436,7 +436,12 @@ async fn an_issued_challenge_is_used_once_across_replicas() {
         let challenge = issuer
             .verifier()
             .await
-            .issue_challenge(pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: b"u".to_vec(), ttl_seconds: 60 })
+            .issue_challenge(pb::IssueChallengeRequest {
+                rp_id: RP.into(),
+                user_handle: b"u".to_vec(),
+                ttl_seconds: 60,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -483,7 +488,7 @@ async fn a_retryable_verdict_does_not_use_the_challenge() {
         server
             .verifier()
             .await
-            .issue_challenge(pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: Vec::new(), ttl_seconds: 60 })
+            .issue_challenge(pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: Vec::new(), ttl_seconds: 60, ..Default::default() })
             .await
             .unwrap()
             .into_inner()

@@ -243,9 +243,12 @@ rpcs = ["verify", "credentials.read"]
     assert_eq!(verdict(client.register_credential(with_bearer("gateway-token", good)).await), (Decision::Allow, vec![]));
 }
 
-/// A challenge issued for the user registers once; the same challenge
-/// answered by another authenticator is a replay; one issued for another
-/// user does not open.
+/// A challenge issued for the user's registration registers once; the same
+/// challenge answered by another authenticator is a replay; one issued for
+/// another user, or for a sign-in, does not open; a denied registration
+/// whose attestation verified uses its challenge up (red before: a sign-in
+/// challenge registered, and a denied registration left its challenge
+/// usable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issued_challenge_registers_once() {
     let ca = Ca::new("root");
@@ -253,18 +256,20 @@ async fn an_issued_challenge_registers_once() {
     std::fs::write(dir.path().join("challenge.key"), [7u8; 32]).unwrap();
     let keys = format!("\n[challenges]\nkeys = [{{ id = \"k1\", secret_file = \"{}\" }}]\n", dir.path().join("challenge.key").display());
     let server = Server::start(&(config(dir.path(), &ca) + &keys));
-    let issue = |user: &'static [u8]| {
+    let issue_for = |user: &'static [u8], ceremony: pb::Ceremony| {
         let server = &server;
         async move {
-            let r = pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: user.to_vec(), ttl_seconds: 0 };
+            let r = pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: user.to_vec(), ttl_seconds: 0, ceremony: ceremony.into() };
             server.verifier().await.issue_challenge(r).await.unwrap().into_inner().challenge
         }
     };
-    let issued = |user: &[u8], challenge: &[u8], a: &SoftAuthenticator| pb::RegisterCredentialRequest {
+    let issue = |user: &'static [u8]| issue_for(user, pb::Ceremony::Registration);
+    let issued_with = |user: &[u8], challenge: &[u8], a: &SoftAuthenticator, profile: &str| pb::RegisterCredentialRequest {
         expected_challenge: Vec::new(),
         server_issued_challenge: true,
-        ..request(user, challenge, a.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::None), "")
+        ..request(user, challenge, a.register(RP, ORIGIN, challenge, UV, MODEL, Attestation::None), profile)
     };
+    let issued = |user: &[u8], challenge: &[u8], a: &SoftAuthenticator| issued_with(user, challenge, a, "");
 
     let challenge = issue(b"erin").await;
     let first = SoftAuthenticator::new(Alg::Es256);
@@ -279,6 +284,92 @@ async fn an_issued_challenge_registers_once() {
     let franks = issue(b"frank").await;
     let third = SoftAuthenticator::new(Alg::Es256);
     assert_eq!(reasons(&register(&server, issued(b"erin", &franks, &third)).await), (Decision::Deny, vec![ReasonCode::ChallengeInvalid]));
+
+    // A sign-in challenge (the default ceremony) does not open here.
+    for ceremony in [pb::Ceremony::SignIn, pb::Ceremony::Unspecified] {
+        let sign_in = issue_for(b"erin", ceremony).await;
+        let v = register(&server, issued(b"erin", &sign_in, &third)).await;
+        assert_eq!(reasons(&v), (Decision::Deny, vec![ReasonCode::ChallengeInvalid]), "{ceremony:?}");
+        assert!(v.verdict.unwrap().reasons[0].message.contains("issued for a sign-in, not a registration"));
+    }
+
+    // A registration the profile denies after its statement verified (no
+    // attestation under tier0) is a final verdict: it uses the challenge up.
+    let c = issue(b"erin").await;
+    let v = register(&server, issued_with(b"erin", &c, &third, "tier0")).await;
+    assert_eq!(v.verdict.as_ref().unwrap().decision(), Decision::Deny);
+    assert!(!reasons(&v).1.contains(&ReasonCode::ChallengeReplayed));
+    assert_eq!(reasons(&register(&server, issued(b"erin", &c, &third)).await), (Decision::Deny, vec![ReasonCode::ChallengeReplayed]));
+    // So does a registration of an id already registered.
+    let c = issue(b"erin").await;
+    assert_eq!(
+        reasons(&register(&server, issued(b"erin", &c, &first)).await),
+        (Decision::Deny, vec![ReasonCode::CredentialAlreadyRegistered])
+    );
+    assert_eq!(reasons(&register(&server, issued(b"erin", &c, &third)).await), (Decision::Deny, vec![ReasonCode::ChallengeReplayed]));
+    // A response whose statement does not verify (a broken signature over
+    // a packed statement) does not: the genuine one still registers.
+    let c = issue(b"erin").await;
+    let cert = ca.attestation(MODEL, true);
+    let mut forged = pb::RegisterCredentialRequest {
+        expected_challenge: Vec::new(),
+        server_issued_challenge: true,
+        ..request(b"erin", &c, third.register(RP, ORIGIN, &c, UV, MODEL, Attestation::Packed(&cert)), "")
+    };
+    // Still valid JSON, another hash: the statement's signature fails.
+    forged.client_data_json.insert(1, b' ');
+    assert_eq!(reasons(&register(&server, forged).await).1, vec![ReasonCode::AttestationInvalid]);
+    assert_eq!(reasons(&register(&server, issued(b"erin", &c, &third)).await), (Decision::Allow, vec![]));
+}
+
+/// Who may issue which challenge: `credentials.register` alone issues
+/// registration challenges and not sign-in ones; `verify` alone the other
+/// way round (red before: a registration-only gateway could issue none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_issued_to_the_group_of_their_ceremony() {
+    let ca = Ca::new("root");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("challenge.key"), [7u8; 32]).unwrap();
+    let extra = format!(
+        r#"
+[challenges]
+keys = [{{ id = "k1", secret_file = "{}" }}]
+
+[[clients]]
+name = "enrol"
+token_sha256 = ["{}"]
+relying_parties = ["{RP}"]
+rpcs = ["credentials.register"]
+
+[[clients]]
+name = "signin"
+token_sha256 = ["{}"]
+relying_parties = ["{RP}"]
+rpcs = ["verify"]
+"#,
+        dir.path().join("challenge.key").display(),
+        sha256_hex("enrol-token"),
+        sha256_hex("signin-token"),
+    );
+    let server = Server::start(&(config(dir.path(), &ca) + &extra));
+    let mut client = server.verifier().await;
+    let ask = |token: &str, ceremony: pb::Ceremony| {
+        with_bearer(
+            token,
+            pb::IssueChallengeRequest { rp_id: RP.into(), user_handle: b"u".to_vec(), ttl_seconds: 0, ceremony: ceremony.into() },
+        )
+    };
+    assert!(client.issue_challenge(ask("enrol-token", pb::Ceremony::Registration)).await.is_ok());
+    assert!(client.issue_challenge(ask("signin-token", pb::Ceremony::SignIn)).await.is_ok());
+    for (token, ceremony) in
+        [("enrol-token", pb::Ceremony::SignIn), ("enrol-token", pb::Ceremony::Unspecified), ("signin-token", pb::Ceremony::Registration)]
+    {
+        let e = client.issue_challenge(ask(token, ceremony)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{token} {ceremony:?}: {e:?}");
+    }
+    let mut unknown = ask("enrol-token", pb::Ceremony::Registration);
+    unknown.get_mut().ceremony = 9;
+    assert_eq!(client.issue_challenge(unknown).await.unwrap_err().code(), tonic::Code::InvalidArgument);
 }
 
 /// Real data: the W3C vectors' packed and apple registrations, with the

@@ -87,9 +87,18 @@ struct Named {
 }
 
 impl App {
-    async fn challenge(&self, user_handle: Vec<u8>) -> Result<Vec<u8>, Fail> {
+    /// A challenge for one ceremony of one user: a registration challenge
+    /// never opens at sign-in, nor the other way round.
+    async fn challenge(&self, user_handle: Vec<u8>, ceremony: pb::Ceremony) -> Result<Vec<u8>, Fail> {
         let mut v = VerificationServiceClient::new(self.channel.clone());
-        let r = v.issue_challenge(pb::IssueChallengeRequest { rp_id: self.rp_id.clone(), user_handle, ttl_seconds: 120 }).await;
+        let r = v
+            .issue_challenge(pb::IssueChallengeRequest {
+                rp_id: self.rp_id.clone(),
+                user_handle,
+                ttl_seconds: 120,
+                ceremony: ceremony.into(),
+            })
+            .await;
         Ok(r.map_err(|s| upstream(&s))?.into_inner().challenge)
     }
 }
@@ -101,7 +110,7 @@ fn name_ok(n: &str) -> Result<(), Fail> {
 async fn register_options(State(app): State<App>, Json(r): Json<Named>) -> Result<Json<Value>, Fail> {
     name_ok(&r.username)?;
     let user = user_handle(&r.username);
-    let challenge = app.challenge(user.clone()).await?;
+    let challenge = app.challenge(user.clone(), pb::Ceremony::Registration).await?;
     Ok(Json(json!({ "challenge": b64(&challenge), "rpId": app.rp_id, "userId": b64(&user) })))
 }
 
@@ -153,7 +162,7 @@ async fn login_options(State(app): State<App>, Json(r): Json<Named>) -> Result<J
         .map_err(|s| upstream(&s))?
         .into_inner();
     let ids: Vec<String> = list.credentials.iter().filter(|c| !c.revoked).map(|c| b64(&c.credential_id)).collect();
-    let challenge = app.challenge(user).await?;
+    let challenge = app.challenge(user, pb::Ceremony::SignIn).await?;
     Ok(Json(json!({ "challenge": b64(&challenge), "rpId": app.rp_id, "allowCredentials": ids })))
 }
 

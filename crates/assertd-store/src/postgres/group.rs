@@ -1,4 +1,5 @@
-//! Group commit of counters across batches: counter calls that arrive while
+//! Group commit of counters (and the batch's challenge uses, in the same
+//! statement) across batches: counter calls that arrive while
 //! this replica's counter statement is in flight wait, and go together in
 //! the next statement (one statement, one transaction, one WAL flush for
 //! all of them). A call that finds nothing in flight runs at once, so an
@@ -11,18 +12,21 @@
 //! fails every call of its group with the same error (PostgreSQL's errors
 //! here are of the connection, a timeout or the schema, not of one batch).
 
-use crate::{CounterResult, CounterUpdate, StoreError};
+use crate::{ChallengeUse, CounterResult, CounterUpdate, StoreError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Most updates in one statement; a longer queue takes several.
+/// Most updates (counts and challenge uses) in one statement; a longer
+/// queue takes several.
 const MAX_UPDATES: usize = 4096;
 
-type Answer = Result<Vec<CounterResult>, StoreError>;
+/// Per call: one result per update, one freshness per challenge use.
+pub(super) type Answer = Result<(Vec<CounterResult>, Vec<bool>), StoreError>;
 
 /// One waiting call.
 struct Waiting {
     updates: Arc<[CounterUpdate]>,
+    uses: Arc<[ChallengeUse]>,
     now_ms: i64,
     reply: oneshot::Sender<Answer>,
 }
@@ -45,13 +49,19 @@ impl Groups {
     /// (its RPC cancelled) cannot cancel the answers of the others in its
     /// group. A caller that goes away while it waits leaves its updates
     /// queued; they run in their place, as a slow statement would.
-    pub(super) async fn advance<F, Fut>(self: &Arc<Self>, updates: Arc<[CounterUpdate]>, now_ms: i64, run: F) -> Answer
+    pub(super) async fn advance<F, Fut>(
+        self: &Arc<Self>,
+        updates: Arc<[CounterUpdate]>,
+        uses: Arc<[ChallengeUse]>,
+        now_ms: i64,
+        run: F,
+    ) -> Answer
     where
-        F: Fn(Arc<[CounterUpdate]>, i64) -> Fut + Send + Sync + 'static,
+        F: Fn(Arc<[CounterUpdate]>, Arc<[ChallengeUse]>, i64) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Answer> + Send,
     {
         let (reply, mut answer) = oneshot::channel();
-        self.waiting.lock().push(Waiting { updates, now_ms, reply });
+        self.waiting.lock().push(Waiting { updates, uses, now_ms, reply });
         let turn = tokio::select! {
             biased;
             done = &mut answer => return received(done),
@@ -78,11 +88,12 @@ impl Groups {
         let mut waiting = self.waiting.lock();
         let (mut calls, mut updates) = (0, 0);
         for w in waiting.iter() {
-            if calls > 0 && updates + w.updates.len() > MAX_UPDATES {
+            let size = w.updates.len() + w.uses.len();
+            if calls > 0 && updates + size > MAX_UPDATES {
                 break;
             }
             calls += 1;
-            updates += w.updates.len();
+            updates += size;
         }
         waiting.drain(..calls).collect()
     }
@@ -96,22 +107,25 @@ fn received(r: Result<Answer, oneshot::error::RecvError>) -> Answer {
 /// One statement for the group; each call gets its share of the results.
 async fn run_group<F, Fut>(group: Vec<Waiting>, run: &F)
 where
-    F: Fn(Arc<[CounterUpdate]>, i64) -> Fut,
+    F: Fn(Arc<[CounterUpdate]>, Arc<[ChallengeUse]>, i64) -> Fut,
     Fut: Future<Output = Answer>,
 {
     let now_ms = group.iter().map(|w| w.now_ms).max().unwrap_or_default();
-    let all: Arc<[CounterUpdate]> = match group.as_slice() {
-        [one] => Arc::clone(&one.updates),
-        _ => group.iter().flat_map(|w| w.updates.iter().cloned()).collect(),
+    let (all, uses): (Arc<[CounterUpdate]>, Arc<[ChallengeUse]>) = match group.as_slice() {
+        [one] => (Arc::clone(&one.updates), Arc::clone(&one.uses)),
+        _ => (group.iter().flat_map(|w| w.updates.iter().cloned()).collect(), group.iter().flat_map(|w| w.uses.iter().copied()).collect()),
     };
-    match run(all, now_ms).await {
-        Ok(results) => {
+    match run(all, uses, now_ms).await {
+        Ok((results, fresh)) => {
             // One result per update (checked again by the engine): a short
             // answer leaves the last calls short, never another's result.
-            let mut results = results.into_iter();
+            // Uses in arrival order: of two calls with one challenge, the
+            // earlier is the first use.
+            let (mut results, mut fresh) = (results.into_iter(), fresh.into_iter());
             for w in group {
                 let mine: Vec<CounterResult> = results.by_ref().take(w.updates.len()).collect();
-                let _ = w.reply.send(Ok(mine));
+                let used: Vec<bool> = fresh.by_ref().take(w.uses.len()).collect();
+                let _ = w.reply.send(Ok((mine, used)));
             }
         }
         Err(e) => {

@@ -8,7 +8,8 @@
 //!   `counters`). Two replicas racing on one credential serialize on its row
 //!   lock, so a replayed count is accepted at most once. Batches that finish
 //!   while this replica's counter statement is in flight share the next one
-//!   (`group`).
+//!   (`group`). The batch's challenge uses go in the same statement: the
+//!   counts and the uses commit together or not at all.
 //! * Every statement that writes several credential rows locks them in key
 //!   order first ([`LOCKED_IN_KEY_ORDER`]), so such statements wait for each
 //!   other instead of deadlocking.
@@ -20,8 +21,8 @@
 //!   bound (plus a margin) on the client for a server that does not answer.
 
 use crate::{
-    ChallengeUse, Change, CounterResult, CounterUpdate, CredentialStore, Replaced, StoreError, StoredCredential, UserRisk, UserRiskLevel,
-    counters,
+    ChallengeUse, Change, CounterResult, CounterUpdate, CredentialStore, Registered, Replaced, StoreError, StoredCredential, UserRisk,
+    UserRiskLevel, counters,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -267,15 +268,20 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// One counter statement for `updates` (a group of calls, see `group`).
-    async fn advance_once(&self, updates: &[CounterUpdate], now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+    /// One counter statement for `updates` and `uses` (a group of calls,
+    /// see `group`): one statement, so one transaction.
+    async fn settle_once(&self, updates: &[CounterUpdate], uses: &[ChallengeUse], now_ms: i64) -> group::Answer {
         let distinct = counters::distinct_max(updates);
         let rps: Vec<&str> = distinct.iter().map(|((rp, _), _)| *rp).collect();
         let ids: Vec<&[u8]> = distinct.iter().map(|((_, id), _)| *id).collect();
         let maxes: Vec<i64> = distinct.iter().map(|(_, m)| i64::from(*m)).collect();
+        let use_ids: Vec<&[u8]> = uses.iter().map(|u| &u.id[..]).collect();
+        let keep: Vec<i64> = uses.iter().map(|u| u.keep_until_ms).collect();
         // One statement: lock the batch's rows in key order (no deadlock
         // between replicas), raise each count to the batch's highest when
-        // that is higher, and return what was stored before.
+        // that is higher, record the challenge uses (a use that conflicts
+        // with an earlier one, or an earlier row of this statement, is not
+        // inserted and not returned), and return what was stored before.
         const SQL: &str = "
             WITH input AS (
                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS i(rp_id, credential_id, max_received)
@@ -290,19 +296,29 @@ impl PostgresStore {
                 WHERE c.rp_id = l.rp_id AND c.credential_id = l.credential_id
                   AND NOT l.revoked AND i.max_received > l.before AND c.sign_count = l.before
                 RETURNING c.rp_id
+            ), used AS (
+                INSERT INTO consumed_challenges (id, keep_until_ms)
+                SELECT * FROM unnest($5::bytea[], $6::int8[])
+                ON CONFLICT (id) DO NOTHING RETURNING id
             )
-            SELECT rp_id, credential_id, before, revoked FROM locked";
+            SELECT rp_id, credential_id, before, revoked, NULL::bytea FROM locked
+            UNION ALL SELECT NULL, NULL, NULL, NULL, id FROM used";
         let rows = self
             .with(async |c| {
                 let s = c.prepare_cached(SQL).await.map_err(failed)?;
-                c.query(&s, &[&rps, &ids, &maxes, &now_ms]).await.map_err(failed)
+                c.query(&s, &[&rps, &ids, &maxes, &now_ms, &use_ids, &keep]).await.map_err(failed)
             })
             .await?;
         let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
         // A group holds up to `group::MAX_UPDATES` credentials: no linear
         // search per row.
         let index: HashMap<counters::Key<'_>, usize> = distinct.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+        let mut fresh: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         for r in &rows {
+            if let Some(used) = r.try_get::<_, Option<Vec<u8>>>(4).map_err(corrupt)? {
+                fresh.insert(used);
+                continue;
+            }
             let rp: &str = r.try_get(0).map_err(corrupt)?;
             let id: &[u8] = r.try_get(1).map_err(corrupt)?;
             let before: i64 = r.try_get(2).map_err(corrupt)?;
@@ -313,7 +329,8 @@ impl PostgresStore {
             }
         }
         let plan = counters::plan(updates, &state);
-        Ok(plan.results)
+        // The first use of an id in the statement is the fresh one.
+        Ok((plan.results, uses.iter().map(|u| fresh.remove(&u.id[..])).collect()))
     }
 
     /// Runs `f` with a pooled client, bounded by the timeout.
@@ -518,15 +535,20 @@ impl CredentialStore for PostgresStore {
         .await
     }
 
-    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
+    async fn settle_sign_ins(
+        &self,
+        updates: std::sync::Arc<[CounterUpdate]>,
+        uses: std::sync::Arc<[ChallengeUse]>,
+        now_ms: i64,
+    ) -> Result<(Vec<CounterResult>, Vec<bool>), StoreError> {
+        if updates.is_empty() && uses.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         let store = self.clone();
         self.counter_groups
-            .advance(updates, now_ms, move |all, now_ms| {
+            .advance(updates, uses, now_ms, move |all, uses, now_ms| {
                 let store = store.clone();
-                async move { store.advance_once(&all, now_ms).await }
+                async move { store.settle_once(&all, &uses, now_ms).await }
             })
             .await
     }
@@ -570,34 +592,53 @@ impl CredentialStore for PostgresStore {
         .await
     }
 
-    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
-        if uses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&[u8]> = uses.iter().map(|u| &u.id[..]).collect();
-        let keep: Vec<i64> = uses.iter().map(|u| u.keep_until_ms).collect();
-        // One statement: rows that conflict with an earlier use (this
-        // replica's, another's, or an earlier row of this batch) are not
-        // inserted, and so not returned.
-        let fresh = self
+    async fn create_with_challenge(&self, r: StoredCredential, challenge: ChallengeUse) -> Result<Registered, StoreError> {
+        // One statement, so one transaction: the use, and the credential
+        // only when the use was the first.
+        let sql = format!(
+            "WITH used AS (
+               INSERT INTO consumed_challenges (id, keep_until_ms) VALUES ($16, $17) ON CONFLICT (id) DO NOTHING RETURNING id
+             ), created AS (
+               INSERT INTO credentials ({COLUMNS})
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT 1 FROM used)
+               ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}
+             )
+             SELECT {COLUMNS}, true FROM created
+             UNION ALL SELECT {NULLS}, EXISTS (SELECT 1 FROM used) WHERE NOT EXISTS (SELECT 1 FROM created)",
+            NULLS = vec!["NULL"; COLUMNS.split(',').count()].join(", ")
+        );
+        let count = i64::from(r.sign_count);
+        let (id, keep) = (&challenge.id[..], challenge.keep_until_ms);
+        let row = self
             .with(async |c| {
-                let s = c
-                    .prepare_cached(
-                        "INSERT INTO consumed_challenges (id, keep_until_ms)
-                         SELECT * FROM unnest($1::bytea[], $2::int8[])
-                         ON CONFLICT (id) DO NOTHING RETURNING id",
-                    )
-                    .await
-                    .map_err(failed)?;
-                c.query(&s, &[&ids, &keep]).await.map_err(failed)
+                let s = c.prepare_cached(&sql).await.map_err(failed)?;
+                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = insert_params(&r, &count).to_vec();
+                params.push(&id);
+                params.push(&keep);
+                c.query_one(&s, &params).await.map_err(failed)
             })
             .await?;
-        let mut fresh: std::collections::HashSet<Vec<u8>> = fresh.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
-        Ok(uses.iter().map(|u| fresh.remove(&u.id[..])).collect())
+        let fresh: bool = row.try_get(COLUMNS.split(',').count()).map_err(corrupt)?;
+        match (fresh, row.try_get::<_, Option<String>>(0).map_err(corrupt)?) {
+            (false, _) => Ok(Registered::ChallengeReplayed),
+            (true, None) => Ok(Registered::AlreadyRegistered),
+            (true, Some(_)) => Ok(Registered::Created(Box::new(from_row(&row)?))),
+        }
     }
 
-    async fn prune_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
-        self.with(async |c| c.execute("DELETE FROM consumed_challenges WHERE keep_until_ms < $1", &[&now_ms]).await.map_err(failed)).await
+    async fn prune_challenges(&self, now_ms: i64, margin_ms: i64) -> Result<u64, StoreError> {
+        // The earlier of this replica's clock and the database's: a replica
+        // whose clock runs ahead cannot cut the records short.
+        self.with(async |c| {
+            c.execute(
+                "DELETE FROM consumed_challenges
+                 WHERE keep_until_ms < least($1, (extract(epoch FROM clock_timestamp()) * 1000)::int8) - $2",
+                &[&now_ms, &margin_ms],
+            )
+            .await
+            .map_err(failed)
+        })
+        .await
     }
 
     async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {

@@ -1,68 +1,59 @@
-//! Single use of server-issued challenges, per batch (one store round
-//! trip): the step after policy, before the outcomes.
+//! Single use of server-issued challenges: which items of a batch use one
+//! (recorded with the batch's counts, in the counter stage's store call),
+//! and what the store's answers mean once policy has spoken.
 
-use super::{Engine, Judged, item};
+use super::{Item, Judged, Stage, item};
 use crate::config::IssuedChallenges;
-use crate::telemetry;
-use assertd_policy::{Decision, ReasonCode, Verdict};
+use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::ChallengeUse;
+use assertd_verify::Opened;
 
-impl Engine {
-    /// Single use of server-issued challenges: every final (not retryable)
-    /// verdict on an item whose challenge opened and whose signature
-    /// verified records the use, in one
-    /// store round trip for the batch. A challenge used before, here or on
-    /// another replica, turns the verdict into a deny with
-    /// `CHALLENGE_REPLAYED`; if the store cannot record the uses, those
-    /// verdicts become retryable (`STORE_UNAVAILABLE`) and nothing is used
-    /// up.
-    pub(super) async fn use_challenges(&self, issued: &IssuedChallenges, judged: &mut [Judged]) {
-        let mut slots = Vec::new();
-        let mut uses = Vec::new();
-        for (i, j) in judged.iter().enumerate() {
-            let Some(opened) = j.issued else { continue };
-            if j.verdict.retryable {
-                continue;
-            }
-            let keep_until = opened.expires_at.saturating_add(issued.clock_skew_seconds).saturating_add(1);
-            slots.push(i);
-            uses.push(ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) });
+/// Until when the use of `opened` is kept: past its expiry and the allowed
+/// skew it is refused as expired anyway (the store's pruning adds a margin
+/// for replicas whose clocks differ).
+pub(super) fn use_of(issued: &IssuedChallenges, opened: Opened) -> ChallengeUse {
+    let keep_until = opened.expires_at.saturating_add(issued.clock_skew_seconds).saturating_add(1);
+    ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) }
+}
+
+/// The batch's challenge uses, by item index: every verified item whose
+/// issued challenge opened and whose signature verified. Only a signature
+/// by the credential uses a challenge up: a forged assertion that carries
+/// one must not cancel the genuine sign-in. Every such item reaches a final
+/// verdict unless the store call fails, and then nothing is recorded.
+pub(super) fn uses(issued: &IssuedChallenges, items: &[Item]) -> Vec<(usize, ChallengeUse)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match &item.stage {
+            Stage::Verified(_, v) if v.signature_verified() => v.issued_challenge.map(|o| (i, use_of(issued, o))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// After policy: a use that was not the first of its challenge (here or on
+/// another replica) turns the verdict into a deny with
+/// `CHALLENGE_REPLAYED`; uses the store could not record (`fresh` is
+/// `None`) make their verdicts retryable (`STORE_UNAVAILABLE`).
+pub(super) fn apply(judged: &mut [Judged], uses: &[(usize, ChallengeUse)], fresh: Option<Vec<bool>>) {
+    let Some(fresh) = fresh else {
+        for (i, _) in uses {
+            let j = &mut judged[*i];
+            j.verdict = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
+            j.credential = None;
         }
-        if uses.is_empty() {
-            return;
+        return;
+    };
+    for ((i, _), fresh) in uses.iter().zip(fresh) {
+        if fresh {
+            continue;
         }
-        let n = uses.len();
-        let started = std::time::Instant::now();
-        let answer = self.cache.store().consume_challenges(uses.into()).await;
-        telemetry::store_duration("consume_challenges", started.elapsed());
-        match answer {
-            Ok(fresh) if fresh.len() == n => {
-                for (i, fresh) in slots.into_iter().zip(fresh) {
-                    if !fresh {
-                        let j = &mut judged[i];
-                        let mut reasons =
-                            if j.verdict.decision == Decision::Deny { std::mem::take(&mut j.verdict.reasons) } else { Vec::new() };
-                        reasons.push(assertd_policy::Finding::new(
-                            ReasonCode::ChallengeReplayed,
-                            "the issued challenge was already used: a replayed assertion",
-                        ));
-                        reasons.sort_by_key(|f| f.code.severity());
-                        j.verdict = Verdict::deny(reasons);
-                        j.credential = None;
-                    }
-                }
-            }
-            other => {
-                if let Err(e) = &other {
-                    tracing::warn!(error = %e, "recording the use of issued challenges failed");
-                }
-                telemetry::store_error("consume_challenges");
-                for i in slots {
-                    let j = &mut judged[i];
-                    j.verdict = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
-                    j.credential = None;
-                }
-            }
-        }
+        let j = &mut judged[*i];
+        let mut reasons = if j.verdict.decision == Decision::Deny { std::mem::take(&mut j.verdict.reasons) } else { Vec::new() };
+        reasons.push(Finding::new(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed assertion"));
+        reasons.sort_by_key(|f| f.code.severity());
+        j.verdict = Verdict::deny(reasons);
+        j.credential = None;
     }
 }

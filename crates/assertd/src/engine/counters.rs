@@ -13,6 +13,13 @@
 //!
 //! Which items need the store is decided in one place (`need`); each
 //! update remembers its item, and each result goes back into that item.
+//!
+//! The batch's challenge uses (single use of server-issued challenges) go
+//! in the same store call, one transaction with the counts: a retryable
+//! verdict has changed nothing, so its retry finds neither a count
+//! "regressed" nor a challenge "replayed". An item whose challenge use
+//! cannot be recorded is never checked by the journal alone: its count is
+//! not deferred, and its verdict is retryable.
 
 use super::assess::{self, Settled};
 use super::item::{Item, Stage, deny};
@@ -20,7 +27,7 @@ use super::journal::Journal;
 use super::now_ms;
 use crate::telemetry;
 use assertd_policy::{CounterCheck, ReasonCode, Verdict};
-use assertd_store::{CounterResult, CounterUpdate, KeyCache, StoreError};
+use assertd_store::{ChallengeUse, CounterResult, CounterUpdate, KeyCache, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,9 +101,12 @@ impl Counters {
         self.store_up.store(up, Ordering::Relaxed);
     }
 
-    /// Settles the counter of every verified item of the batch: verified
-    /// items become `Counted`, in batch order.
-    pub async fn settle(&self, cache: &KeyCache, items: &mut [Item]) {
+    /// Settles the counter of every verified item of the batch and records
+    /// `uses` (item index, challenge use) in the same store call: verified
+    /// items become `Counted`, in batch order. Whether each use was the
+    /// first of its challenge, in the order of `uses`; `None` when the uses
+    /// could not be recorded (nothing was).
+    pub async fn settle(&self, cache: &KeyCache, items: &mut [Item], uses: &[(usize, ChallengeUse)]) -> Option<Vec<bool>> {
         // With counter_outage = "deny", an outage fails every assertion
         // closed, counter-less ones included.
         let fail_closed = self.journal.is_none() && !self.store_up.load(Ordering::Relaxed);
@@ -119,6 +129,8 @@ impl Counters {
 
         let mut slots: Vec<(usize, u32)> = Vec::new();
         let mut updates: Vec<CounterUpdate> = Vec::new();
+        let with_use: HashSet<usize> = uses.iter().map(|(i, _)| *i).collect();
+        let mut journal_may: Vec<bool> = Vec::new();
         for (i, (item, n)) in items.iter_mut().zip(needs).enumerate() {
             match n {
                 Need::Nothing => settle(item, Ok(CounterCheck::NotChecked)),
@@ -134,10 +146,12 @@ impl Counters {
                         credential_id: item.request.credential_id.clone(),
                         received,
                     });
+                    journal_may.push(!with_use.contains(&i));
                 }
             }
         }
-        let settled = self.check(cache, updates).await;
+        let uses: Vec<ChallengeUse> = uses.iter().map(|(_, u)| *u).collect();
+        let (settled, fresh) = self.check(cache, updates, &journal_may, uses).await;
         for ((i, received), s) in slots.into_iter().zip(settled) {
             let item = &mut items[i];
             let outcome = match &item.stage {
@@ -146,36 +160,52 @@ impl Counters {
             };
             settle(item, outcome);
         }
+        fresh
     }
 
-    /// One store round trip for the batch's counters, behind any updates
-    /// queued during an outage; one answer per update. If the store does
-    /// not answer, the journal (when enabled) checks what it can.
-    async fn check(&self, cache: &KeyCache, updates: Vec<CounterUpdate>) -> Vec<Settled> {
-        if updates.is_empty() {
-            return Vec::new();
+    /// One store round trip for the batch's counters and challenge uses,
+    /// behind any updates queued during an outage; one answer per update,
+    /// and the freshness of each use (`None`: not recorded). If the store
+    /// does not answer, the journal (when enabled) checks the updates
+    /// `journal_may` allows.
+    async fn check(
+        &self,
+        cache: &KeyCache,
+        updates: Vec<CounterUpdate>,
+        journal_may: &[bool],
+        uses: Vec<ChallengeUse>,
+    ) -> (Vec<Settled>, Option<Vec<bool>>) {
+        if updates.is_empty() && uses.is_empty() {
+            return (Vec::new(), Some(Vec::new()));
         }
         let n = updates.len();
+        let n_uses = uses.len();
         let mut all = self.journal.as_ref().map(|j| j.lock().take_queue()).unwrap_or_default();
         let n_queued = all.len();
         all.extend(updates);
         let all: Arc<[CounterUpdate]> = all.into();
         let started = std::time::Instant::now();
-        let r = answered(all.len(), cache.store().advance_sign_counts(all.clone(), now_ms()).await);
+        let r = match cache.store().settle_sign_ins(all.clone(), uses.into(), now_ms()).await {
+            Ok((_, fresh)) if fresh.len() != n_uses => {
+                Err(StoreError::Corrupt(format!("{} challenge answers for {n_uses} uses", fresh.len())))
+            }
+            Ok((results, fresh)) => answered(all.len(), Ok(results)).map(|r| (r, fresh)),
+            Err(e) => Err(e),
+        };
         self.set_store_up(!matches!(&r, Err(e) if e.is_unreachable()));
         telemetry::store_duration("advance_sign_counts", started.elapsed());
-        let settled: Vec<Settled> = match r {
-            Ok(results) => {
+        match r {
+            Ok((results, fresh)) => {
                 if let Some(j) = &self.journal {
                     j.lock().learn(&all, &results);
                 }
                 self.report_flushed(&results[..n_queued]);
-                results[n_queued..].iter().map(|r| Settled::Store(*r)).collect()
+                (results[n_queued..].iter().map(|r| Settled::Store(*r)).collect(), Some(fresh))
             }
             Err(e) => {
                 telemetry::store_error("advance_sign_counts");
                 tracing::warn!(error = %e, "sign count update failed");
-                let Some(j) = &self.journal else { return vec![Settled::Unavailable; n] };
+                let Some(j) = &self.journal else { return (vec![Settled::Unavailable; n], None) };
                 let mut j = j.lock();
                 j.requeue(all[..n_queued].to_vec());
                 // Only an unreachable store may be stood in for: a store that
@@ -184,14 +214,22 @@ impl Counters {
                 // not seen, so the batch's own items are denied as retryable.
                 if !e.is_unreachable() {
                     telemetry::deferred_queue(j.queued());
-                    return vec![Settled::Unavailable; n];
+                    return (vec![Settled::Unavailable; n], None);
                 }
-                let checked = j.defer(&all[n_queued..]);
+                // An item whose challenge use was not recorded is retryable:
+                // its count is not deferred, so its retry changes nothing.
+                let mine = &all[n_queued..];
+                let deferrable: Vec<CounterUpdate> =
+                    mine.iter().zip(journal_may).filter(|(_, may)| **may).map(|(u, _)| u.clone()).collect();
+                let mut checked = j.defer(&deferrable).into_iter();
                 telemetry::deferred_queue(j.queued());
-                checked.into_iter().map(Settled::Journal).collect()
+                let settled = journal_may
+                    .iter()
+                    .map(|may| if *may { checked.next().map_or(Settled::Unavailable, Settled::Journal) } else { Settled::Unavailable })
+                    .collect();
+                (settled, None)
             }
-        };
-        settled
+        }
     }
 
     /// Counts queued updates the store refused once it answered again.

@@ -18,15 +18,16 @@
 //! 4. → [`pool::verify`] on the rayon pool: [`assess::verify`] →
 //!    `assertd_verify::verify` (§7.2 steps 6–22; the signature with ring)
 //!    → [`Stage::Verified`].
-//! 5. [`Engine::decide`] → [`Counters::settle`]: one `advance_sign_counts`
-//!    round trip for the batch (§7.2 step 23), read by [`assess::counter`]
-//!    → [`Stage::Counted`].
+//! 5. [`Engine::decide`] → [`Counters::settle`]: one `settle_sign_ins`
+//!    round trip for the batch, one transaction: the sign counts (§7.2 step
+//!    23), read by [`assess::counter`], and the single use of every
+//!    server-issued challenge whose assertion's signature verified
+//!    (`challenges::uses`) → [`Stage::Counted`].
 //! 6. → [`Engine::judge`]: [`assess::judge`] → `assertd_policy::evaluate`
-//!    (profile, risk); then `Engine::use_challenges`: one
-//!    `consume_challenges` round trip records the single use of every
-//!    server-issued challenge with a final verdict (a replay becomes
-//!    `CHALLENGE_REPLAYED`) → [`Outcome`]; the `last_used_at` write is
-//!    claimed, unless the item's stored count wrote it.
+//!    (profile, risk); then `challenges::apply`: a replayed challenge
+//!    becomes `CHALLENGE_REPLAYED`, an unrecorded use a retryable verdict →
+//!    [`Outcome`]; the `last_used_at` write is claimed, unless the item's
+//!    stored count wrote it.
 //! 7. Back in the service, `convert::verdict` turns each [`Outcome`] into a
 //!    `pb::Verdict`, in request order.
 //!
@@ -115,11 +116,15 @@ pub(super) struct Judged {
     pub(super) credential: Option<Arc<CachedCredential>>,
     /// The profile accepts the BE upgrade the item reports.
     pub(super) upgrade: bool,
-    /// The server-issued challenge it used, when that opened.
-    pub(super) issued: Option<assertd_verify::Opened>,
     /// Its counter write stored the use's `last_used_at` already.
     pub(super) use_recorded: bool,
 }
+
+/// How long a challenge use is kept past the moment its challenge stops
+/// opening: a replica whose clock runs behind by less than this still finds
+/// the use recorded (and one whose clock runs ahead cannot prune early on
+/// PostgreSQL, which prunes by the earlier of both clocks).
+pub const PRUNE_MARGIN_MS: i64 = 10 * 60 * 1000;
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
@@ -263,12 +268,13 @@ impl Engine {
         }
     }
 
-    /// Phase two (one batch at a time, in order): the counter round trip,
-    /// policy, then the single use of server-issued challenges. One outcome
-    /// per assertion, in request order.
+    /// Phase two (one batch at a time, in order): the counter round trip
+    /// (with the single use of server-issued challenges), then policy. One
+    /// outcome per assertion, in request order.
     pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
         let Checked { mut items, issued } = checked;
-        self.counters.settle(&self.cache, &mut items).await;
+        let uses = issued.as_deref().map(|i| challenges::uses(i, &items)).unwrap_or_default();
+        let fresh = self.counters.settle(&self.cache, &mut items, &uses).await;
         let now = now_ms();
         let policy = self.policy.load();
         let metadata = policy.metadata.as_ref().map(|m| &m.metadata);
@@ -281,25 +287,16 @@ impl Engine {
                 let use_recorded =
                     matches!(&stage, Stage::Counted(_, v, Ok(CounterCheck::Ok)) if v.authenticator.is_some_and(|f| f.sign_count > 0));
                 let mut context = request.context;
-                let issued = match &stage {
-                    Stage::Counted(r, v, _) => {
-                        // The flag of the credential's user, as this replica
-                        // knows it now.
-                        context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
-                        // Only a signature by the credential uses up a
-                        // challenge: a forged assertion that carries one
-                        // must not cancel the genuine sign-in.
-                        v.issued_challenge.filter(|_| v.signature_verified())
-                    }
-                    _ => None,
-                };
+                if let Stage::Counted(r, _, _) = &stage {
+                    // The flag of the credential's user, as this replica
+                    // knows it now.
+                    context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
+                }
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
-                Judged { request, verdict, authenticator, credential, upgrade, issued, use_recorded }
+                Judged { request, verdict, authenticator, credential, upgrade, use_recorded }
             })
             .collect();
-        if let Some(issued) = &issued {
-            self.use_challenges(issued, &mut judged).await;
-        }
+        challenges::apply(&mut judged, &uses, fresh);
         let mut claimed = Vec::new();
         let mut upgrades = Vec::new();
         let outcomes = judged
@@ -370,9 +367,11 @@ impl Engine {
         Ok(ids.len())
     }
 
-    /// Forgets recorded challenge uses whose challenges expired.
+    /// Forgets recorded challenge uses whose challenges expired more than
+    /// [`PRUNE_MARGIN_MS`] ago (by this replica's clock and, on PostgreSQL,
+    /// the database's).
     pub async fn prune_challenges(&self) {
-        if let Err(e) = self.cache.store().prune_challenges(now_ms()).await {
+        if let Err(e) = self.cache.store().prune_challenges(now_ms(), PRUNE_MARGIN_MS).await {
             telemetry::store_error("prune_challenges");
             tracing::warn!(error = %e, "pruning used challenges failed");
         }

@@ -11,15 +11,19 @@
 //!    statement and its trust path), then `assertd_policy::
 //!    evaluate_registration` (the profile's rules) and the record's own
 //!    checks (the key as `PutCredential` checks it).
-//! 4. An allowed registration with a server-issued challenge records its
-//!    single use (`CHALLENGE_REPLAYED`), then the store creates the record
-//!    (§7.1 steps 26–27: never replacing one, `CREDENTIAL_ALREADY_REGISTERED`).
+//! 4. The store creates the record of an allowed registration (§7.1 steps
+//!    26–27: never replacing one, `CREDENTIAL_ALREADY_REGISTERED`); with a
+//!    server-issued challenge, in one transaction with the challenge's
+//!    single use (`CHALLENGE_REPLAYED`). A denied registration whose
+//!    attestation statement verified uses its challenge up too: every final
+//!    verdict reached after the statement's signature does. A retryable
+//!    verdict has recorded nothing.
 
-use super::{Engine, EngineError, fields, item, now_ms, pool};
+use super::{Engine, EngineError, challenges, fields, item, now_ms, pool};
 use crate::authz::Grant;
 use crate::config::Limits;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
-use assertd_store::{ChallengeUse, StoredCredential};
+use assertd_store::{Registered, StoredCredential};
 use assertd_verify::{AttestationReport, AuthenticatorFacts, Challenge, Registration, RegistrationInput, TrustInput};
 
 /// Most transports a registration may report.
@@ -165,50 +169,73 @@ impl Engine {
         })
         .await?;
         let reg = Some(&registration);
+        // The challenge's single use: only once the attestation statement
+        // verified (its signature covers the client data, so a forged
+        // response cannot use up the genuine ceremony's challenge).
+        let challenge_use = match (registration.issued_challenge, policy.challenges.as_deref()) {
+            (Some(opened), Some(i)) if registration.statement_verified() => Some(challenges::use_of(i, opened)),
+            _ => None,
+        };
         let (Decision::Allow, Some(record)) = (verdict.decision, record) else {
+            // A final deny uses the challenge up.
+            if let Some(u) = challenge_use {
+                match self.cache.store().consume_challenges(vec![u].into()).await {
+                    Ok(fresh) if fresh.first() == Some(&false) => {
+                        let mut reasons = verdict.reasons;
+                        reasons.push(Finding::new(
+                            ReasonCode::ChallengeReplayed,
+                            "the issued challenge was already used: a replayed registration",
+                        ));
+                        reasons.sort_by_key(|f| f.code.severity());
+                        return Ok(RegistrationOutcome::denied(Verdict::deny(reasons), reg));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Ok(RegistrationOutcome::denied(unrecorded(&e, "consume_challenges"), reg)),
+                }
+            }
             return Ok(RegistrationOutcome::denied(verdict, reg));
         };
-        // Single use of a server-issued challenge, before the record.
-        if let (Some(opened), Some(i)) = (registration.issued_challenge, policy.challenges.as_ref()) {
-            let keep_until = opened.expires_at.saturating_add(i.clock_skew_seconds).saturating_add(1);
-            let uses =
-                vec![ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) }];
-            match self.cache.store().consume_challenges(uses.into()).await {
-                Ok(fresh) if fresh.first() == Some(&true) => {}
-                Ok(_) => {
-                    let v = item::deny(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed registration");
-                    return Ok(RegistrationOutcome::denied(v, reg));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "recording the use of an issued challenge failed");
-                    crate::telemetry::store_error("consume_challenges");
-                    let v = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
-                    return Ok(RegistrationOutcome::denied(v, reg));
-                }
+        let (rp_id, id) = (record.rp_id.clone(), record.credential_id.clone());
+        let created = match challenge_use {
+            // §7.1 steps 26–27 with the challenge's use: one transaction.
+            Some(u) => self.cache.store().create_with_challenge(record, u).await,
+            // §7.1 steps 26–27: never replace a registered credential.
+            None => self
+                .cache
+                .store()
+                .create(record)
+                .await
+                .map(|c| c.map_or(Registered::AlreadyRegistered, |c| Registered::Created(Box::new(c)))),
+        };
+        // Drop even on error: the write may have landed (and a not-found
+        // entry for the id may be cached).
+        self.cache.invalidate(&rp_id, &id).await;
+        let verdict = match created {
+            Ok(Registered::Created(stored)) => {
+                return Ok(RegistrationOutcome {
+                    verdict,
+                    credential: Some(*stored),
+                    attestation: registration.attestation.clone(),
+                    authenticator: registration.authenticator,
+                });
             }
-        }
-        // §7.1 steps 26–27: never replace a registered credential.
-        match self.create(record).await {
-            Ok(Some(stored)) => Ok(RegistrationOutcome {
-                verdict,
-                credential: Some(stored),
-                attestation: registration.attestation.clone(),
-                authenticator: registration.authenticator,
-            }),
-            Ok(None) => Ok(RegistrationOutcome::denied(
-                item::deny(
-                    ReasonCode::CredentialAlreadyRegistered,
-                    "a credential with this id is already registered for the relying party",
-                ),
-                reg,
-            )),
-            Err(e) => {
-                tracing::warn!(error = %e, "storing a registered credential failed");
-                crate::telemetry::store_error("create");
-                Ok(RegistrationOutcome::denied(item::deny(ReasonCode::StoreUnavailable, "the credential could not be stored; retry"), reg))
+            Ok(Registered::AlreadyRegistered) => {
+                item::deny(ReasonCode::CredentialAlreadyRegistered, "a credential with this id is already registered for the relying party")
             }
-        }
+            Ok(Registered::ChallengeReplayed) => {
+                item::deny(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed registration")
+            }
+            Err(e) => unrecorded(&e, "create"),
+        };
+        Ok(RegistrationOutcome::denied(verdict, reg))
     }
+}
+
+/// A retryable verdict for a store write that failed (nothing was written).
+fn unrecorded(e: &assertd_store::StoreError, operation: &'static str) -> Verdict {
+    tracing::warn!(error = %e, operation, "a registration's store write failed");
+    crate::telemetry::store_error(operation);
+    item::deny(ReasonCode::StoreUnavailable, "the registration could not be recorded; retry")
 }
 
 /// The record a registration would store: `attested` only for a trusted
