@@ -12,6 +12,9 @@ cd "$(dirname "$0")"
 helm="$1"
 assertd="$2"
 work="$(mktemp -d)"
+# Plaintext gRPC is refused unless acknowledged (issue 26): the renders below
+# acknowledge it (a mesh does mTLS), except the checks of that refusal.
+ack="--set tls.insecurePlaintextAcknowledged=true"
 trap 'rm -rf "$work"' EXIT
 pass=0
 fail=0
@@ -46,17 +49,17 @@ for doc in text.split("\n---"):
 PY
 }
 
-check "helm lint (default values)" "$helm" lint --strict assertd
-check "helm lint (HA values)" "$helm" lint --strict assertd -f assertd/ci/ha-values.yaml
-check "helm template (default values)" sh -c "'$helm' template t assertd > '$work/default.yaml'"
-check "helm template (HA values)" sh -c "'$helm' template t assertd -f assertd/ci/ha-values.yaml > '$work/ha.yaml'"
+check "helm lint (default values)" "$helm" lint --strict assertd $ack
+check "helm lint (HA values)" "$helm" lint --strict assertd $ack -f assertd/ci/ha-values.yaml
+check "helm template (default values)" sh -c "'$helm' template t assertd $ack > '$work/default.yaml'"
+check "helm template (HA values)" sh -c "'$helm' template t assertd $ack -f assertd/ci/ha-values.yaml > '$work/ha.yaml'"
 check "kubernetes-validate --strict (default)" python3 -m kubernetes_validate --strict --quiet "$work/default.yaml"
 check "kubernetes-validate --strict (HA)" python3 -m kubernetes_validate --strict --quiet "$work/ha.yaml"
 check "default objects" sh -c "grep -q 'kind: PersistentVolumeClaim' '$work/default.yaml' && grep -q 'clusterIP: None' '$work/default.yaml' && grep -q 'type: Recreate' '$work/default.yaml' && grep -q 'checksum/config' '$work/default.yaml' && grep -q 'helm.sh/hook: test' '$work/default.yaml'"
 check "HA objects" sh -c "grep -q 'kind: HorizontalPodAutoscaler' '$work/ha.yaml' && grep -q 'kind: ServiceMonitor' '$work/ha.yaml' && grep -q 'kind: NetworkPolicy' '$work/ha.yaml' && grep -q 'grafana_dashboard' '$work/ha.yaml' && grep -q 'ASSERTD_DATABASE_URL' '$work/ha.yaml' && ! grep -q 'kind: PersistentVolumeClaim' '$work/ha.yaml'"
 sre_values() {
   local f="$work/sre.yaml"
-  "$helm" template t assertd -f assertd/ci/sre-values.yaml > "$f" &&
+  "$helm" template t assertd $ack -f assertd/ci/sre-values.yaml > "$f" &&
     python3 -m kubernetes_validate --strict --quiet "$f" &&
     grep -q 'kind: ServiceAccount' "$f" && grep -q 'serviceAccountName: idp-assertd' "$f" &&
     grep -q 'image: "ghcr.io/example/assertd@sha256:0123456789abcdef' "$f" &&
@@ -73,7 +76,7 @@ print('team: identity' in pod.split('spec:', 1)[0])")" = True ] &&
 check "SRE values: global, name overrides, digest, pod labels (commonLabels too), extraEnv, ServiceAccount, no fixed UID (OpenShift)" sre_values
 checksum_restart_settings_only() {
   local sum
-  sum() { "$helm" template t assertd "$@" | grep 'checksum/config' | head -1; }
+  sum() { "$helm" template t assertd $ack "$@" | grep 'checksum/config' | head -1; }
   [ "$(sum)" = "$(sum --set-string 'policy=[[relying_parties]]
 id = "other.example.com"
 origins = ["https://other.example.com"]')" ] &&
@@ -97,14 +100,14 @@ assert body(hook) == body(main), "the hook checks another config than the pods g
 job = [d for d in docs if "kind: Job" in d][0]
 assert "ASSERTD_DATABASE_URL" in job and "secretName: assertd-challenges" in job, job
 PY
-  ! "$helm" template t assertd --set configCheckHook.enabled=false | grep -q 'config-check'
+  ! "$helm" template t assertd $ack --set configCheckHook.enabled=false | grep -q 'config-check'
 }
 check "config check hook: the pods' config, environment and keys, before install and upgrade" config_check_hook
 alerts() {
   # Rendered, checked and unit-tested by promtool (Debian's prometheus
   # package); every alert links a runbook that exists in docs/runbooks.
   # (kubernetes-validate knows no CRDs: promtool checks the rules.)
-  "$helm" template t assertd --set prometheusRule.enabled=true > "$work/rule.yaml" &&
+  "$helm" template t assertd $ack --set prometheusRule.enabled=true > "$work/rule.yaml" &&
     python3 - "$work/rule.yaml" "$work/rules.yaml" <<'PY' &&
 import sys, yaml, os
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "PrometheusRule"]
@@ -121,7 +124,7 @@ PY
 check "alerts: PrometheusRule checked and unit-tested by promtool, a runbook per alert (optional)" alerts
 migrate_hook() {
   local f="$work/migrate.yaml"
-  "$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook --set store.postgres.migrationSecret=assertd-ddl > "$f" &&
+  "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook --set store.postgres.migrationSecret=assertd-ddl > "$f" &&
     python3 -m kubernetes_validate --strict --quiet "$f" &&
     grep -q 'args: \["migrate", "--config", "/etc/assertd/assertd.toml"\]' "$f" && grep -q 'name: assertd-ddl' "$f" &&
     grep -q 'migrate = false' "$f" && ! grep -q 'migrate = false' "$work/ha.yaml" && ! grep -q 'kind: Job' <(grep -A3 'name: t-assertd-migrate' "$work/ha.yaml")
@@ -129,7 +132,7 @@ migrate_hook() {
 check "migrations in a hook Job with a DDL role; pods without DDL rights (store.postgres.migrations=hook)" migrate_hook
 egress() {
   local f="$work/egress.yaml"
-  "$helm" template t assertd -f assertd/ci/ha-values.yaml --set networkPolicy.egress.enabled=true \
+  "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set networkPolicy.egress.enabled=true \
     --set 'networkPolicy.egress.postgresTo[0].ipBlock.cidr=10.0.5.0/24' > "$f" &&
     python3 -m kubernetes_validate --strict --quiet "$f" &&
     grep -q 'policyTypes: \["Ingress", "Egress"\]' "$f" && grep -q 'cidr: 10.0.5.0/24' "$f" && grep -q 'port: 5432' "$f" &&
@@ -140,9 +143,9 @@ pdb_only_when_satisfiable() {
   # One replica: a budget would block every node drain, so none renders.
   ! grep -q 'kind: PodDisruptionBudget' "$work/default.yaml" &&
     grep -q 'kind: PodDisruptionBudget' "$work/ha.yaml" &&
-    ! "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=3 | grep -q 'kind: PodDisruptionBudget' &&
-    "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=50% | grep -q 'minAvailable: 50%' &&
-    ! "$helm" template t assertd -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=100% | grep -q 'kind: PodDisruptionBudget'
+    ! "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=3 | grep -q 'kind: PodDisruptionBudget' &&
+    "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=50% | grep -q 'minAvailable: 50%' &&
+    ! "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=100% | grep -q 'kind: PodDisruptionBudget'
 }
 check "PodDisruptionBudget only when it allows a disruption (none for one replica)" pdb_only_when_satisfiable
 secure() {
@@ -152,7 +155,25 @@ secure() {
 }
 check "security context" secure
 check "native gRPC probes on the health port" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml' && grep -A1 'grpc:\$' '$work/default.yaml' | grep -q 'port: 8081'"
-check "plaintext only by explicit opt-in (default)" grep -q 'insecure_allow_plaintext = true' "$work/default.yaml"
+check "plaintext only by explicit opt-in (acknowledged)" grep -q 'insecure_allow_plaintext = true' "$work/default.yaml"
+check "refuses plaintext bearer tokens without acknowledgement (the bare default)" refuses "tls.insecurePlaintextAcknowledged=true" "$helm" template t assertd
+tls_one_value_away() {
+  "$helm" template t assertd --set tls.existingSecret=my-tls > "$work/tls1.yaml" &&
+    grep -q 'insecure_allow_plaintext = false' "$work/tls1.yaml" && grep -q 'secretName: my-tls' "$work/tls1.yaml" &&
+    "$helm" template t assertd --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=ca > "$work/tls2.yaml" &&
+    grep -q 'insecure_allow_plaintext = false' "$work/tls2.yaml" && grep -q 'kind: Certificate' "$work/tls2.yaml"
+}
+check "TLS one value away (a Secret, or cert-manager with its issuer), no acknowledgement needed" tls_one_value_away
+metrics_from_monitoring() {
+  python3 - "$work/default.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "NetworkPolicy"]
+rules = docs[0]["spec"]["ingress"]
+metrics = [r for r in rules if any(p["port"] == "metrics" for p in r["ports"])][0]
+assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}], metrics
+PY
+}
+check "metrics port only from the monitoring namespace by default" metrics_from_monitoring
 authenticated() {
   local f="$work/default.yaml"
   grep -q 'token_sha256_env = \["ASSERTD_TOKEN_SHA256_GATEWAY"\]' "$f" && grep -q 'name: t-assertd-tokens' "$f" &&
@@ -166,12 +187,12 @@ mtls_clients() {
 }
 check "mtls mode: certificate identities, gateways by namespace (HA)" mtls_clients
 insecure_acknowledged() {
-  "$helm" template t assertd --set auth.mode=insecure --set auth.insecureAcknowledged=true > "$work/insecure.yaml" &&
+  "$helm" template t assertd $ack --set auth.mode=insecure --set auth.insecureAcknowledged=true > "$work/insecure.yaml" &&
     grep -q 'insecure_allow_unauthenticated = true' "$work/insecure.yaml" && ! grep -q '\[\[clients\]\]' "$work/insecure.yaml"
 }
 check "insecure mode renders only when acknowledged" insecure_acknowledged
 cert_manager() {
-  "$helm" template t assertd --namespace idp --set tls.enabled=true --set tls.certManager.enabled=true \
+  "$helm" template t assertd $ack --namespace idp --set tls.enabled=true --set tls.certManager.enabled=true \
     --set tls.certManager.issuerRef.name=internal-ca --set tls.certManager.issuerRef.kind=ClusterIssuer > "$work/cm.yaml" &&
     python3 -m kubernetes_validate --strict --quiet "$work/cm.yaml" &&
     grep -q 'kind: Certificate' "$work/cm.yaml" && grep -q 'secretName: t-assertd-tls' "$work/cm.yaml" &&
@@ -180,7 +201,7 @@ cert_manager() {
     ! grep -q 'kind: Certificate' "$work/default.yaml"
 }
 check "cert-manager Certificate: serving and client CA Secret, Service names (optional)" cert_manager
-check "refuses cert-manager without an issuer" refuses "issuerRef.name" "$helm" template t assertd --set tls.enabled=true --set tls.certManager.enabled=true
+check "refuses cert-manager without an issuer" refuses "issuerRef.name" "$helm" template t assertd $ack --set tls.enabled=true --set tls.certManager.enabled=true
 tls_mounts() {
   local f="$work/ha.yaml"
   grep -q 'insecure_allow_plaintext = false' "$f" && grep -q 'client_ca_file = "/etc/assertd/client-ca/ca.crt"' "$f" &&
@@ -201,31 +222,31 @@ challenges() {
     ! grep -q '\[challenges\]' "$work/default.yaml"
 }
 check "issued challenges: keys from a Secret, the first signs (HA; off by default)" challenges
-check "refuses challenge key ids without their Secret" refuses "challenges.secret" "$helm" template t assertd --set 'challenges.keyIds={k1}'
-check "refuses a challenge Secret without key ids" refuses "challenges.keyIds" "$helm" template t assertd --set challenges.secret=s
+check "refuses challenge key ids without their Secret" refuses "challenges.secret" "$helm" template t assertd $ack --set 'challenges.keyIds={k1}'
+check "refuses a challenge Secret without key ids" refuses "challenges.keyIds" "$helm" template t assertd $ack --set challenges.secret=s
 attestation_roots() {
-  "$helm" template t assertd --set registration.attestationRootsConfigMap=roots --set 'registration.attestationRoots[0].format=apple' \
+  "$helm" template t assertd $ack --set registration.attestationRootsConfigMap=roots --set 'registration.attestationRoots[0].format=apple' \
     --set 'registration.attestationRoots[0].key=apple.pem' > "$work/roots.yaml" &&
     grep -q 'file = "/etc/assertd/attestation-roots/apple.pem"' "$work/roots.yaml" && grep -q 'name: roots' "$work/roots.yaml" &&
     [ "$(grep -c 'mountPath: /etc/assertd/attestation-roots' "$work/roots.yaml")" = 2 ] && ! grep -q 'attestation_roots' "$work/default.yaml"
 }
 check "attestation roots: a ConfigMap mounted in the pods and the config check, one [[attestation_roots]] per format (none by default)" attestation_roots
-check "refuses attestation roots without their ConfigMap" refuses "attestationRootsConfigMap" "$helm" template t assertd --set 'registration.attestationRoots[0].format=apple' --set 'registration.attestationRoots[0].key=a.pem'
-check "refuses an attestation roots ConfigMap without roots" refuses "registration.attestationRoots" "$helm" template t assertd --set registration.attestationRootsConfigMap=roots
+check "refuses attestation roots without their ConfigMap" refuses "attestationRootsConfigMap" "$helm" template t assertd $ack --set 'registration.attestationRoots[0].format=apple' --set 'registration.attestationRoots[0].key=a.pem'
+check "refuses an attestation roots ConfigMap without roots" refuses "registration.attestationRoots" "$helm" template t assertd $ack --set registration.attestationRootsConfigMap=roots
 fido_metadata() {
-  "$helm" template t assertd --set 'metadata.volume.persistentVolumeClaim.claimName=fido-mds' --set metadata.rootConfigMap=fido-root > "$work/mds.yaml" &&
+  "$helm" template t assertd $ack --set 'metadata.volume.persistentVolumeClaim.claimName=fido-mds' --set metadata.rootConfigMap=fido-root > "$work/mds.yaml" &&
     grep -q 'path = "/var/lib/assertd-metadata/blob.jwt"' "$work/mds.yaml" && grep -q 'root_file = "/etc/assertd/metadata-root/root.pem"' "$work/mds.yaml" &&
     grep -q 'claimName: fido-mds' "$work/mds.yaml" && [ "$(grep -c 'mountPath: /var/lib/assertd-metadata' "$work/mds.yaml")" = 2 ] &&
     ! grep -q '\[metadata\]' "$work/default.yaml"
 }
 check "FIDO metadata: a BLOB from a volume, its root from a ConfigMap, in the pods and the config check (off by default)" fido_metadata
-check "refuses a metadata BLOB without its root" refuses "metadata.rootConfigMap" "$helm" template t assertd --set 'metadata.volume.emptyDir.medium=Memory'
+check "refuses a metadata BLOB without its root" refuses "metadata.rootConfigMap" "$helm" template t assertd $ack --set 'metadata.volume.emptyDir.medium=Memory'
 tracing_otlp() {
   grep -q 'otlp_endpoint = "http://otel-agent.observability:4317"' "$work/ha.yaml" && grep -q 'sample_ratio = 0.05' "$work/ha.yaml" &&
     ! grep -q '\[tracing\]' "$work/default.yaml"
 }
 check "traces over OTLP to a collector (HA; off by default)" tracing_otlp
-check "refuses an https OTLP endpoint (schema)" refuses "otlpEndpoint" "$helm" template t assertd --set tracing.otlpEndpoint=https://collector:4317
+check "refuses an https OTLP endpoint (schema)" refuses "otlpEndpoint" "$helm" template t assertd $ack --set tracing.otlpEndpoint=https://collector:4317
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.
 mkdir -p "$work/challenges"
@@ -235,21 +256,21 @@ config_of "$work/ha.yaml" | sed "s|/etc/assertd/challenges/|$work/challenges/|g"
 check "rendered config is valid (default)" env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/default.toml"
 check "the rendered default config refuses to start without its token hashes" refuses "ASSERTD_TOKEN_SHA256_GATEWAY is not set" "$assertd" config check "$work/default.toml"
 check "rendered config is valid (HA)" env ASSERTD_DATABASE_URL=postgres://x@127.0.0.1/x "$assertd" config check "$work/ha.toml"
-"$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.tls.mode=require --set store.postgres.tls.caSecret= > "$work/unchecked.yaml"
+"$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.tls.mode=require --set store.postgres.tls.caSecret= > "$work/unchecked.yaml"
 config_of "$work/unchecked.yaml" > "$work/unchecked.toml"
 check "an unchecked PostgreSQL beyond loopback is refused by the rendered config" refuses "insecure_allow_unverified_postgres" env ASSERTD_DATABASE_URL=postgres://x@db.internal/x "$assertd" config check "$work/unchecked.toml"
-check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd --set replicaCount=2
-check "refuses more PostgreSQL connections than the budget" refuses "over store.postgres.connectionBudget" "$helm" template t assertd -f assertd/ci/ha-values.yaml --set store.postgres.poolSize=16
-check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd --set store.backend=postgres
-check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd --set tls.enabled=true
-check "refuses insecure mode without acknowledgement" refuses "auth.insecureAcknowledged" "$helm" template t assertd --set auth.mode=insecure
-check "refuses mtls mode without client certificates" refuses "tls.clientAuth=true" "$helm" template t assertd --set auth.mode=mtls
+check "refuses SQLite with 2 replicas" refuses "supports one replica" "$helm" template t assertd $ack --set replicaCount=2
+check "refuses more PostgreSQL connections than the budget" refuses "over store.postgres.connectionBudget" "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.poolSize=16
+check "refuses PostgreSQL without a secret" refuses "existingSecret" "$helm" template t assertd $ack --set store.backend=postgres
+check "refuses TLS without a secret" refuses "tls.existingSecret" "$helm" template t assertd $ack --set tls.enabled=true
+check "refuses insecure mode without acknowledgement" refuses "auth.insecureAcknowledged" "$helm" template t assertd $ack --set auth.mode=insecure
+check "refuses mtls mode without client certificates" refuses "tls.clientAuth=true" "$helm" template t assertd $ack --set auth.mode=mtls
 printf 'auth:\n  clients:\n    - name: x\n      relyingParties: ["*"]\n      rpcs: ["verify"]\n' > "$work/nocert.yaml"
-check "refuses mtls clients without certificate names" refuses "needs certificateNames" "$helm" template t assertd -f assertd/ci/ha-values.yaml -f "$work/nocert.yaml"
-check "schema refuses an unknown auth mode" refuses "auth.mode" "$helm" template t assertd --set auth.mode=open
-check "schema refuses an unknown backend" refuses "store.backend" "$helm" template t assertd --set store.backend=mysql
-check "schema refuses an unknown value" refuses "additional properties" "$helm" template t assertd --set nope=1
-check "schema refuses a bad port" refuses "ports.grpc" "$helm" template t assertd --set ports.grpc=70000
+check "refuses mtls clients without certificate names" refuses "needs certificateNames" "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml -f "$work/nocert.yaml"
+check "schema refuses an unknown auth mode" refuses "auth.mode" "$helm" template t assertd $ack --set auth.mode=open
+check "schema refuses an unknown backend" refuses "store.backend" "$helm" template t assertd $ack --set store.backend=mysql
+check "schema refuses an unknown value" refuses "additional properties" "$helm" template t assertd $ack --set nope=1
+check "schema refuses a bad port" refuses "ports.grpc" "$helm" template t assertd $ack --set ports.grpc=70000
 
 echo "chart: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

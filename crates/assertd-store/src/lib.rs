@@ -220,6 +220,18 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// an existing credential is never overwritten by a create.
     async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError>;
 
+    /// Creates credentials in bulk, in one transaction (validate them
+    /// first): true for each one stored, false for an id that already
+    /// exists at its relying party (nothing written for it; never
+    /// overwritten).
+    async fn create_many(&self, records: Vec<StoredCredential>) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            out.push(self.create(r).await?.is_some());
+        }
+        Ok(out)
+    }
+
     /// Replaces the key and registration facts of an existing credential of
     /// the same user (`record.user_handle`): ownership never moves, revoked
     /// stays as stored, the sign count never goes back, `created_at` is kept.

@@ -404,6 +404,10 @@ impl CredentialStore for SqliteStore {
         self.write(move |c| insert_new(c, &r)).await
     }
 
+    async fn create_many(&self, records: Vec<StoredCredential>) -> Result<Vec<bool>, StoreError> {
+        self.write(move |c| records.iter().map(|r| insert_new(c, r).map(|s| s.is_some())).collect()).await
+    }
+
     async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
         self.write(move |c| {
             let updated = c

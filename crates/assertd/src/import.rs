@@ -3,18 +3,45 @@
 //! The file is either a JSON array of records or JSON Lines (one record per
 //! line). Byte fields are base64url (padding optional); `aaguid` may also be
 //! a UUID string. The whole file is validated first; nothing is written
-//! unless every record is valid. Records are written in transactions of
-//! [`CHUNK`].
+//! unless every record is valid and, by default, new: an import creates
+//! credentials and never overwrites one ([`ImportMode::Create`]); with
+//! `--replace` ([`ImportMode::Replace`]) an existing credential of the same
+//! user is replaced under `PutCredential`'s replace rules (the user never
+//! changes, a revoked credential stays revoked, the sign count never goes
+//! back). Records are written in transactions of [`CHUNK`].
 
-use assertd_store::{CredentialStore, StoredCredential};
+use assertd_store::{CredentialStore, Replaced, StoredCredential};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Records per write transaction.
 pub const CHUNK: usize = 1000;
+
+/// What an import may do to credentials that already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMode {
+    /// Create only: a record whose id exists at its relying party stops the
+    /// import before anything is written.
+    #[default]
+    Create,
+    /// Create new ids, and replace existing credentials of the same user
+    /// (as `PutCredential` with `replace`); a record naming another user's
+    /// credential stops the import before anything is written.
+    Replace,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Imported {
+    /// New credentials.
+    pub created: usize,
+    /// Existing credentials replaced (only with [`ImportMode::Replace`]).
+    pub replaced: usize,
+}
 
 /// One record in an import file.
 #[derive(Debug, Deserialize, Serialize)]
@@ -154,32 +181,108 @@ fn convert(batch: &mut Vec<(String, ImportRecord)>, now_ms: i64) -> Result<Vec<S
     converted.into_iter().collect()
 }
 
-/// Validates the whole file, then writes it in chunks while reading it
-/// again, so memory stays bounded whatever the file's size. Returns the
-/// number of records written.
-pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64) -> Result<usize, String> {
+fn show(r: &StoredCredential) -> String {
+    format!("credential {} at relying party {:?}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&r.credential_id), r.rp_id)
+}
+
+/// A record's key, hashed (16 bytes: memory stays small for millions).
+fn key_hash(r: &StoredCredential) -> [u8; 16] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&u32::try_from(r.rp_id.len()).unwrap_or(u32::MAX).to_be_bytes());
+    ctx.update(r.rp_id.as_bytes());
+    ctx.update(&r.credential_id);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    k
+}
+
+/// Checks a converted chunk against the store and the rest of the file:
+/// an id twice in the file, an existing id (create mode), or another
+/// user's credential (replace mode) is an error naming the record.
+fn check_existing(
+    handle: &tokio::runtime::Handle,
+    store: &Arc<dyn CredentialStore>,
+    chunk: &[(String, StoredCredential)],
+    seen: &mut HashSet<[u8; 16]>,
+    mode: ImportMode,
+) -> Result<(), String> {
+    for (pos, r) in chunk {
+        if !seen.insert(key_hash(r)) {
+            return Err(format!("{pos}: {} appears earlier in the file", show(r)));
+        }
+    }
+    let found = handle.block_on(futures_util::future::try_join_all(chunk.iter().map(|(_, r)| store.get(&r.rp_id, &r.credential_id))));
+    for ((pos, r), stored) in chunk.iter().zip(found.map_err(|e| e.to_string())?) {
+        match (stored, mode) {
+            (None, _) => {}
+            (Some(_), ImportMode::Create) => {
+                return Err(format!("{pos}: {} already exists; pass --replace to replace it (its user stays as stored)", show(r)));
+            }
+            (Some(s), ImportMode::Replace) if s.user_handle != r.user_handle => {
+                return Err(format!("{pos}: {} belongs to another user; a replace never moves a credential to another user", show(r)));
+            }
+            (Some(_), ImportMode::Replace) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Validates the whole file (each record, and against the store as `mode`
+/// allows), then writes it in chunks while reading it again, so memory
+/// stays bounded whatever the file's size. Returns what was written.
+pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64, mode: ImportMode) -> Result<Imported, String> {
     let path = path.to_owned();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(CHUNK);
+        let mut seen = HashSet::new();
+        let mut check = |batch: &mut Vec<(String, ImportRecord)>| -> Result<(), String> {
+            let positions: Vec<String> = batch.iter().map(|(p, _)| p.clone()).collect();
+            let chunk: Vec<(String, StoredCredential)> = positions.into_iter().zip(convert(batch, now_ms)?).collect();
+            check_existing(&handle, &store, &chunk, &mut seen, mode)
+        };
         for_each_record(&path, |pos, r| {
             batch.push((pos, r));
             if batch.len() == CHUNK {
-                convert(&mut batch, now_ms)?;
+                check(&mut batch)?;
             }
             Ok(())
         })?;
-        convert(&mut batch, now_ms)?;
+        check(&mut batch)?;
+        drop(seen);
         // Checked again while writing: the file is read twice, and what is
-        // written must be what was checked.
-        let mut written = 0usize;
+        // written must be what was checked. A credential created or moved
+        // by someone else since the check is never overwritten.
+        let mut done = Imported::default();
         let mut flush = |batch: &mut Vec<(String, ImportRecord)>| -> Result<(), String> {
             let chunk = convert(batch, now_ms)?;
-            let n = chunk.len();
-            if n > 0 {
-                handle.block_on(store.put_many(chunk)).map_err(|e| format!("after {written} records: {e}"))?;
+            if chunk.is_empty() {
+                return Ok(());
             }
-            written += n;
+            let after = |done: &Imported| done.created + done.replaced;
+            let created = handle.block_on(store.create_many(chunk.clone())).map_err(|e| format!("after {} records: {e}", after(&done)))?;
+            for (r, created) in chunk.into_iter().zip(created) {
+                if created {
+                    done.created += 1;
+                    continue;
+                }
+                let what = show(&r);
+                if mode == ImportMode::Create {
+                    return Err(format!(
+                        "after {} records: {what} was created by someone else since the check; not overwritten",
+                        after(&done)
+                    ));
+                }
+                match handle.block_on(store.replace(r)).map_err(|e| format!("after {} records: {e}", after(&done)))? {
+                    Replaced::Replaced(_) => done.replaced += 1,
+                    Replaced::OtherUser | Replaced::NotFound => {
+                        return Err(format!(
+                            "after {} records: {what} changed owner or was deleted since the check; not written",
+                            after(&done)
+                        ));
+                    }
+                }
+            }
             Ok(())
         };
         for_each_record(&path, |pos, r| {
@@ -190,7 +293,7 @@ pub async fn import(path: &Path, store: Arc<dyn CredentialStore>, now_ms: i64) -
             Ok(())
         })?;
         flush(&mut batch)?;
-        Ok(written)
+        Ok(done)
     })
     .await
     .map_err(|e| format!("import task failed: {e}"))?

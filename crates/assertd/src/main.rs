@@ -102,6 +102,13 @@ enum CredentialsCommand {
         /// Data directory of the embedded store [default: ./data].
         #[arg(long, env = "ASSERTD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Replace credentials that already exist, as PutCredential with
+        /// `replace` does: only of the same user (never moved to another),
+        /// a revoked one stays revoked, its sign count never goes back.
+        /// Without it, an id that exists stops the import before anything
+        /// is written.
+        #[arg(long)]
+        replace: bool,
     },
     /// Erase one credential (e.g. for an erasure request); exits 1 if it
     /// does not exist. Audited like the API's DeleteCredential.
@@ -204,14 +211,23 @@ fn main() -> ExitCode {
                 print!("{}", c.describe(&policy)?);
                 Ok(())
             }
-            Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir } } => {
+            Command::Credentials { command: CredentialsCommand::Import { file, config, data_dir, replace } } => {
+                use assertd::import::ImportMode;
                 let mut c = load(config)?;
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
                 let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
-                let n = assertd::import::import(&file, store, assertd::engine::now_ms())
+                let mode = if replace { ImportMode::Replace } else { ImportMode::Create };
+                let n = assertd::import::import(&file, store, assertd::engine::now_ms(), mode)
                     .await
                     .map_err(|e| format!("import {}: {e}", file.display()))?;
-                println!("imported {n} credentials into the {:?} store", c.store.backend);
+                tracing::info!(target: "assertd::audit", action = "import", client = "cli", created = n.created, replaced = n.replaced, "credentials import");
+                println!(
+                    "imported {} credentials into the {:?} store ({} created, {} replaced)",
+                    n.created + n.replaced,
+                    c.store.backend,
+                    n.created,
+                    n.replaced
+                );
                 Ok(())
             }
             Command::Credentials { command: CredentialsCommand::Delete { rp_id, credential_id, config, data_dir } } => {

@@ -83,7 +83,7 @@ pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>,
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     tokio::spawn(prune_challenges(Arc::downgrade(&engine)));
     if let Err(e) = engine.reload_user_risks().await {
-        tracing::warn!(error = %e, "cannot read the users flagged at risk yet; retrying every 30 s");
+        tracing::warn!(error = %e, "cannot read the users flagged at risk yet: not ready, sign-ins retryable; retrying every second");
     }
     tokio::spawn(reload_user_risks(Arc::downgrade(&engine)));
     if let Some(changes) = changes {
@@ -148,16 +148,25 @@ async fn flush_last_used(engine: std::sync::Weak<Engine>, interval: Duration) {
 }
 
 /// Watches the store: readiness (health) turns NOT_SERVING once the store
-/// has been unreachable for `grace`, and SERVING again when it answers.
+/// has been unreachable for `grace`, and SERVING again when it answers;
+/// it is NOT_SERVING from the start until the users flagged at risk have
+/// been read once (fail closed: a replica that cannot know a user's flag
+/// takes no traffic).
 async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthReporter, grace: Duration) {
     let mut down_since: Option<std::time::Instant> = None;
-    let mut serving = true;
+    let mut serving = engine.user_risks_loaded();
     loop {
         let ok = engine.cache().store().ping().await.is_ok();
         telemetry::store_up(ok);
         engine.set_store_up(ok);
         if ok {
             engine.flush_deferred().await;
+            if !engine.user_risks_loaded() {
+                match engine.reload_user_risks().await {
+                    Ok(()) => tracing::info!("the users flagged at risk are loaded"),
+                    Err(e) => tracing::warn!(error = %e, "reading the users flagged at risk failed: not ready"),
+                }
+            }
         }
         match (ok, down_since) {
             (true, _) => down_since = None,
@@ -167,12 +176,12 @@ async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthRe
             }
             (false, Some(_)) => {}
         }
-        let want = down_since.is_none_or(|t| t.elapsed() < grace);
+        let want = down_since.is_none_or(|t| t.elapsed() < grace) && engine.user_risks_loaded();
         if want != serving {
             serving = want;
             let status = if want { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
             if want {
-                tracing::info!("credential store reachable again: ready");
+                tracing::info!("credential store reachable and user risk flags loaded: ready");
             } else {
                 tracing::warn!(grace_seconds = grace.as_secs(), "credential store unreachable past the grace period: not ready");
             }
@@ -308,7 +317,12 @@ pub async fn serve(
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<VerificationServiceServer<VerificationSvc>>().await;
     health.set_serving::<CredentialServiceServer<CredentialSvc>>().await;
-    health.set_service_status(READINESS_SERVICE, tonic_health::ServingStatus::Serving).await;
+    let ready = if engine.user_risks_loaded() { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+    health.set_service_status(READINESS_SERVICE, ready).await;
+    if !engine.user_risks_loaded() {
+        health.set_service_status("", ready).await;
+        health.set_service_status("assertd.v1.VerificationService", ready).await;
+    }
     health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
     tokio::spawn(watch_store(engine.clone(), health.clone(), Duration::from_secs(config.store.readiness_grace_seconds)));
     let reflection = tonic_reflection::server::Builder::configure()
@@ -339,8 +353,15 @@ pub async fn serve(
             let l = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
             let bound = l.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
             let mut stop = health_stop.clone();
-            let only_health = tonic::transport::Server::builder().add_service(health_svc.clone());
-            tokio::spawn(only_health.serve_with_incoming_shutdown(crate::tls::incoming(l, None), async move {
+            // Bounded like the metrics listener: a probe is one short call.
+            let cap = crate::tls::Cap { name: "health", slots: Arc::new(tokio::sync::Semaphore::new(config.limits.max_probe_connections)) };
+            let only_health = tonic::transport::Server::builder()
+                .max_connection_age(Duration::from_secs(config.limits.probe_connection_seconds))
+                .max_connection_age_grace(Duration::from_secs(1))
+                .http2_max_header_list_size(16 * 1024)
+                .timeout(crate::telemetry::PROBE_HEADER_TIMEOUT)
+                .add_service(health_svc.clone());
+            tokio::spawn(only_health.serve_with_incoming_shutdown(crate::tls::incoming(l, None, Some(cap)), async move {
                 let _ = stop.wait_for(|s| *s).await;
             }));
             Some(bound)
@@ -389,7 +410,7 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_service(verification)
         .add_service(credentials)
-        .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), signal);
+        .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls, None), signal);
     tokio::pin!(server);
     // Drain for at most `grace` after the signal.
     tokio::select! {

@@ -71,6 +71,10 @@ pub const TLS_RELOADS: &str = "assertd_tls_reloads_total";
 pub const TLS_EXPIRY: &str = "assertd_tls_certificate_expiry_timestamp_seconds";
 /// TLS handshakes that failed, by reason (error / timeout).
 pub const TLS_HANDSHAKE_FAILURES: &str = "assertd_tls_handshake_failures_total";
+/// Connections a probe listener closed at accept (its cap was reached).
+pub const LISTENER_REFUSED: &str = "assertd_listener_connections_refused_total";
+/// Failed `accept` calls, by listener (EMFILE and the like).
+pub const ACCEPT_FAILURES: &str = "assertd_accept_failures_total";
 
 /// Handles of one metric's series by the value of its one label (`""` for
 /// a metric without labels). The per-assertion path registers each series
@@ -204,6 +208,11 @@ pub fn install() -> Result<PrometheusHandle, String> {
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed, by reason (error: e.g. no or untrusted client certificate; timeout)."
     );
+    describe_counter!(
+        LISTENER_REFUSED,
+        "Connections the metrics or health listener closed as they were accepted, because limits.max_probe_connections were open."
+    );
+    describe_counter!(ACCEPT_FAILURES, "Failed accept calls, by listener (grpc, metrics, health): e.g. no file descriptor left (EMFILE).");
     describe_counter!(TRACE_SPANS_EXPORTED, "Spans sent to the OTLP collector ([tracing] otlp_endpoint) and accepted.");
     describe_counter!(
         TRACE_SPANS_DROPPED,
@@ -506,9 +515,32 @@ impl Drop for InFlight {
     }
 }
 
+/// How long a metrics request's headers may take to arrive.
+pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts a connection a listener closed at accept (`listener`: `metrics`
+/// or `health`), because `limits.max_probe_connections` were open.
+pub fn listener_refused(listener: &'static str) {
+    counter!(LISTENER_REFUSED, "listener" => listener).increment(1);
+}
+
+/// Waits before the next `accept` after one failed (EMFILE: no file
+/// descriptor left; spinning on it would take a core and starve the rest).
+pub async fn accept_failed(listener: &'static str, e: &std::io::Error) {
+    tracing::warn!(listener, error = %e, "accept failed; backing off");
+    counter!(ACCEPT_FAILURES, "listener" => listener).increment(1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// Serves `GET /metrics` (and `/`) on an already bound listener until the
-/// process ends.
+/// process ends: at most `limits.max_probe_connections` connections at
+/// once (more are closed at accept), each living at most
+/// `limits.probe_connection_seconds`, one request per connection, whose
+/// headers (at most 16 KiB) must arrive within [`PROBE_HEADER_TIMEOUT`].
 pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engine: std::sync::Arc<crate::engine::Engine>) {
+    let limits = *engine.limits();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_probe_connections));
+    let lifetime = Duration::from_secs(limits.probe_connection_seconds);
     // Histogram samples pile up in the recorder until drained into their
     // buckets; without a scrape that would be unbounded memory.
     let upkeep = handle.clone();
@@ -519,10 +551,22 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engi
         }
     });
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                accept_failed("metrics", &e).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            listener_refused("metrics");
+            drop(stream);
+            continue;
+        };
         let handle = handle.clone();
         let engine = engine.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (handle, engine) = (handle.clone(), engine.clone());
                 async move {
@@ -540,7 +584,13 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engi
                     }
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(PROBE_HEADER_TIMEOUT)
+                .max_buf_size(16 * 1024)
+                .keep_alive(false);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(lifetime, conn).await;
         });
     }
 }

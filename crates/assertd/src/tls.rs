@@ -153,6 +153,9 @@ pub struct Peer {
     /// Names of the verified client certificate (DNS and URI SANs, then
     /// the subject CN); empty without one.
     pub certificate_names: Arc<[String]>,
+    /// The connection's slot under a listener's connection cap, held as
+    /// long as the connection (and its requests) live.
+    pub slot: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// The names a client certificate vouches for.
@@ -238,12 +241,28 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// A cap on a listener's open connections: beyond it, connections are
+/// closed as they are accepted (and counted under `name`).
+#[derive(Debug, Clone)]
+pub struct Cap {
+    /// The listener's metric label.
+    pub name: &'static str,
+    /// One permit per connection.
+    pub slots: Arc<tokio::sync::Semaphore>,
+}
+
 /// Accepts connections until the returned stream is dropped (the server
 /// stops taking connections at shutdown; the listener closes with it).
 /// TLS handshakes run concurrently, each bounded by the handshake timeout,
-/// so a slow or silent client cannot hold up anyone else's.
-pub fn incoming(listener: TcpListener, tls: Option<Arc<TlsState>>) -> tokio_stream::wrappers::ReceiverStream<io::Result<Conn>> {
+/// so a slow or silent client cannot hold up anyone else's. With `cap`, at
+/// most that many connections are open at once.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<TlsState>>,
+    cap: Option<Cap>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let label = cap.as_ref().map_or("grpc", |c| c.name);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -254,10 +273,20 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<TlsState>>) -> tokio_stre
                 Ok(c) => c,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    telemetry::accept_failed(label, &e).await;
                     continue;
                 }
+            };
+            let slot = match &cap {
+                None => None,
+                Some(c) => match c.slots.clone().try_acquire_owned() {
+                    Ok(p) => Some(Arc::new(p)),
+                    Err(_) => {
+                        telemetry::listener_refused(c.name);
+                        drop(tcp);
+                        continue;
+                    }
+                },
             };
             // A verdict batch is a few small frames; waiting on delayed
             // ACKs would add tens of milliseconds to every unary call.
@@ -265,7 +294,7 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<TlsState>>) -> tokio_stre
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
             let Some(tls) = &tls else {
-                let peer = Peer { remote: Some(remote), certificate_names: Arc::new([]) };
+                let peer = Peer { remote: Some(remote), certificate_names: Arc::new([]), slot };
                 if tx.send(Ok(Conn::Plain(tcp, peer))).await.is_err() {
                     return;
                 }
@@ -277,7 +306,7 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<TlsState>>) -> tokio_stre
                 match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let names = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| certificate_names(c));
-                        let peer = Peer { remote: Some(remote), certificate_names: names.unwrap_or_default().into() };
+                        let peer = Peer { remote: Some(remote), certificate_names: names.unwrap_or_default().into(), slot };
                         let _ = tx.send(Ok(Conn::Tls(Box::new(stream), peer))).await;
                     }
                     Ok(Err(e)) => {

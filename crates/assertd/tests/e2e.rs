@@ -432,11 +432,11 @@ async fn import_then_verify() {
     assert!(err.contains("line 2") && err.contains("public_key_cose"), "{err}");
     // Records are checked in parallel batches: of many invalid records, the
     // first in the file is the one named.
-    let many: String = (0..3000)
+    let many: String = (0..3000u32)
         .map(|i| match i {
             1500 => line(&b, 0).replace("\"user_handle\":\"", "\"user_handle\":\"!"),
             2999 | 2000 => line(&b, 0).replace("\"public_key_cose\":\"", "\"public_key_cose\":\"AAAA"),
-            _ => line(&a, 0),
+            _ => line(&a, 0).replace(&b64(&a.credential_id), &b64(&i.to_be_bytes())),
         } + "\n")
         .collect();
     std::fs::write(&bad, many).unwrap();
@@ -455,6 +455,41 @@ async fn import_then_verify() {
     let array = tmp.path().join("creds.json");
     std::fs::write(&array, format!("[{}]", line(&c, 0))).unwrap();
     assert!(run(&array).status.success());
+
+    // Create-only by default (red before: an import overwrote the user and
+    // key of an existing id): an existing id stops the import before
+    // anything is written, and so does an id twice in one file.
+    let d = SoftAuthenticator::new(Alg::Es256);
+    let mallory = |x: &SoftAuthenticator| line(x, 0).replace(&b64(b"user"), &b64(b"mallory"));
+    let takeover = tmp.path().join("takeover.jsonl");
+    std::fs::write(&takeover, format!("{}\n{}\n", line(&d, 0), mallory(&a))).unwrap();
+    let out = run(&takeover);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 2") && err.contains("already exists") && err.contains("--replace"), "{err}");
+    let twice = tmp.path().join("twice.jsonl");
+    std::fs::write(&twice, format!("{}\n{}\n", line(&d, 0), line(&d, 0))).unwrap();
+    let err = String::from_utf8_lossy(&run(&twice).stderr).into_owned();
+    assert!(err.contains("line 2") && err.contains("appears earlier"), "{err}");
+    // --replace never moves a credential to another user...
+    let replace = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["credentials", "import", "--replace"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = replace(&takeover);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 2") && err.contains("another user"), "{err}");
+    // ... and replaces the same user's credential, its count never going
+    // back; new ids are created. (d was not written by any refused import.)
+    let again = tmp.path().join("again.jsonl");
+    std::fs::write(&again, format!("{}\n{}\n", line(&a, 3), line(&d, 0))).unwrap();
+    let out = replace(&again);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(1 created, 1 replaced)"), "{}", String::from_utf8_lossy(&out.stdout));
 
     let server = Server::start_in(tmp.path(), &default_config());
     let items = vec![

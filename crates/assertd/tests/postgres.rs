@@ -636,3 +636,36 @@ async fn serving_needs_no_ddl_rights_when_migrations_are_a_separate_step() {
     let v = verify_one(&server, assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, 1))).await;
     assert_eq!(v.decision(), Decision::Allow, "{v:?}");
 }
+
+/// Issue 26 §6: a replica that cannot read the users flagged at risk at
+/// start takes no traffic (readiness NOT_SERVING) and answers sign-ins as
+/// retryable, having written nothing, until it can; then it is ready within
+/// a couple of seconds. Red before: it served, and allowed, without the
+/// flags (a user flagged high would have signed in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_user_risk_flags_are_loaded() {
+    let pg = PgCluster::start();
+    drop(Server::start(&pg_config(&pg, ""))); // migrates, as the owner
+    pg.psql("CREATE ROLE app LOGIN; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app; REVOKE SELECT ON user_risk FROM app;");
+    let app_url = pg.url().replace("postgres://postgres@", "postgres://app@");
+    let server = Server::start(&format!("{}\n[store]\nbackend = \"postgres\"\nurl = \"{app_url}\"\nmigrate = false\n", default_config()));
+    assert_eq!(health(&server, "readiness").await, ServingStatus::NotServing);
+    assert_eq!(health(&server, "").await, ServingStatus::NotServing);
+    assert_eq!(health(&server, "liveness").await, ServingStatus::Serving);
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &key, b"u", false)).await;
+    let a = assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, 1));
+    let v = verify_one(&server, a.clone()).await;
+    assert_eq!((v.decision(), codes(&v), v.retryable), (Decision::Deny, vec![ReasonCode::StoreUnavailable], true));
+    assert_eq!(pg.psql("SELECT sign_count FROM credentials").trim(), "0", "nothing written");
+
+    pg.psql("GRANT SELECT ON user_risk TO app;");
+    let granted = Instant::now();
+    while health(&server, "readiness").await != ServingStatus::Serving {
+        assert!(granted.elapsed() < Duration::from_secs(5), "readiness did not come");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+    let v = verify_one(&server, a).await;
+    assert_eq!(v.decision(), Decision::Allow, "{v:?}");
+}

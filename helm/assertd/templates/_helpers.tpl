@@ -58,7 +58,7 @@ tracing). */}}
 listen = "0.0.0.0:{{ .Values.ports.grpc }}"
 metrics_listen = "0.0.0.0:{{ .Values.ports.metrics }}"
 health_listen = "0.0.0.0:{{ .Values.ports.health }}"
-insecure_allow_plaintext = {{ not .Values.tls.enabled }}
+insecure_allow_plaintext = {{ not (include "assertd.tls" .) }}
 {{- if eq .Values.auth.mode "insecure" }}
 insecure_allow_unauthenticated = true
 {{- end }}
@@ -79,8 +79,10 @@ max_request_bytes_in_flight = {{ .Values.limits.maxRequestBytesInFlight | int64 
 max_queue_wait_ms = {{ .Values.limits.maxQueueWaitMs | int64 }}
 max_queued_assertions = {{ .Values.limits.maxQueuedAssertions | int64 }}
 max_connection_age_seconds = {{ .Values.limits.maxConnectionAgeSeconds | int64 }}
+max_probe_connections = {{ .Values.limits.maxProbeConnections | int64 }}
+probe_connection_seconds = {{ .Values.limits.probeConnectionSeconds | int64 }}
 
-{{- if .Values.tls.enabled }}
+{{- if include "assertd.tls" . }}
 [tls]
 cert_file = "/etc/assertd/tls/tls.crt"
 key_file = "/etc/assertd/tls/tls.key"
@@ -207,6 +209,13 @@ certificate_names = {{ toJson (default list .certificateNames) }}
 {{- define "assertd.tokenSecret" -}}
 {{- default (printf "%s-tokens" (include "assertd.fullname" .)) .Values.auth.tokenSecret -}}
 {{- end -}}
+
+{{/* "true" when gRPC is served over TLS: tls.enabled, or a serving
+certificate named (tls.existingSecret, or tls.certManager.enabled): TLS is one
+value away. "" otherwise. */}}
+{{- define "assertd.tls" -}}
+{{- if or .Values.tls.enabled .Values.tls.existingSecret .Values.tls.certManager.enabled -}}true{{- end -}}
+{{- end }}
 
 {{/* The Secret holding the serving certificate: tls.existingSecret, or the
 one the cert-manager Certificate writes. */}}

@@ -333,6 +333,33 @@ impl PostgresStore {
         Ok((plan.results, uses.iter().map(|u| fresh.remove(&u.id[..])).collect()))
     }
 
+    /// Runs `sql` (an INSERT of [`COLUMNS`] returning them) for each record
+    /// in one transaction, rows written in key order; what each returned,
+    /// in the caller's order.
+    async fn write_many(&self, sql: &str, records: &[StoredCredential]) -> Result<Vec<Option<StoredCredential>>, StoreError> {
+        // A big import gets a longer bound: it is one transaction.
+        let bound = self.timeout * u32::try_from(records.len() / 100 + 1).unwrap_or(u32::MAX);
+        tokio::time::timeout(bound + Duration::from_millis(500), async {
+            let mut client = self.pool.get().await.map_err(failed)?;
+            let tx = client.transaction().await.map_err(failed)?;
+            let s = tx.prepare_cached(sql).await.map_err(failed)?;
+            // Rows written in key order, as every multi-row write does (see
+            // `LOCKED_IN_KEY_ORDER`); answered in the caller's order.
+            let mut order: Vec<usize> = (0..records.len()).collect();
+            order.sort_by(|&a, &b| (&records[a].rp_id, &records[a].credential_id).cmp(&(&records[b].rp_id, &records[b].credential_id)));
+            let mut out: Vec<Option<StoredCredential>> = vec![None; records.len()];
+            for i in order {
+                let r = &records[i];
+                let count = i64::from(r.sign_count);
+                out[i] = tx.query_opt(&s, &insert_params(r, &count)).await.map_err(failed)?.as_ref().map(from_row).transpose()?;
+            }
+            tx.commit().await.map_err(failed)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| StoreError::Unreachable("PostgreSQL did not finish the write in time".into()))?
+    }
+
     /// Runs `f` with a pooled client, bounded by the timeout.
     async fn with<T>(&self, f: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let bound = self.timeout + Duration::from_millis(500);
@@ -411,28 +438,15 @@ impl CredentialStore for PostgresStore {
                revoked = credentials.revoked OR excluded.revoked
              RETURNING {COLUMNS}"
         );
-        // A big import gets a longer bound: it is one transaction.
-        let bound = self.timeout * u32::try_from(records.len() / 100 + 1).unwrap_or(u32::MAX);
-        tokio::time::timeout(bound + Duration::from_millis(500), async {
-            let mut client = self.pool.get().await.map_err(failed)?;
-            let tx = client.transaction().await.map_err(failed)?;
-            let s = tx.prepare_cached(&sql).await.map_err(failed)?;
-            // Rows written in key order, as every multi-row write does (see
-            // `LOCKED_IN_KEY_ORDER`); answered in the caller's order.
-            let mut order: Vec<usize> = (0..records.len()).collect();
-            order.sort_by(|&a, &b| (&records[a].rp_id, &records[a].credential_id).cmp(&(&records[b].rp_id, &records[b].credential_id)));
-            let mut out: Vec<Option<StoredCredential>> = vec![None; records.len()];
-            for i in order {
-                let r = &records[i];
-                let count = i64::from(r.sign_count);
-                let row = tx.query_one(&s, &insert_params(r, &count)).await.map_err(failed)?;
-                out[i] = Some(from_row(&row)?);
-            }
-            tx.commit().await.map_err(failed)?;
-            Ok(out.into_iter().flatten().collect())
-        })
-        .await
-        .map_err(|_| StoreError::Unreachable("PostgreSQL did not finish the write in time".into()))?
+        Ok(self.write_many(&sql, &records).await?.into_iter().flatten().collect())
+    }
+
+    async fn create_many(&self, records: Vec<StoredCredential>) -> Result<Vec<bool>, StoreError> {
+        let sql = format!(
+            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
+        );
+        Ok(self.write_many(&sql, &records).await?.iter().map(Option::is_some).collect())
     }
 
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {

@@ -117,6 +117,8 @@ impl Config {
             ("limits.max_authenticator_data_bytes", l.max_authenticator_data_bytes),
             ("limits.max_signature_bytes", l.max_signature_bytes),
             ("limits.max_challenge_bytes", l.max_challenge_bytes),
+            ("limits.max_probe_connections", l.max_probe_connections),
+            ("limits.probe_connection_seconds", usize::try_from(l.probe_connection_seconds).unwrap_or(usize::MAX)),
         ] {
             if v == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));

@@ -226,6 +226,12 @@ pub struct Limits {
     /// Seconds after which a connection is asked to go away (GOAWAY), so
     /// long-lived gRPC clients rebalance across replicas; 0: never.
     pub max_connection_age_seconds: u64,
+    /// Connections the metrics listener and the health listener each hold
+    /// open at once; more are closed as they are accepted.
+    pub max_probe_connections: usize,
+    /// The longest a metrics or health connection lives, idle or not (a
+    /// scrape or a probe takes milliseconds).
+    pub probe_connection_seconds: u64,
 }
 
 impl Default for Limits {
@@ -243,6 +249,8 @@ impl Default for Limits {
             max_queued_assertions: 0,
             max_concurrent_streams: 128,
             max_connection_age_seconds: 300,
+            max_probe_connections: 64,
+            probe_connection_seconds: 30,
         }
     }
 }

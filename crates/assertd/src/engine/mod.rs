@@ -273,6 +273,19 @@ impl Engine {
     /// outcome per assertion, in request order.
     pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
         let Checked { mut items, issued } = checked;
+        if !self.user_risks.loaded() {
+            // Fail closed before anything is written: a verdict that cannot
+            // know its user's flag is retryable, and has changed nothing.
+            for item in &mut items {
+                item.advance(|stage| match stage {
+                    Stage::Verified(..) => Stage::Rejected(item::deny(
+                        ReasonCode::StoreUnavailable,
+                        "the users flagged at risk could not be read from the store yet; retry",
+                    )),
+                    other => other,
+                });
+            }
+        }
         let uses = issued.as_deref().map(|i| challenges::uses(i, &items)).unwrap_or_default();
         let fresh = self.counters.settle(&self.cache, &mut items, &uses).await;
         let now = now_ms();
@@ -350,7 +363,14 @@ impl Engine {
         }
     }
 
-    /// Reads every flag again.
+    /// Whether the users flagged at risk have been read from the store:
+    /// until then readiness reports NOT_SERVING and sign-ins are retryable.
+    pub fn user_risks_loaded(&self) -> bool {
+        self.user_risks.loaded()
+    }
+
+    /// Reads every user's flag from the store, replacing what this replica
+    /// holds.
     pub async fn reload_user_risks(&self) -> Result<(), StoreError> {
         let risks = self.cache.store().user_risks(now_ms()).await?;
         self.user_risks.replace_all(risks);

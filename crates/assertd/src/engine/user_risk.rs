@@ -22,6 +22,9 @@ pub struct UserRisks {
     flags: parking_lot::RwLock<HashMap<String, HashMap<Vec<u8>, Flag>>>,
     /// Whether any flag is held: the common case (none) takes no lock.
     any: AtomicBool,
+    /// Whether the whole set has been read from the store once: until then
+    /// a verdict cannot know its user's flag, and the engine fails closed.
+    loaded: AtomicBool,
 }
 
 impl UserRisks {
@@ -68,6 +71,12 @@ impl UserRisks {
         let mut flags = self.flags.write();
         *flags = fresh;
         self.any.store(!flags.is_empty(), Ordering::Release);
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Whether the flags have been read from the store at least once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 }
 
@@ -82,6 +91,7 @@ mod tests {
     #[test]
     fn flags_lapse_and_clear() {
         let r = UserRisks::default();
+        assert!(!r.loaded());
         assert_eq!(r.level("rp", b"u", 0), RiskLevel::Unspecified);
         r.apply("rp", b"u", Some(&risk(UserRiskLevel::High, Some(100))));
         assert_eq!(r.level("rp", b"u", 99), RiskLevel::High);
@@ -91,7 +101,9 @@ mod tests {
         assert_eq!(r.level("rp", b"u", i64::MAX), RiskLevel::Medium);
         r.apply("rp", b"u", None);
         assert_eq!(r.level("rp", b"u", 0), RiskLevel::Unspecified);
+        assert!(!r.loaded(), "one user's flag is not the whole set");
         r.replace_all(vec![risk(UserRiskLevel::High, None)]);
+        assert!(r.loaded());
         assert_eq!(r.level("rp", b"u", 0), RiskLevel::High);
         r.replace_all(Vec::new());
         assert_eq!(r.level("rp", b"u", 0), RiskLevel::Unspecified);
