@@ -24,6 +24,8 @@
 //!
 //! Refusals become statuses through `status`, like every other error.
 
+mod budget;
+
 use crate::authz::{Grant, Rpc};
 use crate::engine::Engine;
 use crate::status::RequestError;
@@ -297,6 +299,13 @@ where
     fn call(&mut self, req: HttpRequest) -> Self::Future {
         let route = route(req.uri().path());
         if !route.unary {
+            if route.verifies {
+                // A stream's unfinished messages count against the same
+                // budget as unary bodies: many streams stalled halfway
+                // through large messages cannot pile up memory.
+                let req = req.map(|body| Body::new(budget::StreamBudgeted::new(body, self.engine.admission().bytes_held())));
+                return Box::pin(self.inner.call(req));
+            }
             return Box::pin(self.inner.call(req));
         }
         let admission = self.engine.admission();
@@ -315,7 +324,7 @@ where
         // The request's bytes count against `max_request_bytes_in_flight`
         // as they arrive, and are given back when the call has answered.
         let held = Arc::new(admission.bytes_held());
-        let req = req.map(|body| Body::new(Budgeted { body, held: held.clone() }));
+        let req = req.map(|body| Body::new(budget::Budgeted::new(body, held.clone())));
         let fut = self.inner.call(req);
         Box::pin(async move {
             // The slot and the bytes are held until the handler has answered.
@@ -323,48 +332,6 @@ where
             drop((slot, held));
             resp
         })
-    }
-}
-
-/// A request body whose bytes are taken from the request-bytes budget as
-/// they arrive; a frame with no room ends the call with RESOURCE_EXHAUSTED
-/// (a refusal, not a wait: calls waiting for each other's bytes could wait
-/// for ever).
-struct Budgeted {
-    body: Body,
-    held: Arc<crate::engine::admission::BytesHeld>,
-}
-
-impl http_body::Body for Budgeted {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-            && !self.held.take(data.len() as u64)
-        {
-            telemetry::rejected("request_bytes");
-            let status: tonic::Status = RequestError::Overloaded(Some(std::time::Duration::from_millis(10))).into();
-            return Poll::Ready(Some(Err(tonic::Status::with_metadata(
-                status.code(),
-                "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
-                status.metadata().clone(),
-            ))));
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -101,7 +101,10 @@ impl From<Denied> for Status {
 
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Self {
-        Status::internal(e.to_string())
+        match e {
+            EngineError::RegistrationsBusy => RequestError::Overloaded(Some(crate::engine::register::SHARE_WAIT)).into(),
+            e => Status::internal(e.to_string()),
+        }
     }
 }
 
@@ -125,6 +128,7 @@ mod tests {
             (RequestError::from(StoreError::Unreachable("x".into())).into(), Code::Unavailable),
             (RequestError::from(StoreError::Corrupt("x".into())).into(), Code::Internal),
             (EngineError::PoolFailed.into(), Code::Internal),
+            (EngineError::RegistrationsBusy.into(), Code::ResourceExhausted),
         ];
         for (status, code) in cases {
             assert_eq!(status.code(), code, "{status:?}");

@@ -226,7 +226,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         REGISTRATIONS,
         "RegisterCredential verdicts, by decision (allow: stored), format (none, packed, fido-u2f, apple, android-key, tpm, other) and attestation (trusted, untrusted, none, invalid)."
     );
-    describe_gauge!(REQUEST_BYTES_IN_FLIGHT, "Request bytes held by unary calls in progress, against limits.max_request_bytes_in_flight.");
+    describe_gauge!(
+        REQUEST_BYTES_IN_FLIGHT,
+        "Request bytes held by unary calls in progress and stream messages not yet arrived whole, against limits.max_request_bytes_in_flight."
+    );
     describe_gauge!(METADATA_NUMBER, "The loaded FIDO MDS3 BLOB's serial number (no); absent without [metadata].");
     describe_gauge!(
         METADATA_NEXT_UPDATE,

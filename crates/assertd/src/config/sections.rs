@@ -208,8 +208,9 @@ pub struct Limits {
     /// unbounded queue. 0: 256 per verification thread. (Memory is bounded
     /// by `max_request_bytes_in_flight`, time by `max_queue_wait_ms`.)
     pub max_concurrent_rpcs: usize,
-    /// Request bytes that unary calls in progress may hold at once (their
-    /// bodies, as they arrive); a call whose body would go beyond gets
+    /// Request bytes that unary calls in progress (their bodies, as they
+    /// arrive) and stream messages not yet arrived whole may hold at once;
+    /// a call or stream whose bytes would go beyond gets
     /// RESOURCE_EXHAUSTED. At least `max_message_bytes`.
     pub max_request_bytes_in_flight: usize,
     /// The longest an admitted batch should wait for the verification

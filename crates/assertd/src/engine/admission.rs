@@ -59,6 +59,16 @@ impl BytesHeld {
     }
 }
 
+impl BytesHeld {
+    /// Gives back `n` of the bytes this call holds (a stream message that
+    /// arrived whole and went on to be decoded).
+    pub fn give(&self, n: u64) {
+        let n = n.min(self.n.load(Ordering::Acquire));
+        self.n.fetch_sub(n, Ordering::AcqRel);
+        self.budget.held.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
 impl Drop for BytesHeld {
     fn drop(&mut self) {
         self.budget.held.fetch_sub(*self.n.get_mut(), Ordering::AcqRel);
@@ -180,7 +190,8 @@ impl Admission {
         BytesHeld { budget: self.bytes.clone(), n: AtomicU64::new(0) }
     }
 
-    /// Request bytes held by unary calls in progress.
+    /// Request bytes held by unary calls in progress and by stream messages
+    /// that have not arrived whole.
     pub fn request_bytes(&self) -> u64 {
         self.bytes.held.load(Ordering::Relaxed)
     }

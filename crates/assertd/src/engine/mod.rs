@@ -77,12 +77,19 @@ pub enum EngineError {
     /// The admission budget was closed (a bug: it never is).
     #[error("admission closed")]
     AdmissionClosed,
+    /// Registrations hold their whole share of the pool, and none freed in
+    /// time (RESOURCE_EXHAUSTED, with pushback).
+    #[error("registrations hold their share of the verification pool: retry shortly")]
+    RegistrationsBusy,
 }
 
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
     policy: ArcSwap<Policy>,
     admission: Admission,
+    /// Registrations on the pool at once: their share (see
+    /// [`register::share`]), so a flood of them cannot starve sign-ins.
+    registrations: Arc<tokio::sync::Semaphore>,
     counters: Counters,
     last_used: LastUsed,
     cache: KeyCache,
@@ -139,6 +146,7 @@ impl Engine {
         Self {
             policy: ArcSwap::from_pointee(policy),
             admission: Admission::new(&limits, pool.current_num_threads()),
+            registrations: Arc::new(tokio::sync::Semaphore::new(register::share(pool.current_num_threads()))),
             counters: Counters::new(journal),
             last_used: LastUsed::new(std::time::Duration::from_secs(60)),
             cache,

@@ -29,6 +29,18 @@ use assertd_verify::{AttestationReport, AuthenticatorFacts, Challenge, Registrat
 /// Most transports a registration may report.
 pub const MAX_TRANSPORTS: usize = 8;
 
+/// How long a registration waits for its share of the pool before it is
+/// refused (RESOURCE_EXHAUSTED, with this as pushback).
+pub const SHARE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Registrations verified at once on a pool of `threads`: half the threads,
+/// at least one. Sign-in batches queue behind at most that many
+/// registrations, however many arrive (an attestation chain with RSA roots
+/// costs milliseconds; a sign-in, tens of microseconds).
+pub fn share(threads: usize) -> usize {
+    (threads / 2).max(1)
+}
+
 /// One registration, as the gateway sent it.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrationRequest {
@@ -131,6 +143,13 @@ impl Engine {
         let trust = policy.attestation.clone();
         let metadata = policy.metadata.clone();
         let request = r;
+        // Registrations take their share of the pool, never more: a flood
+        // of them waits here (bounded, then refused), not in the pool's
+        // queue ahead of sign-in batches.
+        let Ok(Ok(_share)) = tokio::time::timeout(SHARE_WAIT, self.registrations.clone().acquire_owned()).await else {
+            crate::telemetry::rejected("registration_share");
+            return Err(EngineError::RegistrationsBusy);
+        };
         // §7.1 steps 5–25 and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.
         let (registration, verdict, record) = pool::run(&self.pool, move || {

@@ -70,7 +70,10 @@ impl Server {
     pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
         let cfg = dir.join("assertd.toml");
         std::fs::write(&cfg, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_assertd"))
+        // ASSERTD_TEST_BIN: another build (a release binary, for the
+        // measurements run by loadtest/ scripts).
+        let bin = std::env::var("ASSERTD_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_assertd").to_owned());
+        let mut child = Command::new(bin)
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
