@@ -298,6 +298,16 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// ([`Registered::AlreadyRegistered`]); an error wrote nothing.
     async fn create_with_challenge(&self, record: StoredCredential, challenge: ChallengeUse) -> Result<Registered, StoreError>;
 
+    /// The FIDO metadata serial (`no`) in force, kept across restarts and
+    /// shared by every replica: raised to `number` when that is higher;
+    /// returns the serial in force after the call (higher than `number`
+    /// when an older BLOB was loaded).
+    async fn raise_metadata_serial(&self, number: u64, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Sets the metadata serial in force to `number`, lower or not: the
+    /// operator's deliberate rollback (`assertd metadata accept`).
+    async fn set_metadata_serial(&self, number: u64, now_ms: i64) -> Result<(), StoreError>;
+
     /// Forgets challenge uses kept until more than `margin_ms` before now:
     /// before `now_ms` (the caller's clock) and, where the store has a
     /// clock of its own (PostgreSQL), before that clock too, so one

@@ -86,6 +86,15 @@ ALTER TABLE credentials ADD COLUMN aaguid_vouched INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE credentials ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT '';
 UPDATE credentials SET aaguid_vouched = 1 WHERE attested AND length(aaguid) = 16 AND aaguid <> zeroblob(16);
 "#,
+    r#"
+-- The FIDO metadata serial (no) in force, so a restart cannot go back to an
+-- older BLOB (which would lift revocations reported since).
+CREATE TABLE metadata_serial (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    number    INTEGER NOT NULL,
+    set_at_ms INTEGER NOT NULL
+);
+"#,
 ];
 
 const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor";
@@ -529,6 +538,36 @@ impl CredentialStore for SqliteStore {
                 return Ok(Registered::ChallengeReplayed);
             }
             Ok(insert_new(c, &r)?.map_or(Registered::AlreadyRegistered, |c| Registered::Created(Box::new(c))))
+        })
+        .await
+    }
+
+    async fn raise_metadata_serial(&self, number: u64, now_ms: i64) -> Result<u64, StoreError> {
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO metadata_serial (id, number, set_at_ms) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET number = excluded.number, set_at_ms = excluded.set_at_ms
+                   WHERE excluded.number > metadata_serial.number",
+            )
+            .and_then(|mut s| s.execute(params![n, now_ms]))
+            .map_err(unavailable)?;
+            let v: i64 = c.query_row("SELECT number FROM metadata_serial WHERE id = 1", [], |r| r.get(0)).map_err(unavailable)?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_metadata_serial(&self, number: u64, now_ms: i64) -> Result<(), StoreError> {
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO metadata_serial (id, number, set_at_ms) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET number = excluded.number, set_at_ms = excluded.set_at_ms",
+                params![n, now_ms],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
         })
         .await
     }

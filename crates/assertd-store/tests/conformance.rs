@@ -243,6 +243,15 @@ async fn challenges_are_used_once(s: &dyn CredentialStore) {
     assert_eq!(s.consume_challenges(vec![use_(21, 9000)].into()).await.unwrap(), vec![false]);
 }
 
+/// Issue 26 §3: the metadata serial only goes up, unless set on purpose.
+async fn metadata_serial_only_rises(s: &dyn CredentialStore) {
+    assert_eq!(s.raise_metadata_serial(43, 1).await.unwrap(), 43);
+    assert_eq!(s.raise_metadata_serial(41, 2).await.unwrap(), 43, "an older BLOB does not lower it");
+    assert_eq!(s.raise_metadata_serial(44, 3).await.unwrap(), 44);
+    s.set_metadata_serial(41, 4).await.unwrap();
+    assert_eq!(s.raise_metadata_serial(41, 5).await.unwrap(), 41, "a deliberate rollback");
+}
+
 async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
     use assertd_store::{UserRisk, UserRiskLevel};
     let risk = |user: &[u8], level, expires_at_ms| UserRisk {
@@ -319,6 +328,7 @@ conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded
 conformance!(touch_page_and_ping_, touch_page_and_ping);
 conformance!(challenges_are_used_once_, challenges_are_used_once);
 conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
+conformance!(metadata_serial_only_rises_, metadata_serial_only_rises);
 
 /// Issue 26 §5: PostgreSQL prunes challenge uses by the earlier of the
 /// caller's clock and its own, so a replica whose clock runs a day ahead
@@ -565,9 +575,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "5");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "6");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "5");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "6");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,6 +675,12 @@ impl CredentialStore for Counting {
         c: assertd_store::ChallengeUse,
     ) -> Result<Registered, assertd_store::StoreError> {
         self.inner.create_with_challenge(r, c).await
+    }
+    async fn raise_metadata_serial(&self, n: u64, now: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.raise_metadata_serial(n, now).await
+    }
+    async fn set_metadata_serial(&self, n: u64, now: i64) -> Result<(), assertd_store::StoreError> {
+        self.inner.set_metadata_serial(n, now).await
     }
     async fn prune_challenges(&self, now: i64, margin: i64) -> Result<u64, assertd_store::StoreError> {
         self.inner.prune_challenges(now, margin).await
@@ -911,7 +927,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "2");
     assert_eq!(pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('user_risk', 'consumed_challenges')").trim(), "0");
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "5");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "6");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

@@ -77,6 +77,27 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// FIDO metadata: the serial in force.
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MetadataCommand {
+    /// Make the configured metadata file's serial (no) the one in force,
+    /// even when it is lower: a deliberate rollback to an older BLOB (it
+    /// lifts the revocations reported since). Replicas then start, and
+    /// reload, with that file. Audited.
+    Accept {
+        /// Configuration file: its [metadata] and [store] are used.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: PathBuf,
+        /// Data directory of the embedded store [default: the config's].
+        #[arg(long, env = "ASSERTD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +225,18 @@ fn main() -> ExitCode {
                 c.store.migrate = true;
                 assertd::server::open_store(&c).await.map_err(|e| format!("migrate: {e}"))?;
                 println!("the {:?} store's schema is current", c.store.backend);
+                Ok(())
+            }
+            Command::Metadata { command: MetadataCommand::Accept { config, data_dir } } => {
+                let (mut c, policy) = Config::load_compiled(&config).map_err(|e| e.to_string())?;
+                c.data_dir = data_dir.unwrap_or(c.data_dir);
+                let m = policy.metadata.as_ref().ok_or("the config has no [metadata]")?;
+                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let number = m.metadata.number;
+                let before = store.raise_metadata_serial(0, assertd::engine::now_ms()).await.map_err(|e| e.to_string())?;
+                store.set_metadata_serial(number, assertd::engine::now_ms()).await.map_err(|e| e.to_string())?;
+                tracing::warn!(target: "assertd::audit", action = "metadata_accept", client = "cli", number, before, "metadata serial set");
+                println!("the metadata serial in force is now {number} (was {before}); running replicas take it at their next reload");
                 Ok(())
             }
             Command::Config { command: ConfigCommand::Check { file } } => {

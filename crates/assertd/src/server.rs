@@ -73,6 +73,24 @@ pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
 /// [`engine`] with the config already compiled.
 pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>, ServeError> {
     let store = open_store(config).await?;
+    // The metadata serial in force survives restarts and is shared by the
+    // replicas: an older BLOB would lift revocations reported since.
+    if let Some(m) = &policy.metadata {
+        let number = m.metadata.number;
+        let in_force = store
+            .raise_metadata_serial(number, crate::engine::now_ms())
+            .await
+            .map_err(|e| ServeError::Startup(format!("reading the metadata serial in force: {e}")))?;
+        if in_force > number {
+            telemetry::metadata_refused();
+            return Err(ServeError::Startup(format!(
+                "metadata file {} has serial (no) {number}, older than the one in force ({in_force}, kept in the store): an older BLOB \
+                 would lift the revocations reported since. Install a BLOB with no >= {in_force}, or roll back on purpose with \
+                 `assertd metadata accept --config FILE`",
+                m.path.display()
+            )));
+        }
+    }
     let changes = store.changes();
     let cache = KeyCache::new(store, config.cache.into());
     let last_used = Duration::from_secs(config.store.last_used_interval_seconds);
@@ -202,7 +220,7 @@ pub const LIVENESS_SERVICE: &str = "liveness";
 /// Reloads the policy (relying parties and profiles) from `path`: a valid
 /// file swaps in atomically; an invalid one is logged and counted, and the
 /// running policy stays. Returns whether the new policy is active.
-pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
+pub async fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
     match Config::load_compiled(path) {
         Err(e) => {
             telemetry::config_reload(false);
@@ -218,20 +236,32 @@ pub fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
             }
             let mut policy = policy;
             // An older BLOB (a lower `no`) would lift revocations and
-            // compromises reported since: the metadata in force stays.
-            let running_policy = engine.policy();
-            if let (Some(new_md), Some(old_md)) = (policy.metadata.clone(), running_policy.metadata.clone())
-                && new_md.metadata.number < old_md.metadata.number
-            {
-                telemetry::metadata_refused();
-                tracing::error!(
-                    loaded = new_md.metadata.number,
-                    in_force = old_md.metadata.number,
-                    "metadata file refused: its serial (no) is below the one in force; the metadata in force stays"
-                );
-                policy.metadata = Some(old_md);
+            // compromises reported since: the metadata in force stays. In
+            // force: this replica's, and the store's (every replica's, and
+            // across restarts; `assertd metadata accept` lowers it).
+            let old_md = engine.policy().metadata.clone();
+            if let Some(new_md) = policy.metadata.clone() {
+                let number = new_md.metadata.number;
+                let store = engine.cache().store().raise_metadata_serial(number, crate::engine::now_ms()).await;
+                // The store's serial decides (a deliberate rollback lowered
+                // it); when it cannot be read, this replica's does.
+                let in_force = match (&store, &old_md) {
+                    (Ok(n), _) => *n,
+                    (Err(e), old) => {
+                        tracing::warn!(error = %e, "reading the metadata serial in force failed; this replica's decides");
+                        old.as_ref().map_or(number, |o| o.metadata.number)
+                    }
+                };
+                if number < in_force {
+                    telemetry::metadata_refused();
+                    tracing::error!(
+                        loaded = number,
+                        in_force,
+                        "metadata file refused: its serial (no) is below the one in force; the metadata in force stays"
+                    );
+                    policy.metadata = old_md;
+                }
             }
-            drop(running_policy);
             let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
             engine.set_policy(policy);
             telemetry::config_reload(true);
@@ -274,7 +304,7 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
             continue;
         }
         last = now;
-        reload(&engine, &path, &running);
+        reload(&engine, &path, &running).await;
         last_metadata = metadata_stamp(&engine);
     }
 }

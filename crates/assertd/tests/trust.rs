@@ -251,4 +251,41 @@ async fn an_older_metadata_file_does_not_lift_a_revocation() {
     let v = sign_in(&server, &key, UV, 3, "tier0").await;
     assert_eq!(codes(&v), vec![ReasonCode::AuthenticatorStatusRevoked]);
     assert!(server.scrape().contains("assertd_metadata_number 43"));
+
+    // The serial in force survives a restart: with the older file the
+    // server refuses to start (red before: it started on no=42 and the
+    // revoked model signed in).
+    let mut server = server;
+    server.terminate();
+    let (cfg, data) = (server.dir.join("assertd.toml"), server.dir.join("data"));
+    let bin = env!("CARGO_BIN_EXE_assertd");
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // If the refusal broke, serve would run on: bound the wait, then fail.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(15) {
+            child.kill().unwrap();
+            panic!("serve started on an older metadata file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("older than the one in force (43") && err.contains("assertd metadata accept"), "{err}");
+    // A deliberate rollback is an explicit step; then it starts on no=42.
+    let out =
+        std::process::Command::new(bin).args(["metadata", "accept", "--config"]).arg(&cfg).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("now 42 (was 43)"), "{out:?}");
+    let config = std::fs::read_to_string(&cfg).unwrap();
+    let server = Server::start_in(&server.dir.clone(), &config);
+    assert!(server.scrape().contains("assertd_metadata_number 42"));
+    assert_eq!(sign_in(&server, &key, UV, 4, "tier0").await.decision(), Decision::Allow);
 }

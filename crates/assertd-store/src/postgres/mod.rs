@@ -640,6 +640,43 @@ impl CredentialStore for PostgresStore {
         }
     }
 
+    async fn raise_metadata_serial(&self, number: u64, now_ms: i64) -> Result<u64, StoreError> {
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.with(async |c| {
+            // One statement: the serial after it, raised only when higher.
+            let row = c
+                .query_one(
+                    "WITH raised AS (
+                       INSERT INTO metadata_serial (id, number, set_at_ms) VALUES (1, $1, $2)
+                       ON CONFLICT (id) DO UPDATE SET number = excluded.number, set_at_ms = excluded.set_at_ms
+                         WHERE excluded.number > metadata_serial.number
+                       RETURNING number
+                     )
+                     SELECT number FROM raised UNION ALL SELECT number FROM metadata_serial WHERE NOT EXISTS (SELECT 1 FROM raised)",
+                    &[&n, &now_ms],
+                )
+                .await
+                .map_err(failed)?;
+            Ok(u64::try_from(row.try_get::<_, i64>(0).map_err(corrupt)?).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_metadata_serial(&self, number: u64, now_ms: i64) -> Result<(), StoreError> {
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.with(async |c| {
+            c.execute(
+                "INSERT INTO metadata_serial (id, number, set_at_ms) VALUES (1, $1, $2)
+                 ON CONFLICT (id) DO UPDATE SET number = excluded.number, set_at_ms = excluded.set_at_ms",
+                &[&n, &now_ms],
+            )
+            .await
+            .map(|_| ())
+            .map_err(failed)
+        })
+        .await
+    }
+
     async fn prune_challenges(&self, now_ms: i64, margin_ms: i64) -> Result<u64, StoreError> {
         // The earlier of this replica's clock and the database's: a replica
         // whose clock runs ahead cannot cut the records short.

@@ -125,6 +125,16 @@ CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
         OLD.credential_id IS DISTINCT FROM NEW.credential_id
     ) EXECUTE FUNCTION assertd_notify_credential_change();
 "#,
+    r#"
+-- The FIDO metadata serial (no) in force on every replica, so neither a
+-- restart nor a replica with an older file can go back to an older BLOB
+-- (which would lift revocations reported since).
+CREATE TABLE metadata_serial (
+    id        integer PRIMARY KEY CHECK (id = 1),
+    number    bigint  NOT NULL,
+    set_at_ms bigint  NOT NULL
+);
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").
