@@ -111,11 +111,16 @@ pub enum ReasonCode {
     /// The authenticator model's certification level is below the
     /// profile's minimum.
     AuthenticatorNotCertified = 47,
+    /// The FIDO metadata in force is more than a day past its nextUpdate
+    /// and `[metadata] when_stale = "refuse_registrations"`: revocations
+    /// reported since may be unknown, so nothing registers until fresh
+    /// metadata is loaded.
+    MetadataStale = 48,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 47] = [
+    pub const ALL: [ReasonCode; 48] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -163,6 +168,7 @@ impl ReasonCode {
         Self::CredentialAlreadyRegistered,
         Self::AuthenticatorStatusRevoked,
         Self::AuthenticatorNotCertified,
+        Self::MetadataStale,
     ];
 
     /// The proto enum value.
@@ -221,6 +227,7 @@ impl ReasonCode {
             Self::CredentialAlreadyRegistered => "CREDENTIAL_ALREADY_REGISTERED",
             Self::AuthenticatorStatusRevoked => "AUTHENTICATOR_STATUS_REVOKED",
             Self::AuthenticatorNotCertified => "AUTHENTICATOR_NOT_CERTIFIED",
+            Self::MetadataStale => "METADATA_STALE",
         }
     }
 
@@ -237,46 +244,47 @@ impl ReasonCode {
             Self::ProfileNotAuthorized => 4,
             Self::CredentialNotAllowed => 5,
             Self::AuthenticatorStatusRevoked => 6,
-            Self::StoreUnavailable => 7,
-            Self::CredentialNotFound => 8,
-            Self::CredentialRevoked => 9,
-            Self::CredentialAlreadyRegistered => 10,
-            Self::UnsupportedAlgorithm => 11,
-            Self::MalformedClientData => 12,
-            Self::MalformedAuthenticatorData => 13,
-            Self::AttestationFormatUnsupported => 14,
-            Self::MalformedSignature => 15,
-            Self::SignatureInvalid => 16,
-            Self::AttestationInvalid => 17,
-            Self::AttestationUntrusted => 18,
-            Self::RpIdMismatch => 19,
-            Self::OriginNotAllowed => 20,
-            Self::ChallengeMismatch => 21,
-            Self::ChallengeInvalid => 22,
-            Self::ChallengeExpired => 23,
-            Self::ChallengeReplayed => 24,
-            Self::WrongCeremonyType => 25,
-            Self::UserHandleMismatch => 26,
-            Self::UserNotPresent => 27,
-            Self::BackupStateInvalid => 28,
-            Self::BackupEligibilityChanged => 29,
-            Self::SignCountRegression => 30,
-            Self::PasskeyTypeNotAllowed => 31,
-            Self::AttestationRequired => 32,
-            Self::AaguidNotAllowed => 33,
-            Self::AuthenticatorNotCertified => 34,
-            Self::UserNotVerified => 35,
-            Self::CrossOrigin => 36,
-            Self::UserRiskHigh => 37,
-            Self::UserRiskMedium => 38,
-            Self::UpstreamRiskHigh => 39,
-            Self::UpstreamRiskMedium => 40,
-            Self::NoncompliantDevice => 41,
-            Self::UntrustedNetwork => 42,
-            Self::LegacyAlgorithm => 43,
-            Self::UnattestedCredential => 44,
-            Self::SyncedPasskey => 45,
-            Self::SignCountDeferred => 46,
+            Self::MetadataStale => 7,
+            Self::StoreUnavailable => 8,
+            Self::CredentialNotFound => 9,
+            Self::CredentialRevoked => 10,
+            Self::CredentialAlreadyRegistered => 11,
+            Self::UnsupportedAlgorithm => 12,
+            Self::MalformedClientData => 13,
+            Self::MalformedAuthenticatorData => 14,
+            Self::AttestationFormatUnsupported => 15,
+            Self::MalformedSignature => 16,
+            Self::SignatureInvalid => 17,
+            Self::AttestationInvalid => 18,
+            Self::AttestationUntrusted => 19,
+            Self::RpIdMismatch => 20,
+            Self::OriginNotAllowed => 21,
+            Self::ChallengeMismatch => 22,
+            Self::ChallengeInvalid => 23,
+            Self::ChallengeExpired => 24,
+            Self::ChallengeReplayed => 25,
+            Self::WrongCeremonyType => 26,
+            Self::UserHandleMismatch => 27,
+            Self::UserNotPresent => 28,
+            Self::BackupStateInvalid => 29,
+            Self::BackupEligibilityChanged => 30,
+            Self::SignCountRegression => 31,
+            Self::PasskeyTypeNotAllowed => 32,
+            Self::AttestationRequired => 33,
+            Self::AaguidNotAllowed => 34,
+            Self::AuthenticatorNotCertified => 35,
+            Self::UserNotVerified => 36,
+            Self::CrossOrigin => 37,
+            Self::UserRiskHigh => 38,
+            Self::UserRiskMedium => 39,
+            Self::UpstreamRiskHigh => 40,
+            Self::UpstreamRiskMedium => 41,
+            Self::NoncompliantDevice => 42,
+            Self::UntrustedNetwork => 43,
+            Self::LegacyAlgorithm => 44,
+            Self::UnattestedCredential => 45,
+            Self::SyncedPasskey => 46,
+            Self::SignCountDeferred => 47,
         }
     }
 }

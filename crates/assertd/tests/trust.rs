@@ -289,3 +289,32 @@ async fn an_older_metadata_file_does_not_lift_a_revocation() {
     assert!(server.scrape().contains("assertd_metadata_number 42"));
     assert_eq!(sign_in(&server, &key, UV, 4, "tier0").await.decision(), Decision::Allow);
 }
+
+/// Issue 26 §3: what stale metadata does is the operator's choice. With
+/// `when_stale = "refuse_registrations"`, metadata more than a day past its
+/// nextUpdate refuses every registration (METADATA_STALE) and leaves
+/// sign-ins alone; with the default ("keep") the same registration goes
+/// through. Red before: there was no choice (stale metadata was used as is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_metadata_does_what_the_operator_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (yubico, vendor) = (Ca::new("yubico root"), Ca::new("vendor root"));
+    let mds = dir.path().join("mds.json");
+    std::fs::write(&mds, metadata_numbered(&yubico, &vendor, 7, "UPDATE_AVAILABLE").replace("2099-01-01", "2020-01-01")).unwrap();
+    let challenge = b"a registration challenge";
+    for (when, expect) in [("keep", (Decision::Allow, vec![])), ("refuse_registrations", (Decision::Deny, vec![ReasonCode::MetadataStale]))]
+    {
+        let extra = format!("[metadata]\npath = \"{}\"\nformat = \"payload\"\nwhen_stale = \"{when}\"\n", mds.display());
+        let server = Server::start(&config("", &extra));
+        assert!(server.scrape().contains("assertd_metadata_stale 1"));
+        let key = SoftAuthenticator::new(Alg::Es256);
+        let cert = yubico.attestation(YUBIKEY, true);
+        let parts = key.register(RP, ORIGIN, challenge, UV, YUBIKEY, Attestation::Packed(&cert));
+        assert_eq!(reasons(&register(&server, request(b"u", challenge, parts, "")).await), expect, "{when}");
+        // Sign-ins go on either way.
+        let other = SoftAuthenticator::new(Alg::Es256);
+        put(&server, record(RP, &other, b"v", false)).await;
+        let v = sign_in(&server, &other, UV, 0, "").await;
+        assert_eq!(v.decision(), Decision::Allow, "{when}: {:?}", v.reasons);
+    }
+}

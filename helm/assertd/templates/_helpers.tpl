@@ -138,6 +138,7 @@ file = "/etc/assertd/attestation-roots/{{ .key }}"
 [metadata]
 path = "/var/lib/assertd-metadata/{{ .file }}"
 format = {{ .format | quote }}
+when_stale = {{ .whenStale | quote }}
 {{- if eq .format "blob" }}
 root_file = "/etc/assertd/metadata-root/{{ .rootKey }}"
 {{- end }}

@@ -31,6 +31,18 @@ pub enum MetadataFormat {
     Payload,
 }
 
+/// What stale metadata (more than a day past its nextUpdate) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenStale {
+    /// Stays in force (its revocations keep applying); the alert fires.
+    #[default]
+    Keep,
+    /// Stays in force for sign-ins; every registration is refused
+    /// (`METADATA_STALE`) until fresh metadata is loaded.
+    RefuseRegistrations,
+}
+
 /// `[metadata]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +54,9 @@ pub struct MetadataSection {
     /// The root the BLOB's signing chain must reach (PEM); `blob` only.
     #[serde(default)]
     pub root_file: Option<PathBuf>,
+    /// What stale metadata does.
+    #[serde(default)]
+    pub when_stale: WhenStale,
 }
 
 /// Metadata as loaded, with where it came from.
@@ -51,6 +66,8 @@ pub struct LoadedMetadata {
     pub metadata: Metadata,
     /// The file it was read from (watched for changes).
     pub path: PathBuf,
+    /// What it does once stale.
+    pub when_stale: WhenStale,
 }
 
 /// Reads and checks the metadata file.
@@ -79,7 +96,7 @@ pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadat
             Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
         }
     };
-    Ok(Some(LoadedMetadata { metadata, path: m.path.clone() }))
+    Ok(Some(LoadedMetadata { metadata, path: m.path.clone(), when_stale: m.when_stale }))
 }
 
 /// The file's size and modification time, to notice a new one.

@@ -19,7 +19,7 @@ mod tracing;
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
-pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, stamp as metadata_stamp};
+pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, WhenStale, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
 pub use tracing::TracingSection;

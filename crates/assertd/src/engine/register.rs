@@ -140,6 +140,19 @@ impl Engine {
             return Ok(RegistrationOutcome::denied(v, None));
         }
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        if let Some(m) = &policy.metadata
+            && m.when_stale == crate::config::WhenStale::RefuseRegistrations
+            && m.metadata.stale(now)
+        {
+            let v = item::deny(
+                ReasonCode::MetadataStale,
+                format!(
+                    "the FIDO metadata in force (no {}) is more than a day past its nextUpdate: nothing registers until fresh metadata is loaded",
+                    m.metadata.number
+                ),
+            );
+            return Ok(RegistrationOutcome::denied(v, None));
+        }
         let trust = policy.attestation.clone();
         let metadata = policy.metadata.clone();
         let request = r;
