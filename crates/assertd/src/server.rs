@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+mod tasks;
+use tasks::{flush_last_used, follow_changes, prune_challenges, reload_user_risks, watch_store};
+
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -108,107 +111,6 @@ pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>,
         tokio::spawn(follow_changes(changes, Arc::downgrade(&engine)));
     }
     Ok(engine)
-}
-
-/// Applies what other writers changed: drops their credentials from the
-/// cache, reads their users' risk flags again.
-async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver<Change>, engine: std::sync::Weak<Engine>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let change = changes.recv().await;
-        let Some(engine) = engine.upgrade() else { return };
-        let cache = engine.cache();
-        match change {
-            Ok(Change::Credential { rp_id, credential_id }) => cache.invalidate(&rp_id, &credential_id).await,
-            Ok(Change::Counted { rp_id, credential_id }) => cache.mark_counted(&rp_id, &credential_id).await,
-            Ok(Change::UserRisk { rp_id, user_handle }) => engine.refresh_user_risk(&rp_id, &user_handle).await,
-            Ok(Change::All) | Err(RecvError::Lagged(_)) => {
-                cache.invalidate_all();
-                if let Err(e) = engine.reload_user_risks().await {
-                    tracing::warn!(error = %e, "reading the users flagged at risk failed; retrying within 30 s");
-                }
-            }
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
-/// Reads every user's risk flag again, every `user_risk::RELOAD_EVERY`.
-async fn reload_user_risks(engine: std::sync::Weak<Engine>) {
-    loop {
-        tokio::time::sleep(crate::engine::user_risk::RELOAD_EVERY).await;
-        let Some(engine) = engine.upgrade() else { return };
-        if let Err(e) = engine.reload_user_risks().await {
-            tracing::warn!(error = %e, "reading the users flagged at risk failed");
-        }
-    }
-}
-
-/// Forgets the recorded uses of expired challenges, once a minute.
-async fn prune_challenges(engine: std::sync::Weak<Engine>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let Some(engine) = engine.upgrade() else { return };
-        engine.prune_challenges().await;
-    }
-}
-
-/// Writes `last_used_at` in batches, at most once per credential per interval.
-async fn flush_last_used(engine: std::sync::Weak<Engine>, interval: Duration) {
-    let tick = interval.min(Duration::from_secs(5));
-    loop {
-        tokio::time::sleep(tick).await;
-        let Some(engine) = engine.upgrade() else { return };
-        engine.flush_last_used().await;
-    }
-}
-
-/// Watches the store: readiness (health) turns NOT_SERVING once the store
-/// has been unreachable for `grace`, and SERVING again when it answers;
-/// it is NOT_SERVING from the start until the users flagged at risk have
-/// been read once (fail closed: a replica that cannot know a user's flag
-/// takes no traffic).
-async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthReporter, grace: Duration) {
-    let mut down_since: Option<std::time::Instant> = None;
-    let mut serving = engine.user_risks_loaded();
-    loop {
-        let ok = engine.cache().store().ping().await.is_ok();
-        telemetry::store_up(ok);
-        engine.set_store_up(ok);
-        if ok {
-            engine.flush_deferred().await;
-            if !engine.user_risks_loaded() {
-                match engine.reload_user_risks().await {
-                    Ok(()) => tracing::info!("the users flagged at risk are loaded"),
-                    Err(e) => tracing::warn!(error = %e, "reading the users flagged at risk failed: not ready"),
-                }
-            }
-        }
-        match (ok, down_since) {
-            (true, _) => down_since = None,
-            (false, None) => {
-                tracing::warn!("credential store unreachable");
-                down_since = Some(std::time::Instant::now());
-            }
-            (false, Some(_)) => {}
-        }
-        let want = down_since.is_none_or(|t| t.elapsed() < grace) && engine.user_risks_loaded();
-        if want != serving {
-            serving = want;
-            let status = if want { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
-            if want {
-                tracing::info!("credential store reachable and user risk flags loaded: ready");
-            } else {
-                tracing::warn!(grace_seconds = grace.as_secs(), "credential store unreachable past the grace period: not ready");
-            }
-            health.set_service_status("", status).await;
-            health.set_service_status(READINESS_SERVICE, status).await;
-            health.set_service_status("assertd.v1.VerificationService", status).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// Health service name that reports readiness (also reported as "").

@@ -299,13 +299,14 @@ where
     fn call(&mut self, req: HttpRequest) -> Self::Future {
         let route = route(req.uri().path());
         if !route.unary {
-            if route.verifies {
-                // A stream's unfinished messages count against the same
-                // budget as unary bodies: many streams stalled halfway
-                // through large messages cannot pile up memory.
-                let req = req.map(|body| Body::new(budget::StreamBudgeted::new(body, self.engine.admission().bytes_held())));
-                return Box::pin(self.inner.call(req));
-            }
+            // A stream's unfinished messages count against the same budget
+            // as unary bodies: many streams stalled halfway through large
+            // messages cannot pile up memory.
+            let req = if route.verifies {
+                req.map(|body| Body::new(budget::Budgeted::stream(body, self.engine.admission().bytes_held())))
+            } else {
+                req
+            };
             return Box::pin(self.inner.call(req));
         }
         let admission = self.engine.admission();
@@ -324,7 +325,7 @@ where
         // The request's bytes count against `max_request_bytes_in_flight`
         // as they arrive, and are given back when the call has answered.
         let held = Arc::new(admission.bytes_held());
-        let req = req.map(|body| Body::new(budget::Budgeted::new(body, held.clone())));
+        let req = req.map(|body| Body::new(budget::Budgeted::unary(body, held.clone())));
         let fut = self.inner.call(req);
         Box::pin(async move {
             // The slot and the bytes are held until the handler has answered.
@@ -416,43 +417,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_cover_every_assertd_rpc() {
-        use assertd_api::v1::{credential_service_server::CredentialServiceServer, verification_service_server::VerificationServiceServer};
-        use tonic::server::NamedService;
-        let services = [
-            (
-                <VerificationServiceServer<crate::service::VerificationSvc> as NamedService>::NAME,
-                ["VerifyAssertions", "VerifyAssertionsStream", "IssueChallenge"].as_slice(),
-            ),
-            (
-                <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
-                [
-                    "RegisterCredential",
-                    "PutCredential",
-                    "GetCredential",
-                    "RevokeCredential",
-                    "DeleteCredential",
-                    "ListCredentials",
-                    "SetUserRisk",
-                    "ClearUserRisk",
-                    "RevokeUserCredentials",
-                ]
-                .as_slice(),
-            ),
-        ];
-        for (service, methods) in services {
-            for m in methods {
-                let r = route(&format!("/{service}/{m}"));
-                assert_eq!(r.name, Some(*m));
-                assert!(matches!(r.access, Access::Group(_) | Access::Either(..)), "{m}");
-            }
-        }
-        assert_eq!(route("/grpc.health.v1.Health/Check").access, Access::Public);
-        assert_eq!(route("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").access, Access::Authenticated);
-        assert_eq!(route("/nope/Nope").access, Access::Authenticated);
-    }
-}
+mod tests;

@@ -2,10 +2,12 @@
 //! memory, so a verdict looks its user up without a store read. The store
 //! holds the truth; this replica learns of changes from its own writes, from
 //! the store's change feed (other replicas), and from a full reload every
-//! [`RELOAD_EVERY`] and whenever the feed may have missed something.
+//! [`RELOAD_EVERY`] and whenever the feed may have missed something. The
+//! engine's methods that set, clear and reload flags are here too.
 
+use super::{now_ms, telemetry};
 use assertd_policy::RiskLevel;
-use assertd_store::{UserRisk, UserRiskLevel};
+use assertd_store::{StoreError, UserRisk, UserRiskLevel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -77,6 +79,58 @@ impl UserRisks {
     /// Whether the flags have been read from the store at least once.
     pub fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+}
+
+impl super::Engine {
+    /// Flags a user at risk: stored, then in force on this replica at once
+    /// (other replicas learn it from the change feed).
+    pub async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {
+        self.cache.store().set_user_risk(risk.clone()).await?;
+        self.user_risks.apply(&risk.rp_id, &risk.user_handle, Some(&risk));
+        Ok(())
+    }
+
+    /// Clears a user's flag; whether there was one.
+    pub async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+        let cleared = self.cache.store().clear_user_risk(rp_id, user_handle).await?;
+        self.user_risks.apply(rp_id, user_handle, None);
+        Ok(cleared)
+    }
+
+    /// Reads one user's flag again (another replica changed it).
+    pub async fn refresh_user_risk(&self, rp_id: &str, user_handle: &[u8]) {
+        match self.cache.store().user_risk(rp_id, user_handle).await {
+            Ok(risk) => self.user_risks.apply(rp_id, user_handle, risk.as_ref()),
+            Err(e) => {
+                telemetry::store_error("user_risk");
+                tracing::warn!(error = %e, "reading a user's risk flag failed; the next full reload reads it");
+            }
+        }
+    }
+
+    /// Whether the users flagged at risk have been read from the store:
+    /// until then readiness reports NOT_SERVING and sign-ins are retryable.
+    pub fn user_risks_loaded(&self) -> bool {
+        self.user_risks.loaded()
+    }
+
+    /// Reads every user's flag from the store, replacing what this replica
+    /// holds.
+    pub async fn reload_user_risks(&self) -> Result<(), StoreError> {
+        let risks = self.cache.store().user_risks(now_ms()).await?;
+        self.user_risks.replace_all(risks);
+        Ok(())
+    }
+
+    /// Revokes every credential of a user and drops them from the cache; how
+    /// many it revoked.
+    pub async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<usize, StoreError> {
+        let ids = self.cache.store().revoke_user(rp_id, user_handle).await?;
+        for id in &ids {
+            self.cache.invalidate(rp_id, id).await;
+        }
+        Ok(ids.len())
     }
 }
 

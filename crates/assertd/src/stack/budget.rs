@@ -1,6 +1,6 @@
 //! Request bodies charged to `limits.max_request_bytes_in_flight`: a unary
-//! call's whole body until it has answered ([`Budgeted`]), a stream's
-//! messages until each has arrived whole ([`StreamBudgeted`]).
+//! call's whole body until it has answered, a stream's messages until each
+//! has arrived whole ([`Budgeted`]).
 
 use crate::engine::admission::BytesHeld;
 use crate::status::RequestError;
@@ -20,15 +20,12 @@ fn out_of_bytes() -> tonic::Status {
     )
 }
 
-/// A stream's request body: the bytes of each gRPC message are taken from
-/// the request-bytes budget as they arrive and given back once the message
-/// has arrived whole (it is then decoded and verified, one of the few the
-/// stream has in flight). A frame with no room ends the stream with
-/// RESOURCE_EXHAUSTED.
-pub(super) struct StreamBudgeted {
-    body: Body,
-    held: BytesHeld,
-    /// The current message's 5-byte gRPC prefix, as far as it arrived.
+/// Where a stream's body stands in the gRPC framing (a flag byte, a 4-byte
+/// length, the payload), so each message's bytes can be given back once it
+/// has arrived whole.
+#[derive(Default)]
+struct Framing {
+    /// The current message's 5-byte prefix, as far as it arrived.
     header: [u8; 5],
     header_len: usize,
     /// Payload bytes of the current message still to come.
@@ -37,15 +34,11 @@ pub(super) struct StreamBudgeted {
     message: u64,
 }
 
-impl StreamBudgeted {
-    pub(super) fn new(body: Body, held: BytesHeld) -> Self {
-        Self { body, held, header: [0; 5], header_len: 0, remaining: 0, message: 0 }
-    }
-
-    /// Follows the gRPC framing (a flag byte, a 4-byte length, the payload)
-    /// through one data frame, giving back each message that completes in
+impl Framing {
+    /// Follows one data frame; the bytes of the messages that completed in
     /// it.
-    fn complete_messages(&mut self, mut data: &[u8]) {
+    fn complete(&mut self, mut data: &[u8]) -> u64 {
+        let mut done = 0;
         while !data.is_empty() {
             if self.header_len < 5 {
                 let k = (5 - self.header_len).min(data.len());
@@ -66,14 +59,40 @@ impl StreamBudgeted {
                 data = &data[k..];
             }
             if self.header_len == 5 && self.remaining == 0 {
-                self.held.give(self.message);
+                done += self.message;
                 (self.header_len, self.message) = (0, 0);
             }
         }
+        done
     }
 }
 
-impl http_body::Body for StreamBudgeted {
+/// A request body whose bytes are taken from the request-bytes budget as
+/// they arrive; a frame with no room ends the call with RESOURCE_EXHAUSTED
+/// (a refusal, not a wait: calls waiting for each other's bytes could wait
+/// for ever). A unary call holds its bytes until it has answered; a stream
+/// gives each message's bytes back once it has arrived whole (it is then
+/// decoded and verified, one of the few the stream has in flight).
+pub(super) struct Budgeted {
+    body: Body,
+    held: Arc<BytesHeld>,
+    /// `Some` for a stream.
+    framing: Option<Framing>,
+}
+
+impl Budgeted {
+    /// A unary call's body.
+    pub(super) fn unary(body: Body, held: Arc<BytesHeld>) -> Self {
+        Self { body, held, framing: None }
+    }
+
+    /// A stream's body.
+    pub(super) fn stream(body: Body, held: BytesHeld) -> Self {
+        Self { body, held: Arc::new(held), framing: Some(Framing::default()) }
+    }
+}
+
+impl http_body::Body for Budgeted {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 
@@ -89,49 +108,10 @@ impl http_body::Body for StreamBudgeted {
                 return Poll::Ready(Some(Err(out_of_bytes())));
             }
             let data = data.clone();
-            self.complete_messages(&data);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A request body whose bytes are taken from the request-bytes budget as
-/// they arrive; a frame with no room ends the call with RESOURCE_EXHAUSTED
-/// (a refusal, not a wait: calls waiting for each other's bytes could wait
-/// for ever).
-pub(super) struct Budgeted {
-    body: Body,
-    held: Arc<BytesHeld>,
-}
-
-impl Budgeted {
-    pub(super) fn new(body: Body, held: Arc<BytesHeld>) -> Self {
-        Self { body, held }
-    }
-}
-
-impl http_body::Body for Budgeted {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-            && !self.held.take(data.len() as u64)
-        {
-            return Poll::Ready(Some(Err(out_of_bytes())));
+            let this = &mut *self;
+            if let Some(framing) = &mut this.framing {
+                this.held.give(framing.complete(&data));
+            }
         }
         polled
     }

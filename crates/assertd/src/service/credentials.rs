@@ -1,0 +1,201 @@
+//! `CredentialService`: registration, the admin's credential writes and
+//! reads, user risk and user revocation.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// `assertd.v1.CredentialService`.
+#[derive(Debug, Clone)]
+pub struct CredentialSvc {
+    engine: Arc<Engine>,
+}
+
+impl CredentialSvc {
+    /// A service over the engine.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+/// The credential a Get or Revoke names: both ids present, and its relying
+/// party in the caller's grant.
+fn require_id(grant: &Grant, rp_id: &str, credential_id: &[u8]) -> Result<(), Status> {
+    if rp_id.is_empty() {
+        return Err(RequestError::Invalid("rp_id is required".into()).into());
+    }
+    if credential_id.is_empty() {
+        return Err(RequestError::Invalid("credential_id is required".into()).into());
+    }
+    require_rp(grant, rp_id)
+}
+
+#[tonic::async_trait]
+impl CredentialService for CredentialSvc {
+    async fn register_credential(
+        &self,
+        req: Request<pb::RegisterCredentialRequest>,
+    ) -> Result<Response<pb::RegisterCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let notes = notes(&req);
+        let request = convert::registration(req.into_inner());
+        request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
+        require_rp(&grant, &request.rp_id)?;
+        // Kept for the audit line; the request itself moves to the pool.
+        let (rp_id, user_handle) = (request.rp_id.clone(), request.user_handle.clone());
+        let outcome = with_store_clock(notes.as_ref().map(Notes::store_clock), self.engine.register(request, &grant)).await?;
+        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
+        if let Some(n) = &notes {
+            n.string("assertd.registration.decision", outcome.verdict.decision.as_str());
+        }
+        match &outcome.credential {
+            Some(stored) => audit("register", &grant, stored, "registered"),
+            None => tracing::info!(
+                target: "assertd::audit",
+                action = "register_denied",
+                client = %grant.client,
+                rp_id = %assertd_verify::truncate(&rp_id),
+                user_handle = %b64url(&user_handle),
+                reasons = %outcome.verdict.reasons.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(","),
+                "registration denied"
+            ),
+        }
+        Ok(Response::new(convert::registration_outcome(outcome)))
+    }
+
+    async fn put_credential(&self, req: Request<pb::PutCredentialRequest>) -> Result<Response<pb::PutCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let pb::PutCredentialRequest { credential, replace, expected_user_handle } = req.into_inner();
+        let record = credential.ok_or_else(|| RequestError::Invalid("credential is required".into()))?;
+        require_rp(&grant, &record.rp_id)?;
+        let record = convert::record_from_pb(record, now_ms());
+        record.validate().map_err(|e| RequestError::Invalid(format!("invalid credential: {e}")))?;
+        let stored = if replace {
+            if expected_user_handle != record.user_handle {
+                return Err(RequestError::Invalid(
+                    "a replace names the credential's user in expected_user_handle, and keeps it: credential.user_handle must equal it"
+                        .into(),
+                )
+                .into());
+            }
+            match self.engine.replace(record).await.map_err(RequestError::from)? {
+                Replaced::Replaced(stored) => {
+                    audit("replace", &grant, &stored, "key and registration facts replaced; revoked and sign count kept");
+                    stored
+                }
+                Replaced::NotFound => return Err(RequestError::NotFound.into()),
+                Replaced::OtherUser => {
+                    tracing::warn!(target: "assertd::audit", action = "replace_refused", client = %grant.client, "replace of another user's credential refused");
+                    return Err(RequestError::Precondition("the credential belongs to another user: nothing was written".into()).into());
+                }
+            }
+        } else {
+            let created = self.engine.create(record).await.map_err(RequestError::from)?.ok_or(RequestError::AlreadyExists)?;
+            audit("create", &grant, &created, "created");
+            created
+        };
+        Ok(Response::new(pb::PutCredentialResponse { credential: Some(convert::record_to_pb(stored)) }))
+    }
+
+    async fn delete_credential(&self, req: Request<pb::DeleteCredentialRequest>) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_id(&grant, &req.rp_id, &req.credential_id)?;
+        let deleted =
+            self.engine.delete(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
+        audit("delete", &grant, &deleted, "erased");
+        Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(convert::record_to_pb(deleted)) }))
+    }
+
+    async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Result<Response<pb::GetCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_id(&grant, &req.rp_id, &req.credential_id)?;
+        let found = self
+            .engine
+            .cache()
+            .store()
+            .get(&req.rp_id, &req.credential_id)
+            .await
+            .map_err(RequestError::from)?
+            .ok_or(RequestError::NotFound)?;
+        Ok(Response::new(pb::GetCredentialResponse { credential: Some(convert::record_to_pb(found)) }))
+    }
+
+    async fn revoke_credential(&self, req: Request<pb::RevokeCredentialRequest>) -> Result<Response<pb::RevokeCredentialResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_id(&grant, &req.rp_id, &req.credential_id)?;
+        let revoked =
+            self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
+        audit("revoke", &grant, &revoked, "revoked");
+        Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(convert::record_to_pb(revoked)) }))
+    }
+
+    async fn set_user_risk(&self, req: Request<pb::SetUserRiskRequest>) -> Result<Response<pb::SetUserRiskResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let level = match req.level() {
+            pb::RiskLevel::Medium => UserRiskLevel::Medium,
+            pb::RiskLevel::High => UserRiskLevel::High,
+            other => {
+                return Err(RequestError::Invalid(format!(
+                    "level {} is not a flag: use RISK_LEVEL_MEDIUM or RISK_LEVEL_HIGH (ClearUserRisk removes one)",
+                    other.as_str_name()
+                ))
+                .into());
+            }
+        };
+        if req.note.len() > MAX_NOTE_LEN {
+            return Err(RequestError::Invalid(format!("note is {} bytes, over the limit of {MAX_NOTE_LEN}", req.note.len())).into());
+        }
+        let now = now_ms();
+        let expires_at_ms = match req.expires_at {
+            Some(t) => {
+                let ms = t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000));
+                if ms <= now {
+                    return Err(RequestError::Invalid("expires_at is in the past".into()).into());
+                }
+                Some(ms)
+            }
+            None => None,
+        };
+        let risk = UserRisk { rp_id: req.rp_id, user_handle: req.user_handle, level, expires_at_ms, note: req.note, set_at_ms: now };
+        self.engine.set_user_risk(risk.clone()).await.map_err(RequestError::from)?;
+        let what = format!("level {}, expires_at_ms {:?}, note {:?}", risk.level.as_str(), risk.expires_at_ms, risk.note);
+        audit_user("set_user_risk", &grant, &risk.rp_id, &risk.user_handle, &what);
+        Ok(Response::new(pb::SetUserRiskResponse {}))
+    }
+
+    async fn clear_user_risk(&self, req: Request<pb::ClearUserRiskRequest>) -> Result<Response<pb::ClearUserRiskResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let cleared = self.engine.clear_user_risk(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        audit_user("clear_user_risk", &grant, &req.rp_id, &req.user_handle, if cleared { "cleared" } else { "no flag to clear" });
+        Ok(Response::new(pb::ClearUserRiskResponse { cleared }))
+    }
+
+    async fn revoke_user_credentials(
+        &self,
+        req: Request<pb::RevokeUserCredentialsRequest>,
+    ) -> Result<Response<pb::RevokeUserCredentialsResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        require_user(&grant, &req.rp_id, &req.user_handle)?;
+        let revoked = self.engine.revoke_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        audit_user("revoke_user", &grant, &req.rp_id, &req.user_handle, &format!("{revoked} credentials revoked"));
+        Ok(Response::new(pb::RevokeUserCredentialsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
+    }
+
+    async fn list_credentials(&self, req: Request<pb::ListCredentialsRequest>) -> Result<Response<pb::ListCredentialsResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        if req.rp_id.is_empty() || req.user_handle.is_empty() {
+            return Err(RequestError::Invalid("rp_id and user_handle are required".into()).into());
+        }
+        require_rp(&grant, &req.rp_id)?;
+        let list = self.engine.cache().store().list_by_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(convert::record_to_pb).collect() }))
+    }
+}
