@@ -87,7 +87,7 @@ pub struct SignInContext {
 }
 
 /// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2
-/// step 23), done by the store.
+/// step 22 (signCount)), done by the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterCheck {
     /// Not checked (the assertion failed verification first).
@@ -163,7 +163,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         }
     }
 
-    // §7.2 steps 13–14: crossOrigin / topOrigin are acceptable only where
+    // §7.2 steps 13–14 (crossOrigin, topOrigin): crossOrigin / topOrigin are acceptable only where
     // the RP expects to be embedded.
     if let Some(top) = &v.cross_origin {
         match cross_origin(profile, top) {
@@ -176,7 +176,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     // registered when the authenticator data did not parse.
     let synced = v.authenticator.map_or(credential.backup_eligible, |a| a.flags.backup_eligible());
     if let Some(a) = v.authenticator {
-        // §7.2 step 17: "Determine whether user verification is required ... If so,
+        // §7.2 step 17 (UV): "Determine whether user verification is required ... If so,
         // verify that the UV bit of the flags in authData is set."
         if !a.flags.user_verified() {
             match profile.user_verification {
@@ -187,7 +187,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
                 UserVerification::Discouraged => {}
             }
         }
-        // §7.2 step 19 with §6.1.3: BE is fixed at credential creation; a change means another
+        // §7.2 step 19 (backup state) with §6.1.3: BE is fixed at credential creation; a change means another
         // credential or a misbehaving authenticator. Some stores lost BE on
         // migration: `allow_upgrade` accepts false -> true once.
         let reported = a.flags.backup_eligible();
@@ -243,7 +243,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         ));
     }
 
-    // §7.2 step 23: a regression "is a signal that the authenticator may be
+    // §7.2 step 22 (signCount): a regression "is a signal that the authenticator may be
     // cloned"; the profile decides what it costs.
     if let CounterCheck::Regressed { stored, received } = counter {
         let what = format!("sign count {received} is not above the stored {stored}");
@@ -291,7 +291,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     } else {
         Decision::Allow
     };
-    // §7.2 step 23 under `step_up`: a regressed count is a possible clone and
+    // §7.2 step 22 (signCount) under `step_up`: a regressed count is a possible clone and
     // never allows, whatever the thresholds (the score caps at 100, and
     // `step_up_at` may be 101).
     if decision == Decision::Allow && matches!(counter, CounterCheck::Regressed { .. }) {
@@ -300,7 +300,7 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     Verdict { decision, risk_score: score, reasons: signals.into_iter().map(|(_, f)| f).collect(), failures: 0, retryable: false }
 }
 
-/// §7.2 steps 13–14 / §7.1 step 10: a cross-origin ceremony (with its top
+/// §7.2 steps 13–14 / §7.1 steps 10–11 (crossOrigin, topOrigin): a cross-origin ceremony (with its top
 /// origin, if any) is acceptable only where the profile expects to be
 /// embedded. A profile that lists top origins accepts only those: a
 /// cross-origin ceremony that names none is refused too. Top origins are
@@ -363,11 +363,11 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
         hard.push(f);
     }
     if let Some(a) = r.authenticator {
-        // §7.1 step 15: UV where the profile requires it.
+        // §7.1 step 16 (UV): UV where the profile requires it.
         if profile.user_verification == UserVerification::Required && !a.flags.user_verified() {
             hard.push(Finding::new(ReasonCode::UserNotVerified, "user verification is required but the UV flag is not set"));
         }
-        // §7.1 steps 17–18 (Entra passkeyTypes): BE says which type.
+        // §7.1 steps 18–19 (BE, BS), as Entra's passkeyTypes: BE says which type.
         let synced = a.flags.backup_eligible();
         if !(if synced { profile.passkey_types.synced } else { profile.passkey_types.device_bound }) {
             let t = if synced { "synced" } else { "device-bound" };
@@ -375,7 +375,7 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
         }
     }
     if let Some(c) = &r.credential {
-        // §7.1 step 19: the algorithm; legacy ones only where allowed.
+        // §7.1 step 20 (alg): the algorithm; legacy ones only where allowed.
         let alg = c.key.algorithm();
         if alg.is_legacy() && !profile.allow_legacy_algorithms {
             hard.push(Finding::new(
@@ -384,7 +384,7 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
             ));
         }
     }
-    // §7.1 steps 24 and 28 (Entra attestationEnforcement): only a statement
+    // §7.1 step 24 (assess trust), as Entra's attestationEnforcement: only a statement
     // that verified is judged here; one that did not is already a failure.
     let vouched = r.attestation.as_ref().is_some_and(|a| a.aaguid_vouched);
     if let Some(a) = &r.attestation

@@ -115,7 +115,7 @@ impl<'a> AuthenticatorData<'a> {
             None
         };
 
-        // §7.2 step 20 (extension outputs are as expected): with ED set, the
+        // §7.2 step 23 / §7.1 step 28 (extensions): with ED set, the
         // extensions are exactly one well-formed CBOR map (§6.1).
         let extensions = if flags.extension_data() {
             let mut cbor = Reader::new(rest);

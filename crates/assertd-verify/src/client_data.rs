@@ -29,7 +29,7 @@ pub struct ClientData<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientDataError {
-    /// §7.2 step 8: "Let JSONtext be the result of running UTF-8 decode".
+    /// §7.2 step 8 (UTF-8 decode): "Let JSONtext be the result of running UTF-8 decode".
     #[error("clientDataJSON is not valid UTF-8 (at byte {0})")]
     NotUtf8(usize),
     /// Not a JSON object of the expected shape: syntax error, wrong member
@@ -39,7 +39,7 @@ pub enum ClientDataError {
 }
 
 impl<'a> ClientData<'a> {
-    /// Parses clientDataJSON bytes (§7.2 steps 8–9).
+    /// Parses clientDataJSON bytes (§7.2 steps 8–9 (UTF-8 decode, parse JSON)).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ClientDataError> {
         let text = std::str::from_utf8(bytes).map_err(|e| ClientDataError::NotUtf8(e.valid_up_to()))?;
         // serde's derived struct visitor refuses duplicate members, so

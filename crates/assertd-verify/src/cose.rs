@@ -314,8 +314,8 @@ impl PublicKey {
         }
     }
 
-    /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 22: the
-    /// message is authenticatorData || SHA-256(clientDataJSON)).
+    /// Verifies `signature` over `message` (WebAuthn L3 §7.2 step 21
+    /// (signature): the message is authenticatorData || SHA-256(clientDataJSON)).
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
         match &self.material {
             Material::Ec { point, len } => {

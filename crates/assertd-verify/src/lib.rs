@@ -1,51 +1,105 @@
-//! Pure WebAuthn assertion verification (W3C WebAuthn Level 3 §7.2).
+//! Pure WebAuthn verification (W3C WebAuthn Level 3): the authentication
+//! ceremony (§7.2), the registration ceremony (§7.1) with its attestation
+//! statement formats (§8) and trust assessment, FIDO metadata (MDS3), and
+//! server-issued challenges.
 //!
-//! Parses `clientDataJSON`, `authenticatorData` and COSE keys into typed
-//! values, checks them against a relying party and a stored credential, and
-//! verifies signatures with `ring`. The result lists every failed check with a
-//! stable [`ReasonCode`].
+//! Parses `clientDataJSON`, `authenticatorData`, attestation objects and
+//! COSE keys into typed values, checks them against a relying party, a
+//! stored credential or trust anchors, and verifies signatures with `ring`.
+//! The result lists every failed check with a stable [`ReasonCode`].
 //!
 //! What this crate does **not** do: it performs no I/O, keeps no state, reads
 //! no clock, and makes no decisions about risk. It does not look up
 //! credentials, compare signature counters against stored ones (that needs
-//! the store), or decide whether UV, synced passkeys, cross-origin use or
-//! legacy algorithms are acceptable: those are `assertd-policy`'s.
+//! the store), or decide whether UV, synced passkeys, cross-origin use,
+//! attestation or legacy algorithms are acceptable: those are
+//! `assertd-policy`'s.
 //!
 //! # The spec trail
 //!
-//! W3C WebAuthn Level 3 §7.2 "Verifying an Authentication Assertion", step
-//! numbers as in the editor's draft at w3c/webauthn commit `146d0db0` (the
-//! commit `shared/vectors` cite). Every check in the code carries its step;
-//! checks that go beyond the spec say "assertd rule". Steps 1–4 happen in the
-//! browser and the gateway.
+//! Step numbers are those of `index.bs` at w3c/webauthn commit `146d0db0`
+//! (the commit `shared/vectors` cite), kept as data in [`spec`]. Every check
+//! in the code carries its step as `§7.2 step 21 (signature)`, and
+//! `tests/spec_trail.rs` fails on a number or name that is not in the
+//! table; checks that go beyond the spec say "assertd rule". The tables
+//! below are rendered from the same data.
 //!
-//! | step | what | where | reason code | decided by |
+//! ## §7.1 Registering a New Credential
+//!
+//! <!-- §7.1 table -->
+//! | step | name | the spec asks | done by | reason codes |
 //! |---|---|---|---|---|
-//! | 5 | `credential.id` in `allowCredentials` (`Assertion.allowed_credential_ids`) | `assertd::engine` field checks, `fields::target` | `CREDENTIAL_NOT_ALLOWED` | engine |
-//! | 6 | credential record found, not revoked | `assertd::engine` resolve stage, `assess::found` | `CREDENTIAL_NOT_FOUND`, `CREDENTIAL_REVOKED`, `STORE_UNAVAILABLE` | store |
-//! | 6 | the record belongs to the identified user (`expected_user_handle`); `userHandle` equals the record's | [`verify()`] | `USER_HANDLE_MISMATCH` | verifier |
-//! | 7–9 | UTF-8 decode and parse `clientDataJSON` | [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` | verifier |
-//! | 10 | `C.type` is `webauthn.get` | [`verify()`] | `WRONG_CEREMONY_TYPE` | verifier |
-//! | 11 | `C.challenge` is the expected challenge | [`verify()`] | `CHALLENGE_MISMATCH` | verifier |
-//! | 12 | `C.origin` expected by the RP | [`verify()`], [`RelyingParty::origin_allowed`] | `ORIGIN_NOT_ALLOWED` | verifier |
-//! | 13–14 | `crossOrigin`, `topOrigin` expected | `assertd_policy::evaluate` | `CROSS_ORIGIN` | policy |
-//! | 15 | `rpIdHash` (or the AppID's, §10.1.1) | [`verify()`] | `RP_ID_MISMATCH` | verifier |
-//! | 16 | UP set | [`verify()`] | `USER_NOT_PRESENT` | verifier |
-//! | 17 | UV set where required | `assertd_policy::evaluate` | `USER_NOT_VERIFIED` | policy |
-//! | 18 | BS not set without BE | [`verify()`] | `BACKUP_STATE_INVALID` | verifier |
-//! | 19 | BE against the record | `assertd_policy::evaluate` | `BACKUP_ELIGIBILITY_CHANGED` | policy |
-//! | 20 | extensions well-formed, no trailing bytes | [`AuthenticatorData::parse`] | `MALFORMED_AUTHENTICATOR_DATA` | verifier |
-//! | 21–22 | signature over `authData ‖ SHA-256(cData)` | [`verify()`], [`PublicKey::verify`] | `SIGNATURE_INVALID`, `MALFORMED_SIGNATURE` | verifier |
-//! | 23 | sign count advances | store compare-and-set, [`sign_count_advances`]; `assertd_policy::evaluate` | `SIGN_COUNT_REGRESSION`, `SIGN_COUNT_DEFERRED` | store, policy |
-//! | 24 | attestation in assertions | not supported (ignored) | | |
-//! | 25 | update the record (count, BE upgrade) | store compare-and-set | | store |
+//! | 1 | options | build the creation options | the gateway and the browser |  |
+//! | 2 | create | call navigator.credentials.create() | the gateway and the browser |  |
+//! | 3 | response | the response is an AuthenticatorAttestationResponse | the gateway and the browser |  |
+//! | 4 | extension results | read getClientExtensionResults() | the gateway and the browser |  |
+//! | 5 | UTF-8 decode | JSONtext is the UTF-8 decode of clientDataJSON | verifier: [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` |
+//! | 6 | parse JSON | C is clientDataJSON parsed | verifier: [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` |
+//! | 7 | type | `C.type` is `webauthn.create` | verifier: [`verify_registration`] | `WRONG_CEREMONY_TYPE` |
+//! | 8 | challenge | `C.challenge` is the options' challenge | verifier: [`verify_registration`], [`ChallengeKeys::open`] | `CHALLENGE_MISMATCH`, `CHALLENGE_INVALID`, `CHALLENGE_EXPIRED` |
+//! | 9 | origin | `C.origin` is expected by the RP | verifier: [`RelyingParty::origin_allowed`] | `ORIGIN_NOT_ALLOWED` |
+//! | 10 | crossOrigin | `crossOrigin` true only where the RP expects an iframe | policy: the profile's cross-origin rule | `CROSS_ORIGIN` |
+//! | 11 | topOrigin | `topOrigin` only where expected, and an expected page | policy: the profile's top origins | `CROSS_ORIGIN` |
+//! | 12 | hash | hash is SHA-256 of clientDataJSON | verifier: [`verify_registration`] |  |
+//! | 13 | CBOR decode | decode the attestation object into fmt, authData, attStmt | verifier: `AttestationObject::parse`, [`AuthenticatorData::parse`] | `ATTESTATION_INVALID`, `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 14 | rpIdHash | `rpIdHash` is SHA-256 of the RP ID | verifier: [`verify_registration`] | `RP_ID_MISMATCH` |
+//! | 15 | UP | UP set (unless mediation is conditional) | verifier: [`verify_registration`] | `USER_NOT_PRESENT` |
+//! | 16 | UV | UV set where the RP requires it | policy: the profile's `user_verification` | `USER_NOT_VERIFIED` |
+//! | 17 | BS without BE | BS not set when BE is not | verifier: [`verify_registration`] | `BACKUP_STATE_INVALID` |
+//! | 18 | BE | BE informs policy | policy: the profile's passkey types | `PASSKEY_TYPE_NOT_ALLOWED` |
+//! | 19 | BS | BS informs policy | policy: the profile's passkey types | `PASSKEY_TYPE_NOT_ALLOWED` |
+//! | 20 | alg | the key's `alg` is one of `pubKeyCredParams` | verifier: [`PublicKey::from_cose`]; legacy algorithms: policy | `UNSUPPORTED_ALGORITHM`, `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 21 | fmt | `fmt` is a supported format | verifier: `attestation::verify_statement` | `ATTESTATION_FORMAT_UNSUPPORTED` |
+//! | 22 | attestation statement | the statement verifies under its format (§8) | verifier: `attestation::verify_statement` | `ATTESTATION_INVALID` |
+//! | 23 | trust anchors | acceptable trust anchors for the format, e.g. from FIDO metadata by AAGUID | verifier: configured roots per format and the metadata's for the AAGUID |  |
+//! | 24 | assess trust | none or self attestation acceptable by policy, else the trust path reaches an anchor; fail when not trustworthy | verifier: `attestation::assess`; policy: `attestation_enforcement` | `ATTESTATION_UNTRUSTED`, `ATTESTATION_REQUIRED` |
+//! | 25 | credentialId length | `credentialId` at most 1023 bytes | verifier: [`verify_registration`] | `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 26 | credentialId unique | `credentialId` not yet registered for any user | store: create-only insert | `CREDENTIAL_ALREADY_REGISTERED` |
+//! | 27 | credential record | a new credential record from authData and the response | engine: the stored record |  |
+//! | 28 | extensions | process client and authenticator extension outputs as the RP requires | verifier: [`AuthenticatorData::parse`] (well-formed, no trailing bytes); no output changes the verdict | `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 29 | store | store the record in the user's account and continue | store: with the challenge's use, one transaction | `STORE_UNAVAILABLE` |
+//! <!-- end of §7.1 table -->
+//!
+//! ## §7.2 Verifying an Authentication Assertion
+//!
+//! <!-- §7.2 table -->
+//! | step | name | the spec asks | done by | reason codes |
+//! |---|---|---|---|---|
+//! | 1 | options | build the request options | the gateway and the browser |  |
+//! | 2 | get | call navigator.credentials.get() | the gateway and the browser |  |
+//! | 3 | response | the response is an AuthenticatorAssertionResponse | the gateway and the browser |  |
+//! | 4 | extension results | read getClientExtensionResults() | the gateway and the browser |  |
+//! | 5 | allowCredentials | `credential.id` is one of `allowCredentials`, when it is not empty | engine: field checks (`Assertion.allowed_credential_ids`) | `CREDENTIAL_NOT_ALLOWED` |
+//! | 6 | credential record | the identified user's credential record for `rawId`; `userHandle` equals the user's | engine: the store lookup; verifier: [`verify()`] | `CREDENTIAL_NOT_FOUND`, `CREDENTIAL_REVOKED`, `STORE_UNAVAILABLE`, `USER_HANDLE_MISMATCH` |
+//! | 7 | response parts | name the response's three parts | verifier: [`AssertionInput`] |  |
+//! | 8 | UTF-8 decode | JSONtext is the UTF-8 decode of cData | verifier: [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` |
+//! | 9 | parse JSON | C is cData parsed | verifier: [`ClientData::parse`] | `MALFORMED_CLIENT_DATA` |
+//! | 10 | type | `C.type` is `webauthn.get` | verifier: [`verify()`] | `WRONG_CEREMONY_TYPE` |
+//! | 11 | challenge | `C.challenge` is the options' challenge | verifier: [`verify()`], [`ChallengeKeys::open`] | `CHALLENGE_MISMATCH`, `CHALLENGE_INVALID`, `CHALLENGE_EXPIRED` |
+//! | 12 | origin | `C.origin` is expected by the RP | verifier: [`RelyingParty::origin_allowed`] | `ORIGIN_NOT_ALLOWED` |
+//! | 13 | crossOrigin | `crossOrigin` true only where the RP expects an iframe | policy: the profile's cross-origin rule | `CROSS_ORIGIN` |
+//! | 14 | topOrigin | `topOrigin` only where expected, and an expected page | policy: the profile's top origins | `CROSS_ORIGIN` |
+//! | 15 | rpIdHash | `rpIdHash` is SHA-256 of the RP ID (or the AppID's, §10.1.1) | verifier: [`verify()`] | `RP_ID_MISMATCH` |
+//! | 16 | UP | UP set | verifier: [`verify()`] | `USER_NOT_PRESENT` |
+//! | 17 | UV | UV set when user verification is required | policy: the profile's `user_verification` | `USER_NOT_VERIFIED` |
+//! | 18 | BS without BE | BS not set when BE is not | verifier: [`verify()`] | `BACKUP_STATE_INVALID` |
+//! | 19 | backup state | BE equals the record's; RP policy on BE and BS | policy: `assertd_policy::evaluate` | `BACKUP_ELIGIBILITY_CHANGED`, `PASSKEY_TYPE_NOT_ALLOWED` |
+//! | 20 | hash | hash is SHA-256 of cData | verifier: [`verify()`] |  |
+//! | 21 | signature | `sig` verifies over authData ‖ hash with the record's key | verifier: [`verify()`], [`PublicKey::verify`] | `SIGNATURE_INVALID`, `MALFORMED_SIGNATURE`, `UNSUPPORTED_ALGORITHM` |
+//! | 22 | signCount | a nonzero count must exceed the record's; otherwise a signal of a cloned authenticator | store: compare-and-set, [`sign_count_advances`]; policy: deny or step up | `SIGN_COUNT_REGRESSION`, `SIGN_COUNT_DEFERRED` |
+//! | 23 | extensions | process client and authenticator extension outputs as the RP requires | verifier: [`AuthenticatorData::parse`] (well-formed, no trailing bytes); no output changes the verdict | `MALFORMED_AUTHENTICATOR_DATA` |
+//! | 24 | update record | update signCount, backupState and uvInitialized, after any further checks | store: signCount in the same compare-and-set; a BE upgrade the profile allows, after policy and for an allowed verdict only; backupState and uvInitialized are kept as registered |  |
+//! | 25 | continue | continue the ceremony when every step succeeded | engine: the verdict |  |
+//! <!-- end of §7.2 table -->
 //!
 //! assertd rules beyond the spec: field sizes capped before parsing
 //! (`INVALID_REQUEST`); the caller's grant (`RP_NOT_AUTHORIZED`); unpadded
 //! base64url challenges only; `topOrigin` only with `crossOrigin: true`;
 //! duplicate JSON members refused; DER-only ECDSA; a stored key that cannot be
 //! used (`UNSUPPORTED_ALGORITHM`); legacy algorithms only where a profile
-//! allows them; the profile's passkey types, attestation and AAGUID rules.
+//! allows them; a create() response without attested credential data (AT)
+//! refused (`MALFORMED_AUTHENTICATOR_DATA`); the profile's passkey types,
+//! attestation and AAGUID rules.
 
 pub mod attestation;
 pub mod authenticator_data;
@@ -57,6 +111,7 @@ pub mod metadata;
 pub mod reason;
 pub mod registration;
 pub mod relying_party;
+pub mod spec;
 pub mod verify;
 
 pub use authenticator_data::{AuthenticatorData, Flags};

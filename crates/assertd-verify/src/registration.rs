@@ -1,10 +1,12 @@
 //! The registration verifier: W3C WebAuthn L3 §7.1 "Registering a New
-//! Credential", steps 5–25, for a verifier that holds the relying party and
-//! the trust anchors. Like [`crate::verify()`] it reports every failed check
-//! and the facts the policy engine needs; whether the credential id is
-//! already registered (step 26) and storing the record (step 27) are the
-//! store's; what the profile accepts (UV, passkey types, attestation
-//! enforcement, AAGUIDs, algorithms, cross-origin) is `assertd-policy`'s.
+//! Credential", §7.1 steps 5–25 (UTF-8 decode … credentialId length), for a
+//! verifier that holds the relying party and the trust anchors. Like
+//! [`crate::verify()`] it reports every failed check and the facts the
+//! policy engine needs; §7.1 steps 26–27 (credentialId unique, credential
+//! record) and §7.1 step 29 (store) are the engine's and the store's; what
+//! the profile accepts (UV, passkey types, attestation enforcement, AAGUIDs,
+//! algorithms, cross-origin) is `assertd-policy`'s. The step table is in
+//! the crate documentation.
 //!
 //! | step | what | reason code |
 //! |---|---|---|
@@ -39,7 +41,7 @@ use crate::relying_party::RelyingParty;
 use crate::verify::{AuthenticatorFacts, Challenge, check_client_data};
 use ring::digest;
 
-/// The longest credential id accepted (§7.1 step 25).
+/// The longest credential id accepted (§7.1 step 25 (credentialId length)).
 pub const MAX_CREDENTIAL_ID: usize = 1023;
 
 /// A registration response, as the client sent it.
@@ -132,7 +134,7 @@ impl Registration {
         self.failures.is_empty()
     }
 
-    /// True when the attestation statement verified (§7.1 step 22): its
+    /// True when the attestation statement verified (§7.1 step 22 (attestation statement)): its
     /// signature, where the format has one, covers the client data hash.
     pub fn statement_verified(&self) -> bool {
         self.attestation.as_ref().is_some_and(|a| a.kind.is_some())
@@ -144,8 +146,10 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
     let mut failures = Vec::new();
     let mut fail = |code: ReasonCode, message: String| failures.push(Finding::new(code, message));
 
-    // §7.1 steps 5–6: JSONtext = UTF-8 decode(response.clientDataJSON);
-    // C = parse JSON. Steps 7–10: type, challenge, origin, cross-origin.
+    // §7.1 steps 5–6 (UTF-8 decode, parse JSON): JSONtext = UTF-8
+    // decode(response.clientDataJSON); C = parse JSON. Then §7.1 steps 7–9
+    // (type, challenge, origin), and the cross-origin report for §7.1 steps
+    // 10–11 (crossOrigin, topOrigin).
     let (mut cross_origin, mut issued_challenge) = (None, None);
     match ClientData::parse(input.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
@@ -154,11 +158,11 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
                 check_client_data(rp, &c, crate::challenge::Ceremony::Registration, input.challenge, input.user_handle, &mut fail)
         }
     }
-    // §7.1 step 11: hash = SHA-256(response.clientDataJSON).
+    // §7.1 step 12 (hash): hash = SHA-256(response.clientDataJSON).
     let hash = digest::digest(&digest::SHA256, input.client_data_json);
     let client_data_hash: &[u8; 32] = hash.as_ref().try_into().unwrap_or(&[0; 32]);
 
-    // §7.1 step 12: CBOR-decode the attestation object into fmt, authData
+    // §7.1 step 13 (CBOR decode): CBOR-decode the attestation object into fmt, authData
     // and attStmt.
     let object = match AttestationObject::parse(input.attestation_object) {
         Ok(o) => o,
@@ -180,8 +184,9 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
     let ad = match AuthenticatorData::parse(&object.auth_data) {
         Ok(ad) => ad,
         Err(e) => {
-            // §7.1 step 20 (extensions well-formed) and the authData layout
-            // (§6.1): nothing more can be checked.
+            // The authData layout (§6.1) and §7.1 step 28 (extensions): the
+            // extensions well-formed, no trailing bytes. Nothing more can be
+            // checked.
             fail(ReasonCode::MalformedAuthenticatorData, e.to_string());
             return Registration {
                 failures,
@@ -195,35 +200,35 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
     };
     let authenticator = Some(AuthenticatorFacts { flags: ad.flags, sign_count: ad.sign_count });
 
-    // §7.1 step 13: "Verify that the rpIdHash in authData is the SHA-256
+    // §7.1 step 14 (rpIdHash): "Verify that the rpIdHash in authData is the SHA-256
     // hash of the RP ID expected by the Relying Party."
     if ad.rp_id_hash != rp.rp_id_hash() {
         fail(ReasonCode::RpIdMismatch, format!("rpIdHash is not SHA-256 of {:?}", rp.id()));
     }
-    // §7.1 step 14: "verify that the UP bit of the flags in authData is
+    // §7.1 step 15 (UP): "verify that the UP bit of the flags in authData is
     // set" (assertd offers no conditional create, where it may be unset).
     if !ad.flags.user_present() {
         fail(ReasonCode::UserNotPresent, "the UP flag is not set".into());
     }
-    // §7.1 step 16: "If the BE bit of the flags in authData is not set,
+    // §7.1 step 17 (BS without BE): "If the BE bit of the flags in authData is not set,
     // verify that the BS bit is not set."
     if !ad.flags.backup_eligible() && ad.flags.backup_state() {
         fail(ReasonCode::BackupStateInvalid, "BS is set while BE is not".into());
     }
-    // §6.5.2 / §7.1 step 19: a create() response carries attested
-    // credential data (AT set).
+    // assertd rule, from §6.5.2: a create() response carries attested
+    // credential data (AT set); without it there is no key to register.
     let Some(acd) = &ad.attested_credential else {
         fail(ReasonCode::MalformedAuthenticatorData, "the AT flag is not set: no attested credential data".into());
         return Registration { failures, authenticator, credential: None, attestation: Some(report), cross_origin, issued_challenge };
     };
-    // §7.1 step 25: "Verify that the credentialId is ≤ 1023 bytes."
+    // §7.1 step 25 (credentialId length): "Verify that the credentialId is ≤ 1023 bytes."
     if acd.credential_id.is_empty() || acd.credential_id.len() > MAX_CREDENTIAL_ID {
         fail(
             ReasonCode::MalformedAuthenticatorData,
             format!("the credential id is {} bytes (1 to {MAX_CREDENTIAL_ID} allowed)", acd.credential_id.len()),
         );
     }
-    // §7.1 step 19: the key's alg must be one the RP accepts: one assertd
+    // §7.1 step 20 (alg): the key's alg must be one the RP accepts: one assertd
     // verifies (legacy algorithms are the profile's), in a well-formed key.
     let key = match PublicKey::from_cose(acd.public_key_cose) {
         Ok(k) => k,
@@ -237,7 +242,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         }
     };
 
-    // §7.1 steps 21–22: a supported format, and its verification procedure.
+    // §7.1 steps 21–22 (fmt, attestation statement): a supported format, and its verification procedure.
     let statement_input = StatementInput {
         auth_data: &object.auth_data,
         client_data_hash,
@@ -250,7 +255,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         Err(StatementError::Unsupported(m)) => fail(ReasonCode::AttestationFormatUnsupported, m),
         Err(StatementError::Invalid(m)) => fail(ReasonCode::AttestationInvalid, format!("{} attestation: {m}", report.format)),
         Ok(statement) => {
-            // §7.1 steps 23–24: trust anchors for the format and model; the
+            // §7.1 steps 23–24 (trust anchors, assess trust): trust anchors for the format and model; the
             // trust path must reach one. Each anchor offered says whether it
             // vouches for the claimed AAGUID: the operator's roots only for
             // the models bound to them, the metadata's roots of that AAGUID.

@@ -1,4 +1,4 @@
-//! The assertion verifier: WebAuthn L3 §7.2 steps 6–22 for a verifier that
+//! The assertion verifier: WebAuthn L3 §7.2 steps 6–21 (credential record … signature) for a verifier that
 //! already holds the credential record. It reports every failed check and
 //! the facts the policy engine needs; it decides nothing about risk. The
 //! step table is in the crate documentation.
@@ -31,7 +31,7 @@ pub struct AssertionInput<'a> {
     pub appid_used: bool,
 }
 
-/// How §7.2 step 11 checks the challenge.
+/// How §7.2 step 11 (challenge) checks the challenge.
 #[derive(Debug, Clone, Copy)]
 pub enum Challenge<'a> {
     /// The raw challenge the RP issued and kept: the decoded challenge must
@@ -111,7 +111,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     let mut failures = Vec::new();
     let mut fail = |code: ReasonCode, message: String| failures.push(Finding::new(code, message));
 
-    // §7.2 step 6: "If the user was identified before the authentication
+    // §7.2 step 6 (credential record): "If the user was identified before the authentication
     // ceremony was initiated, ... verify that the identified user account
     // contains a credential record whose id equals credential.rawId": the
     // credential must belong to the expected user.
@@ -121,7 +121,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     if !a.expected_user_handle.is_empty() && a.expected_user_handle != credential.user_handle {
         user_mismatch.push(Finding::new(ReasonCode::UserHandleMismatch, "the credential belongs to another user than the expected one"));
     }
-    // §7.2 step 6: "If response.userHandle is present, verify that it equals
+    // §7.2 step 6 (credential record): "If response.userHandle is present, verify that it equals
     // the user handle of the user account." (Finding the credential record
     // is the engine's lookup, before this function; when the user was
     // identified, the account's handle is the expected one, which the
@@ -130,14 +130,15 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
         user_mismatch.push(Finding::new(ReasonCode::UserHandleMismatch, "userHandle differs from the credential's user handle"));
     }
 
-    // §7.2 step 7: cData, authData, sig are the three inputs.
-    // §7.2 steps 8–9: JSONtext = UTF-8 decode(cData); C = parse JSON.
+    // §7.2 step 7 (response parts): cData, authData, sig are the three inputs.
+    // §7.2 steps 8–9 (UTF-8 decode, parse JSON): JSONtext = UTF-8 decode(cData); C = parse JSON.
     let mut cross_origin = None;
     let mut issued_challenge = None;
     match ClientData::parse(a.client_data_json) {
         Err(e) => fail(ReasonCode::MalformedClientData, e.to_string()),
         Ok(c) => {
-            // §7.2 steps 10–12 (type, challenge, origin); 13–14 are policy.
+            // §7.2 steps 10–12 (type, challenge, origin); §7.2 steps 13–14
+            // (crossOrigin, topOrigin) are policy.
             let checked = check_client_data(rp, &c, crate::challenge::Ceremony::SignIn, a.challenge, credential.user_handle, &mut fail);
             cross_origin = checked.0;
             issued_challenge = checked.1;
@@ -149,7 +150,7 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
         Err(e) => fail(ReasonCode::MalformedAuthenticatorData, e.to_string()),
         Ok(ad) => {
             authenticator = Some(AuthenticatorFacts { flags: ad.flags, sign_count: ad.sign_count });
-            // §7.2 step 15: "Verify that the rpIdHash in authData is the
+            // §7.2 step 15 (rpIdHash): "Verify that the rpIdHash in authData is the
             // SHA-256 hash of the RP ID expected by the Relying Party."
             // §10.1.1: when the AppID extension was used, the hash of the
             // AppID instead.
@@ -160,25 +161,27 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
                 Some(_) => fail(ReasonCode::RpIdMismatch, format!("rpIdHash is not SHA-256 of {:?}", rp.id())),
                 None => fail(ReasonCode::RpIdMismatch, "the AppID extension was used but the RP has no appid configured".into()),
             }
-            // §7.2 step 16: "Verify that the UP bit of the flags in authData
-            // is set." (Step 17, UV, is the profile's: assertd-policy.)
+            // §7.2 step 16 (UP): "Verify that the UP bit of the flags in
+            // authData is set." (§7.2 step 17 (UV) is the profile's.)
             if !ad.flags.user_present() {
                 fail(ReasonCode::UserNotPresent, "the UP flag is not set".into());
             }
-            // §7.2 step 18: "If the BE bit of the flags in authData is not
-            // set, verify that the BS bit is not set." (Step 19, BE against
-            // the credential record, is the profile's.) Step 20, extension
-            // outputs: the parser refuses malformed extensions and trailing
-            // bytes; no extension's output changes the verdict.
+            // §7.2 step 18 (BS without BE): "If the BE bit of the flags in
+            // authData is not set, verify that the BS bit is not set."
+            // (§7.2 step 19 (backup state), BE against the credential
+            // record, is the profile's.) §7.2 step 23 (extensions): the
+            // parser refuses malformed extensions and trailing bytes; no
+            // extension's output changes the verdict.
             if !ad.flags.backup_eligible() && ad.flags.backup_state() {
                 fail(ReasonCode::BackupStateInvalid, "BS is set while BE is not".into());
             }
         }
     }
 
-    // §7.2 step 21: "Let hash be the result of computing a hash over the
-    // cData using SHA-256." Step 22: verify sig over the binary
-    // concatenation of authData and hash with the credential's public key.
+    // §7.2 step 20 (hash): "Let hash be the result of computing a hash over
+    // the cData using SHA-256." §7.2 step 21 (signature): verify sig over
+    // the binary concatenation of authData and hash with the credential
+    // record's public key.
     // Signed bytes are checked even when a parse above failed: a signature
     // over garbage still says whether the bytes are authentic.
     let hash = digest::digest(&digest::SHA256, a.client_data_json);
@@ -201,9 +204,9 @@ pub fn verify(rp: &RelyingParty, credential: CredentialInput<'_>, a: &AssertionI
     Verification { failures, authenticator, cross_origin, algorithm: credential.key.algorithm(), issued_challenge }
 }
 
-/// The client-data checks that sign-in (§7.2 steps 10–14) and registration
-/// (§7.1 steps 7–10) share: the type, the challenge, the origin, and the
-/// cross-origin report. Returns the cross-origin report (the top origin in
+/// The client-data checks that sign-in (§7.2 steps 10–12 (type, challenge,
+/// origin)) and registration (§7.1 steps 7–9 (type, challenge, origin))
+/// share, and the cross-origin report for the profile. Returns the cross-origin report (the top origin in
 /// full, if any) and the opened server-issued challenge.
 pub(crate) fn check_client_data(
     rp: &RelyingParty,
@@ -215,12 +218,12 @@ pub(crate) fn check_client_data(
 ) -> (Option<Option<String>>, Option<crate::Opened>) {
     let mut issued_challenge = None;
     let expected_type = ceremony.client_data_type();
-    // §7.2 step 10 / §7.1 step 7: "Verify that the value of C.type is"
+    // §7.2 step 10 / §7.1 step 7 (type): "Verify that the value of C.type is"
     // webauthn.get / webauthn.create.
     if c.ty != expected_type {
         fail(ReasonCode::WrongCeremonyType, format!("clientDataJSON.type is {:?}, expected {expected_type:?}", truncate(&c.ty)));
     }
-    // §7.2 step 11 / §7.1 step 8: "Verify that the value of C.challenge
+    // §7.2 step 11 / §7.1 step 8 (challenge): "Verify that the value of C.challenge
     // equals the base64url encoding of options.challenge." Compared in
     // constant time; padding or non-base64url characters are refused (an
     // assertd rule: the encoding is unpadded base64url, §5.8.1). A
@@ -242,7 +245,7 @@ pub(crate) fn check_client_data(
             fail(ReasonCode::ChallengeInvalid, "clientDataJSON.challenge is not unpadded base64url".into());
         }
     }
-    // §7.2 step 12 / §7.1 step 9: "Verify that the value of C.origin is an
+    // §7.2 step 12 / §7.1 step 9 (origin): "Verify that the value of C.origin is an
     // origin expected by the Relying Party" (exact match, or the RP's
     // configured subdomain rule).
     if !rp.origin_allowed(&c.origin) {
@@ -250,8 +253,8 @@ pub(crate) fn check_client_data(
     }
     // assertd rule, from §5.8.1: topOrigin is set only when crossOrigin is
     // true; one without the other is malformed. §7.2 steps 13–14 / §7.1
-    // step 10 (crossOrigin, topOrigin expected by the RP) are policy: the
-    // verifier reports, the profile decides.
+    // steps 10–11 (crossOrigin, topOrigin), whether the RP expects them,
+    // are policy: the verifier reports, the profile decides.
     if c.top_origin.is_some() && c.cross_origin != Some(true) {
         fail(ReasonCode::MalformedClientData, "topOrigin is present but crossOrigin is not true".into());
     }
@@ -284,7 +287,7 @@ pub fn truncate_to(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The signature-counter rule (§7.2 step 23): true when the received
+/// The signature-counter rule (§7.2 step 22 (signCount)): true when the received
 /// count may be accepted after `stored`. Both zero means the authenticator
 /// does not implement a counter; otherwise the count must strictly grow.
 pub fn sign_count_advances(stored: u32, received: u32) -> bool {

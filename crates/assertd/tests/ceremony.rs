@@ -1,6 +1,7 @@
 //! Binding an assertion to its ceremony and its user, through the real
 //! binary and a tonic client on loopback: the expected user (WebAuthn L3
-//! §7.2 step 6) and the credentials the gateway offered (step 5).
+//! §7.2 step 6 (credential record)) and the credentials the gateway offered
+//! (§7.2 step 5 (allowCredentials)).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

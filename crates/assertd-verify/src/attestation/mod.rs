@@ -280,7 +280,7 @@ impl TrustAnchors {
     }
 }
 
-/// Whether a verified statement is trustworthy (§7.1 step 24).
+/// Whether a verified statement is trustworthy (§7.1 step 24 (assess trust)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trust {
     /// The trust path reached an anchor and the statement covers the
@@ -294,7 +294,7 @@ pub struct Trust {
     pub why_not: Option<String>,
 }
 
-/// §7.1 step 24: none and self attestation are never trusted; otherwise
+/// §7.1 step 24 (assess trust): none and self attestation are never trusted; otherwise
 /// the x5c chain must validate up to one of `anchors` at `now` (Unix
 /// seconds, certificates accepted within `skew` seconds of their validity).
 /// A SHA-1 statement signature is trusted only with `allow_sha1`.

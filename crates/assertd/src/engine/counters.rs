@@ -1,4 +1,4 @@
-//! Stage 4: signature counters (WebAuthn L3 §7.2 steps 23 and 25). Every verified
+//! Stage 4: signature counters (WebAuthn L3 §7.2 step 22 (signCount) and §7.2 step 24 (update record)). Every verified
 //! item's count is compared and set in the store, one round trip per batch,
 //! in batch order; while the store is unreachable (a connectivity failure,
 //! never an error the store answered with) the journal checks what it can.

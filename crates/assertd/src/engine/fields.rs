@@ -67,7 +67,7 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
         ));
     }
     let (rp, profile) = profile_for(policy, grant, &r.rp_id, &r.profile).map_err(|(code, m)| deny(code, m))?;
-    // §7.2 step 5: "If options.allowCredentials is not empty, verify that
+    // §7.2 step 5 (allowCredentials): "If options.allowCredentials is not empty, verify that
     // credential.id identifies one of the public key credentials listed in
     // options.allowCredentials." Before the lookup: no store read for a
     // credential the gateway did not offer.

@@ -16,11 +16,11 @@
 //! 3. → [`Engine::resolve`]: one coalesced `KeyCache::get` per distinct
 //!    credential, read by [`assess::found`] → [`Stage::Resolved`].
 //! 4. → [`pool::verify`] on the rayon pool: [`assess::verify`] →
-//!    `assertd_verify::verify` (§7.2 steps 6–22; the signature with ring)
-//!    → [`Stage::Verified`].
+//!    `assertd_verify::verify` (§7.2 steps 6–21 (credential record …
+//!    signature); the signature with ring) → [`Stage::Verified`].
 //! 5. [`Engine::decide`] → [`Counters::settle`]: one `settle_sign_ins`
 //!    round trip for the batch, one transaction: the sign counts (§7.2 step
-//!    23), read by [`assess::counter`], and the single use of every
+//!    22 (signCount)), read by [`assess::counter`], and the single use of every
 //!    server-issued challenge whose assertion's signature verified
 //!    (`challenges::uses`) → [`Stage::Counted`].
 //! 6. → [`Engine::judge`]: [`assess::judge`] → `assertd_policy::evaluate`
@@ -31,7 +31,7 @@
 //! 7. Back in the service, `convert::verdict` turns each [`Outcome`] into a
 //!    `pb::Verdict`, in request order.
 //!
-//! A stream runs steps 2–4 for up to four messages at once and steps 5–6
+//! A stream runs stages 2–4 for up to four messages at once and stages 5–6
 //! one message at a time, in order.
 
 pub mod admission;

@@ -7,12 +7,13 @@
 //! 2. [`fields::profile_for`]: the relying party and the profile the
 //!    caller may apply (`RP_UNKNOWN`, `PROFILE_*`).
 //! 3. On the rayon pool: `assertd_verify::verify_registration` (§7.1 steps
-//!    5–25: client data, attestation object, authenticator data, the
+//!    5–25 (UTF-8 decode … credentialId length): client data, attestation object, authenticator data, the
 //!    statement and its trust path), then `assertd_policy::
 //!    evaluate_registration` (the profile's rules) and the record's own
 //!    checks (the key as `PutCredential` checks it).
 //! 4. The store creates the record of an allowed registration (§7.1 steps
-//!    26–27: never replacing one, `CREDENTIAL_ALREADY_REGISTERED`); with a
+//!    26–27 (credentialId unique, credential record) and §7.1 step 29
+//!    (store): never replacing one, `CREDENTIAL_ALREADY_REGISTERED`); with a
 //!    server-issued challenge, in one transaction with the challenge's
 //!    single use (`CHALLENGE_REPLAYED`). A denied registration whose
 //!    attestation statement verified uses its challenge up too: every final
@@ -163,7 +164,7 @@ impl Engine {
             crate::telemetry::rejected("registration_share");
             return Err(EngineError::RegistrationsBusy);
         };
-        // §7.1 steps 5–25 and the profile, off the async runtime: chains
+        // §7.1 steps 5–25 (UTF-8 decode … credentialId length) and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.
         let (registration, verdict, record) = pool::run(&self.pool, move || {
             let challenge = match &issued {
@@ -229,9 +230,11 @@ impl Engine {
         };
         let (rp_id, id) = (record.rp_id.clone(), record.credential_id.clone());
         let created = match challenge_use {
-            // §7.1 steps 26–27 with the challenge's use: one transaction.
+            // §7.1 steps 26–27 (credentialId unique, credential record) and §7.1
+            // step 29 (store) with the challenge's use: one transaction.
             Some(u) => self.cache.store().create_with_challenge(record, u).await,
-            // §7.1 steps 26–27: never replace a registered credential.
+            // §7.1 steps 26–27 (credentialId unique, credential record): never
+            // replace a registered credential.
             None => self
                 .cache
                 .store()
