@@ -4,6 +4,8 @@
 //! step without its section, and the crate docs show the tables as the data
 //! renders them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use assertd_verify::spec::{PROCEDURES, Procedure};
 use std::path::{Path, PathBuf};
 

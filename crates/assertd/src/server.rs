@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+mod metrics;
 mod tasks;
 use tasks::{flush_last_used, follow_changes, prune_challenges, reload_user_risks, watch_store};
 
@@ -235,10 +236,10 @@ pub async fn serve(
     }
     let grpc = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_listener =
-        telemetry::bind_metrics(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
+        TcpListener::bind(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
-    tokio::spawn(telemetry::serve_metrics(metrics_listener, metrics, engine.clone()));
+    tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, engine.clone()));
     if let Some(path) = config_path {
         let interval = Duration::from_secs(config.config_watch_interval_seconds);
         // Compare reloads with the file as it was, not with flag overrides.
@@ -291,7 +292,7 @@ pub async fn serve(
                 .max_connection_age(Duration::from_secs(config.limits.probe_connection_seconds))
                 .max_connection_age_grace(Duration::from_secs(1))
                 .http2_max_header_list_size(16 * 1024)
-                .timeout(crate::telemetry::PROBE_HEADER_TIMEOUT)
+                .timeout(metrics::PROBE_HEADER_TIMEOUT)
                 .add_service(health_svc.clone());
             tokio::spawn(only_health.serve_with_incoming_shutdown(crate::tls::incoming(l, None, Some(cap)), async move {
                 let _ = stop.wait_for(|s| *s).await;

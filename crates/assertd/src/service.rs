@@ -9,7 +9,7 @@ use crate::authz::Rpc;
 use crate::convert;
 use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
-use crate::status::RequestError;
+use crate::status::{RequestError, Shed};
 use crate::telemetry::with_store_clock;
 use crate::trace::Notes;
 use assertd_api::v1 as pb;
@@ -184,8 +184,11 @@ impl VerificationService for VerificationSvc {
         let deadline = grpc_timeout(req.metadata());
         let assertions = req.into_inner().assertions;
         check_batch(&self.engine, assertions.len())?;
-        let mut admitted =
-            self.engine.admission().admit(assertions.len(), deadline).map_err(|r| RequestError::Overloaded(Some(r.retry_after)))?;
+        let mut admitted = self
+            .engine
+            .admission()
+            .admit(assertions.len(), deadline)
+            .map_err(|r| RequestError::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
         let span = tracing::debug_span!(
             "VerifyAssertions",
             request_id = %request_id.as_deref().unwrap_or("-"),

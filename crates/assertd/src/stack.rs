@@ -177,10 +177,8 @@ impl Finish {
             span.finish(code);
         }
         // A message over max_message_bytes is refused by the codec before
-        // any handler runs: count it with the other refusals.
-        if code == tonic::Code::OutOfRange {
-            telemetry::rejected("message_too_large");
-        }
+        // any handler runs: counted with the other refusals.
+        crate::status::codec_refused(code);
     }
 }
 
@@ -319,7 +317,8 @@ where
             // flight). A slot frees when a call in progress finishes: about
             // the queue's wait, at least a millisecond.
             let retry_after = full.map_or_else(|| admission.queue_wait().max(std::time::Duration::from_millis(1)), |f| f.retry_after);
-            let status: tonic::Status = RequestError::Overloaded(Some(retry_after)).into();
+            let status: tonic::Status =
+                RequestError::Overloaded { shed: crate::status::Shed::QueueWait, retry_after: Some(retry_after) }.into();
             return Box::pin(async move { Ok(status.into_http()) });
         };
         // The request's bytes count against `max_request_bytes_in_flight`

@@ -1,5 +1,6 @@
 //! The one place where errors become gRPC statuses, and where refused
-//! requests are counted (`assertd_rpcs_rejected_total{reason}`).
+//! requests are counted (`assertd_rpcs_rejected_total{reason}`), each once:
+//! nothing else calls `telemetry::rejected`.
 //!
 //! A rejected *assertion* is never an error: it is a verdict with a reason
 //! code. Statuses are for requests that cannot be evaluated at all.
@@ -22,10 +23,15 @@ pub enum RequestError {
         /// The limit.
         max: usize,
     },
-    /// The admission budget is full (RESOURCE_EXHAUSTED); room is expected
-    /// after about this long (`grpc-retry-pushback-ms`).
-    #[error("assertd is at capacity; retry with backoff")]
-    Overloaded(Option<std::time::Duration>),
+    /// A budget is full (RESOURCE_EXHAUSTED); room is expected after about
+    /// `retry_after` (`grpc-retry-pushback-ms`).
+    #[error("{}", .shed.message())]
+    Overloaded {
+        /// Which budget.
+        shed: Shed,
+        /// When to try again.
+        retry_after: Option<std::time::Duration>,
+    },
     /// A required field is missing or a value is invalid (INVALID_ARGUMENT).
     #[error("{0}")]
     Invalid(String),
@@ -44,12 +50,42 @@ pub enum RequestError {
     Store(#[from] StoreError),
 }
 
+/// Which budget shed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// The pool's queue wait (`limits.max_queue_wait_ms`).
+    QueueWait,
+    /// `limits.max_request_bytes_in_flight`.
+    RequestBytes,
+    /// The registrations' share of the pool.
+    RegistrationShare,
+}
+
+impl Shed {
+    /// The `assertd_rpcs_rejected_total` reason.
+    fn reason(self) -> &'static str {
+        match self {
+            Shed::QueueWait => "overloaded",
+            Shed::RequestBytes => "request_bytes",
+            Shed::RegistrationShare => "registration_share",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Shed::QueueWait => "assertd is at capacity; retry with backoff",
+            Shed::RequestBytes => "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
+            Shed::RegistrationShare => "registrations are using their share of the verification pool; retry with backoff",
+        }
+    }
+}
+
 impl RequestError {
     /// The `assertd_rpcs_rejected_total` reason, for refusals counted there.
     fn rejected_reason(&self) -> Option<&'static str> {
         match self {
             Self::BatchTooLarge { .. } => Some("batch_too_large"),
-            Self::Overloaded(_) => Some("overloaded"),
+            Self::Overloaded { shed, .. } => Some(shed.reason()),
             Self::Invalid(_) | Self::NotFound | Self::AlreadyExists | Self::Precondition(_) | Self::Store(_) => None,
         }
     }
@@ -63,7 +99,7 @@ impl From<RequestError> for Status {
         let message = e.to_string();
         match e {
             RequestError::BatchTooLarge { .. } | RequestError::Invalid(_) => Status::invalid_argument(message),
-            RequestError::Overloaded(retry_after) => {
+            RequestError::Overloaded { retry_after, .. } => {
                 let mut status = Status::resource_exhausted(message);
                 // gRPC's retry pushback: clients with a retry policy wait
                 // this long before trying again.
@@ -81,6 +117,14 @@ impl From<RequestError> for Status {
             RequestError::Store(StoreError::Corrupt(m)) => Status::internal(m),
             RequestError::Store(other) => Status::internal(other.to_string()),
         }
+    }
+}
+
+/// Counts a call the codec refused before any handler ran (a message over
+/// `limits.max_message_bytes`: `OUT_OF_RANGE`), with the other refusals.
+pub fn codec_refused(code: tonic::Code) {
+    if code == tonic::Code::OutOfRange {
+        telemetry::rejected("message_too_large");
     }
 }
 
@@ -102,7 +146,9 @@ impl From<Denied> for Status {
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::RegistrationsBusy => RequestError::Overloaded(Some(crate::engine::register::SHARE_WAIT)).into(),
+            EngineError::RegistrationsBusy => {
+                RequestError::Overloaded { shed: Shed::RegistrationShare, retry_after: Some(crate::engine::register::SHARE_WAIT) }.into()
+            }
             e => Status::internal(e.to_string()),
         }
     }
@@ -117,7 +163,7 @@ mod tests {
     fn each_error_has_its_code() {
         let cases: Vec<(Status, Code)> = vec![
             (RequestError::BatchTooLarge { n: 2, max: 1 }.into(), Code::InvalidArgument),
-            (RequestError::Overloaded(None).into(), Code::ResourceExhausted),
+            (RequestError::Overloaded { shed: Shed::QueueWait, retry_after: None }.into(), Code::ResourceExhausted),
             (RequestError::Invalid("x".into()).into(), Code::InvalidArgument),
             (RequestError::NotFound.into(), Code::NotFound),
             (RequestError::AlreadyExists.into(), Code::AlreadyExists),

@@ -20,6 +20,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+/// How long a listener waits after a failed `accept` (EMFILE: no file
+/// descriptor left; spinning on it would take a core and starve the rest).
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The TLS material in force and where it comes from.
 pub struct TlsState {
     section: TlsSection,
@@ -273,7 +277,8 @@ pub fn incoming(
                 Ok(c) => c,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    telemetry::accept_failed(label, &e).await;
+                    telemetry::accept_failed(label, &e);
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };

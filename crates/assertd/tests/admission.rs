@@ -98,7 +98,15 @@ async fn request_bytes_in_flight_are_bounded() {
     let e = r.expect_err("a call past the request-bytes budget");
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(e.metadata().get("grpc-retry-pushback-ms").is_some(), "{e:?}");
-    assert!(server.scrape().contains(r#"assertd_rpcs_rejected_total{reason="request_bytes"} 1"#));
+    let metrics = server.scrape();
+    assert!(metrics.contains(r#"assertd_rpcs_rejected_total{reason="request_bytes"} 1"#));
+    // One refusal, counted once: not also as `overloaded`.
+    let refusals: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("assertd_rpcs_rejected_total{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    assert_eq!(refusals, 1.0, "{metrics}");
 
     // The stalled call goes away: its bytes are given back.
     drop(body);

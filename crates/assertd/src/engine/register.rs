@@ -161,7 +161,6 @@ impl Engine {
         // of them waits here (bounded, then refused), not in the pool's
         // queue ahead of sign-in batches.
         let Ok(Ok(_share)) = tokio::time::timeout(SHARE_WAIT, self.registrations.clone().acquire_owned()).await else {
-            crate::telemetry::rejected("registration_share");
             return Err(EngineError::RegistrationsBusy);
         };
         // §7.1 steps 5–25 (UTF-8 decode … credentialId length) and the profile, off the async runtime: chains

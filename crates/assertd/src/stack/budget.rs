@@ -3,21 +3,14 @@
 //! has arrived whole ([`Budgeted`]).
 
 use crate::engine::admission::BytesHeld;
-use crate::status::RequestError;
-use crate::telemetry;
+use crate::status::{RequestError, Shed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::body::Body;
 
 /// The status of a request refused for want of request-bytes budget.
 fn out_of_bytes() -> tonic::Status {
-    telemetry::rejected("request_bytes");
-    let status: tonic::Status = RequestError::Overloaded(Some(std::time::Duration::from_millis(10))).into();
-    tonic::Status::with_metadata(
-        status.code(),
-        "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
-        status.metadata().clone(),
-    )
+    RequestError::Overloaded { shed: Shed::RequestBytes, retry_after: Some(std::time::Duration::from_millis(10)) }.into()
 }
 
 /// Where a stream's body stands in the gRPC framing (a flag byte, a 4-byte
