@@ -98,7 +98,7 @@ fn cache_hit(c: &mut Criterion) {
 /// the CPU caches) against hits on 64: 64 lookups per iteration, uniformly
 /// random over the cached set.
 fn cache_spread(c: &mut Criterion) {
-    use assertd_store::{CacheConfig, CredentialStore, KeyCache, SqliteStore, StoredCredential};
+    use assertd_store::{CacheConfig, Credentials, KeyCache, SqliteStore, StoredCredential};
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());

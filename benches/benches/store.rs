@@ -7,7 +7,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_store::{CounterUpdate, CredentialStore, SqliteStore, StoredCredential};
+use assertd_store::{CounterUpdate, Credentials, SqliteStore, StoredCredential};
 use assertd_testkit::{Alg, SoftAuthenticator};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

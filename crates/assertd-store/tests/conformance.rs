@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assertd_store::{
-    CacheConfig, Change, CounterResult, CounterUpdate, CredentialStore, KeyCache, Lookup, PostgresConfig, PostgresStore, Registered,
-    Replaced, SqliteStore, StoredCredential,
+    CacheConfig, ChallengeLedger, Change, CounterResult, CounterUpdate, CredentialStore, Credentials, Health, KeyCache, Lookup,
+    PostgresConfig, PostgresStore, Registered, Replaced, SqliteStore, StoredCredential,
 };
 use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
@@ -330,6 +330,61 @@ conformance!(challenges_are_used_once_, challenges_are_used_once);
 conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
 conformance!(metadata_serial_only_rises_, metadata_serial_only_rises);
 
+/// Issue 27 §4: both backends decode rows with one codec and one error
+/// taxonomy: a row that does not decode is `Corrupt` (an operator must
+/// look), on SQLite as on PostgreSQL (SQLite said `Unavailable` before).
+/// `corrupt` writes, past the schema's checks, a sign count beyond u32 and
+/// a risk level that does not exist.
+async fn undecodable_rows_are_corrupt(s: &dyn CredentialStore, corrupt: impl Fn()) {
+    s.put_many(vec![record("rp", b"a", b"u", 1)]).await.unwrap();
+    s.set_user_risk(assertd_store::UserRisk {
+        rp_id: "rp".into(),
+        user_handle: b"u".to_vec(),
+        level: assertd_store::UserRiskLevel::High,
+        expires_at_ms: None,
+        note: String::new(),
+        set_at_ms: 1,
+    })
+    .await
+    .unwrap();
+    corrupt();
+    let is_corrupt = |e: assertd_store::StoreError| matches!(e, assertd_store::StoreError::Corrupt(_));
+    assert!(is_corrupt(s.get("rp", b"a").await.unwrap_err()));
+    assert!(is_corrupt(s.list_by_user("rp", b"u").await.unwrap_err()));
+    assert!(is_corrupt(s.page(None, 10).await.unwrap_err()));
+    assert!(is_corrupt(s.user_risk("rp", b"u").await.unwrap_err()));
+    assert!(is_corrupt(s.user_risks(0).await.unwrap_err()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_rows_are_corrupt_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let raw = rusqlite::Connection::open(store.path()).unwrap();
+    undecodable_rows_are_corrupt(&store, || {
+        raw.execute_batch(
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE credentials SET sign_count = 5000000000; UPDATE user_risk SET level = 'bogus';",
+        )
+        .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_rows_are_corrupt_on_postgres() {
+    let pg = PgCluster::start();
+    let store = pg_store(&pg).await;
+    undecodable_rows_are_corrupt(&store, || {
+        pg.psql(
+            "ALTER TABLE credentials DROP CONSTRAINT credentials_sign_count_check;
+             ALTER TABLE user_risk DROP CONSTRAINT user_risk_level_check;
+             UPDATE credentials SET sign_count = 5000000000; UPDATE user_risk SET level = 'bogus';",
+        );
+    })
+    .await;
+}
+
 /// Issue 26 §5: PostgreSQL prunes challenge uses by the earlier of the
 /// caller's clock and its own, so a replica whose clock runs a day ahead
 /// cannot cut them short (red before: pruned by the caller's clock). And
@@ -624,7 +679,7 @@ struct Counting {
 }
 
 #[async_trait::async_trait]
-impl CredentialStore for Counting {
+impl assertd_store::Credentials for Counting {
     async fn get(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
@@ -643,9 +698,6 @@ impl CredentialStore for Counting {
     async fn put_many(&self, r: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.put_many(r).await
     }
-    async fn revoke(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
-        self.inner.revoke(rp, id).await
-    }
     async fn create(&self, r: StoredCredential) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
         self.inner.create(r).await
     }
@@ -655,11 +707,14 @@ impl CredentialStore for Counting {
     async fn delete(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
         self.inner.delete(rp, id).await
     }
-    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), assertd_store::StoreError> {
-        self.inner.set_backup_eligible(keys).await
+    async fn revoke(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.inner.revoke(rp, id).await
     }
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await
+    }
+    async fn revoke_user(&self, rp: &str, u: &[u8]) -> Result<Vec<Vec<u8>>, assertd_store::StoreError> {
+        self.inner.revoke_user(rp, u).await
     }
     async fn settle_sign_ins(
         &self,
@@ -669,6 +724,15 @@ impl CredentialStore for Counting {
     ) -> Result<(Vec<CounterResult>, Vec<bool>), assertd_store::StoreError> {
         self.inner.settle_sign_ins(u, c, now).await
     }
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), assertd_store::StoreError> {
+        self.inner.set_backup_eligible(keys).await
+    }
+    async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
+        self.inner.touch(k, now).await
+    }
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
+        self.inner.page(after, limit).await
+    }
     async fn create_with_challenge(
         &self,
         r: StoredCredential,
@@ -676,15 +740,17 @@ impl CredentialStore for Counting {
     ) -> Result<Registered, assertd_store::StoreError> {
         self.inner.create_with_challenge(r, c).await
     }
-    async fn raise_metadata_serial(&self, n: u64, now: i64) -> Result<u64, assertd_store::StoreError> {
-        self.inner.raise_metadata_serial(n, now).await
-    }
-    async fn set_metadata_serial(&self, n: u64, now: i64) -> Result<(), assertd_store::StoreError> {
-        self.inner.set_metadata_serial(n, now).await
-    }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::ChallengeLedger for Counting {
     async fn prune_challenges(&self, now: i64, margin: i64) -> Result<u64, assertd_store::StoreError> {
         self.inner.prune_challenges(now, margin).await
     }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::UserRisks for Counting {
     async fn set_user_risk(&self, r: assertd_store::UserRisk) -> Result<(), assertd_store::StoreError> {
         self.inner.set_user_risk(r).await
     }
@@ -697,15 +763,20 @@ impl CredentialStore for Counting {
     async fn user_risks(&self, now: i64) -> Result<Vec<assertd_store::UserRisk>, assertd_store::StoreError> {
         self.inner.user_risks(now).await
     }
-    async fn revoke_user(&self, rp: &str, u: &[u8]) -> Result<Vec<Vec<u8>>, assertd_store::StoreError> {
-        self.inner.revoke_user(rp, u).await
+}
+
+#[async_trait::async_trait]
+impl assertd_store::MetadataSerial for Counting {
+    async fn raise_metadata_serial(&self, n: u64, now: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.raise_metadata_serial(n, now).await
     }
-    async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
-        self.inner.touch(k, now).await
+    async fn set_metadata_serial(&self, n: u64, now: i64) -> Result<(), assertd_store::StoreError> {
+        self.inner.set_metadata_serial(n, now).await
     }
-    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
-        self.inner.page(after, limit).await
-    }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::Health for Counting {
     async fn ping(&self) -> Result<(), assertd_store::StoreError> {
         self.inner.ping().await
     }

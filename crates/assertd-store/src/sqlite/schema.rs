@@ -1,0 +1,78 @@
+//! The SQLite schema: migrations, applied in order at open.
+
+use super::unavailable;
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many ran. Never edit one that has shipped: append.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE credentials (
+    rp_id           TEXT    NOT NULL,
+    credential_id   BLOB    NOT NULL,
+    user_handle     BLOB    NOT NULL,
+    public_key_cose BLOB    NOT NULL,
+    sign_count      INTEGER NOT NULL CHECK (sign_count BETWEEN 0 AND 4294967295),
+    backup_eligible INTEGER NOT NULL,
+    backup_state    INTEGER NOT NULL,
+    aaguid          BLOB    NOT NULL,
+    attested        INTEGER NOT NULL,
+    transports      TEXT    NOT NULL,
+    revoked         INTEGER NOT NULL,
+    created_at_ms   INTEGER NOT NULL,
+    last_used_at_ms INTEGER,
+    PRIMARY KEY (rp_id, credential_id)
+) WITHOUT ROWID;
+CREATE INDEX credentials_by_user ON credentials (rp_id, user_handle);
+"#,
+    r#"
+CREATE TABLE consumed_challenges (
+    id            BLOB    NOT NULL PRIMARY KEY,
+    keep_until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX consumed_challenges_by_age ON consumed_challenges (keep_until_ms);
+"#,
+    r#"
+CREATE TABLE user_risk (
+    rp_id         TEXT    NOT NULL,
+    user_handle   BLOB    NOT NULL,
+    level         TEXT    NOT NULL CHECK (level IN ('medium', 'high')),
+    expires_at_ms INTEGER,
+    note          TEXT    NOT NULL,
+    set_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (rp_id, user_handle)
+) WITHOUT ROWID;
+"#,
+    // Whether the attestation's root vouched for the AAGUID, and which root.
+    // Credentials stored before were vouched under the rule of their time
+    // (any root the chain reached): attested ones with a non-zero AAGUID stay vouched
+    // (docs/upgrades.md says how to review them).
+    r#"
+ALTER TABLE credentials ADD COLUMN aaguid_vouched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credentials ADD COLUMN trust_anchor TEXT NOT NULL DEFAULT '';
+UPDATE credentials SET aaguid_vouched = 1 WHERE attested AND length(aaguid) = 16 AND aaguid <> zeroblob(16);
+"#,
+    r#"
+-- The FIDO metadata serial (no) in force, so a restart cannot go back to an
+-- older BLOB (which would lift revocations reported since).
+CREATE TABLE metadata_serial (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    number    INTEGER NOT NULL,
+    set_at_ms INTEGER NOT NULL
+);
+"#,
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(unavailable)?.try_into().unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(crate::newer_schema(version, MIGRATIONS.len()));
+    }
+    for m in &MIGRATIONS[version..] {
+        tx.execute_batch(m).map_err(unavailable)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(unavailable)?;
+    tx.commit().map_err(unavailable)
+}

@@ -1,0 +1,176 @@
+//! What a store does, one trait per concern: [`Credentials`], the
+//! [`ChallengeLedger`] of issued challenges' single use, [`UserRisks`], the
+//! [`MetadataSerial`] in force, and [`Health`]. A new concern is a new
+//! trait; [`CredentialStore`] is every one of them, the bound the server
+//! holds a backend by. Every backend behaves the same: the conformance
+//! tests run against each.
+
+use crate::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, StoredCredential, UserRisk};
+use async_trait::async_trait;
+
+/// Credential records: reads, writes, and the sign-in and registration
+/// transactions that carry a challenge's use with them.
+#[async_trait]
+pub trait Credentials: Send + Sync + 'static {
+    /// Fetches one credential.
+    async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Inserts or updates credentials in bulk (the admin's import; validate
+    /// them first). On update the stored sign count never goes backwards,
+    /// `created_at` is kept, and a revoked credential stays revoked.
+    /// Returns the records as stored.
+    async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Stores a new credential (validate it first). `None` when the
+    /// credential id already exists at the relying party: nothing is written,
+    /// an existing credential is never overwritten by a create.
+    async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Creates credentials in bulk, in one transaction (validate them
+    /// first): true for each one stored, false for an id that already
+    /// exists at its relying party (nothing written for it; never
+    /// overwritten).
+    async fn create_many(&self, records: Vec<StoredCredential>) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            out.push(self.create(r).await?.is_some());
+        }
+        Ok(out)
+    }
+
+    /// Replaces the key and registration facts of an existing credential of
+    /// the same user (`record.user_handle`): ownership never moves, revoked
+    /// stays as stored, the sign count never goes back, `created_at` is kept.
+    async fn replace(&self, record: StoredCredential) -> Result<Replaced, StoreError>;
+
+    /// Deletes a credential (an erasure request); the record as it was,
+    /// `None` when it does not exist.
+    async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Marks a credential revoked; `None` when it does not exist.
+    async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Every credential of one user at one RP, oldest first.
+    async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Revokes every credential of a user; the ids it revoked (those
+    /// already revoked are left out).
+    async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Compares and sets signature counters for a whole batch in one round
+    /// trip, in batch order: the result is as if the updates ran one after
+    /// another, so the same count twice passes once. `now_ms` stamps
+    /// `last_used_at` on credentials whose count is written. It never
+    /// changes BE: an accepted upgrade is recorded after policy, by
+    /// [`Credentials::set_backup_eligible`].
+    async fn advance_sign_counts(&self, updates: std::sync::Arc<[CounterUpdate]>, now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
+        Ok(self.settle_sign_ins(updates, Vec::new().into(), now_ms).await?.0)
+    }
+
+    /// One batch of sign-ins, in one transaction: the sign counts as
+    /// [`Credentials::advance_sign_counts`] and the challenge uses as
+    /// [`ChallengeLedger::consume_challenges`], both or neither. An error
+    /// means nothing was written, so a retryable verdict has changed
+    /// nothing (no count a retry would find "regressed", no challenge it
+    /// would find "replayed").
+    async fn settle_sign_ins(
+        &self,
+        updates: std::sync::Arc<[CounterUpdate]>,
+        uses: std::sync::Arc<[ChallengeUse]>,
+        now_ms: i64,
+    ) -> Result<(Vec<CounterResult>, Vec<bool>), StoreError>;
+
+    /// Records BE = true on these credentials (an upgrade a profile accepted
+    /// and a verdict allowed; revoked credentials are left alone).
+    async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
+
+    /// Sets `last_used_at` on these credentials (batched by the caller, at
+    /// most once per credential per interval).
+    async fn touch(&self, keys: Vec<(String, Vec<u8>)>, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` credentials after `after` (by rp_id, credential_id), in
+    /// that order: export in pages, with bounded memory.
+    async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError>;
+
+    /// Stores the credential of a registration that carried a server-issued
+    /// challenge and records the challenge's use, in one transaction: a
+    /// replayed challenge writes nothing ([`Registered::ChallengeReplayed`]);
+    /// an id already registered keeps the use recorded (the ceremony
+    /// reached a final verdict) and writes no credential
+    /// ([`Registered::AlreadyRegistered`]); an error wrote nothing.
+    async fn create_with_challenge(&self, record: StoredCredential, challenge: ChallengeUse) -> Result<Registered, StoreError>;
+}
+
+/// The single use of server-issued challenges, shared by every replica.
+#[async_trait]
+pub trait ChallengeLedger: Credentials {
+    /// Records the uses of server-issued challenges in one atomic round
+    /// trip: `true` for a use that is the first of its id (it is recorded),
+    /// `false` for a replay (recorded before, by any replica, or earlier in
+    /// `uses`). Durable when it answers.
+    async fn consume_challenges(&self, uses: std::sync::Arc<[ChallengeUse]>) -> Result<Vec<bool>, StoreError> {
+        Ok(self.settle_sign_ins(Vec::new().into(), uses, 0).await?.1)
+    }
+
+    /// Forgets challenge uses kept until more than `margin_ms` before now:
+    /// before `now_ms` (the caller's clock) and, where the store has a
+    /// clock of its own (PostgreSQL), before that clock too, so one
+    /// replica's clock running ahead cannot cut the records short. How
+    /// many it forgot.
+    async fn prune_challenges(&self, now_ms: i64, margin_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Users flagged at risk.
+#[async_trait]
+pub trait UserRisks: Send + Sync + 'static {
+    /// Flags a user at risk (replacing an earlier flag of the same user).
+    async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError>;
+
+    /// Clears a user's flag; whether there was one.
+    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError>;
+
+    /// One user's flag, expired or not.
+    async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError>;
+
+    /// Every flag not expired at `now_ms`.
+    async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError>;
+}
+
+/// The FIDO metadata serial in force.
+#[async_trait]
+pub trait MetadataSerial: Send + Sync + 'static {
+    /// The FIDO metadata serial (`no`) in force, kept across restarts and
+    /// shared by every replica: raised to `number` when that is higher;
+    /// returns the serial in force after the call (higher than `number`
+    /// when an older BLOB was loaded).
+    async fn raise_metadata_serial(&self, number: u64, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Sets the metadata serial in force to `number`, lower or not: the
+    /// operator's deliberate rollback (`assertd metadata accept`).
+    async fn set_metadata_serial(&self, number: u64, now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Whether the store answers, and what other writers changed.
+#[async_trait]
+pub trait Health: Send + Sync + 'static {
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether the change feed is connected; `None` for a backend without
+    /// one.
+    fn change_feed_up(&self) -> Option<bool> {
+        None
+    }
+
+    /// Changes made by other writers (other replicas, other systems), where
+    /// the backend can see them. `None`: this process is the only writer.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+}
+
+/// A whole backend: every concern. The server holds a store as
+/// `Arc<dyn CredentialStore>`; a backend implements the traits above.
+pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + MetadataSerial + Health {}
+
+impl<T: Credentials + ChallengeLedger + UserRisks + MetadataSerial + Health> CredentialStore for T {}
