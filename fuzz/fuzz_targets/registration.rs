@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let rp = RelyingParty::new("example.org", vec!["https://example.org".into()], false, None);
     let anchors = TrustAnchors::default();
     let input = RegistrationInput { client_data_json, attestation_object, user_handle: b"u", challenge: Challenge::Expected(b"c") };
-    let r = verify_registration(&rp, &input, &TrustInput { anchors: &anchors, metadata: None, now: 1_800_000_000, skew: 300, allow_sha1: false });
+    let r = verify_registration(
+        &rp,
+        &input,
+        &TrustInput { anchors: &anchors, metadata: None, now: 1_800_000_000, skew: 300, insecure_allow_sha1: false },
+    );
     assert!(!r.attestation.is_some_and(|a| a.trusted));
 });

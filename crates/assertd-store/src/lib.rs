@@ -142,7 +142,7 @@ pub struct CounterUpdate {
     pub received: u32,
 }
 
-/// What [`CredentialStore::replace`] did.
+/// What [`Credentials::replace`] did.
 // An admin write's answer, built once per call: not worth a box.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub struct ChallengeUse {
     pub keep_until_ms: i64,
 }
 
-/// What [`CredentialStore::create_with_challenge`] did.
+/// What [`Credentials::create_with_challenge`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
     /// Stored, and the challenge's use recorded.

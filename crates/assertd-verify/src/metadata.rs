@@ -161,15 +161,30 @@ pub fn date_unix(date: &str) -> Option<u64> {
     u64::try_from((era * 146_097 + doe - 719_468) * 86_400).ok()
 }
 
+/// Why a metadata file was refused at load: a config-time error (the
+/// metadata in force stays, and no verdict carries it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// The file does not decode: its size, the JWT's shape, base64url,
+    /// JSON, a date.
+    #[error("{0}")]
+    Malformed(String),
+    /// The BLOB's signing chain does not reach the configured root, or its
+    /// signature does not verify.
+    #[error("{0}")]
+    Untrusted(String),
+}
+
 impl Metadata {
     /// Loads a decoded payload (the JSON the BLOB carries).
-    pub fn from_payload(json: &[u8]) -> Result<Self, String> {
+    pub fn from_payload(json: &[u8]) -> Result<Self, MetadataError> {
         if json.len() > MAX_METADATA_BYTES {
-            return Err(format!("metadata is {} bytes, over {MAX_METADATA_BYTES}", json.len()));
+            return Err(MetadataError::Malformed(format!("metadata is {} bytes, over {MAX_METADATA_BYTES}", json.len())));
         }
-        let p: Payload = serde_json::from_slice(json).map_err(|e| format!("not an MDS3 payload: {e}"))?;
-        let next_update_unix =
-            date_unix(&p.next_update).ok_or_else(|| format!("nextUpdate {:?} is not a date", crate::truncate(&p.next_update)))?;
+        let p: Payload = serde_json::from_slice(json).map_err(|e| MetadataError::Malformed(format!("not an MDS3 payload: {e}")))?;
+        let next_update_unix = date_unix(&p.next_update)
+            .ok_or_else(|| MetadataError::Malformed(format!("nextUpdate {:?} is not a date", crate::truncate(&p.next_update))))?;
         let mut m = Self { number: p.no, next_update: p.next_update, next_update_unix, ..Self::default() };
         for e in p.entries {
             let Some(aaguid) = e.aaguid.as_deref().and_then(parse_aaguid) else {
@@ -183,7 +198,7 @@ impl Metadata {
                 match base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map_err(|e| e.to_string())
-                    .and_then(|der| Anchor::from_der(&der))
+                    .and_then(|der| Anchor::from_der(&der).map_err(|e| e.to_string()))
                 {
                     Ok(a) => roots.push(a),
                     Err(_) => m.unusable_roots += 1,
@@ -198,17 +213,19 @@ impl Metadata {
     /// Loads a signed BLOB: the JWT's `x5c` chain must reach `root` at `now`
     /// (Unix seconds), and its signature (ES256, RS256 or PS256) must verify
     /// with the chain's leaf, before the payload is read.
-    pub fn from_blob(jwt: &[u8], root: &Anchor, now: u64) -> Result<Self, String> {
+    pub fn from_blob(jwt: &[u8], root: &Anchor, now: u64) -> Result<Self, MetadataError> {
         if jwt.len() > MAX_METADATA_BYTES {
-            return Err(format!("metadata BLOB is {} bytes, over {MAX_METADATA_BYTES}", jwt.len()));
+            return Err(MetadataError::Malformed(format!("metadata BLOB is {} bytes, over {MAX_METADATA_BYTES}", jwt.len())));
         }
-        let text = std::str::from_utf8(jwt).map_err(|_| "the BLOB is not text".to_owned())?.trim();
+        let text = std::str::from_utf8(jwt).map_err(|_| MetadataError::Malformed("the BLOB is not text".to_owned()))?.trim();
         let mut parts = text.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err("the BLOB is not a JWT (three dot-separated parts)".into());
+            return Err(MetadataError::Malformed("the BLOB is not a JWT (three dot-separated parts)".into()));
         };
         let b64url = |part: &str, what: &str| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).map_err(|e| format!("the BLOB's {what} is not base64url: {e}"))
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|e| MetadataError::Malformed(format!("the BLOB's {what} is not base64url: {e}")))
         };
         #[derive(Deserialize)]
         struct Header {
@@ -216,22 +233,30 @@ impl Metadata {
             #[serde(default)]
             x5c: Vec<String>,
         }
-        let header: Header = serde_json::from_slice(&b64url(h, "header")?).map_err(|e| format!("the BLOB's header: {e}"))?;
+        let header: Header =
+            serde_json::from_slice(&b64url(h, "header")?).map_err(|e| MetadataError::Malformed(format!("the BLOB's header: {e}")))?;
         if header.x5c.is_empty() || header.x5c.len() > cert::MAX_CHAIN {
-            return Err(format!("the BLOB's header holds {} certificates in x5c (1 to {})", header.x5c.len(), cert::MAX_CHAIN));
+            return Err(MetadataError::Malformed(format!(
+                "the BLOB's header holds {} certificates in x5c (1 to {})",
+                header.x5c.len(),
+                cert::MAX_CHAIN
+            )));
         }
         let chain = header
             .x5c
             .iter()
-            .map(|c| base64::engine::general_purpose::STANDARD.decode(c).map_err(|e| format!("the BLOB's x5c: {e}")))
+            .map(|c| {
+                base64::engine::general_purpose::STANDARD.decode(c).map_err(|e| MetadataError::Malformed(format!("the BLOB's x5c: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let chain_refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
         cert::verify_chain(&chain_refs, &[root], now, 0, cert::Fallback::Never)
-            .map_err(|e| format!("the BLOB's signing certificate: {e}"))?;
-        let leaf = cert::parse(&chain[0])?;
+            .map_err(|e| MetadataError::Untrusted(format!("the BLOB's signing certificate: {e}")))?;
+        let leaf = cert::parse(&chain[0]).map_err(|e| MetadataError::Malformed(format!("the BLOB's signing certificate: {e}")))?;
         let signature = b64url(s, "signature")?;
         let signed = &text.as_bytes()[..h.len() + 1 + p.len()];
-        cert::verify_jws(&leaf, &header.alg, signed, &signature).map_err(|e| format!("the BLOB's signature: {e}"))?;
+        cert::verify_jws(&leaf, &header.alg, signed, &signature)
+            .map_err(|e| MetadataError::Untrusted(format!("the BLOB's signature: {e}")))?;
         Self::from_payload(&b64url(p, "payload")?)
     }
 

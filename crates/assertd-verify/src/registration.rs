@@ -32,7 +32,7 @@
 //! | 27 | store the record | store |
 //! | 28 | fail when not trustworthy | policy (`attestation_enforcement`) |
 
-use crate::attestation::{self, Anchor, AttestationObject, AttestationType, StatementError, StatementInput, TrustAnchors};
+use crate::attestation::{self, Anchor, AttestationError, AttestationObject, AttestationType, Format, StatementInput, TrustAnchors};
 use crate::authenticator_data::AuthenticatorData;
 use crate::client_data::ClientData;
 use crate::cose::{KeyError, PublicKey};
@@ -70,7 +70,7 @@ pub struct TrustInput<'a> {
     pub skew: u64,
     /// Trust statements signed with SHA-1 (RS1), e.g. older Windows Hello
     /// TPMs; otherwise they verify but are not trusted.
-    pub allow_sha1: bool,
+    pub insecure_allow_sha1: bool,
 }
 
 /// The new credential, as authenticator data described it.
@@ -167,7 +167,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
     let object = match AttestationObject::parse(input.attestation_object) {
         Ok(o) => o,
         Err(e) => {
-            fail(ReasonCode::AttestationInvalid, e);
+            fail(e.reason(), e.to_string());
             return Registration { failures, authenticator: None, credential: None, attestation: None, cross_origin, issued_challenge };
         }
     };
@@ -252,8 +252,8 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         key: &key,
     };
     match attestation::verify_statement(&object.fmt, &object.att_stmt, &statement_input) {
-        Err(StatementError::Unsupported(m)) => fail(ReasonCode::AttestationFormatUnsupported, m),
-        Err(StatementError::Invalid(m)) => fail(ReasonCode::AttestationInvalid, format!("{} attestation: {m}", report.format)),
+        Err(e @ AttestationError::Unsupported(_)) => fail(e.reason(), e.to_string()),
+        Err(e) => fail(e.reason(), format!("{} attestation: {e}", report.format)),
         Ok(statement) => {
             // §7.1 steps 23–24 (trust anchors, assess trust): trust anchors for the format and model; the
             // trust path must reach one. Each anchor offered says whether it
@@ -264,7 +264,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
                 candidates.extend(model.roots.iter().map(|r| (r, true)));
             }
             let anchors: Vec<&Anchor> = candidates.iter().map(|(a, _)| *a).collect();
-            let mut t = attestation::assess(&statement, &anchors, trust.now, trust.skew, trust.allow_sha1);
+            let mut t = attestation::assess(&statement, &anchors, trust.now, trust.skew, trust.insecure_allow_sha1);
             // assertd rule (FIDO MDS3): a root the metadata lists for a model
             // whose attestation key is compromised proves nothing for a
             // certificate that does not name its model.
@@ -280,7 +280,8 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
                 t = attestation::Trust { trusted: false, anchor: None, reached: None, why_not: Some(why) };
             }
             let shared = |root: &Anchor| trust.metadata.is_some_and(|m| m.shared_root(root));
-            report.aaguid_vouched = attestation::vouches(&object.fmt, &statement, &t, &candidates, acd.aaguid, shared);
+            report.aaguid_vouched =
+                Format::parse(&object.fmt).is_some_and(|f| attestation::vouches(f, &statement, &t, &candidates, acd.aaguid, shared));
             report.kind = Some(statement.kind);
             report.trusted = t.trusted;
             report.trust_anchor = t.anchor;

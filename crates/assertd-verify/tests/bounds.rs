@@ -35,5 +35,5 @@ fn a_map_of_thousands_of_keys_is_refused_for_its_size() {
     let started = std::time::Instant::now();
     let e = AttestationObject::parse(&object).unwrap_err();
     eprintln!("{whole} keys refused in {:?}", started.elapsed());
-    assert!(e.contains(&format!("{whole} keys (at most {MAX_MAP_ENTRIES})")), "{e}");
+    assert!(e.to_string().contains(&format!("{whole} keys (at most {MAX_MAP_ENTRIES})")), "{e}");
 }

@@ -24,7 +24,7 @@ fn check(names: &[&str], fallback: Fallback) -> Result<usize, String> {
     let chain: Vec<Vec<u8>> = names.iter().map(|n| der(n)).collect();
     let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     let root = Anchor::from_der(&der("root")).unwrap();
-    verify_chain(&refs, &[&root], NOW, 0, fallback)
+    verify_chain(&refs, &[&root], NOW, 0, fallback).map_err(|e| e.to_string())
 }
 
 #[test]

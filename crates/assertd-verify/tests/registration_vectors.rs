@@ -49,7 +49,7 @@ fn run(v: &RegistrationVector) -> Registration {
     run_with(v, false)
 }
 
-fn run_with(v: &RegistrationVector, allow_sha1: bool) -> Registration {
+fn run_with(v: &RegistrationVector, insecure_allow_sha1: bool) -> Registration {
     let rp =
         RelyingParty::new(v.rp_id.clone(), v.expected_origin.iter().cloned().collect(), v.allow_subdomain_origin.unwrap_or(false), None);
     let anchors = anchors(v);
@@ -62,7 +62,7 @@ fn run_with(v: &RegistrationVector, allow_sha1: bool) -> Registration {
         user_handle: b"user",
         challenge: Challenge::Expected(&challenge),
     };
-    let trust = TrustInput { anchors: &anchors, metadata: None, now: when(v), skew: 0, allow_sha1 };
+    let trust = TrustInput { anchors: &anchors, metadata: None, now: when(v), skew: 0, insecure_allow_sha1 };
     verify_registration(&rp, &input, &trust)
 }
 
@@ -286,7 +286,7 @@ fn malformed_attestation_objects_are_refused() {
     let good = assertd_testkit::from_b64url(&v.attestation_object_b64url).unwrap();
     let check = |bytes: Vec<u8>, what: &str| {
         let err = AttestationObject::parse(&bytes).unwrap_err();
-        assert!(err.contains(what), "{err:?} lacks {what:?}");
+        assert!(err.to_string().contains(what), "{err:?} lacks {what:?}");
     };
     let mut trailing = good.clone();
     trailing.push(0);

@@ -1,7 +1,7 @@
 //! Wiring: store, cache, pool, engine, gRPC services (with health and
 //! reflection), the metrics listener, and graceful shutdown.
 
-use crate::config::{Backend, Config, CounterOutage, Policy};
+use crate::config::{Backend, Config, CounterOutage, Reloadable};
 use crate::engine::Engine;
 use crate::engine::journal::Journal;
 use crate::service::{CredentialSvc, VerificationSvc};
@@ -75,7 +75,7 @@ pub async fn engine(config: &Config) -> Result<Arc<Engine>, ServeError> {
 }
 
 /// [`engine`] with the config already compiled.
-pub async fn engine_with(config: &Config, policy: Policy) -> Result<Arc<Engine>, ServeError> {
+pub async fn engine_with(config: &Config, policy: Reloadable) -> Result<Arc<Engine>, ServeError> {
     let store = open_store(config).await?;
     // The metadata serial in force survives restarts and is shared by the
     // replicas: an older BLOB would lift revocations reported since.
@@ -142,7 +142,7 @@ pub async fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
             // compromises reported since: the metadata in force stays. In
             // force: this replica's, and the store's (every replica's, and
             // across restarts; `assertd metadata accept` lowers it).
-            let old_md = engine.policy().metadata.clone();
+            let old_md = engine.reloadable().metadata.clone();
             if let Some(new_md) = policy.metadata.clone() {
                 let number = new_md.metadata.number;
                 let store = engine.cache().store().raise_metadata_serial(number, crate::engine::now_ms()).await;
@@ -166,7 +166,7 @@ pub async fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
                 }
             }
             let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
-            engine.set_policy(policy);
+            engine.set_reloadable(policy);
             telemetry::config_reload(true);
             tracing::info!(relying_parties = rps, profiles, "config reloaded");
             true
@@ -181,7 +181,7 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last = std::fs::read(&path).ok();
     // The metadata file is watched by size and time (it is megabytes).
-    let metadata_stamp = |engine: &Engine| engine.policy().metadata.as_ref().and_then(|m| crate::config::metadata_stamp(&m.path));
+    let metadata_stamp = |engine: &Engine| engine.reloadable().metadata.as_ref().and_then(|m| crate::config::metadata_stamp(&m.path));
     let mut last_metadata = metadata_stamp(&engine);
     loop {
         let forced = tokio::select! {
@@ -216,7 +216,7 @@ async fn watch_config(engine: Arc<Engine>, path: PathBuf, running: Config, inter
 /// `config_path`, the policy reloads on SIGHUP and on file change.
 pub async fn serve(
     config: Config,
-    policy: Policy,
+    policy: Reloadable,
     config_path: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {

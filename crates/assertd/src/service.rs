@@ -234,7 +234,7 @@ impl VerificationService for VerificationSvc {
             ))
             .into());
         }
-        let policy = self.engine.policy();
+        let policy = self.engine.reloadable();
         let Some(issued) = policy.challenges.clone() else {
             return Err(RequestError::Precondition("this server issues no challenges: configure [challenges] keys".into()).into());
         };

@@ -363,7 +363,7 @@ impl Caller {
     /// (`None` for a public route).
     pub fn grant(&self, engine: &Engine, access: Access) -> Result<Option<Arc<Grant>>, tonic::Status> {
         let header = self.authorization.as_ref().map(|v| v.as_bytes());
-        let policy = engine.policy();
+        let policy = engine.reloadable();
         let granted = match access {
             Access::Public => return Ok(None),
             Access::Authenticated => policy.clients.authenticate(header, &self.certificate_names),

@@ -139,7 +139,7 @@ async fn a_retryable_verdict_has_changed_nothing() {
     let key = SoftAuthenticator::new(Alg::Es256);
     engine.put(from_pb(record(RP, &key, b"u", false))).await.unwrap();
     let issue = |ceremony| {
-        let policy = engine.policy();
+        let policy = engine.reloadable();
         let keys = &policy.challenges.as_ref().unwrap().keys;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         keys.issue(RP, b"u", ceremony, now + 60, [1; 16])

@@ -3,6 +3,7 @@
 //! a certificate chain up to a trust anchor (`rustls-webpki`). No ASN.1 or
 //! signature math is written here.
 
+use super::AttestationError;
 use ring::signature::{self, VerificationAlgorithm};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
@@ -14,11 +15,11 @@ use x509_parser::prelude::FromDer;
 pub const MAX_CHAIN: usize = 5;
 
 /// Parses one DER certificate, refusing trailing bytes.
-pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>, AttestationError> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
-        Ok((rest, _)) => Err(format!("{} trailing bytes after the certificate", rest.len())),
-        Err(e) => Err(format!("certificate does not parse: {e}")),
+        Ok((rest, _)) => Err(AttestationError::Malformed(format!("{} trailing bytes after the certificate", rest.len()))),
+        Err(e) => Err(AttestationError::Malformed(format!("certificate does not parse: {e}"))),
     }
 }
 
@@ -80,21 +81,23 @@ pub fn verify_signature(cert: &X509Certificate<'_>, alg: i64, message: &[u8], si
 
 /// Verifies a JWS signature (RFC 7515/7518: ES256 and ES384 as raw r‖s,
 /// RS256, PS256) over `message` with the key of `cert`.
-pub fn verify_jws(cert: &X509Certificate<'_>, alg: &str, message: &[u8], sig: &[u8]) -> Result<(), String> {
+pub fn verify_jws(cert: &X509Certificate<'_>, alg: &str, message: &[u8], sig: &[u8]) -> Result<(), AttestationError> {
     let (algorithm, key_type, curve): (&dyn VerificationAlgorithm, &str, Option<&str>) = match alg {
         "ES256" => (&signature::ECDSA_P256_SHA256_FIXED, EC_PUBLIC_KEY, Some(P256)),
         "ES384" => (&signature::ECDSA_P384_SHA384_FIXED, EC_PUBLIC_KEY, Some(P384)),
         "RS256" => (&signature::RSA_PKCS1_2048_8192_SHA256, RSA_ENCRYPTION, None),
         "PS256" => (&signature::RSA_PSS_2048_8192_SHA256, RSA_ENCRYPTION, None),
-        other => return Err(format!("JWS algorithm {:?} is not supported", crate::truncate(other))),
+        other => return Err(AttestationError::Invalid(format!("JWS algorithm {:?} is not supported", crate::truncate(other)))),
     };
-    check_key(cert, key_type, curve).map_err(|e| match e {
-        CertSignatureError::KeyMismatch(m) => m,
-        other => format!("{other:?}"),
+    check_key(cert, key_type, curve).map_err(|e| {
+        AttestationError::Invalid(match e {
+            CertSignatureError::KeyMismatch(m) => m,
+            other => format!("{other:?}"),
+        })
     })?;
     signature::UnparsedPublicKey::new(algorithm, &cert.public_key().subject_public_key.data[..])
         .verify(message, sig)
-        .map_err(|_| "the signature does not verify with the signing certificate's key".to_owned())
+        .map_err(|_| AttestationError::Invalid("the signature does not verify with the signing certificate's key".to_owned()))
 }
 
 /// The certificate's key is of `key_type` (and on `curve`).
@@ -143,12 +146,12 @@ pub fn key_matches(cert: &X509Certificate<'_>, key: &crate::PublicKey) -> bool {
 
 /// One extension's value (the extnValue contents) and criticality, when the
 /// certificate carries it exactly once.
-pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<(bool, &'c [u8])>, String> {
+pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<(bool, &'c [u8])>, AttestationError> {
     let mut found = None;
     for e in cert.extensions() {
         if e.oid.to_id_string() == oid {
             if found.is_some() {
-                return Err(format!("extension {oid} appears twice"));
+                return Err(AttestationError::Malformed(format!("extension {oid} appears twice")));
             }
             found = Some((e.critical, e.value));
         }
@@ -157,11 +160,11 @@ pub fn extension<'c>(cert: &'c X509Certificate<'_>, oid: &str) -> Result<Option<
 }
 
 /// The contents of a DER OCTET STRING that fills `bytes` exactly.
-pub fn octet_string(bytes: &[u8]) -> Result<&[u8], String> {
+pub fn octet_string(bytes: &[u8]) -> Result<&[u8], AttestationError> {
     match der_parser::der::parse_der_octetstring(bytes) {
-        Ok(([], o)) => o.as_slice().map_err(|e| e.to_string()),
-        Ok((rest, _)) => Err(format!("{} trailing bytes after an OCTET STRING", rest.len())),
-        Err(e) => Err(format!("not an OCTET STRING: {e}")),
+        Ok(([], o)) => o.as_slice().map_err(|e| AttestationError::Malformed(e.to_string())),
+        Ok((rest, _)) => Err(AttestationError::Malformed(format!("{} trailing bytes after an OCTET STRING", rest.len()))),
+        Err(e) => Err(AttestationError::Malformed(format!("not an OCTET STRING: {e}"))),
     }
 }
 
@@ -212,11 +215,13 @@ pub struct Anchor {
 
 impl Anchor {
     /// A trust anchor from a DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+    pub fn from_der(der: &[u8]) -> Result<Self, AttestationError> {
         let parsed = parse(der)?;
         let (subject, subject_der) = (parsed.subject().to_string(), parsed.subject().as_raw().to_vec());
         let cert = CertificateDer::from(der);
-        let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|e| format!("not usable as a trust anchor: {e}"))?.to_owned();
+        let anchor = webpki::anchor_from_trusted_cert(&cert)
+            .map_err(|e| AttestationError::Malformed(format!("not usable as a trust anchor: {e}")))?
+            .to_owned();
         Ok(Self { anchor, subject, subject_der, der: der.to_vec() })
     }
 
@@ -240,9 +245,9 @@ pub enum Fallback {
 /// `anchors` at `now` (Unix seconds); a certificate just outside its
 /// validity is accepted within `skew` seconds. Returns the position in
 /// `anchors` of the anchor reached.
-pub fn verify_chain(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64, fallback: Fallback) -> Result<usize, String> {
+pub fn verify_chain(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64, fallback: Fallback) -> Result<usize, AttestationError> {
     let Some((leaf, rest)) = chain.split_first() else {
-        return Err("empty certificate chain".into());
+        return Err(AttestationError::Untrusted("empty certificate chain".into()));
     };
     let may_fall_back = fallback == Fallback::TpmAik && only_known_critical(chain);
     let leaf_der = CertificateDer::from(*leaf);
@@ -251,7 +256,7 @@ pub fn verify_chain(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64, f
         Err(webpki::Error::UnsupportedCriticalExtension) if may_fall_back => {
             return verify_chain_x509(chain, anchors, now, skew);
         }
-        Err(e) => return Err(format!("attestation certificate: {e:?}")),
+        Err(e) => return Err(AttestationError::Untrusted(format!("attestation certificate: {e:?}"))),
     };
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(*c)).collect();
     let roots: Vec<TrustAnchor<'_>> = anchors.iter().map(|a| a.anchor.clone()).collect();
@@ -280,13 +285,13 @@ pub fn verify_chain(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64, f
     };
     match result {
         Ok(Some(i)) => Ok(i),
-        Ok(None) => Err("no trust anchor".into()),
-        Err(webpki::Error::UnknownIssuer) => Err("the chain does not reach a configured trust anchor".into()),
+        Ok(None) => Err(AttestationError::Untrusted("no trust anchor".into())),
+        Err(webpki::Error::UnknownIssuer) => Err(AttestationError::Untrusted("the chain does not reach a configured trust anchor".into())),
         // TPM AIK certificates (Windows Hello) mark certificatePolicies
         // critical, which webpki refuses to process: those chains are
         // validated with x509-parser (ring-backed signatures) instead.
         Err(webpki::Error::UnsupportedCriticalExtension) if may_fall_back => verify_chain_x509(chain, anchors, now, skew),
-        Err(e) => Err(format!("the certificate chain does not validate: {e:?}")),
+        Err(e) => Err(AttestationError::Untrusted(format!("the certificate chain does not validate: {e:?}"))),
     }
 }
 
@@ -324,43 +329,43 @@ const FALLBACK_SIGNATURES: [&str; 8] = [
 
 /// The certificate's key is strong enough: RSA of at least 2048 bits, EC on
 /// P-256 or P-384, or Ed25519 (what webpki's algorithms accept).
-fn strong_key(c: &X509Certificate<'_>) -> Result<(), String> {
+fn strong_key(c: &X509Certificate<'_>) -> Result<(), AttestationError> {
     use x509_parser::public_key::PublicKey as Pk;
     let spki = c.public_key();
     match spki.parsed() {
         Ok(Pk::RSA(rsa)) if rsa.key_size() >= 2048 => Ok(()),
-        Ok(Pk::RSA(rsa)) => Err(format!("an RSA key of {} bits (2048 or more needed)", rsa.key_size())),
+        Ok(Pk::RSA(rsa)) => Err(AttestationError::Untrusted(format!("an RSA key of {} bits (2048 or more needed)", rsa.key_size()))),
         Ok(Pk::EC(_)) => {
             let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
             match curve.as_deref() {
                 Some(P256 | P384) => Ok(()),
-                other => Err(format!("an EC key on {other:?} (P-256 or P-384 needed)")),
+                other => Err(AttestationError::Untrusted(format!("an EC key on {other:?} (P-256 or P-384 needed)"))),
             }
         }
         _ if spki.algorithm.algorithm.to_id_string() == ED25519 => Ok(()),
-        _ => Err(format!("a {} key", spki.algorithm.algorithm.to_id_string())),
+        _ => Err(AttestationError::Untrusted(format!("a {} key", spki.algorithm.algorithm.to_id_string()))),
     }
 }
 
 /// What a CA certificate (or the anchor) must say to issue: CA true, key
 /// usage keyCertSign, a path length that allows `below` CAs under it, and
 /// no name constraints (the fallback path does not apply them).
-fn may_issue(c: &X509Certificate<'_>, below: usize, what: &str) -> Result<(), String> {
-    let bc = c.basic_constraints().map_err(|e| format!("{what}: basic constraints: {e}"))?;
+fn may_issue(c: &X509Certificate<'_>, below: usize, what: &str) -> Result<(), AttestationError> {
+    let bc = c.basic_constraints().map_err(|e| AttestationError::Untrusted(format!("{what}: basic constraints: {e}")))?;
     let Some(bc) = bc.filter(|b| b.value.ca) else {
-        return Err(format!("{what} is not a CA"));
+        return Err(AttestationError::Untrusted(format!("{what} is not a CA")));
     };
     if let Some(max) = bc.value.path_len_constraint
         && usize::try_from(max).unwrap_or(usize::MAX) < below
     {
-        return Err(format!("{what} allows {max} CA certificates under it, the chain has {below}"));
+        return Err(AttestationError::Untrusted(format!("{what} allows {max} CA certificates under it, the chain has {below}")));
     }
-    match c.key_usage().map_err(|e| format!("{what}: key usage: {e}"))? {
+    match c.key_usage().map_err(|e| AttestationError::Untrusted(format!("{what}: key usage: {e}")))? {
         Some(ku) if ku.value.key_cert_sign() => {}
-        _ => return Err(format!("{what} lacks the key usage keyCertSign")),
+        _ => return Err(AttestationError::Untrusted(format!("{what} lacks the key usage keyCertSign"))),
     }
-    if c.name_constraints().map_err(|e| format!("{what}: name constraints: {e}"))?.is_some() {
-        return Err(format!("{what} has name constraints, which this path does not apply"));
+    if c.name_constraints().map_err(|e| AttestationError::Untrusted(format!("{what}: name constraints: {e}")))?.is_some() {
+        return Err(AttestationError::Untrusted(format!("{what} has name constraints, which this path does not apply")));
     }
     Ok(())
 }
@@ -373,7 +378,7 @@ fn may_issue(c: &X509Certificate<'_>, below: usize, what: &str) -> Result<(), St
 /// no name constraints; the last signed by an anchor whose subject is its
 /// issuer, held to the same. Signatures are checked by x509-parser's
 /// `verify` (ring).
-fn verify_chain_x509(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64) -> Result<usize, String> {
+fn verify_chain_x509(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64) -> Result<usize, AttestationError> {
     let certs = chain.iter().map(|d| parse(d)).collect::<Result<Vec<_>, _>>()?;
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     let skew = i64::try_from(skew).unwrap_or(0);
@@ -382,25 +387,31 @@ fn verify_chain_x509(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64) 
     for (i, c) in certs.iter().enumerate() {
         let alg = c.signature_algorithm.algorithm.to_id_string();
         if !FALLBACK_SIGNATURES.contains(&alg.as_str()) {
-            return Err(format!("certificate {i} of the chain is signed with {alg}, not a SHA-2 or Ed25519 signature"));
+            return Err(AttestationError::Untrusted(format!(
+                "certificate {i} of the chain is signed with {alg}, not a SHA-2 or Ed25519 signature"
+            )));
         }
-        strong_key(c).map_err(|e| format!("certificate {i} of the chain has {e}"))?;
+        strong_key(c).map_err(|e| AttestationError::Untrusted(format!("certificate {i} of the chain has {e}")))?;
     }
     for (i, c) in certs.iter().enumerate() {
         let v = c.validity();
         if now + skew < v.not_before.timestamp() || now - skew > v.not_after.timestamp() {
-            return Err(format!("certificate {i} of the chain is outside its validity"));
+            return Err(AttestationError::Untrusted(format!("certificate {i} of the chain is outside its validity")));
         }
         if let Some(issuer) = certs.get(i + 1) {
             if c.issuer() != issuer.subject() {
-                return Err(format!("certificate {} of the chain is not the CA that issued certificate {i}", i + 1));
+                return Err(AttestationError::Untrusted(format!(
+                    "certificate {} of the chain is not the CA that issued certificate {i}",
+                    i + 1
+                )));
             }
             // CAs under certificate i + 1: those between it and the leaf.
             may_issue(issuer, i, &format!("certificate {} of the chain", i + 1))?;
-            c.verify_signature(Some(issuer.public_key())).map_err(|e| format!("certificate {i} of the chain: signature: {e}"))?;
+            c.verify_signature(Some(issuer.public_key()))
+                .map_err(|e| AttestationError::Untrusted(format!("certificate {i} of the chain: signature: {e}")))?;
         }
     }
-    let last = certs.last().ok_or("empty certificate chain")?;
+    let last = certs.last().ok_or_else(|| AttestationError::Untrusted("empty certificate chain".into()))?;
     for (i, a) in anchors.iter().enumerate() {
         if a.subject_der != last.issuer().as_raw() {
             continue;
@@ -411,5 +422,5 @@ fn verify_chain_x509(chain: &[&[u8]], anchors: &[&Anchor], now: u64, skew: u64) 
             return Ok(i);
         }
     }
-    Err("the chain does not reach a configured trust anchor".into())
+    Err(AttestationError::Untrusted("the chain does not reach a configured trust anchor".into()))
 }

@@ -1,25 +1,25 @@
 //! The statement formats' verification procedures (W3C WebAuthn L3 §8).
 
 use super::cert::{self, CertSignatureError};
-use super::{AttestationType, Map, Statement, StatementError, StatementInput};
+use super::{AttestationError, AttestationType, Map, Statement, StatementInput};
 use ring::digest;
 use x509_parser::der_parser;
 use x509_parser::der_parser::asn1_rs::Class;
 use x509_parser::x509::X509Version;
 
-pub(super) type Result<T> = std::result::Result<T, StatementError>;
+pub(super) type Result<T> = std::result::Result<T, AttestationError>;
 
-pub(super) fn invalid(m: impl Into<String>) -> StatementError {
-    StatementError::Invalid(m.into())
+pub(super) fn invalid(m: impl Into<String>) -> AttestationError {
+    AttestationError::Invalid(m.into())
 }
 
 fn owned(x5c: &[&[u8]]) -> Vec<Vec<u8>> {
     x5c.iter().map(|c| c.to_vec()).collect()
 }
 
-pub(super) fn cert_signature(e: CertSignatureError) -> StatementError {
+pub(super) fn cert_signature(e: CertSignatureError) -> AttestationError {
     match e {
-        CertSignatureError::UnsupportedAlgorithm(a) => StatementError::Unsupported(format!("statement algorithm {a} is not supported")),
+        CertSignatureError::UnsupportedAlgorithm(a) => AttestationError::Unsupported(format!("statement algorithm {a} is not supported")),
         CertSignatureError::KeyMismatch(m) => invalid(m),
         CertSignatureError::Invalid => invalid("the statement signature does not verify with the attestation certificate's key"),
     }
@@ -51,15 +51,15 @@ const OID_FIDO_AAGUID: &str = "1.3.6.1.4.1.45724.1.1.4";
 
 /// §8.2 `packed`.
 pub(super) fn packed(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
-    map.only(&["alg", "sig", "x5c"]).map_err(invalid)?;
-    let alg = map.int("alg").map_err(invalid)?;
-    let sig = map.bytes("sig").map_err(invalid)?;
+    map.only(&["alg", "sig", "x5c"])?;
+    let alg = map.int("alg")?;
+    let sig = map.bytes("sig")?;
     let signed = signed_bytes(input);
-    match map.x5c().map_err(invalid)? {
+    match map.x5c()? {
         Some(x5c) => {
             // §8.2 "If x5c is present": verify sig over authenticatorData ‖
             // clientDataHash with the attestation certificate's key.
-            let leaf = cert::parse(x5c[0]).map_err(|e| invalid(format!("attestation certificate: {e}")))?;
+            let leaf = cert::parse(x5c[0]).map_err(|e| e.within("attestation certificate"))?;
             cert::verify_signature(&leaf, alg, &signed, sig).map_err(cert_signature)?;
             // §8.2.1 certificate requirements.
             let aaguid_in_certificate = packed_certificate(&leaf, input.aaguid)?;
@@ -134,11 +134,11 @@ pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate
         Ok(_) => {}
         Err(e) => return Err(invalid(format!("basic constraints: {e}"))),
     }
-    if let Some((critical, value)) = cert::extension(leaf, OID_FIDO_AAGUID).map_err(invalid)? {
+    if let Some((critical, value)) = cert::extension(leaf, OID_FIDO_AAGUID)? {
         if critical {
             return Err(invalid("the AAGUID extension is marked critical"));
         }
-        let got = cert::octet_string(value).map_err(|e| invalid(format!("AAGUID extension: {e}")))?;
+        let got = cert::octet_string(value).map_err(|e| e.within("AAGUID extension"))?;
         if got != aaguid.as_slice() {
             return Err(invalid("the attestation certificate's AAGUID differs from the authenticator data's"));
         }
@@ -149,15 +149,15 @@ pub(super) fn leaf_requirements(leaf: &x509_parser::certificate::X509Certificate
 
 /// §8.6 `fido-u2f`.
 pub(super) fn fido_u2f(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
-    map.only(&["sig", "x5c"]).map_err(invalid)?;
-    let sig = map.bytes("sig").map_err(invalid)?;
+    map.only(&["sig", "x5c"])?;
+    let sig = map.bytes("sig")?;
     // "Check that x5c has exactly one element"; its key must be EC P-256
     // (checked by the ES256 verification below).
-    let x5c = map.x5c().map_err(invalid)?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
+    let x5c = map.x5c()?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
     if x5c.len() != 1 {
         return Err(invalid(format!("a fido-u2f x5c must hold exactly one certificate, not {}", x5c.len())));
     }
-    let leaf = cert::parse(x5c[0]).map_err(|e| invalid(format!("attestation certificate: {e}")))?;
+    let leaf = cert::parse(x5c[0]).map_err(|e| e.within("attestation certificate"))?;
     // "Convert the COSE_KEY formatted credentialPublicKey ... to Raw ANSI
     // X9.62 public key format": an uncompressed P-256 point.
     let point = match (input.key.algorithm(), input.key.ec_point()) {
@@ -190,16 +190,15 @@ const OID_APPLE_NONCE: &str = "1.2.840.113635.100.8.2";
 
 /// §8.8 `apple`.
 pub(super) fn apple(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
-    map.only(&["x5c", "alg"]).map_err(invalid)?;
-    let x5c = map.x5c().map_err(invalid)?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
-    let cred_cert = cert::parse(x5c[0]).map_err(|e| invalid(format!("credential certificate: {e}")))?;
+    map.only(&["x5c", "alg"])?;
+    let x5c = map.x5c()?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
+    let cred_cert = cert::parse(x5c[0]).map_err(|e| e.within("credential certificate"))?;
     // nonce = SHA-256(authenticatorData ‖ clientDataHash) must equal the
     // value of the extension 1.2.840.113635.100.8.2 in credCert.
     let nonce = digest::digest(&digest::SHA256, &signed_bytes(input));
-    let (_, value) = cert::extension(&cred_cert, OID_APPLE_NONCE)
-        .map_err(invalid)?
-        .ok_or_else(|| invalid("the credential certificate has no nonce extension"))?;
-    if apple_nonce(value).map_err(|e| invalid(format!("nonce extension: {e}")))? != nonce.as_ref() {
+    let (_, value) =
+        cert::extension(&cred_cert, OID_APPLE_NONCE)?.ok_or_else(|| invalid("the credential certificate has no nonce extension"))?;
+    if apple_nonce(value).map_err(|e| e.within("nonce extension"))? != nonce.as_ref() {
         return Err(invalid("the credential certificate's nonce does not match the authenticator data and client data"));
     }
     // "Verify that the credential public key equals the Subject Public Key
@@ -219,19 +218,19 @@ pub(super) fn apple(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stateme
 }
 
 /// The nonce in `SEQUENCE { [1] EXPLICIT OCTET STRING }`.
-fn apple_nonce(value: &[u8]) -> std::result::Result<&[u8], String> {
-    let (rest, seq) = der_parser::der::parse_der_sequence(value).map_err(|e| e.to_string())?;
+fn apple_nonce(value: &[u8]) -> std::result::Result<&[u8], AttestationError> {
+    let (rest, seq) = der_parser::der::parse_der_sequence(value).map_err(|e| AttestationError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err("trailing bytes".into());
+        return Err(AttestationError::Malformed("trailing bytes".into()));
     }
-    let items = seq.as_sequence().map_err(|e| e.to_string())?;
+    let items = seq.as_sequence().map_err(|e| AttestationError::Malformed(e.to_string()))?;
     let [tagged] = items.as_slice() else {
-        return Err(format!("{} elements, expected 1", items.len()));
+        return Err(AttestationError::Malformed(format!("{} elements, expected 1", items.len())));
     };
     if tagged.class() != Class::ContextSpecific || tagged.tag().0 != 1 {
-        return Err("not [1]".into());
+        return Err(AttestationError::Malformed("not [1]".into()));
     }
-    cert::octet_string(tagged.as_slice().map_err(|e| e.to_string())?)
+    cert::octet_string(tagged.as_slice().map_err(|e| AttestationError::Malformed(e.to_string()))?)
 }
 
 /// The Android key attestation extension (KeyDescription).
@@ -246,11 +245,11 @@ const KM_ORIGIN_GENERATED: u64 = 0;
 
 /// §8.4 `android-key`.
 pub(super) fn android_key(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
-    map.only(&["alg", "sig", "x5c"]).map_err(invalid)?;
-    let alg = map.int("alg").map_err(invalid)?;
-    let sig = map.bytes("sig").map_err(invalid)?;
-    let x5c = map.x5c().map_err(invalid)?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
-    let leaf = cert::parse(x5c[0]).map_err(|e| invalid(format!("attestation certificate: {e}")))?;
+    map.only(&["alg", "sig", "x5c"])?;
+    let alg = map.int("alg")?;
+    let sig = map.bytes("sig")?;
+    let x5c = map.x5c()?.ok_or_else(|| invalid("attStmt.x5c is missing"))?;
+    let leaf = cert::parse(x5c[0]).map_err(|e| e.within("attestation certificate"))?;
     // "Verify that sig is a valid signature over the concatenation of
     // authenticatorData and clientDataHash using the public key in the first
     // certificate in x5c with the algorithm specified in alg."
@@ -260,10 +259,9 @@ pub(super) fn android_key(map: &Map<'_>, input: &StatementInput<'_>) -> Result<S
     if !cert::key_matches(&leaf, input.key) {
         return Err(invalid("the attestation certificate's key is not the credential public key"));
     }
-    let (_, value) = cert::extension(&leaf, OID_ANDROID_KEY)
-        .map_err(invalid)?
-        .ok_or_else(|| invalid("the attestation certificate has no key description extension"))?;
-    let d = key_description(value).map_err(|e| invalid(format!("key description: {e}")))?;
+    let (_, value) =
+        cert::extension(&leaf, OID_ANDROID_KEY)?.ok_or_else(|| invalid("the attestation certificate has no key description extension"))?;
+    let d = key_description(value).map_err(|e| e.within("key description"))?;
     // "Verify that the attestationChallenge field in the attestation
     // certificate extension data is identical to clientDataHash."
     if d.challenge != input.client_data_hash.as_slice() {
@@ -305,30 +303,31 @@ struct KeyDescription<'a> {
 /// attestationSecurityLevel, keymasterVersion, keymasterSecurityLevel,
 /// attestationChallenge OCTET STRING, uniqueId OCTET STRING,
 /// softwareEnforced AuthorizationList, teeEnforced AuthorizationList, ... }`.
-fn key_description(value: &[u8]) -> std::result::Result<KeyDescription<'_>, String> {
-    let (rest, seq) = der_parser::der::parse_der_sequence(value).map_err(|e| e.to_string())?;
+fn key_description(value: &[u8]) -> std::result::Result<KeyDescription<'_>, AttestationError> {
+    let (rest, seq) = der_parser::der::parse_der_sequence(value).map_err(|e| AttestationError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err("trailing bytes".into());
+        return Err(AttestationError::Malformed("trailing bytes".into()));
     }
-    let items = seq.as_sequence().map_err(|e| e.to_string())?;
+    let items = seq.as_sequence().map_err(|e| AttestationError::Malformed(e.to_string()))?;
     if items.len() < 8 {
-        return Err(format!("{} fields, expected at least 8", items.len()));
+        return Err(AttestationError::Malformed(format!("{} fields, expected at least 8", items.len())));
     }
-    let challenge = items[4].as_slice().map_err(|e| format!("attestationChallenge: {e}"))?;
+    let challenge = items[4].as_slice().map_err(|e| AttestationError::Malformed(format!("attestationChallenge: {e}")))?;
     let mut d = KeyDescription { challenge, all_applications: false, origins: Vec::new(), purposes: Vec::new() };
     for list in &items[6..8] {
-        for entry in list.as_sequence().map_err(|e| format!("authorization list: {e}"))? {
+        for entry in list.as_sequence().map_err(|e| AttestationError::Malformed(format!("authorization list: {e}")))? {
             if entry.class() != Class::ContextSpecific {
-                return Err("an authorization list entry is not context-tagged".into());
+                return Err(AttestationError::Malformed("an authorization list entry is not context-tagged".into()));
             }
-            let inner = entry.as_slice().map_err(|e| e.to_string())?;
+            let inner = entry.as_slice().map_err(|e| AttestationError::Malformed(e.to_string()))?;
             match entry.tag().0 {
                 TAG_ALL_APPLICATIONS => d.all_applications = true,
                 TAG_ORIGIN => d.origins.push(der_uint(inner)?),
                 TAG_PURPOSE => {
-                    let (_, set) = der_parser::der::parse_der_set(inner).map_err(|e| format!("purpose: {e}"))?;
-                    for p in set.as_set().map_err(|e| format!("purpose: {e}"))? {
-                        d.purposes.push(p.as_u64().map_err(|e| format!("purpose: {e}"))?);
+                    let (_, set) =
+                        der_parser::der::parse_der_set(inner).map_err(|e| AttestationError::Malformed(format!("purpose: {e}")))?;
+                    for p in set.as_set().map_err(|e| AttestationError::Malformed(format!("purpose: {e}")))? {
+                        d.purposes.push(p.as_u64().map_err(|e| AttestationError::Malformed(format!("purpose: {e}")))?);
                     }
                 }
                 _ => {}
@@ -339,10 +338,10 @@ fn key_description(value: &[u8]) -> std::result::Result<KeyDescription<'_>, Stri
 }
 
 /// A DER INTEGER that fills `bytes`, as u64.
-fn der_uint(bytes: &[u8]) -> std::result::Result<u64, String> {
+fn der_uint(bytes: &[u8]) -> std::result::Result<u64, AttestationError> {
     match der_parser::der::parse_der_integer(bytes) {
-        Ok(([], i)) => i.as_u64().map_err(|e| e.to_string()),
-        Ok(_) => Err("trailing bytes after an INTEGER".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(([], i)) => i.as_u64().map_err(|e| AttestationError::Malformed(e.to_string())),
+        Ok(_) => Err(AttestationError::Malformed("trailing bytes after an INTEGER".into())),
+        Err(e) => Err(AttestationError::Malformed(e.to_string())),
     }
 }

@@ -7,13 +7,16 @@
 //! trust anchor. Pure: no I/O, no clock (the caller passes "now").
 
 pub mod cert;
+mod format;
 mod formats;
 mod tpm;
 
 use crate::cose::PublicKey;
+use crate::reason::ReasonCode;
 use ciborium::Value;
 
 pub use cert::Anchor;
+pub use format::Format;
 
 /// The largest attestation object accepted (bytes).
 pub const MAX_ATTESTATION_OBJECT: usize = 64 * 1024;
@@ -62,32 +65,32 @@ pub struct AttestationObject {
 impl AttestationObject {
     /// Decodes an attestation object: one CBOR map with exactly the text
     /// keys `fmt`, `attStmt` and `authData`, nothing after it.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, AttestationError> {
         if bytes.len() > MAX_ATTESTATION_OBJECT {
-            return Err(format!("attestationObject is {} bytes, over {MAX_ATTESTATION_OBJECT}", bytes.len()));
+            return Err(AttestationError::Malformed(format!("attestationObject is {} bytes, over {MAX_ATTESTATION_OBJECT}", bytes.len())));
         }
         let mut reader = bytes;
         let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
-            .map_err(|e| format!("attestationObject is not CBOR: {e}"))?;
+            .map_err(|e| AttestationError::Malformed(format!("attestationObject is not CBOR: {e}")))?;
         if !reader.is_empty() {
-            return Err(format!("{} trailing bytes after the attestationObject", reader.len()));
+            return Err(AttestationError::Malformed(format!("{} trailing bytes after the attestationObject", reader.len())));
         }
         let Value::Map(entries) = value else {
-            return Err("attestationObject is not a CBOR map".into());
+            return Err(AttestationError::Malformed("attestationObject is not a CBOR map".into()));
         };
         let map = Map::new(&entries, "attestationObject")?;
         map.only(&["fmt", "attStmt", "authData"])?;
         let fmt = match map.get("fmt") {
             Some(Value::Text(t)) => t.clone(),
-            _ => return Err("attestationObject.fmt is missing or not text".into()),
+            _ => return Err(AttestationError::Malformed("attestationObject.fmt is missing or not text".into())),
         };
         let att_stmt = match map.get("attStmt") {
             Some(Value::Map(m)) => m.clone(),
-            _ => return Err("attestationObject.attStmt is missing or not a map".into()),
+            _ => return Err(AttestationError::Malformed("attestationObject.attStmt is missing or not a map".into())),
         };
         let auth_data = match map.get("authData") {
             Some(Value::Bytes(b)) => b.clone(),
-            _ => return Err("attestationObject.authData is missing or not bytes".into()),
+            _ => return Err(AttestationError::Malformed("attestationObject.authData is missing or not bytes".into())),
         };
         Ok(Self { fmt, att_stmt, auth_data })
     }
@@ -106,17 +109,17 @@ pub(crate) struct Map<'v> {
 
 impl<'v> Map<'v> {
     /// Checks the keys: at most [`MAX_MAP_ENTRIES`], all text, none twice.
-    pub(crate) fn new(entries: &'v [(Value, Value)], what: &'static str) -> Result<Self, String> {
+    pub(crate) fn new(entries: &'v [(Value, Value)], what: &'static str) -> Result<Self, AttestationError> {
         if entries.len() > MAX_MAP_ENTRIES {
-            return Err(format!("{what} has {} keys (at most {MAX_MAP_ENTRIES})", entries.len()));
+            return Err(AttestationError::Malformed(format!("{what} has {} keys (at most {MAX_MAP_ENTRIES})", entries.len())));
         }
         let mut keys: Vec<&str> = Vec::with_capacity(entries.len());
         for (k, _) in entries {
             let Value::Text(k) = k else {
-                return Err(format!("{what} has a key that is not text"));
+                return Err(AttestationError::Malformed(format!("{what} has a key that is not text")));
             };
             if keys.contains(&k.as_str()) {
-                return Err(format!("{what} has the key {k:?} twice"));
+                return Err(AttestationError::Malformed(format!("{what} has the key {k:?} twice")));
             }
             keys.push(k);
         }
@@ -124,12 +127,12 @@ impl<'v> Map<'v> {
     }
 
     /// Refuses keys outside `allowed`.
-    pub(crate) fn only(&self, allowed: &[&str]) -> Result<(), String> {
+    pub(crate) fn only(&self, allowed: &[&str]) -> Result<(), AttestationError> {
         for (k, _) in self.entries {
             if let Value::Text(k) = k
                 && !allowed.contains(&k.as_str())
             {
-                return Err(format!("{} has an unexpected key {:?}", self.what, crate::truncate(k)));
+                return Err(AttestationError::Malformed(format!("{} has an unexpected key {:?}", self.what, crate::truncate(k))));
             }
         }
         Ok(())
@@ -139,36 +142,43 @@ impl<'v> Map<'v> {
         self.entries.iter().find(|(k, _)| matches!(k, Value::Text(t) if t == key)).map(|(_, v)| v)
     }
 
-    pub(crate) fn bytes(&self, key: &str) -> Result<&'v [u8], String> {
+    pub(crate) fn bytes(&self, key: &str) -> Result<&'v [u8], AttestationError> {
         match self.get(key) {
             Some(Value::Bytes(b)) => Ok(b),
-            Some(_) => Err(format!("{}.{key} is not a byte string", self.what)),
-            None => Err(format!("{}.{key} is missing", self.what)),
+            Some(_) => Err(AttestationError::Malformed(format!("{}.{key} is not a byte string", self.what))),
+            None => Err(AttestationError::Malformed(format!("{}.{key} is missing", self.what))),
         }
     }
 
-    pub(crate) fn int(&self, key: &str) -> Result<i64, String> {
+    pub(crate) fn int(&self, key: &str) -> Result<i64, AttestationError> {
         match self.get(key) {
-            Some(Value::Integer(i)) => i64::try_from(*i).map_err(|_| format!("{}.{key} is out of range", self.what)),
-            Some(_) => Err(format!("{}.{key} is not an integer", self.what)),
-            None => Err(format!("{}.{key} is missing", self.what)),
+            Some(Value::Integer(i)) => {
+                i64::try_from(*i).map_err(|_| AttestationError::Malformed(format!("{}.{key} is out of range", self.what)))
+            }
+            Some(_) => Err(AttestationError::Malformed(format!("{}.{key} is not an integer", self.what))),
+            None => Err(AttestationError::Malformed(format!("{}.{key} is missing", self.what))),
         }
     }
 
     /// `x5c`: 1 to [`cert::MAX_CHAIN`] DER certificates; `None` when absent.
-    pub(crate) fn x5c(&self) -> Result<Option<Vec<&'v [u8]>>, String> {
+    pub(crate) fn x5c(&self) -> Result<Option<Vec<&'v [u8]>>, AttestationError> {
         let Some(v) = self.get("x5c") else { return Ok(None) };
         let Value::Array(items) = v else {
-            return Err(format!("{}.x5c is not an array", self.what));
+            return Err(AttestationError::Malformed(format!("{}.x5c is not an array", self.what)));
         };
         if items.is_empty() || items.len() > cert::MAX_CHAIN {
-            return Err(format!("{}.x5c holds {} certificates (1 to {} allowed)", self.what, items.len(), cert::MAX_CHAIN));
+            return Err(AttestationError::Malformed(format!(
+                "{}.x5c holds {} certificates (1 to {} allowed)",
+                self.what,
+                items.len(),
+                cert::MAX_CHAIN
+            )));
         }
         items
             .iter()
             .map(|c| match c {
                 Value::Bytes(b) => Ok(b.as_slice()),
-                _ => Err(format!("{}.x5c holds something other than a byte string", self.what)),
+                _ => Err(AttestationError::Malformed(format!("{}.x5c holds something other than a byte string", self.what))),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -218,30 +228,56 @@ pub struct Statement {
     pub untrusted: Option<String>,
 }
 
-/// Why a statement did not verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatementError {
-    /// A format (or a statement algorithm) assertd does not verify.
+/// Why an attestation object, statement or trust path was refused, by
+/// kind; [`AttestationError::reason`] is the reason code a registration
+/// reports for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestationError {
+    /// The object, statement or a certificate does not decode (CBOR, keys,
+    /// types, sizes, DER).
+    #[error("{0}")]
+    Malformed(String),
+    /// A format, or a statement algorithm, assertd does not verify.
+    #[error("{0}")]
     Unsupported(String),
-    /// The statement is malformed or does not verify.
+    /// Well-formed, but it does not verify: a signature, a nonce, a key or
+    /// a certificate's contents.
+    #[error("{0}")]
     Invalid(String),
+    /// The trust path does not validate up to an anchor.
+    #[error("{0}")]
+    Untrusted(String),
 }
 
-/// The formats assertd verifies.
-pub const FORMATS: &[&str] = &["none", "packed", "fido-u2f", "apple", "android-key", "tpm"];
-
-/// Runs the verification procedure of `fmt` (§8) on the statement.
-pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &StatementInput<'_>) -> Result<Statement, StatementError> {
-    let map = Map::new(att_stmt, "attStmt").map_err(StatementError::Invalid)?;
-    match fmt {
-        "none" => formats::none(&map),
-        "packed" => formats::packed(&map, input),
-        "fido-u2f" => formats::fido_u2f(&map, input),
-        "apple" => formats::apple(&map, input),
-        "android-key" => formats::android_key(&map, input),
-        "tpm" => tpm::verify(&map, input),
-        other => Err(StatementError::Unsupported(format!("attestation format {:?} is not supported", crate::truncate(other)))),
+impl AttestationError {
+    /// The reason code a registration reports for this error.
+    pub fn reason(&self) -> ReasonCode {
+        match self {
+            Self::Malformed(_) | Self::Invalid(_) => ReasonCode::AttestationInvalid,
+            Self::Unsupported(_) => ReasonCode::AttestationFormatUnsupported,
+            Self::Untrusted(_) => ReasonCode::AttestationUntrusted,
+        }
     }
+
+    /// The same error, its message prefixed with `what` (where it arose).
+    pub fn within(self, what: &str) -> Self {
+        match self {
+            Self::Malformed(m) => Self::Malformed(format!("{what}: {m}")),
+            Self::Unsupported(m) => Self::Unsupported(format!("{what}: {m}")),
+            Self::Invalid(m) => Self::Invalid(format!("{what}: {m}")),
+            Self::Untrusted(m) => Self::Untrusted(format!("{what}: {m}")),
+        }
+    }
+}
+
+/// Runs the verification procedure of `fmt` (§8) on the statement; an
+/// identifier that is no [`Format`] is [`AttestationError::Unsupported`].
+pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &StatementInput<'_>) -> Result<Statement, AttestationError> {
+    let Some(format) = Format::parse(fmt) else {
+        return Err(AttestationError::Unsupported(format!("attestation format {:?} is not supported", crate::truncate(fmt))));
+    };
+    format.verify(&Map::new(att_stmt, "attStmt")?, input)
 }
 
 /// Trust anchors for attestation, by statement format, each with the
@@ -297,8 +333,8 @@ pub struct Trust {
 /// §7.1 step 24 (assess trust): none and self attestation are never trusted; otherwise
 /// the x5c chain must validate up to one of `anchors` at `now` (Unix
 /// seconds, certificates accepted within `skew` seconds of their validity).
-/// A SHA-1 statement signature is trusted only with `allow_sha1`.
-pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, allow_sha1: bool) -> Trust {
+/// A SHA-1 statement signature is trusted only with `insecure_allow_sha1`.
+pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, insecure_allow_sha1: bool) -> Trust {
     let untrusted = |why: String| Trust { trusted: false, anchor: None, reached: None, why_not: Some(why) };
     match statement.kind {
         AttestationType::None => return untrusted("no attestation (format none)".into()),
@@ -313,13 +349,13 @@ pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, a
     // mark certificatePolicies critical).
     let fallback = if statement.kind == AttestationType::AttCa { cert::Fallback::TpmAik } else { cert::Fallback::Never };
     match cert::verify_chain(&chain, anchors, now, skew, fallback) {
-        Ok(_) if statement.sha1_signature && !allow_sha1 => {
+        Ok(_) if statement.sha1_signature && !insecure_allow_sha1 => {
             untrusted("the statement is signed with SHA-1 (RS1), not trusted unless registration.insecure_allow_sha1_attestation".into())
         }
         Ok(_) if statement.untrusted.is_some() => untrusted(statement.untrusted.clone().unwrap_or_default()),
         Ok(_) if !statement.covers_aaguid => untrusted("the statement does not cover the non-zero AAGUID (fido-u2f)".into()),
         Ok(i) => Trust { trusted: true, anchor: anchors.get(i).map(|a| a.subject.clone()), reached: Some(i), why_not: None },
-        Err(e) => untrusted(e),
+        Err(e) => untrusted(e.to_string()),
     }
 }
 
@@ -333,7 +369,7 @@ pub fn assess(statement: &Statement, anchors: &[&Anchor], now: u64, skew: u64, a
 /// AAGUID, as §8.2.1 requires of such roots ("MUST be present"). Anything
 /// else is "attested by this root", never a model.
 pub fn vouches(
-    fmt: &str,
+    fmt: Format,
     statement: &Statement,
     trust: &Trust,
     candidates: &[(&Anchor, bool)],
@@ -347,5 +383,5 @@ pub fn vouches(
     if !candidates.iter().any(|(a, v)| *v && a.same_as(reached)) {
         return false;
     }
-    statement.aaguid_in_certificate || !matches!(fmt, "packed" | "tpm") || !shared_root(reached)
+    statement.aaguid_in_certificate || !fmt.names_its_model_under_shared_roots() || !shared_root(reached)
 }

@@ -5,7 +5,7 @@
 
 use super::cert;
 use super::formats::{Result, cert_signature, invalid, leaf_requirements};
-use super::{AttestationType, Map, Statement, StatementError, StatementInput};
+use super::{AttestationError, AttestationType, Map, Statement, StatementInput};
 use crate::Algorithm;
 use crate::cose::strip_zeros;
 use ring::digest;
@@ -207,16 +207,16 @@ fn aik_certificate(aik: &X509Certificate<'_>, aaguid: &[u8; 16]) -> Result<bool>
 
 /// §8.3 `tpm`.
 pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statement> {
-    map.only(&["ver", "alg", "x5c", "sig", "certInfo", "pubArea"]).map_err(invalid)?;
+    map.only(&["ver", "alg", "x5c", "sig", "certInfo", "pubArea"])?;
     match map.get("ver") {
         Some(ciborium::Value::Text(v)) if v == "2.0" => {}
         _ => return Err(invalid("attStmt.ver is not \"2.0\"")),
     }
-    let alg = map.int("alg").map_err(invalid)?;
-    let sig = map.bytes("sig").map_err(invalid)?;
-    let cert_info_bytes = map.bytes("certInfo").map_err(invalid)?;
-    let pub_area_bytes = map.bytes("pubArea").map_err(invalid)?;
-    let x5c = map.x5c().map_err(invalid)?.ok_or_else(|| invalid("attStmt.x5c is missing (ECDAA is not supported)"))?;
+    let alg = map.int("alg")?;
+    let sig = map.bytes("sig")?;
+    let cert_info_bytes = map.bytes("certInfo")?;
+    let pub_area_bytes = map.bytes("pubArea")?;
+    let x5c = map.x5c()?.ok_or_else(|| invalid("attStmt.x5c is missing (ECDAA is not supported)"))?;
 
     // "Verify that the public key specified by the parameters and unique
     // fields of pubArea is identical to the credentialPublicKey".
@@ -244,7 +244,7 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
     let info = cert_info(cert_info_bytes)?;
     // "Verify that extraData is set to the hash of attToBeSigned using the
     // hash algorithm employed in alg."
-    let hash = cose_hash(alg).ok_or_else(|| StatementError::Unsupported(format!("statement algorithm {alg} is not supported")))?;
+    let hash = cose_hash(alg).ok_or_else(|| AttestationError::Unsupported(format!("statement algorithm {alg} is not supported")))?;
     let mut att_to_be_signed = input.auth_data.to_vec();
     att_to_be_signed.extend_from_slice(input.client_data_hash);
     if info.extra_data != digest::digest(hash, &att_to_be_signed).as_ref() {
@@ -263,7 +263,7 @@ pub(super) fn verify(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Statem
     }
     // "Verify the sig is a valid signature over certInfo using the
     // attestation public key in aikCert with the algorithm specified in alg."
-    let aik = cert::parse(x5c[0]).map_err(|e| invalid(format!("AIK certificate: {e}")))?;
+    let aik = cert::parse(x5c[0]).map_err(|e| e.within("AIK certificate"))?;
     cert::verify_signature(&aik, alg, cert_info_bytes, sig).map_err(cert_signature)?;
     let aaguid_in_certificate = aik_certificate(&aik, input.aaguid)?;
     Ok(Statement {

@@ -23,14 +23,17 @@
 //! metadata's roots vouch for the AAGUIDs the metadata lists them under.
 
 use super::Invalid;
-use assertd_verify::attestation::{Anchor, TrustAnchors};
+use assertd_verify::attestation::{Anchor, Format, TrustAnchors};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// The formats a root can anchor (those whose statements carry a chain).
-pub const ROOT_FORMATS: [&str; 5] = ["packed", "fido-u2f", "apple", "android-key", "tpm"];
+/// The formats a root can anchor (those whose statements carry a chain),
+/// from the verifier's registry.
+pub fn root_formats() -> impl Iterator<Item = Format> {
+    Format::ALL.into_iter().filter(|f| f.takes_roots())
+}
 
 /// One `[[attestation_roots]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -81,7 +84,7 @@ pub struct AttestationTrust {
     /// `registration.certificate_skew_seconds`.
     pub skew_seconds: u64,
     /// `registration.insecure_allow_sha1_attestation`.
-    pub allow_sha1: bool,
+    pub insecure_allow_sha1: bool,
 }
 
 /// Reads every root file.
@@ -92,8 +95,9 @@ pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSecti
     let mut anchors = TrustAnchors::default();
     for (i, r) in roots.iter().enumerate() {
         let key = |k: &str| format!("attestation_roots[{i}].{k}");
-        if !ROOT_FORMATS.contains(&r.format.as_str()) {
-            return Err(Invalid::new(key("format"), format!("{:?} is not one of {}", r.format, ROOT_FORMATS.join(", "))));
+        if !Format::parse(&r.format).is_some_and(Format::takes_roots) {
+            let names: Vec<&str> = root_formats().map(Format::name).collect();
+            return Err(Invalid::new(key("format"), format!("{:?} is not one of {}", r.format, names.join(", "))));
         }
         let aaguids = r
             .aaguids
@@ -118,6 +122,27 @@ pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSecti
     Ok(AttestationTrust {
         anchors,
         skew_seconds: registration.certificate_skew_seconds,
-        allow_sha1: registration.insecure_allow_sha1_attestation,
+        insecure_allow_sha1: registration.insecure_allow_sha1_attestation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config accepts roots for exactly the formats the verifier's
+    /// registry says take them: such a format gets past the format check
+    /// (and fails on the missing file), any other is refused by name.
+    #[test]
+    fn roots_are_accepted_for_the_formats_that_take_them() {
+        let missing = PathBuf::from("/nonexistent/roots.pem");
+        let names: Vec<String> = Format::ALL.iter().map(|f| f.name().to_owned()).chain(["Packed".into(), "compound".into()]).collect();
+        for name in names {
+            let root = AttestationRootConfig { format: name.clone(), file: missing.clone(), aaguids: Vec::new() };
+            let Err(e) = compile(&[root], &RegistrationSection::default()) else { panic!("{name}: a missing file compiled") };
+            let takes = Format::parse(&name).is_some_and(Format::takes_roots);
+            let want = if takes { "attestation_roots[0].file" } else { "attestation_roots[0].format" };
+            assert_eq!(e.key, want, "{name}: {}", e.problem);
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! Compiling a parsed config into the runtime [`Policy`]: every value serde
+//! Compiling a parsed config into the runtime [`Reloadable`]: every value serde
 //! cannot check, checked once, each error naming its key.
 
-use super::{Backend, Config, Invalid, Policy, ProfileConfig, RelyingPartyConfig, RpEntry, clients};
+use super::{Backend, Config, Invalid, ProfileConfig, Reloadable, RelyingPartyConfig, RpEntry, clients};
 use assertd_policy::Profile;
 use assertd_verify::RelyingParty;
 use serde::Serialize;
@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 impl Config {
     /// Checks every value serde cannot and compiles relying parties,
-    /// profiles and clients into the runtime [`Policy`]: one pass, each
+    /// profiles and clients into the runtime [`Reloadable`]: one pass, each
     /// profile resolved once.
-    pub fn compile(&self) -> Result<Policy, Invalid> {
+    pub fn compile(&self) -> Result<Reloadable, Invalid> {
         self.check_settings()?;
         let clients = clients::compile(&self.clients)?;
         let mut profiles = HashMap::new();
@@ -45,7 +45,7 @@ impl Config {
                 "needs [metadata] (the certification levels come from it)",
             ));
         }
-        Ok(Policy { rps, profiles, clients, challenges, attestation, metadata })
+        Ok(Reloadable { rps, profiles, clients, challenges, attestation, metadata })
     }
 
     /// One relying party, with its default profile.
@@ -190,7 +190,7 @@ impl Config {
     /// The effective policy, for people: each relying party with its
     /// default profile, then every profile with all keys spelled out
     /// (defaults included), as TOML (`assertd config check`).
-    pub fn describe(&self, policy: &Policy) -> Result<String, String> {
+    pub fn describe(&self, policy: &Reloadable) -> Result<String, String> {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(out, "# config OK: {} relying parties, {} profiles", self.relying_parties.len(), self.profiles.len());

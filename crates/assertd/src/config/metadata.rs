@@ -91,7 +91,7 @@ pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadat
                 .next()
                 .ok_or_else(|| Invalid::new("metadata.root_file", format!("{} holds no PEM certificate", root_file.display())))?
                 .map_err(|e| Invalid::new("metadata.root_file", format!("{}: {e}", root_file.display())))?;
-            let root = Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e))?;
+            let root = Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e.to_string()))?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
         }

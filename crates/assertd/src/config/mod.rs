@@ -3,7 +3,7 @@
 //! documented in docs/configuration.md.
 //!
 //! A file is parsed ([`Config::load`]) and then compiled once
-//! ([`Config::compile`]) into the runtime [`Policy`]: every value serde
+//! ([`Config::compile`]) into the runtime [`Reloadable`]: every value serde
 //! cannot check is checked there, and every error names its key.
 
 mod attestation;
@@ -311,7 +311,7 @@ impl Config {
 
     /// Reads, parses and compiles a config file; a problem found in
     /// compiling names its key and line.
-    pub fn load_compiled(path: &Path) -> Result<(Self, Policy), ConfigError> {
+    pub fn load_compiled(path: &Path) -> Result<(Self, Reloadable), ConfigError> {
         let config = Self::load(path)?;
         let policy = config.compile().map_err(|e| ConfigError::invalid(path, e))?;
         Ok((config, policy))
@@ -374,9 +374,12 @@ impl Config {
     }
 }
 
-/// Relying parties and named profiles: everything a reload can change.
+/// Everything a reload can change: relying parties, named profiles,
+/// callers, challenge keys, attestation trust and metadata. (Named for
+/// what it is, not `Policy`: verdict policy is the `assertd-policy`
+/// crate's.)
 #[derive(Debug, Default)]
-pub struct Policy {
+pub struct Reloadable {
     /// Relying parties by RP ID.
     pub rps: HashMap<String, Arc<RpEntry>>,
     /// Named profiles.

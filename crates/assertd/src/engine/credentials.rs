@@ -17,7 +17,7 @@ impl Engine {
     }
 
     /// Replaces an existing credential of the same user (see
-    /// `CredentialStore::replace`).
+    /// `Credentials::replace`).
     pub async fn replace(&self, record: StoredCredential) -> Result<Replaced, StoreError> {
         let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());
         let replaced = self.cache.store().replace(record).await;

@@ -4,7 +4,7 @@
 
 use super::item::{AssertionRequest, deny};
 use crate::authz::Grant;
-use crate::config::{Limits, Policy, RpEntry};
+use crate::config::{Limits, Reloadable, RpEntry};
 use assertd_policy::{Profile, ReasonCode, Verdict};
 use assertd_verify::truncate;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ pub const MAX_ALLOWED_CREDENTIALS: usize = 256;
 /// The relying party and profile `r` is judged under, or why it is refused
 /// before any lookup (`INVALID_REQUEST`, `RP_NOT_AUTHORIZED`, `RP_UNKNOWN`,
 /// `PROFILE_UNKNOWN`, `PROFILE_NOT_AUTHORIZED`, `CREDENTIAL_NOT_ALLOWED`).
-pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
+pub fn target(policy: &Reloadable, grant: &Grant, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
     let too_big =
         |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
     if r.rp_id.is_empty() {
@@ -82,7 +82,7 @@ pub fn target(policy: &Policy, grant: &Grant, limits: &Limits, r: &AssertionRequ
 /// `PROFILE_UNKNOWN`, or `PROFILE_NOT_AUTHORIZED` when the caller may not
 /// pick that profile for that RP.
 pub fn profile_for(
-    policy: &Policy,
+    policy: &Reloadable,
     grant: &Grant,
     rp_id: &str,
     profile: &str,

@@ -53,7 +53,7 @@ pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
 pub use register::{RegistrationOutcome, RegistrationRequest};
 
 use crate::authz::Grant;
-use crate::config::{IssuedChallenges, Limits, Policy};
+use crate::config::{IssuedChallenges, Limits, Reloadable};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
@@ -85,7 +85,7 @@ pub enum EngineError {
 
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
-    policy: ArcSwap<Policy>,
+    policy: ArcSwap<Reloadable>,
     admission: Admission,
     /// Registrations on the pool at once: their share (see
     /// [`register::share`]), so a flood of them cannot starve sign-ins.
@@ -142,7 +142,7 @@ impl Engine {
     /// An engine over the given policy, cache and pool. With `journal`,
     /// counters of credentials this replica has seen are checked against its
     /// memory while the store is unreachable (see [`journal`]).
-    pub fn new(policy: Policy, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
+    pub fn new(policy: Reloadable, cache: KeyCache, pool: Arc<rayon::ThreadPool>, limits: Limits, journal: Option<Journal>) -> Self {
         Self {
             policy: ArcSwap::from_pointee(policy),
             admission: Admission::new(&limits, pool.current_num_threads()),
@@ -164,14 +164,15 @@ impl Engine {
         self
     }
 
-    /// Swaps in a new policy (relying parties and profiles) atomically.
-    /// Batches already running finish under the policy they started with.
-    pub fn set_policy(&self, policy: Policy) {
+    /// Swaps in a new reloadable configuration (relying parties, profiles,
+    /// callers, challenge keys, trust) atomically. Batches already running
+    /// finish under the configuration they started with.
+    pub fn set_reloadable(&self, policy: Reloadable) {
         self.policy.store(Arc::new(policy));
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+    /// The reloadable configuration in force.
+    pub fn reloadable(&self) -> arc_swap::Guard<Arc<Reloadable>> {
         self.policy.load()
     }
 

@@ -177,7 +177,13 @@ impl Engine {
                 challenge,
             };
             let mds = metadata.as_ref().map(|m| &m.metadata);
-            let t = TrustInput { anchors: &trust.anchors, metadata: mds, now, skew: trust.skew_seconds, allow_sha1: trust.allow_sha1 };
+            let t = TrustInput {
+                anchors: &trust.anchors,
+                metadata: mds,
+                now,
+                skew: trust.skew_seconds,
+                insecure_allow_sha1: trust.insecure_allow_sha1,
+            };
             let mut registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
             let model = registration.credential.as_ref().and_then(|c| mds?.model(&c.aaguid));
             // The model's name and certification only for a vouched AAGUID:

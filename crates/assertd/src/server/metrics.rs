@@ -19,7 +19,7 @@ pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 fn scrape(engine: &Engine) {
     let admission = engine.admission();
     telemetry::admission_state(admission.queue_wait(), admission.target(), admission.request_bytes());
-    if let Some(m) = &engine.policy().metadata {
+    if let Some(m) = &engine.reloadable().metadata {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let md = &m.metadata;
         telemetry::metadata_state(md.number, md.next_update_unix, md.models.len(), md.stale(now));

@@ -77,8 +77,7 @@ pub fn verdict(v: &Verdict) {
 
 /// Counts one registration verdict.
 pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::AttestationReport>) {
-    let format =
-        attestation.and_then(|a| assertd_verify::attestation::FORMATS.iter().find(|f| **f == a.format)).copied().unwrap_or("other");
+    let format = attestation.and_then(|a| assertd_verify::attestation::Format::parse(&a.format)).map_or("other", |f| f.name());
     let trust = match attestation {
         Some(a) if a.trusted => "trusted",
         Some(a) if a.kind == Some(assertd_verify::attestation::AttestationType::None) => "none",
