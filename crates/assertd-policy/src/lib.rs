@@ -17,7 +17,6 @@ pub use profile::{
 pub use signal::{Signal, Weights};
 
 use assertd_verify::attestation::AttestationType;
-use assertd_verify::metadata::Model;
 use assertd_verify::{Registration, Verification, truncate};
 
 /// What the gateway should do.
@@ -350,12 +349,13 @@ fn key_restriction(profile: &Profile, aaguid: &[u8; 16], vouched: bool) -> Optio
 /// `ATTESTATION_UNTRUSTED` for an attestation that verified but reached no
 /// trust anchor). Allows with no reasons, or denies.
 ///
-/// With FIDO metadata, `model` is the entry for the credential's AAGUID: a
-/// blocked model is refused (`AUTHENTICATOR_STATUS_REVOKED`: refusing on a
-/// claim is always safe), and a profile's `minimum_certification` needs an
-/// attestation whose root vouched for a model certified at that level
+/// With FIDO metadata, the verifier's report carries what the metadata says
+/// of the credential's AAGUID: a blocked model is refused
+/// (`AUTHENTICATOR_STATUS_REVOKED`: refusing on a claim is always safe),
+/// and a profile's `minimum_certification` needs an attestation whose root
+/// vouched for a model certified at that level
 /// (`AUTHENTICATOR_NOT_CERTIFIED`).
-pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<&Model>) -> Verdict {
+pub fn evaluate_registration(profile: &Profile, r: &Registration) -> Verdict {
     let mut hard: Vec<Finding> = r.failures.clone();
     if let Some(top) = &r.cross_origin
         && let Err(f) = cross_origin(profile, top)
@@ -408,16 +408,19 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration, model: Option<
         hard.push(f);
     }
     // FIDO MDS3 status reports and certification.
-    if let Some(status) = model.and_then(|m| m.blocked.as_deref()) {
+    let report = r.attestation.as_ref();
+    if let Some(status) = report.and_then(|a| a.metadata_blocked.as_deref()) {
         hard.push(Finding::new(
             ReasonCode::AuthenticatorStatusRevoked,
             format!("the FIDO metadata reports {status} for this authenticator model"),
         ));
     }
     if let Some(min) = profile.minimum_certification {
-        let level = model.filter(|_| vouched).and_then(Model::certification_rank);
+        // The verifier reports the certification of a vouched model only.
+        let certification = report.and_then(|a| a.certification_status.as_deref()).filter(|_| vouched);
+        let level = certification.and_then(assertd_verify::metadata::certification_rank);
         if level.is_none_or(|l| l < min.rank()) {
-            let what = match (vouched, model.and_then(|m| m.certification.as_deref())) {
+            let what = match (vouched, certification) {
                 (false, _) => "no attestation root vouched for the model".to_owned(),
                 (true, None) => "the metadata lists no FIDO certification for the model".to_owned(),
                 (true, Some(c)) => format!("the model is {c}"),

@@ -104,11 +104,16 @@ pub struct AttestationReport {
     pub aaguid_vouched: bool,
     /// Why the attestation is not trusted, when it verified but is not.
     pub untrusted_because: Option<String>,
-    /// The model's name in the FIDO metadata (filled by the caller).
+    /// The model's name in the FIDO metadata, when the AAGUID is vouched
+    /// for (a claim names nothing).
     pub authenticator_name: Option<String>,
-    /// The model's certification status in the FIDO metadata (filled by
-    /// the caller).
+    /// The model's certification status in the FIDO metadata, when the
+    /// AAGUID is vouched for.
     pub certification_status: Option<String>,
+    /// The status the FIDO metadata reports blocking the claimed AAGUID's
+    /// model (e.g. `REVOKED`), vouched for or not: a model blocked on its
+    /// claim is refused either way.
+    pub metadata_blocked: Option<String>,
 }
 
 /// The verifier's report for one registration.
@@ -180,6 +185,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         untrusted_because: None,
         authenticator_name: None,
         certification_status: None,
+        metadata_blocked: None,
     };
     let ad = match AuthenticatorData::parse(&object.auth_data) {
         Ok(ad) => ad,
@@ -251,6 +257,10 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         credential_id: acd.credential_id,
         key: &key,
     };
+    // The claimed model in the FIDO metadata, looked up once: its roots are
+    // candidates, its status and (when vouched) its name go in the report.
+    let model = trust.metadata.and_then(|m| m.model(acd.aaguid));
+    report.metadata_blocked = model.and_then(|m| m.blocked.clone());
     match attestation::verify_statement(&object.fmt, &object.att_stmt, &statement_input) {
         Err(e @ AttestationError::Unsupported(_)) => fail(e.reason(), e.to_string()),
         Err(e) => fail(e.reason(), format!("{} attestation: {e}", report.format)),
@@ -260,7 +270,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
             // vouches for the claimed AAGUID: the operator's roots only for
             // the models bound to them, the metadata's roots of that AAGUID.
             let mut candidates = trust.anchors.for_format(&object.fmt, acd.aaguid);
-            if let Some(model) = trust.metadata.and_then(|m| m.model(acd.aaguid)) {
+            if let Some(model) = model {
                 candidates.extend(model.roots.iter().map(|r| (r, true)));
             }
             let anchors: Vec<&Anchor> = candidates.iter().map(|(a, _)| *a).collect();
@@ -282,6 +292,10 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
             let shared = |root: &Anchor| trust.metadata.is_some_and(|m| m.shared_root(root));
             report.aaguid_vouched =
                 Format::parse(&object.fmt).is_some_and(|f| attestation::vouches(f, &statement, &t, &candidates, acd.aaguid, shared));
+            if let Some(m) = model.filter(|_| report.aaguid_vouched) {
+                report.authenticator_name = Some(m.description.clone());
+                report.certification_status = m.certification.clone();
+            }
             report.kind = Some(statement.kind);
             report.trusted = t.trusted;
             report.trust_anchor = t.anchor;

@@ -145,7 +145,7 @@ pub async fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
             let old_md = engine.reloadable().metadata.clone();
             if let Some(new_md) = policy.metadata.clone() {
                 let number = new_md.metadata.number;
-                let store = engine.cache().store().raise_metadata_serial(number, crate::engine::now_ms()).await;
+                let store = engine.raise_metadata_serial(number).await;
                 // The store's serial decides (a deliberate rollback lowered
                 // it); when it cannot be read, this replica's does.
                 let in_force = match (&store, &old_md) {

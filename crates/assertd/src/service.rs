@@ -9,7 +9,7 @@ use crate::authz::Rpc;
 use crate::convert;
 use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
-use crate::status::{RequestError, Shed};
+use crate::status::RequestError;
 use crate::telemetry::with_store_clock;
 use crate::trace::Notes;
 use assertd_api::v1 as pb;
@@ -56,15 +56,6 @@ fn note_verdicts(notes: Option<&Notes>, verdicts: &[pb::Verdict]) {
             n.add(key, count);
         }
     }
-}
-
-/// INVALID_ARGUMENT beyond `limits.max_batch_size`.
-fn check_batch(engine: &Engine, n: usize) -> Result<(), RequestError> {
-    let max = engine.max_batch_size();
-    if n > max {
-        return Err(RequestError::BatchTooLarge { n, max });
-    }
-    Ok(())
 }
 
 /// PERMISSION_DENIED unless the grant covers the relying party.
@@ -183,12 +174,6 @@ impl VerificationService for VerificationSvc {
         let notes = notes(&req);
         let deadline = grpc_timeout(req.metadata());
         let assertions = req.into_inner().assertions;
-        check_batch(&self.engine, assertions.len())?;
-        let mut admitted = self
-            .engine
-            .admission()
-            .admit(assertions.len(), deadline)
-            .map_err(|r| RequestError::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
         let span = tracing::debug_span!(
             "VerifyAssertions",
             request_id = %request_id.as_deref().unwrap_or("-"),
@@ -196,9 +181,8 @@ impl VerificationService for VerificationSvc {
             batch = assertions.len()
         );
         let work = async {
-            let checked = self.engine.verify(convert::assertions(assertions), &grant).await?;
-            admitted.verified();
-            let verdicts = convert::verdicts(self.engine.decide(checked).await);
+            let outcomes = self.engine.verify_assertions(convert::assertions(assertions), &grant, deadline).await?;
+            let verdicts = convert::verdicts(outcomes);
             tracing::debug!(verdicts = verdicts.len(), "answered");
             note_verdicts(notes.as_ref(), &verdicts);
             Ok(Response::new(pb::VerifyAssertionsResponse { verdicts }))
@@ -276,11 +260,7 @@ impl VerificationService for VerificationSvc {
                     // The grant in force now: a reload may have narrowed or
                     // revoked it since the stream opened.
                     let grant = caller.grant(&engine, Access::Group(Rpc::Verify))?.ok_or_else(|| Status::unauthenticated("no grant"))?;
-                    check_batch(&engine, msg.assertions.len())?;
-                    let mut admitted = engine.admission().admit_stream(msg.assertions.len()).await?;
-                    let checked = engine.verify(convert::assertions(msg.assertions), &grant).await?;
-                    admitted.verified();
-                    Ok::<_, Status>(checked)
+                    Ok::<_, Status>(engine.check_stream_message(convert::assertions(msg.assertions), &grant).await?)
                 })
             })
             .buffered(STREAM_PIPELINE_DEPTH)

@@ -317,8 +317,11 @@ where
             // flight). A slot frees when a call in progress finishes: about
             // the queue's wait, at least a millisecond.
             let retry_after = full.map_or_else(|| admission.queue_wait().max(std::time::Duration::from_millis(1)), |f| f.retry_after);
-            let status: tonic::Status =
-                RequestError::Overloaded { shed: crate::status::Shed::QueueWait, retry_after: Some(retry_after) }.into();
+            let status: tonic::Status = RequestError::from(crate::engine::Refusal::Overloaded {
+                shed: crate::engine::Shed::QueueWait,
+                retry_after: Some(retry_after),
+            })
+            .into();
             return Box::pin(async move { Ok(status.into_http()) });
         };
         // The request's bytes count against `max_request_bytes_in_flight`

@@ -6,7 +6,9 @@
 //! code. Statuses are for requests that cannot be evaluated at all.
 
 use crate::authz::Denied;
-use crate::engine::EngineError;
+#[cfg(test)]
+use crate::engine::Shed;
+use crate::engine::{EngineError, Refusal};
 use crate::telemetry;
 use assertd_store::StoreError;
 use tonic::Status;
@@ -15,23 +17,10 @@ use tonic::Status;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// More assertions than `limits.max_batch_size` (INVALID_ARGUMENT).
-    #[error("batch of {n} assertions exceeds max_batch_size {max}")]
-    BatchTooLarge {
-        /// Assertions sent.
-        n: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A budget is full (RESOURCE_EXHAUSTED); room is expected after about
-    /// `retry_after` (`grpc-retry-pushback-ms`).
-    #[error("{}", .shed.message())]
-    Overloaded {
-        /// Which budget.
-        shed: Shed,
-        /// When to try again.
-        retry_after: Option<std::time::Duration>,
-    },
+    /// Refused before any work (INVALID_ARGUMENT over a size limit,
+    /// RESOURCE_EXHAUSTED with pushback when a budget is full).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A required field is missing or a value is invalid (INVALID_ARGUMENT).
     #[error("{0}")]
     Invalid(String),
@@ -50,42 +39,11 @@ pub enum RequestError {
     Store(#[from] StoreError),
 }
 
-/// Which budget shed a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shed {
-    /// The pool's queue wait (`limits.max_queue_wait_ms`).
-    QueueWait,
-    /// `limits.max_request_bytes_in_flight`.
-    RequestBytes,
-    /// The registrations' share of the pool.
-    RegistrationShare,
-}
-
-impl Shed {
-    /// The `assertd_rpcs_rejected_total` reason.
-    fn reason(self) -> &'static str {
-        match self {
-            Shed::QueueWait => "overloaded",
-            Shed::RequestBytes => "request_bytes",
-            Shed::RegistrationShare => "registration_share",
-        }
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            Shed::QueueWait => "assertd is at capacity; retry with backoff",
-            Shed::RequestBytes => "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
-            Shed::RegistrationShare => "registrations are using their share of the verification pool; retry with backoff",
-        }
-    }
-}
-
 impl RequestError {
     /// The `assertd_rpcs_rejected_total` reason, for refusals counted there.
     fn rejected_reason(&self) -> Option<&'static str> {
         match self {
-            Self::BatchTooLarge { .. } => Some("batch_too_large"),
-            Self::Overloaded { shed, .. } => Some(shed.reason()),
+            Self::Refused(r) => Some(r.reason()),
             Self::Invalid(_) | Self::NotFound | Self::AlreadyExists | Self::Precondition(_) | Self::Store(_) => None,
         }
     }
@@ -98,8 +56,8 @@ impl From<RequestError> for Status {
         }
         let message = e.to_string();
         match e {
-            RequestError::BatchTooLarge { .. } | RequestError::Invalid(_) => Status::invalid_argument(message),
-            RequestError::Overloaded { retry_after, .. } => {
+            RequestError::Refused(Refusal::BatchTooLarge { .. }) | RequestError::Invalid(_) => Status::invalid_argument(message),
+            RequestError::Refused(Refusal::Overloaded { retry_after, .. }) => {
                 let mut status = Status::resource_exhausted(message);
                 // gRPC's retry pushback: clients with a retry policy wait
                 // this long before trying again.
@@ -146,9 +104,7 @@ impl From<Denied> for Status {
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::RegistrationsBusy => {
-                RequestError::Overloaded { shed: Shed::RegistrationShare, retry_after: Some(crate::engine::register::SHARE_WAIT) }.into()
-            }
+            EngineError::Refused(r) => RequestError::Refused(r).into(),
             e => Status::internal(e.to_string()),
         }
     }
@@ -162,8 +118,8 @@ mod tests {
     #[test]
     fn each_error_has_its_code() {
         let cases: Vec<(Status, Code)> = vec![
-            (RequestError::BatchTooLarge { n: 2, max: 1 }.into(), Code::InvalidArgument),
-            (RequestError::Overloaded { shed: Shed::QueueWait, retry_after: None }.into(), Code::ResourceExhausted),
+            (RequestError::from(Refusal::BatchTooLarge { n: 2, max: 1 }).into(), Code::InvalidArgument),
+            (RequestError::from(Refusal::Overloaded { shed: Shed::QueueWait, retry_after: None }).into(), Code::ResourceExhausted),
             (RequestError::Invalid("x".into()).into(), Code::InvalidArgument),
             (RequestError::NotFound.into(), Code::NotFound),
             (RequestError::AlreadyExists.into(), Code::AlreadyExists),
@@ -174,7 +130,8 @@ mod tests {
             (RequestError::from(StoreError::Unreachable("x".into())).into(), Code::Unavailable),
             (RequestError::from(StoreError::Corrupt("x".into())).into(), Code::Internal),
             (EngineError::PoolFailed.into(), Code::Internal),
-            (EngineError::RegistrationsBusy.into(), Code::ResourceExhausted),
+            (EngineError::from(Refusal::Overloaded { shed: Shed::RegistrationShare, retry_after: None }).into(), Code::ResourceExhausted),
+            (EngineError::from(Refusal::BatchTooLarge { n: 2, max: 1 }).into(), Code::InvalidArgument),
         ];
         for (status, code) in cases {
             assert_eq!(status.code(), code, "{status:?}");

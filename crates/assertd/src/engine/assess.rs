@@ -42,7 +42,7 @@ pub fn usable_key(c: &CachedCredential) -> Result<&PublicKey, Verdict> {
 /// credential whose key [`usable_key`] accepted; a server-issued challenge
 /// is opened with `issued` at `now` (Unix seconds). `None` only for an
 /// unusable key, which the lookup stage has already rejected.
-pub fn verify(
+pub fn check_assertion(
     rp: &RpEntry,
     c: &CachedCredential,
     r: &AssertionRequest,

@@ -1,12 +1,14 @@
-//! Single use of server-issued challenges: which items of a batch use one
-//! (recorded with the batch's counts, in the counter stage's store call),
-//! and what the store's answers mean once policy has spoken.
+//! The challenge ledger step, for both ceremonies: until when a use of a
+//! server-issued challenge is kept ([`use_of`]), which items of a sign-in
+//! batch use one (recorded with the batch's counts, in the counter stage's
+//! store call), and what a replay does to a verdict ([`deny_replayed`]),
+//! at sign-in and at registration alike.
 
 use super::{Item, Judged, Stage, item};
 use crate::config::IssuedChallenges;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::ChallengeUse;
-use assertd_verify::Opened;
+use assertd_verify::{Ceremony, Opened};
 
 /// Until when the use of `opened` is kept: past its expiry and the allowed
 /// skew it is refused as expired anyway (the store's pruning adds a margin
@@ -14,6 +16,20 @@ use assertd_verify::Opened;
 pub(super) fn use_of(issued: &IssuedChallenges, opened: Opened) -> ChallengeUse {
     let keep_until = opened.expires_at.saturating_add(issued.clock_skew_seconds).saturating_add(1);
     ChallengeUse { id: opened.id, keep_until_ms: i64::try_from(keep_until.saturating_mul(1000)).unwrap_or(i64::MAX) }
+}
+
+/// A verdict whose challenge was used before (here or on another replica):
+/// a deny keeps its reasons and gains `CHALLENGE_REPLAYED`; an allow or a
+/// step-up is no longer one, and says only that.
+pub(super) fn deny_replayed(verdict: Verdict, ceremony: Ceremony) -> Verdict {
+    let what = match ceremony {
+        Ceremony::SignIn => "assertion",
+        Ceremony::Registration => "registration",
+    };
+    let mut reasons = if verdict.decision == Decision::Deny { verdict.reasons } else { Vec::new() };
+    reasons.push(Finding::new(ReasonCode::ChallengeReplayed, format!("the issued challenge was already used: a replayed {what}")));
+    reasons.sort_by_key(|f| f.code.severity());
+    Verdict::deny(reasons)
 }
 
 /// The batch's challenge uses, by item index: every verified item whose
@@ -50,10 +66,7 @@ pub(super) fn apply(judged: &mut [Judged], uses: &[(usize, ChallengeUse)], fresh
             continue;
         }
         let j = &mut judged[*i];
-        let mut reasons = if j.verdict.decision == Decision::Deny { std::mem::take(&mut j.verdict.reasons) } else { Vec::new() };
-        reasons.push(Finding::new(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed assertion"));
-        reasons.sort_by_key(|f| f.code.severity());
-        j.verdict = Verdict::deny(reasons);
+        j.verdict = deny_replayed(std::mem::replace(&mut j.verdict, Verdict::deny(Vec::new())), Ceremony::SignIn);
         j.credential = None;
     }
 }

@@ -1,11 +1,39 @@
-//! Credential writes through the engine: the store, then the cache entry
-//! dropped (found or not-found), so the next assertion sees the change at
-//! once.
+//! Credentials through the engine: reads from the store as it stands
+//! (never the cache: an admin reads what is stored), and writes to the
+//! store, then the cache entry dropped (found or not-found), so the next
+//! assertion sees the change at once. Handlers never reach the store
+//! themselves.
 
 use super::Engine;
 use assertd_store::{Replaced, StoreError, StoredCredential};
 
 impl Engine {
+    /// One credential, as stored.
+    pub async fn credential(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
+        self.cache.store().get(rp_id, credential_id).await
+    }
+
+    /// Every credential of a user at a relying party, oldest first.
+    pub async fn credentials_of(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError> {
+        self.cache.store().list_by_user(rp_id, user_handle).await
+    }
+
+    /// Whether the store answers a ping.
+    pub async fn store_answers(&self) -> bool {
+        self.cache.store().ping().await.is_ok()
+    }
+
+    /// Whether the store's change feed is connected (`None`: it has none).
+    pub fn change_feed_up(&self) -> Option<bool> {
+        self.cache.store().change_feed_up()
+    }
+
+    /// Raises the FIDO metadata serial in force to `number` when that is
+    /// higher; the serial in force after the call.
+    pub async fn raise_metadata_serial(&self, number: u64) -> Result<u64, StoreError> {
+        self.cache.store().raise_metadata_serial(number, super::now_ms()).await
+    }
+
     /// Creates a credential; `None` when the id exists (nothing written).
     pub async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
         let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());

@@ -9,13 +9,16 @@
 //! 1. `service::VerificationSvc::verify_assertions`, behind the tower stack
 //!    (`stack`: request id, metrics, deadline, shedding, authentication),
 //!    moves each `pb::Assertion` into an [`AssertionRequest`]
-//!    (`convert::assertion`), admits the batch ([`Admission::admit`]) and
-//!    calls [`Engine::verify`], then [`Engine::decide`].
-//! 2. [`Engine::verify`] → [`fields::target`]: sizes, the caller's grant,
+//!    (`convert::assertion`) and calls [`Engine::verify_assertions`], the
+//!    RPC's one entry point: the batch's size, its admission
+//!    ([`Admission::admit`]), then [`Engine::check`] and [`Engine::decide`].
+//!    (A stream message goes through [`Engine::check_stream_message`], then
+//!    [`Engine::decide`].)
+//! 2. [`Engine::check`] → [`fields::target`]: sizes, the caller's grant,
 //!    relying party and profile → [`Stage::Targeted`] (or `Rejected`).
 //! 3. → [`Engine::resolve`]: one coalesced `KeyCache::get` per distinct
 //!    credential, read by [`assess::found`] → [`Stage::Resolved`].
-//! 4. → [`pool::verify`] on the rayon pool: [`assess::verify`] →
+//! 4. → [`pool::check_signatures`] on the rayon pool: [`assess::check_assertion`] →
 //!    `assertd_verify::verify` (§7.2 steps 6–21 (credential record …
 //!    signature); the signature with ring) → [`Stage::Verified`].
 //! 5. [`Engine::decide`] → [`Counters::settle`]: one `settle_sign_ins`
@@ -39,6 +42,7 @@ pub mod assess;
 mod challenges;
 pub mod counters;
 mod credentials;
+mod decide;
 pub mod fields;
 pub mod item;
 pub mod journal;
@@ -47,7 +51,7 @@ pub mod pool;
 pub mod register;
 pub mod user_risk;
 
-pub use admission::{Admission, Admitted, RpcSlot};
+pub use admission::{Admission, Admitted, Refusal, RpcSlot, Shed};
 pub use counters::Counters;
 pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
 pub use register::{RegistrationOutcome, RegistrationRequest};
@@ -56,9 +60,8 @@ use crate::authz::Grant;
 use crate::config::{IssuedChallenges, Limits, Reloadable};
 use crate::telemetry;
 use arc_swap::ArcSwap;
-use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
-use assertd_store::{CachedCredential, KeyCache};
-use assertd_verify::AuthenticatorFacts;
+use assertd_store::KeyCache;
+use decide::Judged;
 use futures_util::future::join_all;
 use journal::Journal;
 use last_used::LastUsed;
@@ -77,10 +80,9 @@ pub enum EngineError {
     /// The admission budget was closed (a bug: it never is).
     #[error("admission closed")]
     AdmissionClosed,
-    /// Registrations hold their whole share of the pool, and none freed in
-    /// time (RESOURCE_EXHAUSTED, with pushback).
-    #[error("registrations hold their share of the verification pool: retry shortly")]
-    RegistrationsBusy,
+    /// Refused before any work: over a size limit, or a budget full.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// The verification engine shared by the gRPC services.
@@ -107,24 +109,12 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// A batch after [`Engine::verify`]: every item verified or rejected.
+/// A batch after [`Engine::check`]: every item verified or rejected.
 #[derive(Debug)]
 pub struct Checked {
     items: Vec<Item>,
     /// The issued-challenge settings the batch was verified under.
     issued: Option<Arc<IssuedChallenges>>,
-}
-
-/// One item after policy, before its outcome: what `decide` still needs.
-pub(super) struct Judged {
-    pub(super) request: AssertionRequest,
-    pub(super) verdict: Verdict,
-    pub(super) authenticator: Option<AuthenticatorFacts>,
-    pub(super) credential: Option<Arc<CachedCredential>>,
-    /// The profile accepts the BE upgrade the item reports.
-    pub(super) upgrade: bool,
-    /// Its counter write stored the use's `last_used_at` already.
-    pub(super) use_recorded: bool,
 }
 
 /// How long a challenge use is kept past the moment its challenge stops
@@ -201,22 +191,59 @@ impl Engine {
         self.counters.set_store_up(up);
     }
 
-    /// Both phases, for a caller allowed every relying party.
+    /// `VerifyAssertions` for a caller allowed every relying party (tests,
+    /// benches), without a deadline.
     pub async fn verify_batch(&self, requests: Vec<AssertionRequest>) -> Result<Vec<Outcome>, EngineError> {
-        self.verify_batch_for(requests, &Grant::open()).await
+        self.verify_assertions(requests, &Grant::open(), None).await
     }
 
-    /// Both phases, for a caller with `grant`.
-    pub async fn verify_batch_for(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Vec<Outcome>, EngineError> {
-        let checked = self.verify(requests, grant).await?;
+    /// `VerifyAssertions`, the unary RPC, end to end: the batch's size, its
+    /// admission (refused at once when the pool's queue wait would pass
+    /// `limits.max_queue_wait_ms` or the call's `deadline`), then
+    /// [`Engine::check`] and [`Engine::decide`]. One outcome per assertion,
+    /// in request order.
+    pub async fn verify_assertions(
+        &self,
+        requests: Vec<AssertionRequest>,
+        grant: &Grant,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        self.check_size(requests.len())?;
+        let mut admitted = self
+            .admission
+            .admit(requests.len(), deadline)
+            .map_err(|r| Refusal::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
+        let checked = self.check(requests, grant).await?;
+        admitted.verified();
         Ok(self.decide(checked).await)
     }
 
+    /// One message of `VerifyAssertionsStream`, phase one: its size, its
+    /// admission (waiting for room: a stream is flow controlled, not
+    /// failed), then [`Engine::check`]. The stream hands the result to
+    /// [`Engine::decide`], one message at a time, in order.
+    pub async fn check_stream_message(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
+        self.check_size(requests.len())?;
+        let mut admitted = self.admission.admit_stream(requests.len()).await?;
+        let checked = self.check(requests, grant).await?;
+        admitted.verified();
+        Ok(checked)
+    }
+
+    /// INVALID_ARGUMENT beyond `limits.max_batch_size`.
+    fn check_size(&self, n: usize) -> Result<(), EngineError> {
+        let max = self.limits.max_batch_size;
+        if n > max {
+            return Err(Refusal::BatchTooLarge { n, max }.into());
+        }
+        Ok(())
+    }
+
     /// Phase one (any number of batches at once): field checks, credential
-    /// lookups, verification on the pool. Assertions for relying parties
+    /// lookups, signatures on the pool. Assertions for relying parties
     /// outside the caller's `grant` get `RP_NOT_AUTHORIZED`, for profiles
     /// outside it `PROFILE_NOT_AUTHORIZED`.
-    pub async fn verify(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
+    pub async fn check(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
         telemetry::batch_size(requests.len());
         let policy = self.policy.load();
         let mut items: Vec<Item> = requests
@@ -232,7 +259,7 @@ impl Engine {
         self.resolve(&mut items).await;
         let issued = policy.challenges.clone();
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-        let (items, verified, spent) = pool::verify(&self.pool, items, issued.clone(), now).await?;
+        let (items, verified, spent) = pool::check_signatures(&self.pool, items, issued.clone(), now).await?;
         self.admission.record_cost(verified, spent);
         Ok(Checked { items, issued })
     }
@@ -277,75 +304,6 @@ impl Engine {
         }
     }
 
-    /// Phase two (one batch at a time, in order): the counter round trip
-    /// (with the single use of server-issued challenges), then policy. One
-    /// outcome per assertion, in request order.
-    pub async fn decide(&self, checked: Checked) -> Vec<Outcome> {
-        let Checked { mut items, issued } = checked;
-        if !self.user_risks.loaded() {
-            // Fail closed before anything is written: a verdict that cannot
-            // know its user's flag is retryable, and has changed nothing.
-            for item in &mut items {
-                item.advance(|stage| match stage {
-                    Stage::Verified(..) => Stage::Rejected(item::deny(
-                        ReasonCode::StoreUnavailable,
-                        "the users flagged at risk could not be read from the store yet; retry",
-                    )),
-                    other => other,
-                });
-            }
-        }
-        let uses = issued.as_deref().map(|i| challenges::uses(i, &items)).unwrap_or_default();
-        let fresh = self.counters.settle(&self.cache, &mut items, &uses).await;
-        let now = now_ms();
-        let policy = self.policy.load();
-        let metadata = policy.metadata.as_ref().map(|m| &m.metadata);
-        let mut judged: Vec<Judged> = items
-            .into_iter()
-            .map(|Item { request, stage }| {
-                let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
-                // A count stored (received > 0, accepted) wrote the row's
-                // `last_used_at` with it: no separate write for this use.
-                let use_recorded =
-                    matches!(&stage, Stage::Counted(_, v, Ok(CounterCheck::Ok)) if v.authenticator.is_some_and(|f| f.sign_count > 0));
-                let mut context = request.context;
-                if let Stage::Counted(r, _, _) = &stage {
-                    // The flag of the credential's user, as this replica
-                    // knows it now.
-                    context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
-                }
-                let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
-                Judged { request, verdict, authenticator, credential, upgrade, use_recorded }
-            })
-            .collect();
-        challenges::apply(&mut judged, &uses, fresh);
-        let mut claimed = Vec::new();
-        let mut upgrades = Vec::new();
-        let outcomes = judged
-            .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, .. }| {
-                telemetry::verdict(&verdict);
-                // Only an allowed sign-in records a BE upgrade.
-                if upgrade && verdict.decision == Decision::Allow {
-                    upgrades.push((request.rp_id.clone(), request.credential_id.clone()));
-                }
-                if let Some(c) = &credential
-                    && verdict.decision != Decision::Deny
-                    && !use_recorded
-                    && self.last_used.claim(c, now)
-                {
-                    claimed.push((request.rp_id, request.credential_id));
-                }
-                Outcome { request_id: request.request_id, verdict, authenticator, credential }
-            })
-            .collect();
-        self.last_used.queue(claimed);
-        if !upgrades.is_empty() {
-            self.record_upgrades(upgrades).await;
-        }
-        outcomes
-    }
-
     /// Forgets recorded challenge uses whose challenges expired more than
     /// [`PRUNE_MARGIN_MS`] ago (by this replica's clock and, on PostgreSQL,
     /// the database's).
@@ -353,50 +311,6 @@ impl Engine {
         if let Err(e) = self.cache.store().prune_challenges(now_ms(), PRUNE_MARGIN_MS).await {
             telemetry::store_error("prune_challenges");
             tracing::warn!(error = %e, "pruning used challenges failed");
-        }
-    }
-
-    /// Whether a counted item's profile accepts the BE change it reports
-    /// (false to true under `allow_upgrade`).
-    fn asks_backup_eligibility_upgrade(stage: &Stage) -> bool {
-        match stage {
-            Stage::Counted(r, v, Ok(_)) if v.is_valid() => v
-                .authenticator
-                .is_some_and(|f| r.profile.accepts_backup_eligibility_upgrade(r.credential.backup_eligible, f.flags.backup_eligible())),
-            _ => false,
-        }
-    }
-
-    /// Records accepted BE upgrades of allowed sign-ins, and drops the
-    /// cached facts they change. A failed write is logged; the next sign-in
-    /// asks again.
-    async fn record_upgrades(&self, keys: Vec<(String, Vec<u8>)>) {
-        if let Err(e) = self.cache.store().set_backup_eligible(keys.clone()).await {
-            telemetry::store_error("set_backup_eligible");
-            tracing::warn!(error = %e, "recording a BE upgrade failed; the next sign-in records it");
-        }
-        for (rp, id) in &keys {
-            self.cache.invalidate(rp, id).await;
-        }
-    }
-
-    /// Stage 5: the verdict on one item. The credential comes back only when
-    /// the signature verified with its key.
-    pub fn judge(
-        stage: Stage,
-        ctx: &SignInContext,
-        metadata: Option<&assertd_verify::metadata::Metadata>,
-    ) -> (Verdict, Option<AuthenticatorFacts>, Option<Arc<CachedCredential>>) {
-        match stage {
-            Stage::Rejected(verdict) => (verdict, None, None),
-            Stage::Counted(r, v, counter) => {
-                let verdict = assess::judge(&r.profile, &r.credential, &v, counter, ctx, metadata);
-                (verdict, v.authenticator, v.signature_verified().then_some(r.credential))
-            }
-            // Unreachable: every stage ran. Fail closed anyway.
-            Stage::Targeted(..) | Stage::Resolved(_) | Stage::Verified(..) => {
-                (item::deny(ReasonCode::InvalidRequest, "internal: the item did not go through every stage"), None, None)
-            }
         }
     }
 

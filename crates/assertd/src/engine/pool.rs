@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// verified (admission's cost estimate).
 /// A server-issued challenge is opened with `issued` (the policy the batch
 /// was targeted under) at `now` (Unix seconds).
-pub async fn verify(
+pub async fn check_signatures(
     pool: &rayon::ThreadPool,
     mut items: Vec<Item>,
     issued: Option<Arc<IssuedChallenges>>,
@@ -54,7 +54,7 @@ fn verify_one(item: &mut Item, issued: Option<&IssuedChallenges>, now: u64) -> s
     let mut advance = |stage| match stage {
         Stage::Resolved(resolved) => {
             let started = std::time::Instant::now();
-            match assess::verify(&resolved.rp, &resolved.credential, request, issued, now) {
+            match assess::check_assertion(&resolved.rp, &resolved.credential, request, issued, now) {
                 Some(v) => {
                     took = started.elapsed();
                     telemetry::verify_duration(v.algorithm.name(), took);

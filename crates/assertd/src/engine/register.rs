@@ -25,7 +25,7 @@ use crate::authz::Grant;
 use crate::config::Limits;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::{Registered, StoredCredential};
-use assertd_verify::{AttestationReport, AuthenticatorFacts, Challenge, Registration, RegistrationInput, TrustInput};
+use assertd_verify::{AttestationReport, AuthenticatorFacts, Ceremony, Challenge, Registration, RegistrationInput, TrustInput};
 
 /// Most transports a registration may report.
 pub const MAX_TRANSPORTS: usize = 8;
@@ -128,8 +128,16 @@ impl RegistrationOutcome {
 
 impl Engine {
     /// Verifies one registration and, when its verdict allows, stores the
-    /// credential. Errors only when the pool failed.
+    /// credential; counts the outcome (`assertd_registrations_total`, as
+    /// `decide` counts sign-ins). Errors only when its share of the pool
+    /// stayed busy or the pool failed.
     pub async fn register(&self, r: RegistrationRequest, grant: &Grant) -> Result<RegistrationOutcome, EngineError> {
+        let outcome = self.registration_outcome(r, grant).await?;
+        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
+        Ok(outcome)
+    }
+
+    async fn registration_outcome(&self, r: RegistrationRequest, grant: &Grant) -> Result<RegistrationOutcome, EngineError> {
         let policy = self.policy.load_full();
         let (rp, profile) = match fields::profile_for(&policy, grant, &r.rp_id, &r.profile) {
             Ok(t) => t,
@@ -161,7 +169,7 @@ impl Engine {
         // of them waits here (bounded, then refused), not in the pool's
         // queue ahead of sign-in batches.
         let Ok(Ok(_share)) = tokio::time::timeout(SHARE_WAIT, self.registrations.clone().acquire_owned()).await else {
-            return Err(EngineError::RegistrationsBusy);
+            return Err(super::Refusal::Overloaded { shed: super::Shed::RegistrationShare, retry_after: Some(SHARE_WAIT) }.into());
         };
         // §7.1 steps 5–25 (UTF-8 decode … credentialId length) and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.
@@ -184,17 +192,8 @@ impl Engine {
                 skew: trust.skew_seconds,
                 insecure_allow_sha1: trust.insecure_allow_sha1,
             };
-            let mut registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
-            let model = registration.credential.as_ref().and_then(|c| mds?.model(&c.aaguid));
-            // The model's name and certification only for a vouched AAGUID:
-            // a claim names nothing.
-            if let (Some(a), Some(m)) = (registration.attestation.as_mut(), model)
-                && a.aaguid_vouched
-            {
-                a.authenticator_name = Some(m.description.clone());
-                a.certification_status = m.certification.clone();
-            }
-            let mut verdict = assertd_policy::evaluate_registration(&profile, &registration, model);
+            let registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
+            let mut verdict = assertd_policy::evaluate_registration(&profile, &registration);
             let record = record(&request, &registration);
             if verdict.decision == Decision::Allow {
                 // The record's own checks (the key's point on its curve, as
@@ -219,13 +218,7 @@ impl Engine {
             if let Some(u) = challenge_use {
                 match self.cache.store().consume_challenges(vec![u].into()).await {
                     Ok(fresh) if fresh.first() == Some(&false) => {
-                        let mut reasons = verdict.reasons;
-                        reasons.push(Finding::new(
-                            ReasonCode::ChallengeReplayed,
-                            "the issued challenge was already used: a replayed registration",
-                        ));
-                        reasons.sort_by_key(|f| f.code.severity());
-                        return Ok(RegistrationOutcome::denied(Verdict::deny(reasons), reg));
+                        return Ok(RegistrationOutcome::denied(challenges::deny_replayed(verdict, Ceremony::Registration), reg));
                     }
                     Ok(_) => {}
                     Err(e) => return Ok(RegistrationOutcome::denied(unrecorded(&e, "consume_challenges"), reg)),
@@ -262,9 +255,7 @@ impl Engine {
             Ok(Registered::AlreadyRegistered) => {
                 item::deny(ReasonCode::CredentialAlreadyRegistered, "a credential with this id is already registered for the relying party")
             }
-            Ok(Registered::ChallengeReplayed) => {
-                item::deny(ReasonCode::ChallengeReplayed, "the issued challenge was already used: a replayed registration")
-            }
+            Ok(Registered::ChallengeReplayed) => challenges::deny_replayed(verdict, Ceremony::Registration),
             Err(e) => unrecorded(&e, "create"),
         };
         Ok(RegistrationOutcome::denied(verdict, reg))

@@ -24,7 +24,7 @@ fn scrape(engine: &Engine) {
         let md = &m.metadata;
         telemetry::metadata_state(md.number, md.next_update_unix, md.models.len(), md.stale(now));
     }
-    if let Some(up) = engine.cache().store().change_feed_up() {
+    if let Some(up) = engine.change_feed_up() {
         telemetry::change_feed_up(up);
     }
     telemetry::process_state(process());

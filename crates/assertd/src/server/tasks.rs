@@ -68,7 +68,7 @@ pub(super) async fn watch_store(engine: Arc<Engine>, health: tonic_health::serve
     let mut down_since: Option<std::time::Instant> = None;
     let mut serving = engine.user_risks_loaded();
     loop {
-        let ok = engine.cache().store().ping().await.is_ok();
+        let ok = engine.store_answers().await;
         telemetry::store_up(ok);
         engine.set_store_up(ok);
         if ok {

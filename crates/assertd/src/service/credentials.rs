@@ -43,7 +43,6 @@ impl CredentialService for CredentialSvc {
         // Kept for the audit line; the request itself moves to the pool.
         let (rp_id, user_handle) = (request.rp_id.clone(), request.user_handle.clone());
         let outcome = with_store_clock(notes.as_ref().map(Notes::store_clock), self.engine.register(request, &grant)).await?;
-        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
         if let Some(n) = &notes {
             n.string("assertd.registration.decision", outcome.verdict.decision.as_str());
         }
@@ -110,14 +109,8 @@ impl CredentialService for CredentialSvc {
         let grant = grant(&req)?;
         let req = req.into_inner();
         require_id(&grant, &req.rp_id, &req.credential_id)?;
-        let found = self
-            .engine
-            .cache()
-            .store()
-            .get(&req.rp_id, &req.credential_id)
-            .await
-            .map_err(RequestError::from)?
-            .ok_or(RequestError::NotFound)?;
+        let found =
+            self.engine.credential(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         Ok(Response::new(pb::GetCredentialResponse { credential: Some(convert::record_to_pb(found)) }))
     }
 
@@ -195,7 +188,7 @@ impl CredentialService for CredentialSvc {
             return Err(RequestError::Invalid("rp_id and user_handle are required".into()).into());
         }
         require_rp(&grant, &req.rp_id)?;
-        let list = self.engine.cache().store().list_by_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
+        let list = self.engine.credentials_of(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
         Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(convert::record_to_pb).collect() }))
     }
 }

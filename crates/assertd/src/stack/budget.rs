@@ -3,14 +3,15 @@
 //! has arrived whole ([`Budgeted`]).
 
 use crate::engine::admission::BytesHeld;
-use crate::status::{RequestError, Shed};
+use crate::engine::{Refusal, Shed};
+use crate::status::RequestError;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::body::Body;
 
 /// The status of a request refused for want of request-bytes budget.
 fn out_of_bytes() -> tonic::Status {
-    RequestError::Overloaded { shed: Shed::RequestBytes, retry_after: Some(std::time::Duration::from_millis(10)) }.into()
+    RequestError::from(Refusal::Overloaded { shed: Shed::RequestBytes, retry_after: Some(std::time::Duration::from_millis(10)) }).into()
 }
 
 /// Where a stream's body stands in the gRPC framing (a flag byte, a 4-byte
