@@ -3,7 +3,7 @@
 //! all derive from. Adding a signal means adding a variant here (and its
 //! rule in `evaluate`); everything else follows or fails a test.
 
-use crate::ReasonCode;
+use assertd_verify::ReasonCode;
 use serde::{Deserialize, Serialize};
 
 /// A risk signal: a fact about a sign-in that adds its weight to the score.

@@ -9,7 +9,9 @@
 //!   call it on put and revoke. It wins over a load in flight: the load
 //!   drops what it inserted when an invalidation ran meanwhile.
 
-use crate::{CredentialStore, StoreError, StoredCredential};
+use crate::record::StoredCredential;
+use crate::store::CredentialStore;
+use crate::types::StoreError;
 use assertd_verify::{KeyError, PublicKey};
 use moka::future::Cache;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! credential's state when its row was locked, the outcome of every update
 //! in batch order, as if they ran one after another.
 
-use crate::{CounterResult, CounterUpdate};
+use crate::types::{CounterResult, CounterUpdate};
 use assertd_verify::sign_count_advances;
 use std::collections::HashMap;
 

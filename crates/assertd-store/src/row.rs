@@ -4,7 +4,8 @@
 //! [`StoreError::Corrupt`] on SQLite and on PostgreSQL alike (an operator
 //! must look; retrying cannot help).
 
-use crate::{StoreError, StoredCredential, UserRisk, UserRiskLevel};
+use crate::record::StoredCredential;
+use crate::types::{StoreError, UserRisk, UserRiskLevel};
 
 /// The credential columns, in the order [`values`] binds them and
 /// [`credential`] reads them.

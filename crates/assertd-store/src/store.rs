@@ -5,7 +5,8 @@
 //! holds a backend by. Every backend behaves the same: the conformance
 //! tests run against each.
 
-use crate::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, StoredCredential, UserRisk};
+use crate::record::StoredCredential;
+use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
 use async_trait::async_trait;
 
 /// Credential records: reads, writes, and the sign-in and registration

@@ -120,8 +120,12 @@ impl SoftAuthenticator {
 
     /// clientDataJSON for a get ceremony.
     pub fn client_data_json(challenge: &[u8], origin: &str) -> Vec<u8> {
-        format!(r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":false}}"#, crate::b64url(challenge), origin)
-            .into_bytes()
+        format!(
+            r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":false}}"#,
+            crate::encoding::b64url(challenge),
+            origin
+        )
+        .into_bytes()
     }
 
     /// Signs `authenticator_data || SHA-256(client_data_json)`.
@@ -196,9 +200,12 @@ impl SoftAuthenticator {
     ) -> RegistrationParts {
         use Value::{Array, Bytes, Int, Map, Text};
         let auth_data = self.registration_authenticator_data(rp_id, 0x01 | extra_flags, aaguid);
-        let client_data_json =
-            format!(r#"{{"type":"webauthn.create","challenge":"{}","origin":"{}","crossOrigin":false}}"#, crate::b64url(challenge), origin)
-                .into_bytes();
+        let client_data_json = format!(
+            r#"{{"type":"webauthn.create","challenge":"{}","origin":"{}","crossOrigin":false}}"#,
+            crate::encoding::b64url(challenge),
+            origin
+        )
+        .into_bytes();
         let cdh = ring::digest::digest(&ring::digest::SHA256, &client_data_json);
         let attestation_key = |cert: &crate::pki::AttestationCert| {
             EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &cert.key_pkcs8, &self.rng).expect("attestation key")

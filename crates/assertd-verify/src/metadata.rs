@@ -184,7 +184,7 @@ impl Metadata {
         }
         let p: Payload = serde_json::from_slice(json).map_err(|e| MetadataError::Malformed(format!("not an MDS3 payload: {e}")))?;
         let next_update_unix = date_unix(&p.next_update)
-            .ok_or_else(|| MetadataError::Malformed(format!("nextUpdate {:?} is not a date", crate::truncate(&p.next_update))))?;
+            .ok_or_else(|| MetadataError::Malformed(format!("nextUpdate {:?} is not a date", crate::text::truncate(&p.next_update))))?;
         let mut m = Self { number: p.no, next_update: p.next_update, next_update_unix, ..Self::default() };
         for e in p.entries {
             let Some(aaguid) = e.aaguid.as_deref().and_then(parse_aaguid) else {

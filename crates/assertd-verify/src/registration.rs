@@ -127,10 +127,10 @@ pub struct Registration {
     pub credential: Option<NewCredential>,
     /// Set when the attestation object decoded.
     pub attestation: Option<AttestationReport>,
-    /// The cross-origin report, as [`crate::Verification::cross_origin`].
+    /// The cross-origin report, as [`crate::verify::Verification::cross_origin`].
     pub cross_origin: Option<Option<String>>,
     /// The server-issued challenge, when it opened.
-    pub issued_challenge: Option<crate::Opened>,
+    pub issued_challenge: Option<crate::challenge::Opened>,
 }
 
 impl Registration {
@@ -177,7 +177,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
         }
     };
     let mut report = AttestationReport {
-        format: crate::truncate_to(&object.fmt, 32).to_owned(),
+        format: crate::text::truncate_to(&object.fmt, 32).to_owned(),
         kind: None,
         trusted: false,
         trust_anchor: None,

@@ -8,6 +8,7 @@ use crate::client_data::ClientData;
 use crate::cose::{Algorithm, PublicKey, SignatureError};
 use crate::reason::{Finding, ReasonCode};
 use crate::relying_party::RelyingParty;
+use crate::text::truncate;
 use base64::Engine;
 use ring::digest;
 
@@ -44,7 +45,7 @@ pub enum Challenge<'a> {
     /// [`Verification::issued_challenge`].
     Issued {
         /// The keys that verify.
-        keys: &'a crate::ChallengeKeys,
+        keys: &'a crate::challenge::ChallengeKeys,
         /// Now, Unix seconds.
         now: u64,
         /// Seconds allowed past the expiry.
@@ -86,7 +87,7 @@ pub struct Verification {
     pub algorithm: Algorithm,
     /// The server-issued challenge, when it opened (single use is recorded
     /// under its id).
-    pub issued_challenge: Option<crate::Opened>,
+    pub issued_challenge: Option<crate::challenge::Opened>,
 }
 
 impl Verification {
@@ -215,7 +216,7 @@ pub(crate) fn check_client_data(
     challenge: Challenge<'_>,
     user_handle: &[u8],
     fail: &mut impl FnMut(ReasonCode, String),
-) -> (Option<Option<String>>, Option<crate::Opened>) {
+) -> (Option<Option<String>>, Option<crate::challenge::Opened>) {
     let mut issued_challenge = None;
     let expected_type = ceremony.client_data_type();
     // §7.2 step 10 / §7.1 step 7 (type): "Verify that the value of C.type is"
@@ -267,24 +268,6 @@ pub(crate) fn check_client_data(
 /// Equality that does not leak where two byte strings differ.
 fn ring_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Caps attacker-controlled strings quoted in messages (128 bytes, on a
-/// character boundary).
-pub fn truncate(s: &str) -> &str {
-    truncate_to(s, 128)
-}
-
-/// Caps a string at `max` bytes, on a character boundary.
-pub fn truncate_to(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The signature-counter rule (§7.2 step 22 (signCount)): true when the received

@@ -12,7 +12,7 @@
 //! fails every call of its group with the same error (PostgreSQL's errors
 //! here are of the connection, a timeout or the schema, not of one batch).
 
-use crate::{ChallengeUse, CounterResult, CounterUpdate, StoreError};
+use crate::types::{ChallengeUse, CounterResult, CounterUpdate, StoreError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 

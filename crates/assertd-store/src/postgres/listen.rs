@@ -3,7 +3,7 @@
 
 use super::CHANNEL;
 use super::tls::Connector;
-use crate::Change;
+use crate::types::Change;
 use std::time::Duration;
 use tokio::sync::broadcast;
 

@@ -20,8 +20,10 @@
 //! * Every call is bounded: `statement_timeout` on the server, and the same
 //!   bound (plus a margin) on the client for a server that does not answer.
 
+use crate::counters;
+use crate::record::StoredCredential;
 use crate::row;
-use crate::{ChallengeUse, Change, CounterUpdate, StoreError, StoredCredential, counters};
+use crate::types::{ChallengeUse, Change, CounterUpdate, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -340,7 +342,7 @@ impl PostgresStore {
             };
             return match done.cmp(&MIGRATIONS.len()) {
                 std::cmp::Ordering::Equal => Ok(()),
-                std::cmp::Ordering::Greater => Err(crate::newer_schema(done, MIGRATIONS.len())),
+                std::cmp::Ordering::Greater => Err(crate::types::newer_schema(done, MIGRATIONS.len())),
                 std::cmp::Ordering::Less => Err(StoreError::Config(format!(
                     "database schema version {done} is older than this assertd ({}) and store.migrate is false: run `assertd migrate` first",
                     MIGRATIONS.len()
@@ -359,7 +361,7 @@ impl PostgresStore {
         let done: i32 = row.get(0);
         let done = usize::try_from(done).unwrap_or(0);
         if done > MIGRATIONS.len() {
-            return Err(crate::newer_schema(done, MIGRATIONS.len()));
+            return Err(crate::types::newer_schema(done, MIGRATIONS.len()));
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
             tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {}", i + 1, failed(e))))?;

@@ -2,11 +2,10 @@
 //! shared codec (`crate::row`).
 
 use super::{LOCKED_IN_KEY_ORDER, PostgresStore, bind, corrupt, failed};
+use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, RISK_COLUMNS};
-use crate::{
-    ChallengeLedger, ChallengeUse, Change, CounterResult, CounterUpdate, Credentials, Health, MetadataSerial, Registered, Replaced,
-    StoreError, StoredCredential, UserRisk, UserRisks,
-};
+use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
+use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 

@@ -16,7 +16,7 @@
 //! certificate's hash (`tls-server-end-point`, RFC 5929), so even an
 //! unchecked server cannot relay the password exchange.
 
-use crate::StoreError;
+use crate::types::StoreError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientConfig, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;

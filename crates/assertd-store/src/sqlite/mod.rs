@@ -20,7 +20,7 @@
 //! the queries in `queries`; rows are read and written through the shared
 //! codec (`crate::row`).
 
-use crate::StoreError;
+use crate::types::StoreError;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

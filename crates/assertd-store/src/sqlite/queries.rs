@@ -2,11 +2,11 @@
 //! shared codec (`crate::row`).
 
 use super::{SqliteStore, unavailable};
+use crate::counters;
+use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, RISK_COLUMNS};
-use crate::{
-    ChallengeLedger, ChallengeUse, CounterResult, CounterUpdate, Credentials, Health, MetadataSerial, Registered, Replaced, StoreError,
-    StoredCredential, UserRisk, UserRisks, counters,
-};
+use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
+use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! The SQLite schema: migrations, applied in order at open.
 
 use super::unavailable;
-use crate::StoreError;
+use crate::types::StoreError;
 use rusqlite::Connection;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -68,7 +68,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
     let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(unavailable)?.try_into().unwrap_or(0);
     if version > MIGRATIONS.len() {
-        return Err(crate::newer_schema(version, MIGRATIONS.len()));
+        return Err(crate::types::newer_schema(version, MIGRATIONS.len()));
     }
     for m in &MIGRATIONS[version..] {
         tx.execute_batch(m).map_err(unavailable)?;

@@ -4,8 +4,9 @@
 
 use super::schema::MIGRATIONS;
 use super::*;
+use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS};
-use crate::{Credentials, StoredCredential};
+use crate::store::Credentials;
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)

@@ -2,7 +2,7 @@
 //! transaction and one fsync a group, and the readers.
 
 use super::unavailable;
-use crate::StoreError;
+use crate::types::StoreError;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use std::sync::Arc;

@@ -87,7 +87,7 @@ pub fn verify_jws(cert: &X509Certificate<'_>, alg: &str, message: &[u8], sig: &[
         "ES384" => (&signature::ECDSA_P384_SHA384_FIXED, EC_PUBLIC_KEY, Some(P384)),
         "RS256" => (&signature::RSA_PKCS1_2048_8192_SHA256, RSA_ENCRYPTION, None),
         "PS256" => (&signature::RSA_PSS_2048_8192_SHA256, RSA_ENCRYPTION, None),
-        other => return Err(AttestationError::Invalid(format!("JWS algorithm {:?} is not supported", crate::truncate(other)))),
+        other => return Err(AttestationError::Invalid(format!("JWS algorithm {:?} is not supported", crate::text::truncate(other)))),
     };
     check_key(cert, key_type, curve).map_err(|e| {
         AttestationError::Invalid(match e {
@@ -120,7 +120,7 @@ fn check_key(cert: &X509Certificate<'_>, key_type: &str, curve: Option<&str>) ->
 /// "the public key in the first certificate in x5c matches the
 /// credentialPublicKey"): the same EC point, Ed25519 key, or RSA modulus and
 /// exponent.
-pub fn key_matches(cert: &X509Certificate<'_>, key: &crate::PublicKey) -> bool {
+pub fn key_matches(cert: &X509Certificate<'_>, key: &crate::cose::PublicKey) -> bool {
     let spki = cert.public_key();
     let bits = &spki.subject_public_key.data[..];
     if let Some(point) = key.ec_point() {

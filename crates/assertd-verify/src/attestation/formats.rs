@@ -114,7 +114,7 @@ fn packed_certificate(leaf: &x509_parser::certificate::X509Certificate<'_>, aagu
     };
     let country = one(subject.iter_country().collect(), "C")?;
     if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(invalid(format!("subject C {:?} is not an ISO 3166 code", crate::truncate(&country))));
+        return Err(invalid(format!("subject C {:?} is not an ISO 3166 code", crate::text::truncate(&country))));
     }
     one(subject.iter_organization().collect(), "O")?;
     if one(subject.iter_organizational_unit().collect(), "OU")? != "Authenticator Attestation" {
@@ -161,7 +161,7 @@ pub(super) fn fido_u2f(map: &Map<'_>, input: &StatementInput<'_>) -> Result<Stat
     // "Convert the COSE_KEY formatted credentialPublicKey ... to Raw ANSI
     // X9.62 public key format": an uncompressed P-256 point.
     let point = match (input.key.algorithm(), input.key.ec_point()) {
-        (crate::Algorithm::Es256, Some(p)) if p.len() == 65 => p,
+        (crate::cose::Algorithm::Es256, Some(p)) if p.len() == 65 => p,
         _ => return Err(invalid("a fido-u2f credential key must be an ES256 (P-256) key")),
     };
     // verificationData = 0x00 ‖ rpIdHash ‖ clientDataHash ‖ credentialId ‖

@@ -132,7 +132,7 @@ impl<'v> Map<'v> {
             if let Value::Text(k) = k
                 && !allowed.contains(&k.as_str())
             {
-                return Err(AttestationError::Malformed(format!("{} has an unexpected key {:?}", self.what, crate::truncate(k))));
+                return Err(AttestationError::Malformed(format!("{} has an unexpected key {:?}", self.what, crate::text::truncate(k))));
             }
         }
         Ok(())
@@ -275,7 +275,7 @@ impl AttestationError {
 /// identifier that is no [`Format`] is [`AttestationError::Unsupported`].
 pub fn verify_statement(fmt: &str, att_stmt: &[(Value, Value)], input: &StatementInput<'_>) -> Result<Statement, AttestationError> {
     let Some(format) = Format::parse(fmt) else {
-        return Err(AttestationError::Unsupported(format!("attestation format {:?} is not supported", crate::truncate(fmt))));
+        return Err(AttestationError::Unsupported(format!("attestation format {:?} is not supported", crate::text::truncate(fmt))));
     };
     format.verify(&Map::new(att_stmt, "attStmt")?, input)
 }

@@ -6,7 +6,7 @@
 use super::cert;
 use super::formats::{Result, cert_signature, invalid, leaf_requirements};
 use super::{AttestationError, AttestationType, Map, Statement, StatementInput};
-use crate::Algorithm;
+use crate::cose::Algorithm;
 use crate::cose::strip_zeros;
 use ring::digest;
 use x509_parser::certificate::X509Certificate;

@@ -22,7 +22,7 @@
 //! not satisfy an AAGUID allow list or `minimum_certification`. The FIDO
 //! metadata's roots vouch for the AAGUIDs the metadata lists them under.
 
-use super::Invalid;
+use super::invalid::Invalid;
 use assertd_verify::attestation::{Anchor, Format, TrustAnchors};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -102,7 +102,7 @@ pub fn compile(roots: &[AttestationRootConfig], registration: &RegistrationSecti
         let aaguids = r
             .aaguids
             .iter()
-            .map(|a| match super::parse_uuid(a) {
+            .map(|a| match super::profile::parse_uuid(a) {
                 Some(u) if u != [0; 16] => Ok(u),
                 _ => Err(Invalid::new(key("aaguids"), format!("{a:?} is not a non-zero UUID"))),
             })

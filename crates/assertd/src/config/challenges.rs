@@ -17,7 +17,7 @@
 //! to rotate, put the new key first and keep the old one for
 //! `max_ttl_seconds + clock_skew_seconds`.
 
-use super::Invalid;
+use super::invalid::Invalid;
 use assertd_verify::ChallengeKeys;
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `[[clients]]`: who may call, compiled into the authorization layer's
 //! lookup table (`authz::ClientTable`).
 
-use super::Invalid;
+use super::invalid::Invalid;
 use crate::authz::{ClientTable, Grant, RpScope, Rpc};
 use serde::Deserialize;
 use std::collections::HashSet;

@@ -1,7 +1,10 @@
 //! Compiling a parsed config into the runtime [`Reloadable`]: every value serde
 //! cannot check, checked once, each error naming its key.
 
-use super::{Backend, Config, Invalid, ProfileConfig, Reloadable, RelyingPartyConfig, RpEntry, clients};
+use super::invalid::Invalid;
+use super::profile::ProfileConfig;
+use super::sections::Backend;
+use super::{Config, Reloadable, RelyingPartyConfig, RpEntry, clients};
 use assertd_policy::Profile;
 use assertd_verify::RelyingParty;
 use serde::Serialize;

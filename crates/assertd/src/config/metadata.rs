@@ -13,7 +13,7 @@
 //! invalid config (at start: the service does not start; at reload: the
 //! running metadata stays).
 
-use super::Invalid;
+use super::invalid::Invalid;
 use assertd_verify::attestation::Anchor;
 use assertd_verify::metadata::Metadata;
 use rustls_pki_types::CertificateDer;

@@ -10,6 +10,7 @@ mod attestation;
 mod challenges;
 mod clients;
 mod compile;
+mod invalid;
 mod locate;
 mod metadata;
 mod profile;
@@ -19,6 +20,7 @@ mod tracing;
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
+pub use invalid::Invalid;
 pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, WhenStale, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
@@ -231,29 +233,6 @@ impl RelyingPartyConfig {
         ]
         .into_iter()
         .find_map(|(set, k)| set.then_some(k))
-    }
-}
-
-/// A value out of range or inconsistent with another: the key (dotted, as
-/// in the file, e.g. `profiles.tier0.risk.deny_at`) and the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {problem}")]
-pub struct Invalid {
-    /// The offending key.
-    pub key: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-impl Invalid {
-    /// A problem with `key`.
-    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { key: key.into(), problem: problem.into() }
-    }
-
-    /// The same problem, its key under `prefix`.
-    pub fn under(self, prefix: &str) -> Self {
-        Self { key: format!("{prefix}.{}", self.key), problem: self.problem }
     }
 }
 

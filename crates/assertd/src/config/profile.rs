@@ -3,7 +3,7 @@
 //! own enums (with serde), so a setting has one definition; every omitted
 //! key takes its documented default when the profile is resolved.
 
-use super::Invalid;
+use super::invalid::Invalid;
 use assertd_policy::{
     AttestationEnforcement, BackupEligibilityChange, CertificationLevel, EnforcementType, KeyRestrictions, PasskeyType, PasskeyTypes,
     Profile, RegressionAction, Signal, UserVerification, Weights,

@@ -1,7 +1,7 @@
 //! `[tracing]`: OpenTelemetry traces over OTLP/gRPC, off unless an endpoint
 //! is set. What is traced and how is in `crate::trace`.
 
-use super::Invalid;
+use super::invalid::Invalid;
 use serde::Deserialize;
 use tonic::codegen::http;
 

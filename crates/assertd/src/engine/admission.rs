@@ -14,12 +14,23 @@
 //! once what is queued has drained). An optional hard cap on queued
 //! assertions (`limits.max_queued_assertions`) still applies.
 
-use super::EngineError;
 use crate::config::Limits;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// How long a registration waits for its share of the pool before it is
+/// refused (RESOURCE_EXHAUSTED, with this as pushback).
+pub const SHARE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Registrations verified at once on a pool of `threads`: half the threads,
+/// at least one. Sign-in batches queue behind at most that many
+/// registrations, however many arrive (an attestation chain with RSA roots
+/// costs milliseconds; a sign-in, tens of microseconds).
+pub fn registration_share(threads: usize) -> usize {
+    (threads / 2).max(1)
+}
 
 /// A request refused before any work, as a whole (a rejected assertion is
 /// a verdict instead): over a size limit, or a budget full.
@@ -333,7 +344,7 @@ impl Admission {
 
     /// Admits one stream message, waiting for room: a stream is flow
     /// controlled (the caller's sends block) instead of failed.
-    pub async fn admit_stream(&self, assertions: usize) -> Result<Admitted, EngineError> {
+    pub async fn admit_stream(&self, assertions: usize) -> Admitted {
         let _turn = self.queue.turnstile.lock().await;
         loop {
             // Registered before the check, so a wake-up between the check
@@ -342,7 +353,7 @@ impl Admission {
             tokio::pin!(room);
             room.as_mut().enable();
             if let Ok(a) = self.admit(assertions, None) {
-                return Ok(a);
+                return a;
             }
             room.await;
         }

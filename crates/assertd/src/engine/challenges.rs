@@ -4,7 +4,7 @@
 //! store call), and what a replay does to a verdict ([`deny_replayed`]),
 //! at sign-in and at registration alike.
 
-use super::{Item, Judged, Stage, item};
+use super::item::{self, Item, Judged, Stage};
 use crate::config::IssuedChallenges;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::ChallengeUse;

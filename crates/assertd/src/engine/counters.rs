@@ -22,9 +22,9 @@
 //! not deferred, and its verdict is retryable.
 
 use super::assess::{self, Settled};
+use super::clock::now_ms;
 use super::item::{Item, Stage, deny};
 use super::journal::Journal;
-use super::now_ms;
 use crate::telemetry;
 use assertd_policy::{CounterCheck, ReasonCode, Verdict};
 use assertd_store::{ChallengeUse, CounterResult, CounterUpdate, KeyCache, StoreError};

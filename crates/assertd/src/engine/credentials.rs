@@ -31,7 +31,7 @@ impl Engine {
     /// Raises the FIDO metadata serial in force to `number` when that is
     /// higher; the serial in force after the call.
     pub async fn raise_metadata_serial(&self, number: u64) -> Result<u64, StoreError> {
-        self.cache.store().raise_metadata_serial(number, super::now_ms()).await
+        self.cache.store().raise_metadata_serial(number, super::clock::now_ms()).await
     }
 
     /// Creates a credential; `None` when the id exists (nothing written).

@@ -3,24 +3,14 @@
 //! policy (stage 6), the outcome counted, `last_used_at` claimed and
 //! accepted BE upgrades recorded.
 
-use super::{AssertionRequest, Checked, Engine, Item, Outcome, Stage, assess, challenges, item, now_ms};
+use super::clock::now_ms;
+use super::item::{Item, Judged, Outcome, Stage};
+use super::{Checked, Engine, assess, challenges, item};
 use crate::telemetry;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
 use assertd_store::CachedCredential;
 use assertd_verify::AuthenticatorFacts;
 use std::sync::Arc;
-
-/// One item after policy, before its outcome: what `decide` still needs.
-pub(super) struct Judged {
-    pub(super) request: AssertionRequest,
-    pub(super) verdict: Verdict,
-    pub(super) authenticator: Option<AuthenticatorFacts>,
-    pub(super) credential: Option<Arc<CachedCredential>>,
-    /// The profile accepts the BE upgrade the item reports.
-    pub(super) upgrade: bool,
-    /// Its counter write stored the use's `last_used_at` already.
-    pub(super) use_recorded: bool,
-}
 
 impl Engine {
     /// Phase two (one batch at a time, in order): the counter round trip

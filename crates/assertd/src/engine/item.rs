@@ -7,11 +7,10 @@
 //! (its credential, its verification, its counter outcome) is stored in the
 //! item itself.
 
-use crate::config::IssuedChallenges;
-use crate::config::RpEntry;
+use crate::config::{IssuedChallenges, Limits, RpEntry};
 use assertd_policy::{CounterCheck, Finding, Profile, ReasonCode, SignInContext, Verdict};
-use assertd_store::CachedCredential;
-use assertd_verify::{AssertionInput, AuthenticatorFacts, Challenge, Verification};
+use assertd_store::{CachedCredential, StoredCredential};
+use assertd_verify::{AssertionInput, AttestationReport, AuthenticatorFacts, Challenge, Registration, Verification};
 use std::sync::Arc;
 
 /// One assertion to verify, as the gateway sent it.
@@ -143,4 +142,103 @@ pub struct Outcome {
 /// A deny for one reason.
 pub fn deny(code: ReasonCode, message: impl Into<String>) -> Verdict {
     Verdict::deny(vec![Finding::new(code, message)])
+}
+
+/// One item after policy, before its outcome: what `decide` still needs.
+pub(super) struct Judged {
+    pub(super) request: AssertionRequest,
+    pub(super) verdict: Verdict,
+    pub(super) authenticator: Option<AuthenticatorFacts>,
+    pub(super) credential: Option<Arc<CachedCredential>>,
+    /// The profile accepts the BE upgrade the item reports.
+    pub(super) upgrade: bool,
+    /// Its counter write stored the use's `last_used_at` already.
+    pub(super) use_recorded: bool,
+}
+
+/// Most transports a registration may report.
+pub const MAX_TRANSPORTS: usize = 8;
+
+/// One registration, as the gateway sent it.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationRequest {
+    /// The relying party.
+    pub rp_id: String,
+    /// The user the credential is created for.
+    pub user_handle: Vec<u8>,
+    /// `response.clientDataJSON`.
+    pub client_data_json: Vec<u8>,
+    /// `response.attestationObject`.
+    pub attestation_object: Vec<u8>,
+    /// The challenge the gateway issued (empty with an issued challenge).
+    pub expected_challenge: Vec<u8>,
+    /// The profile to apply; empty: the RP's default.
+    pub profile: String,
+    /// `response.getTransports()`.
+    pub transports: Vec<String>,
+    /// The challenge came from `IssueChallenge`.
+    pub server_issued_challenge: bool,
+}
+
+impl RegistrationRequest {
+    /// Request-level problems (INVALID_ARGUMENT): missing fields, sizes over
+    /// their limits. Everything about the ceremony itself is a verdict.
+    pub fn check(&self, limits: &Limits) -> Result<(), String> {
+        if self.rp_id.is_empty() {
+            return Err("rp_id is required".into());
+        }
+        if self.user_handle.is_empty() || self.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
+            return Err(format!("user_handle must be 1 to {} bytes, got {}", assertd_store::MAX_USER_HANDLE_LEN, self.user_handle.len()));
+        }
+        if self.client_data_json.is_empty() || self.attestation_object.is_empty() {
+            return Err("client_data_json and attestation_object are required".into());
+        }
+        for (name, len, max) in [
+            ("client_data_json", self.client_data_json.len(), limits.max_client_data_json_bytes),
+            ("attestation_object", self.attestation_object.len(), assertd_verify::attestation::MAX_ATTESTATION_OBJECT),
+            ("expected_challenge", self.expected_challenge.len(), limits.max_challenge_bytes),
+        ] {
+            if len > max {
+                return Err(format!("{name} is {len} bytes, over the limit of {max}"));
+            }
+        }
+        match (self.server_issued_challenge, self.expected_challenge.is_empty()) {
+            (true, false) => return Err("expected_challenge must be empty when server_issued_challenge is set".into()),
+            (false, true) => return Err("expected_challenge is required (or set server_issued_challenge)".into()),
+            _ => {}
+        }
+        if self.transports.len() > MAX_TRANSPORTS {
+            return Err(format!("{} transports, over the limit of {MAX_TRANSPORTS}", self.transports.len()));
+        }
+        if let Some(t) =
+            self.transports.iter().find(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        {
+            return Err(format!("transport {:?} is not 1 to 32 lower-case letters and '-'", assertd_verify::truncate(t)));
+        }
+        Ok(())
+    }
+}
+
+/// What a registration came to.
+#[derive(Debug, Clone)]
+pub struct RegistrationOutcome {
+    /// Allow (stored) or deny, with every reason.
+    pub verdict: Verdict,
+    /// The stored record, when allowed.
+    pub credential: Option<StoredCredential>,
+    /// What the attestation established, when the object decoded.
+    pub attestation: Option<AttestationReport>,
+    /// What the authenticator data said, when it parsed.
+    pub authenticator: Option<AuthenticatorFacts>,
+}
+
+impl RegistrationOutcome {
+    pub(super) fn denied(verdict: Verdict, registration: Option<&Registration>) -> Self {
+        Self {
+            verdict,
+            credential: None,
+            attestation: registration.and_then(|r| r.attestation.clone()),
+            authenticator: registration.and_then(|r| r.authenticator),
+        }
+    }
 }

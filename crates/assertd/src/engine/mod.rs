@@ -40,10 +40,13 @@
 pub mod admission;
 pub mod assess;
 mod challenges;
+mod clock;
 pub mod counters;
 mod credentials;
 mod decide;
+mod error;
 pub mod fields;
+pub mod flags;
 pub mod item;
 pub mod journal;
 pub mod last_used;
@@ -52,52 +55,35 @@ pub mod register;
 pub mod user_risk;
 
 pub use admission::{Admission, Admitted, Refusal, RpcSlot, Shed};
+pub use clock::now_ms;
 pub use counters::Counters;
-pub use item::{AssertionRequest, Item, Outcome, Resolved, Stage};
-pub use register::{RegistrationOutcome, RegistrationRequest};
+pub use error::EngineError;
+pub use item::{AssertionRequest, Item, Outcome, RegistrationOutcome, RegistrationRequest, Resolved, Stage};
 
 use crate::authz::Grant;
 use crate::config::{IssuedChallenges, Limits, Reloadable};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_store::KeyCache;
-use decide::Judged;
 use futures_util::future::join_all;
 use journal::Journal;
 use last_used::LastUsed;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Why the engine could not evaluate a batch at all (a rejected assertion
-/// is a verdict, not an error).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The verification pool dropped the batch (a task panicked).
-    #[error("verification worker failed")]
-    PoolFailed,
-    /// The admission budget was closed (a bug: it never is).
-    #[error("admission closed")]
-    AdmissionClosed,
-    /// Refused before any work: over a size limit, or a budget full.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-}
 
 /// The verification engine shared by the gRPC services.
 pub struct Engine {
     policy: ArcSwap<Reloadable>,
     admission: Admission,
     /// Registrations on the pool at once: their share (see
-    /// [`register::share`]), so a flood of them cannot starve sign-ins.
+    /// [`admission::registration_share`]), so a flood of them cannot starve sign-ins.
     registrations: Arc<tokio::sync::Semaphore>,
     counters: Counters,
     last_used: LastUsed,
     cache: KeyCache,
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
-    user_risks: user_risk::UserRisks,
+    user_risks: flags::UserRisks,
 }
 
 impl std::fmt::Debug for Engine {
@@ -123,11 +109,6 @@ pub struct Checked {
 /// PostgreSQL, which prunes by the earlier of both clocks).
 pub const PRUNE_MARGIN_MS: i64 = 10 * 60 * 1000;
 
-/// Now, in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Engine {
     /// An engine over the given policy, cache and pool. With `journal`,
     /// counters of credentials this replica has seen are checked against its
@@ -136,13 +117,13 @@ impl Engine {
         Self {
             policy: ArcSwap::from_pointee(policy),
             admission: Admission::new(&limits, pool.current_num_threads()),
-            registrations: Arc::new(tokio::sync::Semaphore::new(register::share(pool.current_num_threads()))),
+            registrations: Arc::new(tokio::sync::Semaphore::new(admission::registration_share(pool.current_num_threads()))),
             counters: Counters::new(journal),
             last_used: LastUsed::new(std::time::Duration::from_secs(60)),
             cache,
             pool,
             limits,
-            user_risks: user_risk::UserRisks::default(),
+            user_risks: flags::UserRisks::default(),
         }
     }
 
@@ -224,7 +205,7 @@ impl Engine {
     /// [`Engine::decide`], one message at a time, in order.
     pub async fn check_stream_message(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
         self.check_size(requests.len())?;
-        let mut admitted = self.admission.admit_stream(requests.len()).await?;
+        let mut admitted = self.admission.admit_stream(requests.len()).await;
         let checked = self.check(requests, grant).await?;
         admitted.verified();
         Ok(checked)

@@ -2,8 +2,8 @@
 //! to the rayon pool as they are; each `Resolved` item comes back
 //! `Verified`, the others untouched. The async side awaits a oneshot.
 
-use super::EngineError;
 use super::assess;
+use super::error::EngineError;
 use super::item::{Item, Stage, deny};
 use crate::config::IssuedChallenges;
 use crate::telemetry;

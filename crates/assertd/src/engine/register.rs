@@ -20,111 +20,15 @@
 //!    verdict reached after the statement's signature does. A retryable
 //!    verdict has recorded nothing.
 
-use super::{Engine, EngineError, challenges, fields, item, now_ms, pool};
+use super::admission::{Refusal, SHARE_WAIT, Shed};
+use super::clock::now_ms;
+use super::error::EngineError;
+use super::item::{self, RegistrationOutcome, RegistrationRequest};
+use super::{Engine, challenges, fields, pool};
 use crate::authz::Grant;
-use crate::config::Limits;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::{Registered, StoredCredential};
-use assertd_verify::{AttestationReport, AuthenticatorFacts, Ceremony, Challenge, Registration, RegistrationInput, TrustInput};
-
-/// Most transports a registration may report.
-pub const MAX_TRANSPORTS: usize = 8;
-
-/// How long a registration waits for its share of the pool before it is
-/// refused (RESOURCE_EXHAUSTED, with this as pushback).
-pub const SHARE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Registrations verified at once on a pool of `threads`: half the threads,
-/// at least one. Sign-in batches queue behind at most that many
-/// registrations, however many arrive (an attestation chain with RSA roots
-/// costs milliseconds; a sign-in, tens of microseconds).
-pub fn share(threads: usize) -> usize {
-    (threads / 2).max(1)
-}
-
-/// One registration, as the gateway sent it.
-#[derive(Debug, Clone, Default)]
-pub struct RegistrationRequest {
-    /// The relying party.
-    pub rp_id: String,
-    /// The user the credential is created for.
-    pub user_handle: Vec<u8>,
-    /// `response.clientDataJSON`.
-    pub client_data_json: Vec<u8>,
-    /// `response.attestationObject`.
-    pub attestation_object: Vec<u8>,
-    /// The challenge the gateway issued (empty with an issued challenge).
-    pub expected_challenge: Vec<u8>,
-    /// The profile to apply; empty: the RP's default.
-    pub profile: String,
-    /// `response.getTransports()`.
-    pub transports: Vec<String>,
-    /// The challenge came from `IssueChallenge`.
-    pub server_issued_challenge: bool,
-}
-
-impl RegistrationRequest {
-    /// Request-level problems (INVALID_ARGUMENT): missing fields, sizes over
-    /// their limits. Everything about the ceremony itself is a verdict.
-    pub fn check(&self, limits: &Limits) -> Result<(), String> {
-        if self.rp_id.is_empty() {
-            return Err("rp_id is required".into());
-        }
-        if self.user_handle.is_empty() || self.user_handle.len() > assertd_store::MAX_USER_HANDLE_LEN {
-            return Err(format!("user_handle must be 1 to {} bytes, got {}", assertd_store::MAX_USER_HANDLE_LEN, self.user_handle.len()));
-        }
-        if self.client_data_json.is_empty() || self.attestation_object.is_empty() {
-            return Err("client_data_json and attestation_object are required".into());
-        }
-        for (name, len, max) in [
-            ("client_data_json", self.client_data_json.len(), limits.max_client_data_json_bytes),
-            ("attestation_object", self.attestation_object.len(), assertd_verify::attestation::MAX_ATTESTATION_OBJECT),
-            ("expected_challenge", self.expected_challenge.len(), limits.max_challenge_bytes),
-        ] {
-            if len > max {
-                return Err(format!("{name} is {len} bytes, over the limit of {max}"));
-            }
-        }
-        match (self.server_issued_challenge, self.expected_challenge.is_empty()) {
-            (true, false) => return Err("expected_challenge must be empty when server_issued_challenge is set".into()),
-            (false, true) => return Err("expected_challenge is required (or set server_issued_challenge)".into()),
-            _ => {}
-        }
-        if self.transports.len() > MAX_TRANSPORTS {
-            return Err(format!("{} transports, over the limit of {MAX_TRANSPORTS}", self.transports.len()));
-        }
-        if let Some(t) =
-            self.transports.iter().find(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
-        {
-            return Err(format!("transport {:?} is not 1 to 32 lower-case letters and '-'", assertd_verify::truncate(t)));
-        }
-        Ok(())
-    }
-}
-
-/// What a registration came to.
-#[derive(Debug, Clone)]
-pub struct RegistrationOutcome {
-    /// Allow (stored) or deny, with every reason.
-    pub verdict: Verdict,
-    /// The stored record, when allowed.
-    pub credential: Option<StoredCredential>,
-    /// What the attestation established, when the object decoded.
-    pub attestation: Option<AttestationReport>,
-    /// What the authenticator data said, when it parsed.
-    pub authenticator: Option<AuthenticatorFacts>,
-}
-
-impl RegistrationOutcome {
-    fn denied(verdict: Verdict, registration: Option<&Registration>) -> Self {
-        Self {
-            verdict,
-            credential: None,
-            attestation: registration.and_then(|r| r.attestation.clone()),
-            authenticator: registration.and_then(|r| r.authenticator),
-        }
-    }
-}
+use assertd_verify::{Ceremony, Challenge, Registration, RegistrationInput, TrustInput};
 
 impl Engine {
     /// Verifies one registration and, when its verdict allows, stores the
@@ -169,7 +73,7 @@ impl Engine {
         // of them waits here (bounded, then refused), not in the pool's
         // queue ahead of sign-in batches.
         let Ok(Ok(_share)) = tokio::time::timeout(SHARE_WAIT, self.registrations.clone().acquire_owned()).await else {
-            return Err(super::Refusal::Overloaded { shed: super::Shed::RegistrationShare, retry_after: Some(SHARE_WAIT) }.into());
+            return Err(Refusal::Overloaded { shed: Shed::RegistrationShare, retry_after: Some(SHARE_WAIT) }.into());
         };
         // §7.1 steps 5–25 (UTF-8 decode … credentialId length) and the profile, off the async runtime: chains
         // with RSA roots cost milliseconds.

@@ -27,10 +27,10 @@ pub(super) async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver
     }
 }
 
-/// Reads every user's risk flag again, every `user_risk::RELOAD_EVERY`.
+/// Reads every user's risk flag again, every `flags::RELOAD_EVERY`.
 pub(super) async fn reload_user_risks(engine: std::sync::Weak<Engine>) {
     loop {
-        tokio::time::sleep(crate::engine::user_risk::RELOAD_EVERY).await;
+        tokio::time::sleep(crate::engine::flags::RELOAD_EVERY).await;
         let Some(engine) = engine.upgrade() else { return };
         if let Err(e) = engine.reload_user_risks().await {
             tracing::warn!(error = %e, "reading the users flagged at risk failed");

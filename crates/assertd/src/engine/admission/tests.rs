@@ -114,12 +114,12 @@ async fn a_stream_message_waits_for_room() {
     let first = a.admit(100, None).unwrap();
     let waiter = tokio::spawn({
         let a = a.clone();
-        async move { a.admit_stream(100).await.map(|_| ()) }
+        async move { drop(a.admit_stream(100).await) }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiter.is_finished());
     drop(first);
-    tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -133,7 +133,7 @@ async fn waiting_stream_messages_are_admitted_in_arrival_order() {
     for i in 0..5 {
         let (a, tx) = (a.clone(), tx.clone());
         tokio::spawn(async move {
-            let admitted = a.admit_stream(10).await.unwrap();
+            let admitted = a.admit_stream(10).await;
             tx.send(i).unwrap();
             tokio::time::sleep(Duration::from_millis(2)).await;
             drop(admitted);
@@ -169,5 +169,5 @@ async fn a_newcomer_does_not_overtake_a_waiting_stream() {
     // The waiter is woken but has not run yet: the newcomer must not get in.
     let newcomer = tokio::time::timeout(Duration::from_millis(1), a.admit_stream(10)).await;
     assert!(newcomer.is_err(), "the newcomer overtook the waiting message");
-    let _held = tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap().unwrap();
+    let _held = tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap();
 }
