@@ -184,6 +184,9 @@ pub struct Profile {
     pub deny_at: u32,
     /// Signal weights.
     pub weights: Weights,
+    /// How its ceremonies are asked for (the options `BeginRegistration`
+    /// and `BeginAuthentication` build).
+    pub ceremonies: crate::ceremonies::Ceremonies,
 }
 
 /// Default step-up threshold.
@@ -210,6 +213,7 @@ impl Default for Profile {
             step_up_at: DEFAULT_STEP_UP_AT,
             deny_at: DEFAULT_DENY_AT,
             weights: Weights::default(),
+            ceremonies: crate::ceremonies::Ceremonies::default(),
         }
     }
 }

@@ -27,6 +27,12 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm assertd verifies, in the order it prefers them in
+    /// `pubKeyCredParams`: EdDSA and ES256 first (small keys, fast to
+    /// verify), RSA after, the legacy RS1 last.
+    pub const PREFERENCE: [Algorithm; 6] =
+        [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Es384, Algorithm::Ps256, Algorithm::Rs256, Algorithm::Rs1];
+
     /// The COSE algorithm identifier.
     pub fn cose_id(self) -> i64 {
         match self {

@@ -58,6 +58,11 @@ fn note_verdicts(notes: Option<&Notes>, verdicts: &[pb::Verdict]) {
     }
 }
 
+/// A protobuf timestamp of Unix seconds.
+fn timestamp(unix_seconds: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: i64::try_from(unix_seconds).unwrap_or(i64::MAX), nanos: 0 }
+}
+
 /// PERMISSION_DENIED unless the grant covers the relying party.
 fn require_rp(grant: &Grant, rp_id: &str) -> Result<(), Status> {
     if grant.rps.allows(rp_id) {
@@ -218,23 +223,31 @@ impl VerificationService for VerificationSvc {
             ))
             .into());
         }
-        let policy = self.engine.reloadable();
-        let Some(issued) = policy.challenges.clone() else {
-            return Err(RequestError::Precondition("this server issues no challenges: configure [challenges] keys".into()).into());
-        };
-        if !policy.rps.contains_key(&r.rp_id) {
-            return Err(RequestError::Invalid(format!("relying party {:?} is not configured", assertd_verify::truncate(&r.rp_id))).into());
+        let issued = self.engine.issue_challenge(&r.rp_id, &r.user_handle, ceremony, r.ttl_seconds)?;
+        Ok(Response::new(pb::IssueChallengeResponse { challenge: issued.challenge, expires_at: Some(timestamp(issued.expires_at)) }))
+    }
+
+    async fn begin_authentication(
+        &self,
+        req: Request<pb::BeginAuthenticationRequest>,
+    ) -> Result<Response<pb::BeginAuthenticationResponse>, Status> {
+        let grant = grant(&req)?;
+        let r = req.into_inner();
+        if r.rp_id.is_empty() {
+            return Err(RequestError::Invalid("rp_id is empty".into()).into());
         }
-        check_user_handle_len(&r.user_handle)?;
-        let expires_at = u64::try_from(now_ms() / 1000).unwrap_or(0).saturating_add(issued.ttl(r.ttl_seconds));
-        let mut nonce = [0u8; assertd_verify::challenge::NONCE_LEN];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| Status::internal("the system random number generator failed"))?;
-        let challenge = issued.keys.issue(&r.rp_id, &r.user_handle, ceremony, expires_at, nonce);
-        crate::telemetry::challenge_issued();
-        Ok(Response::new(pb::IssueChallengeResponse {
-            challenge,
-            expires_at: Some(prost_types::Timestamp { seconds: i64::try_from(expires_at).unwrap_or(i64::MAX), nanos: 0 }),
+        require_rp(&grant, &r.rp_id)?;
+        let begin = crate::engine::begin::BeginAuthentication {
+            rp_id: r.rp_id,
+            user_handle: r.user_handle,
+            profile: r.profile,
+            ttl_seconds: r.ttl_seconds,
+        };
+        let (options_json, issued) = self.engine.begin_authentication(&begin, &grant).await?;
+        Ok(Response::new(pb::BeginAuthenticationResponse {
+            options_json,
+            challenge: issued.challenge,
+            expires_at: Some(timestamp(issued.expires_at)),
         }))
     }
 

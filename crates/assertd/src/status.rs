@@ -10,6 +10,7 @@ use crate::authz::Denied;
 use crate::engine::Shed;
 use crate::engine::{EngineError, Refusal};
 use crate::telemetry;
+use assertd_policy::ReasonCode;
 use assertd_store::StoreError;
 use tonic::Status;
 
@@ -97,6 +98,20 @@ impl From<Denied> for Status {
                 telemetry::rejected("permission_denied");
                 Status::permission_denied(m)
             }
+        }
+    }
+}
+
+impl From<crate::engine::begin::BeginError> for Status {
+    fn from(e: crate::engine::begin::BeginError) -> Self {
+        use crate::engine::begin::BeginError;
+        match e {
+            BeginError::NoChallenges => RequestError::Precondition(e.to_string()).into(),
+            BeginError::Invalid(m) => RequestError::Invalid(m).into(),
+            BeginError::Target(ReasonCode::RpNotAuthorized | ReasonCode::ProfileNotAuthorized, m) => Denied::PermissionDenied(m).into(),
+            BeginError::Target(_, m) => RequestError::Invalid(m).into(),
+            BeginError::Random => Status::internal(e.to_string()),
+            BeginError::Store(s) => RequestError::Store(s).into(),
         }
     }
 }

@@ -72,6 +72,7 @@ fn case(v: &AssertionVector) -> Case {
 fn run(c: &Case) -> Verdict {
     let rp = RpEntry {
         rp: c.rp.clone(),
+        name: "vector".into(),
         default_profile: Arc::new(c.profile.clone()),
         default_profile_name: "vector".into(),
         allowed_profiles: None,

@@ -101,8 +101,13 @@ impl Config {
             return Err(Invalid::new("allowed_profiles", format!("profile {unknown:?} is not defined under [profiles]")));
         }
         let verifier = RelyingParty::new(rp.id.clone(), rp.origins.clone(), rp.allow_subdomains, rp.appid.as_deref());
+        let display = rp.name.clone().unwrap_or_else(|| rp.id.clone());
+        if display.is_empty() || display.len() > 256 {
+            return Err(Invalid::new("name", "must be 1 to 256 bytes"));
+        }
         Ok(RpEntry {
             rp: verifier,
+            name: display,
             default_profile: profile,
             default_profile_name: name,
             allowed_profiles: rp.allowed_profiles.as_ref().map(|p| p.iter().cloned().collect()),

@@ -168,6 +168,10 @@ impl Default for Config {
 pub struct RelyingPartyConfig {
     /// The RP ID (a registrable domain suffix of the origins).
     pub id: String,
+    /// The name shown to users in the registration options (`rp.name`);
+    /// default: the RP ID.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Exact origins accepted in clientDataJSON, e.g.
     /// `https://login.example.com` or `android:apk-key-hash:<hash>`.
     pub origins: Vec<String>,
@@ -378,6 +382,8 @@ pub struct Reloadable {
 pub struct RpEntry {
     /// Verification settings.
     pub rp: RelyingParty,
+    /// `rp.name` in registration options.
+    pub name: String,
     /// The profile for assertions that name none.
     pub default_profile: Arc<Profile>,
     /// Its name ("(built-in)" for the RP-level keys).

@@ -5,8 +5,8 @@
 
 use super::invalid::Invalid;
 use assertd_policy::{
-    AttestationEnforcement, BackupEligibilityChange, CertificationLevel, EnforcementType, KeyRestrictions, PasskeyType, PasskeyTypes,
-    Profile, RegressionAction, Signal, UserVerification, Weights,
+    Attachment, AttestationEnforcement, BackupEligibilityChange, Ceremonies, CertificationLevel, EnforcementType, Hint, KeyRestrictions,
+    PasskeyType, PasskeyTypes, Profile, RegressionAction, ResidentKey, Signal, UserVerification, Weights,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +65,19 @@ pub struct ProfileConfig {
     pub minimum_certification: Option<CertificationLevel>,
     /// Risk thresholds and weights.
     pub risk: Option<RiskConfig>,
+    /// Options: `residentKey` asked at registration (`discouraged`,
+    /// `preferred`, `required`; default `preferred`).
+    pub resident_key: Option<ResidentKey>,
+    /// Options: `authenticatorAttachment` asked at registration
+    /// (`platform`, `cross-platform`); default none (any).
+    pub authenticator_attachment: Option<Attachment>,
+    /// Options: `hints` (`security-key`, `client-device`, `hybrid`), in
+    /// order; default: `["security-key"]` for a device-bound-only profile,
+    /// else none.
+    pub hints: Option<Vec<Hint>>,
+    /// Options: ask for `enterprise` attestation (managed authenticators
+    /// that list the relying party); default false.
+    pub enterprise_attestation: Option<bool>,
 }
 
 /// Parses "cb69481e-8ff7-4039-93ec-0a2729a154a8".
@@ -136,6 +149,12 @@ impl ProfileConfig {
             sign_count_regression: self.sign_count_regression.unwrap_or(d.sign_count_regression),
             backup_eligibility_change: self.backup_eligibility_change.unwrap_or(d.backup_eligibility_change),
             minimum_certification: self.minimum_certification,
+            ceremonies: Ceremonies {
+                resident_key: self.resident_key.unwrap_or_default(),
+                attachment: self.authenticator_attachment,
+                hints: self.hints.clone(),
+                enterprise_attestation: self.enterprise_attestation.unwrap_or(false),
+            },
             step_up_at,
             deny_at,
             weights,
@@ -164,6 +183,10 @@ impl ProfileConfig {
             backup_eligibility_change: Some(p.backup_eligibility_change),
             minimum_certification: p.minimum_certification,
             risk: Some(RiskConfig { step_up_at: Some(p.step_up_at), deny_at: Some(p.deny_at), weights: p.weights.iter().collect() }),
+            resident_key: Some(p.ceremonies.resident_key),
+            authenticator_attachment: p.ceremonies.attachment,
+            hints: p.ceremonies.hints.clone(),
+            enterprise_attestation: Some(p.ceremonies.enterprise_attestation),
         }
     }
 }

@@ -39,6 +39,7 @@
 
 pub mod admission;
 pub mod assess;
+pub mod begin;
 mod challenges;
 mod clock;
 pub mod counters;

@@ -61,6 +61,32 @@ impl CredentialService for CredentialSvc {
         Ok(Response::new(convert::registration_outcome(outcome)))
     }
 
+    async fn begin_registration(
+        &self,
+        req: Request<pb::BeginRegistrationRequest>,
+    ) -> Result<Response<pb::BeginRegistrationResponse>, Status> {
+        let grant = grant(&req)?;
+        let r = req.into_inner();
+        if r.rp_id.is_empty() {
+            return Err(RequestError::Invalid("rp_id is empty".into()).into());
+        }
+        require_rp(&grant, &r.rp_id)?;
+        let begin = crate::engine::begin::BeginRegistration {
+            rp_id: r.rp_id,
+            user_handle: r.user_handle,
+            user_name: r.user_name,
+            user_display_name: r.user_display_name,
+            profile: r.profile,
+            ttl_seconds: r.ttl_seconds,
+        };
+        let (options_json, issued) = self.engine.begin_registration(&begin, &grant).await?;
+        Ok(Response::new(pb::BeginRegistrationResponse {
+            options_json,
+            challenge: issued.challenge,
+            expires_at: Some(timestamp(issued.expires_at)),
+        }))
+    }
+
     async fn put_credential(&self, req: Request<pb::PutCredentialRequest>) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let grant = grant(&req)?;
         let pb::PutCredentialRequest { credential, replace, expected_user_handle } = req.into_inner();
