@@ -81,7 +81,8 @@ fn user_verification(profile: &Profile) -> &'static str {
     }
 }
 
-fn b64url(bytes: &[u8]) -> String {
+/// base64url without padding, as the options JSON spells bytes.
+pub fn b64url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -13,6 +13,7 @@ use crate::status::RequestError;
 use crate::telemetry::with_store_clock;
 use crate::trace::Notes;
 use assertd_api::v1 as pb;
+use assertd_policy::options::b64url;
 use assertd_store::{Replaced, StoredCredential, UserRisk, UserRiskLevel};
 use futures_util::{Stream, StreamExt};
 use pb::credential_service_server::CredentialService;
@@ -130,12 +131,6 @@ fn audit(action: &'static str, grant: &Grant, r: &StoredCredential, what: &'stat
         what,
         "credential {action}"
     );
-}
-
-/// base64url without padding, for log fields.
-fn b64url(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
 /// `assertd.v1.VerificationService`.

@@ -5,10 +5,13 @@
 use super::clock::now_ms;
 use super::{Engine, fields};
 use crate::authz::Grant;
+use crate::config::RpEntry;
+use assertd_policy::Profile;
 use assertd_policy::ReasonCode;
 use assertd_policy::options::{self, Descriptor};
 use assertd_store::StoreError;
 use assertd_verify::{Ceremony, truncate};
+use std::sync::Arc;
 
 /// Longest `user_name` or `user_display_name` accepted, in bytes.
 pub const MAX_USER_NAME: usize = 256;
@@ -110,6 +113,17 @@ impl Engine {
         Ok(Issued { challenge, expires_at, ttl_seconds: ttl })
     }
 
+    /// The relying party and profile a ceremony is started under, from one
+    /// load of the configuration: FAILED_PRECONDITION first when no
+    /// challenges can be issued.
+    fn ceremony_target(&self, grant: &Grant, rp_id: &str, profile: &str) -> Result<(Arc<RpEntry>, Arc<Profile>), BeginError> {
+        let policy = self.policy.load();
+        if policy.challenges.is_none() {
+            return Err(BeginError::NoChallenges);
+        }
+        fields::profile_for(&policy, grant, rp_id, profile).map_err(|(c, m)| BeginError::Target(c, m))
+    }
+
     /// The options of a registration under the profile the caller may
     /// apply, with a registration challenge for this RP and user in them;
     /// `excludeCredentials` lists every credential the user has at the RP.
@@ -120,15 +134,11 @@ impl Engine {
                 return Err(BeginError::Invalid(format!("{field} is {} bytes, over the limit of {MAX_USER_NAME}", value.len())));
             }
         }
-        if self.policy.load().challenges.is_none() {
-            return Err(BeginError::NoChallenges);
-        }
-        let (rp, profile) =
-            fields::profile_for(&self.policy.load(), grant, &r.rp_id, &r.profile).map_err(|(c, m)| BeginError::Target(c, m))?;
+        let (rp, profile) = self.ceremony_target(grant, &r.rp_id, &r.profile)?;
         let stored = self.credentials_of(&r.rp_id, &r.user_handle).await?;
         let issued = self.issue_challenge(&r.rp_id, &r.user_handle, Ceremony::Registration, r.ttl_seconds)?;
         let exclude: Vec<Descriptor<'_>> = stored.iter().map(|c| Descriptor { id: &c.credential_id, transports: &c.transports }).collect();
-        let user_name = if r.user_name.is_empty() { b64url(&r.user_handle) } else { r.user_name.clone() };
+        let user_name = if r.user_name.is_empty() { options::b64url(&r.user_handle) } else { r.user_name.clone() };
         let display = if r.user_display_name.is_empty() { user_name.clone() } else { r.user_display_name.clone() };
         let options = options::creation(
             &profile,
@@ -152,11 +162,7 @@ impl Engine {
     /// revoked, none without a user.
     pub async fn begin_authentication(&self, r: &BeginAuthentication, grant: &Grant) -> Result<(String, Issued), BeginError> {
         check_user_handle(&r.user_handle, false)?;
-        if self.policy.load().challenges.is_none() {
-            return Err(BeginError::NoChallenges);
-        }
-        let (rp, profile) =
-            fields::profile_for(&self.policy.load(), grant, &r.rp_id, &r.profile).map_err(|(c, m)| BeginError::Target(c, m))?;
+        let (rp, profile) = self.ceremony_target(grant, &r.rp_id, &r.profile)?;
         let stored = if r.user_handle.is_empty() { Vec::new() } else { self.credentials_of(&r.rp_id, &r.user_handle).await? };
         let issued = self.issue_challenge(&r.rp_id, &r.user_handle, Ceremony::SignIn, r.ttl_seconds)?;
         let allow: Vec<Descriptor<'_>> =
@@ -164,9 +170,4 @@ impl Engine {
         let options = options::request(&profile, rp.rp.id(), &issued.challenge, issued.ttl_seconds.saturating_mul(1000), &allow);
         Ok((options.to_string(), issued))
     }
-}
-
-fn b64url(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
