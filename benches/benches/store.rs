@@ -41,6 +41,9 @@ fn counters(c: &mut Criterion) {
             last_used_at_ms: None,
             aaguid_vouched: false,
             trust_anchor: String::new(),
+            discoverable: None,
+            attachment: None,
+            uv_initialized: false,
         })
         .collect();
     rt.block_on(store.put_many(records)).unwrap();

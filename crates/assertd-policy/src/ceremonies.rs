@@ -28,24 +28,7 @@ impl ResidentKey {
     }
 }
 
-/// `authenticatorAttachment`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Attachment {
-    /// The device's own authenticator (Windows Hello, Touch ID, Android).
-    Platform,
-    /// A roaming authenticator (a security key, a phone over hybrid).
-    CrossPlatform,
-}
-
-impl Attachment {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Attachment::Platform => "platform",
-            Attachment::CrossPlatform => "cross-platform",
-        }
-    }
-}
+pub use assertd_verify::Attachment;
 
 /// A `PublicKeyCredentialHint`: which kind of authenticator the browser
 /// should offer first.

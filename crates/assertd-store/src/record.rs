@@ -1,6 +1,6 @@
 //! The stored credential record and its validation.
 
-use assertd_verify::{Algorithm, KeyError, PublicKey};
+use assertd_verify::{Algorithm, Attachment, KeyError, PublicKey};
 
 /// Longest credential ID WebAuthn allows (L3 "Credential ID": at most 1023
 /// bytes).
@@ -46,6 +46,14 @@ pub struct StoredCredential {
     /// The subject of the root the attestation chain reached (empty when
     /// none, or for records stored before it was kept).
     pub trust_anchor: String,
+    /// `credProps.rk` as the client reported it at registration (`None`:
+    /// not reported).
+    pub discoverable: Option<bool>,
+    /// `authenticatorAttachment` at registration, when reported.
+    pub attachment: Option<Attachment>,
+    /// WebAuthn L3 `uvInitialized`: some ceremony with this credential had
+    /// the UV flag set.
+    pub uv_initialized: bool,
 }
 
 /// The longest `trust_anchor` kept (a certificate subject).

@@ -6,13 +6,20 @@
 
 use crate::record::StoredCredential;
 use crate::types::{StoreError, UserRisk, UserRiskLevel};
+use assertd_verify::Attachment;
 
 /// The credential columns, in the order [`values`] binds them and
 /// [`credential`] reads them.
-pub(crate) const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor";
+pub(crate) const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor, discoverable, attachment, uv_initialized";
 
 /// How many columns [`COLUMNS`] names.
-pub(crate) const WIDTH: usize = 15;
+pub(crate) const WIDTH: usize = 18;
+
+/// The placeholders binding [`COLUMNS`] on SQLite.
+pub(crate) const QMARKS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+
+/// The placeholders binding [`COLUMNS`] on PostgreSQL.
+pub(crate) const DOLLARS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
 
 /// The user-risk columns, in the order [`user_risk`] reads them.
 pub(crate) const RISK_COLUMNS: &str = "rp_id, user_handle, level, expires_at_ms, note, set_at_ms";
@@ -30,6 +37,8 @@ pub(crate) enum Value<'a> {
     OptInt(Option<i64>),
     /// INTEGER 0/1 / boolean.
     Flag(bool),
+    /// A nullable INTEGER 0/1 / boolean.
+    OptFlag(Option<bool>),
     /// A list of short strings: comma-joined TEXT on SQLite, text[] on
     /// PostgreSQL.
     List(&'a [String]),
@@ -54,6 +63,9 @@ pub(crate) fn values(r: &StoredCredential) -> [Value<'_>; WIDTH] {
         OptInt(r.last_used_at_ms),
         Flag(r.aaguid_vouched),
         Text(&r.trust_anchor),
+        OptFlag(r.discoverable),
+        Text(r.attachment.map_or("", Attachment::as_str)),
+        Flag(r.uv_initialized),
     ]
 }
 
@@ -70,6 +82,8 @@ pub(crate) trait Columns {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, String>;
     /// A boolean.
     fn flag(&self, i: usize) -> Result<bool, String>;
+    /// A nullable boolean.
+    fn opt_flag(&self, i: usize) -> Result<Option<bool>, String>;
     /// A list of short strings (see [`Value::List`]).
     fn list(&self, i: usize) -> Result<Vec<String>, String>;
 }
@@ -98,6 +112,12 @@ pub(crate) fn credential(r: &impl Columns) -> Result<StoredCredential, StoreErro
         last_used_at_ms: r.opt_int(12).map_err(c("last_used_at_ms"))?,
         aaguid_vouched: r.flag(13).map_err(c("aaguid_vouched"))?,
         trust_anchor: r.text(14).map_err(c("trust_anchor"))?,
+        discoverable: r.opt_flag(15).map_err(c("discoverable"))?,
+        attachment: match r.text(16).map_err(c("attachment"))?.as_str() {
+            "" => None,
+            a => Some(Attachment::parse(a).ok_or_else(|| corrupt("credentials", "attachment", format!("{a:?} is not an attachment")))?),
+        },
+        uv_initialized: r.flag(17).map_err(c("uv_initialized"))?,
     })
 }
 
@@ -131,6 +151,9 @@ impl Columns for rusqlite::Row<'_> {
     fn flag(&self, i: usize) -> Result<bool, String> {
         self.get(i).map_err(|e| e.to_string())
     }
+    fn opt_flag(&self, i: usize) -> Result<Option<bool>, String> {
+        self.get(i).map_err(|e| e.to_string())
+    }
     fn list(&self, i: usize) -> Result<Vec<String>, String> {
         let joined: String = self.get(i).map_err(|e| e.to_string())?;
         Ok(joined.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect())
@@ -153,6 +176,9 @@ impl Columns for tokio_postgres::Row {
     fn flag(&self, i: usize) -> Result<bool, String> {
         self.try_get(i).map_err(|e| e.to_string())
     }
+    fn opt_flag(&self, i: usize) -> Result<Option<bool>, String> {
+        self.try_get(i).map_err(|e| e.to_string())
+    }
     fn list(&self, i: usize) -> Result<Vec<String>, String> {
         self.try_get(i).map_err(|e| e.to_string())
     }
@@ -167,6 +193,7 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Int(n) => ToSqlOutput::Owned(V::Integer(n)),
             Value::OptInt(n) => ToSqlOutput::Owned(n.map_or(V::Null, V::Integer)),
             Value::Flag(f) => ToSqlOutput::Owned(V::Integer(i64::from(f))),
+            Value::OptFlag(f) => ToSqlOutput::Owned(f.map_or(V::Null, |f| V::Integer(i64::from(f)))),
             Value::List(l) => ToSqlOutput::Owned(V::Text(l.join(","))),
         })
     }
@@ -184,6 +211,7 @@ impl tokio_postgres::types::ToSql for Value<'_> {
             Value::Int(n) => n.to_sql(ty, out),
             Value::OptInt(n) => n.to_sql(ty, out),
             Value::Flag(f) => f.to_sql(ty, out),
+            Value::OptFlag(f) => f.to_sql(ty, out),
             Value::List(l) => l.to_sql(ty, out),
         }
     }
@@ -197,4 +225,17 @@ impl tokio_postgres::types::ToSql for Value<'_> {
     }
 
     tokio_postgres::types::to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placeholders_bind_every_column() {
+        assert_eq!(COLUMNS.split(", ").count(), WIDTH);
+        let numbered = |sigil: char| (1..=WIDTH).map(|i| format!("{sigil}{i}")).collect::<Vec<_>>().join(", ");
+        assert_eq!(QMARKS, numbered('?'));
+        assert_eq!(DOLLARS, numbered('$'));
+    }
 }

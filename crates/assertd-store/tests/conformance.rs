@@ -30,6 +30,9 @@ fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
         last_used_at_ms: None,
         aaguid_vouched: false,
         trust_anchor: String::new(),
+        discoverable: None,
+        attachment: None,
+        uv_initialized: false,
     }
 }
 
@@ -92,6 +95,28 @@ async fn put_get_list_revoke(s: &dyn CredentialStore) {
     assert!(revoked.revoked);
     assert!(s.get("rp", b"a").await.unwrap().unwrap().revoked);
     assert_eq!(s.revoke("rp", b"zzz").await.unwrap(), None);
+}
+
+/// What the client reported at registration (credProps.rk, the
+/// attachment) and uvInitialized are kept as written, "not reported"
+/// included, by create, put and replace.
+async fn registration_facts_round_trip(s: &dyn CredentialStore) {
+    let mut a = record("rp", b"a", b"u", 0);
+    a.discoverable = Some(false);
+    a.attachment = Some(assertd_verify::Attachment::CrossPlatform);
+    a.uv_initialized = true;
+    assert_eq!(s.create(a.clone()).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get("rp", b"a").await.unwrap(), Some(a.clone()));
+    let mut b = record("rp", b"b", b"u", 0);
+    b.discoverable = Some(true);
+    b.attachment = Some(assertd_verify::Attachment::Platform);
+    let c = record("rp", b"c", b"u", 0);
+    assert_eq!(s.put_many(vec![b.clone(), c.clone()]).await.unwrap(), vec![b.clone(), c.clone()]);
+    assert_eq!(s.get("rp", b"c").await.unwrap().map(|r| (r.discoverable, r.attachment, r.uv_initialized)), Some((None, None, false)));
+    let Replaced::Replaced(r) = s.replace(c.clone()).await.unwrap() else { panic!("not replaced") };
+    assert_eq!(r, c);
+    let Replaced::Replaced(r) = s.replace(b.clone()).await.unwrap() else { panic!("not replaced") };
+    assert_eq!(r, b);
 }
 
 async fn counters_in_batch_order(s: &dyn CredentialStore) {
@@ -329,6 +354,7 @@ conformance!(touch_page_and_ping_, touch_page_and_ping);
 conformance!(challenges_are_used_once_, challenges_are_used_once);
 conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
 conformance!(metadata_serial_only_rises_, metadata_serial_only_rises);
+conformance!(registration_facts_round_trip_, registration_facts_round_trip);
 
 /// Issue 27 §4: both backends decode rows with one codec and one error
 /// taxonomy: a row that does not decode is `Corrupt` (an operator must
@@ -630,9 +656,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "6");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "7");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "6");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "7");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -998,7 +1024,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "2");
     assert_eq!(pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('user_risk', 'consumed_challenges')").trim(), "0");
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "6");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "7");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

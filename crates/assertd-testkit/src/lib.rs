@@ -11,6 +11,7 @@
 pub mod authenticator;
 pub mod cbor;
 mod encoding;
+pub mod json;
 pub mod pg;
 pub mod pki;
 pub mod vectors;

@@ -5,6 +5,7 @@ use crate::engine::{AssertionRequest, Outcome, RegistrationOutcome, Registration
 use assertd_api::v1 as pb;
 use assertd_policy::{Decision, RiskLevel, SignInContext};
 use assertd_store::StoredCredential;
+use assertd_verify::Attachment;
 use assertd_verify::attestation::AttestationType;
 
 /// An API assertion as the engine takes it.
@@ -25,6 +26,7 @@ pub fn assertion(a: pb::Assertion) -> AssertionRequest {
         server_issued_challenge: a.server_issued_challenge,
         profile: a.profile,
         context,
+        response_json: a.response_json,
     }
 }
 
@@ -113,6 +115,17 @@ pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
         last_used_at: r.last_used_at_ms.map(timestamp),
         aaguid_vouched: r.aaguid_vouched,
         trust_anchor: r.trust_anchor,
+        discoverable: r.discoverable,
+        authenticator_attachment: attachment_to_pb(r.attachment) as i32,
+        uv_initialized: r.uv_initialized,
+    }
+}
+
+fn attachment_to_pb(a: Option<Attachment>) -> pb::AuthenticatorAttachment {
+    match a {
+        None => pb::AuthenticatorAttachment::Unspecified,
+        Some(Attachment::Platform) => pb::AuthenticatorAttachment::Platform,
+        Some(Attachment::CrossPlatform) => pb::AuthenticatorAttachment::CrossPlatform,
     }
 }
 
@@ -127,6 +140,8 @@ pub fn registration(r: pb::RegisterCredentialRequest) -> RegistrationRequest {
         profile: r.profile,
         transports: r.transports,
         server_issued_challenge: r.server_issued_challenge,
+        response_json: r.response_json,
+        ..Default::default()
     }
 }
 
@@ -156,6 +171,11 @@ pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialRes
 
 /// An API record as the store keeps it (timestamps are the server's).
 pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential {
+    let attachment = match r.authenticator_attachment() {
+        pb::AuthenticatorAttachment::Unspecified => None,
+        pb::AuthenticatorAttachment::Platform => Some(Attachment::Platform),
+        pb::AuthenticatorAttachment::CrossPlatform => Some(Attachment::CrossPlatform),
+    };
     StoredCredential {
         rp_id: r.rp_id,
         credential_id: r.credential_id,
@@ -172,6 +192,9 @@ pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential 
         last_used_at_ms: None,
         aaguid_vouched: r.aaguid_vouched,
         trust_anchor: r.trust_anchor,
+        discoverable: r.discoverable,
+        attachment,
+        uv_initialized: r.uv_initialized,
     }
 }
 

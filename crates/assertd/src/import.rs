@@ -74,6 +74,12 @@ struct ImportRecord {
     aaguid_vouched: bool,
     #[serde(default)]
     trust_anchor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    discoverable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attachment: Option<assertd_verify::Attachment>,
+    #[serde(default)]
+    uv_initialized: bool,
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
@@ -106,6 +112,9 @@ impl ImportRecord {
             last_used_at_ms: self.last_used_at_ms,
             aaguid_vouched: self.aaguid_vouched,
             trust_anchor: self.trust_anchor,
+            discoverable: self.discoverable,
+            attachment: self.attachment,
+            uv_initialized: self.uv_initialized,
         };
         r.validate().map_err(|e| e.to_string())?;
         Ok(r)
@@ -330,6 +339,9 @@ pub async fn export(store: &dyn CredentialStore, out: &mut (dyn std::io::Write +
                 last_used_at_ms: r.last_used_at_ms,
                 aaguid_vouched: r.aaguid_vouched,
                 trust_anchor: r.trust_anchor,
+                discoverable: r.discoverable,
+                attachment: r.attachment,
+                uv_initialized: r.uv_initialized,
             };
             serde_json::to_writer(&mut *out, &rec).map_err(|e| e.to_string())?;
             out.write_all(b"\n").map_err(|e| e.to_string())?;

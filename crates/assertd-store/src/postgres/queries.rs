@@ -3,7 +3,7 @@
 
 use super::{LOCKED_IN_KEY_ORDER, PostgresStore, bind, corrupt, failed};
 use crate::record::StoredCredential;
-use crate::row::{self, COLUMNS, RISK_COLUMNS};
+use crate::row::{self, COLUMNS, DOLLARS, RISK_COLUMNS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
 use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
 use async_trait::async_trait;
@@ -24,13 +24,15 @@ impl Credentials for PostgresStore {
 
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
         let sql = format!(
-            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            "INSERT INTO credentials ({COLUMNS}) VALUES ({DOLLARS})
              ON CONFLICT (rp_id, credential_id) DO UPDATE SET
                user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
                sign_count = greatest(credentials.sign_count, excluded.sign_count),
                backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
                aaguid_vouched = excluded.aaguid_vouched, trust_anchor = excluded.trust_anchor,
+                           discoverable = excluded.discoverable, attachment = excluded.attachment,
+                           uv_initialized = excluded.uv_initialized,
                revoked = credentials.revoked OR excluded.revoked
              RETURNING {COLUMNS}"
         );
@@ -41,7 +43,7 @@ impl Credentials for PostgresStore {
         self.with(async |c| {
             let s = c
                 .prepare_cached(&format!(
-                    "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    "INSERT INTO credentials ({COLUMNS}) VALUES ({DOLLARS})
                      ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
                 ))
                 .await
@@ -54,7 +56,7 @@ impl Credentials for PostgresStore {
 
     async fn create_many(&self, records: Vec<StoredCredential>) -> Result<Vec<bool>, StoreError> {
         let sql = format!(
-            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            "INSERT INTO credentials ({COLUMNS}) VALUES ({DOLLARS})
              ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
         );
         Ok(self.write_many(&sql, &records).await?.iter().map(Option::is_some).collect())
@@ -68,7 +70,7 @@ impl Credentials for PostgresStore {
                     "WITH updated AS (
                        UPDATE credentials SET public_key_cose = $4, sign_count = greatest(sign_count, $5), backup_eligible = $6,
                          backup_state = $7, aaguid = $8, attested = $9, transports = $10, aaguid_vouched = $11,
-                         trust_anchor = $12
+                         trust_anchor = $12, discoverable = $13, attachment = $14, uv_initialized = $15
                        WHERE rp_id = $1 AND credential_id = $2 AND user_handle = $3 RETURNING {COLUMNS}
                      )
                      SELECT {COLUMNS}, true AS replaced FROM updated
@@ -79,6 +81,7 @@ impl Credentials for PostgresStore {
                 .await
                 .map_err(failed)?;
             let count = i64::from(r.sign_count);
+            let attachment = r.attachment.map_or("", assertd_verify::Attachment::as_str);
             let row = c
                 .query_opt(
                     &s,
@@ -95,6 +98,9 @@ impl Credentials for PostgresStore {
                         &r.transports,
                         &r.aaguid_vouched,
                         &r.trust_anchor,
+                        &r.discoverable,
+                        &attachment,
+                        &r.uv_initialized,
                     ],
                 )
                 .await
@@ -240,15 +246,17 @@ impl Credentials for PostgresStore {
         // only when the use was the first.
         let sql = format!(
             "WITH used AS (
-               INSERT INTO consumed_challenges (id, keep_until_ms) VALUES ($16, $17) ON CONFLICT (id) DO NOTHING RETURNING id
+               INSERT INTO consumed_challenges (id, keep_until_ms) VALUES (${use_id}, ${keep}) ON CONFLICT (id) DO NOTHING RETURNING id
              ), created AS (
                INSERT INTO credentials ({COLUMNS})
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT 1 FROM used)
+               SELECT {DOLLARS} WHERE EXISTS (SELECT 1 FROM used)
                ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}
              )
              SELECT {COLUMNS}, true FROM created
              UNION ALL SELECT {NULLS}, EXISTS (SELECT 1 FROM used) WHERE NOT EXISTS (SELECT 1 FROM created)",
-            NULLS = vec!["NULL"; row::WIDTH].join(", ")
+            NULLS = vec!["NULL"; row::WIDTH].join(", "),
+            use_id = row::WIDTH + 1,
+            keep = row::WIDTH + 2,
         );
         let values = row::values(&r);
         let (id, keep) = (&challenge.id[..], challenge.keep_until_ms);

@@ -135,6 +135,16 @@ CREATE TABLE metadata_serial (
     set_at_ms bigint  NOT NULL
 );
 "#,
+    r#"
+-- What the client reported at registration (credProps.rk,
+-- authenticatorAttachment) and WebAuthn L3's uvInitialized. Older records:
+-- not reported, and UV not known to have been seen. None of them is cached
+-- for verification, so the change trigger stays as it is.
+ALTER TABLE credentials ADD COLUMN discoverable boolean;
+ALTER TABLE credentials ADD COLUMN attachment text NOT NULL DEFAULT ''
+    CHECK (attachment IN ('', 'platform', 'cross-platform'));
+ALTER TABLE credentials ADD COLUMN uv_initialized boolean NOT NULL DEFAULT false;
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").

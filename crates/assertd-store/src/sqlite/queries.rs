@@ -4,7 +4,7 @@
 use super::{SqliteStore, unavailable};
 use crate::counters;
 use crate::record::StoredCredential;
-use crate::row::{self, COLUMNS, RISK_COLUMNS};
+use crate::row::{self, COLUMNS, QMARKS, RISK_COLUMNS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
 use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
 use async_trait::async_trait;
@@ -25,7 +25,7 @@ fn all(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Vec<Stor
 /// Inserts a credential unless its id exists; the row as stored.
 fn insert_new(c: &Connection, r: &StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
     c.prepare_cached(&format!(
-        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        "INSERT INTO credentials ({COLUMNS}) VALUES ({QMARKS})
          ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
     ))
     .map_err(unavailable)
@@ -59,13 +59,15 @@ impl Credentials for SqliteStore {
             {
                 let mut upsert = c
                     .prepare_cached(&format!(
-                        "INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                        "INSERT INTO credentials ({COLUMNS}) VALUES ({QMARKS})
                          ON CONFLICT (rp_id, credential_id) DO UPDATE SET
                            user_handle = excluded.user_handle, public_key_cose = excluded.public_key_cose,
                            sign_count = max(sign_count, excluded.sign_count),
                            backup_eligible = excluded.backup_eligible, backup_state = excluded.backup_state,
                            aaguid = excluded.aaguid, attested = excluded.attested, transports = excluded.transports,
                            aaguid_vouched = excluded.aaguid_vouched, trust_anchor = excluded.trust_anchor,
+                           discoverable = excluded.discoverable, attachment = excluded.attachment,
+                           uv_initialized = excluded.uv_initialized,
                            revoked = revoked OR excluded.revoked
                          RETURNING {COLUMNS}"
                     ))
@@ -93,7 +95,8 @@ impl Credentials for SqliteStore {
             let updated = c
                 .prepare_cached(&format!(
                     "UPDATE credentials SET public_key_cose = ?4, sign_count = max(sign_count, ?5), backup_eligible = ?6,
-                       backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10, aaguid_vouched = ?11, trust_anchor = ?12
+                       backup_state = ?7, aaguid = ?8, attested = ?9, transports = ?10, aaguid_vouched = ?11, trust_anchor = ?12,
+                       discoverable = ?13, attachment = ?14, uv_initialized = ?15
                      WHERE rp_id = ?1 AND credential_id = ?2 AND user_handle = ?3 RETURNING {COLUMNS}"
                 ))
                 .map_err(unavailable)
@@ -112,7 +115,10 @@ impl Credentials for SqliteStore {
                             r.attested,
                             r.transports.join(","),
                             r.aaguid_vouched,
-                            r.trust_anchor
+                            r.trust_anchor,
+                            r.discoverable,
+                            r.attachment.map_or("", assertd_verify::Attachment::as_str),
+                            r.uv_initialized
                         ],
                     )
                 })?;

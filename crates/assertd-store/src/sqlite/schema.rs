@@ -62,6 +62,14 @@ CREATE TABLE metadata_serial (
     set_at_ms INTEGER NOT NULL
 );
 "#,
+    // What the client reported at registration (credProps.rk,
+    // authenticatorAttachment) and WebAuthn L3's uvInitialized. Older
+    // records: not reported, and UV not known to have been seen.
+    r#"
+ALTER TABLE credentials ADD COLUMN discoverable INTEGER;
+ALTER TABLE credentials ADD COLUMN attachment TEXT NOT NULL DEFAULT '' CHECK (attachment IN ('', 'platform', 'cross-platform'));
+ALTER TABLE credentials ADD COLUMN uv_initialized INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@
 use super::schema::MIGRATIONS;
 use super::*;
 use crate::record::StoredCredential;
-use crate::row::{self, COLUMNS};
+use crate::row::{self, COLUMNS, QMARKS};
 use crate::store::Credentials;
 
 fn threads() -> usize {
@@ -29,6 +29,9 @@ fn record(id: u8) -> StoredCredential {
         last_used_at_ms: None,
         aaguid_vouched: false,
         trust_anchor: String::new(),
+        discoverable: None,
+        attachment: None,
+        uv_initialized: false,
     }
 }
 
@@ -50,11 +53,8 @@ async fn concurrent_writes_are_grouped_on_bounded_threads_and_fail_alone() {
     let bad = store.write(|c| {
         let mut half = record(0);
         half.credential_id = b"half a write".to_vec();
-        c.execute(
-            &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-            rusqlite::params_from_iter(row::values(&half)),
-        )
-        .map_err(unavailable)?;
+        c.execute(&format!("INSERT INTO credentials ({COLUMNS}) VALUES ({QMARKS})"), rusqlite::params_from_iter(row::values(&half)))
+            .map_err(unavailable)?;
         c.execute("INSERT INTO credentials (rp_id) VALUES ('not a row')", []).map_err(unavailable)?;
         Ok(())
     });
@@ -79,11 +79,8 @@ async fn a_lone_failing_write_is_rolled_back() {
         .write(|c| {
             let mut half = record(1);
             half.credential_id = b"half a write".to_vec();
-            c.execute(
-                &format!("INSERT INTO credentials ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-                rusqlite::params_from_iter(row::values(&half)),
-            )
-            .map_err(unavailable)?;
+            c.execute(&format!("INSERT INTO credentials ({COLUMNS}) VALUES ({QMARKS})"), rusqlite::params_from_iter(row::values(&half)))
+                .map_err(unavailable)?;
             c.execute("INSERT INTO credentials (rp_id) VALUES ('not a row')", []).map_err(unavailable)?;
             Ok(())
         })

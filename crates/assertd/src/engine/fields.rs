@@ -15,7 +15,15 @@ pub const MAX_ALLOWED_CREDENTIALS: usize = 256;
 /// The relying party and profile `r` is judged under, or why it is refused
 /// before any lookup (`INVALID_REQUEST`, `RP_NOT_AUTHORIZED`, `RP_UNKNOWN`,
 /// `PROFILE_UNKNOWN`, `PROFILE_NOT_AUTHORIZED`, `CREDENTIAL_NOT_ALLOWED`).
-pub fn target(policy: &Reloadable, grant: &Grant, limits: &Limits, r: &AssertionRequest) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
+///
+/// A `response_json` is unpacked here, after the grant check and before
+/// any other: every later check reads the byte fields.
+pub fn target(
+    policy: &Reloadable,
+    grant: &Grant,
+    limits: &Limits,
+    r: &mut AssertionRequest,
+) -> Result<(Arc<RpEntry>, Arc<Profile>), Verdict> {
     let too_big =
         |name: &str, len: usize, max: usize| deny(ReasonCode::InvalidRequest, format!("{name} is {len} bytes, over the limit of {max}"));
     if r.rp_id.is_empty() {
@@ -26,6 +34,7 @@ pub fn target(policy: &Reloadable, grant: &Grant, limits: &Limits, r: &Assertion
     if !grant.rps.allows(&r.rp_id) {
         return Err(deny(ReasonCode::RpNotAuthorized, format!("this caller may not verify for relying party {:?}", truncate(&r.rp_id))));
     }
+    super::unpack::assertion(r, limits).map_err(|m| deny(ReasonCode::InvalidRequest, m))?;
     if r.credential_id.is_empty() {
         return Err(deny(ReasonCode::InvalidRequest, "credential_id is empty"));
     }

@@ -10,7 +10,7 @@
 use crate::config::{IssuedChallenges, Limits, RpEntry};
 use assertd_policy::{CounterCheck, Finding, Profile, ReasonCode, SignInContext, Verdict};
 use assertd_store::{CachedCredential, StoredCredential};
-use assertd_verify::{AssertionInput, AttestationReport, AuthenticatorFacts, Challenge, Registration, Verification};
+use assertd_verify::{AssertionInput, Attachment, AttestationReport, AuthenticatorFacts, Challenge, Registration, Verification};
 use std::sync::Arc;
 
 /// One assertion to verify, as the gateway sent it.
@@ -44,6 +44,9 @@ pub struct AssertionRequest {
     pub profile: String,
     /// What the gateway knows about the sign-in.
     pub context: SignInContext,
+    /// The browser's `AuthenticationResponseJSON`, until stage 1 unpacks it
+    /// into the fields above (empty: the fields came separately).
+    pub response_json: String,
 }
 
 impl AssertionRequest {
@@ -178,12 +181,23 @@ pub struct RegistrationRequest {
     pub transports: Vec<String>,
     /// The challenge came from `IssueChallenge`.
     pub server_issued_challenge: bool,
+    /// The browser's `RegistrationResponseJSON`, until [`Self::check`]
+    /// unpacks it (empty: the fields came separately).
+    pub response_json: String,
+    /// `credProps.rk`, when the JSON carried it.
+    pub discoverable: Option<bool>,
+    /// `authenticatorAttachment`, when the JSON carried one.
+    pub attachment: Option<Attachment>,
+    /// The JSON's `rawId`: must be the attested credential ID.
+    pub raw_id: Option<Vec<u8>>,
 }
 
 impl RegistrationRequest {
-    /// Request-level problems (INVALID_ARGUMENT): missing fields, sizes over
-    /// their limits. Everything about the ceremony itself is a verdict.
-    pub fn check(&self, limits: &Limits) -> Result<(), String> {
+    /// Request-level problems (INVALID_ARGUMENT): a `response_json` that
+    /// does not unpack (or disagrees with the fields), missing fields, sizes
+    /// over their limits. Everything about the ceremony itself is a verdict.
+    pub fn check(&mut self, limits: &Limits) -> Result<(), String> {
+        super::unpack::registration(self, limits)?;
         if self.rp_id.is_empty() {
             return Err("rp_id is required".into());
         }

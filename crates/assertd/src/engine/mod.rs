@@ -53,6 +53,7 @@ pub mod journal;
 pub mod last_used;
 pub mod pool;
 pub mod register;
+pub mod unpack;
 pub mod user_risk;
 
 pub use admission::{Admission, Admitted, Refusal, RpcSlot, Shed};
@@ -230,8 +231,8 @@ impl Engine {
         let policy = self.policy.load();
         let mut items: Vec<Item> = requests
             .into_iter()
-            .map(|request| {
-                let stage = match fields::target(&policy, grant, &self.limits, &request) {
+            .map(|mut request| {
+                let stage = match fields::target(&policy, grant, &self.limits, &mut request) {
                     Ok((rp, profile)) => Stage::Targeted(rp, profile),
                     Err(v) => Stage::Rejected(v),
                 };

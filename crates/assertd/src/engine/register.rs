@@ -98,6 +98,14 @@ impl Engine {
             };
             let registration = assertd_verify::verify_registration(&rp.rp, &input, &t);
             let mut verdict = assertd_policy::evaluate_registration(&profile, &registration);
+            if let (Some(raw_id), Some(c)) = (&request.raw_id, &registration.credential)
+                && *raw_id != c.credential_id
+            {
+                // The page's rawId names another credential than the one the
+                // authenticator attested: a relay that mixed two responses.
+                verdict =
+                    item::deny(ReasonCode::InvalidRequest, "response_json's rawId is not the credential ID in the attestation object");
+            }
             let record = record(&request, &registration);
             if verdict.decision == Decision::Allow {
                 // The record's own checks (the key's point on its curve, as
@@ -201,5 +209,8 @@ fn record(r: &RegistrationRequest, reg: &Registration) -> Option<StoredCredentia
         revoked: false,
         created_at_ms: now_ms(),
         last_used_at_ms: None,
+        discoverable: r.discoverable,
+        attachment: r.attachment,
+        uv_initialized: flags.user_verified(),
     })
 }

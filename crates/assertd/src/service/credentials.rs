@@ -37,7 +37,7 @@ impl CredentialService for CredentialSvc {
     ) -> Result<Response<pb::RegisterCredentialResponse>, Status> {
         let grant = grant(&req)?;
         let notes = notes(&req);
-        let request = convert::registration(req.into_inner());
+        let mut request = convert::registration(req.into_inner());
         request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
         require_rp(&grant, &request.rp_id)?;
         // Kept for the audit line; the request itself moves to the pool.
