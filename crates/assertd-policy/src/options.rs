@@ -136,5 +136,28 @@ pub fn request(profile: &Profile, rp_id: &str, challenge: &[u8], timeout_ms: u64
     })
 }
 
+/// `UnknownCredentialOptions` (WebAuthn L3 §5.1.10.2): what the page passes
+/// to `PublicKeyCredential.signalUnknownCredential()` after a sign-in named
+/// a credential the relying party does not have.
+pub fn unknown_credential(rp_id: &str, credential_id: &[u8]) -> Value {
+    json!({ "rpId": rp_id, "credentialId": b64url(credential_id) })
+}
+
+/// `AllAcceptedCredentialsOptions` (WebAuthn L3 §5.1.10.3): every credential
+/// the user may sign in with, for `signalAllAcceptedCredentials()`.
+pub fn all_accepted_credentials(rp_id: &str, user_handle: &[u8], ids: &[&[u8]]) -> Value {
+    json!({
+        "rpId": rp_id,
+        "userId": b64url(user_handle),
+        "allAcceptedCredentialIds": ids.iter().map(|id| b64url(id)).collect::<Vec<_>>(),
+    })
+}
+
+/// `CurrentUserDetailsOptions` (WebAuthn L3 §5.1.10.4), for
+/// `signalCurrentUserDetails()`.
+pub fn current_user_details(rp_id: &str, user_handle: &[u8], name: &str, display_name: &str) -> Value {
+    json!({ "rpId": rp_id, "userId": b64url(user_handle), "name": name, "displayName": display_name })
+}
+
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,10 @@ pub struct CachedCredential {
     pub user_handle: smallvec::SmallVec<[u8; 64]>,
     /// BE at registration.
     pub backup_eligible: bool,
+    /// BS as last recorded.
+    pub backup_state: bool,
+    /// WebAuthn L3 `uvInitialized`.
+    pub uv_initialized: bool,
     /// The AAGUID.
     pub aaguid: [u8; 16],
     /// Attestation verified at registration.
@@ -98,6 +102,8 @@ impl From<&StoredCredential> for CachedCredential {
             key: PublicKey::from_cose(&r.public_key_cose),
             user_handle: smallvec::SmallVec::from_slice(&r.user_handle),
             backup_eligible: r.backup_eligible,
+            backup_state: r.backup_state,
+            uv_initialized: r.uv_initialized,
             aaguid: r.aaguid16(),
             attested: r.attested,
             aaguid_vouched: r.aaguid_vouched,

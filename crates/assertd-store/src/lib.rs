@@ -23,4 +23,6 @@ pub use record::{
 };
 pub use sqlite::SqliteStore;
 pub use store::{ChallengeLedger, CredentialStore, Credentials, Health, MetadataSerial, UserRisks};
-pub use types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk, UserRiskLevel};
+pub use types::{
+    ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
+};

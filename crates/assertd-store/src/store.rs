@@ -6,7 +6,7 @@
 //! tests run against each.
 
 use crate::record::StoredCredential;
-use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
+use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
 use async_trait::async_trait;
 
 /// Credential records: reads, writes, and the sign-in and registration
@@ -84,6 +84,11 @@ pub trait Credentials: Send + Sync + 'static {
     /// Records BE = true on these credentials (an upgrade a profile accepted
     /// and a verdict allowed; revoked credentials are left alone).
     async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), StoreError>;
+
+    /// Records what allowed sign-ins reported: `backup_state` as given,
+    /// `uv_initialized` set (never cleared); revoked credentials are left
+    /// alone.
+    async fn record_states(&self, updates: Vec<StateUpdate>) -> Result<(), StoreError>;
 
     /// Sets `last_used_at` on these credentials (batched by the caller, at
     /// most once per credential per interval).

@@ -123,6 +123,21 @@ pub struct CounterUpdate {
     pub received: u32,
 }
 
+/// The state an allowed sign-in leaves on its credential record (WebAuthn
+/// L3 §7.2 step 24 (update record)): the backup state it reported, and
+/// whether it initialises `uvInitialized`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateUpdate {
+    /// The relying party.
+    pub rp_id: String,
+    /// The credential.
+    pub credential_id: Vec<u8>,
+    /// BS as the sign-in reported it.
+    pub backup_state: bool,
+    /// Set `uvInitialized` (never cleared).
+    pub uv_initialized: bool,
+}
+
 /// What [`Credentials::replace`](crate::Credentials::replace) did.
 // An admin write's answer, built once per call: not worth a box.
 #[allow(clippy::large_enum_variant)]

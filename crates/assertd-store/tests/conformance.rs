@@ -119,6 +119,23 @@ async fn registration_facts_round_trip(s: &dyn CredentialStore) {
     assert_eq!(r, b);
 }
 
+/// An allowed sign-in's state (§7.2 step 24 (update record)): BS as
+/// reported, either way; uvInitialized set and never cleared; a revoked
+/// credential left alone.
+async fn sign_in_states_are_recorded(s: &dyn CredentialStore) {
+    use assertd_store::StateUpdate;
+    let state = |id: &[u8], bs, uv| StateUpdate { rp_id: "rp".into(), credential_id: id.to_vec(), backup_state: bs, uv_initialized: uv };
+    s.put_many(vec![record("rp", b"a", b"u", 0), record("rp", b"r", b"u", 0)]).await.unwrap();
+    s.revoke("rp", b"r").await.unwrap();
+    let facts = |r: Option<StoredCredential>| r.map(|r| (r.backup_state, r.uv_initialized));
+    s.record_states(vec![state(b"a", true, true), state(b"r", true, true), state(b"nope", true, true)]).await.unwrap();
+    assert_eq!(facts(s.get("rp", b"a").await.unwrap()), Some((true, true)));
+    assert_eq!(facts(s.get("rp", b"r").await.unwrap()), Some((false, false)), "revoked: untouched");
+    s.record_states(vec![state(b"a", false, false)]).await.unwrap();
+    assert_eq!(facts(s.get("rp", b"a").await.unwrap()), Some((false, true)), "BS follows, uvInitialized stays");
+    s.record_states(vec![]).await.unwrap();
+}
+
 async fn counters_in_batch_order(s: &dyn CredentialStore) {
     s.put_many(vec![record("rp", b"k", b"u", 10), record("rp", b"z", b"u", 0)]).await.unwrap();
     let r = s
@@ -355,6 +372,7 @@ conformance!(challenges_are_used_once_, challenges_are_used_once);
 conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
 conformance!(metadata_serial_only_rises_, metadata_serial_only_rises);
 conformance!(registration_facts_round_trip_, registration_facts_round_trip);
+conformance!(sign_in_states_are_recorded_, sign_in_states_are_recorded);
 
 /// Issue 27 §4: both backends decode rows with one codec and one error
 /// taxonomy: a row that does not decode is `Corrupt` (an operator must
@@ -752,6 +770,9 @@ impl assertd_store::Credentials for Counting {
     }
     async fn set_backup_eligible(&self, keys: Vec<(String, Vec<u8>)>) -> Result<(), assertd_store::StoreError> {
         self.inner.set_backup_eligible(keys).await
+    }
+    async fn record_states(&self, u: Vec<assertd_store::StateUpdate>) -> Result<(), assertd_store::StoreError> {
+        self.inner.record_states(u).await
     }
     async fn touch(&self, k: Vec<(String, Vec<u8>)>, now: i64) -> Result<(), assertd_store::StoreError> {
         self.inner.touch(k, now).await

@@ -11,6 +11,7 @@ use assertd_verify::attestation::AttestationType;
 /// An API assertion as the engine takes it.
 pub fn assertion(a: pb::Assertion) -> AssertionRequest {
     let context = context(a.context.as_ref());
+    let additional_factor_verified = a.context.as_ref().and_then(|c| c.additional_factor_verified) == Some(true);
     AssertionRequest {
         request_id: a.request_id,
         rp_id: a.rp_id,
@@ -26,6 +27,7 @@ pub fn assertion(a: pb::Assertion) -> AssertionRequest {
         server_issued_challenge: a.server_issued_challenge,
         profile: a.profile,
         context,
+        additional_factor_verified,
         response_json: a.response_json,
     }
 }
@@ -54,7 +56,7 @@ fn context(c: Option<&pb::SignInContext>) -> SignInContext {
 
 /// The engine's outcome as the API answers it.
 pub fn verdict(o: Outcome) -> pb::Verdict {
-    let Outcome { request_id, verdict: v, authenticator: facts, credential: cred } = o;
+    let Outcome { request_id, verdict: v, authenticator: facts, credential: cred, backup_state_changed, signal_unknown_credential } = o;
     let authenticator = (facts.is_some() || cred.is_some()).then(|| {
         let mut info = pb::AuthenticatorInfo::default();
         if let Some(f) = facts {
@@ -68,6 +70,7 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
         if let Some(c) = cred {
             info.aaguid = c.aaguid.to_vec();
             info.user_handle = c.user_handle.to_vec();
+            info.backup_state_changed = backup_state_changed;
         }
         info
     });
@@ -77,6 +80,7 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
         reasons: v.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
         retryable: v.retryable,
         authenticator,
+        signal_unknown_credential_json: signal_unknown_credential.unwrap_or_default(),
         ..Default::default()
     };
     out.set_decision(match v.decision {
@@ -148,7 +152,14 @@ pub fn registration(r: pb::RegisterCredentialRequest) -> RegistrationRequest {
 /// A registration's outcome as the response.
 pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialResponse {
     pb::RegisterCredentialResponse {
-        verdict: Some(verdict(Outcome { request_id: String::new(), verdict: o.verdict, authenticator: o.authenticator, credential: None })),
+        verdict: Some(verdict(Outcome {
+            request_id: String::new(),
+            verdict: o.verdict,
+            authenticator: o.authenticator,
+            credential: None,
+            backup_state_changed: false,
+            signal_unknown_credential: None,
+        })),
         credential: o.credential.map(record_to_pb),
         attestation: o.attestation.map(|a| pb::AttestationResult {
             format: a.format,
@@ -245,7 +256,14 @@ mod tests {
             [(Decision::Allow, pb::Decision::Allow), (Decision::StepUp, pb::Decision::StepUp), (Decision::Deny, pb::Decision::Deny)]
         {
             let v = Verdict { decision: d, risk_score: 0, reasons: vec![], failures: 0, retryable: false };
-            let o = Outcome { request_id: String::new(), verdict: v, authenticator: None, credential: None };
+            let o = Outcome {
+                request_id: String::new(),
+                verdict: v,
+                authenticator: None,
+                credential: None,
+                backup_state_changed: false,
+                signal_unknown_credential: None,
+            };
             assert_eq!(verdict(o).decision(), want);
         }
         for (level, want) in [

@@ -246,6 +246,20 @@ impl VerificationService for VerificationSvc {
         }))
     }
 
+    async fn get_user_signals(&self, req: Request<pb::GetUserSignalsRequest>) -> Result<Response<pb::GetUserSignalsResponse>, Status> {
+        let grant = grant(&req)?;
+        let r = req.into_inner();
+        if r.rp_id.is_empty() {
+            return Err(RequestError::Invalid("rp_id is empty".into()).into());
+        }
+        require_rp(&grant, &r.rp_id)?;
+        let s = self.engine.user_signals(&r.rp_id, &r.user_handle, &r.user_name, &r.user_display_name).await?;
+        Ok(Response::new(pb::GetUserSignalsResponse {
+            all_accepted_credentials_json: s.all_accepted_credentials,
+            current_user_details_json: s.current_user_details,
+        }))
+    }
+
     type VerifyAssertionsStreamStream = VerdictStream;
 
     async fn verify_assertions_stream(

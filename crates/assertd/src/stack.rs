@@ -85,6 +85,7 @@ pub fn route(path: &str) -> Route {
             verifies: false,
         },
         "/assertd.v1.VerificationService/BeginAuthentication" => rpc("BeginAuthentication", Rpc::Verify, true, false),
+        "/assertd.v1.VerificationService/GetUserSignals" => rpc("GetUserSignals", Rpc::Verify, true, false),
         "/assertd.v1.CredentialService/RegisterCredential" => rpc("RegisterCredential", Rpc::CredentialsRegister, true, false),
         "/assertd.v1.CredentialService/BeginRegistration" => rpc("BeginRegistration", Rpc::CredentialsRegister, true, false),
         "/assertd.v1.CredentialService/PutCredential" => rpc("PutCredential", Rpc::CredentialsWrite, true, false),

@@ -5,7 +5,7 @@ use super::{LOCKED_IN_KEY_ORDER, PostgresStore, bind, corrupt, failed};
 use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, DOLLARS, RISK_COLUMNS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
-use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
+use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
@@ -202,6 +202,32 @@ impl Credentials for PostgresStore {
                 .await
                 .map_err(failed)?;
             c.execute(&s, &[&rps, &ids]).await.map_err(failed).map(|_| ())
+        })
+        .await
+    }
+
+    async fn record_states(&self, updates: Vec<StateUpdate>) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let rps: Vec<&str> = updates.iter().map(|u| u.rp_id.as_str()).collect();
+        let ids: Vec<&[u8]> = updates.iter().map(|u| u.credential_id.as_slice()).collect();
+        let bs: Vec<bool> = updates.iter().map(|u| u.backup_state).collect();
+        let uv: Vec<bool> = updates.iter().map(|u| u.uv_initialized).collect();
+        self.with(async |c| {
+            // Rows locked in key order, as every multi-row write here.
+            let s = c
+                .prepare_cached(
+                    "UPDATE credentials c SET backup_state = k.bs, uv_initialized = c.uv_initialized OR k.uv
+                     FROM (SELECT l.rp_id, l.credential_id, k.bs, k.uv FROM credentials l
+                           JOIN unnest($1::text[], $2::bytea[], $3::bool[], $4::bool[]) AS k(rp_id, credential_id, bs, uv)
+                             USING (rp_id, credential_id)
+                           ORDER BY l.rp_id, l.credential_id FOR UPDATE OF l) AS k
+                     WHERE c.rp_id = k.rp_id AND c.credential_id = k.credential_id AND NOT c.revoked",
+                )
+                .await
+                .map_err(failed)?;
+            c.execute(&s, &[&rps, &ids, &bs, &uv]).await.map_err(failed).map(|_| ())
         })
         .await
     }

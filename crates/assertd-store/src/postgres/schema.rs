@@ -138,12 +138,28 @@ CREATE TABLE metadata_serial (
     r#"
 -- What the client reported at registration (credProps.rk,
 -- authenticatorAttachment) and WebAuthn L3's uvInitialized. Older records:
--- not reported, and UV not known to have been seen. None of them is cached
--- for verification, so the change trigger stays as it is.
+-- not reported, and UV not known to have been seen. The cache keeps the
+-- backup state and uvInitialized (an allowed sign-in records a change of
+-- either), so their changes are told to every replica.
 ALTER TABLE credentials ADD COLUMN discoverable boolean;
 ALTER TABLE credentials ADD COLUMN attachment text NOT NULL DEFAULT ''
     CHECK (attachment IN ('', 'platform', 'cross-platform'));
 ALTER TABLE credentials ADD COLUMN uv_initialized boolean NOT NULL DEFAULT false;
+DROP TRIGGER credentials_notify_update ON credentials;
+CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
+    FOR EACH ROW WHEN (
+        OLD.revoked IS DISTINCT FROM NEW.revoked OR
+        OLD.public_key_cose IS DISTINCT FROM NEW.public_key_cose OR
+        OLD.user_handle IS DISTINCT FROM NEW.user_handle OR
+        OLD.backup_eligible IS DISTINCT FROM NEW.backup_eligible OR
+        OLD.backup_state IS DISTINCT FROM NEW.backup_state OR
+        OLD.uv_initialized IS DISTINCT FROM NEW.uv_initialized OR
+        OLD.attested IS DISTINCT FROM NEW.attested OR
+        OLD.aaguid_vouched IS DISTINCT FROM NEW.aaguid_vouched OR
+        OLD.aaguid IS DISTINCT FROM NEW.aaguid OR
+        OLD.rp_id IS DISTINCT FROM NEW.rp_id OR
+        OLD.credential_id IS DISTINCT FROM NEW.credential_id
+    ) EXECUTE FUNCTION assertd_notify_credential_change();
 "#,
 ];
 

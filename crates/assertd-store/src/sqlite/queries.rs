@@ -6,7 +6,7 @@ use crate::counters;
 use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, QMARKS, RISK_COLUMNS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
-use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StoreError, UserRisk};
+use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -245,6 +245,27 @@ impl Credentials for SqliteStore {
                     .map_err(unavailable)?;
                 for (rp, id) in &keys {
                     s.execute(params![rp, id]).map_err(unavailable)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_states(&self, updates: Vec<StateUpdate>) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c| {
+            {
+                let mut s = c
+                    .prepare_cached(
+                        "UPDATE credentials SET backup_state = ?3, uv_initialized = uv_initialized OR ?4
+                         WHERE rp_id = ?1 AND credential_id = ?2 AND NOT revoked",
+                    )
+                    .map_err(unavailable)?;
+                for u in &updates {
+                    s.execute(params![u.rp_id, u.credential_id, u.backup_state, u.uv_initialized]).map_err(unavailable)?;
                 }
             }
             Ok(())

@@ -171,3 +171,39 @@ impl Engine {
         Ok((options.to_string(), issued))
     }
 }
+
+/// The signal methods' options for one user (§5.1.10.3, §5.1.10.4), as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSignals {
+    /// `AllAcceptedCredentialsOptions`.
+    pub all_accepted_credentials: String,
+    /// `CurrentUserDetailsOptions`; empty without a name.
+    pub current_user_details: String,
+}
+
+impl Engine {
+    /// What the page passes to the signal methods for `user_handle`: every
+    /// credential of the user that is not revoked, read from the store; a
+    /// store error is an error, never an empty list.
+    pub async fn user_signals(&self, rp_id: &str, user_handle: &[u8], name: &str, display_name: &str) -> Result<UserSignals, BeginError> {
+        check_user_handle(user_handle, true)?;
+        for (field, value) in [("user_name", name), ("user_display_name", display_name)] {
+            if value.len() > MAX_USER_NAME {
+                return Err(BeginError::Invalid(format!("{field} is {} bytes, over the limit of {MAX_USER_NAME}", value.len())));
+            }
+        }
+        let rp = self.policy.load().rps.get(rp_id).cloned();
+        let Some(rp) = rp else { return Err(BeginError::Invalid(format!("relying party {:?} is not configured", truncate(rp_id)))) };
+        let stored = self.credentials_of(rp_id, user_handle).await?;
+        let ids: Vec<&[u8]> = stored.iter().filter(|c| !c.revoked).map(|c| c.credential_id.as_slice()).collect();
+        let display = if display_name.is_empty() { name } else { display_name };
+        Ok(UserSignals {
+            all_accepted_credentials: options::all_accepted_credentials(rp.rp.id(), user_handle, &ids).to_string(),
+            current_user_details: if name.is_empty() {
+                String::new()
+            } else {
+                options::current_user_details(rp.rp.id(), user_handle, name, display).to_string()
+            },
+        })
+    }
+}

@@ -4,11 +4,11 @@
 //! accepted BE upgrades recorded.
 
 use super::clock::now_ms;
-use super::item::{Item, Judged, Outcome, Stage};
+use super::item::{Item, Judged, Outcome, Stage, StateChange};
 use super::{Checked, Engine, assess, challenges, item};
 use crate::telemetry;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
-use assertd_store::CachedCredential;
+use assertd_store::{CachedCredential, StateUpdate};
 use assertd_verify::AuthenticatorFacts;
 use std::sync::Arc;
 
@@ -40,6 +40,7 @@ impl Engine {
             .into_iter()
             .map(|Item { request, stage }| {
                 let upgrade = Self::asks_backup_eligibility_upgrade(&stage);
+                let state = Self::state_change(&stage, request.additional_factor_verified);
                 // A count stored (received > 0, accepted) wrote the row's
                 // `last_used_at` with it: no separate write for this use.
                 let use_recorded =
@@ -51,20 +52,39 @@ impl Engine {
                     context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
                 }
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
-                Judged { request, verdict, authenticator, credential, upgrade, use_recorded }
+                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state }
             })
             .collect();
         challenges::apply(&mut judged, &uses, fresh);
         let mut claimed = Vec::new();
         let mut upgrades = Vec::new();
+        let mut states = Vec::new();
         let outcomes = judged
             .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, .. }| {
+            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state }| {
                 telemetry::verdict(&verdict);
-                // Only an allowed sign-in records a BE upgrade.
+                // Only an allowed sign-in records a BE upgrade, or a new
+                // state.
                 if upgrade && verdict.decision == Decision::Allow {
                     upgrades.push((request.rp_id.clone(), request.credential_id.clone()));
                 }
+                if let (Some(s), Some(c), Decision::Allow) = (state, &credential, verdict.decision) {
+                    let update = StateUpdate {
+                        rp_id: request.rp_id.clone(),
+                        credential_id: request.credential_id.clone(),
+                        backup_state: s.backup_state.unwrap_or(c.backup_state),
+                        uv_initialized: s.uv_initialized,
+                    };
+                    states.push((update, s));
+                }
+                let backup_state_changed = credential.is_some() && state.is_some_and(|s| s.backup_state.is_some());
+                // §5.1.10.2: the page tells the authenticator to stop offering
+                // a credential the relying party does not have.
+                let signal_unknown_credential = verdict
+                    .reasons
+                    .iter()
+                    .any(|f| f.code == ReasonCode::CredentialNotFound)
+                    .then(|| assertd_policy::options::unknown_credential(&request.rp_id, &request.credential_id).to_string());
                 if let Some(c) = &credential
                     && verdict.decision != Decision::Deny
                     && !use_recorded
@@ -72,14 +92,66 @@ impl Engine {
                 {
                     claimed.push((request.rp_id, request.credential_id));
                 }
-                Outcome { request_id: request.request_id, verdict, authenticator, credential }
+                Outcome {
+                    request_id: request.request_id,
+                    verdict,
+                    authenticator,
+                    credential,
+                    backup_state_changed,
+                    signal_unknown_credential,
+                }
             })
             .collect();
         self.last_used.queue(claimed);
         if !upgrades.is_empty() {
             self.record_upgrades(upgrades).await;
         }
+        if !states.is_empty() {
+            self.record_states(states).await;
+        }
         outcomes
+    }
+
+    /// What a counted item with a valid verification would change on its
+    /// record (§7.2 step 24 (update record)): the BS flag when it differs from the
+    /// record's; `uvInitialized` when UV is set, the record's is false, and
+    /// the gateway says another factor authorized it. `None`: nothing.
+    fn state_change(stage: &Stage, additional_factor_verified: bool) -> Option<StateChange> {
+        let Stage::Counted(r, v, Ok(_)) = stage else { return None };
+        let f = v.authenticator.filter(|_| v.is_valid())?;
+        let bs = f.flags.backup_state();
+        let change = StateChange {
+            backup_state: (bs != r.credential.backup_state).then_some(bs),
+            uv_initialized: !r.credential.uv_initialized && f.flags.user_verified() && additional_factor_verified,
+        };
+        (change.backup_state.is_some() || change.uv_initialized).then_some(change)
+    }
+
+    /// Records the new states of allowed sign-ins, counts them, and drops
+    /// the cached facts they change. A failed write is logged; the next
+    /// sign-in records it.
+    async fn record_states(&self, states: Vec<(StateUpdate, StateChange)>) {
+        let keys: Vec<(String, Vec<u8>)> = states.iter().map(|(u, _)| (u.rp_id.clone(), u.credential_id.clone())).collect();
+        let (updates, changes): (Vec<StateUpdate>, Vec<StateChange>) = states.into_iter().unzip();
+        match self.cache.store().record_states(updates).await {
+            Ok(()) => {
+                for c in changes {
+                    if let Some(bs) = c.backup_state {
+                        telemetry::state_update(if bs { "backed_up" } else { "not_backed_up" });
+                    }
+                    if c.uv_initialized {
+                        telemetry::state_update("uv_initialized");
+                    }
+                }
+            }
+            Err(e) => {
+                telemetry::store_error("record_states");
+                tracing::warn!(error = %e, "recording sign-in state failed; the next sign-in records it");
+            }
+        }
+        for (rp, id) in &keys {
+            self.cache.invalidate(rp, id).await;
+        }
     }
 
     /// Whether a counted item's profile accepts the BE change it reports

@@ -44,6 +44,9 @@ pub struct AssertionRequest {
     pub profile: String,
     /// What the gateway knows about the sign-in.
     pub context: SignInContext,
+    /// The gateway verified another factor equivalent to UV this session:
+    /// a UV sign-in may initialise `uvInitialized`.
+    pub additional_factor_verified: bool,
     /// The browser's `AuthenticationResponseJSON`, until stage 1 unpacks it
     /// into the fields above (empty: the fields came separately).
     pub response_json: String,
@@ -140,6 +143,12 @@ pub struct Outcome {
     /// The credential, when it was found and the signature verified with
     /// its key (only then may its user handle and AAGUID be reported).
     pub credential: Option<Arc<CachedCredential>>,
+    /// The BS flag differs from the stored backup state (only with
+    /// `credential`).
+    pub backup_state_changed: bool,
+    /// The credential named is not the relying party's (`CREDENTIAL_NOT_FOUND`):
+    /// `UnknownCredentialOptions` JSON for the page's signal.
+    pub signal_unknown_credential: Option<String>,
 }
 
 /// A deny for one reason.
@@ -157,6 +166,19 @@ pub(super) struct Judged {
     pub(super) upgrade: bool,
     /// Its counter write stored the use's `last_used_at` already.
     pub(super) use_recorded: bool,
+    /// What an allow records on the credential (§7.2 step 24 (update
+    /// record)), when anything changes.
+    pub(super) state: Option<StateChange>,
+}
+
+/// What a sign-in changes on its credential record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StateChange {
+    /// The BS flag reported, when it differs from the record's.
+    pub(super) backup_state: Option<bool>,
+    /// UV reported, the record's `uvInitialized` false, and another factor
+    /// authorized the change.
+    pub(super) uv_initialized: bool,
 }
 
 /// Most transports a registration may report.

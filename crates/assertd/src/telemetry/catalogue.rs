@@ -203,6 +203,13 @@ pub const CHALLENGES_ISSUED: Metric = metric(
     &[],
     "Challenges issued by IssueChallenge (their uses show as verdicts; replays as reason CHALLENGE_REPLAYED).",
 );
+/// Credential record updates of allowed sign-ins.
+pub const STATE_UPDATES: Metric = metric(
+    "assertd_credential_state_updates_total",
+    Counter,
+    &["change"],
+    "Credential record updates of allowed sign-ins (WebAuthn L3 §7.2 step 24 (update record)), by change: backed_up and not_backed_up (the BS flag differs from the record's), uv_initialized (the first UV sign-in, authorized by another factor).",
+);
 /// Registrations by decision, statement format and attestation trust.
 pub const REGISTRATIONS: Metric = metric(
     "assertd_registrations_total",
@@ -290,6 +297,7 @@ pub const CATALOGUE: &[Metric] = &[
     REJECTED,
     TLS_RELOADS,
     CHALLENGES_ISSUED,
+    STATE_UPDATES,
     REGISTRATIONS,
     REGISTRATION_REASONS,
     METADATA_NUMBER,

@@ -90,6 +90,12 @@ pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::Attestatio
     }
 }
 
+/// Counts one credential record update of an allowed sign-in
+/// (`backed_up`, `not_backed_up`, `uv_initialized`).
+pub fn state_update(change: &'static str) {
+    counter!(STATE_UPDATES.name, "change" => change).increment(1);
+}
+
 /// Counts an issued challenge.
 pub fn challenge_issued() {
     counter!(CHALLENGES_ISSUED.name).increment(1);
