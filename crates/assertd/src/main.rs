@@ -108,6 +108,19 @@ enum ConfigCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Print the relying party's `/.well-known/webauthn` document (WebAuthn
+    /// L3 §5.11, related origins) from its configured origins, for the
+    /// gateway to serve at `https://RP_ID/.well-known/webauthn` as
+    /// `application/json`; exits 1 when the RP needs none or browsers
+    /// would not honour it (more than five registrable origin labels).
+    WellKnown {
+        /// Configuration file.
+        #[arg(long, env = "ASSERTD_CONFIG")]
+        config: PathBuf,
+        /// The relying party ID.
+        #[arg(long)]
+        rp: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,6 +250,21 @@ fn main() -> ExitCode {
                 store.set_metadata_serial(number, assertd::engine::now_ms()).await.map_err(|e| e.to_string())?;
                 tracing::warn!(target: "assertd::audit", action = "metadata_accept", client = "cli", number, before, "metadata serial set");
                 println!("the metadata serial in force is now {number} (was {before}); running replicas take it at their next reload");
+                Ok(())
+            }
+            Command::Config { command: ConfigCommand::WellKnown { config, rp } } => {
+                let (c, _) = Config::load_compiled(&config).map_err(|e| e.to_string())?;
+                let entry = c
+                    .relying_parties
+                    .iter()
+                    .find(|r| r.id == rp)
+                    .ok_or_else(|| format!("relying party {rp:?} is not in {}", config.display()))?;
+                let w = assertd::config::well_known::well_known(&entry.id, &entry.origins)?;
+                for (origin, why) in &w.skipped {
+                    eprintln!("left out {origin}: {why}");
+                }
+                eprintln!("registrable origin labels: {} of {}", w.labels.join(", "), assertd::config::well_known::MAX_LABELS);
+                println!("{}", w.json);
                 Ok(())
             }
             Command::Config { command: ConfigCommand::Check { file } } => {

@@ -164,3 +164,40 @@ async fn a_users_signals_list_the_accepted_credentials() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     }
 }
+
+/// `assertd config well-known --rp ID` prints the related-origins document
+/// from the RP's origins, and refuses an RP that needs none.
+#[test]
+fn the_well_known_document_comes_from_the_configured_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("assertd.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[relying_parties]]
+id = "example.com"
+origins = ["https://example.com", "https://example.co.uk", "https://shop.examplecars.com"]
+
+[[relying_parties]]
+id = "solo.example"
+origins = ["https://solo.example"]
+"#,
+    )
+    .unwrap();
+    let run = |rp: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assertd"))
+            .args(["config", "well-known", "--rp", rp, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = run("example.com");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc, serde_json::json!({ "origins": ["https://example.co.uk", "https://shop.examplecars.com"] }));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left out https://example.com"));
+    let out = run("solo.example");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs no /.well-known/webauthn"));
+    assert!(!run("nope.example").status.success());
+}

@@ -16,6 +16,7 @@ mod metadata;
 mod profile;
 mod sections;
 mod tracing;
+pub mod well_known;
 
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
