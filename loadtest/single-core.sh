@@ -21,6 +21,7 @@
 #   WORKLOADS="counterless counting" IN_FLIGHT="8 32" REPORT_DIR=. (defaults)
 #   CREDENTIALS=512 (counting; each run puts them through the API first)
 #   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building)
+#   RESPONSE_JSON=1 (send the assertions as the browser's JSON, response_json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -47,10 +48,13 @@ run() {
   local workload="$1"
   shift
   local extra=()
+  if [ -n "${RESPONSE_JSON:-}" ]; then
+    extra+=(--response-json)
+  fi
   if [ "$workload" = counting ]; then
     # Each assertion is sent once: enough for warm-up and the run at up to
     # 30k assertions/s.
-    extra=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000)))
+    extra+=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000)))
   fi
   echo 0 > "$work/threads"
   taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \

@@ -116,6 +116,11 @@ pub struct RunArgs {
     /// says `pool_exhausted`).
     #[arg(long)]
     pub(crate) counting: bool,
+    /// Send each assertion as the browser's JSON (`response_json`, an
+    /// AuthenticationResponseJSON) instead of the separate byte fields
+    /// (with --credentials, with or without --counting).
+    #[arg(long)]
+    pub(crate) response_json: bool,
     /// Open loop with --counting: credential lanes (request n uses lane
     /// n mod lanes; two requests of one lane are `lanes` intervals apart).
     #[arg(long, default_value_t = 256)]

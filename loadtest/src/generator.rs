@@ -86,7 +86,7 @@ pub(crate) async fn prepare(args: &RunArgs, channel: Channel) -> Result<Vec<Arc<
         } else {
             Expect { decision: pb::Decision::Allow, code: None }
         };
-        pool.push((x, expect));
+        pool.push((json_form(args, x), expect));
     }
     // Requests of `batch` consecutive pool items, cycling.
     let n_requests = pool.len().div_ceil(args.batch).max(1);
@@ -188,6 +188,27 @@ pub(crate) fn prepare_population(args: &RunArgs, n: usize, population: &Populati
         .collect()
 }
 
+/// `x` as the browser's JSON (`response_json`) with --response-json; else
+/// unchanged.
+fn json_form(args: &RunArgs, x: pb::Assertion) -> pb::Assertion {
+    if !args.response_json {
+        return x;
+    }
+    let parts = assertd_testkit::AssertionParts {
+        client_data_json: x.client_data_json,
+        authenticator_data: x.authenticator_data,
+        signature: x.signature,
+    };
+    let handle = (!x.user_handle.is_empty()).then_some(x.user_handle.as_slice());
+    pb::Assertion {
+        response_json: assertd_testkit::json::authentication(&x.credential_id, &parts, handle).to_string(),
+        request_id: x.request_id,
+        rp_id: x.rp_id,
+        expected_challenge: x.expected_challenge,
+        ..Default::default()
+    }
+}
+
 /// A valid assertion (UP|UV) by `a` over `challenge` with this sign count.
 fn signed(args: &RunArgs, a: &SoftAuthenticator, challenge: &[u8], count: u32, request_id: String) -> pb::Assertion {
     let p = a.assert(&args.rp, &args.origin, challenge, 0x05, count);
@@ -244,8 +265,10 @@ fn counting_requests(args: &RunArgs, auths: &[SoftAuthenticator], challenge: &[u
                 s.spawn(move || {
                     part.iter()
                         .map(|items| {
-                            let assertions: Vec<pb::Assertion> =
-                                items.iter().map(|&(i, count)| signed(args, &auths[i], challenge, count, format!("{i}:{count}"))).collect();
+                            let assertions: Vec<pb::Assertion> = items
+                                .iter()
+                                .map(|&(i, count)| json_form(args, signed(args, &auths[i], challenge, count, format!("{i}:{count}"))))
+                                .collect();
                             let expect = vec![Expect { decision: pb::Decision::Allow, code: None }; assertions.len()];
                             Arc::new(Prepared { assertions, expect })
                         })

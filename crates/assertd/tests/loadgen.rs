@@ -25,7 +25,7 @@ async fn run(server: &Server, extra: &[&str]) -> serde_json::Value {
 async fn mixed_load_gets_every_expected_verdict() {
     let server = Server::start(&default_config());
     let mixed = ["--algs", "es256,eddsa,rs256", "--credentials", "12", "--invalid-pct", "10", "--unknown-pct", "10", "--batch", "16"];
-    for extra in [vec![], vec!["--stream"], vec!["--mode", "open", "--rate", "50"]] {
+    for extra in [vec![], vec!["--stream"], vec!["--mode", "open", "--rate", "50"], vec!["--response-json"]] {
         let args: Vec<&str> = mixed.iter().copied().chain(extra.iter().copied()).collect();
         let r = run(&server, &args).await;
         assert_eq!(r["mismatches"], 0, "{r}");
