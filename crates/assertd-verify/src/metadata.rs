@@ -19,6 +19,10 @@ use base64::Engine;
 use serde::Deserialize;
 use std::collections::HashMap;
 
+pub mod names;
+
+pub use names::{AaguidNames, NameSource, display_name};
+
 /// Status reports that block an authenticator model: registration is
 /// refused and its credentials stop signing in (`AUTHENTICATOR_STATUS_REVOKED`).
 /// A key compromise or revocation anywhere in the history blocks for good;

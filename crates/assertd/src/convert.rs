@@ -7,6 +7,7 @@ use assertd_policy::{Decision, RiskLevel, SignInContext};
 use assertd_store::StoredCredential;
 use assertd_verify::Attachment;
 use assertd_verify::attestation::AttestationType;
+use assertd_verify::metadata::NameSource;
 
 /// An API assertion as the engine takes it.
 pub fn assertion(a: pb::Assertion) -> AssertionRequest {
@@ -56,7 +57,15 @@ fn context(c: Option<&pb::SignInContext>) -> SignInContext {
 
 /// The engine's outcome as the API answers it.
 pub fn verdict(o: Outcome) -> pb::Verdict {
-    let Outcome { request_id, verdict: v, authenticator: facts, credential: cred, backup_state_changed, signal_unknown_credential } = o;
+    let Outcome {
+        request_id,
+        verdict: v,
+        authenticator: facts,
+        credential: cred,
+        backup_state_changed,
+        signal_unknown_credential,
+        authenticator_name,
+    } = o;
     let authenticator = (facts.is_some() || cred.is_some()).then(|| {
         let mut info = pb::AuthenticatorInfo::default();
         if let Some(f) = facts {
@@ -71,6 +80,10 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
             info.aaguid = c.aaguid.to_vec();
             info.user_handle = c.user_handle.to_vec();
             info.backup_state_changed = backup_state_changed;
+            if let Some((name, source)) = authenticator_name {
+                info.authenticator_name = name.to_string();
+                info.set_authenticator_name_source(name_source(source));
+            }
         }
         info
     });
@@ -122,6 +135,17 @@ pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
         discoverable: r.discoverable,
         authenticator_attachment: attachment_to_pb(r.attachment) as i32,
         uv_initialized: r.uv_initialized,
+        // Filled by the service, which knows the metadata and the names.
+        authenticator_name: String::new(),
+        authenticator_name_source: pb::AuthenticatorNameSource::Unspecified as i32,
+    }
+}
+
+/// Where a display name came from, as the API says it.
+pub fn name_source(s: NameSource) -> pb::AuthenticatorNameSource {
+    match s {
+        NameSource::Metadata => pb::AuthenticatorNameSource::Metadata,
+        NameSource::List => pb::AuthenticatorNameSource::List,
     }
 }
 
@@ -159,6 +183,7 @@ pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialRes
             credential: None,
             backup_state_changed: false,
             signal_unknown_credential: None,
+            authenticator_name: None,
         })),
         credential: o.credential.map(record_to_pb),
         attestation: o.attestation.map(|a| pb::AttestationResult {
@@ -263,6 +288,7 @@ mod tests {
                 credential: None,
                 backup_state_changed: false,
                 signal_unknown_credential: None,
+                authenticator_name: None,
             };
             assert_eq!(verdict(o).decision(), want);
         }

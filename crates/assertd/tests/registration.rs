@@ -468,6 +468,12 @@ format = "payload"
     assert!(a.trusted, "the metadata's root anchors it: {a:?}");
     assert_eq!((a.authenticator_name.as_str(), a.certification_status.as_str()), ("Test Key", "FIDO_CERTIFIED_L2"));
     assert!(a.trust_anchor.contains("vendor attestation root"));
+    // The record and each sign-in name the model from the metadata.
+    let record = r.credential.unwrap();
+    assert_eq!(
+        (record.authenticator_name.as_str(), record.authenticator_name_source()),
+        ("Test Key", pb::AuthenticatorNameSource::Metadata)
+    );
 
     // Below the profile's certification, and a revoked model.
     let l3 = SoftAuthenticator::new(Alg::Es256);
@@ -483,7 +489,10 @@ format = "payload"
     .await;
     assert_eq!(reasons(&r), (Decision::Deny, vec![ReasonCode::AuthenticatorStatusRevoked]));
 
-    assert_eq!(sign_in(&server, &key, UV, 1, "certified").await.decision(), Decision::Allow);
+    let v = sign_in(&server, &key, UV, 1, "certified").await;
+    assert_eq!(v.decision(), Decision::Allow);
+    let info = v.authenticator.unwrap();
+    assert_eq!((info.authenticator_name.as_str(), info.authenticator_name_source()), ("Test Key", pb::AuthenticatorNameSource::Metadata));
     let metrics = server.scrape();
     assert!(metrics.contains("assertd_metadata_number 42") && metrics.contains("assertd_metadata_stale 0"), "{metrics}");
 

@@ -1,9 +1,13 @@
 //! A demo relying party for assertd: serves one page whose JavaScript calls
-//! `navigator.credentials.create()` and `get()`, and relays the browser's
-//! responses to assertd over gRPC (`IssueChallenge`, `RegisterCredential`,
-//! `ListCredentials`, `VerifyAssertions`). It keeps no state: challenges are
-//! issued and checked by assertd, credentials live in assertd's store, and
-//! a user's handle is derived from the user name.
+//! `navigator.credentials.create()` and `get()`, and relays to assertd over
+//! gRPC. It keeps no WebAuthn logic of its own: the options come from
+//! `BeginRegistration` / `BeginAuthentication` (the page parses them with
+//! `PublicKeyCredential.parse*OptionsFromJSON()`), the page's
+//! `credential.toJSON()` goes back as `response_json`, and after a sign-in
+//! the page gets what the WebAuthn signal methods need (the verdict's
+//! `signal_unknown_credential_json`, `GetUserSignals`). It keeps no state
+//! either: challenges are issued and checked by assertd, credentials live
+//! in assertd's store, and a user's handle is derived from the user name.
 //!
 //! ```sh
 //! cargo run -p assertd -- serve --config examples/demo-gateway/assertd.toml
@@ -49,10 +53,6 @@ impl IntoResponse for Fail {
     }
 }
 
-fn unb64(s: &str) -> Result<Vec<u8>, Fail> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad("a field is not base64url"))
-}
-
 fn bad(m: &str) -> Fail {
     Fail(StatusCode::BAD_REQUEST, m.to_owned())
 }
@@ -82,58 +82,65 @@ fn verdict_json(v: Option<&pb::Verdict>) -> Value {
 }
 
 #[derive(Deserialize)]
-struct Named {
+struct Begin {
+    /// Empty at sign-in: a discoverable (usernameless) sign-in.
+    #[serde(default)]
     username: String,
+    #[serde(default)]
+    profile: String,
 }
 
-impl App {
-    /// A challenge for one ceremony of one user: a registration challenge
-    /// never opens at sign-in, nor the other way round.
-    async fn challenge(&self, user_handle: Vec<u8>, ceremony: pb::Ceremony) -> Result<Vec<u8>, Fail> {
-        let mut v = VerificationServiceClient::new(self.channel.clone());
-        let r = v
-            .issue_challenge(pb::IssueChallengeRequest {
-                rp_id: self.rp_id.clone(),
-                user_handle,
-                ttl_seconds: 120,
-                ceremony: ceremony.into(),
-            })
-            .await;
-        Ok(r.map_err(|s| upstream(&s))?.into_inner().challenge)
-    }
+/// What the page posts back: `JSON.stringify(credential.toJSON())`, relayed
+/// to assertd as it came (a string, so not even member order changes).
+#[derive(Deserialize)]
+struct Finish {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    profile: String,
+    credential: String,
 }
 
 fn name_ok(n: &str) -> Result<(), Fail> {
     if n.is_empty() || n.len() > 64 { Err(bad("a user name is 1 to 64 bytes")) } else { Ok(()) }
 }
 
-async fn register_options(State(app): State<App>, Json(r): Json<Named>) -> Result<Json<Value>, Fail> {
+/// The user a sign-in names: none for a usernameless one.
+fn signing_in(username: &str) -> Result<Vec<u8>, Fail> {
+    if username.is_empty() {
+        return Ok(Vec::new());
+    }
+    name_ok(username)?;
+    Ok(user_handle(username))
+}
+
+fn options(json: &str) -> Result<Json<Value>, Fail> {
+    let options: Value = serde_json::from_str(json).map_err(|e| Fail(StatusCode::BAD_GATEWAY, format!("assertd's options: {e}")))?;
+    Ok(Json(json!({ "options": options })))
+}
+
+async fn register_options(State(app): State<App>, Json(r): Json<Begin>) -> Result<Json<Value>, Fail> {
     name_ok(&r.username)?;
-    let user = user_handle(&r.username);
-    let challenge = app.challenge(user.clone(), pb::Ceremony::Registration).await?;
-    Ok(Json(json!({ "challenge": b64(&challenge), "rpId": app.rp_id, "userId": b64(&user) })))
+    let mut c = CredentialServiceClient::new(app.channel.clone());
+    let begin = pb::BeginRegistrationRequest {
+        rp_id: app.rp_id.clone(),
+        user_handle: user_handle(&r.username),
+        user_name: r.username,
+        profile: r.profile,
+        ..Default::default()
+    };
+    options(&c.begin_registration(begin).await.map_err(|s| upstream(&s))?.into_inner().options_json)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Registered {
-    username: String,
-    client_data_json: String,
-    attestation_object: String,
-    #[serde(default)]
-    transports: Vec<String>,
-}
-
-async fn register_finish(State(app): State<App>, Json(r): Json<Registered>) -> Result<Json<Value>, Fail> {
+async fn register_finish(State(app): State<App>, Json(r): Json<Finish>) -> Result<Json<Value>, Fail> {
     name_ok(&r.username)?;
     let mut c = CredentialServiceClient::new(app.channel.clone());
     let req = pb::RegisterCredentialRequest {
         rp_id: app.rp_id.clone(),
         user_handle: user_handle(&r.username),
-        client_data_json: unb64(&r.client_data_json)?,
-        attestation_object: unb64(&r.attestation_object)?,
+        profile: r.profile,
         server_issued_challenge: true,
-        transports: r.transports,
+        response_json: r.credential,
         ..Default::default()
     };
     let out = c.register_credential(req).await.map_err(|s| upstream(&s))?.into_inner();
@@ -148,54 +155,58 @@ async fn register_finish(State(app): State<App>, Json(r): Json<Registered>) -> R
     }
     if let Some(c) = out.credential {
         v["credential_id"] = json!(b64(&c.credential_id));
+        v["discoverable"] = json!(c.discoverable);
     }
     Ok(Json(v))
 }
 
-async fn login_options(State(app): State<App>, Json(r): Json<Named>) -> Result<Json<Value>, Fail> {
-    name_ok(&r.username)?;
-    let user = user_handle(&r.username);
-    let mut c = CredentialServiceClient::new(app.channel.clone());
-    let list = c
-        .list_credentials(pb::ListCredentialsRequest { rp_id: app.rp_id.clone(), user_handle: user.clone() })
-        .await
-        .map_err(|s| upstream(&s))?
-        .into_inner();
-    let ids: Vec<String> = list.credentials.iter().filter(|c| !c.revoked).map(|c| b64(&c.credential_id)).collect();
-    let challenge = app.challenge(user, pb::Ceremony::SignIn).await?;
-    Ok(Json(json!({ "challenge": b64(&challenge), "rpId": app.rp_id, "allowCredentials": ids })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Asserted {
-    username: String,
-    credential_id: String,
-    client_data_json: String,
-    authenticator_data: String,
-    signature: String,
-    #[serde(default)]
-    user_handle: String,
-}
-
-async fn login_finish(State(app): State<App>, Json(r): Json<Asserted>) -> Result<Json<Value>, Fail> {
-    name_ok(&r.username)?;
-    let user = user_handle(&r.username);
+async fn login_options(State(app): State<App>, Json(r): Json<Begin>) -> Result<Json<Value>, Fail> {
     let mut v = VerificationServiceClient::new(app.channel.clone());
+    let begin = pb::BeginAuthenticationRequest {
+        rp_id: app.rp_id.clone(),
+        user_handle: signing_in(&r.username)?,
+        profile: r.profile,
+        ..Default::default()
+    };
+    options(&v.begin_authentication(begin).await.map_err(|s| upstream(&s))?.into_inner().options_json)
+}
+
+async fn login_finish(State(app): State<App>, Json(r): Json<Finish>) -> Result<Json<Value>, Fail> {
+    let mut v = VerificationServiceClient::new(app.channel.clone());
+    // Username-first: the verdict must name that user. Usernameless: sign
+    // in whoever the verdict names.
     let a = pb::Assertion {
         request_id: "demo".into(),
         rp_id: app.rp_id.clone(),
-        credential_id: unb64(&r.credential_id)?,
-        client_data_json: unb64(&r.client_data_json)?,
-        authenticator_data: unb64(&r.authenticator_data)?,
-        signature: unb64(&r.signature)?,
-        user_handle: unb64(&r.user_handle)?,
-        expected_user_handle: user,
+        response_json: r.credential,
+        expected_user_handle: signing_in(&r.username)?,
         server_issued_challenge: true,
+        profile: r.profile,
         ..Default::default()
     };
     let out = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.map_err(|s| upstream(&s))?.into_inner();
-    Ok(Json(verdict_json(out.verdicts.first())))
+    let verdict = out.verdicts.first();
+    let mut body = verdict_json(verdict);
+    let Some(verdict) = verdict else { return Ok(Json(body)) };
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    if let Some(info) = &verdict.authenticator {
+        body["authenticator"] = json!(info.authenticator_name);
+        body["backup_state_changed"] = json!(info.backup_state_changed);
+    }
+    if !verdict.signal_unknown_credential_json.is_empty() {
+        body["signal_unknown_credential"] = parse(&verdict.signal_unknown_credential_json);
+    }
+    let user = verdict.authenticator.as_ref().map(|a| a.user_handle.clone()).unwrap_or_default();
+    if verdict.decision() == pb::Decision::Allow && !user.is_empty() {
+        let signals =
+            pb::GetUserSignalsRequest { rp_id: app.rp_id.clone(), user_handle: user, user_name: r.username, ..Default::default() };
+        let s = v.get_user_signals(signals).await.map_err(|s| upstream(&s))?.into_inner();
+        body["signals"] = json!({
+            "all_accepted_credentials": parse(&s.all_accepted_credentials_json),
+            "current_user_details": parse(&s.current_user_details_json),
+        });
+    }
+    Ok(Json(body))
 }
 
 /// Serves the demo on `listener`, relaying to assertd at `assertd` for the

@@ -40,6 +40,7 @@ impl Config {
         let challenges = self.challenges.compile()?.map(Arc::new);
         let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
         let metadata = super::metadata::compile(self.metadata.as_ref())?.map(Arc::new);
+        let aaguid_names = super::metadata::compile_names(self.metadata.as_ref())?;
         if metadata.is_none()
             && let Some((name, _)) = profiles.iter().find(|(_, p)| p.minimum_certification.is_some())
         {
@@ -48,7 +49,7 @@ impl Config {
                 "needs [metadata] (the certification levels come from it)",
             ));
         }
-        Ok(Reloadable { rps, profiles, clients, challenges, attestation, metadata })
+        Ok(Reloadable { rps, profiles, clients, challenges, attestation, metadata, aaguid_names })
     }
 
     /// One relying party, with its default profile.

@@ -15,11 +15,12 @@
 
 use super::invalid::Invalid;
 use assertd_verify::attestation::Anchor;
-use assertd_verify::metadata::Metadata;
+use assertd_verify::metadata::{AaguidNames, Metadata};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How the file at `path` is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -47,10 +48,16 @@ pub enum WhenStale {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataSection {
-    /// The BLOB or payload file.
-    pub path: PathBuf,
-    /// `blob` or `payload`.
-    pub format: MetadataFormat,
+    /// The BLOB or payload file; `None`: no FIDO metadata (only names).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `blob` or `payload` (required with `path`).
+    #[serde(default)]
+    pub format: Option<MetadataFormat>,
+    /// An AAGUID → name list for the authenticators the metadata does not
+    /// vouch for (display only).
+    #[serde(default)]
+    pub aaguid_names_file: Option<PathBuf>,
     /// The root the BLOB's signing chain must reach (PEM); `blob` only.
     #[serde(default)]
     pub root_file: Option<PathBuf>,
@@ -73,13 +80,19 @@ pub struct LoadedMetadata {
 /// Reads and checks the metadata file.
 pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadata>, Invalid> {
     let Some(m) = section else { return Ok(None) };
-    let bytes = std::fs::read(&m.path).map_err(|e| Invalid::new("metadata.path", format!("cannot read {}: {e}", m.path.display())))?;
-    let metadata = match m.format {
+    let (path, format) = match (&m.path, m.format) {
+        (Some(path), Some(format)) => (path, format),
+        (None, None) if m.root_file.is_none() => return Ok(None),
+        (Some(_), None) => return Err(Invalid::new("metadata.format", "required with path: \"blob\" or \"payload\"")),
+        _ => return Err(Invalid::new("metadata.path", "required with format and root_file")),
+    };
+    let bytes = std::fs::read(path).map_err(|e| Invalid::new("metadata.path", format!("cannot read {}: {e}", path.display())))?;
+    let metadata = match format {
         MetadataFormat::Payload => {
             if m.root_file.is_some() {
                 return Err(Invalid::new("metadata.root_file", "only for format = \"blob\" (a payload carries no signature)"));
             }
-            Metadata::from_payload(&bytes).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
+            Metadata::from_payload(&bytes).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", path.display())))?
         }
         MetadataFormat::Blob => {
             let Some(root_file) = &m.root_file else {
@@ -93,10 +106,18 @@ pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadat
                 .map_err(|e| Invalid::new("metadata.root_file", format!("{}: {e}", root_file.display())))?;
             let root = Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e.to_string()))?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", m.path.display())))?
+            Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", path.display())))?
         }
     };
-    Ok(Some(LoadedMetadata { metadata, path: m.path.clone(), when_stale: m.when_stale }))
+    Ok(Some(LoadedMetadata { metadata, path: path.clone(), when_stale: m.when_stale }))
+}
+
+/// Reads the AAGUID → name list, if one is configured (empty otherwise).
+pub fn compile_names(section: Option<&MetadataSection>) -> Result<Arc<AaguidNames>, Invalid> {
+    let Some(path) = section.and_then(|m| m.aaguid_names_file.as_ref()) else { return Ok(Arc::default()) };
+    let key = "metadata.aaguid_names_file";
+    let bytes = std::fs::read(path).map_err(|e| Invalid::new(key, format!("cannot read {}: {e}", path.display())))?;
+    AaguidNames::from_json(&bytes).map(Arc::new).map_err(|e| Invalid::new(key, format!("{}: {e}", path.display())))
 }
 
 /// The file's size and modification time, to notice a new one.

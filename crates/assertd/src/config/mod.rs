@@ -376,6 +376,8 @@ pub struct Reloadable {
     pub attestation: Arc<AttestationTrust>,
     /// FIDO metadata; `None` when `[metadata]` is not configured.
     pub metadata: Option<Arc<LoadedMetadata>>,
+    /// `[metadata] aaguid_names_file` (empty when not configured).
+    pub aaguid_names: Arc<assertd_verify::metadata::AaguidNames>,
 }
 
 /// A relying party ready for verification.

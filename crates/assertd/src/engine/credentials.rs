@@ -18,6 +18,15 @@ impl Engine {
         self.cache.store().list_by_user(rp_id, user_handle).await
     }
 
+    /// The display name of an authenticator with this AAGUID (see
+    /// `assertd_verify::metadata::display_name`).
+    pub fn authenticator_name(&self, aaguid: &[u8], vouched: bool) -> Option<(std::sync::Arc<str>, assertd_verify::metadata::NameSource)> {
+        let aaguid: [u8; 16] = aaguid.try_into().ok()?;
+        let policy = self.policy.load();
+        let metadata = policy.metadata.as_ref().map(|m| &m.metadata);
+        assertd_verify::metadata::display_name(metadata, &policy.aaguid_names, &aaguid, vouched)
+    }
+
     /// Whether the store answers a ping.
     pub async fn store_answers(&self) -> bool {
         self.cache.store().ping().await.is_ok()

@@ -10,6 +10,7 @@ use crate::telemetry;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
 use assertd_store::{CachedCredential, StateUpdate};
 use assertd_verify::AuthenticatorFacts;
+use assertd_verify::metadata::display_name;
 use std::sync::Arc;
 
 impl Engine {
@@ -92,6 +93,8 @@ impl Engine {
                 {
                     claimed.push((request.rp_id, request.credential_id));
                 }
+                let authenticator_name =
+                    credential.as_ref().and_then(|c| display_name(metadata, &policy.aaguid_names, &c.aaguid, c.aaguid_vouched));
                 Outcome {
                     request_id: request.request_id,
                     verdict,
@@ -99,6 +102,7 @@ impl Engine {
                     credential,
                     backup_state_changed,
                     signal_unknown_credential,
+                    authenticator_name,
                 }
             })
             .collect();

@@ -10,6 +10,7 @@
 use crate::config::{IssuedChallenges, Limits, RpEntry};
 use assertd_policy::{CounterCheck, Finding, Profile, ReasonCode, SignInContext, Verdict};
 use assertd_store::{CachedCredential, StoredCredential};
+use assertd_verify::metadata::NameSource;
 use assertd_verify::{AssertionInput, Attachment, AttestationReport, AuthenticatorFacts, Challenge, Registration, Verification};
 use std::sync::Arc;
 
@@ -149,6 +150,9 @@ pub struct Outcome {
     /// The credential named is not the relying party's (`CREDENTIAL_NOT_FOUND`):
     /// `UnknownCredentialOptions` JSON for the page's signal.
     pub signal_unknown_credential: Option<String>,
+    /// The authenticator's display name and its source (only with
+    /// `credential`).
+    pub authenticator_name: Option<(Arc<str>, NameSource)>,
 }
 
 /// A deny for one reason.

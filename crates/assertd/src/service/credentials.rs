@@ -15,6 +15,20 @@ impl CredentialSvc {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self { engine }
     }
+
+    /// A stored record as the API shows it, with its display name.
+    fn record(&self, r: assertd_store::StoredCredential) -> pb::CredentialRecord {
+        named(&self.engine, convert::record_to_pb(r))
+    }
+}
+
+/// `r` with the display name of its authenticator filled in.
+fn named(engine: &Engine, mut r: pb::CredentialRecord) -> pb::CredentialRecord {
+    if let Some((name, source)) = engine.authenticator_name(&r.aaguid, r.aaguid_vouched) {
+        r.authenticator_name = name.to_string();
+        r.set_authenticator_name_source(convert::name_source(source));
+    }
+    r
 }
 
 /// The credential a Get or Revoke names: both ids present, and its relying
@@ -58,7 +72,9 @@ impl CredentialService for CredentialSvc {
                 "registration denied"
             ),
         }
-        Ok(Response::new(convert::registration_outcome(outcome)))
+        let mut response = convert::registration_outcome(outcome);
+        response.credential = response.credential.map(|r| named(&self.engine, r));
+        Ok(Response::new(response))
     }
 
     async fn begin_registration(
@@ -118,7 +134,7 @@ impl CredentialService for CredentialSvc {
             audit("create", &grant, &created, "created");
             created
         };
-        Ok(Response::new(pb::PutCredentialResponse { credential: Some(convert::record_to_pb(stored)) }))
+        Ok(Response::new(pb::PutCredentialResponse { credential: Some(self.record(stored)) }))
     }
 
     async fn delete_credential(&self, req: Request<pb::DeleteCredentialRequest>) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
@@ -128,7 +144,7 @@ impl CredentialService for CredentialSvc {
         let deleted =
             self.engine.delete(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("delete", &grant, &deleted, "erased");
-        Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(convert::record_to_pb(deleted)) }))
+        Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(self.record(deleted)) }))
     }
 
     async fn get_credential(&self, req: Request<pb::GetCredentialRequest>) -> Result<Response<pb::GetCredentialResponse>, Status> {
@@ -137,7 +153,7 @@ impl CredentialService for CredentialSvc {
         require_id(&grant, &req.rp_id, &req.credential_id)?;
         let found =
             self.engine.credential(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
-        Ok(Response::new(pb::GetCredentialResponse { credential: Some(convert::record_to_pb(found)) }))
+        Ok(Response::new(pb::GetCredentialResponse { credential: Some(self.record(found)) }))
     }
 
     async fn revoke_credential(&self, req: Request<pb::RevokeCredentialRequest>) -> Result<Response<pb::RevokeCredentialResponse>, Status> {
@@ -147,7 +163,7 @@ impl CredentialService for CredentialSvc {
         let revoked =
             self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("revoke", &grant, &revoked, "revoked");
-        Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(convert::record_to_pb(revoked)) }))
+        Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(self.record(revoked)) }))
     }
 
     async fn set_user_risk(&self, req: Request<pb::SetUserRiskRequest>) -> Result<Response<pb::SetUserRiskResponse>, Status> {
@@ -215,6 +231,6 @@ impl CredentialService for CredentialSvc {
         }
         require_rp(&grant, &req.rp_id)?;
         let list = self.engine.credentials_of(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
-        Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(convert::record_to_pb).collect() }))
+        Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(|r| self.record(r)).collect() }))
     }
 }
