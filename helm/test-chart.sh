@@ -240,6 +240,14 @@ fido_metadata() {
     ! grep -q '\[metadata\]' "$work/default.yaml"
 }
 check "FIDO metadata: a BLOB from a volume, its root from a ConfigMap, in the pods and the config check (off by default)" fido_metadata
+aaguid_names() {
+  "$helm" template t assertd $ack --set metadata.aaguidNamesConfigMap=passkey-names > "$work/names.yaml" &&
+    grep -q 'aaguid_names_file = "/etc/assertd/aaguid-names/aaguids.json"' "$work/names.yaml" &&
+    ! grep -q 'path = "/var/lib/assertd-metadata' "$work/names.yaml" &&
+    [ "$(grep -c 'mountPath: /etc/assertd/aaguid-names' "$work/names.yaml")" = 2 ] &&
+    [ "$(grep -c 'name: passkey-names' "$work/names.yaml")" = 2 ]
+}
+check "AAGUID names from a ConfigMap, without metadata, in the pods and the config check" aaguid_names
 check "refuses a metadata BLOB without its root" refuses "metadata.rootConfigMap" "$helm" template t assertd $ack --set 'metadata.volume.emptyDir.medium=Memory'
 tracing_otlp() {
   grep -q 'otlp_endpoint = "http://otel-agent.observability:4317"' "$work/ha.yaml" && grep -q 'sample_ratio = 0.05' "$work/ha.yaml" &&

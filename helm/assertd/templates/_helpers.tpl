@@ -130,17 +130,22 @@ file = "/etc/assertd/attestation-roots/{{ .key }}"
 {{- end }}
 
 {{- with .Values.metadata }}
-{{- if .volume }}
-{{- if and (eq .format "blob") (not .rootConfigMap) }}
+{{- if or .volume .aaguidNamesConfigMap }}
+{{- if and .volume (eq .format "blob") (not .rootConfigMap) }}
 {{- fail "metadata.format \"blob\" needs metadata.rootConfigMap (the FIDO root its signature chains to)" }}
 {{- end }}
 
 [metadata]
+{{- if .volume }}
 path = "/var/lib/assertd-metadata/{{ .file }}"
 format = {{ .format | quote }}
 when_stale = {{ .whenStale | quote }}
 {{- if eq .format "blob" }}
 root_file = "/etc/assertd/metadata-root/{{ .rootKey }}"
+{{- end }}
+{{- end }}
+{{- if .aaguidNamesConfigMap }}
+aaguid_names_file = "/etc/assertd/aaguid-names/{{ .aaguidNamesKey }}"
 {{- end }}
 {{- end }}
 {{- end }}
