@@ -101,6 +101,7 @@
 //! refused (`MALFORMED_AUTHENTICATOR_DATA`); the profile's passkey types,
 //! attestation and AAGUID rules.
 
+pub mod access_pass;
 pub mod attestation;
 pub mod authenticator_data;
 pub mod cbor;

@@ -207,8 +207,9 @@ pub struct RegistrationRequest {
     pub transports: Vec<String>,
     /// The challenge came from `IssueChallenge`.
     pub server_issued_challenge: bool,
-    /// The browser's `RegistrationResponseJSON`, until [`Self::check`]
-    /// unpacks it (empty: the fields came separately).
+    /// The browser's `RegistrationResponseJSON`, until
+    /// [`super::unpack::registration`] unpacks it (empty: the fields came
+    /// separately).
     pub response_json: String,
     /// `credProps.rk`, when the JSON carried it.
     pub discoverable: Option<bool>,
@@ -219,11 +220,10 @@ pub struct RegistrationRequest {
 }
 
 impl RegistrationRequest {
-    /// Request-level problems (INVALID_ARGUMENT): a `response_json` that
-    /// does not unpack (or disagrees with the fields), missing fields, sizes
-    /// over their limits. Everything about the ceremony itself is a verdict.
-    pub fn check(&mut self, limits: &Limits) -> Result<(), String> {
-        super::unpack::registration(self, limits)?;
+    /// Request-level problems (INVALID_ARGUMENT): missing fields, sizes over
+    /// their limits (after [`super::unpack::registration`]). Everything
+    /// about the ceremony itself is a verdict.
+    pub fn check(&self, limits: &Limits) -> Result<(), String> {
         if self.rp_id.is_empty() {
             return Err("rp_id is required".into());
         }

@@ -52,7 +52,11 @@ impl CredentialService for CredentialSvc {
         let grant = grant(&req)?;
         let notes = notes(&req);
         let mut request = convert::registration(req.into_inner());
-        request.check(self.engine.limits()).map_err(RequestError::Invalid)?;
+        // The browser's JSON into the byte fields first: every check reads
+        // one form.
+        crate::engine::unpack::registration(&mut request, self.engine.limits())
+            .and_then(|()| request.check(self.engine.limits()))
+            .map_err(RequestError::Invalid)?;
         require_rp(&grant, &request.rp_id)?;
         // Kept for the audit line; the request itself moves to the pool.
         let (rp_id, user_handle) = (request.rp_id.clone(), request.user_handle.clone());
