@@ -52,8 +52,9 @@ pub fn certification_rank(status: &str) -> Option<usize> {
 /// One authenticator model.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// `metadataStatement.description`.
-    pub description: String,
+    /// `metadataStatement.description` (shared: every verdict naming the
+    /// model takes a reference, not a copy).
+    pub description: std::sync::Arc<str>,
     /// `metadataStatement.attestationRootCertificates`, usable as anchors.
     pub roots: Vec<Anchor>,
     /// The status that blocks the model, if any.
@@ -209,7 +210,7 @@ impl Metadata {
                 }
             }
             let (blocked, certification) = status(&e.status_reports);
-            m.models.insert(aaguid, Model { description: statement.description, roots, blocked, certification });
+            m.models.insert(aaguid, Model { description: statement.description.into(), roots, blocked, certification });
         }
         Ok(m)
     }

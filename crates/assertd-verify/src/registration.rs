@@ -293,7 +293,7 @@ pub fn verify_registration(rp: &RelyingParty, input: &RegistrationInput<'_>, tru
             report.aaguid_vouched =
                 Format::parse(&object.fmt).is_some_and(|f| attestation::vouches(f, &statement, &t, &candidates, acd.aaguid, shared));
             if let Some(m) = model.filter(|_| report.aaguid_vouched) {
-                report.authenticator_name = Some(m.description.clone());
+                report.authenticator_name = Some(m.description.to_string());
                 report.certification_status = m.certification.clone();
             }
             report.kind = Some(statement.kind);

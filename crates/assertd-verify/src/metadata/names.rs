@@ -94,7 +94,7 @@ pub fn display_name(metadata: Option<&Metadata>, names: &AaguidNames, aaguid: &[
         return None;
     }
     if vouched && let Some(m) = metadata.and_then(|m| m.model(aaguid)).filter(|m| !m.description.is_empty()) {
-        return Some((Arc::from(m.description.as_str()), NameSource::Metadata));
+        return Some((m.description.clone(), NameSource::Metadata));
     }
     names.get(aaguid).map(|n| (n.clone(), NameSource::List))
 }
