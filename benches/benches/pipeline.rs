@@ -129,6 +129,7 @@ fn cache_spread(c: &mut Criterion) {
             discoverable: None,
             attachment: None,
             uv_initialized: false,
+            access_pass_id: String::new(),
         })
         .collect();
     rt.block_on(store.put_many(records)).unwrap();

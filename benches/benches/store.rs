@@ -44,6 +44,7 @@ fn counters(c: &mut Criterion) {
             discoverable: None,
             attachment: None,
             uv_initialized: false,
+            access_pass_id: String::new(),
         })
         .collect();
     rt.block_on(store.put_many(records)).unwrap();

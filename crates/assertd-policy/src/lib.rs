@@ -18,9 +18,9 @@ pub use assertd_verify::{Finding, ReasonCode};
 pub use ceremonies::{Attachment, Ceremonies, Hint, ResidentKey};
 pub use profile::{
     AttestationEnforcement, BackupEligibilityChange, CertificationLevel, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType,
-    KeyRestrictions, PasskeyType, PasskeyTypes, Profile, RegressionAction, UserVerification,
+    KeyRestrictions, PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, UserVerification,
 };
-pub use registration::evaluate_registration;
+pub use registration::{evaluate_registration, pass_registration};
 pub use signal::{Signal, Weights};
 pub use types::{CounterCheck, CredentialFacts, Decision, RiskLevel, SignInContext, Verdict};
 
@@ -151,7 +151,12 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         signal(Signal::SignCountDeferred, "the counter was checked against this replica's memory; the store was unreachable".into());
     }
 
-    // assertd rule: the gateway's context as risk signals.
+    context_signals(ctx, &mut signal);
+    decide(profile, hard, signals, counter)
+}
+
+/// assertd rule: the gateway's context and the user's flag as risk signals.
+fn context_signals(ctx: &SignInContext, signal: &mut impl FnMut(Signal, String)) {
     if ctx.trusted_network == Some(false) {
         signal(Signal::UntrustedNetwork, "sign-in from an untrusted network".into());
     }
@@ -169,7 +174,25 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
         RiskLevel::High => signal(Signal::UserRiskHigh, "the user is flagged at high risk".into()),
         RiskLevel::Low | RiskLevel::Unspecified => {}
     }
+}
 
+/// A sign-in with a temporary access pass that the store redeemed (the
+/// engine checked the pass): no authenticator facts, so only the context
+/// and the user's flag are judged, with the profile's weights and
+/// thresholds. The verdict names the pass (`TEMPORARY_ACCESS_PASS`).
+pub fn evaluate_access_pass(profile: &Profile, pass_id: &str, ctx: &SignInContext) -> Verdict {
+    let w = &profile.weights;
+    let mut signals: Vec<(u32, Finding)> = Vec::new();
+    context_signals(ctx, &mut |s: Signal, what: String| {
+        signals.push((w[s], Finding::new(s.reason(), format!("{what} (risk +{})", w[s]))));
+    });
+    let mut v = decide(profile, Vec::new(), signals, CounterCheck::Ok);
+    v.reasons.push(Finding::new(ReasonCode::TemporaryAccessPass, format!("temporary access pass {pass_id} redeemed")));
+    v
+}
+
+/// The decision from hard failures and weighted signals.
+fn decide(profile: &Profile, mut hard: Vec<Finding>, mut signals: Vec<(u32, Finding)>, counter: CounterCheck) -> Verdict {
     let score = signals.iter().map(|(w, _)| *w).sum::<u32>().min(100);
     signals.sort_by(|(wa, a), (wb, b)| wb.cmp(wa).then(a.code.severity().cmp(&b.code.severity())));
     if !hard.is_empty() {

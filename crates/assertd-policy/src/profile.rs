@@ -97,6 +97,22 @@ pub enum AttestationEnforcement {
     RegistrationOnly,
 }
 
+/// What a temporary access pass may register (Entra: a pass lets a vetted
+/// user onboard a passwordless method; the profile's own rules apply on
+/// top).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassRegistration {
+    /// Any credential the profile would register anyway.
+    #[default]
+    Any,
+    /// Device-bound credentials only (BE = 0): the pass cannot put the new
+    /// key in a cloud keychain.
+    DeviceBoundOnly,
+    /// None: registrations with a pass are refused.
+    Never,
+}
+
 /// Whether the AAGUID list allows or blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,6 +203,8 @@ pub struct Profile {
     /// How its ceremonies are asked for (the options `BeginRegistration`
     /// and `BeginAuthentication` build).
     pub ceremonies: crate::ceremonies::Ceremonies,
+    /// What a temporary access pass may register.
+    pub temporary_access_pass: PassRegistration,
 }
 
 /// Default step-up threshold.
@@ -214,6 +232,7 @@ impl Default for Profile {
             deny_at: DEFAULT_DENY_AT,
             weights: Weights::default(),
             ceremonies: crate::ceremonies::Ceremonies::default(),
+            temporary_access_pass: PassRegistration::default(),
         }
     }
 }

@@ -103,3 +103,23 @@ pub fn evaluate_registration(profile: &Profile, r: &Registration) -> Verdict {
     }
     Verdict::deny(hard)
 }
+
+/// assertd rule (profile key `temporary_access_pass`): whether a
+/// registration that redeems a temporary access pass may register this
+/// credential; `None`: it may. BE at registration says whether the new key
+/// is synced.
+pub fn pass_registration(profile: &Profile, r: &Registration) -> Option<Finding> {
+    use crate::profile::PassRegistration;
+    let synced = r.authenticator.is_some_and(|a| a.flags.backup_eligible());
+    match profile.temporary_access_pass {
+        PassRegistration::Any => None,
+        PassRegistration::DeviceBoundOnly if !synced => None,
+        PassRegistration::DeviceBoundOnly => Some(Finding::new(
+            ReasonCode::TemporaryAccessPassNotAllowed,
+            "the profile lets a temporary access pass register device-bound passkeys only, and this one is synced (BE = 1)",
+        )),
+        PassRegistration::Never => {
+            Some(Finding::new(ReasonCode::TemporaryAccessPassNotAllowed, "the profile lets no temporary access pass register a credential"))
+        }
+    }
+}

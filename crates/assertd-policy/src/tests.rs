@@ -385,3 +385,43 @@ fn regression_under_step_up_never_allows_even_at_101() {
     assert_eq!(r.decision, Decision::StepUp, "{r:?}");
     assert!(r.reasons.iter().any(|f| f.code == ReasonCode::SignCountRegression));
 }
+
+/// A sign-in with a pass: only the context and the user's flag are judged,
+/// with the profile's weights; the pass is named whatever the decision.
+#[test]
+fn a_pass_sign_in_is_judged_by_its_context() {
+    let named = |v: &Verdict| v.reasons.iter().any(|f| f.code == ReasonCode::TemporaryAccessPass && f.message.contains("tap_1"));
+    let v = evaluate_access_pass(&workforce(), "tap_1", &ctx(None, None, RiskLevel::Unspecified));
+    assert_eq!((v.decision, v.risk_score), (Decision::Allow, 0));
+    assert!(named(&v));
+    let v = evaluate_access_pass(&workforce(), "tap_1", &ctx(Some(false), None, RiskLevel::High));
+    assert_eq!((v.decision, v.risk_score), (Decision::Deny, 80));
+    assert!(named(&v));
+    let high = SignInContext { user_risk: RiskLevel::High, ..SignInContext::default() };
+    let v = evaluate_access_pass(&Profile::default(), "tap_1", &high);
+    assert_eq!(v.decision, Decision::Deny, "a user flagged high is denied by default");
+    assert_eq!(v.reasons.first().map(|f| f.code), Some(ReasonCode::UserRiskHigh));
+}
+
+/// What a pass may register, by the profile's `temporary_access_pass`.
+#[test]
+fn what_a_pass_may_register() {
+    use assertd_verify::Registration;
+    let reg = |flags: u8| Registration {
+        failures: vec![],
+        authenticator: Some(AuthenticatorFacts { flags: Flags(flags), sign_count: 0 }),
+        credential: None,
+        attestation: None,
+        cross_origin: None,
+        issued_challenge: None,
+    };
+    let with = |t: PassRegistration| Profile { temporary_access_pass: t, ..Profile::default() };
+    assert_eq!(pass_registration(&Profile::default(), &reg(UP | BE | BS)), None, "any, by default");
+    assert_eq!(pass_registration(&with(PassRegistration::DeviceBoundOnly), &reg(UP | UV)), None);
+    let code = |f: Option<Finding>| f.map(|f| f.code);
+    assert_eq!(
+        code(pass_registration(&with(PassRegistration::DeviceBoundOnly), &reg(UP | BE))),
+        Some(ReasonCode::TemporaryAccessPassNotAllowed)
+    );
+    assert_eq!(code(pass_registration(&with(PassRegistration::Never), &reg(UP))), Some(ReasonCode::TemporaryAccessPassNotAllowed));
+}

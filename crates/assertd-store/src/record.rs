@@ -54,6 +54,9 @@ pub struct StoredCredential {
     /// WebAuthn L3 `uvInitialized`: some ceremony with this credential had
     /// the UV flag set.
     pub uv_initialized: bool,
+    /// The temporary access pass the registration redeemed (its id; empty:
+    /// none). Kept as stored by replaces and imports of an existing id.
+    pub access_pass_id: String,
 }
 
 /// The longest `trust_anchor` kept (a certificate subject).
@@ -113,6 +116,9 @@ impl StoredCredential {
         }
         if !(self.aaguid.is_empty() || self.aaguid.len() == 16) {
             return Err(field("aaguid", format!("must be 16 bytes, got {}", self.aaguid.len())));
+        }
+        if self.access_pass_id.len() > 64 || !self.access_pass_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(field("access_pass_id", "must be at most 64 printable ASCII characters"));
         }
         if self.aaguid_vouched && (!self.attested || self.aaguid16() == [0; 16]) {
             return Err(field("aaguid_vouched", "needs attested and a non-zero aaguid"));

@@ -10,16 +10,16 @@ use assertd_verify::Attachment;
 
 /// The credential columns, in the order [`values`] binds them and
 /// [`credential`] reads them.
-pub(crate) const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor, discoverable, attachment, uv_initialized";
+pub(crate) const COLUMNS: &str = "rp_id, credential_id, user_handle, public_key_cose, sign_count, backup_eligible, backup_state, aaguid, attested, transports, revoked, created_at_ms, last_used_at_ms, aaguid_vouched, trust_anchor, discoverable, attachment, uv_initialized, access_pass_id";
 
 /// How many columns [`COLUMNS`] names.
-pub(crate) const WIDTH: usize = 18;
+pub(crate) const WIDTH: usize = 19;
 
 /// The placeholders binding [`COLUMNS`] on SQLite.
-pub(crate) const QMARKS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+pub(crate) const QMARKS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19";
 
 /// The placeholders binding [`COLUMNS`] on PostgreSQL.
-pub(crate) const DOLLARS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
+pub(crate) const DOLLARS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19";
 
 /// The user-risk columns, in the order [`user_risk`] reads them.
 pub(crate) const RISK_COLUMNS: &str = "rp_id, user_handle, level, expires_at_ms, note, set_at_ms";
@@ -66,6 +66,7 @@ pub(crate) fn values(r: &StoredCredential) -> [Value<'_>; WIDTH] {
         OptFlag(r.discoverable),
         Text(r.attachment.map_or("", Attachment::as_str)),
         Flag(r.uv_initialized),
+        Text(&r.access_pass_id),
     ]
 }
 
@@ -118,6 +119,7 @@ pub(crate) fn credential(r: &impl Columns) -> Result<StoredCredential, StoreErro
             a => Some(Attachment::parse(a).ok_or_else(|| corrupt("credentials", "attachment", format!("{a:?} is not an attachment")))?),
         },
         uv_initialized: r.flag(17).map_err(c("uv_initialized"))?,
+        access_pass_id: r.text(18).map_err(c("access_pass_id"))?,
     })
 }
 

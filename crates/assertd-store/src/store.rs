@@ -1,10 +1,12 @@
 //! What a store does, one trait per concern: [`Credentials`], the
 //! [`ChallengeLedger`] of issued challenges' single use, [`UserRisks`], the
-//! [`MetadataSerial`] in force, and [`Health`]. A new concern is a new
+//! [`AccessPasses`] of recovery, the [`MetadataSerial`] in force, and
+//! [`Health`]. A new concern is a new
 //! trait; [`CredentialStore`] is every one of them, the bound the server
 //! holds a backend by. Every backend behaves the same: the conformance
 //! tests run against each.
 
+use crate::passes::{AccessPass, PassRefusal};
 use crate::record::StoredCredential;
 use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
 use async_trait::async_trait;
@@ -142,6 +144,46 @@ pub trait UserRisks: Send + Sync + 'static {
     async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError>;
 }
 
+/// Temporary access passes: issued, listed, revoked, redeemed once across
+/// every replica.
+#[async_trait]
+pub trait AccessPasses: Credentials {
+    /// Stores `pass` and revokes, at `pass.created_at_ms`, every pass of
+    /// the same user still usable then, in one transaction that excludes
+    /// any other issue for that user: at most one usable pass per user. The
+    /// ids it revoked.
+    async fn issue_pass(&self, pass: AccessPass) -> Result<Vec<String>, StoreError>;
+
+    /// Revokes a pass at `now_ms` (one revoked before stays as it was); the
+    /// pass as stored after, `None` when there is no such pass.
+    async fn revoke_pass(&self, rp_id: &str, pass_id: &str, now_ms: i64) -> Result<Option<AccessPass>, StoreError>;
+
+    /// Every pass of a user not pruned yet, usable or not, newest first.
+    async fn passes(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<AccessPass>, StoreError>;
+
+    /// Redeems a pass at `now_ms`, atomically across replicas: its row is
+    /// locked, checked ([`AccessPass::refusal`]) and its use recorded, so a
+    /// one-time pass is redeemed once. The pass as stored after, or why not.
+    async fn redeem_pass(&self, rp_id: &str, pass_id: &str, now_ms: i64) -> Result<Result<AccessPass, PassRefusal>, StoreError>;
+
+    /// Stores the credential of a registration that redeems pass
+    /// `record.access_pass_id`, in one transaction with the challenge's use
+    /// (when it carried an issued challenge) and the pass's: a replayed
+    /// challenge writes nothing; a pass that cannot be redeemed
+    /// ([`Registered::PassRefused`]) or an id already registered keeps the
+    /// challenge's use (a final verdict) but leaves the pass unredeemed and
+    /// stores no credential; an error wrote nothing.
+    async fn create_with_pass(
+        &self,
+        record: StoredCredential,
+        challenge: Option<ChallengeUse>,
+        now_ms: i64,
+    ) -> Result<Registered, StoreError>;
+
+    /// Forgets passes that expired before `before_ms`; how many.
+    async fn prune_passes(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
 /// The FIDO metadata serial in force.
 #[async_trait]
 pub trait MetadataSerial: Send + Sync + 'static {
@@ -177,6 +219,6 @@ pub trait Health: Send + Sync + 'static {
 
 /// A whole backend: every concern. The server holds a store as
 /// `Arc<dyn CredentialStore>`; a backend implements the traits above.
-pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + MetadataSerial + Health {}
+pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + AccessPasses + MetadataSerial + Health {}
 
-impl<T: Credentials + ChallengeLedger + UserRisks + MetadataSerial + Health> CredentialStore for T {}
+impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + MetadataSerial + Health> CredentialStore for T {}

@@ -198,4 +198,7 @@ pub enum Registered {
     AlreadyRegistered,
     /// The challenge was used before: nothing written.
     ChallengeReplayed,
+    /// The temporary access pass cannot be redeemed: no credential stored,
+    /// the challenge's use recorded.
+    PassRefused(crate::passes::PassRefusal),
 }

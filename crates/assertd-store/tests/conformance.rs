@@ -33,6 +33,7 @@ fn record(rp: &str, id: &[u8], user: &[u8], count: u32) -> StoredCredential {
         discoverable: None,
         attachment: None,
         uv_initialized: false,
+        access_pass_id: String::new(),
     }
 }
 
@@ -674,9 +675,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "7");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "8");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "7");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "8");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -809,6 +810,38 @@ impl assertd_store::UserRisks for Counting {
     }
     async fn user_risks(&self, now: i64) -> Result<Vec<assertd_store::UserRisk>, assertd_store::StoreError> {
         self.inner.user_risks(now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::AccessPasses for Counting {
+    async fn issue_pass(&self, p: assertd_store::AccessPass) -> Result<Vec<String>, assertd_store::StoreError> {
+        self.inner.issue_pass(p).await
+    }
+    async fn revoke_pass(&self, rp: &str, id: &str, now: i64) -> Result<Option<assertd_store::AccessPass>, assertd_store::StoreError> {
+        self.inner.revoke_pass(rp, id, now).await
+    }
+    async fn passes(&self, rp: &str, u: &[u8]) -> Result<Vec<assertd_store::AccessPass>, assertd_store::StoreError> {
+        self.inner.passes(rp, u).await
+    }
+    async fn redeem_pass(
+        &self,
+        rp: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Result<assertd_store::AccessPass, assertd_store::PassRefusal>, assertd_store::StoreError> {
+        self.inner.redeem_pass(rp, id, now).await
+    }
+    async fn create_with_pass(
+        &self,
+        r: StoredCredential,
+        c: Option<assertd_store::ChallengeUse>,
+        now: i64,
+    ) -> Result<Registered, assertd_store::StoreError> {
+        self.inner.create_with_pass(r, c, now).await
+    }
+    async fn prune_passes(&self, before: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.prune_passes(before).await
     }
 }
 
@@ -1043,9 +1076,12 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     drop(pg_store(&pg).await);
     pg.psql(&undo_sql(1));
     assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "2");
-    assert_eq!(pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('user_risk', 'consumed_challenges')").trim(), "0");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('user_risk', 'consumed_challenges', 'access_passes')").trim(),
+        "0"
+    );
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "7");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "8");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@
 //! normalized pass is stored, bound to its relying party and user, so a copy
 //! of the store lets no one redeem a pass, nor move one to another user.
 
+use crate::challenge::KeyProblem;
 use ring::hmac;
 
 /// Symbols in a pass.
@@ -80,18 +81,60 @@ impl Pass {
 
     /// What the store keeps: HMAC-SHA256 under `key` of the pass, bound to
     /// its relying party and user.
-    pub fn hash(&self, key: &[u8], rp_id: &str, user_handle: &[u8]) -> [u8; 32] {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-        let mut ctx = hmac::Context::with_key(&key);
-        ctx.update(b"assertd temporary access pass v1\0");
-        ctx.update(&(rp_id.len() as u64).to_be_bytes());
-        ctx.update(rp_id.as_bytes());
-        ctx.update(&(user_handle.len() as u64).to_be_bytes());
-        ctx.update(user_handle);
-        ctx.update(&self.0);
+    pub fn hash(&self, key: &hmac::Key, rp_id: &str, user_handle: &[u8]) -> [u8; 32] {
         let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.sign().as_ref());
+        out.copy_from_slice(hmac::sign(key, &self.message(rp_id, user_handle)).as_ref());
         out
+    }
+
+    /// What is hashed: a label, then the relying party and the user
+    /// (length-prefixed), then the pass.
+    fn message(&self, rp_id: &str, user_handle: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(64 + rp_id.len() + user_handle.len());
+        m.extend_from_slice(b"assertd temporary access pass v1\0");
+        m.extend_from_slice(&(rp_id.len() as u64).to_be_bytes());
+        m.extend_from_slice(rp_id.as_bytes());
+        m.extend_from_slice(&(user_handle.len() as u64).to_be_bytes());
+        m.extend_from_slice(user_handle);
+        m.extend_from_slice(&self.0);
+        m
+    }
+}
+
+/// The keys passes are hashed with: the first hashes new passes, every one
+/// checks the passes it hashed (rotation: put the new key first, keep the
+/// old one until the passes it hashed expired).
+#[derive(Clone)]
+pub struct PassKeys {
+    keys: Vec<(String, hmac::Key)>,
+}
+
+impl std::fmt::Debug for PassKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_list().entries(self.keys.iter().map(|(id, _)| id)).finish()
+    }
+}
+
+impl PassKeys {
+    /// Keys from `(id, secret)` pairs, the hashing key first (the rules of
+    /// challenge keys: printable ids, secrets of 32 bytes or more).
+    pub fn new(keys: Vec<(String, Vec<u8>)>) -> Result<Self, KeyProblem> {
+        Ok(Self { keys: crate::challenge::keyed(keys)? })
+    }
+
+    /// The id of the key new passes are hashed with, and their hash.
+    pub fn hash_new(&self, pass: &Pass, rp_id: &str, user_handle: &[u8]) -> (&str, [u8; 32]) {
+        let (id, key) = &self.keys[0];
+        (id, pass.hash(key, rp_id, user_handle))
+    }
+
+    /// Whether `pass` is the one hashed to `stored` under key `key_id`, in
+    /// constant time; false for a key no longer configured.
+    pub fn matches(&self, pass: &Pass, rp_id: &str, user_handle: &[u8], key_id: &str, stored: &[u8]) -> bool {
+        let Some((_, key)) = self.keys.iter().find(|(id, _)| id == key_id) else { return false };
+        // ring's verification compares in constant time.
+        hmac::verify(key, &pass.message(rp_id, user_handle), stored).is_ok()
     }
 }
 
@@ -121,12 +164,19 @@ mod tests {
         assert!(p.display().starts_with("ABCD-EFGH"));
         let high = Pass::from_random(&std::array::from_fn(|i| (i as u8) | 0xe0));
         assert_eq!(high, p, "only the low five bits count");
-        let h = p.hash(b"key", "rp", b"ada");
-        assert_ne!(h, p.hash(b"key", "rp", b"bob"));
-        assert_ne!(h, p.hash(b"key", "rp2", b"ada"));
-        assert_ne!(h, p.hash(b"other key", "rp", b"ada"));
+        let keys = PassKeys::new(vec![("new".into(), vec![1; 32]), ("old".into(), vec![2; 32])]).unwrap();
+        let (id, h) = keys.hash_new(&p, "rp", b"ada");
+        assert_eq!(id, "new");
+        assert!(keys.matches(&p, "rp", b"ada", "new", &h));
+        assert!(!keys.matches(&p, "rp", b"bob", "new", &h), "bound to the user");
+        assert!(!keys.matches(&p, "rp2", b"ada", "new", &h), "bound to the relying party");
+        assert!(!keys.matches(&p, "rp", b"ada", "old", &h), "bound to the key");
+        assert!(!keys.matches(&p, "rp", b"ada", "gone", &h), "a key no longer configured matches nothing");
+        let other = Pass::from_random(&[3; SYMBOLS]);
+        assert!(!keys.matches(&other, "rp", b"ada", "new", &h));
         // Length-prefixed: ("rpa", "") is not ("rp", "a").
-        assert_ne!(p.hash(b"key", "rpa", b""), p.hash(b"key", "rp", b"a"));
-        assert_eq!(h, p.hash(b"key", "rp", b"ada"));
+        assert_ne!(keys.hash_new(&p, "rpa", b"").1, keys.hash_new(&p, "rp", b"a").1);
+        assert!(PassKeys::new(vec![("k".into(), vec![1; 31])]).is_err(), "short secrets are refused");
+        assert_eq!(format!("{keys:?}"), r#"["new", "old"]"#);
     }
 }

@@ -93,6 +93,28 @@ pub enum KeyProblem {
     NoKeys,
 }
 
+/// HMAC-SHA256 keys from `(id, secret)` pairs, checked: at least one,
+/// ids printable and distinct, secrets of [`MIN_SECRET_LEN`] bytes or more.
+pub(crate) fn keyed(keys: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, hmac::Key)>, KeyProblem> {
+    if keys.is_empty() {
+        return Err(KeyProblem::NoKeys);
+    }
+    let mut out: Vec<(String, hmac::Key)> = Vec::with_capacity(keys.len());
+    for (id, secret) in keys {
+        if id.is_empty() || id.len() > MAX_KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(KeyProblem::BadId);
+        }
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(KeyProblem::ShortSecret(secret.len()));
+        }
+        if out.iter().any(|(k, _)| *k == id) {
+            return Err(KeyProblem::DuplicateId(id));
+        }
+        out.push((id, hmac::Key::new(hmac::HMAC_SHA256, &secret)));
+    }
+    Ok(out)
+}
+
 /// The challenge keys: the first signs, every one verifies (rotation: put
 /// the new key first, keep the old one until its challenges expired).
 #[derive(Clone)]
@@ -124,23 +146,7 @@ pub type Refusal = (ReasonCode, String);
 impl ChallengeKeys {
     /// Keys from `(id, secret)` pairs, the signing key first.
     pub fn new(keys: Vec<(String, Vec<u8>)>) -> Result<Self, KeyProblem> {
-        if keys.is_empty() {
-            return Err(KeyProblem::NoKeys);
-        }
-        let mut out: Vec<(String, hmac::Key)> = Vec::with_capacity(keys.len());
-        for (id, secret) in keys {
-            if id.is_empty() || id.len() > MAX_KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(KeyProblem::BadId);
-            }
-            if secret.len() < MIN_SECRET_LEN {
-                return Err(KeyProblem::ShortSecret(secret.len()));
-            }
-            if out.iter().any(|(k, _)| *k == id) {
-                return Err(KeyProblem::DuplicateId(id));
-            }
-            out.push((id, hmac::Key::new(hmac::HMAC_SHA256, &secret)));
-        }
-        Ok(Self { keys: out })
+        Ok(Self { keys: keyed(keys)? })
     }
 
     /// The signing key's id.

@@ -116,11 +116,27 @@ pub enum ReasonCode {
     /// reported since may be unknown, so nothing registers until fresh
     /// metadata is loaded.
     MetadataStale = 48,
+    /// A temporary access pass that is not one of the user's: mistyped, issued
+    /// to another user or relying party, pruned, or passes are not configured.
+    TemporaryAccessPassInvalid = 49,
+    /// A temporary access pass past its expiry.
+    TemporaryAccessPassExpired = 50,
+    /// A temporary access pass revoked, or replaced by a newer pass of the
+    /// same user.
+    TemporaryAccessPassRevoked = 51,
+    /// A one-time temporary access pass already redeemed.
+    TemporaryAccessPassUsed = 52,
+    /// The profile does not let a temporary access pass register this
+    /// credential (`temporary_access_pass`).
+    TemporaryAccessPassNotAllowed = 53,
+    /// The verdict rests on a temporary access pass (redeemed by a sign-in or
+    /// a registration): the user was vetted by whoever issued it.
+    TemporaryAccessPass = 54,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 48] = [
+    pub const ALL: [ReasonCode; 54] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -169,6 +185,12 @@ impl ReasonCode {
         Self::AuthenticatorStatusRevoked,
         Self::AuthenticatorNotCertified,
         Self::MetadataStale,
+        Self::TemporaryAccessPassInvalid,
+        Self::TemporaryAccessPassExpired,
+        Self::TemporaryAccessPassRevoked,
+        Self::TemporaryAccessPassUsed,
+        Self::TemporaryAccessPassNotAllowed,
+        Self::TemporaryAccessPass,
     ];
 
     /// The proto enum value.
@@ -228,6 +250,12 @@ impl ReasonCode {
             Self::AuthenticatorStatusRevoked => "AUTHENTICATOR_STATUS_REVOKED",
             Self::AuthenticatorNotCertified => "AUTHENTICATOR_NOT_CERTIFIED",
             Self::MetadataStale => "METADATA_STALE",
+            Self::TemporaryAccessPassInvalid => "TEMPORARY_ACCESS_PASS_INVALID",
+            Self::TemporaryAccessPassExpired => "TEMPORARY_ACCESS_PASS_EXPIRED",
+            Self::TemporaryAccessPassRevoked => "TEMPORARY_ACCESS_PASS_REVOKED",
+            Self::TemporaryAccessPassUsed => "TEMPORARY_ACCESS_PASS_USED",
+            Self::TemporaryAccessPassNotAllowed => "TEMPORARY_ACCESS_PASS_NOT_ALLOWED",
+            Self::TemporaryAccessPass => "TEMPORARY_ACCESS_PASS",
         }
     }
 
@@ -263,28 +291,34 @@ impl ReasonCode {
             Self::ChallengeInvalid => 23,
             Self::ChallengeExpired => 24,
             Self::ChallengeReplayed => 25,
-            Self::WrongCeremonyType => 26,
-            Self::UserHandleMismatch => 27,
-            Self::UserNotPresent => 28,
-            Self::BackupStateInvalid => 29,
-            Self::BackupEligibilityChanged => 30,
-            Self::SignCountRegression => 31,
-            Self::PasskeyTypeNotAllowed => 32,
-            Self::AttestationRequired => 33,
-            Self::AaguidNotAllowed => 34,
-            Self::AuthenticatorNotCertified => 35,
-            Self::UserNotVerified => 36,
-            Self::CrossOrigin => 37,
-            Self::UserRiskHigh => 38,
-            Self::UserRiskMedium => 39,
-            Self::UpstreamRiskHigh => 40,
-            Self::UpstreamRiskMedium => 41,
-            Self::NoncompliantDevice => 42,
-            Self::UntrustedNetwork => 43,
-            Self::LegacyAlgorithm => 44,
-            Self::UnattestedCredential => 45,
-            Self::SyncedPasskey => 46,
-            Self::SignCountDeferred => 47,
+            Self::TemporaryAccessPassInvalid => 26,
+            Self::TemporaryAccessPassExpired => 27,
+            Self::TemporaryAccessPassRevoked => 28,
+            Self::TemporaryAccessPassUsed => 29,
+            Self::WrongCeremonyType => 30,
+            Self::UserHandleMismatch => 31,
+            Self::UserNotPresent => 32,
+            Self::BackupStateInvalid => 33,
+            Self::BackupEligibilityChanged => 34,
+            Self::SignCountRegression => 35,
+            Self::PasskeyTypeNotAllowed => 36,
+            Self::AttestationRequired => 37,
+            Self::AaguidNotAllowed => 38,
+            Self::AuthenticatorNotCertified => 39,
+            Self::TemporaryAccessPassNotAllowed => 40,
+            Self::UserNotVerified => 41,
+            Self::CrossOrigin => 42,
+            Self::UserRiskHigh => 43,
+            Self::UserRiskMedium => 44,
+            Self::UpstreamRiskHigh => 45,
+            Self::UpstreamRiskMedium => 46,
+            Self::NoncompliantDevice => 47,
+            Self::UntrustedNetwork => 48,
+            Self::LegacyAlgorithm => 49,
+            Self::UnattestedCredential => 50,
+            Self::SyncedPasskey => 51,
+            Self::TemporaryAccessPass => 52,
+            Self::SignCountDeferred => 53,
         }
     }
 }

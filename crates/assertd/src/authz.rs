@@ -27,6 +27,10 @@ pub enum Rpc {
     CredentialsWrite,
     /// RegisterCredential: what gateways get to enrol passkeys.
     CredentialsRegister,
+    /// IssueTemporaryAccessPass, RevokeTemporaryAccessPass and
+    /// ListTemporaryAccessPasses: a helpdesk tool's, without write access
+    /// to credentials.
+    CredentialsRecover,
 }
 
 impl Rpc {
@@ -37,11 +41,13 @@ impl Rpc {
             Self::CredentialsRead => "credentials.read",
             Self::CredentialsWrite => "credentials.write",
             Self::CredentialsRegister => "credentials.register",
+            Self::CredentialsRecover => "credentials.recover",
         }
     }
 
     /// Every group.
-    pub const ALL: [Self; 4] = [Self::Verify, Self::CredentialsRead, Self::CredentialsWrite, Self::CredentialsRegister];
+    pub const ALL: [Self; 5] =
+        [Self::Verify, Self::CredentialsRead, Self::CredentialsWrite, Self::CredentialsRegister, Self::CredentialsRecover];
 }
 
 /// Relying parties a caller may use.

@@ -39,7 +39,7 @@ pub fn assertions(a: Vec<pb::Assertion>) -> Vec<AssertionRequest> {
 }
 
 /// The gateway's sign-in context, as policy reads it.
-fn context(c: Option<&pb::SignInContext>) -> SignInContext {
+pub fn context(c: Option<&pb::SignInContext>) -> SignInContext {
     let Some(c) = c else { return SignInContext::default() };
     SignInContext {
         // Set by the engine from the user's flag, never by the caller.
@@ -109,7 +109,8 @@ pub fn verdicts(o: Vec<Outcome>) -> Vec<pb::Verdict> {
     o.into_iter().map(verdict).collect()
 }
 
-fn timestamp(ms: i64) -> prost_types::Timestamp {
+/// A protobuf timestamp of Unix milliseconds.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     // rem_euclid(1000) * 1e6 < 1e9 fits in i32.
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0) }
 }
@@ -138,6 +139,7 @@ pub fn record_to_pb(r: StoredCredential) -> pb::CredentialRecord {
         // Filled by the service, which knows the metadata and the names.
         authenticator_name: String::new(),
         authenticator_name_source: pb::AuthenticatorNameSource::Unspecified as i32,
+        temporary_access_pass_id: r.access_pass_id,
     }
 }
 
@@ -169,6 +171,7 @@ pub fn registration(r: pb::RegisterCredentialRequest) -> RegistrationRequest {
         transports: r.transports,
         server_issued_challenge: r.server_issued_challenge,
         response_json: r.response_json,
+        temporary_access_pass: r.temporary_access_pass,
         ..Default::default()
     }
 }
@@ -231,6 +234,8 @@ pub fn record_from_pb(r: pb::CredentialRecord, now_ms: i64) -> StoredCredential 
         discoverable: r.discoverable,
         attachment,
         uv_initialized: r.uv_initialized,
+        // Set only by a registration that redeemed a pass.
+        access_pass_id: String::new(),
     }
 }
 

@@ -80,6 +80,8 @@ struct ImportRecord {
     attachment: Option<assertd_verify::Attachment>,
     #[serde(default)]
     uv_initialized: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    access_pass_id: String,
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
@@ -115,6 +117,7 @@ impl ImportRecord {
             discoverable: self.discoverable,
             attachment: self.attachment,
             uv_initialized: self.uv_initialized,
+            access_pass_id: self.access_pass_id,
         };
         r.validate().map_err(|e| e.to_string())?;
         Ok(r)
@@ -342,6 +345,7 @@ pub async fn export(store: &dyn CredentialStore, out: &mut (dyn std::io::Write +
                 discoverable: r.discoverable,
                 attachment: r.attachment,
                 uv_initialized: r.uv_initialized,
+                access_pass_id: r.access_pass_id,
             };
             serde_json::to_writer(&mut *out, &rec).map_err(|e| e.to_string())?;
             out.write_all(b"\n").map_err(|e| e.to_string())?;

@@ -246,6 +246,13 @@ impl VerificationService for VerificationSvc {
         }))
     }
 
+    async fn redeem_temporary_access_pass(
+        &self,
+        req: Request<pb::RedeemTemporaryAccessPassRequest>,
+    ) -> Result<Response<pb::RedeemTemporaryAccessPassResponse>, Status> {
+        recover::redeem(&self.engine, req).await
+    }
+
     async fn get_user_signals(&self, req: Request<pb::GetUserSignalsRequest>) -> Result<Response<pb::GetUserSignalsResponse>, Status> {
         let grant = grant(&req)?;
         let r = req.into_inner();
@@ -304,4 +311,5 @@ impl VerificationService for VerificationSvc {
 }
 
 mod credentials;
+mod recover;
 pub use credentials::CredentialSvc;

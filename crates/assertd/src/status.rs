@@ -116,6 +116,18 @@ impl From<crate::engine::begin::BeginError> for Status {
     }
 }
 
+impl From<crate::engine::access_pass::PassError> for Status {
+    fn from(e: crate::engine::access_pass::PassError) -> Self {
+        use crate::engine::access_pass::PassError;
+        match e {
+            PassError::Off => RequestError::Precondition(e.to_string()).into(),
+            PassError::Invalid(m) => RequestError::Invalid(m).into(),
+            PassError::Random => Status::internal(e.to_string()),
+            PassError::Store(s) => RequestError::Store(s).into(),
+        }
+    }
+}
+
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Self {
         match e {

@@ -62,6 +62,7 @@ fn case(v: &AssertionVector) -> Case {
             discoverable: None,
             attachment: None,
             uv_initialized: false,
+            access_pass_id: String::new(),
         },
         cdj: AssertionVector::bytes(&v.client_data_json_b64url),
         ad: AssertionVector::bytes(&v.authenticator_data_b64url),

@@ -31,6 +31,7 @@ use tokio::sync::broadcast;
 
 mod group;
 mod listen;
+mod passes;
 mod queries;
 mod schema;
 mod tls;
@@ -325,6 +326,24 @@ impl PostgresStore {
         tokio::time::timeout(bound, async {
             let client = self.pool.get().await.map_err(failed)?;
             f(&client).await
+        })
+        .await
+        .map_err(|_| StoreError::Unreachable(format!("no answer from PostgreSQL within {bound:?}")))?
+    }
+
+    /// Runs `f` in a transaction on a pooled client, bounded by the
+    /// timeout: committed when `f` answers Ok, rolled back otherwise.
+    async fn in_transaction<T>(
+        &self,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let bound = self.timeout + Duration::from_millis(500);
+        tokio::time::timeout(bound, async {
+            let mut client = self.pool.get().await.map_err(failed)?;
+            let tx = client.transaction().await.map_err(failed)?;
+            let out = f(&tx).await?;
+            tx.commit().await.map_err(failed)?;
+            Ok(out)
         })
         .await
         .map_err(|_| StoreError::Unreachable(format!("no answer from PostgreSQL within {bound:?}")))?

@@ -161,6 +161,32 @@ CREATE TRIGGER credentials_notify_update AFTER UPDATE ON credentials
         OLD.credential_id IS DISTINCT FROM NEW.credential_id
     ) EXECUTE FUNCTION assertd_notify_credential_change();
 "#,
+    r#"
+-- Temporary access passes (only a keyed hash of each; at most one usable
+-- per user), and the pass a registration redeemed. A redemption locks its
+-- row (SELECT ... FOR UPDATE), so two replicas redeeming one one-time pass
+-- serialize and one wins; issuing takes a transaction-scoped advisory lock
+-- on the user, so two issues cannot both leave a usable pass.
+CREATE TABLE access_passes (
+    rp_id         text    NOT NULL,
+    pass_id       text    NOT NULL,
+    user_handle   bytea   NOT NULL,
+    key_id        text    NOT NULL,
+    hash          bytea   NOT NULL,
+    one_time      boolean NOT NULL,
+    created_at_ms bigint  NOT NULL,
+    expires_at_ms bigint  NOT NULL,
+    revoked_at_ms bigint,
+    used_at_ms    bigint,
+    uses          bigint  NOT NULL DEFAULT 0,
+    issued_by     text    NOT NULL,
+    note          text    NOT NULL,
+    PRIMARY KEY (rp_id, pass_id)
+);
+CREATE INDEX access_passes_by_user ON access_passes (rp_id, user_handle);
+CREATE INDEX access_passes_by_expiry ON access_passes (expires_at_ms);
+ALTER TABLE credentials ADD COLUMN access_pass_id text NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").

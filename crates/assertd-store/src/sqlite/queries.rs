@@ -23,7 +23,7 @@ fn all(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Vec<Stor
 }
 
 /// Inserts a credential unless its id exists; the row as stored.
-fn insert_new(c: &Connection, r: &StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
+pub(super) fn insert_new(c: &Connection, r: &StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
     c.prepare_cached(&format!(
         "INSERT INTO credentials ({COLUMNS}) VALUES ({QMARKS})
          ON CONFLICT (rp_id, credential_id) DO NOTHING RETURNING {COLUMNS}"
@@ -33,7 +33,7 @@ fn insert_new(c: &Connection, r: &StoredCredential) -> Result<Option<StoredCrede
 }
 
 /// Records challenge uses: true for each first use of its id.
-fn insert_uses(c: &Connection, uses: &[ChallengeUse]) -> Result<Vec<bool>, StoreError> {
+pub(super) fn insert_uses(c: &Connection, uses: &[ChallengeUse]) -> Result<Vec<bool>, StoreError> {
     let mut s = c
         .prepare_cached("INSERT INTO consumed_challenges (id, keep_until_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
         .map_err(unavailable)?;

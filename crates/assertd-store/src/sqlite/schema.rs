@@ -70,6 +70,29 @@ ALTER TABLE credentials ADD COLUMN discoverable INTEGER;
 ALTER TABLE credentials ADD COLUMN attachment TEXT NOT NULL DEFAULT '' CHECK (attachment IN ('', 'platform', 'cross-platform'));
 ALTER TABLE credentials ADD COLUMN uv_initialized INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Temporary access passes (only a keyed hash of each), and the pass a
+    // registration redeemed.
+    r#"
+CREATE TABLE access_passes (
+    rp_id         TEXT    NOT NULL,
+    pass_id       TEXT    NOT NULL,
+    user_handle   BLOB    NOT NULL,
+    key_id        TEXT    NOT NULL,
+    hash          BLOB    NOT NULL,
+    one_time      INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER,
+    used_at_ms    INTEGER,
+    uses          INTEGER NOT NULL DEFAULT 0,
+    issued_by     TEXT    NOT NULL,
+    note          TEXT    NOT NULL,
+    PRIMARY KEY (rp_id, pass_id)
+) WITHOUT ROWID;
+CREATE INDEX access_passes_by_user ON access_passes (rp_id, user_handle);
+CREATE INDEX access_passes_by_expiry ON access_passes (expires_at_ms);
+ALTER TABLE credentials ADD COLUMN access_pass_id TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

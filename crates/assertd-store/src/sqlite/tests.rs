@@ -32,6 +32,7 @@ fn record(id: u8) -> StoredCredential {
         discoverable: None,
         attachment: None,
         uv_initialized: false,
+        access_pass_id: String::new(),
     }
 }
 

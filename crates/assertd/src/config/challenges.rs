@@ -111,25 +111,7 @@ impl ChallengesSection {
         if self.max_ttl_seconds > 86_400 {
             return Err(Invalid::new("challenges.max_ttl_seconds", "a challenge lives at most a day (86400 s)"));
         }
-        let mut keys = Vec::with_capacity(self.keys.len());
-        for (i, k) in self.keys.iter().enumerate() {
-            let key = |field: &str| format!("challenges.keys[{i}].{field}");
-            let secret = match (&k.secret_file, &k.secret_env) {
-                (Some(file), None) => {
-                    let mut s = std::fs::read(file)
-                        .map_err(|e| Invalid::new(key("secret_file"), format!("cannot read {}: {e}", file.display())))?;
-                    while s.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
-                        s.pop();
-                    }
-                    s
-                }
-                (None, Some(var)) => std::env::var_os(var)
-                    .ok_or_else(|| Invalid::new(key("secret_env"), format!("environment variable {var} is not set")))?
-                    .into_encoded_bytes(),
-                _ => return Err(Invalid::new(key("id"), "a key needs exactly one of secret_file and secret_env")),
-            };
-            keys.push((k.id.clone(), secret));
-        }
+        let keys = read_secrets("challenges", &self.keys)?;
         let keys = ChallengeKeys::new(keys).map_err(|e| Invalid::new("challenges.keys", e.to_string()))?;
         Ok(Some(IssuedChallenges {
             keys,
@@ -138,4 +120,29 @@ impl ChallengesSection {
             clock_skew_seconds: self.clock_skew_seconds,
         }))
     }
+}
+
+/// The `(id, secret)` pairs of `[SECTION] keys`: each secret from its file
+/// (without a trailing newline) or environment variable.
+pub(super) fn read_secrets(section: &str, configured: &[ChallengeKeyConfig]) -> Result<Vec<(String, Vec<u8>)>, Invalid> {
+    let mut keys = Vec::with_capacity(configured.len());
+    for (i, k) in configured.iter().enumerate() {
+        let key = |field: &str| format!("{section}.keys[{i}].{field}");
+        let secret = match (&k.secret_file, &k.secret_env) {
+            (Some(file), None) => {
+                let mut s =
+                    std::fs::read(file).map_err(|e| Invalid::new(key("secret_file"), format!("cannot read {}: {e}", file.display())))?;
+                while s.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                    s.pop();
+                }
+                s
+            }
+            (None, Some(var)) => std::env::var_os(var)
+                .ok_or_else(|| Invalid::new(key("secret_env"), format!("environment variable {var} is not set")))?
+                .into_encoded_bytes(),
+            _ => return Err(Invalid::new(key("id"), "a key needs exactly one of secret_file and secret_env")),
+        };
+        keys.push((k.id.clone(), secret));
+    }
+    Ok(keys)
 }

@@ -37,7 +37,8 @@ pub struct ClientConfig {
     /// VerifyAssertionsStream), `credentials.read` (GetCredential,
     /// ListCredentials), `credentials.write` (PutCredential,
     /// RevokeCredential, DeleteCredential, the user-level writes),
-    /// `credentials.register` (RegisterCredential); `"*"`: all.
+    /// `credentials.register` (RegisterCredential), `credentials.recover`
+    /// (temporary access passes); `"*"`: all.
     pub rpcs: Vec<String>,
 }
 
@@ -88,7 +89,7 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
                         return Err(Invalid::new(
                             key("rpcs"),
                             format!(
-                                "{other:?} is not an RPC group (verify, credentials.read, credentials.write, credentials.register, \"*\")"
+                                "{other:?} is not an RPC group (verify, credentials.read, credentials.write, credentials.register, credentials.recover, \"*\")"
                             ),
                         ));
                     }

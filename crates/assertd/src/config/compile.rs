@@ -38,6 +38,7 @@ impl Config {
             }
         }
         let challenges = self.challenges.compile()?.map(Arc::new);
+        let access_passes = self.temporary_access_pass.compile()?.map(Arc::new);
         let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
         let metadata = super::metadata::compile(self.metadata.as_ref())?.map(Arc::new);
         let aaguid_names = super::metadata::compile_names(self.metadata.as_ref())?;
@@ -49,7 +50,7 @@ impl Config {
                 "needs [metadata] (the certification levels come from it)",
             ));
         }
-        Ok(Reloadable { rps, profiles, clients, challenges, attestation, metadata, aaguid_names })
+        Ok(Reloadable { rps, profiles, clients, challenges, access_passes, attestation, metadata, aaguid_names })
     }
 
     /// One relying party, with its default profile.

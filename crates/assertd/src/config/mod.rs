@@ -6,6 +6,7 @@
 //! ([`Config::compile`]) into the runtime [`Reloadable`]: every value serde
 //! cannot check is checked there, and every error names its key.
 
+mod access_pass;
 mod attestation;
 mod challenges;
 mod clients;
@@ -18,6 +19,7 @@ mod sections;
 mod tracing;
 pub mod well_known;
 
+pub use access_pass::{AccessPassPolicy, AccessPassSection};
 pub use attestation::{AttestationRootConfig, AttestationTrust, RegistrationSection};
 pub use challenges::{ChallengeKeyConfig, ChallengesSection, IssuedChallenges};
 pub use clients::ClientConfig;
@@ -104,6 +106,9 @@ pub struct Config {
     /// Server-issued challenges (off without keys).
     #[serde(default)]
     pub challenges: ChallengesSection,
+    /// Temporary access passes (off without keys).
+    #[serde(default)]
+    pub temporary_access_pass: AccessPassSection,
     /// Root certificates that anchor attestation statements, by format.
     #[serde(default)]
     pub attestation_roots: Vec<AttestationRootConfig>,
@@ -155,6 +160,7 @@ impl Default for Config {
             health_listen: None,
             clients: Vec::new(),
             challenges: ChallengesSection::default(),
+            temporary_access_pass: AccessPassSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
             metadata: None,
@@ -372,6 +378,8 @@ pub struct Reloadable {
     pub clients: crate::authz::ClientTable,
     /// Server-issued challenges; `None` when no keys are configured.
     pub challenges: Option<Arc<IssuedChallenges>>,
+    /// Temporary access passes; `None` when no keys are configured.
+    pub access_passes: Option<Arc<AccessPassPolicy>>,
     /// What registration trusts.
     pub attestation: Arc<AttestationTrust>,
     /// FIDO metadata; `None` when `[metadata]` is not configured.

@@ -6,7 +6,7 @@
 use super::invalid::Invalid;
 use assertd_policy::{
     Attachment, AttestationEnforcement, BackupEligibilityChange, Ceremonies, CertificationLevel, EnforcementType, Hint, KeyRestrictions,
-    PasskeyType, PasskeyTypes, Profile, RegressionAction, ResidentKey, Signal, UserVerification, Weights,
+    PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, ResidentKey, Signal, UserVerification, Weights,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,6 +78,10 @@ pub struct ProfileConfig {
     /// Options: ask for `enterprise` attestation (managed authenticators
     /// that list the relying party); default false.
     pub enterprise_attestation: Option<bool>,
+    /// What a temporary access pass may register (`any`,
+    /// `device_bound_only`, `never`; default `any`: what the profile
+    /// registers anyway).
+    pub temporary_access_pass: Option<PassRegistration>,
 }
 
 /// Parses "cb69481e-8ff7-4039-93ec-0a2729a154a8".
@@ -158,6 +162,7 @@ impl ProfileConfig {
             step_up_at,
             deny_at,
             weights,
+            temporary_access_pass: self.temporary_access_pass.unwrap_or(d.temporary_access_pass),
         })
     }
 
@@ -187,6 +192,7 @@ impl ProfileConfig {
             authenticator_attachment: p.ceremonies.attachment,
             hints: p.ceremonies.hints.clone(),
             enterprise_attestation: Some(p.ceremonies.enterprise_attestation),
+            temporary_access_pass: Some(p.temporary_access_pass),
         }
     }
 }
@@ -209,6 +215,7 @@ attestation_enforcement = "registration_only"
 key_restrictions = { enforced = true, enforcement_type = "allow", aaguids = ["cb69481e-8ff7-4039-93ec-0a2729a154a8"] }
 user_verification = "required"
 backup_eligibility_change = "allow_upgrade"
+temporary_access_pass = "device_bound_only"
 [risk]
 step_up_at = 30
 [risk.weights]
@@ -219,6 +226,7 @@ untrusted_network = 25
         let resolved = p.resolve().unwrap();
         assert_eq!(resolved.weights[Signal::UntrustedNetwork], 25);
         assert_eq!(resolved.step_up_at, 30);
+        assert_eq!(resolved.temporary_access_pass, PassRegistration::DeviceBoundOnly);
         let text = toml::to_string(&ProfileConfig::effective(&resolved)).unwrap();
         let again: ProfileConfig = toml::from_str(&text).unwrap();
         assert_eq!(again.resolve().unwrap(), resolved);

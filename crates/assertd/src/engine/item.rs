@@ -217,6 +217,8 @@ pub struct RegistrationRequest {
     pub attachment: Option<Attachment>,
     /// The JSON's `rawId`: must be the attested credential ID.
     pub raw_id: Option<Vec<u8>>,
+    /// A temporary access pass as the user typed it (empty: none).
+    pub temporary_access_pass: String,
 }
 
 impl RegistrationRequest {
@@ -254,6 +256,9 @@ impl RegistrationRequest {
             self.transports.iter().find(|t| t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         {
             return Err(format!("transport {:?} is not 1 to 32 lower-case letters and '-'", assertd_verify::truncate(t)));
+        }
+        if !self.temporary_access_pass.is_empty() {
+            assertd_verify::access_pass::Pass::parse(&self.temporary_access_pass).map_err(|e| format!("temporary_access_pass: {e}"))?;
         }
         Ok(())
     }

@@ -37,6 +37,7 @@
 //! A stream runs stages 2–4 for up to four messages at once and stages 5–6
 //! one message at a time, in order.
 
+pub mod access_pass;
 pub mod admission;
 pub mod assess;
 pub mod begin;
@@ -289,11 +290,19 @@ impl Engine {
 
     /// Forgets recorded challenge uses whose challenges expired more than
     /// [`PRUNE_MARGIN_MS`] ago (by this replica's clock and, on PostgreSQL,
-    /// the database's).
+    /// the database's), and temporary access passes past their retention.
     pub async fn prune_challenges(&self) {
         if let Err(e) = self.cache.store().prune_challenges(now_ms(), PRUNE_MARGIN_MS).await {
             telemetry::store_error("prune_challenges");
             tracing::warn!(error = %e, "pruning used challenges failed");
+        }
+        // Temporary access passes, `retention_days` after they expired
+        // (the default retention when passes are off: none are issued, but
+        // earlier ones still age out).
+        let retention = self.access_passes().map_or(30 * 86_400_000, |p| p.retention_ms);
+        if let Err(e) = self.cache.store().prune_passes(now_ms().saturating_sub(retention)).await {
+            telemetry::store_error("prune_passes");
+            tracing::warn!(error = %e, "pruning expired temporary access passes failed");
         }
     }
 

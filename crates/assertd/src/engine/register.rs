@@ -15,7 +15,9 @@
 //!    26–27 (credentialId unique, credential record) and §7.1 step 29
 //!    (store): never replacing one, `CREDENTIAL_ALREADY_REGISTERED`); with a
 //!    server-issued challenge, in one transaction with the challenge's
-//!    single use (`CHALLENGE_REPLAYED`). A denied registration whose
+//!    single use (`CHALLENGE_REPLAYED`), and with a temporary access pass,
+//!    the pass's use in the same transaction (`access_pass`:
+//!    `TEMPORARY_ACCESS_PASS_*`). A denied registration whose
 //!    attestation statement verified uses its challenge up too: every final
 //!    verdict reached after the statement's signature does. A retryable
 //!    verdict has recorded nothing.
@@ -24,10 +26,11 @@ use super::admission::{Refusal, SHARE_WAIT, Shed};
 use super::clock::now_ms;
 use super::error::EngineError;
 use super::item::{self, RegistrationOutcome, RegistrationRequest};
-use super::{Engine, challenges, fields, pool};
+use super::{Engine, access_pass, challenges, fields, pool};
 use crate::authz::Grant;
 use assertd_policy::{Decision, Finding, ReasonCode, Verdict};
 use assertd_store::{Registered, StoredCredential};
+use assertd_verify::access_pass::Pass;
 use assertd_verify::{Ceremony, Challenge, Registration, RegistrationInput, TrustInput};
 
 impl Engine {
@@ -68,6 +71,8 @@ impl Engine {
         }
         let trust = policy.attestation.clone();
         let metadata = policy.metadata.clone();
+        // Checked by `RegistrationRequest::check`: a typed pass parses.
+        let typed_pass = Pass::parse(&r.temporary_access_pass).ok();
         let request = r;
         // Registrations take their share of the pool, never more: a flood
         // of them waits here (bounded, then refused), not in the pool's
@@ -106,6 +111,12 @@ impl Engine {
                 verdict =
                     item::deny(ReasonCode::InvalidRequest, "response_json's rawId is not the credential ID in the attestation object");
             }
+            if verdict.decision == Decision::Allow
+                && !request.temporary_access_pass.is_empty()
+                && let Some(f) = assertd_policy::pass_registration(&profile, &registration)
+            {
+                verdict = Verdict::deny(vec![f]);
+            }
             let record = record(&request, &registration);
             if verdict.decision == Decision::Allow {
                 // The record's own checks (the key's point on its curve, as
@@ -125,6 +136,22 @@ impl Engine {
             (Some(opened), Some(i)) if registration.statement_verified() => Some(challenges::use_of(i, opened)),
             _ => None,
         };
+        // The pass the user typed, among their stored ones: a pass that
+        // cannot be redeemed is a final deny (the challenge is used up).
+        let (mut verdict, mut record) = (verdict, record);
+        if let (Decision::Allow, Some(typed), Some(rec)) = (verdict.decision, &typed_pass, record.as_mut()) {
+            match self.find_pass(&rec.rp_id, &rec.user_handle, typed).await {
+                Ok(Ok(p)) => {
+                    verdict.reasons.push(Finding::new(
+                        ReasonCode::TemporaryAccessPass,
+                        format!("registered with temporary access pass {}", p.pass_id),
+                    ));
+                    rec.access_pass_id = p.pass_id;
+                }
+                Ok(Err(refusal)) => verdict = access_pass::refused(refusal, None),
+                Err(e) => return Ok(RegistrationOutcome::denied(unrecorded(&e, "passes"), reg)),
+            }
+        }
         let (Decision::Allow, Some(record)) = (verdict.decision, record) else {
             // A final deny uses the challenge up.
             if let Some(u) = challenge_use {
@@ -140,6 +167,10 @@ impl Engine {
         };
         let (rp_id, id) = (record.rp_id.clone(), record.credential_id.clone());
         let created = match challenge_use {
+            // §7.1 steps 26–27 (credentialId unique, credential record) and
+            // §7.1 step 29 (store) with the challenge's and the pass's use:
+            // one transaction.
+            u if !record.access_pass_id.is_empty() => self.cache.store().create_with_pass(record, u, now_ms()).await,
             // §7.1 steps 26–27 (credentialId unique, credential record) and §7.1
             // step 29 (store) with the challenge's use: one transaction.
             Some(u) => self.cache.store().create_with_challenge(record, u).await,
@@ -168,6 +199,8 @@ impl Engine {
                 item::deny(ReasonCode::CredentialAlreadyRegistered, "a credential with this id is already registered for the relying party")
             }
             Ok(Registered::ChallengeReplayed) => challenges::deny_replayed(verdict, Ceremony::Registration),
+            // Another replica redeemed it since it was found.
+            Ok(Registered::PassRefused(refusal)) => access_pass::refused(refusal, None),
             Err(e) => unrecorded(&e, "create"),
         };
         Ok(RegistrationOutcome::denied(verdict, reg))
@@ -212,5 +245,7 @@ fn record(r: &RegistrationRequest, reg: &Registration) -> Option<StoredCredentia
         discoverable: r.discoverable,
         attachment: r.attachment,
         uv_initialized: flags.user_verified(),
+        // Set once the pass is found.
+        access_pass_id: String::new(),
     })
 }

@@ -38,7 +38,8 @@ pub(super) async fn reload_user_risks(engine: std::sync::Weak<Engine>) {
     }
 }
 
-/// Forgets the recorded uses of expired challenges, once a minute.
+/// Forgets the recorded uses of expired challenges and the temporary
+/// access passes past their retention, once a minute.
 pub(super) async fn prune_challenges(engine: std::sync::Weak<Engine>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,5 +1,6 @@
 //! `CredentialService`: registration, the admin's credential writes and
-//! reads, user risk and user revocation.
+//! reads, user risk and user revocation, temporary access passes (in
+//! `recover`).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -65,6 +66,10 @@ impl CredentialService for CredentialSvc {
             n.string("assertd.registration.decision", outcome.verdict.decision.as_str());
         }
         match &outcome.credential {
+            Some(stored) if !stored.access_pass_id.is_empty() => {
+                crate::telemetry::access_pass("registered");
+                audit("register", &grant, stored, "registered with a temporary access pass (its id: the record's access_pass_id)");
+            }
             Some(stored) => audit("register", &grant, stored, "registered"),
             None => tracing::info!(
                 target: "assertd::audit",
@@ -236,5 +241,26 @@ impl CredentialService for CredentialSvc {
         require_rp(&grant, &req.rp_id)?;
         let list = self.engine.credentials_of(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
         Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(|r| self.record(r)).collect() }))
+    }
+
+    async fn issue_temporary_access_pass(
+        &self,
+        req: Request<pb::IssueTemporaryAccessPassRequest>,
+    ) -> Result<Response<pb::IssueTemporaryAccessPassResponse>, Status> {
+        super::recover::issue(&self.engine, req).await
+    }
+
+    async fn revoke_temporary_access_pass(
+        &self,
+        req: Request<pb::RevokeTemporaryAccessPassRequest>,
+    ) -> Result<Response<pb::RevokeTemporaryAccessPassResponse>, Status> {
+        super::recover::revoke(&self.engine, req).await
+    }
+
+    async fn list_temporary_access_passes(
+        &self,
+        req: Request<pb::ListTemporaryAccessPassesRequest>,
+    ) -> Result<Response<pb::ListTemporaryAccessPassesResponse>, Status> {
+        super::recover::list(&self.engine, req).await
     }
 }

@@ -9,7 +9,15 @@ fn routes_cover_every_assertd_rpc() {
     let services = [
         (
             <VerificationServiceServer<crate::service::VerificationSvc> as NamedService>::NAME,
-            ["VerifyAssertions", "VerifyAssertionsStream", "IssueChallenge"].as_slice(),
+            [
+                "VerifyAssertions",
+                "VerifyAssertionsStream",
+                "IssueChallenge",
+                "BeginAuthentication",
+                "GetUserSignals",
+                "RedeemTemporaryAccessPass",
+            ]
+            .as_slice(),
         ),
         (
             <CredentialServiceServer<crate::service::CredentialSvc> as NamedService>::NAME,
@@ -23,6 +31,10 @@ fn routes_cover_every_assertd_rpc() {
                 "SetUserRisk",
                 "ClearUserRisk",
                 "RevokeUserCredentials",
+                "BeginRegistration",
+                "IssueTemporaryAccessPass",
+                "RevokeTemporaryAccessPass",
+                "ListTemporaryAccessPasses",
             ]
             .as_slice(),
         ),

@@ -203,6 +203,13 @@ pub const CHALLENGES_ISSUED: Metric = metric(
     &[],
     "Challenges issued by IssueChallenge (their uses show as verdicts; replays as reason CHALLENGE_REPLAYED).",
 );
+/// Temporary access pass events.
+pub const ACCESS_PASSES: Metric = metric(
+    "assertd_access_passes_total",
+    Counter,
+    &["event"],
+    "Temporary access pass events, by event: issued, revoked, redeemed (an allowed RedeemTemporaryAccessPass), registered (a registration redeemed one), refused (a RedeemTemporaryAccessPass not allowed; the reasons are in the audit log).",
+);
 /// Credential record updates of allowed sign-ins.
 pub const STATE_UPDATES: Metric = metric(
     "assertd_credential_state_updates_total",
@@ -297,6 +304,7 @@ pub const CATALOGUE: &[Metric] = &[
     REJECTED,
     TLS_RELOADS,
     CHALLENGES_ISSUED,
+    ACCESS_PASSES,
     STATE_UPDATES,
     REGISTRATIONS,
     REGISTRATION_REASONS,

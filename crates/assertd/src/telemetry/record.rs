@@ -96,6 +96,12 @@ pub fn state_update(change: &'static str) {
     counter!(STATE_UPDATES.name, "change" => change).increment(1);
 }
 
+/// Counts a temporary access pass event (`issued`, `revoked`, `redeemed`,
+/// `registered`, `refused`).
+pub fn access_pass(event: &'static str) {
+    counter!(ACCESS_PASSES.name, "event" => event).increment(1);
+}
+
 /// Counts an issued challenge.
 pub fn challenge_issued() {
     counter!(CHALLENGES_ISSUED.name).increment(1);
