@@ -224,6 +224,20 @@ challenges() {
 check "issued challenges: keys from a Secret, the first signs (HA; off by default)" challenges
 check "refuses challenge key ids without their Secret" refuses "challenges.secret" "$helm" template t assertd $ack --set 'challenges.keyIds={k1}'
 check "refuses a challenge Secret without key ids" refuses "challenges.keyIds" "$helm" template t assertd $ack --set challenges.secret=s
+access_passes() {
+  "$helm" template t assertd $ack --set temporaryAccessPass.secret=assertd-tap --set 'temporaryAccessPass.keyIds={t2026-12}' \
+    --set temporaryAccessPass.requireOneTime=true > "$work/tap.yaml" &&
+    grep -q 'keys = \[{ id = "t2026-12", secret_file = "/etc/assertd/temporary-access-pass/t2026-12" }\]' "$work/tap.yaml" &&
+    grep -q 'require_one_time = true' "$work/tap.yaml" && grep -q 'max_lifetime_seconds = 28800' "$work/tap.yaml" &&
+    [ "$(grep -c 'mountPath: /etc/assertd/temporary-access-pass' "$work/tap.yaml")" = 2 ] &&
+    [ "$(grep -c 'secretName: assertd-tap' "$work/tap.yaml")" = 2 ] && ! grep -q 'temporary_access_pass' "$work/default.yaml" &&
+    mkdir -p "$work/tap" && head -c 32 /dev/urandom | base64 > "$work/tap/t2026-12" &&
+    config_of "$work/tap.yaml" | sed "s|/etc/assertd/temporary-access-pass/|$work/tap/|g" > "$work/tap.toml" &&
+    env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/tap.toml" > /dev/null
+}
+check "temporary access passes: keys from a Secret in the pods and the config check, a valid config (off by default)" access_passes
+check "refuses pass key ids without their Secret" refuses "temporaryAccessPass.secret" "$helm" template t assertd $ack --set 'temporaryAccessPass.keyIds={t1}'
+check "schema refuses a pass lifetime under 10 minutes" refuses "minLifetimeSeconds" "$helm" template t assertd $ack --set temporaryAccessPass.minLifetimeSeconds=60
 attestation_roots() {
   "$helm" template t assertd $ack --set registration.attestationRootsConfigMap=roots --set 'registration.attestationRoots[0].format=apple' \
     --set 'registration.attestationRoots[0].key=apple.pem' > "$work/roots.yaml" &&

@@ -109,6 +109,23 @@ clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
 {{- fail "challenges.keyIds needs challenges.secret (the Secret holding the keys)" }}
 {{- end }}
 {{- end }}
+{{- with .Values.temporaryAccessPass }}
+{{- if .secret }}
+{{- if not .keyIds }}
+{{- fail "temporaryAccessPass.secret is set: list its key ids in temporaryAccessPass.keyIds (the hashing key first)" }}
+{{- end }}
+
+[temporary_access_pass]
+keys = [{{ range $i, $id := .keyIds }}{{ if $i }}, {{ end }}{ id = {{ $id | quote }}, secret_file = "/etc/assertd/temporary-access-pass/{{ $id }}" }{{ end }}]
+default_lifetime_seconds = {{ .defaultLifetimeSeconds | int64 }}
+min_lifetime_seconds = {{ .minLifetimeSeconds | int64 }}
+max_lifetime_seconds = {{ .maxLifetimeSeconds | int64 }}
+require_one_time = {{ .requireOneTime }}
+retention_days = {{ .retentionDays | int64 }}
+{{- else if .keyIds }}
+{{- fail "temporaryAccessPass.keyIds needs temporaryAccessPass.secret (the Secret holding the keys)" }}
+{{- end }}
+{{- end }}
 
 {{- with .Values.registration }}
 {{- if and .attestationRoots (not .attestationRootsConfigMap) }}
