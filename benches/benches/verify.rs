@@ -150,7 +150,14 @@ fn stages(c: &mut Criterion) {
     let input = input(&p);
     let v = verify(&rp, CredentialInput { key: &key, user_handle: b"user" }, &input);
     let profile = Profile::default();
-    let facts = CredentialFacts { backup_eligible: false, attested: true, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None };
+    let facts = CredentialFacts {
+        backup_eligible: false,
+        attested: true,
+        aaguid: [0; 16],
+        aaguid_vouched: false,
+        model_blocked: None,
+        created_at_ms: 0,
+    };
     g.bench_function("policy_evaluate", |b| {
         b.iter_batched(|| v.clone(), |v| evaluate(&profile, &v, &facts, CounterCheck::Ok, &SignInContext::default()), BatchSize::SmallInput)
     });

@@ -18,7 +18,8 @@ pub use assertd_verify::{Finding, ReasonCode};
 pub use ceremonies::{Attachment, Ceremonies, Hint, ResidentKey};
 pub use profile::{
     AttestationEnforcement, BackupEligibilityChange, CertificationLevel, DEFAULT_DENY_AT, DEFAULT_STEP_UP_AT, EnforcementType,
-    KeyRestrictions, PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, UserVerification,
+    KeyRestrictions, PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, RemediationMode, RiskRemediation,
+    UserVerification,
 };
 pub use registration::{evaluate_registration, pass_registration};
 pub use signal::{Signal, Weights};
@@ -152,10 +153,78 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     }
 
     context_signals(ctx, &mut signal);
-    decide(profile, hard, signals, counter)
+    let uv = v.authenticator.is_some_and(|a| a.flags.user_verified());
+    let remediates = counter == CounterCheck::Ok && meets_remediation_bar(profile, uv, synced, credential, ctx);
+    user_risk(profile, ctx, remediates, hard, signals, counter)
 }
 
-/// assertd rule: the gateway's context and the user's flag as risk signals.
+/// assertd rule (Entra's risk remediation): whether this sign-in may clear
+/// its user's flag: UV where the profile's bar asks for it, a passkey type
+/// and attestation the bar accepts, and a credential registered before the
+/// flag was set (one added since, perhaps by whoever caused the flag,
+/// never clears it).
+fn meets_remediation_bar(profile: &Profile, uv: bool, synced: bool, credential: &CredentialFacts, ctx: &SignInContext) -> bool {
+    let bar = &profile.user_risk_remediation;
+    let type_ok = if synced { bar.passkey_types.synced } else { bar.passkey_types.device_bound };
+    (uv || !bar.requires_uv)
+        && type_ok
+        && (credential.attested || !bar.requires_attestation)
+        && credential.created_at_ms < ctx.user_risk_set_at_ms
+}
+
+/// assertd rule: the user's flag under the profile's
+/// `user_risk_remediation`, then the decision. `remediates`: the sign-in
+/// meets the remediation bar.
+fn user_risk(
+    profile: &Profile,
+    ctx: &SignInContext,
+    remediates: bool,
+    mut hard: Vec<Finding>,
+    mut signals: Vec<(u32, Finding)>,
+    counter: CounterCheck,
+) -> Verdict {
+    let (s, level, mode) = match ctx.user_risk {
+        RiskLevel::Medium => (Signal::UserRiskMedium, "medium", profile.user_risk_remediation.medium),
+        RiskLevel::High => (Signal::UserRiskHigh, "high", profile.user_risk_remediation.high),
+        RiskLevel::Low | RiskLevel::Unspecified => return decide(profile, hard, signals, counter),
+    };
+    let w = profile.weights[s];
+    match mode {
+        RemediationMode::Deny => {
+            hard.push(Finding::new(s.reason(), format!("the user is flagged at {level} risk (user_risk_remediation: deny)")));
+            decide(profile, hard, signals, counter)
+        }
+        RemediationMode::StepUp => {
+            // Alone, the flag steps up and never denies.
+            let w = w.max(profile.step_up_at).min(profile.deny_at.saturating_sub(1)).min(100);
+            signals.push((
+                w,
+                Finding::new(s.reason(), format!("the user is flagged at {level} risk (user_risk_remediation: step_up; risk +{w})")),
+            ));
+            let mut v = decide(profile, hard, signals, counter);
+            if v.decision == Decision::Allow {
+                v.decision = Decision::StepUp;
+            }
+            v
+        }
+        RemediationMode::Passkey => {
+            if remediates {
+                let mut v = decide(profile, hard.clone(), signals.clone(), counter);
+                if v.decision == Decision::Allow {
+                    v.reasons.push(Finding::new(
+                        ReasonCode::UserRiskRemediated,
+                        format!("the user was flagged at {level} risk; this passkey sign-in meets the remediation bar and clears the flag"),
+                    ));
+                    return v;
+                }
+            }
+            signals.push((w, Finding::new(s.reason(), format!("the user is flagged at {level} risk (risk +{w})"))));
+            decide(profile, hard, signals, counter)
+        }
+    }
+}
+
+/// assertd rule: the gateway's context as risk signals.
 fn context_signals(ctx: &SignInContext, signal: &mut impl FnMut(Signal, String)) {
     if ctx.trusted_network == Some(false) {
         signal(Signal::UntrustedNetwork, "sign-in from an untrusted network".into());
@@ -166,12 +235,6 @@ fn context_signals(ctx: &SignInContext, signal: &mut impl FnMut(Signal, String))
     match ctx.upstream_risk {
         RiskLevel::Medium => signal(Signal::UpstreamRiskMedium, "upstream risk is medium".into()),
         RiskLevel::High => signal(Signal::UpstreamRiskHigh, "upstream risk is high".into()),
-        RiskLevel::Low | RiskLevel::Unspecified => {}
-    }
-    // assertd rule: real-time remediation, the user's flag.
-    match ctx.user_risk {
-        RiskLevel::Medium => signal(Signal::UserRiskMedium, "the user is flagged at medium risk".into()),
-        RiskLevel::High => signal(Signal::UserRiskHigh, "the user is flagged at high risk".into()),
         RiskLevel::Low | RiskLevel::Unspecified => {}
     }
 }
@@ -186,7 +249,8 @@ pub fn evaluate_access_pass(profile: &Profile, pass_id: &str, ctx: &SignInContex
     context_signals(ctx, &mut |s: Signal, what: String| {
         signals.push((w[s], Finding::new(s.reason(), format!("{what} (risk +{})", w[s]))));
     });
-    let mut v = decide(profile, Vec::new(), signals, CounterCheck::Ok);
+    // A pass is no passkey: it never remediates a flag.
+    let mut v = user_risk(profile, ctx, false, Vec::new(), signals, CounterCheck::Ok);
     v.reasons.push(Finding::new(ReasonCode::TemporaryAccessPass, format!("temporary access pass {pass_id} redeemed")));
     v
 }

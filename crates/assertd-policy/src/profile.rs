@@ -97,6 +97,53 @@ pub enum AttestationEnforcement {
     RegistrationOnly,
 }
 
+/// What a user's risk flag (`SetUserRisk`) does to their sign-ins, per
+/// level (profile key `user_risk_remediation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemediationMode {
+    /// Denied while flagged (the flag is a hard failure).
+    Deny,
+    /// Stepped up while flagged: never allowed; the flag alone never denies.
+    StepUp,
+    /// A sign-in with a passkey that meets the remediation bar is allowed
+    /// and clears the flag (`USER_RISK_REMEDIATED`); any other sign-in
+    /// carries the flag as a weighted signal (by default medium steps up,
+    /// high denies). Entra's "require risk remediation" for passwordless
+    /// users.
+    #[default]
+    Passkey,
+}
+
+/// The profile's rules for flagged users: a mode per level, and the bar a
+/// credential must meet to remediate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RiskRemediation {
+    /// For users flagged medium.
+    pub medium: RemediationMode,
+    /// For users flagged high.
+    pub high: RemediationMode,
+    /// The sign-in must have UV.
+    pub requires_uv: bool,
+    /// The credential's type must be one of these.
+    pub passkey_types: PasskeyTypes,
+    /// The credential's attestation must have been verified at
+    /// registration.
+    pub requires_attestation: bool,
+}
+
+impl Default for RiskRemediation {
+    fn default() -> Self {
+        Self {
+            medium: RemediationMode::Passkey,
+            high: RemediationMode::Passkey,
+            requires_uv: true,
+            passkey_types: PasskeyTypes::default(),
+            requires_attestation: false,
+        }
+    }
+}
+
 /// What a temporary access pass may register (Entra: a pass lets a vetted
 /// user onboard a passwordless method; the profile's own rules apply on
 /// top).
@@ -205,6 +252,8 @@ pub struct Profile {
     pub ceremonies: crate::ceremonies::Ceremonies,
     /// What a temporary access pass may register.
     pub temporary_access_pass: PassRegistration,
+    /// What a user's risk flag does, and how a passkey clears it.
+    pub user_risk_remediation: RiskRemediation,
 }
 
 /// Default step-up threshold.
@@ -233,6 +282,7 @@ impl Default for Profile {
             weights: Weights::default(),
             ceremonies: crate::ceremonies::Ceremonies::default(),
             temporary_access_pass: PassRegistration::default(),
+            user_risk_remediation: RiskRemediation::default(),
         }
     }
 }

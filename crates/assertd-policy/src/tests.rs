@@ -23,12 +23,19 @@ fn verification(flags: u8) -> Verification {
 
 /// An attested, device-bound security key.
 fn key() -> CredentialFacts {
-    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY, aaguid_vouched: true, model_blocked: None }
+    CredentialFacts { backup_eligible: false, attested: true, aaguid: YUBIKEY, aaguid_vouched: true, model_blocked: None, created_at_ms: 0 }
 }
 
 /// A synced, unattested platform passkey.
 fn synced() -> CredentialFacts {
-    CredentialFacts { backup_eligible: true, attested: false, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None }
+    CredentialFacts {
+        backup_eligible: true,
+        attested: false,
+        aaguid: [0; 16],
+        aaguid_vouched: false,
+        model_blocked: None,
+        created_at_ms: 0,
+    }
 }
 
 fn codes(v: &Verdict) -> Vec<ReasonCode> {
@@ -69,7 +76,13 @@ fn workforce() -> Profile {
 }
 
 fn ctx(trusted: Option<bool>, compliant: Option<bool>, risk: RiskLevel) -> SignInContext {
-    SignInContext { trusted_network: trusted, device_compliant: compliant, upstream_risk: risk, user_risk: RiskLevel::Unspecified }
+    SignInContext {
+        trusted_network: trusted,
+        device_compliant: compliant,
+        upstream_risk: risk,
+        user_risk: RiskLevel::Unspecified,
+        user_risk_set_at_ms: 0,
+    }
 }
 
 struct Row {
@@ -375,6 +388,7 @@ fn upgrade_is_one_way_and_opt_in() {
 }
 
 mod properties;
+mod recovery;
 
 /// Issue 13 item 4: `step_up_at = deny_at = 101` (the score never steps up
 /// or denies) must still not let a regressed count in under `step_up`.
@@ -384,44 +398,4 @@ fn regression_under_step_up_never_allows_even_at_101() {
     let r = evaluate(&p, &verification(UP | UV), &key(), CounterCheck::Regressed { stored: 5, received: 5 }, &SignInContext::default());
     assert_eq!(r.decision, Decision::StepUp, "{r:?}");
     assert!(r.reasons.iter().any(|f| f.code == ReasonCode::SignCountRegression));
-}
-
-/// A sign-in with a pass: only the context and the user's flag are judged,
-/// with the profile's weights; the pass is named whatever the decision.
-#[test]
-fn a_pass_sign_in_is_judged_by_its_context() {
-    let named = |v: &Verdict| v.reasons.iter().any(|f| f.code == ReasonCode::TemporaryAccessPass && f.message.contains("tap_1"));
-    let v = evaluate_access_pass(&workforce(), "tap_1", &ctx(None, None, RiskLevel::Unspecified));
-    assert_eq!((v.decision, v.risk_score), (Decision::Allow, 0));
-    assert!(named(&v));
-    let v = evaluate_access_pass(&workforce(), "tap_1", &ctx(Some(false), None, RiskLevel::High));
-    assert_eq!((v.decision, v.risk_score), (Decision::Deny, 80));
-    assert!(named(&v));
-    let high = SignInContext { user_risk: RiskLevel::High, ..SignInContext::default() };
-    let v = evaluate_access_pass(&Profile::default(), "tap_1", &high);
-    assert_eq!(v.decision, Decision::Deny, "a user flagged high is denied by default");
-    assert_eq!(v.reasons.first().map(|f| f.code), Some(ReasonCode::UserRiskHigh));
-}
-
-/// What a pass may register, by the profile's `temporary_access_pass`.
-#[test]
-fn what_a_pass_may_register() {
-    use assertd_verify::Registration;
-    let reg = |flags: u8| Registration {
-        failures: vec![],
-        authenticator: Some(AuthenticatorFacts { flags: Flags(flags), sign_count: 0 }),
-        credential: None,
-        attestation: None,
-        cross_origin: None,
-        issued_challenge: None,
-    };
-    let with = |t: PassRegistration| Profile { temporary_access_pass: t, ..Profile::default() };
-    assert_eq!(pass_registration(&Profile::default(), &reg(UP | BE | BS)), None, "any, by default");
-    assert_eq!(pass_registration(&with(PassRegistration::DeviceBoundOnly), &reg(UP | UV)), None);
-    let code = |f: Option<Finding>| f.map(|f| f.code);
-    assert_eq!(
-        code(pass_registration(&with(PassRegistration::DeviceBoundOnly), &reg(UP | BE))),
-        Some(ReasonCode::TemporaryAccessPassNotAllowed)
-    );
-    assert_eq!(code(pass_registration(&with(PassRegistration::Never), &reg(UP))), Some(ReasonCode::TemporaryAccessPassNotAllowed));
 }

@@ -40,6 +40,9 @@ pub struct CredentialFacts {
     /// For an attested credential: the blocking status the FIDO metadata
     /// now reports for its model (`REVOKED`, a compromise, a UV bypass).
     pub model_blocked: Option<&'static str>,
+    /// When the credential was registered (Unix ms): a credential
+    /// registered after the user's flag was set never remediates it.
+    pub created_at_ms: i64,
 }
 
 /// An upstream risk assessment.
@@ -67,6 +70,8 @@ pub struct SignInContext {
     pub upstream_risk: RiskLevel,
     /// The user's flag (`SetUserRisk`), as this replica knows it.
     pub user_risk: RiskLevel,
+    /// When that flag was set (Unix ms; 0 when there is none).
+    pub user_risk_set_at_ms: i64,
 }
 
 /// The outcome of the signature-counter compare-and-set (WebAuthn L3 §7.2

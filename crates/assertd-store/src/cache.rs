@@ -61,6 +61,8 @@ pub struct CachedCredential {
     pub revoked: bool,
     /// The stored sign count when the entry was loaded.
     pub sign_count: u32,
+    /// When the credential was registered (Unix ms).
+    pub created_at_ms: i64,
     /// Set once this replica has seen the count leave 0.
     counted: AtomicBool,
     /// When this replica last claimed a `last_used_at` write for the
@@ -109,6 +111,7 @@ impl From<&StoredCredential> for CachedCredential {
             aaguid_vouched: r.aaguid_vouched,
             revoked: r.revoked,
             sign_count: r.sign_count,
+            created_at_ms: r.created_at_ms,
             counted: AtomicBool::new(false),
             touched_ms: AtomicI64::new(0),
         }

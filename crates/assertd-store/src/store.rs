@@ -137,6 +137,11 @@ pub trait UserRisks: Send + Sync + 'static {
     /// Clears a user's flag; whether there was one.
     async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError>;
 
+    /// Clears a user's flag only if it is still the one set at `set_at_ms`
+    /// (a sign-in remediated it; a flag set again since stays); whether it
+    /// cleared one.
+    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError>;
+
     /// One user's flag, expired or not.
     async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError>;
 

@@ -319,6 +319,13 @@ async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
     assert!(s.clear_user_risk("rp", b"u1").await.unwrap());
     assert!(!s.clear_user_risk("rp", b"u1").await.unwrap());
     assert!(s.user_risks(0).await.unwrap().iter().all(|r| r.user_handle != b"u1"));
+    // A remediation clears only the flag it judged: one set again since
+    // stays.
+    s.set_user_risk(UserRisk { set_at_ms: 7, ..risk(b"u3", UserRiskLevel::High, None) }).await.unwrap();
+    assert!(!s.remediate_user_risk("rp", b"u3", 6).await.unwrap(), "a flag set after the sign-in was judged stays");
+    assert!(s.user_risk("rp", b"u3").await.unwrap().is_some());
+    assert!(s.remediate_user_risk("rp", b"u3", 7).await.unwrap());
+    assert_eq!(s.user_risk("rp", b"u3").await.unwrap(), None);
 
     for (id, user) in [(&b"a"[..], &b"u1"[..]), (b"b", b"u1"), (b"c", b"u2")] {
         s.create(record("rp", id, user, 0)).await.unwrap().unwrap();
@@ -804,6 +811,9 @@ impl assertd_store::UserRisks for Counting {
     }
     async fn clear_user_risk(&self, rp: &str, u: &[u8]) -> Result<bool, assertd_store::StoreError> {
         self.inner.clear_user_risk(rp, u).await
+    }
+    async fn remediate_user_risk(&self, rp: &str, u: &[u8], at: i64) -> Result<bool, assertd_store::StoreError> {
+        self.inner.remediate_user_risk(rp, u, at).await
     }
     async fn user_risk(&self, rp: &str, u: &[u8]) -> Result<Option<assertd_store::UserRisk>, assertd_store::StoreError> {
         self.inner.user_risk(rp, u).await

@@ -132,11 +132,14 @@ pub enum ReasonCode {
     /// The verdict rests on a temporary access pass (redeemed by a sign-in or
     /// a registration): the user was vetted by whoever issued it.
     TemporaryAccessPass = 54,
+    /// The user was flagged at risk, and this passkey sign-in met the
+    /// profile's remediation bar: allowed, and the flag cleared.
+    UserRiskRemediated = 55,
 }
 
 impl ReasonCode {
     /// Every code, in numeric order.
-    pub const ALL: [ReasonCode; 54] = [
+    pub const ALL: [ReasonCode; 55] = [
         Self::SignatureInvalid,
         Self::MalformedSignature,
         Self::ChallengeMismatch,
@@ -191,6 +194,7 @@ impl ReasonCode {
         Self::TemporaryAccessPassUsed,
         Self::TemporaryAccessPassNotAllowed,
         Self::TemporaryAccessPass,
+        Self::UserRiskRemediated,
     ];
 
     /// The proto enum value.
@@ -256,6 +260,7 @@ impl ReasonCode {
             Self::TemporaryAccessPassUsed => "TEMPORARY_ACCESS_PASS_USED",
             Self::TemporaryAccessPassNotAllowed => "TEMPORARY_ACCESS_PASS_NOT_ALLOWED",
             Self::TemporaryAccessPass => "TEMPORARY_ACCESS_PASS",
+            Self::UserRiskRemediated => "USER_RISK_REMEDIATED",
         }
     }
 
@@ -319,6 +324,7 @@ impl ReasonCode {
             Self::SyncedPasskey => 51,
             Self::TemporaryAccessPass => 52,
             Self::SignCountDeferred => 53,
+            Self::UserRiskRemediated => 54,
         }
     }
 }

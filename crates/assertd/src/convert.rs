@@ -44,6 +44,7 @@ pub fn context(c: Option<&pb::SignInContext>) -> SignInContext {
     SignInContext {
         // Set by the engine from the user's flag, never by the caller.
         user_risk: RiskLevel::Unspecified,
+        user_risk_set_at_ms: 0,
         device_compliant: c.device_compliant,
         trusted_network: c.trusted_network,
         upstream_risk: match c.upstream_risk() {

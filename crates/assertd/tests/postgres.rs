@@ -525,8 +525,8 @@ async fn a_retryable_verdict_does_not_use_the_challenge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_risk_and_user_revocation_reach_every_replica_within_a_second() {
     let pg = PgCluster::start();
-    let a_srv = Server::start(&pg_config(&pg, ""));
-    let b_srv = Server::start(&pg_config(&pg, ""));
+    let a_srv = Server::start(&without_remediation(&pg_config(&pg, "")));
+    let b_srv = Server::start(&without_remediation(&pg_config(&pg, "")));
     let key = SoftAuthenticator::new(Alg::Es256);
     put(&a_srv, record(RP, &key, b"alice", false)).await;
     let item = || assertion("x", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV, 0));

@@ -33,7 +33,7 @@ fn profile() -> impl Strategy<Value = Profile> {
 fn context() -> impl Strategy<Value = SignInContext> {
     (any::<Option<bool>>(), any::<Option<bool>>(), 0..4, 0..4).prop_map(|(t, c, r, u)| {
         let level = |i: i32| [RiskLevel::Unspecified, RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][i as usize];
-        SignInContext { trusted_network: t, device_compliant: c, upstream_risk: level(r), user_risk: level(u) }
+        SignInContext { trusted_network: t, device_compliant: c, upstream_risk: level(r), user_risk: level(u), user_risk_set_at_ms: 0 }
     })
 }
 
@@ -69,7 +69,7 @@ proptest! {
     fn verifier_failures_always_deny(p in profile(), c in context(), flags in any::<u8>(), be in any::<bool>(), att in any::<bool>(), code in 0usize..HARD.len()) {
         let mut v = verification(flags);
         v.failures.push(Finding::new(HARD[code], "x"));
-        let cred = CredentialFacts { backup_eligible: be, attested: att, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None };
+        let cred = CredentialFacts { backup_eligible: be, attested: att, aaguid: [0; 16], aaguid_vouched: false, model_blocked: None, created_at_ms: 0 };
         let r = evaluate(&p, &v, &cred, CounterCheck::NotChecked, &c);
         prop_assert_eq!(r.decision, Decision::Deny);
         prop_assert_eq!(r.risk_score, 100);

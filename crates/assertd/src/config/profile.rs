@@ -6,7 +6,8 @@
 use super::invalid::Invalid;
 use assertd_policy::{
     Attachment, AttestationEnforcement, BackupEligibilityChange, Ceremonies, CertificationLevel, EnforcementType, Hint, KeyRestrictions,
-    PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, ResidentKey, Signal, UserVerification, Weights,
+    PassRegistration, PasskeyType, PasskeyTypes, Profile, RegressionAction, RemediationMode, ResidentKey, RiskRemediation, Signal,
+    UserVerification, Weights,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,6 +24,26 @@ pub struct KeyRestrictionsConfig {
     /// AAGUIDs as UUID strings.
     #[serde(default)]
     pub aaguids: Vec<String>,
+}
+
+/// `user_risk_remediation`: one mode for both levels, or one per level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RemediationConfig {
+    /// `"deny"`, `"step_up"` or `"passkey"` for medium and high.
+    Both(RemediationMode),
+    /// `{ medium = "...", high = "..." }` (an omitted level: `"passkey"`).
+    PerLevel(RemediationLevels),
+}
+
+/// `user_risk_remediation = { medium, high }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemediationLevels {
+    /// For users flagged medium.
+    pub medium: Option<RemediationMode>,
+    /// For users flagged high.
+    pub high: Option<RemediationMode>,
 }
 
 /// `[profiles.NAME.risk]`.
@@ -82,6 +103,17 @@ pub struct ProfileConfig {
     /// `device_bound_only`, `never`; default `any`: what the profile
     /// registers anyway).
     pub temporary_access_pass: Option<PassRegistration>,
+    /// What a user's risk flag does to their sign-ins (`deny`, `step_up`,
+    /// `passkey`; or per level `{ medium, high }`); default `passkey` for
+    /// both.
+    pub user_risk_remediation: Option<RemediationConfig>,
+    /// The remediation bar: UV (default true).
+    pub remediation_requires_uv: Option<bool>,
+    /// The remediation bar: passkey types (default the profile's own).
+    pub remediation_passkey_types: Option<Vec<PasskeyType>>,
+    /// The remediation bar: attestation verified at registration (default
+    /// false).
+    pub remediation_requires_attestation: Option<bool>,
 }
 
 /// Parses "cb69481e-8ff7-4039-93ec-0a2729a154a8".
@@ -163,6 +195,35 @@ impl ProfileConfig {
             deny_at,
             weights,
             temporary_access_pass: self.temporary_access_pass.unwrap_or(d.temporary_access_pass),
+            user_risk_remediation: self.remediation(passkey_types)?,
+        })
+    }
+
+    /// The flagged-user rules, the bar's passkey types defaulting to the
+    /// profile's own.
+    fn remediation(&self, own_types: PasskeyTypes) -> Result<RiskRemediation, Invalid> {
+        let d = RiskRemediation::default();
+        let (medium, high) = match self.user_risk_remediation {
+            None => (d.medium, d.high),
+            Some(RemediationConfig::Both(m)) => (m, m),
+            Some(RemediationConfig::PerLevel(l)) => (l.medium.unwrap_or(d.medium), l.high.unwrap_or(d.high)),
+        };
+        let passkey_types = match &self.remediation_passkey_types {
+            None => own_types,
+            Some(t) if t.is_empty() => {
+                return Err(Invalid::new(
+                    "remediation_passkey_types",
+                    "must list device_bound, synced or both (omit it: the profile's own)",
+                ));
+            }
+            Some(t) => PasskeyTypes::from_list(t),
+        };
+        Ok(RiskRemediation {
+            medium,
+            high,
+            requires_uv: self.remediation_requires_uv.unwrap_or(d.requires_uv),
+            passkey_types,
+            requires_attestation: self.remediation_requires_attestation.unwrap_or(d.requires_attestation),
         })
     }
 
@@ -193,6 +254,13 @@ impl ProfileConfig {
             hints: p.ceremonies.hints.clone(),
             enterprise_attestation: Some(p.ceremonies.enterprise_attestation),
             temporary_access_pass: Some(p.temporary_access_pass),
+            user_risk_remediation: Some(RemediationConfig::PerLevel(RemediationLevels {
+                medium: Some(p.user_risk_remediation.medium),
+                high: Some(p.user_risk_remediation.high),
+            })),
+            remediation_requires_uv: Some(p.user_risk_remediation.requires_uv),
+            remediation_passkey_types: Some(p.user_risk_remediation.passkey_types.list()),
+            remediation_requires_attestation: Some(p.user_risk_remediation.requires_attestation),
         }
     }
 }
@@ -216,6 +284,8 @@ key_restrictions = { enforced = true, enforcement_type = "allow", aaguids = ["cb
 user_verification = "required"
 backup_eligibility_change = "allow_upgrade"
 temporary_access_pass = "device_bound_only"
+user_risk_remediation = { high = "deny" }
+remediation_requires_attestation = true
 [risk]
 step_up_at = 30
 [risk.weights]
@@ -227,6 +297,17 @@ untrusted_network = 25
         assert_eq!(resolved.weights[Signal::UntrustedNetwork], 25);
         assert_eq!(resolved.step_up_at, 30);
         assert_eq!(resolved.temporary_access_pass, PassRegistration::DeviceBoundOnly);
+        let r = resolved.user_risk_remediation;
+        assert_eq!(
+            (r.medium, r.high, r.requires_uv, r.requires_attestation),
+            (RemediationMode::Passkey, RemediationMode::Deny, true, true)
+        );
+        assert_eq!(r.passkey_types, resolved.passkey_types, "the bar's types default to the profile's own");
+        let both: ProfileConfig = toml::from_str("user_risk_remediation = \"step_up\"").unwrap();
+        let r = both.resolve().unwrap().user_risk_remediation;
+        assert_eq!((r.medium, r.high), (RemediationMode::StepUp, RemediationMode::StepUp));
+        assert!(toml::from_str::<ProfileConfig>("user_risk_remediation = \"heal\"").is_err());
+        assert!(toml::from_str::<ProfileConfig>("user_risk_remediation = { low = \"deny\" }").is_err());
         let text = toml::to_string(&ProfileConfig::effective(&resolved)).unwrap();
         let again: ProfileConfig = toml::from_str(&text).unwrap();
         assert_eq!(again.resolve().unwrap(), resolved);
@@ -253,6 +334,7 @@ untrusted_network = 25
             ("[risk]\nstep_up_at = 60\ndeny_at = 50", "risk.step_up_at"),
             ("[risk.weights]\nsynced_passkey = 101", "risk.weights.synced_passkey"),
             ("[risk.weights]\nupstream_risk_medium = 70", "risk.weights.upstream_risk_high"),
+            ("remediation_passkey_types = []", "remediation_passkey_types"),
         ];
         for (text, key) in bad {
             let p: ProfileConfig = toml::from_str(text).unwrap();

@@ -187,7 +187,7 @@ impl Engine {
             Ok(p) => p,
             Err(r) => return Ok((refused(r, None), None)),
         };
-        context.user_risk = self.user_risks.level(rp_id, user_handle, now_ms());
+        (context.user_risk, context.user_risk_set_at_ms) = self.user_risks.flag(rp_id, user_handle, now_ms());
         let verdict = assertd_policy::evaluate_access_pass(&profile, &pass.pass_id, &context);
         if verdict.decision != Decision::Allow {
             // Stepped up or denied: the pass stays as it was.

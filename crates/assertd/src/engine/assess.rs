@@ -109,6 +109,7 @@ pub fn judge(
                 aaguid: c.aaguid,
                 aaguid_vouched: c.aaguid_vouched,
                 model_blocked,
+                created_at_ms: c.created_at_ms,
             };
             evaluate(profile, v, &facts, counter, ctx)
         }

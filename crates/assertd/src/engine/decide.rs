@@ -50,7 +50,7 @@ impl Engine {
                 if let Stage::Counted(r, _, _) = &stage {
                     // The flag of the credential's user, as this replica
                     // knows it now.
-                    context.user_risk = self.user_risks.level(&request.rp_id, &r.credential.user_handle, now);
+                    (context.user_risk, context.user_risk_set_at_ms) = self.user_risks.flag(&request.rp_id, &r.credential.user_handle, now);
                 }
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
                 Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state }
@@ -58,6 +58,7 @@ impl Engine {
             .collect();
         challenges::apply(&mut judged, &uses, fresh);
         let mut claimed = Vec::new();
+        let mut remediated = Vec::new();
         let mut upgrades = Vec::new();
         let mut states = Vec::new();
         let outcomes = judged
@@ -77,6 +78,11 @@ impl Engine {
                         uv_initialized: s.uv_initialized,
                     };
                     states.push((update, s));
+                }
+                if let (Some(c), Decision::Allow) = (&credential, verdict.decision)
+                    && verdict.reasons.iter().any(|f| f.code == ReasonCode::UserRiskRemediated)
+                {
+                    remediated.push((request.rp_id.clone(), c.user_handle.to_vec(), request.credential_id.clone()));
                 }
                 let backup_state_changed = credential.is_some() && state.is_some_and(|s| s.backup_state.is_some());
                 // §5.1.10.2: the page tells the authenticator to stop offering
@@ -113,7 +119,47 @@ impl Engine {
         if !states.is_empty() {
             self.record_states(states).await;
         }
+        if !remediated.is_empty() {
+            self.remediate(remediated, now).await;
+        }
         outcomes
+    }
+
+    /// Clears the flags of users whose allowed sign-ins remediated them
+    /// (`USER_RISK_REMEDIATED`): only the flag that was judged (one set
+    /// again since stays), in the store (every replica learns it from the
+    /// change feed) and on this replica at once; audited with the sign-in as
+    /// the actor. A failed write is logged: the flag stays, and the user's
+    /// next qualifying sign-in clears it.
+    async fn remediate(&self, users: Vec<(String, Vec<u8>, Vec<u8>)>, now: i64) {
+        for (rp_id, user_handle, credential_id) in users {
+            let (level, set_at) = self.user_risks.flag(&rp_id, &user_handle, now);
+            if set_at == 0 {
+                continue; // Cleared meanwhile (another sign-in, an admin).
+            }
+            match self.cache.store().remediate_user_risk(&rp_id, &user_handle, set_at).await {
+                Ok(cleared) => {
+                    if cleared {
+                        self.user_risks.apply(&rp_id, &user_handle, None);
+                        telemetry::user_risk_remediated();
+                    }
+                    tracing::info!(
+                        target: "assertd::audit",
+                        action = "remediate_user_risk",
+                        client = "sign-in",
+                        rp_id = %assertd_verify::truncate(&rp_id),
+                        user_handle = %assertd_policy::options::b64url(&user_handle),
+                        credential_id = %assertd_policy::options::b64url(&credential_id),
+                        what = if cleared { format!("{level:?} flag set at {set_at} cleared by a passkey sign-in") } else { "the flag changed since the sign-in was judged: kept".to_owned() },
+                        "user risk remediated"
+                    );
+                }
+                Err(e) => {
+                    telemetry::store_error("remediate_user_risk");
+                    tracing::warn!(error = %e, "clearing a remediated user's flag failed; the next qualifying sign-in clears it");
+                }
+            }
+        }
     }
 
     /// What a counted item with a valid verification would change on its

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// feed).
 pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// One flag: its level and when it lapses (Unix ms).
-type Flag = (UserRiskLevel, Option<i64>);
+/// One flag: its level, when it lapses and when it was set (Unix ms).
+type Flag = (UserRiskLevel, Option<i64>, i64);
 
 /// The flagged users, by relying party and user handle.
 #[derive(Debug, Default)]
@@ -31,15 +31,21 @@ impl UserRisks {
     /// The user's level at `now_ms` (`Unspecified` when not flagged or
     /// lapsed).
     pub fn level(&self, rp_id: &str, user_handle: &[u8], now_ms: i64) -> RiskLevel {
+        self.flag(rp_id, user_handle, now_ms).0
+    }
+
+    /// The user's level at `now_ms` and when the flag was set (`(Unspecified,
+    /// 0)` when not flagged or lapsed).
+    pub fn flag(&self, rp_id: &str, user_handle: &[u8], now_ms: i64) -> (RiskLevel, i64) {
         if !self.any.load(Ordering::Acquire) {
-            return RiskLevel::Unspecified;
+            return (RiskLevel::Unspecified, 0);
         }
         match self.flags.read().get(rp_id).and_then(|users| users.get(user_handle)) {
-            Some((level, expires)) if expires.is_none_or(|e| e > now_ms) => match level {
-                UserRiskLevel::Medium => RiskLevel::Medium,
-                UserRiskLevel::High => RiskLevel::High,
+            Some((level, expires, set_at)) if expires.is_none_or(|e| e > now_ms) => match level {
+                UserRiskLevel::Medium => (RiskLevel::Medium, *set_at),
+                UserRiskLevel::High => (RiskLevel::High, *set_at),
             },
-            _ => RiskLevel::Unspecified,
+            _ => (RiskLevel::Unspecified, 0),
         }
     }
 
@@ -48,7 +54,7 @@ impl UserRisks {
         let mut flags = self.flags.write();
         match risk {
             Some(r) => {
-                flags.entry(rp_id.to_owned()).or_default().insert(user_handle.to_vec(), (r.level, r.expires_at_ms));
+                flags.entry(rp_id.to_owned()).or_default().insert(user_handle.to_vec(), (r.level, r.expires_at_ms, r.set_at_ms));
             }
             None => {
                 if let Some(users) = flags.get_mut(rp_id) {
@@ -66,7 +72,7 @@ impl UserRisks {
     pub fn replace_all(&self, risks: Vec<UserRisk>) {
         let mut fresh: HashMap<String, HashMap<Vec<u8>, Flag>> = HashMap::new();
         for r in risks {
-            fresh.entry(r.rp_id).or_default().insert(r.user_handle, (r.level, r.expires_at_ms));
+            fresh.entry(r.rp_id).or_default().insert(r.user_handle, (r.level, r.expires_at_ms, r.set_at_ms));
         }
         let mut flags = self.flags.write();
         *flags = fresh;

@@ -210,6 +210,13 @@ pub const ACCESS_PASSES: Metric = metric(
     &["event"],
     "Temporary access pass events, by event: issued, revoked, redeemed (an allowed RedeemTemporaryAccessPass), registered (a registration redeemed one), refused (a RedeemTemporaryAccessPass not allowed; the reasons are in the audit log).",
 );
+/// Users' risk flags cleared by a passkey sign-in.
+pub const USER_RISK_REMEDIATIONS: Metric = metric(
+    "assertd_user_risk_remediations_total",
+    Counter,
+    &[],
+    "Users' risk flags cleared by a passkey sign-in that met the profile's remediation bar (USER_RISK_REMEDIATED).",
+);
 /// Credential record updates of allowed sign-ins.
 pub const STATE_UPDATES: Metric = metric(
     "assertd_credential_state_updates_total",
@@ -305,6 +312,7 @@ pub const CATALOGUE: &[Metric] = &[
     TLS_RELOADS,
     CHALLENGES_ISSUED,
     ACCESS_PASSES,
+    USER_RISK_REMEDIATIONS,
     STATE_UPDATES,
     REGISTRATIONS,
     REGISTRATION_REASONS,

@@ -102,6 +102,11 @@ pub fn access_pass(event: &'static str) {
     counter!(ACCESS_PASSES.name, "event" => event).increment(1);
 }
 
+/// Counts a user's flag cleared by a passkey sign-in.
+pub fn user_risk_remediated() {
+    counter!(USER_RISK_REMEDIATIONS.name).increment(1);
+}
+
 /// Counts an issued challenge.
 pub fn challenge_issued() {
     counter!(CHALLENGES_ISSUED.name).increment(1);

@@ -40,6 +40,17 @@ allow_legacy_algorithms = true
     )
 }
 
+/// `config` (the default config or one built on it) with the main RP's
+/// flagged users stepped up (medium) or denied (high) whatever credential
+/// signs in: no passkey remediation, for tests of the flags themselves.
+#[allow(dead_code)]
+pub fn without_remediation(config: &str) -> String {
+    let rp = format!("id = \"{RP}\"\norigins = [\"{ORIGIN}\"]\n");
+    assert!(config.contains(&rp), "the main RP's entry is not in the config");
+    let with = config.replacen(&rp, &format!("{rp}default_profile = \"flags-only\"\n"), 1);
+    format!("{with}\n[profiles.flags-only]\nuser_risk_remediation = {{ medium = \"step_up\", high = \"deny\" }}\n")
+}
+
 /// A running assertd process.
 pub struct Server {
     pub child: Child,
