@@ -9,6 +9,7 @@
 
 mod cache;
 mod counters;
+mod events;
 mod passes;
 mod postgres;
 mod record;
@@ -18,13 +19,14 @@ mod store;
 mod types;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
+pub use events::{Event, NewEvent};
 pub use passes::{AccessPass, PassRefusal};
 pub use postgres::{PostgresConfig, PostgresStore, PostgresTls, ResolvedTls, RootCert, SslMode, resolve_tls};
 pub use record::{
     InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
 };
 pub use sqlite::SqliteStore;
-pub use store::{AccessPasses, ChallengeLedger, CredentialStore, Credentials, Health, MetadataSerial, UserRisks};
+pub use store::{AccessPasses, ChallengeLedger, Events, CredentialStore, Credentials, Health, MetadataSerial, UserRisks};
 pub use types::{
     ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
 };

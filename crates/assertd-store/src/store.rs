@@ -1,11 +1,12 @@
 //! What a store does, one trait per concern: [`Credentials`], the
 //! [`ChallengeLedger`] of issued challenges' single use, [`UserRisks`], the
-//! [`AccessPasses`] of recovery, the [`MetadataSerial`] in force, and
-//! [`Health`]. A new concern is a new
+//! [`AccessPasses`] of recovery, the [`Events`] gateways watch, the
+//! [`MetadataSerial`] in force, and [`Health`]. A new concern is a new
 //! trait; [`CredentialStore`] is every one of them, the bound the server
 //! holds a backend by. Every backend behaves the same: the conformance
 //! tests run against each.
 
+use crate::events::{Event, NewEvent};
 use crate::passes::{AccessPass, PassRefusal};
 use crate::record::StoredCredential;
 use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
@@ -189,6 +190,25 @@ pub trait AccessPasses: Credentials {
     async fn prune_passes(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
+/// The event log gateways watch.
+#[async_trait]
+pub trait Events: Send + Sync + 'static {
+    /// Appends events, in order; their ids (cursors). Durable when it
+    /// answers; ids grow in commit order across every replica.
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<i64>, StoreError>;
+
+    /// Up to `limit` events after cursor `after`, oldest first, of these
+    /// relying parties (`None`: every one).
+    async fn events_after(&self, after: i64, rp_ids: Option<Vec<String>>, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// The oldest retained event's id (`None`: the log is empty) and the
+    /// newest id ever given (0: none yet).
+    async fn event_bounds(&self) -> Result<(Option<i64>, i64), StoreError>;
+
+    /// Forgets events older than `before_ms`; how many.
+    async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
 /// The FIDO metadata serial in force.
 #[async_trait]
 pub trait MetadataSerial: Send + Sync + 'static {
@@ -224,6 +244,6 @@ pub trait Health: Send + Sync + 'static {
 
 /// A whole backend: every concern. The server holds a store as
 /// `Arc<dyn CredentialStore>`; a backend implements the traits above.
-pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + AccessPasses + MetadataSerial + Health {}
+pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + MetadataSerial + Health {}
 
-impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + MetadataSerial + Health> CredentialStore for T {}
+impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + MetadataSerial + Health> CredentialStore for T {}

@@ -30,6 +30,9 @@ pub enum Change {
         /// The user.
         user_handle: Vec<u8>,
     },
+    /// Events were appended (by any replica): watchers read the log
+    /// again.
+    Events,
     /// Changes may have been missed (the change feed reconnected): drop
     /// everything.
     All,

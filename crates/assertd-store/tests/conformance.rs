@@ -682,9 +682,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "8");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "9");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "8");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "9");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,6 +852,27 @@ impl assertd_store::AccessPasses for Counting {
     }
     async fn prune_passes(&self, before: i64) -> Result<u64, assertd_store::StoreError> {
         self.inner.prune_passes(before).await
+    }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::Events for Counting {
+    async fn append_events(&self, e: Vec<assertd_store::NewEvent>) -> Result<Vec<i64>, assertd_store::StoreError> {
+        self.inner.append_events(e).await
+    }
+    async fn events_after(
+        &self,
+        after: i64,
+        rps: Option<Vec<String>>,
+        limit: usize,
+    ) -> Result<Vec<assertd_store::Event>, assertd_store::StoreError> {
+        self.inner.events_after(after, rps, limit).await
+    }
+    async fn event_bounds(&self) -> Result<(Option<i64>, i64), assertd_store::StoreError> {
+        self.inner.event_bounds().await
+    }
+    async fn prune_events(&self, before: i64) -> Result<u64, assertd_store::StoreError> {
+        self.inner.prune_events(before).await
     }
 }
 
@@ -1091,7 +1112,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
         "0"
     );
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "8");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "9");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

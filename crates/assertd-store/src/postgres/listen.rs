@@ -75,9 +75,12 @@ pub(super) async fn listen(
     }
 }
 
-/// "rp_id hex(credential_id)", "counted rp_id hex(credential_id)", or
-/// "risk rp_id hex(user_handle)" (RP IDs have no spaces).
+/// "rp_id hex(credential_id)", "counted rp_id hex(credential_id)",
+/// "risk rp_id hex(user_handle)" (RP IDs have no spaces), or "events".
 fn parse_notification(payload: &str) -> Option<Change> {
+    if payload == "events" {
+        return Some(Change::Events);
+    }
     let prefixed = |p: &str| payload.strip_prefix(p).filter(|rest| rest.contains(' '));
     let (kind, rest) = match (prefixed("counted "), prefixed("risk ")) {
         (Some(rest), _) => ("counted", rest),
@@ -116,6 +119,7 @@ mod tests {
         assert_eq!(parse_notification("risk rp.example 0b"), Some(Change::UserRisk { rp_id: "rp.example".into(), user_handle: vec![11] }));
         assert_eq!(parse_notification("risk 0b"), Some(Change::Credential { rp_id: "risk".into(), credential_id: vec![11] }));
         assert_eq!(parse_notification("nospace"), None);
+        assert_eq!(parse_notification("events"), Some(Change::Events));
         assert_eq!(parse_notification("rp 0"), None);
         assert_eq!(parse_notification("rp zz"), None);
     }

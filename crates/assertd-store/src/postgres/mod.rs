@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 mod group;
+mod events;
 mod listen;
 mod passes;
 mod queries;

@@ -187,7 +187,36 @@ CREATE INDEX access_passes_by_user ON access_passes (rp_id, user_handle);
 CREATE INDEX access_passes_by_expiry ON access_passes (expires_at_ms);
 ALTER TABLE credentials ADD COLUMN access_pass_id text NOT NULL DEFAULT '';
 "#,
+    r#"
+-- The event log gateways watch; the id is the cursor. Appends take a
+-- transaction-scoped advisory lock, so ids commit in order and a watcher
+-- reading "after N" never skips a smaller id committed later. Every append
+-- is told to every replica (payload "events"), whose watchers read on.
+CREATE TABLE events (
+    id            bigserial PRIMARY KEY,
+    at_ms         bigint NOT NULL,
+    rp_id         text   NOT NULL,
+    kind          text   NOT NULL,
+    user_handle   bytea  NOT NULL,
+    credential_id bytea  NOT NULL,
+    actor         text   NOT NULL,
+    detail        text   NOT NULL
+);
+CREATE INDEX events_by_age ON events (at_ms);
+
+CREATE FUNCTION assertd_notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('assertd_credentials', 'events');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION assertd_notify_events();
+"#,
 ];
+
+/// Advisory lock key serializing event appends ("assertev").
+pub(super) const EVENTS_LOCK: i64 = 0x6173_7365_7274_6576;
 
 /// Advisory lock key serializing migrations across replicas ("assertd1").
 pub(super) const MIGRATION_LOCK: i64 = 0x6173_7365_7274_6431;

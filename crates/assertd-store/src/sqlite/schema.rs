@@ -93,6 +93,21 @@ CREATE INDEX access_passes_by_user ON access_passes (rp_id, user_handle);
 CREATE INDEX access_passes_by_expiry ON access_passes (expires_at_ms);
 ALTER TABLE credentials ADD COLUMN access_pass_id TEXT NOT NULL DEFAULT '';
 "#,
+    // The event log gateways watch; the id is the cursor (AUTOINCREMENT:
+    // never reused after a prune).
+    r#"
+CREATE TABLE events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms         INTEGER NOT NULL,
+    rp_id         TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    user_handle   BLOB    NOT NULL,
+    credential_id BLOB    NOT NULL,
+    actor         TEXT    NOT NULL,
+    detail        TEXT    NOT NULL
+);
+CREATE INDEX events_by_age ON events (at_ms);
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
