@@ -28,7 +28,10 @@ async fn log(s: &dyn CredentialStore) {
     let more = s.append_events(vec![ev("a", "credential_deleted", 30)]).await.unwrap();
     assert!(more[0] > ids[1]);
     let all = s.events_after(0, None, 100).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.event.kind.as_str()).collect::<Vec<_>>(), ["credential_revoked", "user_risk_set", "credential_deleted"]);
+    assert_eq!(
+        all.iter().map(|e| e.event.kind.as_str()).collect::<Vec<_>>(),
+        ["credential_revoked", "user_risk_set", "credential_deleted"]
+    );
     assert_eq!(all[1].event, ev("b", "user_risk_set", 20));
     let only_a = s.events_after(0, Some(vec!["a".into()]), 100).await.unwrap();
     assert_eq!(only_a.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0], more[0]]);

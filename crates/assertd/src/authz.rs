@@ -31,6 +31,8 @@ pub enum Rpc {
     /// ListTemporaryAccessPasses: a helpdesk tool's, without write access
     /// to credentials.
     CredentialsRecover,
+    /// WatchEvents: the event stream gateways revoke sessions by.
+    EventsRead,
 }
 
 impl Rpc {
@@ -42,12 +44,19 @@ impl Rpc {
             Self::CredentialsWrite => "credentials.write",
             Self::CredentialsRegister => "credentials.register",
             Self::CredentialsRecover => "credentials.recover",
+            Self::EventsRead => "events.read",
         }
     }
 
     /// Every group.
-    pub const ALL: [Self; 5] =
-        [Self::Verify, Self::CredentialsRead, Self::CredentialsWrite, Self::CredentialsRegister, Self::CredentialsRecover];
+    pub const ALL: [Self; 6] = [
+        Self::Verify,
+        Self::CredentialsRead,
+        Self::CredentialsWrite,
+        Self::CredentialsRegister,
+        Self::CredentialsRecover,
+        Self::EventsRead,
+    ];
 }
 
 /// Relying parties a caller may use.

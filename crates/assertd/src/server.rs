@@ -318,8 +318,10 @@ pub async fn serve(
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let health_for_shutdown = health.clone();
+    let engine_for_shutdown = engine.clone();
     let signal = async move {
         shutdown.await;
+        engine_for_shutdown.stop_watchers();
         tracing::info!(grace_seconds = grace.as_secs(), "shutting down: refusing new connections, draining in-flight requests");
         health_for_shutdown.set_not_serving::<VerificationServiceServer<VerificationSvc>>().await;
         health_for_shutdown.set_not_serving::<CredentialServiceServer<CredentialSvc>>().await;

@@ -133,6 +133,20 @@ fn audit(action: &'static str, grant: &Grant, r: &StoredCredential, what: &'stat
     );
 }
 
+/// Appends one event to the log `WatchEvents` streams, as the caller.
+async fn log_event(
+    engine: &Engine,
+    kind: crate::engine::events::Kind,
+    grant: &Grant,
+    rp_id: &str,
+    user: &[u8],
+    credential: &[u8],
+    detail: String,
+) {
+    let h = crate::engine::events::Happened { kind, rp_id, user_handle: user, credential_id: credential, actor: &grant.client, detail };
+    engine.record(vec![h]).await;
+}
+
 /// `assertd.v1.VerificationService`.
 #[derive(Debug, Clone)]
 pub struct VerificationSvc {
@@ -311,5 +325,6 @@ impl VerificationService for VerificationSvc {
 }
 
 mod credentials;
+mod events;
 mod recover;
 pub use credentials::CredentialSvc;

@@ -37,13 +37,12 @@ impl Events for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(async |c| {
             let rows = match &rp_ids {
-                None => {
-                    c.query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"), &[&after, &limit]).await
-                }
+                None => c.query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"), &[&after, &limit]).await,
                 Some(rps) => {
-                    c.query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 AND rp_id = ANY($3) ORDER BY id LIMIT $2"), &[
-                        &after, &limit, rps,
-                    ])
+                    c.query(
+                        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 AND rp_id = ANY($3) ORDER BY id LIMIT $2"),
+                        &[&after, &limit, rps],
+                    )
                     .await
                 }
             }
@@ -57,11 +56,8 @@ impl Events for PostgresStore {
         self.with(async |c| {
             let first: Option<i64> = c.query_one("SELECT min(id) FROM events", &[]).await.map_err(failed)?.get(0);
             // The sequence keeps the highest id ever given, even once pruned.
-            let last: i64 = c
-                .query_one("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq", &[])
-                .await
-                .map_err(failed)?
-                .get(0);
+            let last: i64 =
+                c.query_one("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq", &[]).await.map_err(failed)?.get(0);
             Ok((first, last))
         })
         .await

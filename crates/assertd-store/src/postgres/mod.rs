@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-mod group;
 mod events;
+mod group;
 mod listen;
 mod passes;
 mod queries;

@@ -38,7 +38,7 @@ pub struct ClientConfig {
     /// ListCredentials), `credentials.write` (PutCredential,
     /// RevokeCredential, DeleteCredential, the user-level writes),
     /// `credentials.register` (RegisterCredential), `credentials.recover`
-    /// (temporary access passes); `"*"`: all.
+    /// (temporary access passes), `events.read` (WatchEvents); `"*"`: all.
     pub rpcs: Vec<String>,
 }
 
@@ -89,7 +89,7 @@ pub fn compile(clients: &[ClientConfig]) -> Result<ClientTable, Invalid> {
                         return Err(Invalid::new(
                             key("rpcs"),
                             format!(
-                                "{other:?} is not an RPC group (verify, credentials.read, credentials.write, credentials.register, credentials.recover, \"*\")"
+                                "{other:?} is not an RPC group (verify, credentials.read, credentials.write, credentials.register, credentials.recover, events.read, \"*\")"
                             ),
                         ));
                     }

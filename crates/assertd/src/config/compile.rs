@@ -39,6 +39,10 @@ impl Config {
         }
         let challenges = self.challenges.compile()?.map(Arc::new);
         let access_passes = self.temporary_access_pass.compile()?.map(Arc::new);
+        if !(1..=365).contains(&self.events.retention_days) {
+            return Err(Invalid::new("events.retention_days", "is 1 to 365"));
+        }
+        let events_retention_ms = i64::from(self.events.retention_days) * 86_400_000;
         let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
         let metadata = super::metadata::compile(self.metadata.as_ref())?.map(Arc::new);
         let aaguid_names = super::metadata::compile_names(self.metadata.as_ref())?;
@@ -50,7 +54,7 @@ impl Config {
                 "needs [metadata] (the certification levels come from it)",
             ));
         }
-        Ok(Reloadable { rps, profiles, clients, challenges, access_passes, attestation, metadata, aaguid_names })
+        Ok(Reloadable { rps, profiles, clients, challenges, access_passes, events_retention_ms, attestation, metadata, aaguid_names })
     }
 
     /// One relying party, with its default profile.

@@ -109,6 +109,9 @@ pub struct Config {
     /// Temporary access passes (off without keys).
     #[serde(default)]
     pub temporary_access_pass: AccessPassSection,
+    /// The event log `WatchEvents` streams.
+    #[serde(default)]
+    pub events: EventsSection,
     /// Root certificates that anchor attestation statements, by format.
     #[serde(default)]
     pub attestation_roots: Vec<AttestationRootConfig>,
@@ -161,12 +164,33 @@ impl Default for Config {
             clients: Vec::new(),
             challenges: ChallengesSection::default(),
             temporary_access_pass: AccessPassSection::default(),
+            events: EventsSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
             metadata: None,
             tracing: TracingSection::default(),
         }
     }
+}
+
+/// `[events]`: the event log `WatchEvents` streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Days an event is kept: a watcher that reconnects within them misses
+    /// nothing (1 to 365).
+    #[serde(default = "default_event_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self { retention_days: default_event_retention() }
+    }
+}
+
+fn default_event_retention() -> u32 {
+    7
 }
 
 /// One `[[relying_parties]]` entry.
@@ -380,6 +404,8 @@ pub struct Reloadable {
     pub challenges: Option<Arc<IssuedChallenges>>,
     /// Temporary access passes; `None` when no keys are configured.
     pub access_passes: Option<Arc<AccessPassPolicy>>,
+    /// How long events are kept, milliseconds.
+    pub events_retention_ms: i64,
     /// What registration trusts.
     pub attestation: Arc<AttestationTrust>,
     /// FIDO metadata; `None` when `[metadata]` is not configured.

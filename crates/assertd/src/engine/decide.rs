@@ -142,6 +142,15 @@ impl Engine {
                     if cleared {
                         self.user_risks.apply(&rp_id, &user_handle, None);
                         telemetry::user_risk_remediated();
+                        let happened = super::events::Happened {
+                            kind: super::events::Kind::UserRiskRemediated,
+                            rp_id: &rp_id,
+                            user_handle: &user_handle,
+                            credential_id: &credential_id,
+                            actor: "sign-in",
+                            detail: format!("{level:?} flag cleared by a passkey sign-in"),
+                        };
+                        self.record(vec![happened]).await;
                     }
                     tracing::info!(
                         target: "assertd::audit",

@@ -47,6 +47,7 @@ pub mod counters;
 mod credentials;
 mod decide;
 mod error;
+pub mod events;
 pub mod fields;
 pub mod flags;
 pub mod item;
@@ -87,6 +88,10 @@ pub struct Engine {
     pool: Arc<rayon::ThreadPool>,
     limits: Limits,
     user_risks: flags::UserRisks,
+    /// Bumped when events may have been appended (watchers wait on it).
+    events: tokio::sync::watch::Sender<u64>,
+    /// Set when the server starts draining: watch streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,6 +132,8 @@ impl Engine {
             pool,
             limits,
             user_risks: flags::UserRisks::default(),
+            events: tokio::sync::watch::Sender::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -296,6 +303,7 @@ impl Engine {
             telemetry::store_error("prune_challenges");
             tracing::warn!(error = %e, "pruning used challenges failed");
         }
+        self.prune_events().await;
         // Temporary access passes, `retention_days` after they expired
         // (the default retention when passes are off: none are issued, but
         // earlier ones still age out).

@@ -16,8 +16,10 @@ pub(super) async fn follow_changes(mut changes: tokio::sync::broadcast::Receiver
             Ok(Change::Credential { rp_id, credential_id }) => cache.invalidate(&rp_id, &credential_id).await,
             Ok(Change::Counted { rp_id, credential_id }) => cache.mark_counted(&rp_id, &credential_id).await,
             Ok(Change::UserRisk { rp_id, user_handle }) => engine.refresh_user_risk(&rp_id, &user_handle).await,
+            Ok(Change::Events) => engine.events_appended(),
             Ok(Change::All) | Err(RecvError::Lagged(_)) => {
                 cache.invalidate_all();
+                engine.events_appended();
                 if let Err(e) = engine.reload_user_risks().await {
                     tracing::warn!(error = %e, "reading the users flagged at risk failed; retrying within 30 s");
                 }

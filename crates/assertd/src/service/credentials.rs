@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::engine::events::Kind;
 
 /// `assertd.v1.CredentialService`.
 #[derive(Debug, Clone)]
@@ -64,6 +65,14 @@ impl CredentialService for CredentialSvc {
         let outcome = with_store_clock(notes.as_ref().map(Notes::store_clock), self.engine.register(request, &grant)).await?;
         if let Some(n) = &notes {
             n.string("assertd.registration.decision", outcome.verdict.decision.as_str());
+        }
+        if let Some(c) = &outcome.credential {
+            let e = &self.engine;
+            log_event(e, Kind::CredentialRegistered, &grant, &c.rp_id, &c.user_handle, &c.credential_id, "RegisterCredential".into()).await;
+            if !c.access_pass_id.is_empty() {
+                let detail = format!("pass {} redeemed by a registration", c.access_pass_id);
+                log_event(e, Kind::AccessPassRedeemed, &grant, &c.rp_id, &c.user_handle, &c.credential_id, detail).await;
+            }
         }
         match &outcome.credential {
             Some(stored) if !stored.access_pass_id.is_empty() => {
@@ -130,6 +139,8 @@ impl CredentialService for CredentialSvc {
             match self.engine.replace(record).await.map_err(RequestError::from)? {
                 Replaced::Replaced(stored) => {
                     audit("replace", &grant, &stored, "key and registration facts replaced; revoked and sign count kept");
+                    let (rp, user, id) = (&stored.rp_id, &stored.user_handle, &stored.credential_id);
+                    log_event(&self.engine, Kind::CredentialReplaced, &grant, rp, user, id, "PutCredential replace".into()).await;
                     stored
                 }
                 Replaced::NotFound => return Err(RequestError::NotFound.into()),
@@ -141,6 +152,8 @@ impl CredentialService for CredentialSvc {
         } else {
             let created = self.engine.create(record).await.map_err(RequestError::from)?.ok_or(RequestError::AlreadyExists)?;
             audit("create", &grant, &created, "created");
+            let (rp, user, id) = (&created.rp_id, &created.user_handle, &created.credential_id);
+            log_event(&self.engine, Kind::CredentialRegistered, &grant, rp, user, id, "PutCredential".into()).await;
             created
         };
         Ok(Response::new(pb::PutCredentialResponse { credential: Some(self.record(stored)) }))
@@ -153,6 +166,16 @@ impl CredentialService for CredentialSvc {
         let deleted =
             self.engine.delete(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("delete", &grant, &deleted, "erased");
+        log_event(
+            &self.engine,
+            Kind::CredentialDeleted,
+            &grant,
+            &deleted.rp_id,
+            &deleted.user_handle,
+            &deleted.credential_id,
+            String::new(),
+        )
+        .await;
         Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(self.record(deleted)) }))
     }
 
@@ -172,6 +195,16 @@ impl CredentialService for CredentialSvc {
         let revoked =
             self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("revoke", &grant, &revoked, "revoked");
+        log_event(
+            &self.engine,
+            Kind::CredentialRevoked,
+            &grant,
+            &revoked.rp_id,
+            &revoked.user_handle,
+            &revoked.credential_id,
+            String::new(),
+        )
+        .await;
         Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(self.record(revoked)) }))
     }
 
@@ -208,6 +241,8 @@ impl CredentialService for CredentialSvc {
         self.engine.set_user_risk(risk.clone()).await.map_err(RequestError::from)?;
         let what = format!("level {}, expires_at_ms {:?}, note {:?}", risk.level.as_str(), risk.expires_at_ms, risk.note);
         audit_user("set_user_risk", &grant, &risk.rp_id, &risk.user_handle, &what);
+        let level = format!("level {}", risk.level.as_str());
+        log_event(&self.engine, Kind::UserRiskSet, &grant, &risk.rp_id, &risk.user_handle, &[], level).await;
         Ok(Response::new(pb::SetUserRiskResponse {}))
     }
 
@@ -217,6 +252,9 @@ impl CredentialService for CredentialSvc {
         require_user(&grant, &req.rp_id, &req.user_handle)?;
         let cleared = self.engine.clear_user_risk(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
         audit_user("clear_user_risk", &grant, &req.rp_id, &req.user_handle, if cleared { "cleared" } else { "no flag to clear" });
+        if cleared {
+            log_event(&self.engine, Kind::UserRiskCleared, &grant, &req.rp_id, &req.user_handle, &[], String::new()).await;
+        }
         Ok(Response::new(pb::ClearUserRiskResponse { cleared }))
     }
 
@@ -229,6 +267,10 @@ impl CredentialService for CredentialSvc {
         require_user(&grant, &req.rp_id, &req.user_handle)?;
         let revoked = self.engine.revoke_user(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
         audit_user("revoke_user", &grant, &req.rp_id, &req.user_handle, &format!("{revoked} credentials revoked"));
+        if revoked > 0 {
+            let detail = format!("{revoked} credentials revoked");
+            log_event(&self.engine, Kind::UserCredentialsRevoked, &grant, &req.rp_id, &req.user_handle, &[], detail).await;
+        }
         Ok(Response::new(pb::RevokeUserCredentialsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }
 
@@ -262,5 +304,11 @@ impl CredentialService for CredentialSvc {
         req: Request<pb::ListTemporaryAccessPassesRequest>,
     ) -> Result<Response<pb::ListTemporaryAccessPassesResponse>, Status> {
         super::recover::list(&self.engine, req).await
+    }
+
+    type WatchEventsStream = super::events::EventStream;
+
+    async fn watch_events(&self, req: Request<pb::WatchEventsRequest>) -> Result<Response<Self::WatchEventsStream>, Status> {
+        super::events::watch(self.engine.clone(), req).await
     }
 }

@@ -35,6 +35,7 @@ fn routes_cover_every_assertd_rpc() {
                 "IssueTemporaryAccessPass",
                 "RevokeTemporaryAccessPass",
                 "ListTemporaryAccessPasses",
+                "WatchEvents",
             ]
             .as_slice(),
         ),

@@ -1,0 +1,164 @@
+//! The event log through the engine: what the services and sign-ins
+//! append (after the change they report committed), and what watchers read.
+//! Watchers wait on a generation counter this replica bumps on its own
+//! appends and when the store's change feed says another replica appended.
+
+use super::Engine;
+use super::clock::now_ms;
+use crate::telemetry;
+use assertd_store::{Event, NewEvent, StoreError};
+
+/// What happened: the stable names the store keeps (and the API's
+/// `EventKind`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// RegisterCredential allowed, or PutCredential created one.
+    CredentialRegistered,
+    /// PutCredential replaced one.
+    CredentialReplaced,
+    /// RevokeCredential.
+    CredentialRevoked,
+    /// DeleteCredential.
+    CredentialDeleted,
+    /// RevokeUserCredentials.
+    UserCredentialsRevoked,
+    /// SetUserRisk.
+    UserRiskSet,
+    /// ClearUserRisk.
+    UserRiskCleared,
+    /// A passkey sign-in remediated the flag.
+    UserRiskRemediated,
+    /// IssueTemporaryAccessPass.
+    AccessPassIssued,
+    /// A pass was redeemed.
+    AccessPassRedeemed,
+    /// RevokeTemporaryAccessPass (or a newer pass replaced it).
+    AccessPassRevoked,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 11] = [
+        Self::CredentialRegistered,
+        Self::CredentialReplaced,
+        Self::CredentialRevoked,
+        Self::CredentialDeleted,
+        Self::UserCredentialsRevoked,
+        Self::UserRiskSet,
+        Self::UserRiskCleared,
+        Self::UserRiskRemediated,
+        Self::AccessPassIssued,
+        Self::AccessPassRedeemed,
+        Self::AccessPassRevoked,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialRegistered => "credential_registered",
+            Self::CredentialReplaced => "credential_replaced",
+            Self::CredentialRevoked => "credential_revoked",
+            Self::CredentialDeleted => "credential_deleted",
+            Self::UserCredentialsRevoked => "user_credentials_revoked",
+            Self::UserRiskSet => "user_risk_set",
+            Self::UserRiskCleared => "user_risk_cleared",
+            Self::UserRiskRemediated => "user_risk_remediated",
+            Self::AccessPassIssued => "access_pass_issued",
+            Self::AccessPassRedeemed => "access_pass_redeemed",
+            Self::AccessPassRevoked => "access_pass_revoked",
+        }
+    }
+
+    /// From the stored name (`None`: a kind a newer release wrote).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An event about to be appended: who and what; the time is the engine's.
+#[derive(Debug, Clone)]
+pub struct Happened<'a> {
+    /// What.
+    pub kind: Kind,
+    /// The relying party.
+    pub rp_id: &'a str,
+    /// The user (empty: none).
+    pub user_handle: &'a [u8],
+    /// The credential (empty: none).
+    pub credential_id: &'a [u8],
+    /// Who.
+    pub actor: &'a str,
+    /// Details for people.
+    pub detail: String,
+}
+
+impl Engine {
+    /// Appends events (after the changes they report committed) and wakes
+    /// this replica's watchers. A failed append is logged and counted: the
+    /// change itself stands.
+    pub async fn record(&self, happened: Vec<Happened<'_>>) {
+        let now = now_ms();
+        let events: Vec<NewEvent> = happened
+            .into_iter()
+            .map(|h| NewEvent {
+                at_ms: now,
+                rp_id: h.rp_id.to_owned(),
+                kind: h.kind.as_str().to_owned(),
+                user_handle: h.user_handle.to_vec(),
+                credential_id: h.credential_id.to_vec(),
+                actor: h.actor.to_owned(),
+                detail: h.detail,
+            })
+            .collect();
+        match self.cache.store().append_events(events).await {
+            Ok(_) => self.events_appended(),
+            Err(e) => {
+                telemetry::store_error("append_events");
+                tracing::warn!(error = %e, "appending to the event log failed; watchers will not see this change");
+            }
+        }
+    }
+
+    /// Wakes this replica's watchers (another replica appended, or the
+    /// change feed reconnected).
+    pub fn events_appended(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Ends every watch stream (the server is draining): watchers reconnect
+    /// to another replica with their cursor, and the drain does not wait
+    /// for streams that never end.
+    pub fn stop_watchers(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// A receiver that turns true when the server starts draining.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// A receiver that changes whenever events may have been appended.
+    pub fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Up to `limit` events after `after`, of these relying parties
+    /// (`None`: all).
+    pub async fn events_after(&self, after: i64, rp_ids: Option<Vec<String>>, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.cache.store().events_after(after, rp_ids, limit).await
+    }
+
+    /// The oldest retained event's id and the newest id given.
+    pub async fn event_bounds(&self) -> Result<(Option<i64>, i64), StoreError> {
+        self.cache.store().event_bounds().await
+    }
+
+    /// Forgets events older than `[events] retention_days`.
+    pub async fn prune_events(&self) {
+        let retention = self.policy.load().events_retention_ms;
+        if let Err(e) = self.cache.store().prune_events(now_ms().saturating_sub(retention)).await {
+            telemetry::store_error("prune_events");
+            tracing::warn!(error = %e, "pruning the event log failed");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! WatchEvents through the real binary: what changes reaches a watcher, in
+//! order, with its actor; a watcher that resumes from its cursor after a
+//! server restart loses nothing; a cursor older than the retained log is
+//! OUT_OF_RANGE; grants scope what is watched; and with PostgreSQL an
+//! event on one replica reaches the other's watchers within a second.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use assertd_api::v1 as pb;
+use assertd_testkit::{Alg, SoftAuthenticator};
+use common::*;
+use pb::EventKind;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+type Events = tonic::Streaming<pb::WatchEventsResponse>;
+
+async fn watch(server: &Server, rp_ids: &[&str], after: &str) -> Result<Events, tonic::Status> {
+    let r = pb::WatchEventsRequest { rp_ids: rp_ids.iter().map(|s| (*s).to_owned()).collect(), after_cursor: after.into() };
+    server.credentials().await.watch_events(r).await.map(tonic::Response::into_inner)
+}
+
+/// The next event, within 2 s.
+async fn next(s: &mut Events) -> pb::Event {
+    tokio::time::timeout(Duration::from_secs(2), s.message()).await.expect("no event within 2 s").unwrap().unwrap().event.unwrap()
+}
+
+/// Nothing more within 300 ms.
+async fn quiet(s: &mut Events) {
+    assert!(tokio::time::timeout(Duration::from_millis(300), s.message()).await.is_err(), "an unexpected event");
+}
+
+fn risk(user: &[u8], level: pb::RiskLevel) -> pb::SetUserRiskRequest {
+    pb::SetUserRiskRequest { rp_id: RP.into(), user_handle: user.to_vec(), level: level.into(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_every_change_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &default_config());
+    let mut w = watch(&server, &[], "").await.unwrap();
+    let key = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &key, b"alice", false)).await;
+    let mut admin = server.credentials().await;
+    admin.set_user_risk(risk(b"alice", pb::RiskLevel::High)).await.unwrap();
+    admin.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: key.credential_id.clone() }).await.unwrap();
+    let got = [next(&mut w).await, next(&mut w).await, next(&mut w).await];
+    assert_eq!(
+        got.iter().map(pb::Event::kind).collect::<Vec<_>>(),
+        [EventKind::CredentialRegistered, EventKind::UserRiskSet, EventKind::CredentialRevoked]
+    );
+    assert_eq!((got[1].user_handle.as_slice(), got[1].detail.as_str(), got[1].actor.as_str()), (&b"alice"[..], "level high", "-"));
+    assert_eq!(got[2].credential_id, key.credential_id);
+    let cursors: Vec<i64> = got.iter().map(|e| e.cursor.parse().unwrap()).collect();
+    assert!(cursors.windows(2).all(|c| c[0] < c[1]));
+    quiet(&mut w).await;
+
+    // Changes while no one watches, a restart, more changes: resuming from
+    // the last cursor handled loses none of them.
+    admin.clear_user_risk(pb::ClearUserRiskRequest { rp_id: RP.into(), user_handle: b"alice".to_vec() }).await.unwrap();
+    assert_eq!(next(&mut w).await.kind(), EventKind::UserRiskCleared);
+    // A shutdown ends the stream at once (UNAVAILABLE: reconnect with the
+    // cursor), so the drain does not wait for it.
+    let t = Instant::now();
+    server.terminate();
+    assert!(t.elapsed() < Duration::from_secs(5), "the drain waited {:?} for the watch stream", t.elapsed());
+    let end = tokio::time::timeout(Duration::from_secs(2), w.message()).await.unwrap();
+    assert!(matches!(&end, Err(s) if s.code() == Code::Unavailable) || matches!(end, Ok(None)), "{end:?}");
+    let server = Server::start_in(dir.path(), &default_config());
+    let mut admin = server.credentials().await;
+    admin.delete_credential(pb::DeleteCredentialRequest { rp_id: RP.into(), credential_id: key.credential_id.clone() }).await.unwrap();
+    let mut w = watch(&server, &[], &got[2].cursor).await.unwrap();
+    assert_eq!(next(&mut w).await.kind(), EventKind::UserRiskCleared);
+    assert_eq!(next(&mut w).await.kind(), EventKind::CredentialDeleted);
+    let other = SoftAuthenticator::new(Alg::Es256);
+    put(&server, record(RP, &other, b"bob", false)).await;
+    assert_eq!(next(&mut w).await.kind(), EventKind::CredentialRegistered, "and live after the backlog");
+    quiet(&mut w).await;
+
+    // Bad cursors.
+    assert_eq!(watch(&server, &[], "soon").await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(watch(&server, &[], "999999").await.unwrap_err().code(), Code::OutOfRange, "a cursor this log never gave");
+    assert!(watch(&server, &[], "0").await.is_ok(), "from the start of the retained log");
+}
+
+/// Events older than the retention are pruned; a cursor before them is
+/// OUT_OF_RANGE (the watcher missed events), and watching without a cursor
+/// works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_the_log_is_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &default_config());
+    let mut w = watch(&server, &[], "").await.unwrap();
+    let mut admin = server.credentials().await;
+    admin.set_user_risk(risk(b"carol", pb::RiskLevel::Medium)).await.unwrap();
+    admin.set_user_risk(risk(b"carol", pb::RiskLevel::High)).await.unwrap();
+    let first = next(&mut w).await;
+    server.terminate();
+    // Both events aged past the retention (7 days by default).
+    let db = rusqlite::Connection::open(dir.path().join("data/credentials.db")).unwrap();
+    db.execute("UPDATE events SET at_ms = 0", []).unwrap();
+    drop(db);
+    let server = Server::start_in(dir.path(), &default_config());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match watch(&server, &[], &first.cursor).await {
+            Err(s) if s.code() == Code::OutOfRange => break,
+            _ => assert!(Instant::now() < deadline, "still resumable after the prune"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut w = watch(&server, &[], "").await.unwrap();
+    server.credentials().await.set_user_risk(risk(b"carol", pb::RiskLevel::Medium)).await.unwrap();
+    assert_eq!(next(&mut w).await.kind(), EventKind::UserRiskSet);
+}
+
+/// A grant's relying parties bound what it watches; `events.read` is a
+/// group of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_scope_what_is_watched() {
+    let config = format!(
+        "{}\n[[clients]]\nname = \"sessions\"\ntoken_sha256 = [\"{}\"]\nrelying_parties = [\"{RP}\"]\nrpcs = [\"events.read\"]\n\n[[clients]]\nname = \"admin\"\ntoken_sha256 = [\"{}\"]\nrelying_parties = [\"*\"]\nrpcs = [\"*\"]\n",
+        default_config(),
+        sha256_hex("sessions-token"),
+        sha256_hex("admin-token")
+    );
+    let server = Server::start(&config);
+    let mut c = server.credentials().await;
+    let req = |rps: &[&str]| {
+        with_bearer(
+            "sessions-token",
+            pb::WatchEventsRequest { rp_ids: rps.iter().map(|s| (*s).to_owned()).collect(), after_cursor: String::new() },
+        )
+    };
+    assert_eq!(c.watch_events(req(&[RP_UV])).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut w = c.watch_events(req(&[])).await.unwrap().into_inner();
+    let mut admin = server.credentials().await;
+    let flag = |rp: &str| with_bearer("admin-token", pb::SetUserRiskRequest { rp_id: rp.into(), ..risk(b"dave", pb::RiskLevel::High) });
+    admin.set_user_risk(flag(RP_UV)).await.unwrap();
+    admin.set_user_risk(flag(RP)).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.rp_id.as_str(), e.actor.as_str()), (RP, "admin"), "only the granted RP's events");
+    quiet(&mut w).await;
+    let no_group = with_bearer("admin-token", pb::SetUserRiskRequest { ..risk(b"x", pb::RiskLevel::High) });
+    assert_eq!(c.set_user_risk(with_bearer("sessions-token", no_group.into_inner())).await.unwrap_err().code(), Code::PermissionDenied);
+}
+
+/// Two replicas on one PostgreSQL: a change on A reaches a watcher on B
+/// within a second, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_on_one_replica_reaches_the_others_watchers_within_a_second() {
+    let pg = assertd_testkit::pg::PgCluster::start();
+    let config = format!("{}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npool_size = 4\n", default_config(), pg.url());
+    let (a, b) = (Server::start(&config), Server::start(&config));
+    let mut w = watch(&b, &[RP], "").await.unwrap();
+    let mut admin = a.credentials().await;
+    let mut took = Vec::new();
+    for i in 0..20u8 {
+        let t = Instant::now();
+        admin.set_user_risk(risk(&[b'u', i], pb::RiskLevel::High)).await.unwrap();
+        let e = next(&mut w).await;
+        took.push(t.elapsed());
+        assert_eq!((e.kind(), e.user_handle.as_slice()), (EventKind::UserRiskSet, &[b'u', i][..]));
+    }
+    took.sort();
+    eprintln!("A's change on B's watcher: median {:?}, max {:?} (20 events)", took[10], took[19]);
+    assert!(took[19] < Duration::from_secs(1), "{took:?}");
+}
