@@ -236,6 +236,7 @@ access_passes() {
     env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/tap.toml" > /dev/null
 }
 check "temporary access passes: keys from a Secret in the pods and the config check, a valid config (off by default)" access_passes
+check "the event log's retention (7 days by default)" grep -q 'retention_days = 7' "$work/default.yaml"
 check "refuses pass key ids without their Secret" refuses "temporaryAccessPass.secret" "$helm" template t assertd $ack --set 'temporaryAccessPass.keyIds={t1}'
 check "schema refuses a pass lifetime under 10 minutes" refuses "minLifetimeSeconds" "$helm" template t assertd $ack --set temporaryAccessPass.minLifetimeSeconds=60
 attestation_roots() {

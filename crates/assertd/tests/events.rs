@@ -168,3 +168,57 @@ async fn an_event_on_one_replica_reaches_the_others_watchers_within_a_second() {
     eprintln!("A's change on B's watcher: median {:?}, max {:?} (20 events)", took[10], took[19]);
     assert!(took[19] < Duration::from_secs(1), "{took:?}");
 }
+
+/// Waits (3 s at most) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(3), "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `examples/session-revoker`: a gateway's sessions end in real time on a
+/// revocation or a HIGH flag, including what happened while its watcher
+/// was away (it resumes from its cursor after a server restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_revoker_example_ends_sessions_in_real_time() {
+    use assertd_session_revoker::{Sessions, watch as revoke_sessions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &default_config());
+    let (a1, a2, b) = (SoftAuthenticator::new(Alg::Es256), SoftAuthenticator::new(Alg::Es256), SoftAuthenticator::new(Alg::Es256));
+    for (k, user) in [(&a1, &b"alice"[..]), (&a2, b"alice"), (&b, b"bob")] {
+        put(&server, record(RP, k, user, false)).await;
+    }
+    let sessions = Sessions::default();
+    sessions.start("s1", RP, b"alice", &a1.credential_id);
+    sessions.start("s2", RP, b"alice", &a2.credential_id);
+    sessions.start("s3", RP, b"bob", &b.credential_id);
+    let task = tokio::spawn(revoke_sessions(server.channel().await, vec![RP.into()], sessions.clone()));
+    let mut admin = server.credentials().await;
+    admin.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: a1.credential_id.clone() }).await.unwrap();
+    until("s1 ends on its credential's revocation", || !sessions.is_active("s1")).await;
+    assert!(sessions.is_active("s2") && sessions.is_active("s3"));
+
+    // The watcher goes away; Alice is flagged HIGH; the server restarts.
+    task.abort();
+    admin.set_user_risk(risk(b"alice", pb::RiskLevel::High)).await.unwrap();
+    server.terminate();
+    let server = Server::start_in(dir.path(), &default_config());
+    let task = tokio::spawn(revoke_sessions(server.channel().await, vec![RP.into()], sessions.clone()));
+    until("s2 ends on a flag set while the watcher was away", || !sessions.is_active("s2")).await;
+    assert!(sessions.is_active("s3"));
+    let req = pb::RevokeUserCredentialsRequest { rp_id: RP.into(), user_handle: b"bob".to_vec() };
+    server.credentials().await.revoke_user_credentials(req).await.unwrap();
+    until("s3 ends when every credential of Bob is revoked", || !sessions.is_active("s3")).await;
+    task.abort();
+    let why: Vec<String> = sessions.ended().into_iter().map(|(id, why)| format!("{id}: {why}")).collect();
+    assert_eq!(
+        why,
+        [
+            "s1: the session's credential was revoked",
+            "s2: the user was flagged at high risk",
+            "s3: every credential of the user was revoked"
+        ]
+    );
+}

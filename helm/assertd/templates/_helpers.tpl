@@ -109,6 +109,10 @@ clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
 {{- fail "challenges.keyIds needs challenges.secret (the Secret holding the keys)" }}
 {{- end }}
 {{- end }}
+
+
+[events]
+retention_days = {{ .Values.events.retentionDays | int64 }}
 {{- with .Values.temporaryAccessPass }}
 {{- if .secret }}
 {{- if not .keyIds }}
