@@ -27,10 +27,12 @@ COPY crates/assertd-verify/Cargo.toml crates/assertd-verify/Cargo.toml
 COPY benches/Cargo.toml benches/Cargo.toml
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
 COPY examples/demo-gateway/Cargo.toml examples/demo-gateway/Cargo.toml
+COPY examples/session-revoker/Cargo.toml examples/session-revoker/Cargo.toml
 # (cargo needs a target per package to read the workspace: empty stand-ins,
 # replaced by the real sources below; the one the sources lack is removed.)
 RUN for d in crates/assertd crates/assertd-api crates/assertd-policy crates/assertd-store \
-             crates/assertd-testkit crates/assertd-verify benches loadtest examples/demo-gateway; do \
+             crates/assertd-testkit crates/assertd-verify benches loadtest examples/demo-gateway \
+             examples/session-revoker; do \
       mkdir -p "$d/src" && touch "$d/src/lib.rs"; \
     done \
  && mkdir -p benches/benches && touch benches/benches/verify.rs benches/benches/pipeline.rs loadtest/src/main.rs \

@@ -146,6 +146,11 @@ pub trait UserRisks: Send + Sync + 'static {
     /// One user's flag, expired or not.
     async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError>;
 
+    /// Deletes the flags expired at `now_ms` (on PostgreSQL, by the earlier
+    /// of `now_ms` and the database's clock), returning them: each expiry
+    /// is reported once, by whichever replica pruned it.
+    async fn prune_user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError>;
+
     /// Every flag not expired at `now_ms`.
     async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError>;
 }

@@ -319,6 +319,14 @@ async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
     assert!(s.clear_user_risk("rp", b"u1").await.unwrap());
     assert!(!s.clear_user_risk("rp", b"u1").await.unwrap());
     assert!(s.user_risks(0).await.unwrap().iter().all(|r| r.user_handle != b"u1"));
+    // Expired flags are pruned once, returned to report them; lasting and
+    // later ones stay.
+    s.set_user_risk(risk(b"u4", UserRiskLevel::High, None)).await.unwrap();
+    let pruned = s.prune_user_risks(2_000).await.unwrap();
+    assert_eq!(pruned.iter().map(|r| r.user_handle.as_slice()).collect::<Vec<_>>(), [&b"u2"[..]]);
+    assert!(s.prune_user_risks(2_000).await.unwrap().is_empty());
+    assert!(s.user_risk("rp", b"u4").await.unwrap().is_some());
+    s.clear_user_risk("rp", b"u4").await.unwrap();
     // A remediation clears only the flag it judged: one set again since
     // stays.
     s.set_user_risk(UserRisk { set_at_ms: 7, ..risk(b"u3", UserRiskLevel::High, None) }).await.unwrap();
@@ -820,6 +828,9 @@ impl assertd_store::UserRisks for Counting {
     }
     async fn user_risks(&self, now: i64) -> Result<Vec<assertd_store::UserRisk>, assertd_store::StoreError> {
         self.inner.user_risks(now).await
+    }
+    async fn prune_user_risks(&self, now: i64) -> Result<Vec<assertd_store::UserRisk>, assertd_store::StoreError> {
+        self.inner.prune_user_risks(now).await
     }
 }
 

@@ -222,3 +222,31 @@ async fn the_session_revoker_example_ends_sessions_in_real_time() {
         ]
     );
 }
+
+/// A flag that lapses is reported once, as `USER_RISK_EXPIRED` by
+/// `expiry`, when the replica prunes it (at start, then every minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_flag_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &default_config());
+    let mut w = watch(&server, &[], "").await.unwrap();
+    let soon = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_millis(800);
+    let at = prost_types::Timestamp { seconds: soon.as_secs() as i64, nanos: soon.subsec_nanos() as i32 };
+    server
+        .credentials()
+        .await
+        .set_user_risk(pb::SetUserRiskRequest { expires_at: Some(at), ..risk(b"erin", pb::RiskLevel::High) })
+        .await
+        .unwrap();
+    let set = next(&mut w).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.terminate();
+    let server = Server::start_in(dir.path(), &default_config());
+    let mut w = watch(&server, &[], &set.cursor).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!(
+        (e.kind(), e.actor.as_str(), e.detail.as_str(), e.user_handle.as_slice()),
+        (EventKind::UserRiskExpired, "expiry", "level high", &b"erin"[..])
+    );
+    quiet(&mut w).await;
+}

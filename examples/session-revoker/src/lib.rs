@@ -21,10 +21,10 @@
 //! ```
 
 use assertd_api::v1 as pb;
+use parking_lot::Mutex;
 use pb::EventKind;
 use pb::credential_service_client::CredentialServiceClient;
 use std::collections::HashMap;
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -34,6 +34,7 @@ mod group;
 mod listen;
 mod passes;
 mod queries;
+mod risk;
 mod schema;
 mod tls;
 

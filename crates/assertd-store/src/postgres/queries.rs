@@ -3,9 +3,9 @@
 
 use super::{LOCKED_IN_KEY_ORDER, PostgresStore, bind, corrupt, failed};
 use crate::record::StoredCredential;
-use crate::row::{self, COLUMNS, DOLLARS, RISK_COLUMNS};
-use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial, UserRisks};
-use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
+use crate::row::{self, COLUMNS, DOLLARS};
+use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial};
+use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
@@ -317,68 +317,6 @@ impl ChallengeLedger for PostgresStore {
             )
             .await
             .map_err(failed)
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl UserRisks for PostgresStore {
-    async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError> {
-        self.with(async |c| {
-            c.execute(
-                "INSERT INTO user_risk (rp_id, user_handle, level, expires_at_ms, note, set_at_ms) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (rp_id, user_handle) DO UPDATE SET level = excluded.level, expires_at_ms = excluded.expires_at_ms,
-                     note = excluded.note, set_at_ms = excluded.set_at_ms",
-                &[&risk.rp_id, &risk.user_handle, &risk.level.as_str(), &risk.expires_at_ms, &risk.note, &risk.set_at_ms],
-            )
-            .await
-            .map(|_| ())
-            .map_err(failed)
-        })
-        .await
-    }
-
-    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
-        self.with(async |c| {
-            c.execute("DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2", &[&rp_id, &user_handle])
-                .await
-                .map(|n| n > 0)
-                .map_err(failed)
-        })
-        .await
-    }
-
-    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError> {
-        self.with(async |c| {
-            c.execute("DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2 AND set_at_ms = $3", &[&rp_id, &user_handle, &set_at_ms])
-                .await
-                .map(|n| n > 0)
-                .map_err(failed)
-        })
-        .await
-    }
-
-    async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError> {
-        self.with(async |c| {
-            c.query_opt(&format!("SELECT {RISK_COLUMNS} FROM user_risk WHERE rp_id = $1 AND user_handle = $2"), &[&rp_id, &user_handle])
-                .await
-                .map_err(failed)?
-                .as_ref()
-                .map(row::user_risk)
-                .transpose()
-        })
-        .await
-    }
-
-    async fn user_risks(&self, now_ms: i64) -> Result<Vec<UserRisk>, StoreError> {
-        self.with(async |c| {
-            c.query(&format!("SELECT {RISK_COLUMNS} FROM user_risk WHERE expires_at_ms IS NULL OR expires_at_ms > $1"), &[&now_ms])
-                .await
-                .map_err(failed)?
-                .iter()
-                .map(row::user_risk)
-                .collect()
         })
         .await
     }

@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 mod events;
 mod passes;
 mod queries;
+mod risk;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,8 @@ pub enum Kind {
     UserRiskCleared,
     /// A passkey sign-in remediated the flag.
     UserRiskRemediated,
+    /// The flag lapsed at its expiry.
+    UserRiskExpired,
     /// IssueTemporaryAccessPass.
     AccessPassIssued,
     /// A pass was redeemed.
@@ -38,7 +40,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Self::CredentialRegistered,
         Self::CredentialReplaced,
         Self::CredentialRevoked,
@@ -47,6 +49,7 @@ impl Kind {
         Self::UserRiskSet,
         Self::UserRiskCleared,
         Self::UserRiskRemediated,
+        Self::UserRiskExpired,
         Self::AccessPassIssued,
         Self::AccessPassRedeemed,
         Self::AccessPassRevoked,
@@ -63,6 +66,7 @@ impl Kind {
             Self::UserRiskSet => "user_risk_set",
             Self::UserRiskCleared => "user_risk_cleared",
             Self::UserRiskRemediated => "user_risk_remediated",
+            Self::UserRiskExpired => "user_risk_expired",
             Self::AccessPassIssued => "access_pass_issued",
             Self::AccessPassRedeemed => "access_pass_redeemed",
             Self::AccessPassRevoked => "access_pass_revoked",

@@ -304,6 +304,7 @@ impl Engine {
             tracing::warn!(error = %e, "pruning used challenges failed");
         }
         self.prune_events().await;
+        self.prune_user_risks().await;
         // Temporary access passes, `retention_days` after they expired
         // (the default retention when passes are off: none are issued, but
         // earlier ones still age out).

@@ -47,6 +47,37 @@ impl super::Engine {
         Ok(())
     }
 
+    /// Deletes the flags that lapsed and reports each once in the event
+    /// log (actor `expiry`); other replicas learn of it from the change
+    /// feed.
+    pub async fn prune_user_risks(&self) {
+        match self.cache.store().prune_user_risks(now_ms()).await {
+            Ok(expired) => {
+                for r in &expired {
+                    self.refresh_user_risk(&r.rp_id, &r.user_handle).await;
+                }
+                let happened: Vec<super::events::Happened<'_>> = expired
+                    .iter()
+                    .map(|r| super::events::Happened {
+                        kind: super::events::Kind::UserRiskExpired,
+                        rp_id: &r.rp_id,
+                        user_handle: &r.user_handle,
+                        credential_id: &[],
+                        actor: "expiry",
+                        detail: format!("level {}", r.level.as_str()),
+                    })
+                    .collect();
+                if !happened.is_empty() {
+                    self.record(happened).await;
+                }
+            }
+            Err(e) => {
+                telemetry::store_error("prune_user_risks");
+                tracing::warn!(error = %e, "pruning lapsed risk flags failed");
+            }
+        }
+    }
+
     /// Revokes every credential of a user and drops them from the cache; how
     /// many it revoked.
     pub async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<usize, StoreError> {

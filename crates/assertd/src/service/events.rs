@@ -27,6 +27,7 @@ fn kind_to_pb(kind: &str) -> pb::EventKind {
         Some(Kind::UserRiskSet) => pb::EventKind::UserRiskSet,
         Some(Kind::UserRiskCleared) => pb::EventKind::UserRiskCleared,
         Some(Kind::UserRiskRemediated) => pb::EventKind::UserRiskRemediated,
+        Some(Kind::UserRiskExpired) => pb::EventKind::UserRiskExpired,
         Some(Kind::AccessPassIssued) => pb::EventKind::AccessPassIssued,
         Some(Kind::AccessPassRedeemed) => pb::EventKind::AccessPassRedeemed,
         Some(Kind::AccessPassRevoked) => pb::EventKind::AccessPassRevoked,
