@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use assertd_store::{
     CacheConfig, ChallengeLedger, Change, CounterResult, CounterUpdate, CredentialStore, Credentials, Health, KeyCache, Lookup,
     PostgresConfig, PostgresStore, Registered, Replaced, SqliteStore, StoredCredential,
 };
 use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
+use common::pg_store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -347,48 +350,16 @@ async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
     assert!(s.revoke_user("rp", b"nobody").await.unwrap().is_empty());
 }
 
-macro_rules! conformance {
-    ($name:ident, $f:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                $f(&SqliteStore::open(dir.path()).unwrap()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let pg = PgCluster::start();
-                $f(&pg_store(&pg).await).await;
-            }
-        }
-    };
-}
-
-async fn pg_store(pg: &PgCluster) -> PostgresStore {
-    PostgresStore::connect(&PostgresConfig {
-        url: pg.url(),
-        tls: Default::default(),
-        pool_size: 8,
-        timeout: Duration::from_secs(5),
-        migrate: true,
-    })
-    .await
-    .unwrap()
-}
-
-conformance!(put_get_list_revoke_, put_get_list_revoke);
-conformance!(create_replace_delete_, create_replace_delete);
-conformance!(counters_in_batch_order_, counters_in_batch_order);
-conformance!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
-conformance!(touch_page_and_ping_, touch_page_and_ping);
-conformance!(challenges_are_used_once_, challenges_are_used_once);
-conformance!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
-conformance!(metadata_serial_only_rises_, metadata_serial_only_rises);
-conformance!(registration_facts_round_trip_, registration_facts_round_trip);
-conformance!(sign_in_states_are_recorded_, sign_in_states_are_recorded);
+both!(put_get_list_revoke_, put_get_list_revoke);
+both!(create_replace_delete_, create_replace_delete);
+both!(counters_in_batch_order_, counters_in_batch_order);
+both!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
+both!(touch_page_and_ping_, touch_page_and_ping);
+both!(challenges_are_used_once_, challenges_are_used_once);
+both!(user_risk_and_revoking_a_user_, user_risk_and_revoking_a_user);
+both!(metadata_serial_only_rises_, metadata_serial_only_rises);
+both!(registration_facts_round_trip_, registration_facts_round_trip);
+both!(sign_in_states_are_recorded_, sign_in_states_are_recorded);
 
 /// Issue 27 §4: both backends decode rows with one codec and one error
 /// taxonomy: a row that does not decode is `Corrupt` (an operator must

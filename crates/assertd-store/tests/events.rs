@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_store::{CredentialStore, NewEvent, PostgresConfig, PostgresStore, SqliteStore};
+mod common;
+
+use assertd_store::{CredentialStore, NewEvent, SqliteStore};
 use assertd_testkit::pg::PgCluster;
+use common::pg_store;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,11 +53,6 @@ async fn log(s: &dyn CredentialStore) {
 async fn the_log_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     log(&SqliteStore::open(dir.path()).unwrap()).await;
-}
-
-async fn pg_store(pg: &PgCluster) -> PostgresStore {
-    let c = PostgresConfig { url: pg.url(), tls: Default::default(), pool_size: 8, timeout: Duration::from_secs(5), migrate: true };
-    PostgresStore::connect(&c).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assertd_store::{
-    AccessPass, ChallengeUse, CredentialStore, PassRefusal, PostgresConfig, PostgresStore, Registered, SqliteStore, StoredCredential,
-};
+mod common;
+
+use assertd_store::{AccessPass, ChallengeUse, CredentialStore, PassRefusal, Registered, SqliteStore, StoredCredential};
 use assertd_testkit::pg::PgCluster;
 use assertd_testkit::{Alg, SoftAuthenticator};
+use common::pg_store;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn pass(id: &str, user: &[u8], one_time: bool, created: i64) -> AccessPass {
     AccessPass {
@@ -151,38 +151,6 @@ async fn race(stores: &[Arc<dyn CredentialStore>], n: usize) -> usize {
         won += usize::from(t.await.unwrap());
     }
     won
-}
-
-macro_rules! both {
-    ($name:ident, $f:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                $f(&SqliteStore::open(dir.path()).unwrap()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let pg = PgCluster::start();
-                $f(&pg_store(&pg).await).await;
-            }
-        }
-    };
-}
-
-async fn pg_store(pg: &PgCluster) -> PostgresStore {
-    PostgresStore::connect(&PostgresConfig {
-        url: pg.url(),
-        tls: Default::default(),
-        pool_size: 8,
-        timeout: Duration::from_secs(5),
-        migrate: true,
-    })
-    .await
-    .unwrap()
 }
 
 both!(lifecycle_, lifecycle);

@@ -53,7 +53,8 @@ impl Engine {
                     (context.user_risk, context.user_risk_set_at_ms) = self.user_risks.flag(&request.rp_id, &r.credential.user_handle, now);
                 }
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
-                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state }
+                let risk_set_at_ms = context.user_risk_set_at_ms;
+                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms }
             })
             .collect();
         challenges::apply(&mut judged, &uses, fresh);
@@ -63,7 +64,7 @@ impl Engine {
         let mut states = Vec::new();
         let outcomes = judged
             .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state }| {
+            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms }| {
                 telemetry::verdict(&verdict);
                 // Only an allowed sign-in records a BE upgrade, or a new
                 // state.
@@ -82,7 +83,7 @@ impl Engine {
                 if let (Some(c), Decision::Allow) = (&credential, verdict.decision)
                     && verdict.reasons.iter().any(|f| f.code == ReasonCode::UserRiskRemediated)
                 {
-                    remediated.push((request.rp_id.clone(), c.user_handle.to_vec(), request.credential_id.clone()));
+                    remediated.push((request.rp_id.clone(), c.user_handle.to_vec(), request.credential_id.clone(), risk_set_at_ms));
                 }
                 let backup_state_changed = credential.is_some() && state.is_some_and(|s| s.backup_state.is_some());
                 // §5.1.10.2: the page tells the authenticator to stop offering
@@ -120,27 +121,25 @@ impl Engine {
             self.record_states(states).await;
         }
         if !remediated.is_empty() {
-            self.remediate(remediated, now).await;
+            self.remediate(remediated).await;
         }
         outcomes
     }
 
     /// Clears the flags of users whose allowed sign-ins remediated them
-    /// (`USER_RISK_REMEDIATED`): only the flag that was judged (one set
-    /// again since stays), in the store (every replica learns it from the
-    /// change feed) and on this replica at once; audited with the sign-in as
-    /// the actor. A failed write is logged: the flag stays, and the user's
-    /// next qualifying sign-in clears it.
-    async fn remediate(&self, users: Vec<(String, Vec<u8>, Vec<u8>)>, now: i64) {
-        for (rp_id, user_handle, credential_id) in users {
-            let (level, set_at) = self.user_risks.flag(&rp_id, &user_handle, now);
-            if set_at == 0 {
-                continue; // Cleared meanwhile (another sign-in, an admin).
-            }
+    /// (`USER_RISK_REMEDIATED`): only the flag that was judged (set at the
+    /// time the verdict saw; one set again since stays), in the store (every
+    /// replica learns it from the change feed) and on this replica at once;
+    /// audited with the sign-in as the actor. A failed write is logged: the
+    /// flag stays, and the user's next qualifying sign-in clears it.
+    async fn remediate(&self, users: Vec<(String, Vec<u8>, Vec<u8>, i64)>) {
+        for (rp_id, user_handle, credential_id, set_at) in users {
             match self.cache.store().remediate_user_risk(&rp_id, &user_handle, set_at).await {
                 Ok(cleared) => {
                     if cleared {
-                        self.user_risks.apply(&rp_id, &user_handle, None);
+                        // Read back rather than assumed gone: the store is
+                        // the truth if a flag was set again meanwhile.
+                        self.refresh_user_risk(&rp_id, &user_handle).await;
                         telemetry::user_risk_remediated();
                         let happened = super::events::Happened {
                             kind: super::events::Kind::UserRiskRemediated,
@@ -148,7 +147,7 @@ impl Engine {
                             user_handle: &user_handle,
                             credential_id: &credential_id,
                             actor: "sign-in",
-                            detail: format!("{level:?} flag cleared by a passkey sign-in"),
+                            detail: format!("flag set at {set_at} cleared by a passkey sign-in"),
                         };
                         self.record(vec![happened]).await;
                     }
@@ -159,7 +158,7 @@ impl Engine {
                         rp_id = %assertd_verify::truncate(&rp_id),
                         user_handle = %assertd_policy::options::b64url(&user_handle),
                         credential_id = %assertd_policy::options::b64url(&credential_id),
-                        what = if cleared { format!("{level:?} flag set at {set_at} cleared by a passkey sign-in") } else { "the flag changed since the sign-in was judged: kept".to_owned() },
+                        what = if cleared { format!("flag set at {set_at} cleared by a passkey sign-in") } else { "the flag changed since the sign-in was judged: kept".to_owned() },
                         "user risk remediated"
                     );
                 }

@@ -8,6 +8,11 @@ use super::clock::now_ms;
 use crate::telemetry;
 use assertd_store::{Event, NewEvent, StoreError};
 
+/// Watch streams a replica serves at once: each is woken by every append
+/// and reads the log at least once a second, so the count is bounded
+/// (RESOURCE_EXHAUSTED past it). A gateway needs one or two.
+pub const MAX_WATCHERS: usize = 256;
+
 /// What happened: the stable names the store keeps (and the API's
 /// `EventKind`s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +139,12 @@ impl Engine {
     /// for streams that never end.
     pub fn stop_watchers(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// A slot for one more watch stream, held while it is open; `None` at
+    /// [`MAX_WATCHERS`].
+    pub fn watcher_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.watchers.clone().try_acquire_owned().ok()
     }
 
     /// A receiver that turns true when the server starts draining.

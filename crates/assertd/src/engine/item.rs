@@ -173,6 +173,9 @@ pub(super) struct Judged {
     /// What an allow records on the credential (§7.2 step 24 (update
     /// record)), when anything changes.
     pub(super) state: Option<StateChange>,
+    /// When the user's flag it was judged with was set (0: none): a
+    /// remediation clears that flag only.
+    pub(super) risk_set_at_ms: i64,
 }
 
 /// What a sign-in changes on its credential record.

@@ -92,6 +92,8 @@ pub struct Engine {
     events: tokio::sync::watch::Sender<u64>,
     /// Set when the server starts draining: watch streams end.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Watch streams open at once (each reads the log when woken).
+    watchers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -134,6 +136,7 @@ impl Engine {
             user_risks: flags::UserRisks::default(),
             events: tokio::sync::watch::Sender::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
+            watchers: Arc::new(tokio::sync::Semaphore::new(events::MAX_WATCHERS)),
         }
     }
 

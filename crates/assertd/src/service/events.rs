@@ -84,8 +84,12 @@ pub(super) async fn watch(engine: Arc<Engine>, req: Request<pb::WatchEventsReque
         }
         c
     };
+    let slot = engine.watcher_slot().ok_or_else(|| {
+        Status::resource_exhausted(format!("this replica serves {} watch streams already", crate::engine::events::MAX_WATCHERS))
+    })?;
     let (tx, rx) = tokio::sync::mpsc::channel(PAGE);
     tokio::spawn(async move {
+        let _slot = slot;
         loop {
             let page = match engine.events_after(cursor, filter.clone(), PAGE).await {
                 Ok(p) => p,
