@@ -20,7 +20,7 @@ mod types;
 
 pub use cache::{CacheConfig, CachedCredential, KeyCache, Lookup};
 pub use events::{Event, NewEvent};
-pub use passes::{AccessPass, PassRefusal};
+pub use passes::AccessPass;
 pub use postgres::{PostgresConfig, PostgresStore, PostgresTls, ResolvedTls, RootCert, SslMode, resolve_tls};
 pub use record::{
     InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
@@ -28,5 +28,5 @@ pub use record::{
 pub use sqlite::SqliteStore;
 pub use store::{AccessPasses, ChallengeLedger, CredentialStore, Credentials, Events, Health, MetadataSerial, UserRisks};
 pub use types::{
-    ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
+    ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
 };

@@ -3,7 +3,7 @@
 //! lifetime and use; and the row codec both backends share.
 
 use crate::row::Columns;
-use crate::types::StoreError;
+use crate::types::{PassRefusal, StoreError};
 
 /// The pass columns, in the order [`pass`] reads them and the backends
 /// bind them.
@@ -39,19 +39,6 @@ pub struct AccessPass {
     pub issued_by: String,
     /// Why (free text from the issuer, for people).
     pub note: String,
-}
-
-/// Why a pass that was found cannot be redeemed now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassRefusal {
-    /// No such pass (never issued to this user, or pruned).
-    Invalid,
-    /// Past its expiry.
-    Expired,
-    /// Revoked, or replaced by a newer pass of the same user.
-    Revoked,
-    /// A one-time pass already redeemed.
-    Used,
 }
 
 impl AccessPass {

@@ -7,9 +7,11 @@
 //! tests run against each.
 
 use crate::events::{Event, NewEvent};
-use crate::passes::{AccessPass, PassRefusal};
+use crate::passes::AccessPass;
 use crate::record::StoredCredential;
-use crate::types::{ChallengeUse, Change, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError, UserRisk};
+use crate::types::{
+    ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk,
+};
 use async_trait::async_trait;
 
 /// Credential records: reads, writes, and the sign-in and registration

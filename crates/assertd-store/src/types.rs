@@ -203,5 +203,18 @@ pub enum Registered {
     ChallengeReplayed,
     /// The temporary access pass cannot be redeemed: no credential stored,
     /// the challenge's use recorded.
-    PassRefused(crate::passes::PassRefusal),
+    PassRefused(PassRefusal),
+}
+
+/// Why a pass that was found cannot be redeemed now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassRefusal {
+    /// No such pass (never issued to this user, or pruned).
+    Invalid,
+    /// Past its expiry.
+    Expired,
+    /// Revoked, or replaced by a newer pass of the same user.
+    Revoked,
+    /// A one-time pass already redeemed.
+    Used,
 }

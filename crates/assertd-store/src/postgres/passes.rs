@@ -6,11 +6,11 @@
 //! pass.
 
 use super::{PostgresStore, bind, failed};
-use crate::passes::{self, AccessPass, PASS_COLUMNS, PassRefusal};
+use crate::passes::{self, AccessPass, PASS_COLUMNS};
 use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, DOLLARS};
 use crate::store::AccessPasses;
-use crate::types::{ChallengeUse, Registered, StoreError};
+use crate::types::{ChallengeUse, PassRefusal, Registered, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 

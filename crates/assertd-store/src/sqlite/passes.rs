@@ -4,10 +4,10 @@
 
 use super::queries::{insert_new, insert_uses};
 use super::{SqliteStore, unavailable};
-use crate::passes::{self, AccessPass, PASS_COLUMNS, PassRefusal};
+use crate::passes::{self, AccessPass, PASS_COLUMNS};
 use crate::record::StoredCredential;
 use crate::store::AccessPasses;
-use crate::types::{ChallengeUse, Registered, StoreError};
+use crate::types::{ChallengeUse, PassRefusal, Registered, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
