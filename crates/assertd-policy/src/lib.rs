@@ -153,8 +153,10 @@ pub fn evaluate(profile: &Profile, v: &Verification, credential: &CredentialFact
     }
 
     context_signals(ctx, &mut signal);
-    let uv = v.authenticator.is_some_and(|a| a.flags.user_verified());
-    let remediates = counter == CounterCheck::Ok && meets_remediation_bar(profile, uv, synced, credential, ctx);
+    // Judged only for a flagged user: nothing to do on the common path.
+    let remediates = ctx.user_risk_set_at_ms != 0
+        && counter == CounterCheck::Ok
+        && meets_remediation_bar(profile, v.authenticator.is_some_and(|a| a.flags.user_verified()), synced, credential, ctx);
     user_risk(profile, ctx, remediates, hard, signals, counter)
 }
 

@@ -137,13 +137,21 @@ pub trait UserRisks: Send + Sync + 'static {
     /// Flags a user at risk (replacing an earlier flag of the same user).
     async fn set_user_risk(&self, risk: UserRisk) -> Result<(), StoreError>;
 
+    /// Deletes a user's flag, only if it was set at `set_at_ms` when that
+    /// is given; whether it deleted one.
+    async fn delete_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: Option<i64>) -> Result<bool, StoreError>;
+
     /// Clears a user's flag; whether there was one.
-    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError>;
+    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+        self.delete_user_risk(rp_id, user_handle, None).await
+    }
 
     /// Clears a user's flag only if it is still the one set at `set_at_ms`
     /// (a sign-in remediated it; a flag set again since stays); whether it
     /// cleared one.
-    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError>;
+    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError> {
+        self.delete_user_risk(rp_id, user_handle, Some(set_at_ms)).await
+    }
 
     /// One user's flag, expired or not.
     async fn user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<Option<UserRisk>, StoreError>;

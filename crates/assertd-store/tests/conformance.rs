@@ -788,11 +788,8 @@ impl assertd_store::UserRisks for Counting {
     async fn set_user_risk(&self, r: assertd_store::UserRisk) -> Result<(), assertd_store::StoreError> {
         self.inner.set_user_risk(r).await
     }
-    async fn clear_user_risk(&self, rp: &str, u: &[u8]) -> Result<bool, assertd_store::StoreError> {
-        self.inner.clear_user_risk(rp, u).await
-    }
-    async fn remediate_user_risk(&self, rp: &str, u: &[u8], at: i64) -> Result<bool, assertd_store::StoreError> {
-        self.inner.remediate_user_risk(rp, u, at).await
+    async fn delete_user_risk(&self, rp: &str, u: &[u8], at: Option<i64>) -> Result<bool, assertd_store::StoreError> {
+        self.inner.delete_user_risk(rp, u, at).await
     }
     async fn user_risk(&self, rp: &str, u: &[u8]) -> Result<Option<assertd_store::UserRisk>, assertd_store::StoreError> {
         self.inner.user_risk(rp, u).await

@@ -63,7 +63,7 @@ async fn issue(server: &Server, user: &[u8], one_time: bool) -> pb::IssueTempora
     let r = pb::IssueTemporaryAccessPassRequest {
         rp_id: RP.into(),
         user_handle: user.to_vec(),
-        one_time,
+        one_time: Some(one_time),
         note: "ticket 4711: identity checked in person".into(),
         ..Default::default()
     };
@@ -302,6 +302,9 @@ async fn a_sign_in_with_a_pass_is_judged_like_any_and_redeems_it() {
         c.issue_temporary_access_pass(with_bearer("gateway-token", gateway_issues)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+    // Unset `one_time`: a one-time pass (the safe default).
+    let unset = pb::IssueTemporaryAccessPassRequest { rp_id: RP.into(), user_handle: b"frank".to_vec(), ..Default::default() };
+    assert!(c.issue_temporary_access_pass(with_bearer("helpdesk-token", unset)).await.unwrap().into_inner().one_time);
     let missing = pb::RevokeTemporaryAccessPassRequest { rp_id: RP.into(), pass_id: "tap_nope".into() };
     assert_eq!(c.revoke_temporary_access_pass(with_bearer("helpdesk-token", missing)).await.unwrap_err().code(), Code::NotFound);
     let bad_reg = pb::RegisterCredentialRequest {
@@ -329,7 +332,12 @@ async fn without_keys_passes_are_off() {
 
 /// IssueTemporaryAccessPass with authorization off.
 async fn issue_open(s: &Server, user: &[u8], one_time: bool) -> pb::IssueTemporaryAccessPassResponse {
-    let r = pb::IssueTemporaryAccessPassRequest { rp_id: RP.into(), user_handle: user.to_vec(), one_time, ..Default::default() };
+    let r = pb::IssueTemporaryAccessPassRequest {
+        rp_id: RP.into(),
+        user_handle: user.to_vec(),
+        one_time: Some(one_time),
+        ..Default::default()
+    };
     s.credentials().await.issue_temporary_access_pass(r).await.unwrap().into_inner()
 }
 

@@ -24,22 +24,15 @@ impl UserRisks for PostgresStore {
         .await
     }
 
-    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
+    async fn delete_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: Option<i64>) -> Result<bool, StoreError> {
         self.with(async |c| {
-            c.execute("DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2", &[&rp_id, &user_handle])
-                .await
-                .map(|n| n > 0)
-                .map_err(failed)
-        })
-        .await
-    }
-
-    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError> {
-        self.with(async |c| {
-            c.execute("DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2 AND set_at_ms = $3", &[&rp_id, &user_handle, &set_at_ms])
-                .await
-                .map(|n| n > 0)
-                .map_err(failed)
+            c.execute(
+                "DELETE FROM user_risk WHERE rp_id = $1 AND user_handle = $2 AND ($3::int8 IS NULL OR set_at_ms = $3)",
+                &[&rp_id, &user_handle, &set_at_ms],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(failed)
         })
         .await
     }

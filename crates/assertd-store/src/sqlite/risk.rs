@@ -25,22 +25,11 @@ impl UserRisks for SqliteStore {
         .await
     }
 
-    async fn remediate_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: i64) -> Result<bool, StoreError> {
+    async fn delete_user_risk(&self, rp_id: &str, user_handle: &[u8], set_at_ms: Option<i64>) -> Result<bool, StoreError> {
         let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
         self.write(move |c| {
-            c.prepare_cached("DELETE FROM user_risk WHERE rp_id = ?1 AND user_handle = ?2 AND set_at_ms = ?3")
+            c.prepare_cached("DELETE FROM user_risk WHERE rp_id = ?1 AND user_handle = ?2 AND (?3 IS NULL OR set_at_ms = ?3)")
                 .and_then(|mut s| s.execute(params![rp_id, user_handle, set_at_ms]))
-                .map(|n| n > 0)
-                .map_err(unavailable)
-        })
-        .await
-    }
-
-    async fn clear_user_risk(&self, rp_id: &str, user_handle: &[u8]) -> Result<bool, StoreError> {
-        let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
-        self.write(move |c| {
-            c.prepare_cached("DELETE FROM user_risk WHERE rp_id = ?1 AND user_handle = ?2")
-                .and_then(|mut s| s.execute(params![rp_id, user_handle]))
                 .map(|n| n > 0)
                 .map_err(unavailable)
         })

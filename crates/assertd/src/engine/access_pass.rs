@@ -42,8 +42,8 @@ pub struct IssuePass {
     pub user_handle: Vec<u8>,
     /// Seconds; 0: the configured default.
     pub lifetime_seconds: u32,
-    /// Usable once.
-    pub one_time: bool,
+    /// Usable once (`None`: yes, the safe default).
+    pub one_time: Option<bool>,
     /// Why, for people.
     pub note: String,
 }
@@ -116,7 +116,7 @@ impl Engine {
             user_handle: r.user_handle,
             key_id: key_id.to_owned(),
             hash: hash.to_vec(),
-            one_time: r.one_time || settings.require_one_time,
+            one_time: r.one_time.unwrap_or(true) || settings.require_one_time,
             created_at_ms: now,
             expires_at_ms: now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX).saturating_mul(1000)),
             revoked_at_ms: None,
