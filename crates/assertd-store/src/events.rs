@@ -9,7 +9,7 @@ use crate::row::Columns;
 use crate::types::StoreError;
 
 /// The event columns, in the order [`event`] reads them (`id` first).
-pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, rp_id, kind, user_handle, credential_id, actor, detail";
+pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, rp_id, kind, user_handle, credential_id, actor, detail, facts";
 
 /// An event to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct NewEvent {
     pub actor: String,
     /// Details for people.
     pub detail: String,
+    /// Facts for machines: a JSON object the server writes and reads (the
+    /// store keeps it as text), e.g. the authenticator of a credential
+    /// event; empty when there are none.
+    pub facts: String,
 }
 
 /// An event as stored: its cursor and what happened.
@@ -52,6 +56,7 @@ pub(crate) fn event(r: &impl Columns) -> Result<Event, StoreError> {
             credential_id: r.bytes(5).map_err(c("credential_id"))?,
             actor: r.text(6).map_err(c("actor"))?,
             detail: r.text(7).map_err(c("detail"))?,
+            facts: r.text(8).map_err(c("facts"))?,
         },
     })
 }

@@ -26,7 +26,7 @@ pub use record::{
     InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
 };
 pub use sqlite::SqliteStore;
-pub use store::{AccessPasses, ChallengeLedger, CredentialStore, Credentials, Events, Health, MetadataSerial, UserRisks};
+pub use store::{AccessPasses, ChallengeLedger, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserRisks};
 pub use types::{
     ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
 };

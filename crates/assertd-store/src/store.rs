@@ -1,8 +1,8 @@
 //! What a store does, one trait per concern: [`Credentials`], the
 //! [`ChallengeLedger`] of issued challenges' single use, [`UserRisks`], the
-//! [`AccessPasses`] of recovery, the [`Events`] gateways watch, the
-//! [`MetadataSerial`] in force, and [`Health`]. A new concern is a new
-//! trait; [`CredentialStore`] is every one of them, the bound the server
+//! [`AccessPasses`] of recovery, the [`Events`] gateways watch and their
+//! push [`Deliveries`], the [`MetadataSerial`] in force, and [`Health`]. A
+//! new concern is a new trait; [`CredentialStore`] is every one of them, the bound the server
 //! holds a backend by. Every backend behaves the same: the conformance
 //! tests run against each.
 
@@ -224,6 +224,27 @@ pub trait Events: Send + Sync + 'static {
     async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
+/// Where each push receiver of the event log stands (its cursor), and
+/// which replica delivers to it: a lease, so one replica at a time pushes a
+/// receiver's events, in order. The clock is the caller's.
+#[async_trait]
+pub trait Deliveries: Send + Sync + 'static {
+    /// Takes or renews `receiver`'s lease for `holder` until `until_ms` when
+    /// it is free, lapsed (before `now_ms`) or already `holder`'s; the first
+    /// claim creates the receiver at cursor `start`. The receiver's cursor
+    /// when `holder` now holds the lease; `None` while another's is live.
+    async fn claim_delivery(&self, receiver: &str, holder: &str, now_ms: i64, until_ms: i64, start: i64)
+    -> Result<Option<i64>, StoreError>;
+
+    /// Moves `receiver`'s cursor forward to `cursor` (never back) and renews
+    /// the lease until `until_ms`, if `holder` still holds it; `false` (and
+    /// nothing written) when another replica took it over.
+    async fn advance_delivery(&self, receiver: &str, holder: &str, cursor: i64, until_ms: i64) -> Result<bool, StoreError>;
+
+    /// Gives the lease up (a draining replica): another takes over at once.
+    async fn release_delivery(&self, receiver: &str, holder: &str) -> Result<(), StoreError>;
+}
+
 /// The FIDO metadata serial in force.
 #[async_trait]
 pub trait MetadataSerial: Send + Sync + 'static {
@@ -259,6 +280,9 @@ pub trait Health: Send + Sync + 'static {
 
 /// A whole backend: every concern. The server holds a store as
 /// `Arc<dyn CredentialStore>`; a backend implements the traits above.
-pub trait CredentialStore: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + MetadataSerial + Health {}
+pub trait CredentialStore:
+    Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health
+{
+}
 
-impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + MetadataSerial + Health> CredentialStore for T {}
+impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health> CredentialStore for T {}

@@ -661,9 +661,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "9");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "10");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "9");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "10");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,6 +852,19 @@ impl assertd_store::Events for Counting {
     }
     async fn prune_events(&self, before: i64) -> Result<u64, assertd_store::StoreError> {
         self.inner.prune_events(before).await
+    }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::Deliveries for Counting {
+    async fn claim_delivery(&self, r: &str, h: &str, now: i64, until: i64, start: i64) -> Result<Option<i64>, assertd_store::StoreError> {
+        self.inner.claim_delivery(r, h, now, until, start).await
+    }
+    async fn advance_delivery(&self, r: &str, h: &str, cursor: i64, until: i64) -> Result<bool, assertd_store::StoreError> {
+        self.inner.advance_delivery(r, h, cursor, until).await
+    }
+    async fn release_delivery(&self, r: &str, h: &str) -> Result<(), assertd_store::StoreError> {
+        self.inner.release_delivery(r, h).await
     }
 }
 
@@ -1091,7 +1104,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
         "0"
     );
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "9");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "10");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();

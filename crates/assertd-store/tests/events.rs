@@ -21,6 +21,7 @@ fn ev(rp: &str, kind: &str, at_ms: i64) -> NewEvent {
         credential_id: vec![],
         actor: "admin".into(),
         detail: String::new(),
+        facts: format!("{{\"at\":{at_ms}}}"),
     }
 }
 
@@ -93,4 +94,51 @@ async fn a_reader_following_the_cursor_misses_nothing_on_postgres() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 400, "every event once");
+}
+
+/// A receiver's lease: one holder at a time, taken over once it lapses or
+/// is released; the cursor starts where the first claim says and only
+/// moves forward, and only for the holder.
+async fn deliveries(a: &dyn CredentialStore, b: &dyn CredentialStore) {
+    assert_eq!(a.claim_delivery("siem", "A", 1_000, 31_000, 7).await.unwrap(), Some(7), "created at the start cursor");
+    assert_eq!(b.claim_delivery("siem", "B", 2_000, 32_000, 0).await.unwrap(), None, "A's lease is live");
+    assert!(a.advance_delivery("siem", "A", 9, 40_000).await.unwrap());
+    assert!(a.advance_delivery("siem", "A", 8, 40_000).await.unwrap());
+    assert!(!b.advance_delivery("siem", "B", 20, 50_000).await.unwrap(), "not B's");
+    assert_eq!(a.claim_delivery("siem", "A", 3_000, 43_000, 0).await.unwrap(), Some(9), "renewed; the cursor never went back");
+    assert_eq!(b.claim_delivery("siem", "B", 42_000, 72_000, 0).await.unwrap(), None, "renewed until 43 000");
+    assert_eq!(b.claim_delivery("siem", "B", 43_001, 73_000, 0).await.unwrap(), Some(9), "lapsed: B takes over");
+    assert!(!a.advance_delivery("siem", "A", 10, 80_000).await.unwrap(), "A lost it");
+    b.release_delivery("siem", "A").await.unwrap();
+    assert_eq!(a.claim_delivery("siem", "A", 44_000, 74_000, 0).await.unwrap(), None, "only the holder releases");
+    b.release_delivery("siem", "B").await.unwrap();
+    assert_eq!(a.claim_delivery("siem", "A", 44_000, 74_000, 0).await.unwrap(), Some(9), "released: taken at once");
+    assert_eq!(b.claim_delivery("other", "B", 44_000, 74_000, 3).await.unwrap(), Some(3), "receivers are independent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_leases_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    deliveries(&s, &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_leases_on_postgres() {
+    let pg = PgCluster::start();
+    deliveries(&pg_store(&pg).await, &pg_store(&pg).await).await;
+}
+
+/// Two replicas claim one receiver at once, 50 times: never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_holder_when_two_replicas_claim_at_once_on_postgres() {
+    let pg = PgCluster::start();
+    let (a, b): (Arc<dyn CredentialStore>, Arc<dyn CredentialStore>) = (Arc::new(pg_store(&pg).await), Arc::new(pg_store(&pg).await));
+    for round in 0..50i64 {
+        let now = round * 100_000;
+        let (ra, rb) =
+            tokio::join!(a.claim_delivery("siem", "A", now, now + 50_000, 0), b.claim_delivery("siem", "B", now, now + 50_000, 0));
+        let held = [ra.unwrap(), rb.unwrap()].iter().filter(|c| c.is_some()).count();
+        assert_eq!(held, 1, "round {round}");
+    }
 }

@@ -113,6 +113,7 @@ pub mod reason;
 pub mod registration;
 pub mod relying_party;
 pub mod response;
+pub mod security_event;
 pub mod spec;
 mod text;
 pub mod verify;

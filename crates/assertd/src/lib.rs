@@ -12,6 +12,7 @@ pub mod engine;
 pub mod import;
 pub mod server;
 pub mod service;
+pub mod signals;
 pub mod stack;
 pub mod status;
 pub mod telemetry;

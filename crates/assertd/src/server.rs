@@ -239,7 +239,14 @@ pub async fn serve(
         TcpListener::bind(config.metrics_listen).await.map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
     let grpc_addr = grpc.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let metrics_addr = metrics_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.metrics_listen, source })?;
-    tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, engine.clone()));
+    // [shared_signals] as it was at start (a reload that changes it asks
+    // for a restart): the key the deliverers sign with is the one published.
+    let signals = engine.reloadable().signals.clone();
+    tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, engine.clone(), signals.clone()));
+    let deliverers = match &signals {
+        Some(signals) => crate::signals::start(&engine, signals).await,
+        None => Vec::new(),
+    };
     if let Some(path) = config_path {
         let interval = Duration::from_secs(config.config_watch_interval_seconds);
         // Compare reloads with the file as it was, not with flag overrides.
@@ -354,6 +361,9 @@ pub async fn serve(
             tracing::warn!("drain grace period over; exiting with requests still in flight");
         }
     }
+    // Shared Signals deliverers give their leases up, so another replica
+    // takes over at once rather than when the lease lapses.
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::future::join_all(deliverers)).await;
     // The spans of the last calls (at most one export interval's worth).
     crate::trace::flush(Duration::from_secs(2)).await;
     tracing::info!("assertd stopped");

@@ -7,6 +7,7 @@
 use crate::authz::Grant;
 use crate::authz::Rpc;
 use crate::convert;
+use crate::engine::events::Facts;
 use crate::engine::{Engine, now_ms};
 use crate::stack::{Access, Caller, RequestIdValue};
 use crate::status::RequestError;
@@ -133,7 +134,9 @@ fn audit(action: &'static str, grant: &Grant, r: &StoredCredential, what: &'stat
     );
 }
 
-/// Appends one event to the log `WatchEvents` streams, as the caller.
+/// Appends one event to the log `WatchEvents` streams, as the caller (an
+/// admin's action unless `facts` say who set it off).
+#[allow(clippy::too_many_arguments)]
 async fn log_event(
     engine: &Engine,
     kind: crate::engine::events::Kind,
@@ -142,9 +145,25 @@ async fn log_event(
     user: &[u8],
     credential: &[u8],
     detail: String,
+    facts: Option<Facts>,
 ) {
-    let h = crate::engine::events::Happened { kind, rp_id, user_handle: user, credential_id: credential, actor: &grant.client, detail };
+    let facts = facts.unwrap_or_else(|| Facts::by("admin"));
+    let h =
+        crate::engine::events::Happened { kind, rp_id, user_handle: user, credential_id: credential, actor: &grant.client, detail, facts };
     engine.record(vec![h]).await;
+}
+
+/// Appends a credential's event, with its facts.
+async fn log_credential_event(
+    engine: &Engine,
+    kind: crate::engine::events::Kind,
+    grant: &Grant,
+    r: &StoredCredential,
+    detail: &str,
+    initiator: &str,
+) {
+    let facts = Facts::of_credential(r, initiator);
+    log_event(engine, kind, grant, &r.rp_id, &r.user_handle, &r.credential_id, detail.to_owned(), Some(facts)).await;
 }
 
 /// `assertd.v1.VerificationService`.

@@ -213,6 +213,19 @@ END $$;
 CREATE TRIGGER events_notify AFTER INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION assertd_notify_events();
 "#,
+    r#"
+-- Facts for machines on each event (JSON text), and where each push
+-- receiver (OpenID Shared Signals) stands in the log, with the lease of the
+-- one replica delivering to it: claims and advances are single-row updates
+-- that test the holder, so two replicas never both hold a lease.
+ALTER TABLE events ADD COLUMN facts text NOT NULL DEFAULT '';
+CREATE TABLE deliveries (
+    receiver       text   NOT NULL PRIMARY KEY,
+    cursor         bigint NOT NULL,
+    holder         text   NOT NULL,
+    lease_until_ms bigint NOT NULL
+);
+"#,
 ];
 
 /// Advisory lock key serializing event appends ("assertev").

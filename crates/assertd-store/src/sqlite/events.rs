@@ -2,10 +2,10 @@
 
 use super::{SqliteStore, unavailable};
 use crate::events::{self, EVENT_COLUMNS, Event, NewEvent};
-use crate::store::Events;
+use crate::store::{Deliveries, Events};
 use crate::types::StoreError;
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 #[async_trait]
 impl Events for SqliteStore {
@@ -13,12 +13,12 @@ impl Events for SqliteStore {
         self.write(move |c| {
             let mut s = c
                 .prepare_cached(
-                    "INSERT INTO events (at_ms, rp_id, kind, user_handle, credential_id, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                    "INSERT INTO events (at_ms, rp_id, kind, user_handle, credential_id, actor, detail, facts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
                 )
                 .map_err(unavailable)?;
             list.iter()
                 .map(|e| {
-                    s.query_row(params![e.at_ms, e.rp_id, e.kind, e.user_handle, e.credential_id, e.actor, e.detail], |r| r.get(0))
+                    s.query_row(params![e.at_ms, e.rp_id, e.kind, e.user_handle, e.credential_id, e.actor, e.detail, e.facts], |r| r.get(0))
                         .map_err(unavailable)
                 })
                 .collect()
@@ -70,6 +70,53 @@ impl Events for SqliteStore {
             c.prepare_cached("DELETE FROM events WHERE at_ms < ?1")
                 .and_then(|mut s| s.execute([before_ms]))
                 .map(|n| n as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Deliveries for SqliteStore {
+    async fn claim_delivery(
+        &self,
+        receiver: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+        start: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (receiver, holder) = (receiver.to_owned(), holder.to_owned());
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO deliveries (receiver, cursor, holder, lease_until_ms) VALUES (?1, ?2, '', 0) ON CONFLICT DO NOTHING")
+                .and_then(|mut s| s.execute(params![receiver, start]))
+                .map_err(unavailable)?;
+            c.prepare_cached(
+                "UPDATE deliveries SET holder = ?2, lease_until_ms = ?4 WHERE receiver = ?1 AND (holder IN (?2, '') OR lease_until_ms < ?3) RETURNING cursor",
+            )
+            .and_then(|mut s| s.query_row(params![receiver, holder, now_ms, until_ms], |r| r.get(0)).optional())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn advance_delivery(&self, receiver: &str, holder: &str, cursor: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let (receiver, holder) = (receiver.to_owned(), holder.to_owned());
+        self.write(move |c| {
+            c.prepare_cached("UPDATE deliveries SET cursor = max(cursor, ?3), lease_until_ms = ?4 WHERE receiver = ?1 AND holder = ?2")
+                .and_then(|mut s| s.execute(params![receiver, holder, cursor, until_ms]))
+                .map(|n| n == 1)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, receiver: &str, holder: &str) -> Result<(), StoreError> {
+        let (receiver, holder) = (receiver.to_owned(), holder.to_owned());
+        self.write(move |c| {
+            c.prepare_cached("UPDATE deliveries SET holder = '', lease_until_ms = 0 WHERE receiver = ?1 AND holder = ?2")
+                .and_then(|mut s| s.execute(params![receiver, holder]))
+                .map(|_| ())
                 .map_err(unavailable)
         })
         .await

@@ -108,6 +108,18 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_age ON events (at_ms);
 "#,
+    // Facts for machines on each event (JSON text), and where each push
+    // receiver (OpenID Shared Signals) stands in the log, with the lease of
+    // the one replica delivering to it.
+    r#"
+ALTER TABLE events ADD COLUMN facts TEXT NOT NULL DEFAULT '';
+CREATE TABLE deliveries (
+    receiver       TEXT    NOT NULL PRIMARY KEY,
+    cursor         INTEGER NOT NULL,
+    holder         TEXT    NOT NULL,
+    lease_until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -43,6 +43,7 @@ impl Config {
             return Err(Invalid::new("events.retention_days", "is 1 to 365"));
         }
         let events_retention_ms = i64::from(self.events.retention_days) * 86_400_000;
+        let signals = self.shared_signals.compile()?.map(Arc::new);
         let attestation = Arc::new(super::attestation::compile(&self.attestation_roots, &self.registration)?);
         let metadata = super::metadata::compile(self.metadata.as_ref())?.map(Arc::new);
         let aaguid_names = super::metadata::compile_names(self.metadata.as_ref())?;
@@ -54,7 +55,18 @@ impl Config {
                 "needs [metadata] (the certification levels come from it)",
             ));
         }
-        Ok(Reloadable { rps, profiles, clients, challenges, access_passes, events_retention_ms, attestation, metadata, aaguid_names })
+        Ok(Reloadable {
+            rps,
+            profiles,
+            clients,
+            challenges,
+            access_passes,
+            events_retention_ms,
+            signals,
+            attestation,
+            metadata,
+            aaguid_names,
+        })
     }
 
     /// One relying party, with its default profile.

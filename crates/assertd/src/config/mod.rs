@@ -16,6 +16,7 @@ mod locate;
 mod metadata;
 mod profile;
 mod sections;
+mod signals;
 mod tracing;
 pub mod well_known;
 
@@ -27,6 +28,7 @@ pub use invalid::Invalid;
 pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, WhenStale, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
 pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
+pub use signals::{EVENT_TYPES as SSF_EVENT_TYPES, EventsSection, Receiver, ReceiverConfig, SharedSignals, SharedSignalsSection};
 pub use tracing::TracingSection;
 
 use assertd_policy::{Profile, RegressionAction, UserVerification};
@@ -112,6 +114,9 @@ pub struct Config {
     /// The event log `WatchEvents` streams.
     #[serde(default)]
     pub events: EventsSection,
+    /// The events as OpenID Shared Signals, pushed (off without receivers).
+    #[serde(default)]
+    pub shared_signals: SharedSignalsSection,
     /// Root certificates that anchor attestation statements, by format.
     #[serde(default)]
     pub attestation_roots: Vec<AttestationRootConfig>,
@@ -165,32 +170,13 @@ impl Default for Config {
             challenges: ChallengesSection::default(),
             temporary_access_pass: AccessPassSection::default(),
             events: EventsSection::default(),
+            shared_signals: SharedSignalsSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
             metadata: None,
             tracing: TracingSection::default(),
         }
     }
-}
-
-/// `[events]`: the event log `WatchEvents` streams.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsSection {
-    /// Days an event is kept: a watcher that reconnects within them misses
-    /// nothing (1 to 365).
-    #[serde(default = "default_event_retention")]
-    pub retention_days: u32,
-}
-
-impl Default for EventsSection {
-    fn default() -> Self {
-        Self { retention_days: default_event_retention() }
-    }
-}
-
-fn default_event_retention() -> u32 {
-    7
 }
 
 /// One `[[relying_parties]]` entry.
@@ -382,6 +368,7 @@ impl Config {
                 (c.plaintext_allowed(), c.insecure_allow_unauthenticated),
                 c.health_listen,
                 c.tracing.clone(),
+                c.shared_signals.clone(),
             )
         };
         key(self) != key(other)
@@ -406,6 +393,8 @@ pub struct Reloadable {
     pub access_passes: Option<Arc<AccessPassPolicy>>,
     /// How long events are kept, milliseconds.
     pub events_retention_ms: i64,
+    /// `[shared_signals]` (read at start); `None` without receivers.
+    pub signals: Option<Arc<SharedSignals>>,
     /// What registration trusts.
     pub attestation: Arc<AttestationTrust>,
     /// FIDO metadata; `None` when `[metadata]` is not configured.

@@ -7,11 +7,16 @@ use super::clock::now_ms;
 use super::item::{Item, Judged, Outcome, Stage, StateChange};
 use super::{Checked, Engine, assess, challenges, item};
 use crate::telemetry;
-use assertd_policy::{CounterCheck, Decision, ReasonCode, SignInContext, Verdict};
+use assertd_policy::{CounterCheck, Decision, ReasonCode, RiskLevel, SignInContext, Verdict};
 use assertd_store::{CachedCredential, StateUpdate};
 use assertd_verify::AuthenticatorFacts;
 use assertd_verify::metadata::display_name;
 use std::sync::Arc;
+
+/// A sign-in that remediated its user's flag: the RP, the user, the
+/// credential, when the judged flag was set, and whether the user was
+/// verified.
+type Remediated = (String, Vec<u8>, Vec<u8>, i64, bool);
 
 impl Engine {
     /// Phase two (one batch at a time, in order): the counter round trip
@@ -83,7 +88,8 @@ impl Engine {
                 if let (Some(c), Decision::Allow) = (&credential, verdict.decision)
                     && verdict.reasons.iter().any(|f| f.code == ReasonCode::UserRiskRemediated)
                 {
-                    remediated.push((request.rp_id.clone(), c.user_handle.to_vec(), request.credential_id.clone(), risk_set_at_ms));
+                    let uv = authenticator.is_some_and(|a| a.flags.user_verified());
+                    remediated.push((request.rp_id.clone(), c.user_handle.to_vec(), request.credential_id.clone(), risk_set_at_ms, uv));
                 }
                 let backup_state_changed = credential.is_some() && state.is_some_and(|s| s.backup_state.is_some());
                 // §5.1.10.2: the page tells the authenticator to stop offering
@@ -132,8 +138,13 @@ impl Engine {
     /// replica learns it from the change feed) and on this replica at once;
     /// audited with the sign-in as the actor. A failed write is logged: the
     /// flag stays, and the user's next qualifying sign-in clears it.
-    async fn remediate(&self, users: Vec<(String, Vec<u8>, Vec<u8>, i64)>) {
-        for (rp_id, user_handle, credential_id, set_at) in users {
+    async fn remediate(&self, users: Vec<Remediated>) {
+        for (rp_id, user_handle, credential_id, set_at, uv) in users {
+            let level = match self.user_risks.level(&rp_id, &user_handle, now_ms()) {
+                RiskLevel::High => Some("high".to_owned()),
+                RiskLevel::Medium => Some("medium".to_owned()),
+                _ => None,
+            };
             match self.cache.store().remediate_user_risk(&rp_id, &user_handle, set_at).await {
                 Ok(cleared) => {
                     if cleared {
@@ -148,6 +159,7 @@ impl Engine {
                             credential_id: &credential_id,
                             actor: "sign-in",
                             detail: format!("flag set at {set_at} cleared by a passkey sign-in"),
+                            facts: super::events::Facts { level, user_verified: Some(uv), ..super::events::Facts::by("user") },
                         };
                         self.record(vec![happened]).await;
                     }

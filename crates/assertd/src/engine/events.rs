@@ -99,6 +99,65 @@ pub struct Happened<'a> {
     pub actor: &'a str,
     /// Details for people.
     pub detail: String,
+    /// Facts for machines (what the Shared Signals transmitter needs).
+    pub facts: Facts,
+}
+
+/// Facts for machines kept with an event (the store's `facts`, as JSON):
+/// what a Shared Signals receiver is told beyond who and what. Absent
+/// fields were not known or do not apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Facts {
+    /// A credential event's AAGUID (UUID text), when not all zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aaguid: Option<String>,
+    /// A credential event's authenticator: `platform` or `cross-platform`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticator: Option<String>,
+    /// A risk flag's level (`medium`, `high`): the one set, or the one that
+    /// was cleared, lapsed or remediated when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// A remediating sign-in verified the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_verified: Option<bool>,
+    /// Who set it off, in CAEP's words: `admin`, `user`, `policy`, `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
+}
+
+impl Facts {
+    /// What `initiator` set it off.
+    pub fn by(initiator: &str) -> Self {
+        Self { initiator: Some(initiator.to_owned()), ..Self::default() }
+    }
+
+    /// A credential's facts: its AAGUID and its authenticator. The
+    /// attachment the client reported decides; without one, a synced
+    /// (backup-eligible) credential or one reached over `internal` is the
+    /// platform's, any other a roaming authenticator's.
+    pub fn of_credential(record: &assertd_store::StoredCredential, initiator: &str) -> Self {
+        let platform = match record.attachment {
+            Some(a) => a == assertd_verify::Attachment::Platform,
+            None => record.backup_eligible || record.transports.iter().any(|t| t == "internal"),
+        };
+        let aaguid = record.aaguid16();
+        Self {
+            aaguid: (aaguid != [0; 16]).then(|| assertd_verify::metadata::format_uuid(&aaguid)),
+            authenticator: Some(if platform { "platform" } else { "cross-platform" }.to_owned()),
+            ..Self::by(initiator)
+        }
+    }
+
+    /// The JSON the store keeps (empty when there are no facts).
+    fn to_json(&self) -> String {
+        if *self == Self::default() { String::new() } else { serde_json::to_string(self).unwrap_or_default() }
+    }
+
+    /// Read back from the store (unknown or unreadable: none).
+    pub fn from_json(s: &str) -> Self {
+        serde_json::from_str(s).unwrap_or_default()
+    }
 }
 
 impl Engine {
@@ -117,6 +176,7 @@ impl Engine {
                 credential_id: h.credential_id.to_vec(),
                 actor: h.actor.to_owned(),
                 detail: h.detail,
+                facts: h.facts.to_json(),
             })
             .collect();
         match self.cache.store().append_events(events).await {

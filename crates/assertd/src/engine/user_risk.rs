@@ -65,6 +65,7 @@ impl super::Engine {
                         credential_id: &[],
                         actor: "expiry",
                         detail: format!("level {}", r.level.as_str()),
+                        facts: super::events::Facts { level: Some(r.level.as_str().to_owned()), ..super::events::Facts::by("system") },
                     })
                     .collect();
                 if !happened.is_empty() {

@@ -63,12 +63,23 @@ fn process() -> telemetry::Process {
     p
 }
 
-/// Serves `GET /metrics` (and `/`) on an already bound listener until the
+/// A JSON document.
+fn json(v: &serde_json::Value) -> Result<hyper::Response<Full<Bytes>>, hyper::http::Error> {
+    hyper::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(v.to_string())))
+}
+
+/// Serves `GET /metrics` (and `/`), and with `[shared_signals]` the JWK Set
+/// and the transmitter's configuration, on an already bound listener until the
 /// process ends: at most `limits.max_probe_connections` connections at
 /// once (more are closed at accept), each living at most
 /// `limits.probe_connection_seconds`, one request per connection, whose
 /// headers (at most 16 KiB) must arrive within [`PROBE_HEADER_TIMEOUT`].
-pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engine: Arc<Engine>) {
+pub async fn serve_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    engine: Arc<Engine>,
+    signals: Option<Arc<crate::config::SharedSignals>>,
+) {
     let limits = *engine.limits();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_probe_connections));
     let lifetime = Duration::from_secs(limits.probe_connection_seconds);
@@ -97,10 +108,11 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engi
         };
         let handle = handle.clone();
         let engine = engine.clone();
+        let signals = signals.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (handle, engine) = (handle.clone(), engine.clone());
+                let (handle, engine, signals) = (handle.clone(), engine.clone(), signals.clone());
                 async move {
                     match req.uri().path() {
                         "/metrics" | "/" => {
@@ -112,7 +124,11 @@ pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, engi
                                 .header("content-type", "text/plain; version=0.0.4")
                                 .body(Full::new(Bytes::from(handle.render())))
                         }
-                        _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n"))),
+                        path => match (&signals, path) {
+                            (Some(s), crate::signals::JWKS_PATH) => json(&crate::signals::jwks(s)),
+                            (Some(s), p) if p.starts_with(crate::signals::CONFIGURATION_PATH) => json(&crate::signals::configuration(s)),
+                            _ => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n"))),
+                        },
                     }
                 }
             });

@@ -68,10 +68,11 @@ impl CredentialService for CredentialSvc {
         }
         if let Some(c) = &outcome.credential {
             let e = &self.engine;
-            log_event(e, Kind::CredentialRegistered, &grant, &c.rp_id, &c.user_handle, &c.credential_id, "RegisterCredential".into()).await;
+            log_credential_event(e, Kind::CredentialRegistered, &grant, c, "RegisterCredential", "user").await;
             if !c.access_pass_id.is_empty() {
                 let detail = format!("pass {} redeemed by a registration", c.access_pass_id);
-                log_event(e, Kind::AccessPassRedeemed, &grant, &c.rp_id, &c.user_handle, &c.credential_id, detail).await;
+                let facts = Some(Facts::by("user"));
+                log_event(e, Kind::AccessPassRedeemed, &grant, &c.rp_id, &c.user_handle, &c.credential_id, detail, facts).await;
             }
         }
         match &outcome.credential {
@@ -139,8 +140,7 @@ impl CredentialService for CredentialSvc {
             match self.engine.replace(record).await.map_err(RequestError::from)? {
                 Replaced::Replaced(stored) => {
                     audit("replace", &grant, &stored, "key and registration facts replaced; revoked and sign count kept");
-                    let (rp, user, id) = (&stored.rp_id, &stored.user_handle, &stored.credential_id);
-                    log_event(&self.engine, Kind::CredentialReplaced, &grant, rp, user, id, "PutCredential replace".into()).await;
+                    log_credential_event(&self.engine, Kind::CredentialReplaced, &grant, &stored, "PutCredential replace", "admin").await;
                     stored
                 }
                 Replaced::NotFound => return Err(RequestError::NotFound.into()),
@@ -152,8 +152,7 @@ impl CredentialService for CredentialSvc {
         } else {
             let created = self.engine.create(record).await.map_err(RequestError::from)?.ok_or(RequestError::AlreadyExists)?;
             audit("create", &grant, &created, "created");
-            let (rp, user, id) = (&created.rp_id, &created.user_handle, &created.credential_id);
-            log_event(&self.engine, Kind::CredentialRegistered, &grant, rp, user, id, "PutCredential".into()).await;
+            log_credential_event(&self.engine, Kind::CredentialRegistered, &grant, &created, "PutCredential", "admin").await;
             created
         };
         Ok(Response::new(pb::PutCredentialResponse { credential: Some(self.record(stored)) }))
@@ -166,16 +165,7 @@ impl CredentialService for CredentialSvc {
         let deleted =
             self.engine.delete(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("delete", &grant, &deleted, "erased");
-        log_event(
-            &self.engine,
-            Kind::CredentialDeleted,
-            &grant,
-            &deleted.rp_id,
-            &deleted.user_handle,
-            &deleted.credential_id,
-            String::new(),
-        )
-        .await;
+        log_credential_event(&self.engine, Kind::CredentialDeleted, &grant, &deleted, "", "admin").await;
         Ok(Response::new(pb::DeleteCredentialResponse { credential: Some(self.record(deleted)) }))
     }
 
@@ -195,16 +185,7 @@ impl CredentialService for CredentialSvc {
         let revoked =
             self.engine.revoke(&req.rp_id, &req.credential_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
         audit("revoke", &grant, &revoked, "revoked");
-        log_event(
-            &self.engine,
-            Kind::CredentialRevoked,
-            &grant,
-            &revoked.rp_id,
-            &revoked.user_handle,
-            &revoked.credential_id,
-            String::new(),
-        )
-        .await;
+        log_credential_event(&self.engine, Kind::CredentialRevoked, &grant, &revoked, "", "admin").await;
         Ok(Response::new(pb::RevokeCredentialResponse { credential: Some(self.record(revoked)) }))
     }
 
@@ -242,7 +223,8 @@ impl CredentialService for CredentialSvc {
         let what = format!("level {}, expires_at_ms {:?}, note {:?}", risk.level.as_str(), risk.expires_at_ms, risk.note);
         audit_user("set_user_risk", &grant, &risk.rp_id, &risk.user_handle, &what);
         let level = format!("level {}", risk.level.as_str());
-        log_event(&self.engine, Kind::UserRiskSet, &grant, &risk.rp_id, &risk.user_handle, &[], level).await;
+        let facts = Facts { level: Some(risk.level.as_str().to_owned()), ..Facts::by("admin") };
+        log_event(&self.engine, Kind::UserRiskSet, &grant, &risk.rp_id, &risk.user_handle, &[], level, Some(facts)).await;
         Ok(Response::new(pb::SetUserRiskResponse {}))
     }
 
@@ -253,7 +235,7 @@ impl CredentialService for CredentialSvc {
         let cleared = self.engine.clear_user_risk(&req.rp_id, &req.user_handle).await.map_err(RequestError::from)?;
         audit_user("clear_user_risk", &grant, &req.rp_id, &req.user_handle, if cleared { "cleared" } else { "no flag to clear" });
         if cleared {
-            log_event(&self.engine, Kind::UserRiskCleared, &grant, &req.rp_id, &req.user_handle, &[], String::new()).await;
+            log_event(&self.engine, Kind::UserRiskCleared, &grant, &req.rp_id, &req.user_handle, &[], String::new(), None).await;
         }
         Ok(Response::new(pb::ClearUserRiskResponse { cleared }))
     }
@@ -269,7 +251,7 @@ impl CredentialService for CredentialSvc {
         audit_user("revoke_user", &grant, &req.rp_id, &req.user_handle, &format!("{revoked} credentials revoked"));
         if revoked > 0 {
             let detail = format!("{revoked} credentials revoked");
-            log_event(&self.engine, Kind::UserCredentialsRevoked, &grant, &req.rp_id, &req.user_handle, &[], detail).await;
+            log_event(&self.engine, Kind::UserCredentialsRevoked, &grant, &req.rp_id, &req.user_handle, &[], detail, None).await;
         }
         Ok(Response::new(pb::RevokeUserCredentialsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }

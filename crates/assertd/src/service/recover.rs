@@ -59,10 +59,19 @@ pub(super) async fn issue(
         format!("expires_at_ms {}, one_time {}, replaced [{}], note {:?}", s.expires_at_ms, s.one_time, issued.replaced.join(", "), s.note);
     audit_pass("issue_access_pass", &grant, s, &what);
     for old in &issued.replaced {
-        log_event(engine, Kind::AccessPassRevoked, &grant, &s.rp_id, &s.user_handle, &[], format!("pass {old} replaced by {}", s.pass_id))
-            .await;
+        log_event(
+            engine,
+            Kind::AccessPassRevoked,
+            &grant,
+            &s.rp_id,
+            &s.user_handle,
+            &[],
+            format!("pass {old} replaced by {}", s.pass_id),
+            None,
+        )
+        .await;
     }
-    log_event(engine, Kind::AccessPassIssued, &grant, &s.rp_id, &s.user_handle, &[], format!("pass {}", s.pass_id)).await;
+    log_event(engine, Kind::AccessPassIssued, &grant, &s.rp_id, &s.user_handle, &[], format!("pass {}", s.pass_id), None).await;
     crate::telemetry::access_pass("issued");
     Ok(Response::new(pb::IssueTemporaryAccessPassResponse {
         pass: issued.pass.display(),
@@ -88,7 +97,7 @@ pub(super) async fn revoke(
     require_rp(&grant, &r.rp_id)?;
     let p = engine.revoke_pass(&r.rp_id, &r.pass_id).await.map_err(RequestError::from)?.ok_or(RequestError::NotFound)?;
     audit_pass("revoke_access_pass", &grant, &p, "revoked");
-    log_event(engine, Kind::AccessPassRevoked, &grant, &p.rp_id, &p.user_handle, &[], format!("pass {}", p.pass_id)).await;
+    log_event(engine, Kind::AccessPassRevoked, &grant, &p.rp_id, &p.user_handle, &[], format!("pass {}", p.pass_id), None).await;
     crate::telemetry::access_pass("revoked");
     Ok(Response::new(pb::RevokeTemporaryAccessPassResponse { pass: Some(to_pb(p)) }))
 }
@@ -129,8 +138,17 @@ pub(super) async fn redeem(
         "temporary access pass sign-in"
     );
     if let (assertd_policy::Decision::Allow, Some(id)) = (verdict.decision, &pass_id) {
-        log_event(engine, Kind::AccessPassRedeemed, &grant, &r.rp_id, &r.user_handle, &[], format!("pass {id} redeemed by a sign-in"))
-            .await;
+        log_event(
+            engine,
+            Kind::AccessPassRedeemed,
+            &grant,
+            &r.rp_id,
+            &r.user_handle,
+            &[],
+            format!("pass {id} redeemed by a sign-in"),
+            Some(Facts::by("user")),
+        )
+        .await;
     }
     crate::telemetry::access_pass(match verdict.decision {
         assertd_policy::Decision::Allow => "redeemed",

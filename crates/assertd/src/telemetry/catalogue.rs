@@ -210,6 +210,27 @@ pub const ACCESS_PASSES: Metric = metric(
     &["event"],
     "Temporary access pass events, by event: issued, revoked, redeemed (an allowed RedeemTemporaryAccessPass), registered (a registration redeemed one), refused (a RedeemTemporaryAccessPass not allowed; the reasons are in the audit log).",
 );
+/// Security Event Tokens pushed to Shared Signals receivers, by outcome.
+pub const SSF_DELIVERIES: Metric = metric(
+    "assertd_ssf_deliveries_total",
+    Counter,
+    &["receiver", "outcome"],
+    "Security Event Tokens pushed to a [shared_signals] receiver, by receiver (its configured name) and outcome: delivered (2xx), rejected (400: the receiver refused it; not sent again), retried (a failed attempt; sent again after a backoff), abandoned (still failing after give_up_after_seconds), skipped (events pruned from the log before they were sent).",
+);
+/// Events not yet delivered to a receiver, as the replica delivering sees it.
+pub const SSF_BACKLOG: Metric = metric(
+    "assertd_ssf_backlog_events",
+    Gauge,
+    &["receiver"],
+    "Events in the log after a [shared_signals] receiver's cursor, on the replica holding its delivery lease (0 on the others).",
+);
+/// Whether this replica holds a receiver's delivery lease.
+pub const SSF_LEASE: Metric = metric(
+    "assertd_ssf_delivering",
+    Gauge,
+    &["receiver"],
+    "1 on the replica that holds a [shared_signals] receiver's delivery lease (exactly one replica should), else 0.",
+);
 /// Users' risk flags cleared by a passkey sign-in.
 pub const USER_RISK_REMEDIATIONS: Metric = metric(
     "assertd_user_risk_remediations_total",
@@ -313,6 +334,9 @@ pub const CATALOGUE: &[Metric] = &[
     CHALLENGES_ISSUED,
     ACCESS_PASSES,
     USER_RISK_REMEDIATIONS,
+    SSF_DELIVERIES,
+    SSF_BACKLOG,
+    SSF_LEASE,
     STATE_UPDATES,
     REGISTRATIONS,
     REGISTRATION_REASONS,

@@ -102,6 +102,17 @@ pub fn access_pass(event: &'static str) {
     counter!(ACCESS_PASSES.name, "event" => event).increment(1);
 }
 
+/// Counts SETs pushed to a Shared Signals receiver, by outcome.
+pub fn ssf_delivery(receiver: &str, outcome: &'static str, n: u64) {
+    counter!(SSF_DELIVERIES.name, "receiver" => receiver.to_owned(), "outcome" => outcome).increment(n);
+}
+
+/// A receiver's backlog and whether this replica delivers to it.
+pub fn ssf_state(receiver: &str, delivering: bool, backlog: i64) {
+    gauge!(SSF_LEASE.name, "receiver" => receiver.to_owned()).set(if delivering { 1.0 } else { 0.0 });
+    gauge!(SSF_BACKLOG.name, "receiver" => receiver.to_owned()).set(backlog.max(0) as f64);
+}
+
 /// Counts a user's flag cleared by a passkey sign-in.
 pub fn user_risk_remediated() {
     counter!(USER_RISK_REMEDIATIONS.name).increment(1);
