@@ -239,6 +239,41 @@ check "temporary access passes: keys from a Secret in the pods and the config ch
 check "the event log's retention (7 days by default)" grep -q 'retention_days = 7' "$work/default.yaml"
 check "refuses pass key ids without their Secret" refuses "temporaryAccessPass.secret" "$helm" template t assertd $ack --set 'temporaryAccessPass.keyIds={t1}'
 check "schema refuses a pass lifetime under 10 minutes" refuses "minLifetimeSeconds" "$helm" template t assertd $ack --set temporaryAccessPass.minLifetimeSeconds=60
+shared_signals() {
+  cat > "$work/ssf-values.yaml" <<'YAML'
+sharedSignals:
+  issuer: https://assertd.example.com/
+  keySecret: assertd-ssf
+  keyId: k2026-12
+  receivers:
+    - name: siem
+      endpointUrl: https://siem.example.com/ssf
+      audience: https://siem.example.com
+      authorizationSecret: assertd-ssf-siem
+      events: [session-revoked, credential-change]
+    - name: gateway
+      endpointUrl: https://gateway.example.com/ssf
+      audience: https://gateway.example.com
+      rpIds: [example.com]
+YAML
+  "$helm" template t assertd $ack -f "$work/ssf-values.yaml" > "$work/ssf.yaml" &&
+    python3 -m kubernetes_validate --strict --quiet "$work/ssf.yaml" &&
+    grep -q 'signing_key_file = "/etc/assertd/shared-signals/key/key.pem"' "$work/ssf.yaml" &&
+    grep -q 'authorization_header_file = "/etc/assertd/shared-signals/siem/authorization"' "$work/ssf.yaml" &&
+    [ "$(grep -c 'mountPath: /etc/assertd/shared-signals/key' "$work/ssf.yaml")" = 2 ] &&
+    [ "$(grep -c 'secretName: assertd-ssf-siem' "$work/ssf.yaml")" = 2 ] && ! grep -q 'shared_signals' "$work/default.yaml" &&
+    mkdir -p "$work/ssf/key" "$work/ssf/siem" &&
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ssf/key/key.pem" 2>/dev/null &&
+    echo "Bearer t0ken" > "$work/ssf/siem/authorization" &&
+    config_of "$work/ssf.yaml" | sed "s|/etc/assertd/shared-signals/|$work/ssf/|g" > "$work/ssf.toml" &&
+    env ASSERTD_TOKEN_SHA256_GATEWAY="$(printf %064d 1)" ASSERTD_TOKEN_SHA256_ADMIN="$(printf %064d 2)" "$assertd" config check "$work/ssf.toml" > /dev/null
+}
+check "shared signals: the key and authorization Secrets in the pods and the config check, a valid config (off by default)" shared_signals
+check "refuses receivers without a signing key" refuses "sharedSignals.keySecret" "$helm" template t assertd $ack \
+  --set sharedSignals.issuer=https://a.example --set sharedSignals.keyId=k --set 'sharedSignals.receivers[0].name=r' \
+  --set 'sharedSignals.receivers[0].endpointUrl=https://r.example' --set 'sharedSignals.receivers[0].audience=r'
+check "schema refuses a plaintext receiver" refuses "endpointUrl" "$helm" template t assertd $ack --set sharedSignals.issuer=https://a.example \
+  --set 'sharedSignals.receivers[0].name=r' --set 'sharedSignals.receivers[0].endpointUrl=http://r.example' --set 'sharedSignals.receivers[0].audience=r'
 attestation_roots() {
   "$helm" template t assertd $ack --set registration.attestationRootsConfigMap=roots --set 'registration.attestationRoots[0].format=apple' \
     --set 'registration.attestationRoots[0].key=apple.pem' > "$work/roots.yaml" &&

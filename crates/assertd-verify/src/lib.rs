@@ -1,7 +1,8 @@
 //! Pure WebAuthn verification (W3C WebAuthn Level 3): the authentication
 //! ceremony (§7.2), the registration ceremony (§7.1) with its attestation
-//! statement formats (§8) and trust assessment, FIDO metadata (MDS3), and
-//! server-issued challenges.
+//! statement formats (§8) and trust assessment, FIDO metadata (MDS3),
+//! server-issued challenges, temporary access passes, and the Security Event
+//! Tokens the server's Shared Signals transmitter signs.
 //!
 //! Parses `clientDataJSON`, `authenticatorData`, attestation objects and
 //! COSE keys into typed values, checks them against a relying party, a

@@ -131,6 +131,37 @@ retention_days = {{ .retentionDays | int64 }}
 {{- end }}
 {{- end }}
 
+{{- with .Values.sharedSignals }}
+{{- if .receivers }}
+{{- if not (and .issuer .keySecret .keyId) }}
+{{- fail "sharedSignals.receivers needs sharedSignals.issuer, sharedSignals.keySecret and sharedSignals.keyId" }}
+{{- end }}
+
+[shared_signals]
+issuer = {{ .issuer | quote }}
+signing_key_file = "/etc/assertd/shared-signals/key/key.pem"
+key_id = {{ .keyId | quote }}
+{{- range .receivers }}
+
+[[shared_signals.receivers]]
+name = {{ .name | quote }}
+endpoint_url = {{ .endpointUrl | quote }}
+audience = {{ .audience | quote }}
+{{- if .authorizationSecret }}
+authorization_header_file = "/etc/assertd/shared-signals/{{ .name }}/authorization"
+{{- end }}
+{{- if .rpIds }}
+rp_ids = [{{ range $i, $rp := .rpIds }}{{ if $i }}, {{ end }}{{ $rp | quote }}{{ end }}]
+{{- end }}
+{{- if .events }}
+events = [{{ range $i, $e := .events }}{{ if $i }}, {{ end }}{{ $e | quote }}{{ end }}]
+{{- end }}
+timeout_seconds = {{ .timeoutSeconds | default 10 | int64 }}
+give_up_after_seconds = {{ .giveUpAfterSeconds | default 86400 | int64 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- with .Values.registration }}
 {{- if and .attestationRoots (not .attestationRootsConfigMap) }}
 {{- fail "registration.attestationRoots needs registration.attestationRootsConfigMap (the ConfigMap holding the PEM files)" }}
@@ -322,3 +353,45 @@ database URL. Shared by the pods and the config-check hook. */}}
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The Shared Signals signing key and receivers' authorization headers: the
+mounts (pods and the config-check Job) and their volumes.
+*/}}
+{{- define "assertd.sharedSignalsMounts" -}}
+{{- if .Values.sharedSignals.receivers }}
+- name: shared-signals-key
+  mountPath: /etc/assertd/shared-signals/key
+  readOnly: true
+{{- range .Values.sharedSignals.receivers }}
+{{- if .authorizationSecret }}
+- name: ssf-auth-{{ .name }}
+  mountPath: /etc/assertd/shared-signals/{{ .name }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "assertd.sharedSignalsVolumes" -}}
+{{- if .Values.sharedSignals.receivers }}
+- name: shared-signals-key
+  secret:
+    secretName: {{ .Values.sharedSignals.keySecret }}
+    defaultMode: 0400
+    items:
+      - key: key.pem
+        path: key.pem
+{{- range .Values.sharedSignals.receivers }}
+{{- if .authorizationSecret }}
+- name: ssf-auth-{{ .name }}
+  secret:
+    secretName: {{ .authorizationSecret }}
+    defaultMode: 0400
+    items:
+      - key: authorization
+        path: authorization
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
