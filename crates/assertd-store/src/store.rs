@@ -59,6 +59,11 @@ pub trait Credentials: Send + Sync + 'static {
     /// Every credential of one user at one RP, oldest first.
     async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError>;
 
+    /// How many unrevoked credentials each of these authenticator models
+    /// (AAGUIDs) has, per relying party: `(rp_id, aaguid, count)`, counts
+    /// above zero only. One pass over the credentials.
+    async fn count_by_aaguid(&self, aaguids: Vec<[u8; 16]>) -> Result<Vec<(String, [u8; 16], u64)>, StoreError>;
+
     /// Revokes every credential of a user; the ids it revoked (those
     /// already revoked are left out).
     async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
@@ -257,6 +262,13 @@ pub trait MetadataSerial: Send + Sync + 'static {
     /// Sets the metadata serial in force to `number`, lower or not: the
     /// operator's deliberate rollback (`assertd metadata accept`).
     async fn set_metadata_serial(&self, number: u64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// The models (AAGUIDs) the metadata in force blocks: records `blocked`
+    /// as the list and returns those not on it before. Atomic: of replicas
+    /// loading the same metadata at once, one gets each model, so each is
+    /// reported once. A model no longer blocked leaves the list (reported
+    /// again if blocked again).
+    async fn report_blocked_models(&self, blocked: Vec<[u8; 16]>, now_ms: i64) -> Result<Vec<[u8; 16]>, StoreError>;
 }
 
 /// Whether the store answers, and what other writers changed.

@@ -744,6 +744,9 @@ impl assertd_store::Credentials for Counting {
     async fn list_by_user(&self, rp: &str, u: &[u8]) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.list_by_user(rp, u).await
     }
+    async fn count_by_aaguid(&self, a: Vec<[u8; 16]>) -> Result<Vec<(String, [u8; 16], u64)>, assertd_store::StoreError> {
+        self.inner.count_by_aaguid(a).await
+    }
     async fn revoke_user(&self, rp: &str, u: &[u8]) -> Result<Vec<Vec<u8>>, assertd_store::StoreError> {
         self.inner.revoke_user(rp, u).await
     }
@@ -875,6 +878,9 @@ impl assertd_store::MetadataSerial for Counting {
     }
     async fn set_metadata_serial(&self, n: u64, now: i64) -> Result<(), assertd_store::StoreError> {
         self.inner.set_metadata_serial(n, now).await
+    }
+    async fn report_blocked_models(&self, b: Vec<[u8; 16]>, now: i64) -> Result<Vec<[u8; 16]>, assertd_store::StoreError> {
+        self.inner.report_blocked_models(b, now).await
     }
 }
 

@@ -142,3 +142,71 @@ async fn one_holder_when_two_replicas_claim_at_once_on_postgres() {
         assert_eq!(held, 1, "round {round}");
     }
 }
+
+/// The models blocked by the metadata in force: each newly blocked one is
+/// returned once; one no longer blocked leaves the list. And the count of
+/// unrevoked credentials per relying party and model.
+async fn blocked_models(s: &dyn CredentialStore) {
+    let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+    assert_eq!(s.report_blocked_models(vec![a, b], 1).await.unwrap(), [a, b]);
+    assert_eq!(s.report_blocked_models(vec![a, b], 2).await.unwrap(), Vec::<[u8; 16]>::new(), "reported once");
+    assert_eq!(s.report_blocked_models(vec![b, c], 3).await.unwrap(), [c]);
+    assert_eq!(s.report_blocked_models(vec![a, b, c], 4).await.unwrap(), [a], "unblocked, then blocked again");
+
+    let key = assertd_testkit::SoftAuthenticator::new(assertd_testkit::Alg::Es256);
+    let cred = |rp: &str, id: &[u8], aaguid: [u8; 16]| assertd_store::StoredCredential {
+        rp_id: rp.into(),
+        credential_id: id.to_vec(),
+        user_handle: b"u".to_vec(),
+        public_key_cose: key.public_key_cose.clone(),
+        sign_count: 0,
+        backup_eligible: false,
+        backup_state: false,
+        aaguid: aaguid.to_vec(),
+        attested: true,
+        transports: vec![],
+        revoked: false,
+        created_at_ms: 1,
+        last_used_at_ms: None,
+        aaguid_vouched: true,
+        trust_anchor: String::new(),
+        discoverable: None,
+        attachment: None,
+        uv_initialized: false,
+        access_pass_id: String::new(),
+    };
+    for (rp, id, aaguid) in [("x", &b"1"[..], a), ("x", b"2", a), ("y", b"3", a), ("x", b"4", b), ("x", b"5", c)] {
+        s.create(cred(rp, id, aaguid)).await.unwrap().unwrap();
+    }
+    s.revoke("x", b"4").await.unwrap();
+    let mut counts = s.count_by_aaguid(vec![a, b]).await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [("x".to_owned(), a, 2), ("y".to_owned(), a, 1)], "revoked ones and other models left out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_models_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    blocked_models(&SqliteStore::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_models_on_postgres() {
+    let pg = PgCluster::start();
+    blocked_models(&pg_store(&pg).await).await;
+}
+
+/// Two replicas load the same blocked list at once, 20 times: each model is
+/// reported by exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_blocked_model_is_reported_by_one_replica_on_postgres() {
+    let pg = PgCluster::start();
+    let (x, y): (Arc<dyn CredentialStore>, Arc<dyn CredentialStore>) = (Arc::new(pg_store(&pg).await), Arc::new(pg_store(&pg).await));
+    for round in 0..20u8 {
+        let list: Vec<[u8; 16]> = (0..5u8).map(|i| [round, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).collect();
+        let (rx, ry) = tokio::join!(x.report_blocked_models(list.clone(), 1), y.report_blocked_models(list.clone(), 1));
+        let mut all = [rx.unwrap(), ry.unwrap()].concat();
+        all.sort();
+        assert_eq!(all, list, "round {round}");
+    }
+}

@@ -102,6 +102,9 @@ pub async fn engine_with(config: &Config, policy: Reloadable) -> Result<Arc<Engi
         .then(|| Journal::new(usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX), config.store.max_deferred_counters));
     let engine =
         Arc::new(Engine::new(policy, cache, pool(config.pool.threads)?, config.limits, journal).with_last_used_interval(last_used));
+    if let Some(m) = engine.reloadable().metadata.clone() {
+        engine.report_blocked_models(&m.metadata).await;
+    }
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     tokio::spawn(prune_challenges(Arc::downgrade(&engine)));
     if let Err(e) = engine.reload_user_risks().await {
@@ -162,11 +165,15 @@ pub async fn reload(engine: &Engine, path: &Path, running: &Config) -> bool {
                         in_force,
                         "metadata file refused: its serial (no) is below the one in force; the metadata in force stays"
                     );
-                    policy.metadata = old_md;
+                    policy.metadata = old_md.clone();
                 }
             }
             let (rps, profiles) = (policy.rps.len(), policy.profiles.len());
+            let loaded = policy.metadata.clone().filter(|new| !old_md.as_ref().is_some_and(|old| Arc::ptr_eq(old, new)));
             engine.set_reloadable(policy);
+            if let Some(m) = loaded {
+                engine.report_blocked_models(&m.metadata).await;
+            }
             telemetry::config_reload(true);
             tracing::info!(relying_parties = rps, profiles, "config reloaded");
             true

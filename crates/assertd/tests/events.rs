@@ -250,3 +250,89 @@ async fn a_lapsed_flag_is_reported_once() {
     );
     quiet(&mut w).await;
 }
+
+/// FIDO metadata with serial `no` listing the model of `record()`'s
+/// credentials (AAGUID aa…aa) with `status` as its latest report.
+fn metadata(no: u64, status: &str) -> String {
+    use base64::Engine;
+    let root = base64::engine::general_purpose::STANDARD.encode(assertd_testkit::pki::Ca::new("a vendor root").der());
+    format!(
+        r#"{{"legalHeader":"test","no":{no},"nextUpdate":"2099-01-01","entries":[{{"aaguid":"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa",
+   "metadataStatement":{{"description":"Leaky Key","attestationRootCertificates":["{root}"]}},
+   "statusReports":[{{"status":"FIDO_CERTIFIED_L1","effectiveDate":"2025-01-01"}},{{"status":"{status}","effectiveDate":"2026-01-01"}}]}}]}}"#
+    )
+}
+
+fn write_metadata(path: &std::path::Path, no: u64, status: &str) {
+    let next = path.with_extension("new");
+    std::fs::write(&next, metadata(no, status)).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// New metadata that blocks a model the stored credentials are of: one
+/// AUTHENTICATOR_MODEL_REVOKED event per relying party, naming the model
+/// and how many unrevoked credentials it affects; the next metadata that
+/// still blocks it reports nothing again. With two replicas loading it, one
+/// reports.
+async fn model_revoked(servers: &[&Server], mds: &std::path::Path) {
+    let first = servers[0];
+    let mut keys = Vec::new();
+    for (rp, user) in [(RP, &b"u1"[..]), (RP, b"u2"), (RP_UV, b"u3"), (RP, b"u4")] {
+        let key = SoftAuthenticator::new(Alg::Es256);
+        put(first, record(rp, &key, user, false)).await;
+        keys.push(key);
+    }
+    let mut admin = first.credentials().await;
+    admin.revoke_credential(pb::RevokeCredentialRequest { rp_id: RP.into(), credential_id: keys[3].credential_id.clone() }).await.unwrap();
+    let mut w = watch(first, &[], "").await.unwrap();
+    write_metadata(mds, 2, "REVOKED");
+    for s in servers {
+        s.wait_for_metric("assertd_metadata_number 2").await;
+    }
+    let mut got = [next(&mut w).await, next(&mut w).await];
+    got.sort_by(|a, b| a.rp_id.cmp(&b.rp_id));
+    for (e, (rp, n)) in got.iter().zip([(RP_UV, 1), (RP, 2)]) {
+        assert_eq!(e.kind(), EventKind::AuthenticatorModelRevoked);
+        assert_eq!((e.rp_id.as_str(), e.affected_credentials, e.actor.as_str()), (rp, n, "metadata"));
+        assert_eq!(e.aaguid, vec![0xaa; 16]);
+        assert!(e.detail.contains("Leaky Key") && e.detail.contains("REVOKED"), "{}", e.detail);
+    }
+    // Every replica has loaded it (and reported what it had to).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    quiet(&mut w).await;
+    write_metadata(mds, 3, "REVOKED");
+    for s in servers {
+        s.wait_for_metric("assertd_metadata_number 3").await;
+    }
+    quiet(&mut w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_the_metadata_revokes_is_reported_once_with_what_it_affects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mds = dir.path().join("mds.json");
+    write_metadata(&mds, 1, "FIDO_CERTIFIED_L1");
+    let config = format!(
+        "config_watch_interval_seconds = 1\n{}\n[metadata]\npath = \"{}\"\nformat = \"payload\"\n",
+        default_config(),
+        mds.display()
+    );
+    let server = Server::start(&config);
+    model_revoked(&[&server], &mds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_replicas_one_reports_a_revoked_model() {
+    let pg = assertd_testkit::pg::PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mds = dir.path().join("mds.json");
+    write_metadata(&mds, 1, "FIDO_CERTIFIED_L1");
+    let config = format!(
+        "config_watch_interval_seconds = 1\n{}\n[metadata]\npath = \"{}\"\nformat = \"payload\"\n\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npool_size = 4\n",
+        default_config(),
+        mds.display(),
+        pg.url()
+    );
+    let (a, b) = (Server::start(&config), Server::start(&config));
+    model_revoked(&[&a, &b], &mds).await;
+}

@@ -151,6 +151,27 @@ impl Credentials for PostgresStore {
         .await
     }
 
+    async fn count_by_aaguid(&self, aaguids: Vec<[u8; 16]>) -> Result<Vec<(String, [u8; 16], u64)>, StoreError> {
+        let list: Vec<Vec<u8>> = aaguids.iter().map(|a| a.to_vec()).collect();
+        self.with(async |c| {
+            let rows = c
+                .query(
+                    "SELECT rp_id, aaguid, count(*) FROM credentials WHERE aaguid = ANY($1) AND NOT revoked GROUP BY rp_id, aaguid ORDER BY rp_id, aaguid",
+                    &[&list],
+                )
+                .await
+                .map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    let a: Vec<u8> = r.try_get(1).map_err(corrupt)?;
+                    let a: [u8; 16] = a.try_into().map_err(|_| StoreError::Corrupt("credentials.aaguid: not 16 bytes".into()))?;
+                    Ok((r.try_get(0).map_err(corrupt)?, a, u64::try_from(r.try_get::<_, i64>(2).map_err(corrupt)?).unwrap_or(0)))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.with(async |c| {
             let rows = c
@@ -342,6 +363,29 @@ impl MetadataSerial for PostgresStore {
                 .await
                 .map_err(failed)?;
             Ok(u64::try_from(row.try_get::<_, i64>(0).map_err(corrupt)?).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn report_blocked_models(&self, blocked: Vec<[u8; 16]>, now_ms: i64) -> Result<Vec<[u8; 16]>, StoreError> {
+        let list: Vec<Vec<u8>> = blocked.iter().map(|a| a.to_vec()).collect();
+        self.with(async |c| {
+            // Only the rows this statement inserted come back: of replicas
+            // loading the same list at once, one reports each model.
+            let rows = c
+                .query(
+                    "INSERT INTO blocked_models (aaguid, since_ms) SELECT a, $2 FROM unnest($1::bytea[]) AS a ON CONFLICT DO NOTHING RETURNING aaguid",
+                    &[&list, &now_ms],
+                )
+                .await
+                .map_err(failed)?;
+            c.execute("DELETE FROM blocked_models WHERE NOT (aaguid = ANY($1))", &[&list]).await.map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    let a: Vec<u8> = r.try_get(0).map_err(corrupt)?;
+                    a.try_into().map_err(|_| StoreError::Corrupt("blocked_models.aaguid: not 16 bytes".into()))
+                })
+                .collect()
         })
         .await
     }

@@ -225,6 +225,13 @@ CREATE TABLE deliveries (
     holder         text   NOT NULL,
     lease_until_ms bigint NOT NULL
 );
+-- The authenticator models the FIDO metadata in force blocks: a replica
+-- inserts the list it loaded (ON CONFLICT DO NOTHING) and reports only the
+-- rows it inserted, so each newly blocked model is reported once.
+CREATE TABLE blocked_models (
+    aaguid   bytea  NOT NULL PRIMARY KEY,
+    since_ms bigint NOT NULL
+);
 "#,
 ];
 

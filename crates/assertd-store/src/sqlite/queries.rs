@@ -170,6 +170,28 @@ impl Credentials for SqliteStore {
         .await
     }
 
+    async fn count_by_aaguid(&self, aaguids: Vec<[u8; 16]>) -> Result<Vec<(String, [u8; 16], u64)>, StoreError> {
+        self.read(move |c| {
+            // One pass; the groups are few (relying parties x models).
+            let mut s = c
+                .prepare_cached(
+                    "SELECT rp_id, aaguid, count(*) FROM credentials WHERE revoked = 0 GROUP BY rp_id, aaguid ORDER BY rp_id, aaguid",
+                )
+                .map_err(unavailable)?;
+            let rows =
+                s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (rp, a, n) = row.map_err(unavailable)?;
+                if let Some(a) = aaguids.iter().find(|x| x[..] == a[..]) {
+                    out.push((rp, *a, u64::try_from(n).unwrap_or(0)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn revoke_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
         self.write(move |c| {
@@ -345,6 +367,30 @@ impl MetadataSerial for SqliteStore {
             .map_err(unavailable)?;
             let v: i64 = c.query_row("SELECT number FROM metadata_serial WHERE id = 1", [], |r| r.get(0)).map_err(unavailable)?;
             Ok(u64::try_from(v).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn report_blocked_models(&self, blocked: Vec<[u8; 16]>, now_ms: i64) -> Result<Vec<[u8; 16]>, StoreError> {
+        self.write(move |c| {
+            let mut new = Vec::new();
+            let mut insert = c
+                .prepare_cached("INSERT INTO blocked_models (aaguid, since_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .map_err(unavailable)?;
+            for a in &blocked {
+                if insert.execute(params![a.to_vec(), now_ms]).map_err(unavailable)? == 1 {
+                    new.push(*a);
+                }
+            }
+            let listed: Vec<Vec<u8>> = c
+                .prepare_cached("SELECT aaguid FROM blocked_models")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(unavailable)?;
+            let mut remove = c.prepare_cached("DELETE FROM blocked_models WHERE aaguid = ?1").map_err(unavailable)?;
+            for a in listed.iter().filter(|a| !blocked.iter().any(|b| b[..] == a[..])) {
+                remove.execute([a]).map_err(unavailable)?;
+            }
+            Ok(new)
         })
         .await
     }

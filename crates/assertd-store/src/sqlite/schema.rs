@@ -108,9 +108,10 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_age ON events (at_ms);
 "#,
-    // Facts for machines on each event (JSON text), and where each push
+    // Facts for machines on each event (JSON text); where each push
     // receiver (OpenID Shared Signals) stands in the log, with the lease of
-    // the one replica delivering to it.
+    // the one replica delivering to it; the authenticator models the FIDO
+    // metadata in force blocks (each reported once as an event).
     r#"
 ALTER TABLE events ADD COLUMN facts TEXT NOT NULL DEFAULT '';
 CREATE TABLE deliveries (
@@ -118,6 +119,10 @@ CREATE TABLE deliveries (
     cursor         INTEGER NOT NULL,
     holder         TEXT    NOT NULL,
     lease_until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE blocked_models (
+    aaguid      BLOB    NOT NULL PRIMARY KEY,
+    since_ms    INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
 ];

@@ -41,11 +41,13 @@ pub enum Kind {
     AccessPassRedeemed,
     /// RevokeTemporaryAccessPass (or a newer pass replaced it).
     AccessPassRevoked,
+    /// The FIDO metadata blocked a model some credentials are of.
+    AuthenticatorModelRevoked,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Self::CredentialRegistered,
         Self::CredentialReplaced,
         Self::CredentialRevoked,
@@ -58,6 +60,7 @@ impl Kind {
         Self::AccessPassIssued,
         Self::AccessPassRedeemed,
         Self::AccessPassRevoked,
+        Self::AuthenticatorModelRevoked,
     ];
 
     /// The stored name.
@@ -75,6 +78,7 @@ impl Kind {
             Self::AccessPassIssued => "access_pass_issued",
             Self::AccessPassRedeemed => "access_pass_redeemed",
             Self::AccessPassRevoked => "access_pass_revoked",
+            Self::AuthenticatorModelRevoked => "authenticator_model_revoked",
         }
     }
 
@@ -118,6 +122,9 @@ pub struct Facts {
     /// was cleared, lapsed or remediated when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+    /// How many credentials a model event affects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<u64>,
     /// A remediating sign-in verified the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_verified: Option<bool>,
@@ -226,6 +233,65 @@ impl Engine {
     /// The oldest retained event's id and the newest id given.
     pub async fn event_bounds(&self) -> Result<(Option<i64>, i64), StoreError> {
         self.cache.store().event_bounds().await
+    }
+
+    /// Reports the authenticator models `metadata` (now in force) blocks
+    /// that no replica reported yet: one `authenticator_model_revoked` event
+    /// per relying party with unrevoked credentials of the model (actor
+    /// `metadata`), and a log line per model. Of replicas loading the same
+    /// metadata, the store gives each model to one. A failure is logged:
+    /// the model is reported at the next load.
+    pub async fn report_blocked_models(&self, metadata: &assertd_verify::metadata::Metadata) {
+        let blocked: Vec<[u8; 16]> = metadata.models.iter().filter(|(_, m)| m.blocked.is_some()).map(|(a, _)| *a).collect();
+        let store = self.cache.store();
+        let result = async {
+            let new = store.report_blocked_models(blocked, now_ms()).await?;
+            let counts = if new.is_empty() { Vec::new() } else { store.count_by_aaguid(new.clone()).await? };
+            Ok::<_, StoreError>((new, counts))
+        };
+        let (new, counts) = match result.await {
+            Ok(r) => r,
+            Err(e) => {
+                telemetry::store_error("report_blocked_models");
+                tracing::warn!(error = %e, "reporting the models the metadata blocks failed; reported at the next metadata load");
+                return;
+            }
+        };
+        for aaguid in &new {
+            let model = metadata.models.get(aaguid);
+            let affected: u64 = counts.iter().filter(|(_, a, _)| a == aaguid).map(|(_, _, n)| n).sum();
+            tracing::warn!(
+                aaguid = %assertd_verify::metadata::format_uuid(aaguid),
+                model = model.map_or("", |m| &*m.description),
+                status = model.and_then(|m| m.blocked.as_deref()).unwrap_or(""),
+                affected_credentials = affected,
+                "the FIDO metadata blocks an authenticator model: its credentials are refused AUTHENTICATOR_STATUS_REVOKED"
+            );
+        }
+        let happened: Vec<Happened<'_>> = counts
+            .iter()
+            .map(|(rp_id, aaguid, n)| {
+                let model = metadata.models.get(aaguid);
+                let name = model.map_or("an authenticator model", |m| &*m.description);
+                let status = model.and_then(|m| m.blocked.as_deref()).unwrap_or("blocked");
+                Happened {
+                    kind: Kind::AuthenticatorModelRevoked,
+                    rp_id,
+                    user_handle: &[],
+                    credential_id: &[],
+                    actor: "metadata",
+                    detail: format!("{name}: {status} in the FIDO metadata (no {}); {n} credentials", metadata.number),
+                    facts: Facts {
+                        aaguid: Some(assertd_verify::metadata::format_uuid(aaguid)),
+                        credentials: Some(*n),
+                        ..Facts::by("system")
+                    },
+                }
+            })
+            .collect();
+        if !happened.is_empty() {
+            self.record(happened).await;
+        }
     }
 
     /// Forgets events older than `[events] retention_days`.

@@ -31,12 +31,15 @@ fn kind_to_pb(kind: &str) -> pb::EventKind {
         Some(Kind::AccessPassIssued) => pb::EventKind::AccessPassIssued,
         Some(Kind::AccessPassRedeemed) => pb::EventKind::AccessPassRedeemed,
         Some(Kind::AccessPassRevoked) => pb::EventKind::AccessPassRevoked,
+        Some(Kind::AuthenticatorModelRevoked) => pb::EventKind::AuthenticatorModelRevoked,
         None => pb::EventKind::Unspecified,
     }
 }
 
 fn to_pb(e: Event) -> pb::WatchEventsResponse {
     let kind = kind_to_pb(&e.event.kind);
+    let facts = crate::engine::events::Facts::from_json(&e.event.facts);
+    let aaguid = facts.aaguid.as_deref().and_then(assertd_verify::metadata::parse_aaguid).map(|a| a.to_vec()).unwrap_or_default();
     pb::WatchEventsResponse {
         event: Some(pb::Event {
             cursor: e.id.to_string(),
@@ -47,6 +50,8 @@ fn to_pb(e: Event) -> pb::WatchEventsResponse {
             credential_id: e.event.credential_id,
             actor: e.event.actor,
             detail: e.event.detail,
+            aaguid,
+            affected_credentials: facts.credentials.unwrap_or(0),
         }),
     }
 }

@@ -16,7 +16,7 @@
 //! | `user_risk_set` medium | risk-level-change `MEDIUM` |
 //! | `user_risk_cleared` / `_expired` | risk-level-change `LOW` |
 //! | `user_risk_remediated` | risk-level-change `LOW`, assurance-level-change (`NIST-AAL`) |
-//! | access passes, anything newer | none |
+//! | access passes, `authenticator_model_revoked`, anything newer | none |
 
 use crate::config::Receiver;
 use crate::engine::events::{Facts, Kind};
@@ -99,7 +99,7 @@ pub fn sets(issuer: &str, receiver: &Receiver, event: &Event, iat: i64) -> Vec<S
             m.insert("current_level".into(), json!(if facts.user_verified == Some(true) { "nist-aal2" } else { "nist-aal1" }));
             out.push(("assurance-level-change", m));
         }
-        Kind::AccessPassIssued | Kind::AccessPassRedeemed | Kind::AccessPassRevoked => {}
+        Kind::AccessPassIssued | Kind::AccessPassRedeemed | Kind::AccessPassRevoked | Kind::AuthenticatorModelRevoked => {}
     }
     out.into_iter()
         .filter(|(t, _)| receiver.events.iter().any(|r| r == t))
