@@ -43,15 +43,35 @@ struct Receiver {
 
 impl Receiver {
     async fn start(fail_first: usize) -> Self {
+        Self::start_with(fail_first, None).await
+    }
+
+    /// Over TLS with this certificate (for `localhost`).
+    async fn start_tls(leaf: &assertd_testkit::pki::Leaf) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_with(0, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(fail_first: usize, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/ssf/push", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = if tls.is_some() { format!("https://localhost:{port}/ssf/push") } else { format!("http://127.0.0.1:{port}/ssf/push") };
         let got = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(AtomicUsize::new(fail_first));
         let log = got.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let (log, failures) = (log.clone(), failures.clone());
+                let (log, failures, tls) = (log.clone(), failures.clone(), tls.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (log, failures) = (log.clone(), failures.clone());
@@ -65,7 +85,17 @@ impl Receiver {
                             hyper::Response::builder().status(status).body(Full::new(Bytes::new()))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                        }
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -93,6 +123,11 @@ impl Receiver {
 
 /// A PKCS#8 PEM P-256 key in `dir`, and the config that pushes to `url`.
 fn config(dir: &Path, url: &str, base: &str) -> String {
+    config_with(dir, url, base, "insecure_http = true\n")
+}
+
+/// [`config`] with more keys for the receiver.
+fn config_with(dir: &Path, url: &str, base: &str, more: &str) -> String {
     let rng = ring::rand::SystemRandom::new();
     let der = EventSigner::generate_pkcs8(&rng).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -104,7 +139,7 @@ fn config(dir: &Path, url: &str, base: &str) -> String {
     let auth = dir.join("gw-auth");
     std::fs::write(&auth, "Bearer s3cret\n").unwrap();
     format!(
-        "{base}\n[shared_signals]\nissuer = \"https://assertd.example.com/\"\nsigning_key_file = \"{}\"\nkey_id = \"k1\"\n\n[[shared_signals.receivers]]\nname = \"gw\"\nendpoint_url = \"{url}\"\naudience = \"https://gw.example.com\"\nauthorization_header_file = \"{}\"\ninsecure_http = true\nrp_ids = [\"{RP}\"]\n",
+        "{base}\n[shared_signals]\nissuer = \"https://assertd.example.com/\"\nsigning_key_file = \"{}\"\nkey_id = \"k1\"\n\n[[shared_signals.receivers]]\nname = \"gw\"\nendpoint_url = \"{url}\"\naudience = \"https://gw.example.com\"\nauthorization_header_file = \"{}\"\nrp_ids = [\"{RP}\"]\n{more}",
         key.display(),
         auth.display()
     )
@@ -231,6 +266,22 @@ async fn one_replica_delivers_and_the_other_takes_over() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 10);
+    // From the acknowledged change on either replica to the SET accepted by
+    // the receiver (the deliverer wakes on the change feed).
+    let mut took = Vec::new();
+    for i in 0..20u8 {
+        let c = if i % 2 == 0 { &mut ca } else { &mut cb };
+        let before = receiver.accepted().len();
+        let t = Instant::now();
+        c.set_user_risk(risk(&[b'm', i], pb::RiskLevel::Medium)).await.unwrap();
+        while receiver.accepted().len() == before {
+            assert!(t.elapsed() < Duration::from_secs(10), "event {i} not delivered");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        took.push(t.elapsed());
+    }
+    took.sort();
+    eprintln!("change to SET accepted, 20 events over two replicas: median {:?}, max {:?}", took[10], took[19]);
     let delivering = |s: &Server| metric(s, "assertd_ssf_delivering{receiver=\"gw\"}");
     let (on_a, on_b) = (delivering(&a), delivering(&b));
     assert_eq!(on_a + on_b, 1.0, "exactly one replica delivers (a={on_a}, b={on_b})");
@@ -245,7 +296,35 @@ async fn one_replica_delivers_and_the_other_takes_over() {
     };
     let t = Instant::now();
     survivor.credentials().await.set_user_risk(risk(b"late", pb::RiskLevel::High)).await.unwrap();
-    receiver.wait_for(12).await;
+    receiver.wait_for(32).await;
     assert!(t.elapsed() < Duration::from_secs(15), "took over in {:?}", t.elapsed());
     assert_eq!(delivering(survivor), 1.0);
+}
+
+/// Over https the receiver's certificate is checked: pushed when it chains
+/// to `ca_file`, refused (and retried) when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_over_tls_only_to_a_receiver_whose_certificate_checks_out() {
+    let ca = assertd_testkit::pki::Ca::new("the receiver's CA");
+    let receiver = Receiver::start_tls(&ca.server(2099)).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("other.pem"), assertd_testkit::pki::Ca::new("another CA").pem()).unwrap();
+
+    let wrong =
+        config_with(dir.path(), &receiver.url, &default_config(), &format!("ca_file = \"{}\"\n", dir.path().join("other.pem").display()));
+    let server = Server::start_in(dir.path(), &wrong);
+    server.credentials().await.set_user_risk(risk(b"eve", pb::RiskLevel::Medium)).await.unwrap();
+    server.wait_for_metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}").await;
+    assert!(receiver.accepted().is_empty(), "pushed to a receiver whose certificate does not chain to ca_file");
+    drop(server);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let right =
+        config_with(dir2.path(), &receiver.url, &default_config(), &format!("ca_file = \"{}\"\n", dir.path().join("ca.pem").display()));
+    let server = Server::start_in(dir2.path(), &right);
+    server.credentials().await.set_user_risk(risk(b"eve", pb::RiskLevel::Medium)).await.unwrap();
+    let got = receiver.wait_for(1).await;
+    let jwks = get_json(&server, "/.well-known/jwks.json");
+    assert_eq!(verified(&got, &jwks)[0].0, "risk-level-change");
 }

@@ -279,3 +279,64 @@ fn client_tls(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, String>
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use base64::Engine as _;
+
+    fn key_file(dir: &std::path::Path) -> PathBuf {
+        let der = EventSigner::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let path = dir.join("key.pem");
+        std::fs::write(&path, format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")).unwrap();
+        path
+    }
+
+    fn section(dir: &std::path::Path, receiver: &str) -> SharedSignalsSection {
+        let text = format!(
+            "issuer = \"https://assertd.example.com/\"\nsigning_key_file = \"{}\"\nkey_id = \"k1\"\n[[receivers]]\n{receiver}",
+            key_file(dir).display()
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn refused(s: &SharedSignalsSection) -> String {
+        s.compile().map(|_| ()).unwrap_err().key
+    }
+
+    #[test]
+    fn receivers_are_checked_and_https_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        // A named CA file without a CA is refused (the system's roots are
+        // used only when none is named).
+        let https = "name = \"gw\"\nendpoint_url = \"https://gw.example.com/ssf\"\naudience = \"gw\"\nca_file = \"/dev/null\"\n";
+        assert_eq!(refused(&section(dir.path(), https)), "shared_signals.receivers[0].ca_file");
+        let plaintext = "name = \"gw\"\nendpoint_url = \"http://gw.example.com/ssf\"\naudience = \"gw\"\n";
+        assert_eq!(refused(&section(dir.path(), plaintext)), "shared_signals.receivers[0].endpoint_url", "https unless insecure_http");
+        let ok = format!("{plaintext}insecure_http = true\n");
+        let compiled = section(dir.path(), &ok).compile().unwrap().unwrap();
+        assert!(compiled.receivers[0].tls.is_none());
+        assert_eq!(compiled.receivers[0].events.len(), EVENT_TYPES.len(), "every event type by default");
+        assert_eq!(refused(&section(dir.path(), &format!("{ok}events = [\"session-ended\"]\n"))), "shared_signals.receivers[0].events");
+        assert_eq!(refused(&section(dir.path(), &format!("{ok}timeout_seconds = 0\n"))), "shared_signals.receivers[0].timeout_seconds");
+        assert_eq!(refused(&section(dir.path(), &ok.replace("\"gw\"\nendpoint", "\"g w\"\nendpoint"))), "shared_signals.receivers[0].name");
+        let twice = format!("{ok}[[receivers]]\n{ok}");
+        assert_eq!(refused(&section(dir.path(), &twice)), "shared_signals.receivers[1].name");
+        let mut s = section(dir.path(), &ok);
+        s.issuer = "http://assertd.example.com/".into();
+        assert_eq!(refused(&s), "shared_signals.issuer");
+        s.issuer = "https://assertd.example.com/".into();
+        s.key_id = String::new();
+        assert_eq!(refused(&s), "shared_signals.key_id");
+        s.key_id = "k1".into();
+        std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
+        assert_eq!(refused(&s), "shared_signals.signing_key_file");
+    }
+
+    #[test]
+    fn without_receivers_shared_signals_are_off() {
+        assert!(SharedSignalsSection::default().compile().unwrap().is_none());
+    }
+}
