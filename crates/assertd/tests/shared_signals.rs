@@ -187,6 +187,7 @@ async fn every_change_reaches_the_receiver_once_as_a_verifiable_caep_set() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &receiver.url, &default_config());
     let mut server = Server::start_in(dir.path(), &cfg);
+    server.wait_for_metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"abandoned\"} 0").await;
     let jwks = get_json(&server, "/.well-known/jwks.json");
     let ssf = get_json(&server, "/.well-known/ssf-configuration");
     assert_eq!(ssf["issuer"], "https://assertd.example.com/");
@@ -315,7 +316,11 @@ async fn pushes_over_tls_only_to_a_receiver_whose_certificate_checks_out() {
         config_with(dir.path(), &receiver.url, &default_config(), &format!("ca_file = \"{}\"\n", dir.path().join("other.pem").display()));
     let server = Server::start_in(dir.path(), &wrong);
     server.credentials().await.set_user_risk(risk(b"eve", pb::RiskLevel::Medium)).await.unwrap();
-    server.wait_for_metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&server, "assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "no failed push counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(receiver.accepted().is_empty(), "pushed to a receiver whose certificate does not chain to ca_file");
     drop(server);
 

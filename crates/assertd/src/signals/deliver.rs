@@ -30,6 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Delivers to `receiver` until the server stops (then gives the lease up);
 /// a receiver new to the store starts after event `start`.
 pub async fn run(engine: Weak<Engine>, signals: Arc<SharedSignals>, receiver: Arc<Receiver>, holder: String, start: i64) {
+    telemetry::ssf_receiver(&receiver.name);
     let Some(e) = engine.upgrade() else { return };
     let (mut appended, mut stopping) = (e.event_signal(), e.stopping());
     drop(e);

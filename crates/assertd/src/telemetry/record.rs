@@ -107,6 +107,15 @@ pub fn ssf_delivery(receiver: &str, outcome: &'static str, n: u64) {
     counter!(SSF_DELIVERIES.name, "receiver" => receiver.to_owned(), "outcome" => outcome).increment(n);
 }
 
+/// A receiver's series, at 0 from the start (an alert's `increase` then
+/// sees the first SET lost).
+pub fn ssf_receiver(receiver: &str) {
+    for outcome in ["delivered", "rejected", "retried", "abandoned", "skipped"] {
+        ssf_delivery(receiver, outcome, 0);
+    }
+    ssf_state(receiver, false, 0);
+}
+
 /// A receiver's backlog and whether this replica delivers to it.
 pub fn ssf_state(receiver: &str, delivering: bool, backlog: i64) {
     gauge!(SSF_LEASE.name, "receiver" => receiver.to_owned()).set(if delivering { 1.0 } else { 0.0 });
