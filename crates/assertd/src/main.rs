@@ -302,6 +302,20 @@ fn main() -> ExitCode {
                 let deleted = store.delete(&rp_id, &id).await.map_err(|e| e.to_string())?;
                 let deleted = deleted.ok_or_else(|| format!("no credential {credential_id} at {rp_id:?}"))?;
                 tracing::info!(target: "assertd::audit", action = "delete", client = "cli", rp_id = %rp_id, credential_id = %credential_id, "credential delete");
+                // Watchers (and Shared Signals receivers) hear of it as of
+                // the API's DeleteCredential: an erasure ends sessions too.
+                let happened = assertd::engine::events::Happened {
+                    kind: assertd::engine::events::Kind::CredentialDeleted,
+                    rp_id: &deleted.rp_id,
+                    user_handle: &deleted.user_handle,
+                    credential_id: &deleted.credential_id,
+                    actor: "cli",
+                    detail: "assertd credentials delete".into(),
+                    facts: assertd::engine::events::Facts::of_credential(&deleted, "admin"),
+                };
+                if let Err(e) = store.append_events(vec![happened.at(assertd::engine::now_ms())]).await {
+                    eprintln!("deleted, but the event log did not take the deletion (watchers will not hear of it): {e}");
+                }
                 println!("deleted credential {credential_id} of relying party {:?}", deleted.rp_id);
                 Ok(())
             }

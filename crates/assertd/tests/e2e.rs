@@ -751,4 +751,14 @@ fn cli_deletes_a_credential() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = delete();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no credential"));
+    // In the event log, as the API's DeleteCredential is (once).
+    let db = rusqlite::Connection::open(data.join("credentials.db")).unwrap();
+    let logged: Vec<(String, String, Vec<u8>)> = db
+        .prepare("SELECT kind, actor, credential_id FROM events")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(logged, [("credential_deleted".to_owned(), "cli".to_owned(), a.credential_id.clone())]);
 }

@@ -107,6 +107,22 @@ pub struct Happened<'a> {
     pub facts: Facts,
 }
 
+impl Happened<'_> {
+    /// The event as the store appends it, happened at `at_ms`.
+    pub fn at(self, at_ms: i64) -> NewEvent {
+        NewEvent {
+            at_ms,
+            rp_id: self.rp_id.to_owned(),
+            kind: self.kind.as_str().to_owned(),
+            user_handle: self.user_handle.to_vec(),
+            credential_id: self.credential_id.to_vec(),
+            actor: self.actor.to_owned(),
+            detail: self.detail,
+            facts: self.facts.to_json(),
+        }
+    }
+}
+
 /// Facts for machines kept with an event (the store's `facts`, as JSON):
 /// what a Shared Signals receiver is told beyond who and what. Absent
 /// fields were not known or do not apply.
@@ -173,19 +189,7 @@ impl Engine {
     /// change itself stands.
     pub async fn record(&self, happened: Vec<Happened<'_>>) {
         let now = now_ms();
-        let events: Vec<NewEvent> = happened
-            .into_iter()
-            .map(|h| NewEvent {
-                at_ms: now,
-                rp_id: h.rp_id.to_owned(),
-                kind: h.kind.as_str().to_owned(),
-                user_handle: h.user_handle.to_vec(),
-                credential_id: h.credential_id.to_vec(),
-                actor: h.actor.to_owned(),
-                detail: h.detail,
-                facts: h.facts.to_json(),
-            })
-            .collect();
+        let events: Vec<NewEvent> = happened.into_iter().map(|h| h.at(now)).collect();
         match self.cache.store().append_events(events).await {
             Ok(_) => self.events_appended(),
             Err(e) => {
