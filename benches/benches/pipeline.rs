@@ -169,7 +169,7 @@ fn cache_spread(c: &mut Criterion) {
 
 fn protobuf(c: &mut Criterion) {
     let auths: Vec<_> = (0..8).map(|_| SoftAuthenticator::new(Alg::Es256)).collect();
-    let req = pb::VerifyAssertionsRequest { assertions: batch(&auths, 64) };
+    let req = pb::VerifyAssertionsRequest { assertions: batch(&auths, 64), ..Default::default() };
     let bytes = req.encode_to_vec();
     let verdicts = pb::VerifyAssertionsResponse {
         verdicts: (0..64)
@@ -212,7 +212,7 @@ fn engine_batches(c: &mut Criterion) {
             g.bench_function(format!("es256_{size}"), |bench| {
                 bench.iter(|| {
                     let v = assertd::convert::verdicts(
-                        rt.block_on(engine.verify_batch(assertd::convert::assertions(black_box(b.clone())))).unwrap(),
+                        rt.block_on(engine.verify_batch(assertd::convert::assertions(black_box(b.clone()), false))).unwrap(),
                     );
                     debug_assert!(v.iter().all(|v| v.decision() == pb::Decision::Allow));
                     v
@@ -241,7 +241,7 @@ fn engine_counting(c: &mut Criterion) {
                     counted_batch(&auths, 64, count)
                 },
                 |b| {
-                    let v = assertd::convert::verdicts(rt.block_on(engine.verify_batch(assertd::convert::assertions(b))).unwrap());
+                    let v = assertd::convert::verdicts(rt.block_on(engine.verify_batch(assertd::convert::assertions(b, false))).unwrap());
                     assert!(v.iter().all(|v| v.decision() == pb::Decision::Allow));
                     v
                 },

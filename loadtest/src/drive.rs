@@ -64,7 +64,7 @@ pub(crate) async fn caller(
             let Some(p) = walk.nth(&requests, k, &stats) else { return };
             k += 1;
             let sent = Instant::now();
-            match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await {
+            match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone(), ..Default::default() }).await {
                 Ok(r) => record(&stats, &p, &r.into_inner().verdicts, sent.elapsed()).await,
                 Err(e) => {
                     // A counting lane sends a refused request again (the
@@ -96,7 +96,7 @@ pub(crate) async fn caller(
         let Some(p) = walk.nth(&requests, k, &stats) else { break };
         k += 1;
         in_flight.push_back((p.clone(), Instant::now()));
-        if tx.send(pb::VerifyAssertionsStreamRequest { assertions: p.assertions.clone() }).await.is_err() {
+        if tx.send(pb::VerifyAssertionsStreamRequest { assertions: p.assertions.clone(), ..Default::default() }).await.is_err() {
             return;
         }
     }
@@ -111,7 +111,7 @@ pub(crate) async fn caller(
         {
             k += 1;
             in_flight.push_back((next.clone(), Instant::now()));
-            if tx.send(pb::VerifyAssertionsStreamRequest { assertions: next.assertions.clone() }).await.is_err() {
+            if tx.send(pb::VerifyAssertionsStreamRequest { assertions: next.assertions.clone(), ..Default::default() }).await.is_err() {
                 return;
             }
         }
@@ -152,7 +152,7 @@ pub(crate) async fn open_loop(
         let stats = stats.clone();
         tokio::spawn(async move {
             let sent = Instant::now();
-            let r = client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone() }).await;
+            let r = client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone(), ..Default::default() }).await;
             match r {
                 Ok(r) => record(&stats, &p, &r.into_inner().verdicts, intended.elapsed()).await,
                 // A rejection's cost is its round trip, from when it was sent.

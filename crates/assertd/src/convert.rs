@@ -11,6 +11,7 @@ use assertd_verify::metadata::NameSource;
 
 /// An API assertion as the engine takes it.
 pub fn assertion(a: pb::Assertion) -> AssertionRequest {
+    let include_report_only = a.include_report_only;
     let context = context(a.context.as_ref());
     let additional_factor_verified = a.context.as_ref().and_then(|c| c.additional_factor_verified) == Some(true);
     AssertionRequest {
@@ -30,12 +31,20 @@ pub fn assertion(a: pb::Assertion) -> AssertionRequest {
         context,
         additional_factor_verified,
         response_json: a.response_json,
+        include_report_only,
     }
 }
 
-/// A batch of API assertions as the engine takes it.
-pub fn assertions(a: Vec<pb::Assertion>) -> Vec<AssertionRequest> {
-    a.into_iter().map(assertion).collect()
+/// A batch of API assertions as the engine takes it; `include_report_only`
+/// (the request's flag) asks for every item's report-only verdicts.
+pub fn assertions(a: Vec<pb::Assertion>, include_report_only: bool) -> Vec<AssertionRequest> {
+    a.into_iter()
+        .map(|a| {
+            let mut r = assertion(a);
+            r.include_report_only |= include_report_only;
+            r
+        })
+        .collect()
 }
 
 /// The gateway's sign-in context, as policy reads it.
@@ -66,6 +75,7 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
         backup_state_changed,
         signal_unknown_credential,
         authenticator_name,
+        report_only,
     } = o;
     let authenticator = (facts.is_some() || cred.is_some()).then(|| {
         let mut info = pb::AuthenticatorInfo::default();
@@ -97,12 +107,29 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
         signal_unknown_credential_json: signal_unknown_credential.unwrap_or_default(),
         ..Default::default()
     };
-    out.set_decision(match v.decision {
+    out.set_decision(decision(v.decision));
+    out.report_only = report_only
+        .into_iter()
+        .map(|r| {
+            let mut p = pb::ReportOnlyVerdict {
+                profile: r.profile.to_string(),
+                risk_score: r.verdict.risk_score,
+                reasons: r.verdict.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
+                ..Default::default()
+            };
+            p.set_decision(decision(r.verdict.decision));
+            p
+        })
+        .collect();
+    out
+}
+
+fn decision(d: Decision) -> pb::Decision {
+    match d {
         Decision::Allow => pb::Decision::Allow,
         Decision::StepUp => pb::Decision::StepUp,
         Decision::Deny => pb::Decision::Deny,
-    });
-    out
+    }
 }
 
 /// The engine's outcomes as the API answers them, in order.
@@ -188,6 +215,7 @@ pub fn registration_outcome(o: RegistrationOutcome) -> pb::RegisterCredentialRes
             backup_state_changed: false,
             signal_unknown_credential: None,
             authenticator_name: None,
+            report_only: Vec::new(),
         })),
         credential: o.credential.map(record_to_pb),
         attestation: o.attestation.map(|a| pb::AttestationResult {
@@ -295,6 +323,7 @@ mod tests {
                 backup_state_changed: false,
                 signal_unknown_credential: None,
                 authenticator_name: None,
+                report_only: Vec::new(),
             };
             assert_eq!(verdict(o).decision(), want);
         }

@@ -206,7 +206,7 @@ impl VerificationService for VerificationSvc {
         let request_id = req.extensions().get::<RequestIdValue>().map(|r| r.0.clone());
         let notes = notes(&req);
         let deadline = grpc_timeout(req.metadata());
-        let assertions = req.into_inner().assertions;
+        let pb::VerifyAssertionsRequest { assertions, include_report_only } = req.into_inner();
         let span = tracing::debug_span!(
             "VerifyAssertions",
             request_id = %request_id.as_deref().unwrap_or("-"),
@@ -214,7 +214,7 @@ impl VerificationService for VerificationSvc {
             batch = assertions.len()
         );
         let work = async {
-            let outcomes = self.engine.verify_assertions(convert::assertions(assertions), &grant, deadline).await?;
+            let outcomes = self.engine.verify_assertions(convert::assertions(assertions, include_report_only), &grant, deadline).await?;
             let verdicts = convert::verdicts(outcomes);
             tracing::debug!(verdicts = verdicts.len(), "answered");
             note_verdicts(notes.as_ref(), &verdicts);
@@ -322,7 +322,9 @@ impl VerificationService for VerificationSvc {
                     // The grant in force now: a reload may have narrowed or
                     // revoked it since the stream opened.
                     let grant = caller.grant(&engine, Access::Group(Rpc::Verify))?.ok_or_else(|| Status::unauthenticated("no grant"))?;
-                    Ok::<_, Status>(engine.check_stream_message(convert::assertions(msg.assertions), &grant).await?)
+                    Ok::<_, Status>(
+                        engine.check_stream_message(convert::assertions(msg.assertions, msg.include_report_only), &grant).await?,
+                    )
                 })
             })
             .buffered(STREAM_PIPELINE_DEPTH)

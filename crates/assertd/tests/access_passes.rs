@@ -105,7 +105,7 @@ async fn stored(server: &Server, key: &SoftAuthenticator) -> Option<pb::Credenti
 /// One sign-in of `key`, as the gateway.
 async fn sign_in(server: &Server, key: &SoftAuthenticator, count: u32) -> pb::Verdict {
     let item = assertion("s", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", 0x05, count));
-    let r = pb::VerifyAssertionsRequest { assertions: vec![item] };
+    let r = pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() };
     server.verifier().await.verify_assertions(with_bearer("gateway-token", r)).await.unwrap().into_inner().verdicts.remove(0)
 }
 

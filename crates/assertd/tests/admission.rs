@@ -32,7 +32,9 @@ async fn many_small_calls_in_flight_are_admitted() {
             .map(|_| {
                 let mut v = pb::verification_service_client::VerificationServiceClient::new(channel.clone());
                 let item = item.clone();
-                tokio::spawn(async move { v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await.map(|_| ()) })
+                tokio::spawn(async move {
+                    v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() }).await.map(|_| ())
+                })
             })
             .collect();
         for c in calls {
@@ -94,7 +96,11 @@ async fn request_bytes_in_flight_are_bounded() {
     let a = SoftAuthenticator::new(Alg::Es256);
     let mut big = assertion("b", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0));
     big.client_data_json = vec![b' '; 400 * 1024];
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()] }).await;
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()], ..Default::default() })
+        .await;
     let e = r.expect_err("a call past the request-bytes budget");
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(e.metadata().get("grpc-retry-pushback-ms").is_some(), "{e:?}");
@@ -114,7 +120,11 @@ async fn request_bytes_in_flight_are_bounded() {
     drop(h2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()] }).await;
+        let r = server
+            .verifier()
+            .await
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()], ..Default::default() })
+            .await;
         match r {
             Ok(v) => {
                 // Verified (and denied: the client data is no JSON).
@@ -204,7 +214,7 @@ async fn stream_messages_are_charged_to_the_request_bytes_budget() {
         assert!(std::time::Instant::now() < deadline, "the stalled stream's bytes were not given back: {:?}", held());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let messages = (0..10).map(move |_| pb::VerifyAssertionsStreamRequest { assertions: vec![big.clone()] });
+    let messages = (0..10).map(move |_| pb::VerifyAssertionsStreamRequest { assertions: vec![big.clone()], ..Default::default() });
     let mut out = server.verifier().await.verify_assertions_stream(futures_util::stream::iter(messages)).await.unwrap().into_inner();
     let mut n = 0;
     while let Some(m) = out.message().await.unwrap() {
@@ -244,7 +254,11 @@ async fn registration_flood_measurement() {
         while std::time::Instant::now() < until {
             let x = assertion("s", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0));
             let t = std::time::Instant::now();
-            let r = client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner();
+            let r = client
+                .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x], ..Default::default() })
+                .await
+                .unwrap()
+                .into_inner();
             lat.push(t.elapsed());
             assert_eq!(r.verdicts[0].decision(), pb::Decision::Allow);
         }

@@ -136,7 +136,11 @@ async fn a_ceremony_started_by_assertd_registers_and_signs_in() {
     let verify = |item: pb::Assertion| {
         let server = &server;
         async move {
-            let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await;
+            let r = server
+                .verifier()
+                .await
+                .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() })
+                .await;
             r.unwrap().into_inner().verdicts.remove(0)
         }
     };

@@ -16,7 +16,13 @@ use pb::{Decision, ReasonCode};
 const UP: u8 = 0x05;
 
 async fn verify_one(server: &Server, a: pb::Assertion) -> pb::Verdict {
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     r.verdicts.into_iter().next().unwrap()
 }
 
@@ -178,7 +184,7 @@ async fn an_issued_challenge_verifies_once_and_only_for_its_ceremony() {
     let r = server
         .verifier()
         .await
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a.clone(), a] })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a.clone(), a], ..Default::default() })
         .await
         .unwrap()
         .into_inner();

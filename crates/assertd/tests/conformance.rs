@@ -344,8 +344,14 @@ async fn assertion_cases_of_the_fido2_server_conformance_tool() {
 
     let batch: Vec<pb::Assertion> =
         cases.iter().enumerate().map(|(i, c)| pb::Assertion { request_id: format!("{i}"), ..c.assertion.clone() }).collect();
-    let verdicts =
-        server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.unwrap().into_inner().verdicts;
+    let verdicts = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .verdicts;
     assert_eq!(verdicts.len(), cases.len());
     let mut failures = Vec::new();
     for (c, v) in cases.iter().zip(&verdicts) {

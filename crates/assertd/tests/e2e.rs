@@ -108,8 +108,13 @@ async fn mixed_batch_of_every_algorithm() {
     want.push(expect(Decision::Deny, &[ReasonCode::RpUnknown]));
     assert!(batch.len() >= 100);
 
-    let resp =
-        server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resp.verdicts.len(), batch.len());
     for ((v, a), w) in resp.verdicts.iter().zip(&batch).zip(&want) {
         assert_eq!(v.request_id, a.request_id, "order kept");
@@ -140,7 +145,7 @@ async fn mixed_batch_of_every_algorithm() {
     let resp = server
         .verifier()
         .await
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..3].to_vec() })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..3].to_vec(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -153,7 +158,7 @@ async fn uv_required_rp_and_revocation_and_legacy() {
     let a = SoftAuthenticator::new(Alg::EdDsa);
     put(&server, record(RP_UV, &a, b"admin", false)).await;
     let mut v = server.verifier().await;
-    let send = |assertions| pb::VerifyAssertionsRequest { assertions };
+    let send = |assertions| pb::VerifyAssertionsRequest { assertions, ..Default::default() };
     let r = v
         .verify_assertions(send(vec![assertion("no-uv", RP_UV, &a.credential_id, b"c", a.assert(RP_UV, ORIGIN_UV, b"c", 0, 1))]))
         .await
@@ -286,7 +291,7 @@ async fn stream_answers_each_message_in_order() {
                 assertion(&format!("{m}-{k}"), RP, &a.credential_id, b"chal", a.assert(RP, ORIGIN, b"chal", UV, c))
             })
             .collect();
-        msgs.push(pb::VerifyAssertionsStreamRequest { assertions: items });
+        msgs.push(pb::VerifyAssertionsStreamRequest { assertions: items, ..Default::default() });
     }
     let mut out = server.verifier().await.verify_assertions_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
     let mut m = 0;
@@ -313,7 +318,7 @@ async fn counts_survive_restart() {
         let r = server
             .verifier()
             .await
-            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41)] })
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41)], ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -324,7 +329,7 @@ async fn counts_survive_restart() {
     let r = server
         .verifier()
         .await
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41), item(42)] })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(41), item(42)], ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -371,7 +376,7 @@ async fn health_reflection_and_metrics() {
         assertion("2", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 1)),
         assertion("3", RP, b"missing", b"c", a.assert(RP, ORIGIN, b"c", UV, 1)),
     ];
-    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap();
+    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() }).await.unwrap();
     let text = server.scrape();
     for line in [
         "assertd_assertions_total{decision=\"allow\"} 1",
@@ -498,7 +503,13 @@ async fn import_then_verify() {
         assertion("b", RP, &b.credential_id, b"c", b.assert(RP, ORIGIN, b"c", UV, 0)),
         assertion("c", RP, &c.credential_id, b"c", c.assert(RP, ORIGIN, b"c", UV, 1)),
     ];
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let d: Vec<_> = r.verdicts.iter().map(|v| v.decision()).collect();
     assert_eq!(d, vec![Decision::Deny, Decision::Allow, Decision::Allow, Decision::Allow]);
     let aaguid = &r.verdicts[1].authenticator.as_ref().unwrap().aaguid;
@@ -512,7 +523,13 @@ async fn last_used_at_is_written_in_batches() {
     let a = SoftAuthenticator::new(Alg::Es256);
     put(&server, record(RP, &a, b"u", false)).await;
     let items: Vec<_> = (0..5).map(|i| assertion(&i.to_string(), RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -551,7 +568,13 @@ async fn a_stored_count_records_the_use_without_a_touch() {
     put(&server, record(RP, &a, b"u", false)).await;
     for count in 1..=3 {
         let x = assertion("k", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, count));
-        let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner();
+        let r = server
+            .verifier()
+            .await
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x], ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(r.verdicts[0].decision(), Decision::Allow);
     }
     let c = stored(&server, &a.credential_id).await;
@@ -572,7 +595,13 @@ async fn last_used_at_is_written_in_chunks() {
     }
     // One batch: its 300 claims are queued together, so one flush has them.
     let items = keys.iter().map(|a| assertion("p", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while touches(&server) < 2 {
@@ -597,7 +626,7 @@ async fn request_ids_are_echoed_and_cache_evictions_counted() {
     let mut v = server.verifier().await;
     for round in 0..3u32 {
         let items = auths.iter().map(|a| assertion("e", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, round + 1))).collect();
-        let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: items });
+        let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() });
         req.metadata_mut().insert("x-request-id", "req-42".parse().unwrap());
         let resp = v.verify_assertions(req).await.unwrap();
         assert_eq!(resp.metadata().get("x-request-id").unwrap(), "req-42");
@@ -608,6 +637,7 @@ async fn request_ids_are_echoed_and_cache_evictions_counted() {
     let a = &auths[0];
     let msg = pb::VerifyAssertionsStreamRequest {
         assertions: vec![assertion("s", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 10))],
+        ..Default::default()
     };
     let mut req = tonic::Request::new(futures_util::stream::iter(vec![msg]));
     req.metadata_mut().insert("x-request-id", "req-stream".parse().unwrap());
@@ -657,17 +687,26 @@ async fn counterless_assertions_skip_the_counter_round_trip() {
     let mut v = server.verifier().await;
     let before = cas();
     for _ in 0..3 {
-        let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(0)] }).await.unwrap().into_inner();
+        let r = v
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(0)], ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow), "{r:?}");
     }
     assert_eq!(cas(), before, "counter-less assertions went to the store");
     // 0, 5, 0 in one batch: the count appears, and the 0 after it regresses.
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(5), item(0)] }).await.unwrap().into_inner();
+    let r = v
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0), item(5), item(0)], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let got: Vec<_> = r.verdicts.iter().map(|v| (v.decision(), codes(v))).collect();
     assert_eq!(got, vec![(Decision::Allow, vec![]), (Decision::Allow, vec![]), (Decision::Deny, vec![ReasonCode::SignCountRegression])]);
     assert_eq!(cas(), before + 1.0);
     // And in later batches (the cached entry knows it has been counted).
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0)] }).await.unwrap().into_inner();
+    let r =
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(0)], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(codes(&r.verdicts[0]), vec![ReasonCode::SignCountRegression]);
 }
 
@@ -700,7 +739,12 @@ async fn credentials_are_created_not_overwritten() {
     let mut sign_in = async |key: &SoftAuthenticator| {
         n += 1;
         let x = assertion("o", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", UV | 0x01, n));
-        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner().verdicts.remove(0)
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x], ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .verdicts
+            .remove(0)
     };
     assert_eq!(sign_in(&owner).await.decision(), Decision::Allow);
     assert_eq!(codes(&sign_in(&attacker).await), vec![ReasonCode::SignatureInvalid]);

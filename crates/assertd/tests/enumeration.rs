@@ -44,7 +44,7 @@ async fn verify(server: &Server, token: &str, assertions: Vec<pb::Assertion>) ->
     server
         .verifier()
         .await
-        .verify_assertions(with_bearer(token, pb::VerifyAssertionsRequest { assertions }))
+        .verify_assertions(with_bearer(token, pb::VerifyAssertionsRequest { assertions, ..Default::default() }))
         .await
         .unwrap()
         .into_inner()
@@ -189,6 +189,7 @@ async fn a_reload_that_removes_a_caller_ends_its_open_stream() {
         .unwrap();
     let msg = |n: u32| pb::VerifyAssertionsStreamRequest {
         assertions: vec![assertion("s", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x05, n))],
+        ..Default::default()
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut answers = server
@@ -208,8 +209,11 @@ async fn a_reload_that_removes_a_caller_ends_its_open_stream() {
     std::fs::write(&cfg, text).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let r =
-            server.verifier().await.verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![] })).await;
+        let r = server
+            .verifier()
+            .await
+            .verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() }))
+            .await;
         if matches!(&r, Err(s) if s.code() == tonic::Code::Unauthenticated) {
             break;
         }
@@ -229,13 +233,18 @@ async fn a_reload_that_removes_a_caller_ends_its_open_stream() {
 async fn unknown_callers_are_refused_before_their_body_is_decoded() {
     let server = Server::start(&config());
     let big = pb::Assertion { client_data_json: vec![b'x'; 17 * 1024 * 1024], ..Default::default() };
-    let e = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()] }).await.unwrap_err();
+    let e = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big.clone()], ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
     // A known caller with the same message gets the size refusal.
     let e = server
         .verifier()
         .await
-        .verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![big] }))
+        .verify_assertions(with_bearer(GATEWAY_TOKEN, pb::VerifyAssertionsRequest { assertions: vec![big], ..Default::default() }))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");

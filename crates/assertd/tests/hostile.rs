@@ -120,7 +120,13 @@ async fn each_bad_item_gets_its_reason() {
 
     let mut batch: Vec<pb::Assertion> = cases.iter().map(|(a, _)| a.clone()).collect();
     batch.push(good(&ec, 1));
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     for ((a, want), v) in cases.iter().zip(&resp.verdicts) {
         assert_eq!(v.request_id, a.request_id);
         assert_eq!((v.decision(), codes(v)), (Decision::Deny, want.clone()), "{}: {:?}", a.request_id, v.reasons);
@@ -137,13 +143,16 @@ async fn request_level_limits() {
     let item = |n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
     let mut v = server.verifier().await;
 
-    let e = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: (1..=5).map(item).collect() }).await.unwrap_err();
+    let e = v
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: (1..=5).map(item).collect(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("max_batch_size 4"), "{}", e.message());
 
     let mut big = item(1);
     big.client_data_json = vec![0; 2 << 20];
-    let e = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big] }).await.unwrap_err();
+    let e = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![big], ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
     let metrics = server.scrape();
     for reason in ["batch_too_large", "message_too_large"] {
@@ -151,21 +160,22 @@ async fn request_level_limits() {
     }
 
     // An empty batch is answered with no verdicts.
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await.unwrap().into_inner();
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() }).await.unwrap().into_inner();
     assert!(r.verdicts.is_empty());
 
     // The stream refuses an oversized message with a status, after
     // answering the good one before it.
     let msgs = vec![
-        pb::VerifyAssertionsStreamRequest { assertions: vec![item(2)] },
-        pb::VerifyAssertionsStreamRequest { assertions: (3..=7).map(item).collect() },
+        pb::VerifyAssertionsStreamRequest { assertions: vec![item(2)], ..Default::default() },
+        pb::VerifyAssertionsStreamRequest { assertions: (3..=7).map(item).collect(), ..Default::default() },
     ];
     let mut out = v.verify_assertions_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
     assert_eq!(out.message().await.unwrap().unwrap().verdicts[0].decision(), Decision::Allow);
     assert_eq!(out.message().await.unwrap_err().code(), tonic::Code::InvalidArgument);
 
     // Still serving.
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(10)] }).await.unwrap().into_inner();
+    let r =
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(10)], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(r.verdicts[0].decision(), Decision::Allow);
 }
 
@@ -195,7 +205,13 @@ async fn random_bytes_never_break_the_server() {
         }
         batch.push(x);
     }
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resp.verdicts.len(), 200);
     assert!(resp.verdicts.iter().all(|v| v.decision() == Decision::Deny && !v.reasons.is_empty()));
 }
@@ -214,7 +230,7 @@ async fn overload_is_refused_fast_and_deadlines_drop_work() {
         let batch = batch.clone();
         calls.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await;
+            let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() }).await;
             let pushback = r.as_ref().err().and_then(|e| e.metadata().get("grpc-retry-pushback-ms").cloned());
             (r.map(|_| ()).map_err(|e| e.code()), started.elapsed(), pushback)
         }));
@@ -257,7 +273,7 @@ async fn overload_is_refused_fast_and_deadlines_drop_work() {
     };
     let before = count(&server.scrape());
     let big: Vec<_> = (0..1000).map(|i| batch[i % batch.len()].clone()).collect();
-    let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: big });
+    let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: big, ..Default::default() });
     req.set_timeout(std::time::Duration::from_millis(50));
     let e = server.verifier().await.verify_assertions(req).await.unwrap_err();
     // tonic's server answers an expired grpc-timeout with CANCELLED
@@ -279,14 +295,24 @@ async fn a_refusal_says_when_to_retry() {
     put(&server, record(RP, &a, b"u", false)).await;
     let batch: Vec<_> = (0..400).map(|_| assertion("o", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
     // Teach the estimate what ES384 costs here, then keep the pool busy.
-    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..50].to_vec() }).await.unwrap();
+    server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..50].to_vec(), ..Default::default() })
+        .await
+        .unwrap();
     let mut v = server.verifier().await;
     let busy = tokio::spawn({
         let batch = batch.clone();
-        async move { v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.map(|_| ()) }
+        async move { v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() }).await.map(|_| ()) }
     });
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    let e = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..10].to_vec() }).await.unwrap_err();
+    let e = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch[..10].to_vec(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     let pushback: u64 = e.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).expect("a pushback");
     // About the rest of the 400-assertion batch (ES384 is ~0.5 ms each on

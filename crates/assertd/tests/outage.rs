@@ -42,7 +42,7 @@ async fn setup(mode: CounterOutage) -> (tempfile::TempDir, std::sync::Arc<assert
 
 /// The engine's verdicts, as the API would answer them.
 async fn verify(engine: &assertd::engine::Engine, batch: Vec<pb::Assertion>) -> Vec<pb::Verdict> {
-    assertd::convert::verdicts(engine.verify_batch(assertd::convert::assertions(batch)).await.unwrap())
+    assertd::convert::verdicts(engine.verify_batch(assertd::convert::assertions(batch, false)).await.unwrap())
 }
 
 fn item(a: &SoftAuthenticator, n: u32) -> pb::Assertion {

@@ -24,7 +24,7 @@ async fn verify_one(server: &Server, a: pb::Assertion) -> pb::Verdict {
     server
         .verifier()
         .await
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -213,7 +213,7 @@ async fn outage_is_retryable_bounded_and_recovers() {
         let verdicts = server
             .verifier()
             .await
-            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(&hot, n), item(&cold, n)] })
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(&hot, n), item(&cold, n)], ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -330,7 +330,7 @@ async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
         clients.push(tokio::spawn(async move {
             let mut ok = Vec::new();
             for chunk in items.chunks(4) {
-                match v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec() }).await {
+                match v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec(), ..Default::default() }).await {
                     Ok(r) => {
                         for (item, verdict) in chunk.iter().zip(r.into_inner().verdicts) {
                             if verdict.decision() == Decision::Allow {
@@ -357,7 +357,11 @@ async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
     let server = Server::start_in(dir, config);
     let mut v = server.verifier().await;
     for chunk in acked.chunks(256) {
-        let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec() }).await.unwrap().into_inner();
+        let r = v
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         for (item, verdict) in chunk.iter().zip(&r.verdicts) {
             assert_eq!(codes(verdict), vec![ReasonCode::SignCountRegression], "{} was acknowledged, then lost", item.request_id);
         }
@@ -456,7 +460,13 @@ async fn an_issued_challenge_is_used_once_across_replicas() {
             let mut client = server.verifier().await;
             let a = a.clone();
             calls.push(tokio::spawn(async move {
-                client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.unwrap().into_inner().verdicts.remove(0)
+                client
+                    .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .verdicts
+                    .remove(0)
             }));
         }
         let mut allowed = 0;

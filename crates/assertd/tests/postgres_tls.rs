@@ -67,7 +67,7 @@ fn refuses(dir: &Path, config: &str) -> String {
 }
 
 async fn verify_one(server: &Server, a: pb::Assertion) -> pb::Verdict {
-    let r = pb::VerifyAssertionsRequest { assertions: vec![a] };
+    let r = pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() };
     server.verifier().await.verify_assertions(r).await.unwrap().into_inner().verdicts.remove(0)
 }
 

@@ -114,7 +114,13 @@ async fn same_credential_different_profiles_and_contexts() {
         a.context = c.context.clone();
         batch.push(a);
     }
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     for (c, v) in cases.iter().zip(&resp.verdicts) {
         assert_eq!((v.decision(), v.risk_score, codes(v)), (c.decision, c.score, c.codes.clone()), "{}: {:?}", c.name, v.reasons);
     }
@@ -129,7 +135,13 @@ async fn same_credential_different_profiles_and_contexts() {
     push("tier0 approved key", &key, UV, 1);
     push("tier0 no UV", &key, 0, 2);
     push("tier0 other model", &other, UV, 1);
-    let resp = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await.unwrap().into_inner();
+    let resp = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let got: Vec<_> = resp.verdicts.iter().map(|v| (v.decision(), codes(v))).collect();
     assert_eq!(
         got,
@@ -152,11 +164,12 @@ async fn backup_eligibility_upgrade_is_recorded_once() {
     // tier1 keeps the spec's rule.
     let mut strict = item(1);
     strict.profile = "tier1".into();
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![strict] }).await.unwrap().into_inner();
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![strict], ..Default::default() }).await.unwrap().into_inner();
     assert!(codes(&r.verdicts[0]).contains(&ReasonCode::BackupEligibilityChanged));
     assert_eq!(r.verdicts[0].decision(), Decision::Deny);
     // workforce accepts the upgrade and records it.
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(2)] }).await.unwrap().into_inner();
+    let r =
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(2)], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(
         (r.verdicts[0].decision(), codes(&r.verdicts[0])),
         (Decision::Allow, vec![ReasonCode::BackupEligibilityChanged, ReasonCode::SyncedPasskey])
@@ -170,11 +183,12 @@ async fn backup_eligibility_upgrade_is_recorded_once() {
         .into_inner();
     assert!(got.credential.unwrap().backup_eligible);
     // From now on the credential is synced: no change to report.
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(3)] }).await.unwrap().into_inner();
+    let r =
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item(3)], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!((r.verdicts[0].decision(), codes(&r.verdicts[0])), (Decision::Allow, vec![ReasonCode::SyncedPasskey]));
     // A downgrade is never accepted.
     let down = assertion("down", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV, 4));
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![down] }).await.unwrap().into_inner();
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![down], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!((r.verdicts[0].decision(), codes(&r.verdicts[0])), (Decision::Deny, vec![ReasonCode::BackupEligibilityChanged]));
 }
 
@@ -190,7 +204,7 @@ async fn a_denied_sign_in_records_no_backup_eligibility_upgrade() {
     // upstream risk (+60) brings the score to its deny threshold (80).
     let mut risky = assertion("risky", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV | BE_BS, 1));
     risky.context = Some(pb::SignInContext { upstream_risk: pb::RiskLevel::High as i32, ..Default::default() });
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![risky] }).await.unwrap().into_inner();
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![risky], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(r.verdicts[0].decision(), Decision::Deny, "{:?}", r.verdicts[0]);
     let stored = async || {
         let got = server
@@ -203,7 +217,7 @@ async fn a_denied_sign_in_records_no_backup_eligibility_upgrade() {
     assert!(!stored().await, "a denied sign-in recorded the BE upgrade");
     // The same upgrade on a clean sign-in is allowed and recorded.
     let clean = assertion("clean", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV | BE_BS, 2));
-    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![clean] }).await.unwrap().into_inner();
+    let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![clean], ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(r.verdicts[0].decision(), Decision::Allow, "{:?}", r.verdicts[0]);
     assert!(stored().await);
 }
@@ -236,7 +250,12 @@ async fn reload_changes_decisions_without_dropping_requests() {
                 if stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                let r = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![assertion("l", RP, &cred, b"ch", p)] }).await;
+                let r = v
+                    .verify_assertions(pb::VerifyAssertionsRequest {
+                        assertions: vec![assertion("l", RP, &cred, b"ch", p)],
+                        ..Default::default()
+                    })
+                    .await;
                 decisions.push(r.expect("no request fails during a reload").into_inner().verdicts[0].decision());
             }
             decisions
@@ -283,6 +302,7 @@ async fn reload_changes_decisions_without_dropping_requests() {
         .await
         .verify_assertions(pb::VerifyAssertionsRequest {
             assertions: vec![assertion("after", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV | BE_BS, 900_000))],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -301,7 +321,12 @@ async fn file_watch_reloads_without_a_signal() {
         n += 1;
         let mut x = assertion("w", RP, &a.credential_id, b"ch", a.assert(RP, ORIGIN, b"ch", UV, n));
         x.profile = profile.into();
-        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x] }).await.unwrap().into_inner().verdicts.remove(0)
+        v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![x], ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .verdicts
+            .remove(0)
     };
     assert_eq!(codes(&ask("tier2").await), vec![ReasonCode::ProfileUnknown]);
     let cfg = server.dir.join("assertd.toml");

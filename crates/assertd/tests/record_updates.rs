@@ -30,7 +30,7 @@ fn item(a: &SoftAuthenticator, flags: u8, context: Option<pb::SignInContext>) ->
 }
 
 async fn verify(server: &Server, item: pb::Assertion) -> pb::Verdict {
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await;
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() }).await;
     r.unwrap().into_inner().verdicts.remove(0)
 }
 

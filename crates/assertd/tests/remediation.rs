@@ -17,7 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const UV: u8 = 0x05;
 
 async fn verify_one(server: &Server, a: pb::Assertion) -> pb::Verdict {
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.unwrap().into_inner();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     r.verdicts.into_iter().next().unwrap()
 }
 

@@ -40,7 +40,7 @@ fn sign_in_json(a: &SoftAuthenticator, user: Option<&[u8]>) -> pb::Assertion {
 }
 
 async fn verify(server: &Server, items: Vec<pb::Assertion>) -> Vec<pb::Verdict> {
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items }).await;
+    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: items, ..Default::default() }).await;
     r.unwrap().into_inner().verdicts
 }
 

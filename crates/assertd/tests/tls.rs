@@ -89,7 +89,9 @@ async fn connect(server: &Server, ca: &Ca, id: Option<&Leaf>) -> Result<Channel,
 /// Whether any RPC gets through on a connection made with `id`.
 async fn gets_through(server: &Server, ca_pem: &str, id: Option<&Leaf>) -> bool {
     let Ok(ch) = tls_channel(&server.grpc, ca_pem, id).await else { return false };
-    let r = VerificationServiceClient::new(ch).verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await;
+    let r = VerificationServiceClient::new(ch)
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() })
+        .await;
     match r {
         Ok(_) => true,
         Err(s) => {
@@ -113,7 +115,9 @@ async fn only_certificates_from_the_configured_ca_get_in() {
     // Plaintext to the TLS port gets nowhere.
     let plain = Channel::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await;
     if let Ok(ch) = plain {
-        let r = VerificationServiceClient::new(ch).verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await;
+        let r = VerificationServiceClient::new(ch)
+            .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() })
+            .await;
         assert!(r.is_err());
     }
     let metrics = server.scrape();
@@ -147,7 +151,7 @@ async fn identities_map_to_relying_parties_and_rpcs() {
         assertion("unknown-rp", "nope.example", &b.credential_id, challenge, b.assert("nope.example", ORIGIN, challenge, 0x05, 1)),
     ];
     let v = VerificationServiceClient::new(gateway.clone())
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -160,7 +164,7 @@ async fn identities_map_to_relying_parties_and_rpcs() {
     }
     // Streams carry the same grant.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(pb::VerifyAssertionsStreamRequest { assertions: batch[1..2].to_vec() }).await.unwrap();
+    tx.send(pb::VerifyAssertionsStreamRequest { assertions: batch[1..2].to_vec(), ..Default::default() }).await.unwrap();
     drop(tx);
     let mut out = VerificationServiceClient::new(gateway.clone())
         .verify_assertions_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -183,7 +187,7 @@ async fn identities_map_to_relying_parties_and_rpcs() {
 
     // A certificate from the right CA naming no configured client.
     let e = VerificationServiceClient::new(stranger.clone())
-        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone() })
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: batch.clone(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
@@ -221,7 +225,7 @@ async fn certificates_reload_without_a_restart() {
     let (server, pki) = start(tmp.path());
     let old = connect(&server, &pki.ca, Some(&pki.gateway)).await.unwrap();
     let mut old_client = VerificationServiceClient::new(old);
-    old_client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await.unwrap();
+    old_client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() }).await.unwrap();
 
     // A broken set (key of another certificate) is refused; the running
     // certificate keeps serving.
@@ -249,7 +253,7 @@ async fn certificates_reload_without_a_restart() {
     wait_for(&server, "assertd_tls_certificate_expiry_timestamp_seconds 3471292800").await;
     assert!(!gets_through(&server, &pki.ca.pem(), Some(&pki.gateway)).await, "the old CA no longer verifies the server");
     assert!(!gets_through(&server, &ca2.pem(), Some(&pki.gateway)).await, "the old client certificate is no longer accepted");
-    old_client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await.unwrap();
+    old_client.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() }).await.unwrap();
     assert!(server.scrape().contains("assertd_tls_reloads_total{result=\"ok\"}"));
 }
 
@@ -275,7 +279,10 @@ async fn probes_use_the_plaintext_health_listener() {
         assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service}");
     }
     // Nothing else is served there.
-    let e = VerificationServiceClient::new(ch).verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![] }).await.unwrap_err();
+    let e = VerificationServiceClient::new(ch)
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![], ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
 

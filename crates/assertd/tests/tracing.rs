@@ -115,8 +115,12 @@ async fn sampled_calls_are_exported_with_their_parent_and_batch() {
     bad.signature[10] ^= 1;
 
     // 1. Sampled by the caller: one span, a child of the caller's.
-    let r =
-        v.verify_assertions(traced(pb::VerifyAssertionsRequest { assertions: vec![good(1, "a"), good(2, "b"), bad] }, Some("01"))).await;
+    let r = v
+        .verify_assertions(traced(
+            pb::VerifyAssertionsRequest { assertions: vec![good(1, "a"), good(2, "b"), bad], ..Default::default() },
+            Some("01"),
+        ))
+        .await;
     assert_eq!(r.unwrap().into_inner().verdicts.len(), 3);
     // The PutCredential above is a root, traced at ratio 1.0: skip it.
     let (service, put_span) = next(&mut spans).await;
@@ -147,11 +151,12 @@ async fn sampled_calls_are_exported_with_their_parent_and_batch() {
 
     // 2. Not sampled by the caller: no span. 3. A stream, sampled: one span
     // for the whole stream, its messages and verdicts added up.
-    let r = v.verify_assertions(traced(pb::VerifyAssertionsRequest { assertions: vec![good(4, "c")] }, Some("00"))).await;
+    let r =
+        v.verify_assertions(traced(pb::VerifyAssertionsRequest { assertions: vec![good(4, "c")], ..Default::default() }, Some("00"))).await;
     assert_eq!(r.unwrap().into_inner().verdicts[0].decision(), pb::Decision::Allow);
     let messages = vec![
-        pb::VerifyAssertionsStreamRequest { assertions: vec![good(5, "d")] },
-        pb::VerifyAssertionsStreamRequest { assertions: vec![good(6, "e"), good(6, "replayed")] },
+        pb::VerifyAssertionsStreamRequest { assertions: vec![good(5, "d")], ..Default::default() },
+        pb::VerifyAssertionsStreamRequest { assertions: vec![good(6, "e"), good(6, "replayed")], ..Default::default() },
     ];
     let mut out = v.verify_assertions_stream(traced(tokio_stream::iter(messages), Some("01"))).await.unwrap().into_inner();
     while out.message().await.unwrap().is_some() {}
@@ -163,7 +168,7 @@ async fn sampled_calls_are_exported_with_their_parent_and_batch() {
     assert_eq!(int(&span, "assertd.verdicts.deny"), 1);
 
     // 4. A refused call is traced with its status.
-    let too_many = pb::VerifyAssertionsRequest { assertions: vec![good(7, "x"); 2000] };
+    let too_many = pb::VerifyAssertionsRequest { assertions: vec![good(7, "x"); 2000], ..Default::default() };
     let e = v.verify_assertions(traced(too_many, Some("01"))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     let (_, span) = next(&mut spans).await;
@@ -185,7 +190,8 @@ async fn without_a_sampled_parent_a_zero_ratio_traces_nothing_and_a_dead_collect
     for n in 1..=3 {
         let one = assertion("a", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", 0x04, n));
         let flags = (n == 3).then_some("01");
-        let r = v.verify_assertions(traced(pb::VerifyAssertionsRequest { assertions: vec![one] }, flags)).await.unwrap();
+        let r =
+            v.verify_assertions(traced(pb::VerifyAssertionsRequest { assertions: vec![one], ..Default::default() }, flags)).await.unwrap();
         assert_eq!(r.into_inner().verdicts[0].decision(), pb::Decision::Allow);
     }
     // The one sampled call's span could not be sent: dropped and counted.

@@ -80,6 +80,7 @@ fn run(c: &Case) -> Verdict {
         default_profile: Arc::new(c.profile.clone()),
         default_profile_name: "vector".into(),
         allowed_profiles: None,
+        report_only: Vec::new(),
     };
     let credential = match assess::found(&Lookup::Found(Arc::new(CachedCredential::from(&c.record)))) {
         Ok(credential) => credential,

@@ -184,7 +184,11 @@ async fn login_finish(State(app): State<App>, Json(r): Json<Finish>) -> Result<J
         profile: r.profile,
         ..Default::default()
     };
-    let out = v.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a] }).await.map_err(|s| upstream(&s))?.into_inner();
+    let out = v
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![a], ..Default::default() })
+        .await
+        .map_err(|s| upstream(&s))?
+        .into_inner();
     let verdict = out.verdicts.first();
     let mut body = verdict_json(verdict);
     let Some(verdict) = verdict else { return Ok(Json(body)) };

@@ -4,7 +4,7 @@
 use super::invalid::Invalid;
 use super::profile::ProfileConfig;
 use super::sections::Backend;
-use super::{Config, Reloadable, RelyingPartyConfig, RpEntry, clients};
+use super::{Config, Reloadable, RelyingPartyConfig, ReportOnlyProfile, RpEntry, clients};
 use assertd_policy::Profile;
 use assertd_verify::RelyingParty;
 use serde::Serialize;
@@ -62,6 +62,7 @@ impl Config {
             challenges,
             access_passes,
             events_retention_ms,
+            report_only_log_per_second: self.report_only_log_per_second,
             signals,
             attestation,
             metadata,
@@ -118,6 +119,17 @@ impl Config {
         if let Some(unknown) = rp.allowed_profiles.iter().flatten().find(|p| !profiles.contains_key(*p)) {
             return Err(Invalid::new("allowed_profiles", format!("profile {unknown:?} is not defined under [profiles]")));
         }
+        let mut report_only = Vec::with_capacity(rp.report_only_profiles.len());
+        for (i, name) in rp.report_only_profiles.iter().enumerate() {
+            let p = profiles
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Invalid::new("report_only_profiles", format!("profile {name:?} is not defined under [profiles]")))?;
+            if rp.report_only_profiles[..i].contains(name) {
+                return Err(Invalid::new("report_only_profiles", format!("profile {name:?} is listed twice")));
+            }
+            report_only.push(ReportOnlyProfile { rp_id: rp.id.as_str().into(), name: name.as_str().into(), profile: p });
+        }
         let verifier = RelyingParty::new(rp.id.clone(), rp.origins.clone(), rp.allow_subdomains, rp.appid.as_deref());
         let display = rp.name.clone().unwrap_or_else(|| rp.id.clone());
         if display.is_empty() || display.len() > 256 {
@@ -129,6 +141,7 @@ impl Config {
             default_profile: profile,
             default_profile_name: name,
             allowed_profiles: rp.allowed_profiles.as_ref().map(|p| p.iter().cloned().collect()),
+            report_only,
         })
     }
 

@@ -114,6 +114,10 @@ pub struct Config {
     /// The event log `WatchEvents` streams.
     #[serde(default)]
     pub events: EventsSection,
+    /// Log lines a second (at most) showing an assertion a report-only
+    /// profile would have judged differently; 0: none.
+    #[serde(default = "default_report_only_log")]
+    pub report_only_log_per_second: u32,
     /// The events as OpenID Shared Signals, pushed (off without receivers).
     #[serde(default)]
     pub shared_signals: SharedSignalsSection,
@@ -146,6 +150,9 @@ fn default_drain() -> u64 {
 fn default_watch() -> u64 {
     5
 }
+fn default_report_only_log() -> u32 {
+    1
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -170,6 +177,7 @@ impl Default for Config {
             challenges: ChallengesSection::default(),
             temporary_access_pass: AccessPassSection::default(),
             events: EventsSection::default(),
+            report_only_log_per_second: default_report_only_log(),
             shared_signals: SharedSignalsSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
@@ -212,6 +220,10 @@ pub struct RelyingPartyConfig {
     /// than the RP's own unless the admin listed it.
     #[serde(default)]
     pub allowed_profiles: Option<Vec<String>>,
+    /// Profiles every assertion for this RP is also judged under, reported
+    /// (counted, and in the verdict when asked for), never enforced.
+    #[serde(default)]
+    pub report_only_profiles: Vec<String>,
     /// RP-level profile key, for RPs without a `default_profile`.
     #[serde(default)]
     pub user_verification: Option<UserVerification>,
@@ -393,6 +405,8 @@ pub struct Reloadable {
     pub access_passes: Option<Arc<AccessPassPolicy>>,
     /// How long events are kept, milliseconds.
     pub events_retention_ms: i64,
+    /// `report_only_log_per_second`.
+    pub report_only_log_per_second: u32,
     /// `[shared_signals]` (read at start); `None` without receivers.
     pub signals: Option<Arc<SharedSignals>>,
     /// What registration trusts.
@@ -417,6 +431,19 @@ pub struct RpEntry {
     /// The profiles an assertion may name (besides the default); `None`:
     /// any.
     pub allowed_profiles: Option<std::collections::HashSet<String>>,
+    /// The report-only profiles, in the order configured.
+    pub report_only: Vec<ReportOnlyProfile>,
+}
+
+/// A profile an RP's assertions are also judged under, never enforced.
+#[derive(Debug)]
+pub struct ReportOnlyProfile {
+    /// The RP ID (a metric label).
+    pub rp_id: Arc<str>,
+    /// The profile's name.
+    pub name: Arc<str>,
+    /// The profile.
+    pub profile: Arc<Profile>,
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub(super) fn apply(judged: &mut [Judged], uses: &[(usize, ChallengeUse)], fresh
             let j = &mut judged[*i];
             j.verdict = item::deny(ReasonCode::StoreUnavailable, "the challenge's single use could not be recorded; retry");
             j.credential = None;
+            j.same_under_every_profile();
         }
         return;
     };
@@ -68,5 +69,6 @@ pub(super) fn apply(judged: &mut [Judged], uses: &[(usize, ChallengeUse)], fresh
         let j = &mut judged[*i];
         j.verdict = deny_replayed(std::mem::replace(&mut j.verdict, Verdict::deny(Vec::new())), Ceremony::SignIn);
         j.credential = None;
+        j.same_under_every_profile();
     }
 }

@@ -5,7 +5,7 @@
 
 use super::clock::now_ms;
 use super::item::{Item, Judged, Outcome, Stage, StateChange};
-use super::{Checked, Engine, assess, challenges, item};
+use super::{Checked, Engine, assess, challenges, item, report_only};
 use crate::telemetry;
 use assertd_policy::{CounterCheck, Decision, ReasonCode, RiskLevel, SignInContext, Verdict};
 use assertd_store::{CachedCredential, StateUpdate};
@@ -57,9 +57,10 @@ impl Engine {
                     // knows it now.
                     (context.user_risk, context.user_risk_set_at_ms) = self.user_risks.flag(&request.rp_id, &r.credential.user_handle, now);
                 }
+                let report_only = report_only::judge(&stage, &request, &context, &policy);
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
                 let risk_set_at_ms = context.user_risk_set_at_ms;
-                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms }
+                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms, report_only }
             })
             .collect();
         challenges::apply(&mut judged, &uses, fresh);
@@ -69,8 +70,11 @@ impl Engine {
         let mut states = Vec::new();
         let outcomes = judged
             .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms }| {
+            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms, report_only }| {
                 telemetry::verdict(&verdict);
+                let report_only = report_only
+                    .map(|r| self.report_only(r, &verdict, &request, policy.report_only_log_per_second, now))
+                    .unwrap_or_default();
                 // Only an allowed sign-in records a BE upgrade, or a new
                 // state.
                 if upgrade && verdict.decision == Decision::Allow {
@@ -116,6 +120,7 @@ impl Engine {
                     backup_state_changed,
                     signal_unknown_credential,
                     authenticator_name,
+                    report_only,
                 }
             })
             .collect();

@@ -51,6 +51,8 @@ pub struct AssertionRequest {
     /// The browser's `AuthenticationResponseJSON`, until stage 1 unpacks it
     /// into the fields above (empty: the fields came separately).
     pub response_json: String,
+    /// Answer with the report-only profiles' verdicts too.
+    pub include_report_only: bool,
 }
 
 impl AssertionRequest {
@@ -153,6 +155,27 @@ pub struct Outcome {
     /// The authenticator's display name and its source (only with
     /// `credential`).
     pub authenticator_name: Option<(Arc<str>, NameSource)>,
+    /// The report-only profiles' verdicts, when the request asked for them.
+    pub report_only: Vec<ReportOnlyOutcome>,
+}
+
+/// How a report-only profile would have judged an assertion.
+#[derive(Debug, Clone)]
+pub struct ReportOnlyOutcome {
+    /// The profile's name.
+    pub profile: Arc<str>,
+    /// Its verdict (never enforced).
+    pub verdict: Verdict,
+}
+
+impl Judged {
+    /// The verdict was overruled before any profile could weigh it (a
+    /// replayed challenge): report-only profiles see it as it is.
+    pub(super) fn same_under_every_profile(&mut self) {
+        if let Some((_, verdicts)) = &mut self.report_only {
+            verdicts.iter_mut().for_each(|v| *v = None);
+        }
+    }
 }
 
 /// A deny for one reason.
@@ -176,6 +199,8 @@ pub(super) struct Judged {
     /// When the user's flag it was judged with was set (0: none): a
     /// remediation clears that flag only.
     pub(super) risk_set_at_ms: i64,
+    /// The report-only profiles' verdicts (`None`: the enforced one's).
+    pub(super) report_only: Option<(Vec<super::report_only::ReportOnlyProfileRef>, Vec<Option<Verdict>>)>,
 }
 
 /// What a sign-in changes on its credential record.

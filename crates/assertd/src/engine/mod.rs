@@ -55,6 +55,7 @@ pub mod journal;
 pub mod last_used;
 pub mod pool;
 pub mod register;
+mod report_only;
 pub mod unpack;
 pub mod user_risk;
 
@@ -62,7 +63,7 @@ pub use admission::{Admission, Admitted, Refusal, RpcSlot, Shed};
 pub use clock::now_ms;
 pub use counters::Counters;
 pub use error::EngineError;
-pub use item::{AssertionRequest, Item, Outcome, RegistrationOutcome, RegistrationRequest, Resolved, Stage};
+pub use item::{AssertionRequest, Item, Outcome, RegistrationOutcome, RegistrationRequest, ReportOnlyOutcome, Resolved, Stage};
 
 use crate::authz::Grant;
 use crate::config::{IssuedChallenges, Limits, Reloadable};
@@ -94,6 +95,8 @@ pub struct Engine {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Watch streams open at once (each reads the log when woken).
     watchers: Arc<tokio::sync::Semaphore>,
+    /// The report-only log lines' budget.
+    report_only_log: report_only::LogBudget,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,6 +140,7 @@ impl Engine {
             events: tokio::sync::watch::Sender::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
             watchers: Arc::new(tokio::sync::Semaphore::new(events::MAX_WATCHERS)),
+            report_only_log: report_only::LogBudget::default(),
         }
     }
 

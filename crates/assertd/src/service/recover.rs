@@ -162,6 +162,7 @@ pub(super) async fn redeem(
         backup_state_changed: false,
         signal_unknown_credential: None,
         authenticator_name: None,
+        report_only: Vec::new(),
     });
     Ok(Response::new(pb::RedeemTemporaryAccessPassResponse { verdict: Some(verdict) }))
 }

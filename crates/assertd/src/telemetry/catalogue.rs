@@ -50,6 +50,13 @@ pub const ASSERTIONS: Metric =
     metric("assertd_assertions_total", Counter, &["decision"], "Assertions answered, by decision (allow, step_up, deny).");
 /// Reasons reported in verdicts, by code.
 pub const REASONS: Metric = metric("assertd_verdict_reasons_total", Counter, &["code"], "Reasons reported in verdicts, by reason code.");
+/// Verdicts of report-only profiles, against the enforced one.
+pub const REPORT_ONLY: Metric = metric(
+    "assertd_report_only_verdicts_total",
+    Counter,
+    &["rp", "profile", "decision", "changed"],
+    "Assertions judged under a relying party's report-only profile (never enforced), by RP, profile, the decision it would have made, and whether that differs from the enforced decision (changed=\"true\").",
+);
 /// Assertions per request message.
 pub const BATCH_SIZE: Metric = metric("assertd_batch_size", Histogram, &[], "Assertions per request message.");
 /// RPC latency, by rpc and gRPC status code (refusals left out).
@@ -305,6 +312,7 @@ pub const PROCESS_START: Metric = metric("process_start_time_seconds", Gauge, &[
 pub const CATALOGUE: &[Metric] = &[
     ASSERTIONS,
     REASONS,
+    REPORT_ONLY,
     BATCH_SIZE,
     RPC_DURATION,
     RPCS,

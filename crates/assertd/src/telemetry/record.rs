@@ -17,7 +17,7 @@ struct Series<M, K = &'static str> {
     handles: parking_lot::RwLock<Vec<(K, M)>>,
 }
 
-impl<M: Clone, K: Copy + PartialEq> Series<M, K> {
+impl<M: Clone, K: PartialEq> Series<M, K> {
     const fn new() -> Self {
         Self { handles: parking_lot::const_rwlock(Vec::new()) }
     }
@@ -50,6 +50,9 @@ static POOL_QUEUE_DEPTH: Series<Gauge> = Series::new();
 static STORE_DURATION_BY_OP: Series<Histogram> = Series::new();
 static RPCS_BY_CALL: Series<Counter, (&'static str, tonic::Code)> = Series::new();
 static RPC_DURATION_BY_CALL: Series<Histogram, (&'static str, tonic::Code)> = Series::new();
+/// A report-only series: RP, profile, decision, changed.
+type ReportOnlyKey = (Arc<str>, Arc<str>, &'static str, bool);
+static REPORT_ONLY_BY_PROFILE: Series<Counter, ReportOnlyKey> = Series::new();
 
 /// Forgets every series handle: [`super::install`] calls it, so no handle
 /// outlives the recorder it came from.
@@ -63,6 +66,7 @@ pub(super) fn clear_series() {
     STORE_DURATION_BY_OP.clear();
     RPCS_BY_CALL.clear();
     RPC_DURATION_BY_CALL.clear();
+    REPORT_ONLY_BY_PROFILE.clear();
 }
 
 /// Counts one verdict.
@@ -73,6 +77,16 @@ pub fn verdict(v: &Verdict) {
         let code = r.code.as_str();
         REASONS_BY_CODE.with(code, || counter!(REASONS.name, "code" => code), |c| c.increment(1));
     }
+}
+
+/// Counts one report-only verdict (labels from the config: bounded).
+pub fn report_only(rp: &Arc<str>, profile: &Arc<str>, decision: &'static str, changed: bool) {
+    let key = (rp.clone(), profile.clone(), decision, changed);
+    let register = || {
+        let changed = if changed { "true" } else { "false" };
+        counter!(REPORT_ONLY.name, "rp" => rp.to_string(), "profile" => profile.to_string(), "decision" => decision, "changed" => changed)
+    };
+    REPORT_ONLY_BY_PROFILE.with(key, register, |c| c.increment(1));
 }
 
 /// Counts one registration verdict.

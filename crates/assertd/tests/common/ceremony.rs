@@ -57,6 +57,11 @@ pub async fn sign_in(server: &Server, a: &SoftAuthenticator, flags: u8, count: u
         profile: profile.into(),
         ..assertion("s", RP, &a.credential_id, challenge, a.assert(RP, ORIGIN, challenge, flags, count))
     };
-    let r = server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item] }).await.unwrap();
+    let r = server
+        .verifier()
+        .await
+        .verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() })
+        .await
+        .unwrap();
     r.into_inner().verdicts.remove(0)
 }
