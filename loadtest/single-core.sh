@@ -22,6 +22,7 @@
 #   CREDENTIALS=512 (counting; each run puts them through the API first)
 #   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building)
 #   RESPONSE_JSON=1 (send the assertions as the browser's JSON, response_json)
+#   RP_EXTRA=..., CONFIG_EXTRA=... (config lines: see bench_start below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -31,7 +32,9 @@ out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
 bench_calibrate 0
-bench_start $'[pool]\nthreads = 1' 0
+# RP_EXTRA: lines for the relying party's table (e.g. report_only_profiles =
+# ["strict"]); CONFIG_EXTRA: tables after it (e.g. [profiles.strict]).
+bench_start "${RP_EXTRA:-}"$'\n[pool]\nthreads = 1\n'"${CONFIG_EXTRA:-}" 0
 
 # Most threads the server had during a run (sampled every 200 ms).
 threads_max=0

@@ -235,7 +235,11 @@ impl Config {
         let _ = writeln!(out, "# config OK: {} relying parties, {} profiles", self.relying_parties.len(), self.profiles.len());
         for rp in &self.relying_parties {
             let name = rp.default_profile.as_deref().unwrap_or("(built-in, with the RP's own keys)");
-            let _ = writeln!(out, "# relying party {:?}: default profile {name}", rp.id);
+            let _ = write!(out, "# relying party {:?}: default profile {name}", rp.id);
+            if !rp.report_only_profiles.is_empty() {
+                let _ = write!(out, "; report-only (judged, never enforced): {}", rp.report_only_profiles.join(", "));
+            }
+            out.push('\n');
         }
         let mut effective: BTreeMap<String, ProfileConfig> =
             policy.profiles.iter().map(|(name, p)| (name.clone(), ProfileConfig::effective(p))).collect();
