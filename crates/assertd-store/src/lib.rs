@@ -15,6 +15,7 @@ mod postgres;
 mod record;
 mod row;
 mod sqlite;
+mod stats;
 mod store;
 mod types;
 
@@ -26,7 +27,10 @@ pub use record::{
     InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
 };
 pub use sqlite::SqliteStore;
-pub use store::{AccessPasses, ChallengeLedger, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserRisks};
+pub use stats::{StatsGroup, StatsRow, TRANSPORTS};
+pub use store::{
+    AccessPasses, ChallengeLedger, CredentialStats, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserRisks,
+};
 pub use types::{
     ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,
 };

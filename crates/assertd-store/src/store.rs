@@ -9,6 +9,7 @@
 use crate::events::{Event, NewEvent};
 use crate::passes::AccessPass;
 use crate::record::StoredCredential;
+use crate::stats::{StatsGroup, StatsRow};
 use crate::types::{
     ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk,
 };
@@ -250,6 +251,14 @@ pub trait Deliveries: Send + Sync + 'static {
     async fn release_delivery(&self, receiver: &str, holder: &str) -> Result<(), StoreError>;
 }
 
+/// Adoption numbers: one relying party's unrevoked credentials per group.
+#[async_trait]
+pub trait CredentialStats: Send + Sync + 'static {
+    /// The rows for `group`, ordered by key; "active" means used at or
+    /// after `active_since_ms`.
+    async fn credential_stats(&self, rp_id: &str, group: StatsGroup, active_since_ms: i64) -> Result<Vec<StatsRow>, StoreError>;
+}
+
 /// The FIDO metadata serial in force.
 #[async_trait]
 pub trait MetadataSerial: Send + Sync + 'static {
@@ -293,8 +302,11 @@ pub trait Health: Send + Sync + 'static {
 /// A whole backend: every concern. The server holds a store as
 /// `Arc<dyn CredentialStore>`; a backend implements the traits above.
 pub trait CredentialStore:
-    Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health
+    Credentials + CredentialStats + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health
 {
 }
 
-impl<T: Credentials + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health> CredentialStore for T {}
+impl<T: Credentials + CredentialStats + ChallengeLedger + UserRisks + AccessPasses + Events + Deliveries + MetadataSerial + Health>
+    CredentialStore for T
+{
+}

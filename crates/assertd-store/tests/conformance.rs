@@ -859,6 +859,18 @@ impl assertd_store::Events for Counting {
 }
 
 #[async_trait::async_trait]
+impl assertd_store::CredentialStats for Counting {
+    async fn credential_stats(
+        &self,
+        rp: &str,
+        g: assertd_store::StatsGroup,
+        since: i64,
+    ) -> Result<Vec<assertd_store::StatsRow>, assertd_store::StoreError> {
+        self.inner.credential_stats(rp, g, since).await
+    }
+}
+
+#[async_trait::async_trait]
 impl assertd_store::Deliveries for Counting {
     async fn claim_delivery(&self, r: &str, h: &str, now: i64, until: i64, start: i64) -> Result<Option<i64>, assertd_store::StoreError> {
         self.inner.claim_delivery(r, h, now, until, start).await

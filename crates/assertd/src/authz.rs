@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub enum Rpc {
     /// VerifyAssertions and VerifyAssertionsStream.
     Verify,
-    /// GetCredential and ListCredentials.
+    /// GetCredential, ListCredentials and GetCredentialStats.
     CredentialsRead,
     /// PutCredential, RevokeCredential, DeleteCredential and the user-level
     /// writes: the admin's.

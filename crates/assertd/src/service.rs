@@ -348,4 +348,5 @@ impl VerificationService for VerificationSvc {
 mod credentials;
 mod events;
 mod recover;
+mod stats;
 pub use credentials::CredentialSvc;

@@ -93,6 +93,7 @@ pub fn route(path: &str) -> Route {
         "/assertd.v1.CredentialService/DeleteCredential" => rpc("DeleteCredential", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/GetCredential" => rpc("GetCredential", Rpc::CredentialsRead, true, false),
         "/assertd.v1.CredentialService/ListCredentials" => rpc("ListCredentials", Rpc::CredentialsRead, true, false),
+        "/assertd.v1.CredentialService/GetCredentialStats" => rpc("GetCredentialStats", Rpc::CredentialsRead, true, false),
         "/assertd.v1.CredentialService/SetUserRisk" => rpc("SetUserRisk", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/ClearUserRisk" => rpc("ClearUserRisk", Rpc::CredentialsWrite, true, false),
         "/assertd.v1.CredentialService/RevokeUserCredentials" => rpc("RevokeUserCredentials", Rpc::CredentialsWrite, true, false),

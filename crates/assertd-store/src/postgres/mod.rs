@@ -36,6 +36,7 @@ mod passes;
 mod queries;
 mod risk;
 mod schema;
+mod stats;
 mod tls;
 
 pub use tls::{PostgresTls, Resolved as ResolvedTls, RootCert, SslMode, resolve as resolve_tls};

@@ -34,6 +34,7 @@ mod passes;
 mod queries;
 mod risk;
 mod schema;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod writer;

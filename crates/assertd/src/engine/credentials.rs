@@ -43,6 +43,17 @@ impl Engine {
         self.cache.store().raise_metadata_serial(number, super::clock::now_ms()).await
     }
 
+    /// One relying party's unrevoked credentials counted per `group`;
+    /// active means used at or after `active_since_ms`.
+    pub async fn credential_stats(
+        &self,
+        rp_id: &str,
+        group: assertd_store::StatsGroup,
+        active_since_ms: i64,
+    ) -> Result<Vec<assertd_store::StatsRow>, StoreError> {
+        self.cache.store().credential_stats(rp_id, group, active_since_ms).await
+    }
+
     /// Creates a credential; `None` when the id exists (nothing written).
     pub async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
         let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());

@@ -267,6 +267,20 @@ impl CredentialService for CredentialSvc {
         Ok(Response::new(pb::ListCredentialsResponse { credentials: list.into_iter().map(|r| self.record(r)).collect() }))
     }
 
+    async fn get_credential_stats(
+        &self,
+        req: Request<pb::GetCredentialStatsRequest>,
+    ) -> Result<Response<pb::GetCredentialStatsResponse>, Status> {
+        let grant = grant(&req)?;
+        let req = req.into_inner();
+        if req.rp_id.is_empty() {
+            return Err(RequestError::Invalid("rp_id is required".into()).into());
+        }
+        require_rp(&grant, &req.rp_id)?;
+        let rows = super::stats::credential_stats(&self.engine, &req.rp_id, req.group_by()).await?;
+        Ok(Response::new(pb::GetCredentialStatsResponse { rows }))
+    }
+
     async fn issue_temporary_access_pass(
         &self,
         req: Request<pb::IssueTemporaryAccessPassRequest>,

@@ -1,0 +1,33 @@
+//! Adoption numbers on PostgreSQL.
+
+use super::{PostgresStore, corrupt, failed};
+use crate::stats::{Dialect, StatsGroup, StatsRow, query};
+use crate::store::CredentialStats;
+use crate::types::StoreError;
+use async_trait::async_trait;
+
+const POSTGRES: Dialect = Dialect {
+    rp: "$1",
+    since: "$2",
+    truth: |column| column.to_owned(),
+    hex_aaguid: "encode(aaguid, 'hex')",
+    week: "to_char(date_trunc('week', to_timestamp(created_at_ms / 1000.0) AT TIME ZONE 'UTC'), 'YYYY-MM-DD')",
+    has_transport: |t| format!("'{t}' = ANY(transports)"),
+    no_transport: "cardinality(transports) = 0",
+};
+
+#[async_trait]
+impl CredentialStats for PostgresStore {
+    async fn credential_stats(&self, rp_id: &str, group: StatsGroup, active_since_ms: i64) -> Result<Vec<StatsRow>, StoreError> {
+        self.with(async |c| {
+            let rows = c.query(&query(group, &POSTGRES), &[&rp_id, &active_since_ms]).await.map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    let n = |i: usize| r.try_get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0)).map_err(corrupt);
+                    Ok(StatsRow { key: r.try_get(0).map_err(corrupt)?, credentials: n(1)?, users: n(2)?, active: n(3)? })
+                })
+                .collect()
+        })
+        .await
+    }
+}
