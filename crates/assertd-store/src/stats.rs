@@ -20,6 +20,14 @@ pub enum StatsGroup {
     RegistrationWeek,
     /// `active` (used since the cut-off) / `inactive`.
     Active,
+    /// Kind and attestation together: `device_bound/attested`,
+    /// `synced/unattested`, … (the `assertd_credentials` gauge).
+    KindAttested,
+    /// Users by their strongest unrevoked credential:
+    /// `device_bound_attested` > `device_bound` > `synced`. In these rows
+    /// `credentials` and `users` both count users, and `active` the users
+    /// who used any credential since the cut-off.
+    StrongestPerUser,
 }
 
 /// The transports a credential may report (WebAuthn L3 `AuthenticatorTransport`).
@@ -69,6 +77,24 @@ pub(crate) fn query(group: StatsGroup, d: &Dialect) -> String {
         StatsGroup::Model => grouped(&format!("{} || CASE WHEN {} THEN ':vouched' ELSE '' END", d.hex_aaguid, (d.truth)("aaguid_vouched"))),
         StatsGroup::RegistrationWeek => grouped(d.week),
         StatsGroup::Active => grouped(&format!("CASE WHEN last_used_at_ms >= {since} THEN 'active' ELSE 'inactive' END")),
+        StatsGroup::KindAttested => grouped(&format!(
+            "CASE WHEN {} THEN 'synced' ELSE 'device_bound' END || CASE WHEN {} THEN '/attested' ELSE '/unattested' END",
+            (d.truth)("backup_eligible"),
+            (d.truth)("attested")
+        )),
+        StatsGroup::StrongestPerUser => {
+            let rank = format!(
+                "CASE WHEN NOT {be} AND {at} THEN 3 WHEN NOT {be} THEN 2 ELSE 1 END",
+                be = (d.truth)("backup_eligible"),
+                at = (d.truth)("attested")
+            );
+            format!(
+                "SELECT CASE m WHEN 3 THEN 'device_bound_attested' WHEN 2 THEN 'device_bound' ELSE 'synced' END AS k, \
+                 count(*), count(*), count(CASE WHEN used >= {since} THEN 1 END) \
+                 FROM (SELECT user_handle, max({rank}) AS m, max(last_used_at_ms) AS used FROM credentials WHERE {live} GROUP BY user_handle) AS u \
+                 GROUP BY k ORDER BY k"
+            )
+        }
         StatsGroup::Transport => {
             let mut parts: Vec<String> = TRANSPORTS
                 .iter()

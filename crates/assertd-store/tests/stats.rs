@@ -68,6 +68,11 @@ async fn population(s: &dyn CredentialStore) {
     ] {
         s.create(c).await.unwrap().unwrap();
     }
+    // erin has a synced passkey only, never used.
+    s.create(StoredCredential { rp_id: "rp2".into(), ..cred(7, b"erin", true, false, 0xbb, false, &[], MONDAY, None) })
+        .await
+        .unwrap()
+        .unwrap();
     let since = now - 30 * DAY;
     let stats = |g| async move { s.credential_stats("rp", g, since).await.unwrap() };
     assert_eq!(stats(StatsGroup::Kind).await, [row("device_bound", 3, 2, 2), row("synced", 1, 1, 0)]);
@@ -84,7 +89,15 @@ async fn population(s: &dyn CredentialStore) {
         [row("2026-11-23", 1, 1, 1), row("2026-11-30", 2, 1, 1), row("2026-12-07", 1, 1, 0)]
     );
     assert_eq!(stats(StatsGroup::Active).await, [row("active", 2, 2, 2), row("inactive", 2, 2, 0)]);
+    assert_eq!(
+        stats(StatsGroup::KindAttested).await,
+        [row("device_bound/attested", 2, 2, 1), row("device_bound/unattested", 1, 1, 1), row("synced/unattested", 1, 1, 0)]
+    );
+    // alice and bob both hold an attested security key; bob's last use
+    // (now) makes him active, alice's (a day ago) too.
+    assert_eq!(stats(StatsGroup::StrongestPerUser).await, [row("device_bound_attested", 2, 2, 2)]);
     assert!(s.credential_stats("nobody", StatsGroup::Kind, since).await.unwrap().is_empty());
+    assert_eq!(s.credential_stats("rp2", StatsGroup::StrongestPerUser, since).await.unwrap(), [row("synced", 1, 1, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 mod metrics;
 mod tasks;
-use tasks::{flush_last_used, follow_changes, prune_challenges, reload_user_risks, watch_store};
+use tasks::{flush_last_used, follow_changes, prune_challenges, refresh_adoption, reload_user_risks, watch_store};
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,9 @@ pub async fn engine_with(config: &Config, policy: Reloadable) -> Result<Arc<Engi
     }
     tokio::spawn(flush_last_used(Arc::downgrade(&engine), last_used));
     tokio::spawn(prune_challenges(Arc::downgrade(&engine)));
+    if config.adoption.gauges_interval_seconds > 0 {
+        tokio::spawn(refresh_adoption(Arc::downgrade(&engine), Duration::from_secs(config.adoption.gauges_interval_seconds)));
+    }
     if let Err(e) = engine.reload_user_risks().await {
         tracing::warn!(error = %e, "cannot read the users flagged at risk yet: not ready, sign-ins retryable; retrying every second");
     }

@@ -82,7 +82,7 @@ async fn report_only_profiles_are_reported_and_never_enforced() {
     assert_eq!(metric(&server, &line("device-bound", "deny", "true")), 3.0, "counted whether asked for or not");
     assert_eq!(metric(&server, &line("device-bound", "deny", "false")), 2.0);
     // Another relying party's assertions are not judged under them.
-    assert!(!server.scrape().contains(&format!("rp=\"{RP_UV}\"")));
+    assert!(!server.scrape().contains(&format!("assertd_report_only_verdicts_total{{rp=\"{RP_UV}\"")));
 }
 
 /// Sign-ins run while the config flips every 300 ms between report-only

@@ -36,3 +36,22 @@ async fn credential_stats_by_kind_and_model() {
     let missing = pb::GetCredentialStatsRequest { rp_id: String::new(), group_by: 0 };
     assert_eq!(c.get_credential_stats(missing).await.unwrap_err().code(), tonic::Code::InvalidArgument);
 }
+
+/// The adoption gauges follow the store at each refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_gauges_follow_the_store() {
+    let server = Server::start(&format!("{}\n[adoption]\ngauges_interval_seconds = 1\n", default_config()));
+    for (user, synced) in [(&b"alice"[..], true), (b"alice", false), (b"bob", true)] {
+        put(&server, record(RP, &SoftAuthenticator::new(Alg::Es256), user, synced)).await;
+    }
+    server.wait_for_metric(&format!("assertd_credentials{{rp=\"{RP}\",kind=\"synced\",attested=\"true\"}} 2")).await;
+    server.wait_for_metric(&format!("assertd_credentials{{rp=\"{RP}\",kind=\"device_bound\",attested=\"true\"}} 1")).await;
+    server.wait_for_metric(&format!("assertd_credentials{{rp=\"{RP}\",kind=\"synced\",attested=\"false\"}} 0")).await;
+    server.wait_for_metric(&format!("assertd_users_by_strongest_credential{{rp=\"{RP}\",class=\"device_bound_attested\"}} 1")).await;
+    server.wait_for_metric(&format!("assertd_users_by_strongest_credential{{rp=\"{RP}\",class=\"synced\"}} 1")).await;
+    server.wait_for_metric(&format!("assertd_users_by_strongest_credential{{rp=\"{RP_UV}\",class=\"synced\"}} 0")).await;
+    // The next refresh sees the next registration.
+    put(&server, record(RP, &SoftAuthenticator::new(Alg::Es256), b"carol", true)).await;
+    server.wait_for_metric(&format!("assertd_credentials{{rp=\"{RP}\",kind=\"synced\",attested=\"true\"}} 3")).await;
+    server.wait_for_metric(&format!("assertd_users_by_strongest_credential{{rp=\"{RP}\",class=\"synced\"}} 2")).await;
+}

@@ -62,7 +62,7 @@ impl Config {
             challenges,
             access_passes,
             events_retention_ms,
-            report_only_log_per_second: self.report_only_log_per_second,
+            report_only_log_per_second: self.adoption.report_only_log_per_second,
             signals,
             attestation,
             metadata,

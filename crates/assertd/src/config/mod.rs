@@ -27,7 +27,7 @@ pub use clients::ClientConfig;
 pub use invalid::Invalid;
 pub use metadata::{LoadedMetadata, MetadataFormat, MetadataSection, WhenStale, stamp as metadata_stamp};
 pub use profile::{KeyRestrictionsConfig, ProfileConfig, RiskConfig, format_uuid, parse_uuid};
-pub use sections::{Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
+pub use sections::{AdoptionSection, Backend, CacheSection, CounterOutage, Limits, PoolSection, StoreSection, TlsSection};
 pub use signals::{EVENT_TYPES as SSF_EVENT_TYPES, EventsSection, Receiver, ReceiverConfig, SharedSignals, SharedSignalsSection};
 pub use tracing::TracingSection;
 
@@ -114,10 +114,9 @@ pub struct Config {
     /// The event log `WatchEvents` streams.
     #[serde(default)]
     pub events: EventsSection,
-    /// Log lines a second (at most) showing an assertion a report-only
-    /// profile would have judged differently; 0: none.
-    #[serde(default = "default_report_only_log")]
-    pub report_only_log_per_second: u32,
+    /// Adoption gauges and the report-only log.
+    #[serde(default)]
+    pub adoption: AdoptionSection,
     /// The events as OpenID Shared Signals, pushed (off without receivers).
     #[serde(default)]
     pub shared_signals: SharedSignalsSection,
@@ -150,9 +149,6 @@ fn default_drain() -> u64 {
 fn default_watch() -> u64 {
     5
 }
-fn default_report_only_log() -> u32 {
-    1
-}
 
 impl Default for Config {
     fn default() -> Self {
@@ -177,7 +173,7 @@ impl Default for Config {
             challenges: ChallengesSection::default(),
             temporary_access_pass: AccessPassSection::default(),
             events: EventsSection::default(),
-            report_only_log_per_second: default_report_only_log(),
+            adoption: AdoptionSection::default(),
             shared_signals: SharedSignalsSection::default(),
             attestation_roots: Vec::new(),
             registration: RegistrationSection::default(),
@@ -405,7 +401,7 @@ pub struct Reloadable {
     pub access_passes: Option<Arc<AccessPassPolicy>>,
     /// How long events are kept, milliseconds.
     pub events_retention_ms: i64,
-    /// `report_only_log_per_second`.
+    /// `[adoption] report_only_log_per_second`.
     pub report_only_log_per_second: u32,
     /// `[shared_signals]` (read at start); `None` without receivers.
     pub signals: Option<Arc<SharedSignals>>,

@@ -263,3 +263,22 @@ pub struct PoolSection {
     /// Verification threads; 0 means one per CPU core.
     pub threads: usize,
 }
+
+/// `[adoption]`: what admins see of a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdoptionSection {
+    /// Seconds between refreshes of the adoption gauges
+    /// (`assertd_credentials`, `assertd_users_by_strongest_credential`):
+    /// two grouped queries per relying party each time; 0: off.
+    pub gauges_interval_seconds: u64,
+    /// Log lines a second (at most) showing an assertion a report-only
+    /// profile would have judged differently; 0: none.
+    pub report_only_log_per_second: u32,
+}
+
+impl Default for AdoptionSection {
+    fn default() -> Self {
+        Self { gauges_interval_seconds: 300, report_only_log_per_second: 1 }
+    }
+}

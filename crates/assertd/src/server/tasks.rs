@@ -107,3 +107,46 @@ pub(super) async fn watch_store(engine: Arc<Engine>, health: tonic_health::serve
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// Refreshes the adoption gauges every `interval` (the first right away):
+/// per relying party, credentials by kind and attestation and users by
+/// their strongest credential, as the store counts them. A failure is
+/// logged; the gauges keep their last values.
+pub(super) async fn refresh_adoption(engine: std::sync::Weak<Engine>, interval: Duration) {
+    use assertd_store::StatsGroup;
+    const COMBOS: [(&str, &str, &str); 4] = [
+        ("device_bound/attested", "device_bound", "true"),
+        ("device_bound/unattested", "device_bound", "false"),
+        ("synced/attested", "synced", "true"),
+        ("synced/unattested", "synced", "false"),
+    ];
+    const CLASSES: [&str; 3] = ["device_bound_attested", "device_bound", "synced"];
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(engine) = engine.upgrade() else { return };
+        let mut rps: Vec<String> = engine.reloadable().rps.keys().cloned().collect();
+        rps.sort();
+        let since = crate::engine::now_ms().saturating_sub(30 * 86_400_000);
+        for rp in rps {
+            let counted = async {
+                let kinds = engine.credential_stats(&rp, StatsGroup::KindAttested, since).await?;
+                let users = engine.credential_stats(&rp, StatsGroup::StrongestPerUser, since).await?;
+                Ok::<_, assertd_store::StoreError>((kinds, users))
+            };
+            match counted.await {
+                Ok((kinds, users)) => {
+                    let n = |rows: &[assertd_store::StatsRow], key: &str| rows.iter().find(|r| r.key == key).map_or(0, |r| r.credentials);
+                    let credentials: Vec<_> = COMBOS.iter().map(|(key, kind, attested)| ((*kind, *attested), n(&kinds, key))).collect();
+                    let classes: Vec<_> = CLASSES.iter().map(|c| (*c, n(&users, c))).collect();
+                    telemetry::adoption(&rp, &credentials, &classes);
+                }
+                Err(e) => {
+                    telemetry::store_error("credential_stats");
+                    tracing::warn!(rp_id = %rp, error = %e, "refreshing the adoption gauges failed");
+                }
+            }
+        }
+    }
+}

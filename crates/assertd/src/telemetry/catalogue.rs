@@ -57,6 +57,20 @@ pub const REPORT_ONLY: Metric = metric(
     &["rp", "profile", "decision", "changed"],
     "Assertions judged under a relying party's report-only profile (never enforced), by RP, profile, the decision it would have made, and whether that differs from the enforced decision (changed=\"true\").",
 );
+/// Unrevoked credentials per RP, kind and attestation (refreshed).
+pub const CREDENTIALS: Metric = metric(
+    "assertd_credentials",
+    Gauge,
+    &["rp", "kind", "attested"],
+    "Unrevoked credentials by relying party, kind (device_bound, synced) and attested (true, false), as the store counted them at the last refresh ([adoption] gauges_interval_seconds).",
+);
+/// Users per RP by their strongest credential (refreshed).
+pub const USERS_BY_STRONGEST: Metric = metric(
+    "assertd_users_by_strongest_credential",
+    Gauge,
+    &["rp", "class"],
+    "Users by relying party and their strongest unrevoked credential: device_bound_attested, device_bound, synced (at the last refresh).",
+);
 /// Assertions per request message.
 pub const BATCH_SIZE: Metric = metric("assertd_batch_size", Histogram, &[], "Assertions per request message.");
 /// RPC latency, by rpc and gRPC status code (refusals left out).
@@ -313,6 +327,8 @@ pub const CATALOGUE: &[Metric] = &[
     ASSERTIONS,
     REASONS,
     REPORT_ONLY,
+    CREDENTIALS,
+    USERS_BY_STRONGEST,
     BATCH_SIZE,
     RPC_DURATION,
     RPCS,

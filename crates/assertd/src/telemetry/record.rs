@@ -89,6 +89,18 @@ pub fn report_only(rp: &Arc<str>, profile: &Arc<str>, decision: &'static str, ch
     REPORT_ONLY_BY_PROFILE.with(key, register, |c| c.increment(1));
 }
 
+/// The adoption gauges of one relying party: credentials per
+/// (kind, attested), users per strongest class; combinations absent from
+/// the counts are set to 0.
+pub fn adoption(rp: &str, credentials: &[((&'static str, &'static str), u64)], users: &[(&'static str, u64)]) {
+    for ((kind, attested), n) in credentials {
+        gauge!(CREDENTIALS.name, "rp" => rp.to_owned(), "kind" => *kind, "attested" => *attested).set(*n as f64);
+    }
+    for (class, n) in users {
+        gauge!(USERS_BY_STRONGEST.name, "rp" => rp.to_owned(), "class" => *class).set(*n as f64);
+    }
+}
+
 /// Counts one registration verdict.
 pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::AttestationReport>) {
     let format = attestation.and_then(|a| assertd_verify::attestation::Format::parse(&a.format)).map_or("other", |f| f.name());
