@@ -122,6 +122,35 @@ PY
     ! grep -q 'kind: PrometheusRule' "$work/default.yaml"
 }
 check "alerts: PrometheusRule checked and unit-tested by promtool, a runbook per alert (optional)" alerts
+dashboard() {
+  # Every panel's query parses (promtool, as recording rules) and reads
+  # only metrics assertd exports (the table in docs/operations.md).
+  python3 - assertd/dashboards/assertd.json ../docs/operations.md "$work/dashboard-rules.yaml" <<'PY' &&
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+doc = open(sys.argv[2]).read().split("\n## Metrics\n", 1)[1]
+known = set(re.findall(r"^\| `([a-z_]+)`", doc, re.M))
+rules, seen = [], set()
+def panels(ps):
+    for p in ps:
+        yield p
+        yield from panels(p.get("panels", []))
+for p in panels(dash["panels"]):
+    for t in p.get("targets", []):
+        # Grafana's interval variables stand for a duration.
+        expr = re.sub(r"\$__[a-z_]+interval", "5m", t["expr"], flags=re.I)
+        rules.append({"record": f"dashboard:panel_{p['id']}_{t['refId'].lower()}", "expr": expr})
+        for m in re.findall(r"\b((?:assertd|process)_[a-z_]+)", expr):
+            base = re.sub(r"_(bucket|sum|count)$", "", m)
+            assert m in known or base in known, f"panel {p['id']} ({p['title']}) reads {m}, which assertd does not export"
+            seen.add(base if base in known else m)
+assert any(p.get("type") == "row" and p["title"] == "Adoption" for p in dash["panels"]), "no Adoption row"
+import yaml
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[3], "w"))
+PY
+    promtool check rules "$work/dashboard-rules.yaml" >/dev/null
+}
+check "dashboard: every query parses and reads only exported metrics; an Adoption row" dashboard
 migrate_hook() {
   local f="$work/migrate.yaml"
   "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook --set store.postgres.migrationSecret=assertd-ddl > "$f" &&
