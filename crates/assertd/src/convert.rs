@@ -101,7 +101,7 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
     let mut out = pb::Verdict {
         request_id,
         risk_score: v.risk_score,
-        reasons: v.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
+        reasons: reasons(v.reasons),
         retryable: v.retryable,
         authenticator,
         signal_unknown_credential_json: signal_unknown_credential.unwrap_or_default(),
@@ -114,7 +114,7 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
             let mut p = pb::ReportOnlyVerdict {
                 profile: r.profile.to_string(),
                 risk_score: r.verdict.risk_score,
-                reasons: r.verdict.reasons.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect(),
+                reasons: reasons(r.verdict.reasons),
                 ..Default::default()
             };
             p.set_decision(decision(r.verdict.decision));
@@ -122,6 +122,10 @@ pub fn verdict(o: Outcome) -> pb::Verdict {
         })
         .collect();
     out
+}
+
+fn reasons(findings: Vec<assertd_policy::Finding>) -> Vec<pb::Reason> {
+    findings.into_iter().map(|f| pb::Reason { code: f.code.as_i32(), message: f.message }).collect()
 }
 
 fn decision(d: Decision) -> pb::Decision {

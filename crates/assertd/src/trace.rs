@@ -124,7 +124,7 @@ pub fn parse_traceparent(v: &[u8]) -> Option<Parent> {
 }
 
 /// Lower-case hex into N bytes.
-fn hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+pub(crate) fn hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     let digit = |c: u8| match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -36,10 +36,6 @@ async fn sign_in(server: &Server, key: &SoftAuthenticator, per_item: bool, per_r
     server.verifier().await.verify_assertions(req).await.unwrap().into_inner().verdicts.remove(0)
 }
 
-fn metric(server: &Server, line_start: &str) -> f64 {
-    server.scrape().lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_only_profiles_are_reported_and_never_enforced() {
     let server = Server::start(&config("\"device-bound\", \"uv\"", PROFILES));
@@ -79,8 +75,8 @@ async fn report_only_profiles_are_reported_and_never_enforced() {
     let line = |profile: &str, decision: &str, changed: &str| {
         format!("assertd_report_only_verdicts_total{{rp=\"{RP}\",profile=\"{profile}\",decision=\"{decision}\",changed=\"{changed}\"}}")
     };
-    assert_eq!(metric(&server, &line("device-bound", "deny", "true")), 3.0, "counted whether asked for or not");
-    assert_eq!(metric(&server, &line("device-bound", "deny", "false")), 2.0);
+    assert_eq!(server.metric(&line("device-bound", "deny", "true")), 3.0, "counted whether asked for or not");
+    assert_eq!(server.metric(&line("device-bound", "deny", "false")), 2.0);
     // Another relying party's assertions are not judged under them.
     assert!(!server.scrape().contains(&format!("assertd_report_only_verdicts_total{{rp=\"{RP_UV}\"")));
 }

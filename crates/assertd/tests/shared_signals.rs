@@ -177,10 +177,6 @@ fn risk(user: &[u8], level: pb::RiskLevel) -> pb::SetUserRiskRequest {
     pb::SetUserRiskRequest { rp_id: RP.into(), user_handle: user.to_vec(), level: level.into(), ..Default::default() }
 }
 
-fn metric(server: &Server, line_start: &str) -> f64 {
-    server.scrape().lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_reaches_the_receiver_once_as_a_verifiable_caep_set() {
     let receiver = Receiver::start(2).await;
@@ -222,9 +218,9 @@ async fn every_change_reaches_the_receiver_once_as_a_verifiable_caep_set() {
     assert_eq!(jtis.len(), 5, "each SET once");
     let failed = receiver.got.lock().iter().filter(|p| p.status == 503).count();
     assert_eq!(failed, 2, "the two failures were retried");
-    assert_eq!(metric(&server, "assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"delivered\"}"), 5.0);
-    assert_eq!(metric(&server, "assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}"), 2.0);
-    assert_eq!(metric(&server, "assertd_ssf_delivering{receiver=\"gw\"}"), 1.0);
+    assert_eq!(server.metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"delivered\"}"), 5.0);
+    assert_eq!(server.metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}"), 2.0);
+    assert_eq!(server.metric("assertd_ssf_delivering{receiver=\"gw\"}"), 1.0);
 
     // A restart sends nothing again; what happens after it is sent.
     server.terminate();
@@ -283,7 +279,7 @@ async fn one_replica_delivers_and_the_other_takes_over() {
     }
     took.sort();
     eprintln!("change to SET accepted, 20 events over two replicas: median {:?}, max {:?}", took[10], took[19]);
-    let delivering = |s: &Server| metric(s, "assertd_ssf_delivering{receiver=\"gw\"}");
+    let delivering = |s: &Server| s.metric("assertd_ssf_delivering{receiver=\"gw\"}");
     let (on_a, on_b) = (delivering(&a), delivering(&b));
     assert_eq!(on_a + on_b, 1.0, "exactly one replica delivers (a={on_a}, b={on_b})");
 
@@ -317,7 +313,7 @@ async fn pushes_over_tls_only_to_a_receiver_whose_certificate_checks_out() {
     let server = Server::start_in(dir.path(), &wrong);
     server.credentials().await.set_user_risk(risk(b"eve", pb::RiskLevel::Medium)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&server, "assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}") < 1.0 {
+    while server.metric("assertd_ssf_deliveries_total{receiver=\"gw\",outcome=\"retried\"}") < 1.0 {
         assert!(Instant::now() < deadline, "no failed push counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

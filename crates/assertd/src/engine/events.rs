@@ -298,6 +298,29 @@ impl Engine {
         }
     }
 
+    /// Takes or renews a push receiver's delivery lease (see
+    /// [`assertd_store::Deliveries`]); its cursor when held.
+    pub async fn claim_delivery(
+        &self,
+        receiver: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+        start: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.cache.store().claim_delivery(receiver, holder, now_ms, until_ms, start).await
+    }
+
+    /// Moves a held receiver's cursor forward; `false` when the lease is lost.
+    pub async fn advance_delivery(&self, receiver: &str, holder: &str, cursor: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.cache.store().advance_delivery(receiver, holder, cursor, until_ms).await
+    }
+
+    /// Gives a receiver's lease up.
+    pub async fn release_delivery(&self, receiver: &str, holder: &str) -> Result<(), StoreError> {
+        self.cache.store().release_delivery(receiver, holder).await
+    }
+
     /// Forgets events older than `[events] retention_days`.
     pub async fn prune_events(&self) {
         let retention = self.policy.load().events_retention_ms;

@@ -38,11 +38,7 @@ pub(super) async fn credential_stats(
         let (key, label) = match g {
             StatsGroup::Model => {
                 let (hex, vouched) = r.key.strip_suffix(":vouched").map_or((r.key.as_str(), false), |h| (h, true));
-                let aaguid: Option<[u8; 16]> = (0..16)
-                    .map(|i| hex.get(2 * i..2 * i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                    .collect::<Option<Vec<u8>>>()
-                    .and_then(|v| v.try_into().ok());
-                match aaguid {
+                match crate::trace::hex::<16>(hex.as_bytes()) {
                     Some(a) => (format_uuid(&a), display_name(metadata, &policy.aaguid_names, &a, vouched).map(|(n, _)| n.to_string())),
                     None => (r.key.clone(), None),
                 }

@@ -52,7 +52,7 @@ pub async fn run(engine: Weak<Engine>, signals: Arc<SharedSignals>, receiver: Ar
         }
     }
     if let Some(engine) = engine.upgrade() {
-        let _ = engine.cache().store().release_delivery(&d.receiver.name, &d.holder).await;
+        let _ = engine.release_delivery(&d.receiver.name, &d.holder).await;
     }
     telemetry::ssf_state(&d.receiver.name, false, 0);
 }
@@ -80,14 +80,13 @@ impl Deliverer {
 
     /// Takes (or renews) the lease, and pushes everything after the cursor.
     async fn round(&mut self, engine: &Engine, pusher: &mut Pusher, stopping: &tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
-        let store = engine.cache().store();
         let name = self.receiver.name.clone();
-        let (oldest, newest) = store.event_bounds().await.map_err(|e| e.to_string())?;
+        let (oldest, newest) = engine.event_bounds().await.map_err(|e| e.to_string())?;
         let (now, until) = self.until();
         // A receiver seen for the first time starts where the server did
         // (or at the newest event if the log could not be read then).
         let start = self.start.min(newest);
-        let Some(mut cursor) = store.claim_delivery(&name, &self.holder, now, until, start).await.map_err(|e| e.to_string())? else {
+        let Some(mut cursor) = engine.claim_delivery(&name, &self.holder, now, until, start).await.map_err(|e| e.to_string())? else {
             telemetry::ssf_state(&name, false, 0);
             return Ok(());
         };
@@ -102,7 +101,7 @@ impl Deliverer {
         }
         loop {
             telemetry::ssf_state(&name, true, newest - cursor);
-            let page = store.events_after(cursor, None, PAGE).await.map_err(|e| e.to_string())?;
+            let page = engine.events_after(cursor, None, PAGE).await.map_err(|e| e.to_string())?;
             let Some(last) = page.last().map(|e| e.id) else { return Ok(()) };
             let mut moved = cursor;
             for event in &page {
@@ -132,8 +131,7 @@ impl Deliverer {
     /// Moves the cursor (renewing the lease).
     async fn advance(&self, engine: &Engine, cursor: i64) -> Result<Next, String> {
         let (_, until) = self.until();
-        let held =
-            engine.cache().store().advance_delivery(&self.receiver.name, &self.holder, cursor, until).await.map_err(|e| e.to_string())?;
+        let held = engine.advance_delivery(&self.receiver.name, &self.holder, cursor, until).await.map_err(|e| e.to_string())?;
         Ok(if held { Next::Carry } else { Next::Stop })
     }
 

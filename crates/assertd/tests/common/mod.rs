@@ -134,6 +134,13 @@ impl Server {
         }
     }
 
+    /// The value of the first /metrics line starting with `line_start`
+    /// (0 when there is none).
+    #[allow(dead_code)]
+    pub fn metric(&self, line_start: &str) -> f64 {
+        self.scrape().lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+    }
+
     /// Fetches /metrics.
     pub fn scrape(&self) -> String {
         use std::io::{Read, Write};
