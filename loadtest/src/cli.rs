@@ -45,6 +45,13 @@ pub(crate) enum Command {
         /// which `run --population-keys` reads back.
         #[arg(long)]
         keys: Option<std::path::PathBuf>,
+        /// A rollout's population instead of one device-bound attested
+        /// credential per user: two credentials per user, 40% synced, half
+        /// attested (with the AAGUID vouched), four AAGUIDs
+        /// (11111111-…, 22222222-…, 33333333-…, 44444444-…), all from the
+        /// index (for `assertd policy preview` measurements).
+        #[arg(long)]
+        mixed: bool,
     },
     /// Write ES256 assertions with their credentials as a JSON array (all
     /// byte fields base64url), the shared input of the peer comparison in
@@ -66,8 +73,8 @@ pub fn main_with(cli: Cli) -> ExitCode {
             println!("{}", calibrate(seconds));
             ExitCode::SUCCESS
         }
-        Command::GenCredentials { count, rp, alg, keys } => {
-            match gen_credentials(count, &rp, alg, keys.as_deref(), std::io::stdout().lock()) {
+        Command::GenCredentials { count, rp, alg, keys, mixed } => {
+            match gen_credentials(count, &rp, alg, keys.as_deref(), mixed, std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("assertd-loadgen: {e}");

@@ -96,11 +96,13 @@ pub(crate) fn seeded_ed25519(i: usize) -> ring::signature::Ed25519KeyPair {
 
 /// Writes the import file (JSON Lines) of a seeded population of `count`
 /// credentials to `out`; for ES256, creates the key file `keys` first.
+/// `mixed`: two per user, of every kind (see `gen-credentials --mixed`).
 pub fn gen_credentials(
     count: usize,
     rp: &str,
     alg: PopulationAlg,
     keys: Option<&std::path::Path>,
+    mixed: bool,
     out: impl std::io::Write,
 ) -> Result<(), String> {
     use std::io::Write;
@@ -126,6 +128,23 @@ pub fn gen_credentials(
     let io = |e: std::io::Error| e.to_string();
     for i in 0..count {
         let (id, cose) = (Population::id(i), population.cose(i));
+        if mixed {
+            let synced = i % 5 < 2;
+            let attested = (i / 5) % 2 == 0;
+            let model = [1, 2, 3, 4][(i / 10) % 4];
+            let aaguid =
+                format!("{0}{0}{0}{0}{0}{0}{0}{0}-{0}{0}{0}{0}-{0}{0}{0}{0}-{0}{0}{0}{0}-{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}", model);
+            writeln!(
+                out,
+                r#"{{"rp_id":"{rp}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","backup_eligible":{synced},"backup_state":{synced},"attested":{attested},"aaguid_vouched":{attested},"aaguid":"{}"}}"#,
+                b64(&id),
+                b64(format!("user-{}", i / 2).as_bytes()),
+                b64(&cose),
+                aaguid,
+            )
+            .map_err(io)?;
+            continue;
+        }
         writeln!(
             out,
             r#"{{"rp_id":"{rp}","credential_id":"{}","user_handle":"{}","public_key_cose":"{}","attested":true}}"#,
@@ -232,8 +251,8 @@ mod tests {
     fn seeded_population_file_is_deterministic_and_importable() {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        gen_credentials(3, "rp.example", PopulationAlg::Ed25519, None, &mut a).unwrap();
-        gen_credentials(3, "rp.example", PopulationAlg::Ed25519, None, &mut b).unwrap();
+        gen_credentials(3, "rp.example", PopulationAlg::Ed25519, None, false, &mut a).unwrap();
+        gen_credentials(3, "rp.example", PopulationAlg::Ed25519, None, false, &mut b).unwrap();
         assert_eq!(a, b);
         let lines: Vec<serde_json::Value> = String::from_utf8(a).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);
@@ -242,6 +261,15 @@ mod tests {
         // Each line's key is the one the population signs with.
         let cose = assertd_testkit::from_b64url(lines[2]["public_key_cose"].as_str().unwrap()).unwrap();
         assert_eq!(cose, Population::Ed25519.cose(2));
-        assert!(gen_credentials(1, "rp", PopulationAlg::Es256, None, Vec::new()).is_err());
+        assert!(gen_credentials(1, "rp", PopulationAlg::Es256, None, false, Vec::new()).is_err());
+        // Mixed: two per user, synced 2 in 5, attested 5 in 10.
+        let mut m = Vec::new();
+        gen_credentials(20, "rp.example", PopulationAlg::Ed25519, None, true, &mut m).unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(m).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["user_handle"], lines[1]["user_handle"]);
+        assert_ne!(lines[1]["user_handle"], lines[2]["user_handle"]);
+        assert_eq!(lines.iter().filter(|l| l["backup_eligible"] == true).count(), 8);
+        assert_eq!(lines.iter().filter(|l| l["attested"] == true).count(), 10);
+        assert_eq!(lines[10]["aaguid"], "22222222-2222-2222-2222-222222222222");
     }
 }

@@ -29,7 +29,8 @@ pub use record::{
 pub use sqlite::SqliteStore;
 pub use stats::{StatsGroup, StatsRow, TRANSPORTS};
 pub use store::{
-    AccessPasses, ChallengeLedger, CredentialStats, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserRisks,
+    AccessPasses, ChallengeLedger, CredentialStats, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserCursor,
+    UserRisks,
 };
 pub use types::{
     ChallengeUse, Change, CounterResult, CounterUpdate, PassRefusal, Registered, Replaced, StateUpdate, StoreError, UserRisk, UserRiskLevel,

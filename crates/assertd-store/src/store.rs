@@ -257,7 +257,17 @@ pub trait CredentialStats: Send + Sync + 'static {
     /// The rows for `group`, ordered by key; "active" means used at or
     /// after `active_since_ms`.
     async fn credential_stats(&self, rp_id: &str, group: StatsGroup, active_since_ms: i64) -> Result<Vec<StatsRow>, StoreError>;
+
+    /// Up to `limit` credentials (revoked ones included) after `after`, in
+    /// (RP, user handle, credential ID) order: a user's credentials are
+    /// adjacent, so a reader that pages through (the policy preview) holds
+    /// one user at a time. Served by the `credentials_by_user` index.
+    async fn page_by_user(&self, after: UserCursor, limit: usize) -> Result<Vec<StoredCredential>, StoreError>;
 }
+
+/// Where [`CredentialStats::page_by_user`] resumes: the last (RP, user
+/// handle, credential ID) read; all empty to start.
+pub type UserCursor = (String, Vec<u8>, Vec<u8>);
 
 /// The FIDO metadata serial in force.
 #[async_trait]

@@ -868,6 +868,13 @@ impl assertd_store::CredentialStats for Counting {
     ) -> Result<Vec<assertd_store::StatsRow>, assertd_store::StoreError> {
         self.inner.credential_stats(rp, g, since).await
     }
+    async fn page_by_user(
+        &self,
+        after: assertd_store::UserCursor,
+        limit: usize,
+    ) -> Result<Vec<assertd_store::StoredCredential>, assertd_store::StoreError> {
+        self.inner.page_by_user(after, limit).await
+    }
 }
 
 #[async_trait::async_trait]

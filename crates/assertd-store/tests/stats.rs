@@ -98,6 +98,31 @@ async fn population(s: &dyn CredentialStore) {
     assert_eq!(stats(StatsGroup::StrongestPerUser).await, [row("device_bound_attested", 2, 2, 2)]);
     assert!(s.credential_stats("nobody", StatsGroup::Kind, since).await.unwrap().is_empty());
     assert_eq!(s.credential_stats("rp2", StatsGroup::StrongestPerUser, since).await.unwrap(), [row("synced", 1, 1, 0)]);
+
+    // Paged by user, two at a time: every credential once (revoked ones
+    // too), each user's adjacent, in (RP, user, credential) order.
+    let mut seen = Vec::new();
+    let mut after = Default::default();
+    loop {
+        let page = s.page_by_user(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = (last.rp_id.clone(), last.user_handle.clone(), last.credential_id.clone());
+        seen.extend(page.iter().map(|c| (c.rp_id.clone(), c.user_handle.clone(), c.credential_id[0])));
+    }
+    let expected: Vec<(String, Vec<u8>, u8)> = [
+        ("other", "dave", 6),
+        ("rp", "alice", 1),
+        ("rp", "alice", 2),
+        ("rp", "bob", 3),
+        ("rp", "bob", 4),
+        ("rp", "carol", 5),
+        ("rp2", "erin", 7),
+    ]
+    .into_iter()
+    .map(|(rp, user, id)| (rp.to_owned(), user.as_bytes().to_vec(), id))
+    .collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub enum Rpc {
     /// VerifyAssertions and VerifyAssertionsStream.
     Verify,
-    /// GetCredential, ListCredentials and GetCredentialStats.
+    /// GetCredential, ListCredentials, GetCredentialStats and PreviewPolicy.
     CredentialsRead,
     /// PutCredential, RevokeCredential, DeleteCredential and the user-level
     /// writes: the admin's.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod convert;
 pub mod engine;
 pub mod import;
+pub mod preview;
 pub mod server;
 pub mod service;
 pub mod signals;

@@ -347,6 +347,7 @@ impl VerificationService for VerificationSvc {
 
 mod credentials;
 mod events;
+mod preview;
 mod recover;
 mod stats;
 pub use credentials::CredentialSvc;

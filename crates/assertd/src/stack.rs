@@ -101,6 +101,7 @@ pub fn route(path: &str) -> Route {
         "/assertd.v1.CredentialService/RevokeTemporaryAccessPass" => rpc("RevokeTemporaryAccessPass", Rpc::CredentialsRecover, true, false),
         "/assertd.v1.CredentialService/ListTemporaryAccessPasses" => rpc("ListTemporaryAccessPasses", Rpc::CredentialsRecover, true, false),
         "/assertd.v1.CredentialService/WatchEvents" => rpc("WatchEvents", Rpc::EventsRead, false, false),
+        "/assertd.v1.CredentialService/PreviewPolicy" => rpc("PreviewPolicy", Rpc::CredentialsRead, false, false),
         "/assertd.v1.VerificationService/RedeemTemporaryAccessPass" => rpc("RedeemTemporaryAccessPass", Rpc::Verify, true, false),
         p if p.starts_with("/grpc.health.v1.Health/") => Route { name: None, access: Access::Public, unary: false, verifies: false },
         _ => Route { name: None, access: Access::Authenticated, unary: false, verifies: false },

@@ -82,8 +82,8 @@ async fn seeded_populations_import_and_verify() {
         let file = std::fs::File::create(&creds).unwrap();
         let es256 = alg == assertd_loadgen::PopulationAlg::Es256;
         // A key file is ES256's; asked of Ed25519 (or missing for ES256) it is refused.
-        assert!(assertd_loadgen::gen_credentials(1, RP, alg, (!es256).then_some(keys.as_path()), std::io::sink()).is_err());
-        assertd_loadgen::gen_credentials(3000, RP, alg, es256.then_some(keys.as_path()), file).unwrap();
+        assert!(assertd_loadgen::gen_credentials(1, RP, alg, (!es256).then_some(keys.as_path()), false, std::io::sink()).is_err());
+        assertd_loadgen::gen_credentials(3000, RP, alg, es256.then_some(keys.as_path()), false, file).unwrap();
         let out = import(&creds, &tmp.path().join("data"));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let server = Server::start_in(tmp.path(), &default_config());

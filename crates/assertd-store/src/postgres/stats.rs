@@ -1,8 +1,10 @@
 //! Adoption numbers on PostgreSQL.
 
 use super::{PostgresStore, corrupt, failed};
+use crate::record::StoredCredential;
+use crate::row::{self, COLUMNS};
 use crate::stats::{Dialect, StatsGroup, StatsRow, query};
-use crate::store::CredentialStats;
+use crate::store::{CredentialStats, UserCursor};
 use crate::types::StoreError;
 use async_trait::async_trait;
 
@@ -27,6 +29,22 @@ impl CredentialStats for PostgresStore {
                     Ok(StatsRow { key: r.try_get(0).map_err(corrupt)?, credentials: n(1)?, users: n(2)?, active: n(3)? })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn page_by_user(&self, after: UserCursor, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
+        let (rp, user, id) = after;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(async |c| {
+            let s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials WHERE (rp_id, user_handle, credential_id) > ($1, $2, $3) \
+                     ORDER BY rp_id, user_handle, credential_id LIMIT $4"
+                ))
+                .await
+                .map_err(failed)?;
+            c.query(&s, &[&rp, &user, &id, &limit]).await.map_err(failed)?.iter().map(row::credential).collect()
         })
         .await
     }

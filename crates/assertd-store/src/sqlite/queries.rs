@@ -17,7 +17,7 @@ fn one(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Option<S
 }
 
 /// Every credential row.
-fn all(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Vec<StoredCredential>, StoreError> {
+pub(super) fn all(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Vec<StoredCredential>, StoreError> {
     let rows = s.query_map(p, |r| Ok(row::credential(r))).map_err(unavailable)?;
     rows.map(|r| r.map_err(unavailable).and_then(|r| r)).collect()
 }

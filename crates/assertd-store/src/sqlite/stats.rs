@@ -1,8 +1,10 @@
 //! Adoption numbers on SQLite (transports are stored comma-separated).
 
 use super::{SqliteStore, unavailable};
+use crate::record::StoredCredential;
+use crate::row::COLUMNS;
 use crate::stats::{Dialect, StatsGroup, StatsRow, query};
-use crate::store::CredentialStats;
+use crate::store::{CredentialStats, UserCursor};
 use crate::types::StoreError;
 use async_trait::async_trait;
 use rusqlite::params;
@@ -35,6 +37,21 @@ impl CredentialStats for SqliteStore {
                 })
                 .map_err(unavailable)?;
             rows.map(|r| r.map_err(unavailable)).collect()
+        })
+        .await
+    }
+
+    async fn page_by_user(&self, after: UserCursor, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let (rp, user, id) = after;
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM credentials INDEXED BY credentials_by_user \
+                     WHERE (rp_id, user_handle, credential_id) > (?1, ?2, ?3) ORDER BY rp_id, user_handle, credential_id LIMIT ?4"
+                ))
+                .map_err(unavailable)?;
+            super::queries::all(&mut s, params![rp, user, id, limit])
         })
         .await
     }

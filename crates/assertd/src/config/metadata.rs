@@ -75,6 +75,8 @@ pub struct LoadedMetadata {
     pub path: PathBuf,
     /// What it does once stale.
     pub when_stale: WhenStale,
+    /// The root a BLOB was checked against; `None` for a payload.
+    pub root: Option<Anchor>,
 }
 
 /// Reads and checks the metadata file.
@@ -87,29 +89,46 @@ pub fn compile(section: Option<&MetadataSection>) -> Result<Option<LoadedMetadat
         _ => return Err(Invalid::new("metadata.path", "required with format and root_file")),
     };
     let bytes = std::fs::read(path).map_err(|e| Invalid::new("metadata.path", format!("cannot read {}: {e}", path.display())))?;
-    let metadata = match format {
-        MetadataFormat::Payload => {
-            if m.root_file.is_some() {
-                return Err(Invalid::new("metadata.root_file", "only for format = \"blob\" (a payload carries no signature)"));
-            }
-            Metadata::from_payload(&bytes).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", path.display())))?
+    let root = match (format, &m.root_file) {
+        (MetadataFormat::Payload, Some(_)) => {
+            return Err(Invalid::new("metadata.root_file", "only for format = \"blob\" (a payload carries no signature)"));
         }
-        MetadataFormat::Blob => {
-            let Some(root_file) = &m.root_file else {
-                return Err(Invalid::new("metadata.root_file", "format = \"blob\" needs the root its signature chains to"));
-            };
+        (MetadataFormat::Payload, None) => None,
+        (MetadataFormat::Blob, None) => {
+            return Err(Invalid::new("metadata.root_file", "format = \"blob\" needs the root its signature chains to"));
+        }
+        (MetadataFormat::Blob, Some(root_file)) => {
             let pem = std::fs::read(root_file)
                 .map_err(|e| Invalid::new("metadata.root_file", format!("cannot read {}: {e}", root_file.display())))?;
             let der = CertificateDer::pem_slice_iter(&pem)
                 .next()
                 .ok_or_else(|| Invalid::new("metadata.root_file", format!("{} holds no PEM certificate", root_file.display())))?
                 .map_err(|e| Invalid::new("metadata.root_file", format!("{}: {e}", root_file.display())))?;
-            let root = Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e.to_string()))?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            Metadata::from_blob(&bytes, &root, now).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", path.display())))?
+            Some(Anchor::from_der(&der).map_err(|e| Invalid::new("metadata.root_file", e.to_string()))?)
         }
     };
-    Ok(Some(LoadedMetadata { metadata, path: path.clone(), when_stale: m.when_stale }))
+    let metadata = decode(&bytes, root.as_ref()).map_err(|e| Invalid::new("metadata.path", format!("{}: {e}", path.display())))?;
+    Ok(Some(LoadedMetadata { metadata, path: path.clone(), when_stale: m.when_stale, root }))
+}
+
+/// A metadata file's bytes: a BLOB checked against `root`, or (no root) a
+/// payload.
+fn decode(bytes: &[u8], root: Option<&Anchor>) -> Result<Metadata, String> {
+    match root {
+        None => Metadata::from_payload(bytes).map_err(|e| e.to_string()),
+        Some(root) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Metadata::from_blob(bytes, root, now).map_err(|e| e.to_string())
+        }
+    }
+}
+
+impl LoadedMetadata {
+    /// Another metadata file in this one's format (a BLOB checked against
+    /// the same root): a candidate for the policy preview.
+    pub fn candidate(&self, bytes: &[u8]) -> Result<Metadata, String> {
+        decode(bytes, self.root.as_ref())
+    }
 }
 
 /// Reads the AAGUID → name list, if one is configured (empty otherwise).

@@ -54,6 +54,18 @@ impl Engine {
         self.cache.store().credential_stats(rp_id, group, active_since_ms).await
     }
 
+    /// Up to `limit` credentials after `after` in (RP, user, credential)
+    /// order, for the policy preview.
+    pub async fn credentials_by_user(&self, after: assertd_store::UserCursor, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
+        self.cache.store().page_by_user(after, limit).await
+    }
+
+    /// The right to run a policy preview: one at a time per replica (each
+    /// reads the whole store); `None` while one runs.
+    pub fn preview_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.previews.clone().try_acquire_owned().ok()
+    }
+
     /// Creates a credential; `None` when the id exists (nothing written).
     pub async fn create(&self, record: StoredCredential) -> Result<Option<StoredCredential>, StoreError> {
         let (rp, id) = (record.rp_id.clone(), record.credential_id.clone());

@@ -97,6 +97,8 @@ pub struct Engine {
     watchers: Arc<tokio::sync::Semaphore>,
     /// The report-only log lines' budget.
     report_only_log: report_only::LogBudget,
+    /// Policy previews running (at most one).
+    previews: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -141,6 +143,7 @@ impl Engine {
             stopping: tokio::sync::watch::Sender::new(false),
             watchers: Arc::new(tokio::sync::Semaphore::new(events::MAX_WATCHERS)),
             report_only_log: report_only::LogBudget::default(),
+            previews: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 

@@ -302,6 +302,12 @@ impl CredentialService for CredentialSvc {
         super::recover::list(&self.engine, req).await
     }
 
+    type PreviewPolicyStream = super::preview::PreviewStream;
+
+    async fn preview_policy(&self, req: Request<pb::PreviewPolicyRequest>) -> Result<Response<Self::PreviewPolicyStream>, Status> {
+        super::preview::preview(self.engine.clone(), req).await
+    }
+
     type WatchEventsStream = super::events::EventStream;
 
     async fn watch_events(&self, req: Request<pb::WatchEventsRequest>) -> Result<Response<Self::WatchEventsStream>, Status> {

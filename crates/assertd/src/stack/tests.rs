@@ -36,6 +36,8 @@ fn routes_cover_every_assertd_rpc() {
                 "RevokeTemporaryAccessPass",
                 "ListTemporaryAccessPasses",
                 "WatchEvents",
+                "GetCredentialStats",
+                "PreviewPolicy",
             ]
             .as_slice(),
         ),
