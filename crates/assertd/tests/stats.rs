@@ -55,3 +55,40 @@ async fn adoption_gauges_follow_the_store() {
     server.wait_for_metric(&format!("assertd_credentials{{rp=\"{RP}\",kind=\"synced\",attested=\"true\"}} 3")).await;
     server.wait_for_metric(&format!("assertd_users_by_strongest_credential{{rp=\"{RP}\",class=\"synced\"}} 2")).await;
 }
+
+/// Sign-ins are counted by relying party, profile, passkey kind and
+/// decision; an assertion for an unknown credential or with a bad
+/// signature is not a sign-in of anyone's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_counted_by_profile_and_kind() {
+    let config = default_config().replacen(
+        &format!("id = \"{RP}\"\norigins = [\"{ORIGIN}\"]\n"),
+        &format!("id = \"{RP}\"\norigins = [\"{ORIGIN}\"]\nallowed_profiles = [\"keys-only\"]\n"),
+        1,
+    ) + "\n[profiles.keys-only]\npasskey_types = [\"device_bound\"]\n";
+    let server = Server::start(&config);
+    let (synced, key) = (SoftAuthenticator::new(Alg::Es256), SoftAuthenticator::new(Alg::Es256));
+    put(&server, record(RP, &synced, b"alice", true)).await;
+    put(&server, record(RP, &key, b"bob", false)).await;
+    for (a, flags, profile) in
+        [(&synced, 0x1c, ""), (&synced, 0x1c, ""), (&key, 0x04, ""), (&key, 0x04, "keys-only"), (&synced, 0x1c, "keys-only")]
+    {
+        ceremony::sign_in(&server, a, flags, 0, profile).await;
+    }
+    // Unknown credential, then a tampered signature: no sign-in.
+    ceremony::sign_in(&server, &SoftAuthenticator::new(Alg::Es256), 0x04, 0, "").await;
+    let item = pb::Assertion {
+        signature: vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01],
+        ..assertion("t", RP, &key.credential_id, b"c", key.assert(RP, ORIGIN, b"c", 0x04, 0))
+    };
+    server.verifier().await.verify_assertions(pb::VerifyAssertionsRequest { assertions: vec![item], ..Default::default() }).await.unwrap();
+    let m = |profile: &str, kind: &str, decision: &str| {
+        server.metric(&format!("assertd_sign_ins_total{{rp=\"{RP}\",profile=\"{profile}\",kind=\"{kind}\",decision=\"{decision}\"}}"))
+    };
+    assert_eq!(m("(built-in)", "synced", "allow"), 2.0);
+    assert_eq!(m("(built-in)", "device_bound", "allow"), 1.0);
+    assert_eq!(m("keys-only", "device_bound", "allow"), 1.0);
+    assert_eq!(m("keys-only", "synced", "deny"), 1.0);
+    let total: usize = server.scrape().lines().filter(|l| l.starts_with("assertd_sign_ins_total{")).count();
+    assert_eq!(total, 4, "{}", server.scrape());
+}

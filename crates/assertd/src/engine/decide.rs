@@ -58,9 +58,10 @@ impl Engine {
                     (context.user_risk, context.user_risk_set_at_ms) = self.user_risks.flag(&request.rp_id, &r.credential.user_handle, now);
                 }
                 let report_only = report_only::judge(&stage, &request, &context, &policy);
+                let rp = if let Stage::Counted(r, _, _) = &stage { Some(r.rp.clone()) } else { None };
                 let (verdict, authenticator, credential) = Self::judge(stage, &context, metadata);
                 let risk_set_at_ms = context.user_risk_set_at_ms;
-                Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms, report_only }
+                Judged { request, verdict, authenticator, credential, rp, upgrade, use_recorded, state, risk_set_at_ms, report_only }
             })
             .collect();
         challenges::apply(&mut judged, &uses, fresh);
@@ -70,8 +71,16 @@ impl Engine {
         let mut states = Vec::new();
         let outcomes = judged
             .into_iter()
-            .map(|Judged { request, verdict, authenticator, credential, upgrade, use_recorded, state, risk_set_at_ms, report_only }| {
+            .map(|Judged { request, verdict, authenticator, credential, rp, upgrade, use_recorded, state, risk_set_at_ms, report_only }| {
                 telemetry::verdict(&verdict);
+                // A sign-in with a credential the relying party has (its
+                // signature verified): by RP, profile and passkey kind,
+                // every label from the config.
+                if let (Some(rp), Some(c)) = (&rp, &credential) {
+                    let profile = if request.profile.is_empty() { rp.default_profile_name.as_str() } else { request.profile.as_str() };
+                    let kind = if c.backup_eligible { "synced" } else { "device_bound" };
+                    telemetry::sign_in(rp.rp.id(), profile, kind, verdict.decision.as_str());
+                }
                 let report_only = report_only
                     .map(|r| self.report_only(r, &verdict, &request, policy.report_only_log_per_second, now))
                     .unwrap_or_default();

@@ -189,6 +189,8 @@ pub(super) struct Judged {
     pub(super) verdict: Verdict,
     pub(super) authenticator: Option<AuthenticatorFacts>,
     pub(super) credential: Option<Arc<CachedCredential>>,
+    /// The relying party, once the item reached policy.
+    pub(super) rp: Option<Arc<RpEntry>>,
     /// The profile accepts the BE upgrade the item reports.
     pub(super) upgrade: bool,
     /// Its counter write stored the use's `last_used_at` already.

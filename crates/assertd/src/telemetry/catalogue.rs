@@ -57,6 +57,13 @@ pub const REPORT_ONLY: Metric = metric(
     &["rp", "profile", "decision", "changed"],
     "Assertions judged under a relying party's report-only profile (never enforced), by RP, profile, the decision it would have made, and whether that differs from the enforced decision (changed=\"true\").",
 );
+/// Sign-ins with a known credential, by RP, profile, kind and decision.
+pub const SIGN_INS_BY_KIND: Metric = metric(
+    "assertd_sign_ins_total",
+    Counter,
+    &["rp", "profile", "kind", "decision"],
+    "Assertions whose signature verified with a credential the relying party holds, by RP, the profile they were judged under, the credential's passkey kind (device_bound, synced: BE at registration) and the decision.",
+);
 /// Unrevoked credentials per RP, kind and attestation (refreshed).
 pub const CREDENTIALS: Metric = metric(
     "assertd_credentials",
@@ -327,6 +334,7 @@ pub const CATALOGUE: &[Metric] = &[
     ASSERTIONS,
     REASONS,
     REPORT_ONLY,
+    SIGN_INS_BY_KIND,
     CREDENTIALS,
     USERS_BY_STRONGEST,
     BATCH_SIZE,

@@ -36,6 +36,21 @@ impl<M: Clone, K: PartialEq> Series<M, K> {
         handles.push((value, m));
     }
 
+    /// [`Self::with`] for keys compared without being built (owned labels
+    /// are made only when the series is registered).
+    fn with_matching(&self, matches: impl Fn(&K) -> bool, key: impl FnOnce() -> K, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
+        if let Some((_, m)) = self.handles.read().iter().find(|(v, _)| matches(v)) {
+            return f(m);
+        }
+        let mut handles = self.handles.write();
+        if let Some((_, m)) = handles.iter().find(|(v, _)| matches(v)) {
+            return f(m);
+        }
+        let m = register();
+        f(&m);
+        handles.push((key(), m));
+    }
+
     fn clear(&self) {
         self.handles.write().clear();
     }
@@ -53,6 +68,9 @@ static RPC_DURATION_BY_CALL: Series<Histogram, (&'static str, tonic::Code)> = Se
 /// A report-only series: RP, profile, decision, changed.
 type ReportOnlyKey = (Arc<str>, Arc<str>, &'static str, bool);
 static REPORT_ONLY_BY_PROFILE: Series<Counter, ReportOnlyKey> = Series::new();
+/// A sign-in series: RP, profile, kind, decision.
+type SignInKey = (Box<str>, Box<str>, &'static str, &'static str);
+static SIGN_INS: Series<Counter, SignInKey> = Series::new();
 
 /// Forgets every series handle: [`super::install`] calls it, so no handle
 /// outlives the recorder it came from.
@@ -67,6 +85,7 @@ pub(super) fn clear_series() {
     RPCS_BY_CALL.clear();
     RPC_DURATION_BY_CALL.clear();
     REPORT_ONLY_BY_PROFILE.clear();
+    SIGN_INS.clear();
 }
 
 /// Counts one verdict.
@@ -77,6 +96,17 @@ pub fn verdict(v: &Verdict) {
         let code = r.code.as_str();
         REASONS_BY_CODE.with(code, || counter!(REASONS.name, "code" => code), |c| c.increment(1));
     }
+}
+
+/// Counts one sign-in with a known credential (labels from the config:
+/// bounded).
+pub fn sign_in(rp: &str, profile: &str, kind: &'static str, decision: &'static str) {
+    SIGN_INS.with_matching(
+        |k| k.2 == kind && k.3 == decision && &*k.0 == rp && &*k.1 == profile,
+        || (rp.into(), profile.into(), kind, decision),
+        || counter!(SIGN_INS_BY_KIND.name, "rp" => rp.to_owned(), "profile" => profile.to_owned(), "kind" => kind, "decision" => decision),
+        |c| c.increment(1),
+    );
 }
 
 /// Counts one report-only verdict (labels from the config: bounded).
