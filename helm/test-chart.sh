@@ -145,12 +145,14 @@ for p in panels(dash["panels"]):
             assert m in known or base in known, f"panel {p['id']} ({p['title']}) reads {m}, which assertd does not export"
             seen.add(base if base in known else m)
 assert any(p.get("type") == "row" and p["title"] == "Adoption" for p in dash["panels"]), "no Adoption row"
+adoption = {"assertd_credentials", "assertd_users_by_strongest_credential", "assertd_registrations_total", "assertd_sign_ins_total", "assertd_report_only_verdicts_total"}
+assert adoption <= seen, f"the Adoption row does not read {adoption - seen}"
 import yaml
 yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[3], "w"))
 PY
     promtool check rules "$work/dashboard-rules.yaml" >/dev/null
 }
-check "dashboard: every query parses and reads only exported metrics; an Adoption row" dashboard
+check "dashboard: every query parses and reads only exported metrics; an Adoption row (kinds, strongest, registrations, sign-ins, report-only)" dashboard
 migrate_hook() {
   local f="$work/migrate.yaml"
   "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook --set store.postgres.migrationSecret=assertd-ddl > "$f" &&
@@ -333,6 +335,14 @@ tracing_otlp() {
     ! grep -q '\[tracing\]' "$work/default.yaml"
 }
 check "traces over OTLP to a collector (HA; off by default)" tracing_otlp
+adoption_values() {
+  "$helm" template t assertd $ack --set adoption.gaugesIntervalSeconds=0 --set adoption.reportOnlyLogPerSecond=5 > "$work/adoption.yaml" &&
+    config_of "$work/adoption.yaml" > "$work/adoption.toml" && config_of "$work/default.yaml" > "$work/adoption-default.toml" &&
+    grep -qx 'gauges_interval_seconds = 0' "$work/adoption.toml" && grep -qx 'report_only_log_per_second = 5' "$work/adoption.toml" &&
+    grep -qx 'gauges_interval_seconds = 300' "$work/adoption-default.toml" &&
+    refuses "gaugesIntervalSeconds" "$helm" template t assertd $ack --set adoption.gaugesIntervalSeconds=-1
+}
+check "adoption gauges' interval and the report-only log rate (values)" adoption_values
 check "refuses an https OTLP endpoint (schema)" refuses "otlpEndpoint" "$helm" template t assertd $ack --set tracing.otlpEndpoint=https://collector:4317
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.

@@ -6,11 +6,13 @@
 //! (`assertd-store`). It wires them to threads, sockets and signals.
 
 pub mod authz;
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod engine;
 pub mod import;
 pub mod preview;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod signals;

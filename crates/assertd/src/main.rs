@@ -80,48 +80,17 @@ enum Command {
     /// Passkey policy: what a change would do before it is made.
     Policy {
         #[command(subcommand)]
-        command: PolicyCommand,
+        command: assertd::cli::PolicyCommand,
+    },
+    /// Reports for people: adoption as a self-contained HTML page.
+    Report {
+        #[command(subcommand)]
+        command: assertd::cli::ReportCommand,
     },
     /// FIDO metadata: the serial in force.
     Metadata {
         #[command(subcommand)]
         command: MetadataCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum PolicyCommand {
-    /// Judge every stored credential under a candidate config (as a clean
-    /// sign-in would be judged) and, with --in-force, under the config in
-    /// force: per relying party and profile, the credentials it would refuse
-    /// and why, and the users it would leave with no usable credential.
-    /// Reads the store the candidate names; changes nothing.
-    Preview {
-        /// The candidate config file (its [store] is read).
-        #[arg(long)]
-        config: PathBuf,
-        /// The config in force, to compare against ("newly" refused, users
-        /// newly without a usable credential).
-        #[arg(long)]
-        in_force: Option<PathBuf>,
-        /// A candidate FIDO metadata file, in the candidate's [metadata]
-        /// format (a BLOB is checked against its root_file).
-        #[arg(long)]
-        metadata: Option<PathBuf>,
-        /// Only this relying party.
-        #[arg(long)]
-        rp: Option<String>,
-        /// Which users without a usable credential to write to --out:
-        /// newly (had one under --in-force), all, none.
-        #[arg(long, default_value = "newly", value_parser = ["newly", "all", "none"])]
-        users: String,
-        /// Write the users and the summary as JSON Lines (for `assertd
-        /// report adoption --preview`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Data directory of the embedded store [default: the config's].
-        #[arg(long, env = "ASSERTD_DATA_DIR")]
-        data_dir: Option<PathBuf>,
     },
 }
 
@@ -293,37 +262,8 @@ fn main() -> ExitCode {
                 println!("the metadata serial in force is now {number} (was {before}); running replicas take it at their next reload");
                 Ok(())
             }
-            Command::Policy { command: PolicyCommand::Preview { config, in_force, metadata, rp, users, out, data_dir } } => {
-                use assertd::preview::{Policy, UsersWanted};
-                let (mut c, compiled) = Config::load_compiled(&config).map_err(|e| e.to_string())?;
-                c.data_dir = data_dir.unwrap_or(c.data_dir);
-                let invalid = |p: &std::path::Path, e| assertd::config::ConfigError::invalid(p, e).to_string();
-                let mut candidate = Policy::of(&compiled).map_err(|e| invalid(&config, e))?;
-                if let Some(path) = &metadata {
-                    let loaded = compiled.metadata.as_ref().ok_or("--metadata needs [metadata] in the candidate config (its format and root)")?;
-                    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    candidate = candidate.with_metadata(loaded.candidate(&bytes).map_err(|e| format!("{}: {e}", path.display()))?);
-                }
-                let in_force = match &in_force {
-                    Some(p) => {
-                        let (_, compiled) = Config::load_compiled(p).map_err(|e| e.to_string())?;
-                        Some(Policy::of(&compiled).map_err(|e| invalid(p, e))?)
-                    }
-                    None => None,
-                };
-                let wanted = match users.as_str() {
-                    "all" => UsersWanted::All,
-                    "none" => UsersWanted::None,
-                    _ => UsersWanted::Newly,
-                };
-                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
-                let (summary, ms) = assertd::preview::run_offline(&store, candidate, in_force, rp, wanted, out.as_deref()).await?;
-                print!("{}", assertd::preview::table(&summary, ms));
-                if let Some(p) = &out {
-                    eprintln!("wrote the users ({users}) and the summary to {}", p.display());
-                }
-                Ok(())
-            }
+            Command::Policy { command } => assertd::cli::policy(command).await,
+            Command::Report { command } => assertd::cli::report(command).await,
             Command::Config { command: ConfigCommand::WellKnown { config, rp } } => {
                 let (c, _) = Config::load_compiled(&config).map_err(|e| e.to_string())?;
                 let entry = c

@@ -101,7 +101,10 @@ async fn an_attested_security_key_registers_and_signs_in() {
 
     // The registrations are counted.
     let metrics = server.scrape();
-    assert!(metrics.contains(r#"assertd_registrations_total{decision="allow",format="packed",attestation="trusted"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"assertd_registrations_total{decision="allow",format="packed",attestation="trusted",kind="device_bound"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"assertd_registration_reasons_total{code="CREDENTIAL_ALREADY_REGISTERED"} 1"#), "{metrics}");
 }
 

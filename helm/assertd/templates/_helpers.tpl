@@ -113,6 +113,10 @@ clock_skew_seconds = {{ .clockSkewSeconds | int64 }}
 
 [events]
 retention_days = {{ .Values.events.retentionDays | int64 }}
+
+[adoption]
+gauges_interval_seconds = {{ .Values.adoption.gaugesIntervalSeconds | int64 }}
+report_only_log_per_second = {{ .Values.adoption.reportOnlyLogPerSecond | int64 }}
 {{- with .Values.temporaryAccessPass }}
 {{- if .secret }}
 {{- if not .keyIds }}

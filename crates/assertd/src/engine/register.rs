@@ -40,7 +40,12 @@ impl Engine {
     /// stayed busy or the pool failed.
     pub async fn register(&self, r: RegistrationRequest, grant: &Grant) -> Result<RegistrationOutcome, EngineError> {
         let outcome = self.registration_outcome(r, grant).await?;
-        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref());
+        let kind = match outcome.authenticator {
+            Some(a) if a.flags.backup_eligible() => "synced",
+            Some(_) => "device_bound",
+            None => "unknown",
+        };
+        crate::telemetry::registration(&outcome.verdict, outcome.attestation.as_ref(), kind);
         Ok(outcome)
     }
 

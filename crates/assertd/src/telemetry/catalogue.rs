@@ -277,8 +277,8 @@ pub const STATE_UPDATES: Metric = metric(
 pub const REGISTRATIONS: Metric = metric(
     "assertd_registrations_total",
     Counter,
-    &["decision", "format", "attestation"],
-    "RegisterCredential verdicts, by decision (allow: stored), format (the statement format, or other) and attestation (trusted, untrusted, none, invalid).",
+    &["decision", "format", "attestation", "kind"],
+    "RegisterCredential verdicts, by decision (allow: stored), format (the statement format, or other), attestation (trusted, untrusted, none, invalid) and passkey kind (device_bound, synced: the BE flag; unknown when the authenticator data did not parse).",
 );
 /// Reasons in registration verdicts, by code.
 pub const REGISTRATION_REASONS: Metric =

@@ -132,7 +132,7 @@ pub fn adoption(rp: &str, credentials: &[((&'static str, &'static str), u64)], u
 }
 
 /// Counts one registration verdict.
-pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::AttestationReport>) {
+pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::AttestationReport>, kind: &'static str) {
     let format = attestation.and_then(|a| assertd_verify::attestation::Format::parse(&a.format)).map_or("other", |f| f.name());
     let trust = match attestation {
         Some(a) if a.trusted => "trusted",
@@ -140,7 +140,8 @@ pub fn registration(v: &Verdict, attestation: Option<&assertd_verify::Attestatio
         Some(a) if a.kind.is_some() => "untrusted",
         _ => "invalid",
     };
-    counter!(REGISTRATIONS.name, "decision" => v.decision.as_str(), "format" => format, "attestation" => trust).increment(1);
+    counter!(REGISTRATIONS.name, "decision" => v.decision.as_str(), "format" => format, "attestation" => trust, "kind" => kind)
+        .increment(1);
     for r in &v.reasons {
         counter!(REGISTRATION_REASONS.name, "code" => r.code.as_str()).increment(1);
     }

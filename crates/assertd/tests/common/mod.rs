@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tonic::transport::Channel;
 
+pub mod cdp;
 pub mod ceremony;
 
 pub const RP: &str = "login.example.com";
