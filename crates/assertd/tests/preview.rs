@@ -456,3 +456,44 @@ async fn bad_candidates_get_a_specific_status_and_one_preview_runs_at_a_time() {
     assert_eq!(users.len(), USERS);
     assert_eq!(summary.profiles[0].users_newly_without_usable, USERS as u64);
 }
+
+/// FIDO metadata listing the model of `common::record()`'s credentials
+/// (AAGUID aa…aa) with `status` as its latest report.
+fn metadata(status: &str) -> String {
+    use base64::Engine;
+    let root = base64::engine::general_purpose::STANDARD.encode(assertd_testkit::pki::Ca::new("a vendor root").der());
+    format!(
+        r#"{{"legalHeader":"test","no":7,"nextUpdate":"2099-01-01","entries":[{{"aaguid":"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa",
+   "metadataStatement":{{"description":"Leaky Key","attestationRootCertificates":["{root}"]}},
+   "statusReports":[{{"status":"FIDO_CERTIFIED_L1","effectiveDate":"2025-01-01"}},{{"status":"{status}","effectiveDate":"2026-01-01"}}]}}]}}"#
+    )
+}
+
+/// A candidate metadata file that revokes a model: its attested
+/// credentials are refused, and the users who hold only those are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_metadata_file_previews_a_revoked_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mds = dir.path().join("mds.json");
+    std::fs::write(&mds, metadata("UPDATE_AVAILABLE")).unwrap();
+    let server = Server::start_in(dir.path(), &format!("{}\n[metadata]\npath = \"{}\"\nformat = \"payload\"\n", in_force(), mds.display()));
+    // alice and bob hold only the model; carol holds another key too.
+    for user in [&b"alice"[..], b"bob", b"carol"] {
+        put(&server, common::record(RP, &SoftAuthenticator::new(Alg::Es256), user, false)).await;
+    }
+    let other = SoftAuthenticator::new(Alg::Es256);
+    put(&server, pb::CredentialRecord { aaguid: vec![0xbb; 16], ..common::record(RP, &other, b"carol", false) }).await;
+    let ask = |m: &str| pb::PreviewPolicyRequest { candidate_metadata: m.as_bytes().to_vec(), rp_id: RP.into(), ..Default::default() };
+    let (users, summary) = preview(&server, ask(&metadata("REVOKED"))).await.unwrap();
+    let baseline = &summary.profiles[0];
+    assert_eq!((baseline.refused, baseline.newly_refused, baseline.users_newly_without_usable), (3, 3, 2), "{baseline:?}");
+    assert_eq!(baseline.refused_by_reason, [pb::ReasonCount { reason: pb::ReasonCode::AuthenticatorStatusRevoked.into(), credentials: 3 }]);
+    let who: BTreeSet<&[u8]> = users.iter().filter(|u| u.profile == "baseline").map(|u| u.user_handle.as_slice()).collect();
+    assert_eq!(who, BTreeSet::from([&b"alice"[..], b"bob"]));
+    // The same file in force: nothing changes.
+    let (_, same) = preview(&server, ask(&metadata("UPDATE_AVAILABLE"))).await.unwrap();
+    assert_eq!(same.profiles[0].refused, 0);
+    let e = preview(&server, ask("not metadata")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("candidate_metadata"), "{e:?}");
+}
