@@ -202,7 +202,20 @@ pub(super) struct Judged {
     /// remediation clears that flag only.
     pub(super) risk_set_at_ms: i64,
     /// The report-only profiles' verdicts (`None`: the enforced one's).
-    pub(super) report_only: Option<(Vec<super::report_only::ReportOnlyProfileRef>, Vec<Option<Verdict>>)>,
+    pub(super) report_only: Option<(Vec<ReportOnlyProfileRef>, Vec<Option<Verdict>>)>,
+}
+
+/// A report-only profile's labels, held past the policy's borrow.
+#[derive(Debug, Clone)]
+pub(super) struct ReportOnlyProfileRef {
+    pub(super) rp_id: std::sync::Arc<str>,
+    pub(super) name: std::sync::Arc<str>,
+}
+
+impl ReportOnlyProfileRef {
+    pub(super) fn of(p: &crate::config::ReportOnlyProfile) -> Self {
+        Self { rp_id: p.rp_id.clone(), name: p.name.clone() }
+    }
 }
 
 /// What a sign-in changes on its credential record.

@@ -8,8 +8,8 @@
 
 use super::Engine;
 use super::assess;
-use super::item::{AssertionRequest, ReportOnlyOutcome, Stage};
-use crate::config::{Reloadable, ReportOnlyProfile};
+use super::item::{AssertionRequest, ReportOnlyOutcome, ReportOnlyProfileRef, Stage};
+use crate::config::Reloadable;
 use crate::telemetry;
 use assertd_policy::{SignInContext, Verdict};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -43,19 +43,6 @@ pub(super) fn judge(
             }
             Some((rp.report_only.iter().map(ReportOnlyProfileRef::of).collect(), vec![None; rp.report_only.len()]))
         }
-    }
-}
-
-/// A report-only profile's labels, held past the policy's borrow.
-#[derive(Debug, Clone)]
-pub(super) struct ReportOnlyProfileRef {
-    rp_id: std::sync::Arc<str>,
-    name: std::sync::Arc<str>,
-}
-
-impl ReportOnlyProfileRef {
-    fn of(p: &ReportOnlyProfile) -> Self {
-        Self { rp_id: p.rp_id.clone(), name: p.name.clone() }
     }
 }
 
