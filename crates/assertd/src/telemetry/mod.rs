@@ -45,6 +45,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     }
     gauge!(PROCESS_START.name).set(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
     record::config_reloaded();
+    record::series_at_zero();
     build_info();
     Ok(handle)
 }

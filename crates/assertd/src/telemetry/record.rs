@@ -337,6 +337,31 @@ pub fn deferred_flushed(n: usize, conflicts: usize) {
     counter!(DEFERRED_CONFLICTS.name).increment(conflicts as u64);
 }
 
+/// Creates, at 0, the counter series alerts take `increase()` or `rate()`
+/// of: a series first exported at its first event would read an increase
+/// of 0, and the alert would miss that event (a failed reload, a conflict,
+/// the first refusals or denies).
+pub fn series_at_zero() {
+    for result in ["ok", "failed"] {
+        counter!(CONFIG_RELOADS.name, "result" => result).increment(0);
+    }
+    counter!(DEFERRED_CONFLICTS.name).increment(0);
+    for reason in [
+        "overloaded",
+        "request_bytes",
+        "registration_share",
+        "batch_too_large",
+        "message_too_large",
+        "unauthenticated",
+        "permission_denied",
+    ] {
+        counter!(REJECTED.name, "reason" => reason).increment(0);
+    }
+    for decision in ["allow", "step_up", "deny"] {
+        counter!(ASSERTIONS.name, "decision" => decision).increment(0);
+    }
+}
+
 /// Counts a refused RPC.
 pub fn rejected(reason: &'static str) {
     counter!(REJECTED.name, "reason" => reason).increment(1);
