@@ -16,14 +16,14 @@ pub enum PolicyCommand {
     /// and why, and the users it would leave with no usable credential.
     /// Reads the store the candidate names; changes nothing.
     Preview {
-        /// The candidate config file (its [store] is read).
+        /// The candidate config file (its `[store]` is read).
         #[arg(long)]
         config: PathBuf,
         /// The config in force, to compare against ("newly" refused, users
         /// newly without a usable credential).
         #[arg(long)]
         in_force: Option<PathBuf>,
-        /// A candidate FIDO metadata file, in the candidate's [metadata]
+        /// A candidate FIDO metadata file, in the candidate's `[metadata]`
         /// format (a BLOB is checked against its root_file).
         #[arg(long)]
         metadata: Option<PathBuf>,
@@ -53,8 +53,8 @@ pub enum ReportCommand {
     /// a usable credential per profile in force, and a policy preview's
     /// summary if given. Reads the store the config names.
     Adoption {
-        /// Configuration file: its relying parties, profiles, [metadata]
-        /// (model names) and [store].
+        /// Configuration file: its relying parties, profiles, `[metadata]`
+        /// (model names) and `[store]`.
         #[arg(long, env = "ASSERTD_CONFIG")]
         config: PathBuf,
         /// The page to write.
