@@ -144,6 +144,8 @@ for p in panels(dash["panels"]):
             base = re.sub(r"_(bucket|sum|count)$", "", m)
             assert m in known or base in known, f"panel {p['id']} ({p['title']}) reads {m}, which assertd does not export"
             seen.add(base if base in known else m)
+        # Reasons count on allowed verdicts too: a panel of them says which.
+        assert "assertd_verdict_reasons_total" not in expr or "decision=" in expr, f"panel {p['id']} ({p['title']}) reads reasons without a decision"
 assert any(p.get("type") == "row" and p["title"] == "Adoption" for p in dash["panels"]), "no Adoption row"
 adoption = {"assertd_credentials", "assertd_users_by_strongest_credential", "assertd_registrations_total", "assertd_sign_ins_total", "assertd_report_only_verdicts_total"}
 assert adoption <= seen, f"the Adoption row does not read {adoption - seen}"

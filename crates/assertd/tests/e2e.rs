@@ -381,8 +381,8 @@ async fn health_reflection_and_metrics() {
     for line in [
         "assertd_assertions_total{decision=\"allow\"} 1",
         "assertd_assertions_total{decision=\"deny\"} 2",
-        "assertd_verdict_reasons_total{code=\"SIGN_COUNT_REGRESSION\"} 1",
-        "assertd_verdict_reasons_total{code=\"CREDENTIAL_NOT_FOUND\"} 1",
+        "assertd_verdict_reasons_total{code=\"SIGN_COUNT_REGRESSION\",decision=\"deny\"} 1",
+        "assertd_verdict_reasons_total{code=\"CREDENTIAL_NOT_FOUND\",decision=\"deny\"} 1",
         "assertd_batch_size_count 1",
         "assertd_admission_queue_wait_target_seconds 0.02",
         // A call that answered: counted and timed (both were lost when the

@@ -49,7 +49,12 @@ use Kind::{Counter, Gauge, Histogram};
 pub const ASSERTIONS: Metric =
     metric("assertd_assertions_total", Counter, &["decision"], "Assertions answered, by decision (allow, step_up, deny).");
 /// Reasons reported in verdicts, by code.
-pub const REASONS: Metric = metric("assertd_verdict_reasons_total", Counter, &["code"], "Reasons reported in verdicts, by reason code.");
+pub const REASONS: Metric = metric(
+    "assertd_verdict_reasons_total",
+    Counter,
+    &["code", "decision"],
+    "Reasons reported in sign-in verdicts, by reason code and the verdict's decision (allow, step_up, deny: an allow carries risk signals such as SYNCED_PASSKEY too).",
+);
 /// Verdicts of report-only profiles, against the enforced one.
 pub const REPORT_ONLY: Metric = metric(
     "assertd_report_only_verdicts_total",

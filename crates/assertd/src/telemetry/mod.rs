@@ -11,6 +11,7 @@
 pub mod catalogue;
 mod logging;
 mod record;
+mod series;
 
 pub use logging::{AUDIT_TARGET, init_logging};
 pub use record::*;

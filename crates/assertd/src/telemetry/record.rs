@@ -8,56 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Handles of one metric's series by the value of its one label (`""` for
-/// a metric without labels). The per-assertion path registers each series
-/// once: a `counter!` call hashes and copies its key on every call, which
-/// profiling showed as an allocation per assertion. [`super::install`] clears
-/// them, so no handle outlives the recorder it came from.
-struct Series<M, K = &'static str> {
-    handles: parking_lot::RwLock<Vec<(K, M)>>,
-}
-
-impl<M: Clone, K: PartialEq> Series<M, K> {
-    const fn new() -> Self {
-        Self { handles: parking_lot::const_rwlock(Vec::new()) }
-    }
-
-    /// Runs `f` on the series for `value`, registering it on first use.
-    fn with(&self, value: K, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
-        if let Some((_, m)) = self.handles.read().iter().find(|(v, _)| *v == value) {
-            return f(m);
-        }
-        let mut handles = self.handles.write();
-        if let Some((_, m)) = handles.iter().find(|(v, _)| *v == value) {
-            return f(m);
-        }
-        let m = register();
-        f(&m);
-        handles.push((value, m));
-    }
-
-    /// [`Self::with`] for keys compared without being built (owned labels
-    /// are made only when the series is registered).
-    fn with_matching(&self, matches: impl Fn(&K) -> bool, key: impl FnOnce() -> K, register: impl FnOnce() -> M, f: impl FnOnce(&M)) {
-        if let Some((_, m)) = self.handles.read().iter().find(|(v, _)| matches(v)) {
-            return f(m);
-        }
-        let mut handles = self.handles.write();
-        if let Some((_, m)) = handles.iter().find(|(v, _)| matches(v)) {
-            return f(m);
-        }
-        let m = register();
-        f(&m);
-        handles.push((key(), m));
-    }
-
-    fn clear(&self) {
-        self.handles.write().clear();
-    }
-}
+use super::series::Series;
 
 static ASSERTIONS_BY_DECISION: Series<Counter> = Series::new();
-static REASONS_BY_CODE: Series<Counter> = Series::new();
+/// A reason series: code, and the decision of the verdict that gave it.
+static REASONS_BY_CODE: Series<Counter, (&'static str, &'static str)> = Series::new();
 static CACHE_LOOKUPS_BY_RESULT: Series<Counter> = Series::new();
 static VERIFY_DURATION_BY_ALG: Series<Histogram> = Series::new();
 static BATCH_SIZES: Series<Histogram> = Series::new();
@@ -94,7 +49,7 @@ pub fn verdict(v: &Verdict) {
     ASSERTIONS_BY_DECISION.with(decision, || counter!(ASSERTIONS.name, "decision" => decision), |c| c.increment(1));
     for r in &v.reasons {
         let code = r.code.as_str();
-        REASONS_BY_CODE.with(code, || counter!(REASONS.name, "code" => code), |c| c.increment(1));
+        REASONS_BY_CODE.with((code, decision), || counter!(REASONS.name, "code" => code, "decision" => decision), |c| c.increment(1));
     }
 }
 
