@@ -345,6 +345,24 @@ adoption_values() {
     refuses "gaugesIntervalSeconds" "$helm" template t assertd $ack --set adoption.gaugesIntervalSeconds=-1
 }
 check "adoption gauges' interval and the report-only log rate (values)" adoption_values
+long_names() {
+  # Helm's longest release name (53 characters): every Service and Job name
+  # (DNS labels, the job-name label) within 63, the rest valid.
+  local release=a-release-name-of-fifty-three-characters-for-the-char
+  [ "${#release}" = 53 ] &&
+    "$helm" template "$release" assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook > "$work/long.yaml" &&
+    python3 - "$work/long.yaml" <<'PY' &&
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = {"Service", "Job", "Deployment", "Pod", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+names = [(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in kinds]
+assert any(k == "Job" for k, _ in names) and sum(k == "Service" for k, _ in names) >= 2, names
+long = [(k, n, len(n)) for k, n in names if len(n) > 63]
+assert not long, long
+PY
+    python3 -m kubernetes_validate --strict --quiet "$work/long.yaml"
+}
+check "a 53-character release name: Services and Jobs within 63 characters" long_names
 check "refuses an https OTLP endpoint (schema)" refuses "otlpEndpoint" "$helm" template t assertd $ack --set tracing.otlpEndpoint=https://collector:4317
 config_of "$work/default.yaml" > "$work/default.toml"
 # The HA config reads its challenge keys from files: stand them in.

@@ -15,6 +15,16 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+The full name with a suffix, the name shortened so that the whole stays
+within 63 characters (a Service's DNS label, a Job's job-name label):
+include "assertd.suffixed" (list . "headless").
+*/}}
+{{- define "assertd.suffixed" -}}
+{{- $suffix := index . 1 -}}
+{{- printf "%s-%s" (include "assertd.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix -}}
+{{- end -}}
+
 {{- define "assertd.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "assertd.fullname" .) .Values.serviceAccount.name -}}
