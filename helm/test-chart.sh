@@ -9,7 +9,7 @@
 # Needs python3 with kubernetes_validate importable.
 set -uo pipefail
 cd "$(dirname "$0")"
-helm="$1"
+helm="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 assertd="$2"
 work="$(mktemp -d)"
 # Plaintext gRPC is refused unless acknowledged (issue 26): the renders below
@@ -83,6 +83,28 @@ origins = ["https://other.example.com"]')" ] &&
     [ "$(sum)" != "$(sum --set limits.maxBatchSize=512)" ] &&
     [ "$(sum)" != "$(sum --set cache.maxEntries=5)" ]
 }
+install_order() {
+  # Helm's install and upgrade order, replayed (install_order.py): no hook
+  # or pod names a ServiceAccount, Secret or ConfigMap that does not exist
+  # at that point and is not a prerequisite the operator creates first.
+  local tls="Secret/assertd-tls=tls.crt,tls.key,ca.crt" db="Secret/assertd-database=database-url"
+  local ha="--prereq $db --prereq Secret/assertd-database-ca=ca.crt --prereq Secret/assertd-database-client=tls.crt,tls.key --prereq $tls --prereq Secret/assertd-challenges"
+  "$helm" template t assertd $ack -f assertd/ci/sre-values.yaml --set store.backend=postgres --set store.postgres.migrations=hook \
+    --set store.postgres.existingSecret=assertd-database --set store.postgres.migrationSecret=assertd-ddl > "$work/order-sre.yaml" &&
+    python3 install_order.py replay "$work/order-sre.yaml" --exact --prereq Secret/idp-assertd-tokens=gateway,admin --prereq $db \
+      --prereq Secret/assertd-ddl=database-url &&
+    grep -q 'serviceAccountName: idp-assertd-hooks' "$work/order-sre.yaml" &&
+    python3 - "$work/order-sre.yaml" <<'PY' &&
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ServiceAccount"]
+hook = [d for d in docs if d["metadata"]["name"] == "idp-assertd-hooks"][0]
+assert hook["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("role/assertd"), hook
+PY
+    python3 install_order.py replay "$work/ha.yaml" --exact $ha &&
+    python3 install_order.py replay "$work/default.yaml" --exact --prereq Secret/t-assertd-tokens=gateway,admin &&
+    (cd .. && python3 helm/install_order.py readme helm/assertd/README.md "$helm")
+}
+check "install order replayed: hooks' ServiceAccount, Secrets and ConfigMaps exist when they run; each README quick start with exactly its Secrets" install_order
 check "a policy edit reloads in place; restart-only settings roll the pods (checksum)" checksum_restart_settings_only
 config_check_hook() {
   local f="$work/ha.yaml"

@@ -33,6 +33,19 @@ include "assertd.suffixed" (list . "headless").
 {{- end -}}
 {{- end -}}
 
+{{- /* The ServiceAccount of the pre-install/pre-upgrade hook Jobs. A
+ServiceAccount the chart creates is one of the release's objects, which Helm
+creates only after those hooks: the hooks get their own, created first as a
+hook (templates/serviceaccount.yaml). Without serviceAccount.create they run
+as the pods do (a ServiceAccount that exists before the release). */ -}}
+{{- define "assertd.hookServiceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- printf "%s-hooks" (include "assertd.serviceAccountName" . | trunc 57 | trimSuffix "-") -}}
+{{- else -}}
+{{- include "assertd.serviceAccountName" . -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "assertd.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "assertd.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
