@@ -139,6 +139,8 @@ for r in spec["groups"][0]["rules"]:
     name = r["alert"]
     assert r["annotations"]["runbook_url"].endswith(f"/{name}.md"), name
     assert os.path.exists(f"../docs/runbooks/{name}.md"), f"no runbook for {name}"
+    assert f"[{name}]({name}.md)" in open("../docs/runbooks/README.md").read(), f"{name} is not in docs/runbooks/README.md"
+    assert f"alertname: {name}\n" in open("alerts.test.yaml").read(), f"no promtool test of {name} in alerts.test.yaml"
 PY
     promtool check rules "$work/rules.yaml" >/dev/null && cp alerts.test.yaml "$work/" && promtool test rules "$work/alerts.test.yaml" >/dev/null &&
     ! grep -q 'kind: PrometheusRule' "$work/default.yaml"

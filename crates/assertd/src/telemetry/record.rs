@@ -301,6 +301,7 @@ pub fn series_at_zero() {
         counter!(CONFIG_RELOADS.name, "result" => result).increment(0);
     }
     counter!(DEFERRED_CONFLICTS.name).increment(0);
+    gauge!(DEFERRED_QUEUE.name).set(0.0);
     for reason in [
         "overloaded",
         "request_bytes",
@@ -314,6 +315,12 @@ pub fn series_at_zero() {
     }
     for decision in ["allow", "step_up", "deny"] {
         counter!(ASSERTIONS.name, "decision" => decision).increment(0);
+    }
+    // The verification objective's calls and failures (the burn-rate alerts).
+    for rpc in ["VerifyAssertions", "VerifyAssertionsStream"] {
+        for code in ["OK", "INTERNAL", "UNKNOWN", "UNAVAILABLE", "DATA_LOSS"] {
+            counter!(RPCS.name, "rpc" => rpc, "code" => code).increment(0);
+        }
     }
 }
 
