@@ -205,6 +205,15 @@ pdb_only_when_satisfiable() {
     ! "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set podDisruptionBudget.minAvailable=100% | grep -q 'kind: PodDisruptionBudget'
 }
 check "PodDisruptionBudget only when it allows a disruption (none for one replica)" pdb_only_when_satisfiable
+readiness_through_outages() {
+  # Pods stay ready through a database outage unless told to follow it; a
+  # budget never holds a drain on unready pods.
+  config_of "$work/ha.yaml" > "$work/ha-ready.toml" && grep -qx 'readiness_follows_store = false' "$work/ha-ready.toml" &&
+    "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.readinessFollowsStore=true > "$work/follows.yaml" &&
+    config_of "$work/follows.yaml" > "$work/follows.toml" && grep -qx 'readiness_follows_store = true' "$work/follows.toml" &&
+    grep -q 'unhealthyPodEvictionPolicy: AlwaysAllow' "$work/ha.yaml"
+}
+check "readiness through a database outage (readinessFollowsStore off by default); PDB evicts unready pods" readiness_through_outages
 secure() {
   local f="$work/default.yaml"
   grep -q 'readOnlyRootFilesystem: true' "$f" && grep -q 'runAsNonRoot: true' "$f" &&

@@ -274,7 +274,8 @@ pub async fn serve(
         health.set_service_status("assertd.v1.VerificationService", ready).await;
     }
     health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
-    tokio::spawn(watch_store(engine.clone(), health.clone(), Duration::from_secs(config.store.readiness_grace_seconds)));
+    let grace = config.store.readiness_follows_store.then(|| Duration::from_secs(config.store.readiness_grace_seconds));
+    tokio::spawn(watch_store(engine.clone(), health.clone(), grace));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(assertd_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -199,7 +199,7 @@ async fn outage_is_retryable_bounded_and_recovers() {
         put(&seed, record(RP, &hot, b"u", false)).await;
         put(&seed, record(RP, &cold, b"u", false)).await;
     }
-    let server = Server::start(&pg_config(&pg, "timeout_ms = 1000\nreadiness_grace_seconds = 1"));
+    let server = Server::start(&pg_config(&pg, "timeout_ms = 1000\nreadiness_grace_seconds = 1\nreadiness_follows_store = true"));
     let item = |a: &SoftAuthenticator, n| assertion("x", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, n));
     assert_eq!(verify_one(&server, item(&hot, 1)).await.decision(), Decision::Allow);
     assert_eq!(health(&server, "readiness").await, ServingStatus::Serving);

@@ -157,7 +157,12 @@ async fn an_untrusted_certificate_while_running_turns_readiness_not_serving() {
     let root = write(tmp.path(), "ca.pem", &ca.pem());
     let server = Server::start_in(
         tmp.path(),
-        &config(&pg, &format!("sslmode = \"verify-full\"\nssl_root_cert = \"{root}\"\ntimeout_ms = 1000\nreadiness_grace_seconds = 1")),
+        &config(
+            &pg,
+            &format!(
+                "sslmode = \"verify-full\"\nssl_root_cert = \"{root}\"\ntimeout_ms = 1000\nreadiness_grace_seconds = 1\nreadiness_follows_store = true"
+            ),
+        ),
     );
     let a = SoftAuthenticator::new(Alg::Es256);
     put(&server, record(RP, &a, b"u", false)).await;

@@ -244,6 +244,7 @@ backend = {{ .Values.store.backend | quote }}
 pool_size = {{ .Values.store.postgres.poolSize | int64 }}
 timeout_ms = {{ .Values.store.timeoutMs | int64 }}
 readiness_grace_seconds = {{ .Values.store.readinessGraceSeconds | int64 }}
+readiness_follows_store = {{ .Values.store.readinessFollowsStore }}
 counter_outage = {{ .Values.store.counterOutage | quote }}
 {{- if eq .Values.store.backend "postgres" }}
 {{- with .Values.store.postgres.tls }}

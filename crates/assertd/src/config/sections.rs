@@ -89,9 +89,15 @@ pub struct StoreSection {
     /// lock; PostgreSQL: statement and lock timeout, connection wait) before
     /// the assertion gets STORE_UNAVAILABLE.
     pub timeout_ms: u64,
-    /// Readiness turns NOT_SERVING once the store has been unreachable this
-    /// long.
+    /// With `readiness_follows_store`: readiness turns NOT_SERVING once the
+    /// store has been unreachable this long.
     pub readiness_grace_seconds: u64,
+    /// Readiness follows the store (NOT_SERVING past
+    /// `readiness_grace_seconds` of outage). Off by default: a store every
+    /// replica shares is down for all of them, and a pod that leaves the
+    /// Service stops answering what it still can (cached credentials,
+    /// counter-less sign-ins, deferred counts).
+    pub readiness_follows_store: bool,
     /// `last_used_at` is written at most once per credential per interval
     /// (per cache entry: a credential reloaded into the cache may be
     /// written once more).
@@ -145,6 +151,7 @@ impl Default for StoreSection {
             pool_size: 16,
             timeout_ms: 2000,
             readiness_grace_seconds: 10,
+            readiness_follows_store: false,
             last_used_interval_seconds: 60,
             counter_outage: CounterOutage::Defer,
             max_deferred_counters: 100_000,

@@ -62,12 +62,13 @@ pub(super) async fn flush_last_used(engine: std::sync::Weak<Engine>, interval: D
     }
 }
 
-/// Watches the store: readiness (health) turns NOT_SERVING once the store
-/// has been unreachable for `grace`, and SERVING again when it answers;
-/// it is NOT_SERVING from the start until the users flagged at risk have
-/// been read once (fail closed: a replica that cannot know a user's flag
-/// takes no traffic).
-pub(super) async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthReporter, grace: Duration) {
+/// Watches the store (`assertd_store_up`, deferred counts flushed when it
+/// answers again) and readiness: NOT_SERVING from the start until the
+/// users flagged at risk have been read once (fail closed: a replica that
+/// cannot know a user's flag takes no traffic), then SERVING through store
+/// outages; with `grace` (`readiness_follows_store`), NOT_SERVING once the
+/// store has been unreachable that long, and SERVING again when it answers.
+pub(super) async fn watch_store(engine: Arc<Engine>, health: tonic_health::server::HealthReporter, grace: Option<Duration>) {
     let mut down_since: Option<std::time::Instant> = None;
     let mut serving = engine.user_risks_loaded();
     loop {
@@ -91,14 +92,28 @@ pub(super) async fn watch_store(engine: Arc<Engine>, health: tonic_health::serve
             }
             (false, Some(_)) => {}
         }
-        let want = down_since.is_none_or(|t| t.elapsed() < grace) && engine.user_risks_loaded();
+        // Ready once the users flagged at risk are loaded (before, a flagged
+        // user could be allowed); then through store outages, unless
+        // readiness follows the store.
+        let store_ok = match grace {
+            Some(grace) => down_since.is_none_or(|t| t.elapsed() < grace),
+            None => true,
+        };
+        let want = store_ok && engine.user_risks_loaded();
         if want != serving {
             serving = want;
             let status = if want { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
             if want {
                 tracing::info!("credential store reachable and user risk flags loaded: ready");
             } else {
-                tracing::warn!(grace_seconds = grace.as_secs(), "credential store unreachable past the grace period: not ready");
+                if engine.user_risks_loaded() {
+                    tracing::warn!(
+                        grace_seconds = grace.map(|g| g.as_secs()),
+                        "credential store unreachable past the grace period: not ready"
+                    );
+                } else {
+                    tracing::warn!("the users flagged at risk are not loaded: not ready");
+                }
             }
             health.set_service_status("", status).await;
             health.set_service_status(READINESS_SERVICE, status).await;
