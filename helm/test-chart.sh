@@ -62,7 +62,7 @@ sre_values() {
   "$helm" template t assertd $ack -f assertd/ci/sre-values.yaml > "$f" &&
     python3 -m kubernetes_validate --strict --quiet "$f" &&
     grep -q 'kind: ServiceAccount' "$f" && grep -q 'serviceAccountName: idp-assertd' "$f" &&
-    grep -q 'image: "ghcr.io/example/assertd@sha256:0123456789abcdef' "$f" &&
+    grep -q 'image: "registry.example/example/assertd@sha256:0123456789abcdef' "$f" && ! grep -q 'ghcr.io' "$f" &&
     grep -q 'sidecar.istio.io/inject: "false"' "$f" && grep -q 'name: TZ' "$f" &&
     ! grep -q 'runAsUser' "$f" && grep -q 'runAsNonRoot: true' "$f" &&
     [ "$(python3 -c "
@@ -73,7 +73,7 @@ pod = dep.split('template:', 1)[1]
 print('team: identity' in pod.split('spec:', 1)[0])")" = True ] &&
     grep -q 'runAsUser: 65532' "$work/default.yaml" && grep -q 'serviceAccountName: default' "$work/default.yaml"
 }
-check "SRE values: global, name overrides, digest, pod labels (commonLabels too), extraEnv, ServiceAccount, no fixed UID (OpenShift)" sre_values
+check "SRE values: global.imageRegistry (a mirror), name overrides, digest, pod labels (commonLabels too), extraEnv, ServiceAccount, no fixed UID (OpenShift)" sre_values
 checksum_restart_settings_only() {
   local sum
   sum() { "$helm" template t assertd $ack "$@" | grep 'checksum/config' | head -1; }
@@ -215,11 +215,109 @@ readiness_through_outages() {
 }
 check "readiness through a database outage (readinessFollowsStore off by default); PDB evicts unready pods" readiness_through_outages
 secure() {
-  local f="$work/default.yaml"
-  grep -q 'readOnlyRootFilesystem: true' "$f" && grep -q 'runAsNonRoot: true' "$f" &&
-    grep -q 'type: RuntimeDefault' "$f" && grep -qF 'drop: ["ALL"]' "$f" && grep -q 'allowPrivilegeEscalation: false' "$f"
+  # Every pod the chart runs (server, hooks, test), every container.
+  python3 - "$work/default.yaml" "$work/ha.yaml" <<'PY'
+import sys, yaml
+seen = 0
+for f in sys.argv[1:]:
+    for d in yaml.safe_load_all(open(f)):
+        if not d or d["kind"] not in ("Deployment", "Job", "Pod"):
+            continue
+        spec = d["spec"] if d["kind"] == "Pod" else d["spec"]["template"]["spec"]
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}, d["metadata"]["name"]
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False, "capabilities": {"drop": ["ALL"]}}, (d["metadata"]["name"], sc)
+            seen += 1
+assert seen >= 5, seen
+PY
 }
-check "security context" secure
+check "security context: every pod and container of the chart (server, hooks, test)" secure
+escape_hatches() {
+  # What platform teams set, each reaching the object it is for.
+  cat > "$work/hatches.yaml" <<'YAML'
+global:
+  imageRegistry: mirror.example:5000
+  imagePullSecrets: [mirror-pull, {name: org-pull}]
+imagePullSecrets: [assertd-pull, mirror-pull]
+image: {repository: assertd}
+priorityClassName: identity-critical
+extraVolumes: [{name: audit, persistentVolumeClaim: {claimName: assertd-audit}}]
+extraVolumeMounts: [{name: audit, mountPath: /var/log/assertd}]
+extraContainers: [{name: shipper, image: fluent-bit:3, volumeMounts: [{name: audit, mountPath: /logs, readOnly: true}]}]
+initContainers: [{name: wait, image: busybox:1, command: ["true"]}]
+probes: {readinessFailureThreshold: 4, startupPeriodSeconds: 5, startupFailureThreshold: 60, timeoutSeconds: 3}
+podSecurityContext: {extra: {supplementalGroups: [4000], fsGroupChangePolicy: OnRootMismatch}}
+containerSecurityContext: {runAsUser: 70000}
+autoscaling: {behavior: {scaleDown: {stabilizationWindowSeconds: 600}}}
+podDisruptionBudget: {maxUnavailable: 1}
+serviceMonitor: {enabled: true, scrapeTimeout: 5s, relabelings: [{targetLabel: cluster, replacement: eu-1}], metricRelabelings: [{sourceLabels: [__name__], regex: go_.*, action: drop}]}
+topologySpread: {constraints: [{maxSkew: 2, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app.kubernetes.io/name: assertd}}}]}
+YAML
+  "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml -f "$work/hatches.yaml" > "$work/hatches-out.yaml" &&
+    python3 -m kubernetes_validate --strict --quiet "$work/hatches-out.yaml" &&
+    python3 - "$work/hatches-out.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+one = lambda k: [d for d in docs if d["kind"] == k][0]
+pod = one("Deployment")["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert pod["priorityClassName"] == "identity-critical"
+assert [s["name"] for s in pod["imagePullSecrets"]] == ["mirror-pull", "org-pull", "assertd-pull"], pod["imagePullSecrets"]
+assert c["image"].startswith("mirror.example:5000/assertd:"), c["image"]
+assert {"name": "audit", "persistentVolumeClaim": {"claimName": "assertd-audit"}} in pod["volumes"]
+assert {"name": "audit", "mountPath": "/var/log/assertd"} in c["volumeMounts"]
+assert [x["name"] for x in pod["containers"]] == ["assertd", "shipper"] and pod["initContainers"][0]["name"] == "wait"
+assert c["readinessProbe"]["failureThreshold"] == 4 and c["startupProbe"]["periodSeconds"] == 5
+assert c["startupProbe"]["failureThreshold"] == 60 and c["livenessProbe"]["timeoutSeconds"] == 3
+assert pod["securityContext"]["supplementalGroups"] == [4000] and pod["securityContext"]["runAsNonRoot"] is True
+assert c["securityContext"]["runAsUser"] == 70000 and c["securityContext"]["readOnlyRootFilesystem"] is True
+assert one("HorizontalPodAutoscaler")["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+pdb = one("PodDisruptionBudget")["spec"]
+assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb, pdb
+ep = one("ServiceMonitor")["spec"]["endpoints"][0]
+assert ep["scrapeTimeout"] == "5s" and ep["relabelings"][0]["targetLabel"] == "cluster" and ep["metricRelabelings"][0]["action"] == "drop"
+spread = pod["topologySpreadConstraints"]
+assert len(spread) == 1 and spread[0]["whenUnsatisfiable"] == "DoNotSchedule", spread
+for job in [d for d in docs if d["kind"] == "Job"]:
+    spec = job["spec"]["template"]["spec"]
+    assert spec["priorityClassName"] == "identity-critical" and spec["securityContext"]["supplementalGroups"] == [4000]
+    assert [s["name"] for s in spec["imagePullSecrets"]] == ["mirror-pull", "org-pull", "assertd-pull"]
+    assert spec["containers"][0]["image"] == c["image"]
+PY
+}
+check "escape hatches: priority, extra volumes/containers, probes, security contexts, HPA behavior, PDB maxUnavailable, ServiceMonitor relabelings, spread, global registry and pull secrets" escape_hatches
+selectors() {
+  # No selector of the server's picks a hook Job's or the test pod's pods.
+  "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set store.postgres.migrations=hook > "$work/sel.yaml" &&
+    python3 - "$work/sel.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+def labels(d):
+    return d["metadata"]["labels"] if d["kind"] == "Pod" else d["spec"]["template"]["metadata"]["labels"]
+server = labels([d for d in docs if d["kind"] == "Deployment"][0])
+others = [(d["metadata"]["name"], labels(d)) for d in docs if d["kind"] in ("Job", "Pod")]
+assert len(others) == 3, [n for n, _ in others]
+selectors = []
+for d in docs:
+    k, s = d["kind"], d.get("spec", {})
+    if k == "Service": selectors.append((k, s["selector"]))
+    if k in ("Deployment", "PodDisruptionBudget"): selectors.append((k, s["selector"]["matchLabels"]))
+    if k == "NetworkPolicy": selectors.append((k, s["podSelector"]["matchLabels"]))
+    if k == "Deployment":
+        selectors += [("spread", t["labelSelector"]["matchLabels"]) for t in s["template"]["spec"].get("topologySpreadConstraints", [])]
+assert len(selectors) >= 6, selectors
+matches = lambda sel, l: all(l.get(k) == v for k, v in sel.items())
+for kind, sel in selectors:
+    assert matches(sel, server), (kind, sel, server)
+    for name, l in others:
+        assert not matches(sel, l), f"{kind} selector {sel} picks {name}'s pods ({l})"
+    for name, l in others:
+        assert l["app.kubernetes.io/instance"] == "t" and l["app.kubernetes.io/component"], l
+PY
+}
+check "selectors: Services, PDB, NetworkPolicy, Deployment and spread pick the server's pods, never a hook's or the test pod" selectors
 check "native gRPC probes on the health port" sh -c "grep -q 'service: readiness' '$work/default.yaml' && grep -q 'service: liveness' '$work/default.yaml' && grep -A1 'grpc:\$' '$work/default.yaml' | grep -q 'port: 8081'"
 check "plaintext only by explicit opt-in (acknowledged)" grep -q 'insecure_allow_plaintext = true' "$work/default.yaml"
 check "refuses plaintext bearer tokens without acknowledgement (the bare default)" refuses "tls.insecurePlaintextAcknowledged=true" "$helm" template t assertd

@@ -51,6 +51,55 @@ app.kubernetes.io/name: {{ include "assertd.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- /* Labels of the pods that are not the server (hook Jobs, the test pod):
+no app.kubernetes.io/name, so no selector of the server's (Deployment,
+Services, PodDisruptionBudget, NetworkPolicy, topology spread) picks them.
+Call with (list . "component"). */ -}}
+{{- define "assertd.componentLabels" -}}
+{{- $ := index . 0 -}}
+app.kubernetes.io/part-of: {{ include "assertd.name" $ }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+app.kubernetes.io/managed-by: {{ $.Release.Service }}
+{{- end -}}
+
+{{- /* imagePullSecrets: the chart's and global.imagePullSecrets (names, or
+{name: ...} objects as other charts spell them). */ -}}
+{{- define "assertd.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range (concat (.Values.global.imagePullSecrets | default list) .Values.imagePullSecrets) -}}
+{{- if kindIs "map" . -}}
+{{- $names = append $names .name -}}
+{{- else -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- end -}}
+{{- with ($names | uniq) }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- /* The pods' security context: non-root, RuntimeDefault seccomp, the
+fixed IDs unless podSecurityContext.fixedIds is off, then
+podSecurityContext.extra over it. */ -}}
+{{- define "assertd.podSecurityContext" -}}
+{{- $pod := dict "runAsNonRoot" true "seccompProfile" (dict "type" "RuntimeDefault") -}}
+{{- if .Values.podSecurityContext.fixedIds -}}
+{{- $pod = merge $pod (dict "runAsUser" 65532 "runAsGroup" 65532 "fsGroup" 65532) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $pod (deepCopy .Values.podSecurityContext.extra)) -}}
+{{- end -}}
+
+{{- /* The containers' security context: no privilege, read-only root, no
+capabilities; containerSecurityContext over it. */ -}}
+{{- define "assertd.containerSecurityContext" -}}
+{{- $c := dict "allowPrivilegeEscalation" false "readOnlyRootFilesystem" true "privileged" false "capabilities" (dict "drop" (list "ALL")) -}}
+{{- toYaml (mergeOverwrite $c (deepCopy .Values.containerSecurityContext)) -}}
+{{- end -}}
+
 {{- define "assertd.labels" -}}
 {{ include "assertd.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
@@ -61,11 +110,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 {{- end -}}
 
+{{- /* The image; global.imageRegistry (a mirror) replaces the registry of
+image.repository (its first part when that names a host: has a dot or a
+port, or is localhost), or goes before a repository that names none. */ -}}
 {{- define "assertd.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- $repo := .Values.image.repository -}}
+{{- with .Values.global.imageRegistry -}}
+{{- $parts := splitn "/" 2 $repo -}}
+{{- $first := $parts._0 -}}
+{{- if and $parts._1 (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $parts._1 -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
 
