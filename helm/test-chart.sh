@@ -287,6 +287,33 @@ for job in [d for d in docs if d["kind"] == "Job"]:
     assert spec["containers"][0]["image"] == c["image"]
 PY
 }
+backup_cronjob() {
+  "$helm" template t assertd $ack --set backup.enabled=true --set backup.keep=3 > "$work/backup.yaml" &&
+    python3 -m kubernetes_validate --strict --quiet "$work/backup.yaml" &&
+    python3 install_order.py replay "$work/backup.yaml" --exact --prereq Secret/t-assertd-tokens=gateway,admin &&
+    python3 - "$work/backup.yaml" <<'PY' &&
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+cron = [d for d in docs if d["kind"] == "CronJob"][0]
+pod = cron["spec"]["jobTemplate"]["spec"]["template"]
+spec = pod["spec"]
+assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+assert spec["containers"][0]["args"] == ["backup", "--config", "/etc/assertd/assertd.toml", "--to", "/backup", "--keep", "3"], spec["containers"][0]["args"]
+claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+assert claims == {"data": "t-assertd-data", "backup": "t-assertd-backup"}, claims
+service = [d for d in docs if d["kind"] == "Service"][0]["spec"]["selector"]
+server = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["metadata"]["labels"]
+near = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+assert near["topologyKey"] == "kubernetes.io/hostname" and all(server[k] == v for k, v in near["labelSelector"]["matchLabels"].items())
+assert not all(pod["metadata"]["labels"].get(k) == v for k, v in service.items()), "the Service selects the backup pod"
+pvc = [d for d in docs if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == "t-assertd-backup"][0]
+assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+PY
+    refuses "database's own backups" "$helm" template t assertd $ack -f assertd/ci/ha-values.yaml --set backup.enabled=true &&
+    refuses "persistence.enabled" "$helm" template t assertd $ack --set backup.enabled=true --set persistence.enabled=false &&
+    ! grep -q 'kind: CronJob' "$work/default.yaml"
+}
+check "backups (optional): a CronJob running assertd backup beside the server's pod into a kept claim; refused for PostgreSQL" backup_cronjob
 check "escape hatches: priority, extra volumes/containers, probes, security contexts, HPA behavior, PDB maxUnavailable, ServiceMonitor relabelings, spread, global registry and pull secrets" escape_hatches
 selectors() {
   # No selector of the server's picks a hook Job's or the test pod's pods.

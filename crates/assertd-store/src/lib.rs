@@ -27,6 +27,7 @@ pub use record::{
     InvalidCredential, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN, MAX_TRUST_ANCHOR_LEN, MAX_USER_HANDLE_LEN, StoredCredential,
 };
 pub use sqlite::SqliteStore;
+pub use sqlite::backup::{BackupReport, backup as sqlite_backup};
 pub use stats::{StatsGroup, StatsRow, TRANSPORTS};
 pub use store::{
     AccessPasses, ChallengeLedger, CredentialStats, CredentialStore, Credentials, Deliveries, Events, Health, MetadataSerial, UserCursor,

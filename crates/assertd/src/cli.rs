@@ -123,3 +123,80 @@ pub async fn report(command: ReportCommand) -> Result<(), String> {
     eprintln!("wrote {} ({} relying parties)", out.display(), adoption.rps.len());
     Ok(())
 }
+
+/// `assertd backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write: a file, or a directory that gets
+    /// `assertd-<UTC time>.db` (with --keep).
+    #[arg(long)]
+    to: PathBuf,
+    /// Configuration file: its [store] and data_dir are used.
+    #[arg(long, env = "ASSERTD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded store [default: the config's].
+    #[arg(long, env = "ASSERTD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// With a directory: keep this many newest `assertd-*.db` backups in
+    /// it, deleting older ones (0: keep all).
+    #[arg(long, default_value_t = 0)]
+    keep: usize,
+}
+
+/// Copies the SQLite store (see `assertd_store::sqlite_backup`), names the
+/// file in a directory by its time, and keeps the newest `--keep`.
+pub fn backup(args: BackupArgs, load: fn(Option<PathBuf>) -> Result<Config, String>) -> Result<(), String> {
+    let mut c = load(args.config)?;
+    c.data_dir = args.data_dir.unwrap_or(c.data_dir);
+    if c.store.backend != crate::config::Backend::Sqlite {
+        return Err("assertd backup copies the embedded SQLite store; this config uses PostgreSQL: back it up with pg_dump or the database's own backups".into());
+    }
+    let into_dir = args.to.is_dir();
+    if args.keep > 0 && !into_dir {
+        return Err(format!("--keep needs --to to be a directory; {} is not one", args.to.display()));
+    }
+    let file = if into_dir {
+        // UTC, to the second: names sort by time.
+        let secs = crate::engine::now_ms() / 1000;
+        let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let stamp = format!("{}T{:02}{:02}{:02}Z", crate::report::date(days).replace('-', ""), rest / 3600, rest / 60 % 60, rest % 60);
+        args.to.join(format!("assertd-{stamp}.db"))
+    } else {
+        args.to.clone()
+    };
+    let started = std::time::Instant::now();
+    let busy = std::time::Duration::from_millis(c.store.timeout_ms.max(5000));
+    let r = assertd_store::sqlite_backup(&c.data_dir, &file, busy).map_err(|e| format!("backup: {e}"))?;
+    tracing::info!(target: "assertd::audit", action = "backup", client = "cli", file = %file.display(), credentials = r.credentials, "store backup");
+    println!(
+        "backed up {} credentials ({} pages, {} bytes) to {} in {:.1} s",
+        r.credentials,
+        r.pages,
+        r.bytes,
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if into_dir && args.keep > 0 {
+        for old in prune(&args.to, args.keep)? {
+            println!("removed {}", old.display());
+        }
+    }
+    Ok(())
+}
+
+/// Deletes all but the newest `keep` `assertd-*.db` files in `dir` (their
+/// names sort by time); returns what it deleted.
+fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, String> {
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("assertd-") && n.ends_with(".db")))
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(keep);
+    let old: Vec<PathBuf> = backups.into_iter().take(excess).collect();
+    for p in &old {
+        std::fs::remove_file(p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+    }
+    Ok(old)
+}

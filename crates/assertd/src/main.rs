@@ -53,6 +53,10 @@ enum Command {
         #[arg(long, env = "ASSERTD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Copy the embedded SQLite store to a file while the server runs (one
+    /// consistent moment, checked, then moved into place). PostgreSQL:
+    /// use pg_dump or the database's own backups.
+    Backup(assertd::cli::BackupArgs),
     /// Manage stored credentials offline.
     Credentials {
         #[command(subcommand)]
@@ -185,7 +189,7 @@ enum CredentialsCommand {
 }
 
 /// The config file (parsed; compiled where it is used), or the defaults.
-fn load(config: Option<PathBuf>) -> Result<Config, String> {
+pub(crate) fn load(config: Option<PathBuf>) -> Result<Config, String> {
     match config {
         Some(p) => Config::load(&p).map_err(|e| e.to_string()),
         None => Ok(Config::default()),
@@ -263,6 +267,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Policy { command } => assertd::cli::policy(command).await,
+            Command::Backup(args) => assertd::cli::backup(args, load),
             Command::Report { command } => assertd::cli::report(command).await,
             Command::Config { command: ConfigCommand::WellKnown { config, rp } } => {
                 let (c, _) = Config::load_compiled(&config).map_err(|e| e.to_string())?;

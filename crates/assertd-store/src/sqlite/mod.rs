@@ -29,6 +29,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod backup;
 mod events;
 mod passes;
 mod queries;
