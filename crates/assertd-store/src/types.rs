@@ -173,10 +173,30 @@ pub enum CounterResult {
 
 /// The refusal of a schema newer than this binary (a rollback past a
 /// migration), with the way out.
+/// Whether this binary (it knows `known` migrations) may run on a schema
+/// at version `found` > `known` whose `schema_compat.readable_from` is
+/// `floor` (none: a release from before the table, or no row): only when
+/// the later release's migrations since `known` only added. Logs the
+/// rollback it allows.
+pub(crate) fn may_run_on_newer(found: usize, known: usize, floor: Option<usize>) -> Result<(), StoreError> {
+    match floor {
+        Some(floor) if floor <= known => {
+            tracing::warn!(
+                schema = found,
+                this_release = known,
+                readable_from = floor,
+                "the database schema is a later release's, which keeps it readable by this one: running on it (a rollback); the later release's additions are left alone"
+            );
+            Ok(())
+        }
+        _ => Err(newer_schema(found, known)),
+    }
+}
+
 pub(crate) fn newer_schema(found: usize, known: usize) -> StoreError {
     StoreError::Corrupt(format!(
         "database schema version {found} is newer than this assertd ({known}): it was upgraded by a later release. \
-         Roll forward to that release, or undo migrations {from} to {found} as docs/upgrades.md shows (they only add tables) and start this one again",
+         and it does not keep the schema readable by this one. Roll forward to that release, or undo migrations {from} to {found} as docs/upgrades.md shows and start this one again",
         from = known + 1
     ))
 }

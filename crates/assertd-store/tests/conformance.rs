@@ -661,9 +661,9 @@ async fn postgres_migrations_are_idempotent_and_concurrent() {
         s.await.unwrap().unwrap();
     }
     // One row per migration, however many replicas started at once.
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "10");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "11");
     pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "10");
+    assert_eq!(pg.psql("SELECT count(*) FROM assertd_schema_migrations").trim(), "11");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1129,7 +1129,7 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
         "0"
     );
     let s = pg_store(&pg).await;
-    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "10");
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), "11");
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -1154,4 +1154,79 @@ async fn the_documented_rollback_undoes_the_newer_migrations() {
     assert_eq!(vouched(s.get("rp", b"m").await.unwrap()), Some((true, String::new())));
     assert_eq!(vouched(s.get("rp", b"z").await.unwrap()), Some((false, String::new())));
     assert!(s.consume_challenges(vec![assertd_store::ChallengeUse { id: [1; 32], keep_until_ms: 1 }].into()).await.unwrap()[0]);
+}
+
+/// Expand / contract: a later release whose migrations only added (a table,
+/// a column with a default) keeps the schema readable by this one
+/// (`schema_compat.readable_from`), so this release runs on it after a
+/// rollback, writes, reads and counts; once a later release raises the
+/// floor (it contracted), this one refuses with the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_release_that_only_added_is_run_on() {
+    let later_adds = |version: usize| {
+        format!(
+            "ALTER TABLE credentials ADD COLUMN later_field INTEGER NOT NULL DEFAULT 0; CREATE TABLE later_things (x INTEGER); PRAGMA user_version = {version};"
+        )
+    };
+    // SQLite.
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let c = rusqlite::Connection::open(dir.path().join("credentials.db")).unwrap();
+    let ours: usize = c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap().try_into().unwrap();
+    c.execute_batch(&later_adds(ours + 1)).unwrap();
+    drop(c);
+    let s = SqliteStore::open(dir.path()).expect("an additive later schema is run on");
+    exercise(&s).await;
+    drop(s);
+    let c = rusqlite::Connection::open(dir.path().join("credentials.db")).unwrap();
+    let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version as usize, ours + 1, "the later release's version is left alone");
+    c.execute_batch(&format!("UPDATE schema_compat SET readable_from = {}", ours + 1)).unwrap();
+    drop(c);
+    let Err(e) = SqliteStore::open(dir.path()) else { panic!("a raised floor is refused") };
+    let e = e.to_string();
+    assert!(e.contains("is newer than this assertd") && e.contains("docs/upgrades.md"), "{e}");
+
+    // PostgreSQL: at start (migrate = true) and by serving replicas that
+    // only check the schema (migrate = false).
+    let pg = PgCluster::start();
+    drop(pg_store(&pg).await);
+    let ours: usize = pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim().parse().unwrap();
+    pg.psql(&format!(
+        "ALTER TABLE credentials ADD COLUMN later_field integer NOT NULL DEFAULT 0; CREATE TABLE later_things (x integer); INSERT INTO assertd_schema_migrations (version) VALUES ({});",
+        ours + 1
+    ));
+    let s = pg_store(&pg).await;
+    exercise(&s).await;
+    drop(s);
+    let checking = PostgresStore::connect(&PostgresConfig {
+        url: pg.url(),
+        tls: Default::default(),
+        pool_size: 2,
+        timeout: Duration::from_secs(10),
+        migrate: false,
+    })
+    .await;
+    assert!(checking.is_ok(), "{:?}", checking.err());
+    assert_eq!(pg.psql("SELECT max(version) FROM assertd_schema_migrations").trim(), (ours + 1).to_string());
+    pg.psql(&format!("UPDATE schema_compat SET readable_from = {}", ours + 1));
+    let later = PostgresConfig { url: pg.url(), tls: Default::default(), pool_size: 2, timeout: Duration::from_secs(10), migrate: true };
+    let Err(e) = PostgresStore::connect(&later).await else { panic!("a raised floor is refused") };
+    let e = e.to_string();
+    assert!(e.contains("is newer than this assertd"), "{e}");
+}
+
+/// Writes, reads and counts one credential.
+async fn exercise(s: &dyn CredentialStore) {
+    s.create(record("rp.example", b"later-release", b"u", 1)).await.unwrap().unwrap();
+    let got = s.get("rp.example", b"later-release").await.unwrap().unwrap();
+    assert_eq!(got.user_handle, b"u");
+    let r = s
+        .advance_sign_counts(
+            vec![CounterUpdate { rp_id: "rp.example".into(), credential_id: b"later-release".to_vec(), received: 5 }].into(),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, vec![CounterResult::Advanced]);
 }

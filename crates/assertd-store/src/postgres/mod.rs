@@ -42,7 +42,7 @@ mod tls;
 pub use tls::{PostgresTls, Resolved as ResolvedTls, RootCert, SslMode, resolve as resolve_tls};
 
 use listen::listen;
-use schema::{MIGRATION_LOCK, MIGRATIONS};
+use schema::{MIGRATION_LOCK, MIGRATIONS, READABLE_FROM};
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "assertd_credentials";
@@ -364,7 +364,9 @@ impl PostgresStore {
             };
             return match done.cmp(&MIGRATIONS.len()) {
                 std::cmp::Ordering::Equal => Ok(()),
-                std::cmp::Ordering::Greater => Err(crate::types::newer_schema(done, MIGRATIONS.len())),
+                std::cmp::Ordering::Greater => {
+                    crate::types::may_run_on_newer(done, MIGRATIONS.len(), compat_floor::<tokio_postgres::Client>(&client).await)
+                }
                 std::cmp::Ordering::Less => Err(StoreError::Config(format!(
                     "database schema version {done} is older than this assertd ({}) and store.migrate is false: run `assertd migrate` first",
                     MIGRATIONS.len()
@@ -383,13 +385,28 @@ impl PostgresStore {
         let done: i32 = row.get(0);
         let done = usize::try_from(done).unwrap_or(0);
         if done > MIGRATIONS.len() {
-            return Err(crate::types::newer_schema(done, MIGRATIONS.len()));
+            // A later release's schema: run on it when that release keeps it
+            // readable by this one (a rollback), else refuse.
+            return crate::types::may_run_on_newer(done, MIGRATIONS.len(), compat_floor::<tokio_postgres::Transaction<'_>>(&tx).await);
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
             tx.batch_execute(m).await.map_err(|e| StoreError::Unavailable(format!("migration {}: {}", i + 1, failed(e))))?;
             let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
             tx.execute("INSERT INTO assertd_schema_migrations (version) VALUES ($1)", &[&v]).await.map_err(failed)?;
         }
+        let floor = i32::try_from(READABLE_FROM).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO schema_compat (id, readable_from) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET readable_from = excluded.readable_from",
+            &[&floor],
+        )
+        .await
+        .map_err(failed)?;
         tx.commit().await.map_err(failed)
     }
+}
+
+/// `schema_compat.readable_from`, when the table and its row exist.
+async fn compat_floor<C: tokio_postgres::GenericClient>(client: &C) -> Option<usize> {
+    let row = client.query_opt("SELECT readable_from FROM schema_compat WHERE id = 1", &[]).await.ok()??;
+    usize::try_from(row.get::<_, i32>(0)).ok()
 }

@@ -233,7 +233,21 @@ CREATE TABLE blocked_models (
     since_ms bigint NOT NULL
 );
 "#,
+    r#"
+-- The oldest schema version whose assertd may run on this schema (expand /
+-- contract): a binary that knows fewer migrations runs when its version is
+-- at least this one, since what came after only added.
+CREATE TABLE schema_compat (
+    id            integer NOT NULL PRIMARY KEY CHECK (id = 1),
+    readable_from integer NOT NULL
+);
+"#,
 ];
+
+/// The oldest schema version whose assertd may run on this release's
+/// schema (see the SQLite store's `READABLE_FROM`): raised to a
+/// migration's own version when it contracts.
+pub(super) const READABLE_FROM: usize = 11;
 
 /// Advisory lock key serializing event appends ("assertev").
 pub(super) const EVENTS_LOCK: i64 = 0x6173_7365_7274_6576;

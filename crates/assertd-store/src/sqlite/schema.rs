@@ -125,17 +125,43 @@ CREATE TABLE blocked_models (
     since_ms    INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The oldest schema version whose assertd may run on this schema (expand /
+-- contract): a binary that knows fewer migrations runs when its version is
+-- at least this one, since what came after only added.
+CREATE TABLE schema_compat (
+    id            INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    readable_from INTEGER NOT NULL
+);
+"#,
 ];
+
+/// The oldest schema version whose assertd may run on this release's
+/// schema, written to `schema_compat` at every migration: every migration
+/// after it only adds (tables; columns with a default that is the safe
+/// value), so an older binary's statements still hold. A migration that
+/// contracts (drops, renames, changes what a column means) raises it to
+/// its own version, and the release notes say so.
+pub(super) const READABLE_FROM: usize = 10;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
     let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(unavailable)?.try_into().unwrap_or(0);
     if version > MIGRATIONS.len() {
-        return Err(crate::types::newer_schema(version, MIGRATIONS.len()));
+        // A later release's schema: run on it when that release says its
+        // migrations since ours only added (a rollback), else refuse.
+        let floor = tx.query_row("SELECT readable_from FROM schema_compat WHERE id = 1", [], |r| r.get::<_, i64>(0)).ok();
+        crate::types::may_run_on_newer(version, MIGRATIONS.len(), floor.and_then(|f| usize::try_from(f).ok()))?;
+        return tx.commit().map_err(unavailable);
     }
     for m in &MIGRATIONS[version..] {
         tx.execute_batch(m).map_err(unavailable)?;
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(unavailable)?;
+    tx.execute(
+        "INSERT INTO schema_compat (id, readable_from) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET readable_from = excluded.readable_from",
+        [READABLE_FROM as i64],
+    )
+    .map_err(unavailable)?;
     tx.commit().map_err(unavailable)
 }

@@ -92,14 +92,15 @@ async fn a_lone_failing_write_is_rolled_back() {
     assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
 }
 
-/// A rollback past a migration: the older binary refuses the newer
-/// schema, naming the way out.
+/// A rollback past a contracting migration: the older binary refuses the
+/// newer schema, naming the way out.
 #[test]
 fn a_newer_schema_is_refused_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
     let c = Connection::open(dir.path().join("credentials.db")).unwrap();
     c.pragma_update(None, "user_version", (MIGRATIONS.len() + 1) as i64).unwrap();
+    c.execute("UPDATE schema_compat SET readable_from = ?1", [(MIGRATIONS.len() + 1) as i64]).unwrap();
     drop(c);
     let e = SqliteStore::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("is newer than this assertd") && e.contains("docs/upgrades.md"), "{e}");
