@@ -4,14 +4,16 @@
 # protoc is vendored (protoc-bin-vendored) and the rust image has the C
 # compiler mimalloc and SQLite need, so the builder needs nothing else.
 #
-# Base images: pin them by digest for reproducible, reviewable builds, e.g.
-#   docker build --build-arg RUST_IMAGE=rust:1-bookworm@sha256:<digest> \
-#     --build-arg RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:<digest> .
-# (`docker buildx imagetools inspect <image>` prints the digest; CI that
-# publishes the image must pass both.)
+# Base images are pinned by digest (reproducible, reviewable builds; the
+# tag says what it was). This machine reaches no registry: the digests are
+# the ones several public projects' Dockerfiles pin for these tags. Check
+# and refresh them where a registry is reachable, with
+# `docker buildx imagetools inspect <tag>`, and pass newer ones with
+# --build-arg RUST_IMAGE=... / RUNTIME_IMAGE=... (scripts/test refuses an
+# unpinned default).
 
-ARG RUST_IMAGE=rust:1-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+ARG RUST_IMAGE=rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src

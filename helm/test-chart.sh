@@ -129,7 +129,9 @@ alerts() {
   # Rendered, checked and unit-tested by promtool (Debian's prometheus
   # package); every alert links a runbook that exists in docs/runbooks.
   # (kubernetes-validate knows no CRDs: promtool checks the rules.)
-  "$helm" template t assertd $ack --set prometheusRule.enabled=true > "$work/rule.yaml" &&
+  refuses "prometheusRule.runbookBaseUrl" "$helm" template t assertd $ack --set prometheusRule.enabled=true &&
+    "$helm" template t assertd $ack --set prometheusRule.enabled=true \
+      --set prometheusRule.runbookBaseUrl=https://github.com/example/assertd/blob/main/docs/runbooks > "$work/rule.yaml" &&
     python3 - "$work/rule.yaml" "$work/rules.yaml" <<'PY' &&
 import sys, yaml, os
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "PrometheusRule"]

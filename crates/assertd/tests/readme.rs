@@ -35,3 +35,25 @@ fn the_readme_walk_through_reaches_allow() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("walk-through: 5 calls answered as the README says"), "{stdout}");
 }
+
+/// An example config's header tells how to run it: every key it reads from
+/// the environment or a file is provided by the header's commands.
+#[test]
+fn example_config_headers_provide_the_keys_the_configs_read() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    for file in ["examples/demo-gateway/assertd.toml"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let header: String = text.lines().take_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        let keys = config.get("challenges").and_then(|c| c.get("keys")).and_then(|k| k.as_array()).cloned().unwrap_or_default();
+        assert!(!keys.is_empty(), "{file}: no challenge keys to check");
+        for k in keys {
+            if let Some(env) = k.get("secret_env").and_then(|v| v.as_str()) {
+                assert!(header.contains(&format!("export {env}=")) || header.contains(&format!("{env}=")), "{file}: the header does not set {env}");
+            }
+            if let Some(path) = k.get("secret_file").and_then(|v| v.as_str()) {
+                assert!(header.contains(&format!("> {path}")), "{file}: the header does not write {path}");
+            }
+        }
+    }
+}
