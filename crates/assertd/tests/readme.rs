@@ -49,7 +49,10 @@ fn example_config_headers_provide_the_keys_the_configs_read() {
         assert!(!keys.is_empty(), "{file}: no challenge keys to check");
         for k in keys {
             if let Some(env) = k.get("secret_env").and_then(|v| v.as_str()) {
-                assert!(header.contains(&format!("export {env}=")) || header.contains(&format!("{env}=")), "{file}: the header does not set {env}");
+                assert!(
+                    header.contains(&format!("export {env}=")) || header.contains(&format!("{env}=")),
+                    "{file}: the header does not set {env}"
+                );
             }
             if let Some(path) = k.get("secret_file").and_then(|v| v.as_str()) {
                 assert!(header.contains(&format!("> {path}")), "{file}: the header does not write {path}");

@@ -25,7 +25,7 @@ use crate::record::StoredCredential;
 use crate::row;
 use crate::types::{ChallengeUse, Change, CounterUpdate, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -276,7 +276,7 @@ impl PostgresStore {
         // A group holds up to `group::MAX_UPDATES` credentials: no linear
         // search per row.
         let index: HashMap<counters::Key<'_>, usize> = distinct.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
-        let mut fresh: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        let mut fresh: foldhash::HashSet<Vec<u8>> = foldhash::HashSet::default();
         for r in &rows {
             if let Some(used) = r.try_get::<_, Option<Vec<u8>>>(4).map_err(corrupt)? {
                 fresh.insert(used);

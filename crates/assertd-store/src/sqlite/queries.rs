@@ -8,8 +8,8 @@ use crate::row::{self, COLUMNS, QMARKS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial};
 use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError};
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
-use std::collections::HashMap;
 
 /// At most one credential row.
 fn one(s: &mut CachedStatement<'_>, p: impl rusqlite::Params) -> Result<Option<StoredCredential>, StoreError> {

@@ -28,7 +28,6 @@ use super::journal::Journal;
 use crate::telemetry;
 use assertd_policy::{CounterCheck, ReasonCode, Verdict};
 use assertd_store::{ChallengeUse, CounterResult, CounterUpdate, KeyCache, StoreError};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -113,7 +112,7 @@ impl Counters {
         let needs: Vec<Need> = items.iter().map(need).collect();
         // Credentials that count somewhere in this batch: none of their
         // assertions may skip the store.
-        let counting: HashSet<(&str, &[u8])> = items
+        let counting: foldhash::HashSet<(&str, &[u8])> = items
             .iter()
             .zip(&needs)
             .filter(|(_, n)| matches!(n, Need::Count { counterless: false, .. }))
@@ -129,7 +128,7 @@ impl Counters {
 
         let mut slots: Vec<(usize, u32)> = Vec::new();
         let mut updates: Vec<CounterUpdate> = Vec::new();
-        let with_use: HashSet<usize> = uses.iter().map(|(i, _)| *i).collect();
+        let with_use: foldhash::HashSet<usize> = uses.iter().map(|(i, _)| *i).collect();
         let mut journal_may: Vec<bool> = Vec::new();
         for (i, (item, n)) in items.iter_mut().zip(needs).enumerate() {
             match n {

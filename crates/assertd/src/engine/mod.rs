@@ -73,7 +73,6 @@ use assertd_store::KeyCache;
 use futures_util::future::join_all;
 use journal::Journal;
 use last_used::LastUsed;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The verification engine shared by the gRPC services.
@@ -268,8 +267,11 @@ impl Engine {
     /// Stage 2: one lookup per distinct (rp, credential) among the targeted
     /// items (concurrent misses of one key share a store read in the cache).
     pub async fn resolve(&self, items: &mut [Item]) {
-        let mut index: HashMap<(&str, &[u8]), usize> = HashMap::new();
-        let mut keys: Vec<(&str, &[u8])> = Vec::new();
+        // One batch's keys (bounded by the batch size): foldhash, as the
+        // store's per-batch maps.
+        let mut index: foldhash::HashMap<(&str, &[u8]), usize> =
+            foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
+        let mut keys: Vec<(&str, &[u8])> = Vec::with_capacity(items.len());
         let mut slots: Vec<Option<usize>> = Vec::with_capacity(items.len());
         for item in items.iter() {
             slots.push(matches!(item.stage, Stage::Targeted(..)).then(|| {
