@@ -32,17 +32,35 @@ AREAS = [
 ]
 
 
-def symbols(path):
-    """{symbol: self instructions} of a callgrind file, and its total."""
+def cycles(ev):
+    """An estimate of cycles from callgrind's cache and branch simulation
+    (CACHE_SIM=1): KCachegrind's cycle estimation, Ir + 10 per L1 miss and
+    per mispredicted branch + 100 per last-level miss. Without the
+    simulation: the instructions."""
+    l1 = ev.get("I1mr", 0) + ev.get("D1mr", 0) + ev.get("D1mw", 0)
+    ll = ev.get("ILmr", 0) + ev.get("DLmr", 0) + ev.get("DLmw", 0)
+    return ev.get("Ir", 0) + 10 * l1 + 100 * ll + 10 * (ev.get("Bcm", 0) + ev.get("Bim", 0))
+
+
+def symbols(path, metric="Ir"):
+    """{symbol: self cost} of a callgrind file, and its total; `metric` is
+    "Ir" (instructions) or "CEst" (estimated cycles, with CACHE_SIM=1)."""
     text = subprocess.run(
         ["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", path], capture_output=True, text=True, check=True
     ).stdout
+    events = re.search(r"^Events shown:\s+(.*)$", text, re.M).group(1).split()
     total, table = None, {}
     for line in text.splitlines():
-        m = re.match(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(.*)$", line)
-        if not m:
+        line = re.sub(r"\(\s*[\d.]+%\)", "", line)
+        tokens = line.split()
+        if len(tokens) <= len(events) or not re.fullmatch(r"[\d,]+", tokens[0]):
             continue
-        n, rest = int(m.group(1).replace(",", "")), m.group(2).strip()
+        values = tokens[: len(events)]
+        if not all(re.fullmatch(r"[\d,]+|\.", v) for v in values):
+            continue
+        ev = {e: (0 if v == "." else int(v.replace(",", ""))) for e, v in zip(events, values)}
+        n = ev["Ir"] if metric == "Ir" else cycles(ev)
+        rest = " ".join(tokens[len(events) :])
         if rest.startswith("PROGRAM TOTALS"):
             total = n
             continue
@@ -60,9 +78,9 @@ def area(symbol):
     return "other"
 
 
-def account(short, n_short, long_, n_long, label):
-    t0, s0 = symbols(short)
-    t1, s1 = symbols(long_)
+def account(short, n_short, long_, n_long, label, metric="Ir"):
+    t0, s0 = symbols(short, metric)
+    t1, s1 = symbols(long_, metric)
     n = n_long - n_short
     if n <= 0:
         sys.exit(f"the long run answered {n_long} assertions, the short {n_short}: nothing to divide by")
@@ -76,6 +94,7 @@ def account(short, n_short, long_, n_long, label):
     top = sorted(((v, k) for k, v in per.items() if area(k) != AREAS[0][0]), reverse=True)[:20]
     return {
         "label": label,
+        "metric": "estimated cycles" if metric == "CEst" else "instructions",
         "assertions": n,
         "instructions_per_assertion": round(total),
         "inside_ring": round(ring),
@@ -86,8 +105,8 @@ def account(short, n_short, long_, n_long, label):
 
 
 def show(a):
-    print(f"\n{a['label']}: {a['assertions']} assertions in the difference")
-    print(f"  instructions per assertion {a['instructions_per_assertion']:>12,}")
+    print(f"\n{a['label']}: {a['assertions']} assertions in the difference ({a.get('metric', 'instructions')})")
+    print(f"  per assertion              {a['instructions_per_assertion']:>12,}")
     print(f"  inside ring                {a['inside_ring']:>12,}")
     print(f"  outside ring               {a['outside_ring']:>12,}")
     for k, v in a["outside_ring_by_area"].items():
@@ -126,3 +145,10 @@ if __name__ == "__main__":
     show(a)
     if out:
         json.dump(a, open(out, "w"), indent=1)
+    with open(argv[2]) as f:
+        simulated = "D1mr" in f.read(4096)
+    if simulated:
+        c = account(argv[0], int(argv[1]), argv[2], int(argv[3]), label, "CEst")
+        show(c)
+        if out:
+            json.dump(c, open(out.replace(".json", "-cycles.json"), "w"), indent=1)

@@ -22,7 +22,10 @@
 #   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building)
 #   REPORT_DIR=DIR (default .): instructions-<workload>.json and the
 #   callgrind files; IN_FLIGHT=4; SHORT/LONG: requests per run (defaults:
-#   batch 64: 10 / 60; batch 1: 200 / 1200). Work that depends on time, not
+#   batch 64: 10 / 60; batch 1: 200 / 1200); CACHE_SIM=1: also simulate the
+#   caches and branch predictors and report estimated cycles (KCachegrind's
+#   estimate: Ir + 10 per L1 miss or mispredicted branch + 100 per
+#   last-level miss), which weighs code that misses the cache. Work that depends on time, not
 #   on requests (a clock's one-time calibration, the 1 s health ticker)
 #   differs between the two runs: the longer the difference, the smaller
 #   its share (run twice to see the spread).
@@ -56,7 +59,9 @@ threads = 1
 # the fixed load, nor calls time out.
 max_queue_wait_ms = 600000
 TOML
-  ASSERTD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out/cg-$name-$requests.out" \
+  local sim=()
+  if [ -n "${CACHE_SIM:-}" ]; then sim=(--cache-sim=yes --branch-sim=yes); fi
+  ASSERTD_LOG=warn valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$out/cg-$name-$requests.out" \
     "$bin/assertd" serve --config "$work/assertd.toml" > "$work/out" 2> "$work/valgrind.log" &
   local vpid=$!
   for _ in $(seq 600); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
