@@ -313,8 +313,11 @@ async fn slow_database_is_bounded_by_the_statement_timeout() {
 const PER_KEY: u32 = 20_000;
 
 /// Load, kill -9, restart: every count the service acknowledged is still
-/// there (a replay of each is refused).
-async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
+/// there (a replay of each is refused). `per_call` assertions of one key per
+/// call: 4 puts each key several times in a store group (the read-and-plan
+/// path); 1 leaves one update per key in a group (SQLite's single-statement
+/// path).
+async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path, per_call: usize) {
     let a = SoftAuthenticator::new(Alg::Es256);
     let b = SoftAuthenticator::new(Alg::EdDsa);
     let mut server = Server::start_in(dir, config);
@@ -329,7 +332,7 @@ async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
             .collect();
         clients.push(tokio::spawn(async move {
             let mut ok = Vec::new();
-            for chunk in items.chunks(4) {
+            for chunk in items.chunks(per_call) {
                 match v.verify_assertions(pb::VerifyAssertionsRequest { assertions: chunk.to_vec(), ..Default::default() }).await {
                     Ok(r) => {
                         for (item, verdict) in chunk.iter().zip(r.into_inner().verdicts) {
@@ -373,13 +376,19 @@ async fn crash_keeps_acknowledged_counts(config: &str, dir: &std::path::Path) {
 async fn kill_9_loses_no_acknowledged_count_postgres() {
     let pg = PgCluster::start();
     let dir = tempfile::tempdir().unwrap();
-    crash_keeps_acknowledged_counts(&pg_config(&pg, ""), dir.path()).await;
+    crash_keeps_acknowledged_counts(&pg_config(&pg, ""), dir.path(), 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_count_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    crash_keeps_acknowledged_counts(&default_config(), dir.path()).await;
+    crash_keeps_acknowledged_counts(&default_config(), dir.path(), 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_count_sqlite_one_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_keeps_acknowledged_counts(&default_config(), dir.path(), 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
