@@ -274,6 +274,9 @@ pub async fn serve(
         health.set_service_status("assertd.v1.VerificationService", ready).await;
     }
     health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
+    // The store answered at open: the gauge exists from the start (its
+    // watcher updates it every second).
+    telemetry::store_up(true);
     let grace = config.store.readiness_follows_store.then(|| Duration::from_secs(config.store.readiness_grace_seconds));
     tokio::spawn(watch_store(engine.clone(), health.clone(), grace));
     let reflection = tonic_reflection::server::Builder::configure()

@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub mod backup;
+mod counting;
 mod events;
 mod passes;
 mod queries;

@@ -2,13 +2,11 @@
 //! shared codec (`crate::row`).
 
 use super::{SqliteStore, unavailable};
-use crate::counters;
 use crate::record::StoredCredential;
 use crate::row::{self, COLUMNS, QMARKS};
 use crate::store::{ChallengeLedger, Credentials, Health, MetadataSerial};
 use crate::types::{ChallengeUse, CounterResult, CounterUpdate, Registered, Replaced, StateUpdate, StoreError};
 use async_trait::async_trait;
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 /// At most one credential row.
@@ -218,73 +216,10 @@ impl Credentials for SqliteStore {
         self.write(move |c| {
             // In the writer's group transaction: no other writer can
             // interleave between these reads and writes.
-            let distinct = counters::distinct_max(&updates);
-            let mut seen: HashMap<counters::Key<'_>, u32> = HashMap::with_capacity(distinct.len());
-            for u in updates.iter() {
-                *seen.entry((u.rp_id.as_str(), u.credential_id.as_slice())).or_insert(0) += 1;
-            }
-            // The common case, a credential counted once in the group with a
-            // count above its stored one, is one statement: the update that
-            // only applies when the count advances (sign_count_advances for a
-            // received count above 0) on a live credential. Anything else
-            // (not found, revoked, not advancing, counted twice in the
-            // group) is read and planned.
-            let mut fast: HashSet<counters::Key<'_>> = HashSet::with_capacity(distinct.len());
-            {
-                let mut advance = c
-                    .prepare_cached(
-                        "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4
-                         WHERE rp_id = ?1 AND credential_id = ?2 AND revoked = 0 AND sign_count < ?3",
-                    )
-                    .map_err(unavailable)?;
-                for ((rp, id), max) in &distinct {
-                    if *max > 0
-                        && seen.get(&(*rp, *id)) == Some(&1)
-                        && advance.execute(params![rp, id, i64::from(*max), now_ms]).map_err(unavailable)? == 1
-                    {
-                        fast.insert((*rp, *id));
-                    }
-                }
-            }
-            // Point reads by primary key with one cached statement: an
-            // `IN (VALUES ...)` per batch size would be parsed again for
-            // every size the statement cache does not hold.
-            let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::with_capacity(distinct.len());
-            let mut read =
-                c.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
-            for ((rp, id), max) in &distinct {
-                if fast.contains(&(*rp, *id)) {
-                    // Written above: it held a lower count (any below `max`
-                    // plans the same, and nothing is left to write).
-                    rows.insert((*rp, *id), Some((max - 1, false)));
-                    continue;
-                }
-                let row = read
-                    .query_row(params![rp, id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
-                    .optional()
-                    .map_err(unavailable)?;
-                let state = match row {
-                    Some((n, revoked)) => {
-                        Some((u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("credentials.sign_count: {n} is out of range")))?, revoked))
-                    }
-                    None => None,
-                };
-                rows.insert((*rp, *id), state);
-            }
-            let plan = counters::plan(&updates, &rows);
-            {
-                let mut write = c
-                    .prepare_cached(
-                        "UPDATE credentials SET sign_count = ?3, last_used_at_ms = ?4 WHERE rp_id = ?1 AND credential_id = ?2 AND sign_count = ?5",
-                    )
-                    .map_err(unavailable)?;
-                for ((rp_id, id), before, after) in plan.writes.iter().filter(|(k, _, _)| !fast.contains(k)) {
-                    write.execute(params![rp_id, id, i64::from(*after), now_ms, i64::from(*before)]).map_err(unavailable)?;
-                }
-            }
+            let results = super::counting::advance(c, &updates, now_ms)?;
             // In the same job (one savepoint): the counts and the uses, both
             // or neither.
-            Ok((plan.results, insert_uses(c, &uses)?))
+            Ok((results, insert_uses(c, &uses)?))
         })
         .await
     }
