@@ -45,20 +45,9 @@ measure() {
   local name="$1" requests="$2" batch="$3" counting="$4"
   local work
   work="$(mktemp -d)"
-  cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-[pool]
-threads = 1
-[limits]
-# Under valgrind everything is ~50x slower: admission by time must not shed
-# the fixed load, nor calls time out.
-max_queue_wait_ms = 600000
-TOML
+  # Under valgrind everything is ~50x slower: admission by time must not
+  # shed the fixed load, nor calls time out.
+  bench_config "$work" $'[pool]\nthreads = 1\n[limits]\nmax_queue_wait_ms = 600000'
   local sim=()
   if [ -n "${CACHE_SIM:-}" ]; then sim=(--cache-sim=yes --branch-sim=yes); fi
   ASSERTD_LOG=warn valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$out/cg-$name-$requests.out" \

@@ -27,19 +27,25 @@ bench_calibrate() {
   echo "raw ring ES256 on CPU $1: $raw verifies/s"
 }
 
+# Writes DIR/assertd.toml: loopback ports, data in DIR/data, the relying
+# party, then the TOML given.
+bench_config() {
+  cat > "$1/assertd.toml" <<TOML
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+data_dir = "$1/data"
+[[relying_parties]]
+id = "login.example.com"
+origins = ["https://login.example.com"]
+$2
+TOML
+}
+
 bench_start() {
   local extra="$1" cpu="${2:-}"
   work="$(mktemp -d)"
   trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-  cat > "$work/assertd.toml" <<TOML
-listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-data_dir = "$work/data"
-[[relying_parties]]
-id = "login.example.com"
-origins = ["https://login.example.com"]
-$extra
-TOML
+  bench_config "$work" "$extra"
   local pin=()
   if [ -n "$cpu" ]; then pin=(taskset -c "$cpu"); fi
   if [ -n "${BENCH_IMPORT:-}" ]; then

@@ -38,6 +38,11 @@ ServiceAccount the chart creates is one of the release's objects, which Helm
 creates only after those hooks: the hooks get their own, created first as a
 hook (templates/serviceaccount.yaml). Without serviceAccount.create they run
 as the pods do (a ServiceAccount that exists before the release). */ -}}
+{{- /* "true" when the migration Job runs as a pre-install/pre-upgrade hook. */ -}}
+{{- define "assertd.migrateHook" -}}
+{{- if and (eq .Values.store.backend "postgres") (eq .Values.store.postgres.migrations "hook") }}true{{ end -}}
+{{- end -}}
+
 {{- define "assertd.hookServiceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- printf "%s-hooks" (include "assertd.serviceAccountName" . | trunc 57 | trimSuffix "-") -}}
