@@ -15,7 +15,10 @@
 # as a ratio of the raw figure; then, per workload, an open-loop run at 70%
 # of the unary capacity at the first depth, whose p99 is compared with the
 # batch's pure verify time (64 / raw rate). The server's thread count is
-# sampled during each run.
+# sampled during each run. Unary callers retry a refused call as a gRPC
+# client with a retry policy does (after the pushback, with
+# grpc-previous-rpc-attempts; latency is the whole round trip), and each
+# depth prints unary p99 ÷ streaming p99 (fairness under saturation).
 #
 # Usage: loadtest/single-core.sh [seconds]   (builds release binaries first)
 #   WORKLOADS="counterless counting" IN_FLIGHT="8 32" REPORT_DIR=. (defaults)
@@ -76,7 +79,7 @@ summary() {
 import json, sys
 r = json.loads(sys.stdin.read())
 rate = r['assertions_per_second']
-print(f\"$1: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, {r['server_threads_max']} server threads, errors {sum(r['errors'].values())}, mismatches {r['mismatches']}{', POOL EXHAUSTED' if r.get('pool_exhausted') else ''})\")"
+print(f\"$1: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, {r['server_threads_max']} server threads, errors {sum(r['errors'].values())}, mismatches {r['mismatches']}{', POOL EXHAUSTED' if r.get('pool_exhausted') else ''}{', answered after attempts ' + json.dumps(r['attempts']) if r.get('attempts') else ''})\")"
 }
 
 for workload in $workloads; do
@@ -88,6 +91,12 @@ for workload in $workloads; do
     stream=$(run "$workload" --stream --concurrency 4 --in-flight "$depth")
     echo "$stream" | summary "$workload streaming, $depth in flight (4 streams)"
     echo "$stream" > "$out/single-core-$workload-stream-$depth.json"
+    # Fairness: a unary caller's round trip (pushback and retries included)
+    # against a stream's, at the same depth (issue 32: at most 2x).
+    python3 -c "
+import json, sys
+u, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f\"$workload, $depth in flight: unary p99 {u['latency']['p99_ms']:.1f} ms / streaming p99 {s['latency']['p99_ms']:.1f} ms = {u['latency']['p99_ms'] / s['latency']['p99_ms']:.2f}, unary refusals {u['errors'].get('ResourceExhausted', 0)}\")" "$unary" "$stream"
     if [ -z "$first" ]; then first="$unary"; fi
   done
   urate=$(echo "$first" | python3 -c "import json, sys; print(json.loads(sys.stdin.read())['assertions_per_second'])")

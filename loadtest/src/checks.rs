@@ -23,6 +23,9 @@ pub(crate) struct Stats {
     pub(crate) interval: Mutex<Option<Histogram<u64>>>,
     /// Latency of RESOURCE_EXHAUSTED answers: what one rejection costs the caller.
     pub(crate) rejected: Mutex<Option<Histogram<u64>>>,
+    /// Closed-loop unary batches by the attempts their answer took
+    /// ("gave_up": refused `MAX_ATTEMPTS` times).
+    pub(crate) attempts: Mutex<BTreeMap<String, u64>>,
     pub(crate) measuring: AtomicBool,
     /// A --counting lane ran out of prepared assertions.
     pub(crate) exhausted: AtomicBool,
@@ -64,6 +67,15 @@ pub(crate) async fn record(stats: &Stats, p: &Prepared, verdicts: &[pb::Verdict]
     }
     if let Some(h) = stats.interval.lock().await.as_mut() {
         let _ = h.record(us);
+    }
+}
+
+/// Records how many attempts one closed-loop unary batch took (more than
+/// `MAX_ATTEMPTS`: it gave up).
+pub(crate) async fn attempts(stats: &Stats, n: u32) {
+    if stats.measuring.load(Ordering::Relaxed) {
+        let key = if n > crate::drive::MAX_ATTEMPTS { "gave_up".to_string() } else { n.to_string() };
+        *stats.attempts.lock().await.entry(key).or_default() += 1;
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::args::Mode;
 use crate::args::RunArgs;
 use crate::checks::Stats;
+use crate::checks::attempts;
 use crate::checks::error;
 use crate::checks::histogram;
 use crate::checks::record;
@@ -63,25 +64,7 @@ pub(crate) async fn caller(
         while !stop.load(Ordering::Relaxed) {
             let Some(p) = walk.nth(&requests, k, &stats) else { return };
             k += 1;
-            let sent = Instant::now();
-            match client.verify_assertions(pb::VerifyAssertionsRequest { assertions: p.assertions.clone(), ..Default::default() }).await {
-                Ok(r) => record(&stats, &p, &r.into_inner().verdicts, sent.elapsed()).await,
-                Err(e) => {
-                    // A counting lane sends a refused request again (the
-                    // server did nothing with it), as a client retrying
-                    // RESOURCE_EXHAUSTED would; skipping it would use up the
-                    // lane's prepared requests at the refusal rate.
-                    if walk.lanes.is_some() && e.code() == tonic::Code::ResourceExhausted {
-                        k -= 1;
-                    }
-                    error(&stats, &e, sent.elapsed()).await;
-                    // Honour the server's retry pushback, as a gRPC client
-                    // with a retry policy does, instead of re-sending at once.
-                    if let Some(ms) = e.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-                        tokio::time::sleep(Duration::from_millis(ms.min(1000))).await;
-                    }
-                }
-            }
+            unary_with_retries(&mut client, &p, &stats).await;
         }
         return;
     };
@@ -116,6 +99,45 @@ pub(crate) async fn caller(
             }
         }
     }
+}
+
+/// Attempts a gRPC client with a retry policy makes at most for one call
+/// (gRFC A6 caps `maxAttempts` at 5).
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
+
+/// One batch sent as a gRPC client with a retry policy sends it: a
+/// RESOURCE_EXHAUSTED answer is retried after the server's
+/// `grpc-retry-pushback-ms` (at once without one), the same request, with
+/// `grpc-previous-rpc-attempts` on every retry (gRFC A6; grpc-go, grpc-java
+/// and grpc-node send it), up to [`MAX_ATTEMPTS`]. The latency recorded is
+/// what the caller waited for its answer: from the first send to the last
+/// answer, pushback included. Each refused attempt is also counted and timed
+/// on its own (`errors`, `rejected_latency`).
+pub(crate) async fn unary_with_retries(client: &mut VerificationServiceClient<Channel>, p: &Prepared, stats: &Stats) {
+    let first = Instant::now();
+    for attempt in 0..MAX_ATTEMPTS {
+        let mut req = tonic::Request::new(pb::VerifyAssertionsRequest { assertions: p.assertions.clone(), ..Default::default() });
+        if attempt > 0 {
+            req.metadata_mut().insert("grpc-previous-rpc-attempts", attempt.into());
+        }
+        let sent = Instant::now();
+        match client.verify_assertions(req).await {
+            Ok(r) => {
+                attempts(stats, attempt + 1).await;
+                return record(stats, p, &r.into_inner().verdicts, first.elapsed()).await;
+            }
+            Err(e) => {
+                error(stats, &e, sent.elapsed()).await;
+                if e.code() != tonic::Code::ResourceExhausted {
+                    return;
+                }
+                if let Some(ms) = e.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+                    tokio::time::sleep(Duration::from_millis(ms.min(1000))).await;
+                }
+            }
+        }
+    }
+    attempts(stats, MAX_ATTEMPTS + 1).await;
 }
 
 /// Open loop: requests at fixed intended times; latency counts from the
@@ -298,6 +320,7 @@ pub async fn run_until(args: RunArgs, stop_when: Option<Arc<AtomicBool>>) -> Res
         "assertions_per_second": assertions_window as f64 / elapsed,
         "latency": quantiles(&latency),
         "rejected_latency": quantiles(&rejected),
+        "attempts": *stats.attempts.lock().await,
         "errors": *stats.errors.lock().await,
         "decisions": *stats.reasons.lock().await,
         "mismatches": stats.mismatches.load(Ordering::Relaxed),

@@ -205,7 +205,10 @@ impl VerificationService for VerificationSvc {
         let grant = grant(&req)?;
         let request_id = req.extensions().get::<RequestIdValue>().map(|r| r.0.clone());
         let notes = notes(&req);
-        let deadline = grpc_timeout(req.metadata());
+        let call = crate::engine::Call {
+            deadline: grpc_timeout(req.metadata()),
+            retry: crate::engine::is_retry(req.metadata().get(crate::engine::PREVIOUS_ATTEMPTS).map(|v| v.as_bytes())),
+        };
         let pb::VerifyAssertionsRequest { assertions, include_report_only } = req.into_inner();
         let span = tracing::debug_span!(
             "VerifyAssertions",
@@ -214,7 +217,7 @@ impl VerificationService for VerificationSvc {
             batch = assertions.len()
         );
         let work = async {
-            let outcomes = self.engine.verify_assertions(convert::assertions(assertions, include_report_only), &grant, deadline).await?;
+            let outcomes = self.engine.verify_assertions(convert::assertions(assertions, include_report_only), &grant, call).await?;
             let verdicts = convert::verdicts(outcomes);
             tracing::debug!(verdicts = verdicts.len(), "answered");
             note_verdicts(notes.as_ref(), &verdicts);

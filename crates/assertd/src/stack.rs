@@ -318,7 +318,10 @@ where
             return Box::pin(self.inner.call(req));
         }
         let admission = self.engine.admission();
-        let full = if route.verifies { admission.work_exhausted() } else { None };
+        // A retry is not refused for want of room (it waits its turn in
+        // line, see `Admission::admit_retry`), only for want of a slot.
+        let retry = crate::engine::is_retry(req.headers().get(crate::engine::PREVIOUS_ATTEMPTS).map(|v| v.as_bytes()));
+        let full = if route.verifies && !retry { admission.work_exhausted() } else { None };
         let slot = admission.rpc_slot().filter(|_| full.is_none());
         let Some(slot) = slot else {
             // Every refusal says when to come back: without pushback, callers

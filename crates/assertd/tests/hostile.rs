@@ -321,3 +321,49 @@ async fn a_refusal_says_when_to_retry() {
     busy.await.unwrap().unwrap();
     eprintln!("refused behind a 400-assertion ES384 batch; retry pushback {pushback} ms");
 }
+
+/// Fair under saturation: a call refused for want of room that comes back
+/// as a gRPC retry (`grpc-previous-rpc-attempts`) waits its turn in line
+/// and is answered, instead of being refused again; a first attempt is
+/// still refused at once; a retry whose deadline the wait would pass is
+/// refused at once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_its_turn_instead_of_being_refused_again() {
+    let server = Server::start(&format!("{}\n[pool]\nthreads = 1\n[limits]\nmax_queue_wait_ms = 5\n", default_config()));
+    let a = SoftAuthenticator::new(Alg::Es384);
+    put(&server, record(RP, &a, b"u", false)).await;
+    let batch: Vec<_> = (0..400).map(|_| assertion("o", RP, &a.credential_id, b"c", a.assert(RP, ORIGIN, b"c", UV, 0))).collect();
+    let small = || pb::VerifyAssertionsRequest { assertions: batch[..10].to_vec(), ..Default::default() };
+    let retry = |attempts: &str, timeout: Option<std::time::Duration>| {
+        let mut req = tonic::Request::new(small());
+        req.metadata_mut().insert("grpc-previous-rpc-attempts", attempts.parse().unwrap());
+        if let Some(t) = timeout {
+            req.set_timeout(t);
+        }
+        req
+    };
+    // Teach the estimate what ES384 costs here, then keep the pool busy.
+    server.verifier().await.verify_assertions(small()).await.unwrap();
+    let mut v = server.verifier().await;
+    let busy = tokio::spawn({
+        let batch = batch.clone();
+        async move {
+            v.verify_assertions(pb::VerifyAssertionsRequest { assertions: batch, ..Default::default() })
+                .await
+                .map(|_| std::time::Instant::now())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let first = server.verifier().await.verify_assertions(small()).await.unwrap_err();
+    assert_eq!(first.code(), tonic::Code::ResourceExhausted, "{first:?}");
+    let e = server.verifier().await.verify_assertions(retry("1", Some(std::time::Duration::from_millis(20)))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "a retry past its deadline: {e:?}");
+    assert!(e.metadata().get("grpc-retry-pushback-ms").is_some());
+    let r = server.verifier().await.verify_assertions(retry("1", None)).await.unwrap().into_inner();
+    let answered = std::time::Instant::now();
+    assert_eq!(r.verdicts.len(), 10);
+    assert!(r.verdicts.iter().all(|v| v.decision() == Decision::Allow), "{r:?}");
+    // It waited behind the busy batch, in line, rather than being refused.
+    let busy_done = busy.await.unwrap().unwrap();
+    assert!(answered + std::time::Duration::from_millis(50) >= busy_done, "the retry was answered before the batch ahead of it");
+}

@@ -11,8 +11,20 @@
 //! own deadline; so the same target admits a few batches of 64 ES256
 //! assertions or hundreds of single ones, and fewer RSA-4096 ones, for the
 //! same latency. A refusal says when to retry (`grpc-retry-pushback-ms`:
-//! once what is queued has drained). An optional hard cap on queued
+//! once the work ahead has drained to where the call would fit). An optional hard cap on queued
 //! assertions (`limits.max_queued_assertions`) still applies.
+//!
+//! Fair under saturation: stream messages and retried unary calls
+//! (`grpc-previous-rpc-attempts`, sent by gRPC clients with a retry policy)
+//! wait for room in one line, in arrival order, and a first attempt counts
+//! the line as ahead of it. So a call is refused at most once, not again
+//! and again while callers whose answers just arrived take the room.
+
+mod bytes;
+mod refusal;
+
+pub use bytes::{ByteBudget, BytesHeld};
+pub use refusal::{Refusal, Shed};
 
 use crate::config::Limits;
 use std::sync::Arc;
@@ -32,123 +44,9 @@ pub fn registration_share(threads: usize) -> usize {
     (threads / 2).max(1)
 }
 
-/// A request refused before any work, as a whole (a rejected assertion is
-/// a verdict instead): over a size limit, or a budget full.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// More assertions than `limits.max_batch_size` (INVALID_ARGUMENT).
-    #[error("batch of {n} assertions exceeds max_batch_size {max}")]
-    BatchTooLarge {
-        /// Assertions sent.
-        n: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A budget is full (RESOURCE_EXHAUSTED); room is expected after about
-    /// `retry_after` (`grpc-retry-pushback-ms`).
-    #[error("{}", .shed.message())]
-    Overloaded {
-        /// Which budget.
-        shed: Shed,
-        /// When to try again.
-        retry_after: Option<Duration>,
-    },
-}
-
-impl Refusal {
-    /// The `assertd_rpcs_rejected_total` reason.
-    pub(crate) fn reason(&self) -> &'static str {
-        match self {
-            Refusal::BatchTooLarge { .. } => "batch_too_large",
-            Refusal::Overloaded { shed, .. } => shed.reason(),
-        }
-    }
-}
-
-/// Which budget shed a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shed {
-    /// The pool's queue wait (`limits.max_queue_wait_ms`).
-    QueueWait,
-    /// `limits.max_request_bytes_in_flight`.
-    RequestBytes,
-    /// The registrations' share of the pool.
-    RegistrationShare,
-}
-
-impl Shed {
-    /// The `assertd_rpcs_rejected_total` reason.
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            Shed::QueueWait => "overloaded",
-            Shed::RequestBytes => "request_bytes",
-            Shed::RegistrationShare => "registration_share",
-        }
-    }
-
-    pub(crate) fn message(self) -> &'static str {
-        match self {
-            Shed::QueueWait => "assertd is at capacity; retry with backoff",
-            Shed::RequestBytes => "the server holds as many request bytes as limits.max_request_bytes_in_flight allows: retry shortly",
-            Shed::RegistrationShare => "registrations are using their share of the verification pool; retry with backoff",
-        }
-    }
-}
-
 /// Pool time per assertion assumed before anything was measured: a
 /// pessimistic ES256 verification on a slow core.
 const INITIAL_COST: Duration = Duration::from_micros(100);
-
-/// Request bytes held by unary calls in progress.
-#[derive(Debug)]
-pub struct ByteBudget {
-    held: AtomicU64,
-    cap: u64,
-}
-
-/// The bytes one call holds, given back when it is dropped (the call has
-/// answered, or was abandoned).
-#[derive(Debug)]
-pub struct BytesHeld {
-    budget: Arc<ByteBudget>,
-    n: AtomicU64,
-}
-
-impl BytesHeld {
-    /// Takes `n` more bytes for this call; false (nothing taken) when the
-    /// budget has no room for them.
-    pub fn take(&self, n: u64) -> bool {
-        let b = &self.budget;
-        let mut cur = b.held.load(Ordering::Acquire);
-        loop {
-            let Some(next) = cur.checked_add(n).filter(|v| *v <= b.cap) else { return false };
-            match b.held.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    self.n.fetch_add(n, Ordering::AcqRel);
-                    return true;
-                }
-                Err(now) => cur = now,
-            }
-        }
-    }
-}
-
-impl BytesHeld {
-    /// Gives back `n` of the bytes this call holds (a stream message that
-    /// arrived whole and went on to be decoded).
-    pub fn give(&self, n: u64) {
-        let n = n.min(self.n.load(Ordering::Acquire));
-        self.n.fetch_sub(n, Ordering::AcqRel);
-        self.budget.held.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-impl Drop for BytesHeld {
-    fn drop(&mut self) {
-        self.budget.held.fetch_sub(*self.n.get_mut(), Ordering::AcqRel);
-    }
-}
 
 /// The engine's admission budgets.
 #[derive(Debug)]
@@ -167,11 +65,15 @@ struct Queue {
     assertions: AtomicU64,
     /// Moving average of pool thread time per assertion, in nanoseconds.
     cost_ns: AtomicU64,
-    /// Woken when assertions leave the queue (waiting stream messages).
+    /// Assertions in line for room: stream messages and retried unary
+    /// calls waiting their turn. A first attempt counts them as ahead of
+    /// it.
+    waiting: AtomicU64,
+    /// Woken when assertions leave the queue (whoever is in line).
     room: Notify,
-    /// Stream messages wait for room one at a time, in arrival order
-    /// (tokio's mutex is fair): a woken crowd racing for room would let an
-    /// unlucky stream wait for seconds.
+    /// The line: stream messages and retries wait for room one at a time,
+    /// in arrival order (tokio's mutex is fair): a woken crowd racing for
+    /// room would let an unlucky one wait for seconds.
     turnstile: tokio::sync::Mutex<()>,
     /// The smallest batch offered in the current second (low 32 bits) and
     /// which second (high 32 bits), and the previous second's smallest:
@@ -193,6 +95,45 @@ fn second_now() -> u32 {
 pub struct Admitted {
     n: u64,
     queue: Option<Arc<Queue>>,
+}
+
+/// What a unary call's headers say about its admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Call {
+    /// The time it has left (`grpc-timeout`).
+    pub deadline: Option<Duration>,
+    /// A retry: `grpc-previous-rpc-attempts` of 1 or more.
+    pub retry: bool,
+}
+
+/// The header gRPC clients send on a retry (gRFC A6): how many attempts
+/// came before.
+pub const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
+
+/// Whether a `grpc-previous-rpc-attempts` value names a retry: decimal
+/// digits, 1 or more (anything else is a first attempt).
+pub fn is_retry(value: Option<&[u8]>) -> bool {
+    value.and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok()).is_some_and(|n| n >= 1)
+}
+
+/// Assertions in line, taken out of it when dropped (admitted, or the
+/// call gave up waiting).
+struct InLine {
+    queue: Arc<Queue>,
+    n: u64,
+}
+
+impl InLine {
+    fn join(queue: &Arc<Queue>, n: u64) -> Self {
+        queue.waiting.fetch_add(n, Ordering::AcqRel);
+        Self { queue: queue.clone(), n }
+    }
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        self.queue.waiting.fetch_sub(self.n, Ordering::AcqRel);
+    }
 }
 
 /// A refusal, and about when room is expected.
@@ -238,6 +179,7 @@ impl Admission {
         };
         let queue = Queue {
             assertions: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             cost_ns: AtomicU64::new(INITIAL_COST.as_nanos() as u64),
             room: Notify::new(),
             turnstile: tokio::sync::Mutex::new(()),
@@ -282,9 +224,16 @@ impl Admission {
         self.target
     }
 
-    /// The estimated wait in front of the pool now.
+    /// The estimated wait for a call arriving now: what is in front of the
+    /// pool and what is in line for it.
     pub fn queue_wait(&self) -> Duration {
-        self.time_for(self.queue.assertions.load(Ordering::Acquire))
+        self.time_for(self.ahead())
+    }
+
+    /// Assertions ahead of a first attempt arriving now: admitted and not
+    /// yet verified, and in line.
+    fn ahead(&self) -> u64 {
+        self.queue.assertions.load(Ordering::Acquire).saturating_add(self.queue.waiting.load(Ordering::Acquire))
     }
 
     /// Records what the pool took for a batch: `thread_time` summed over its
@@ -318,11 +267,14 @@ impl Admission {
         if finish <= bound && !capped {
             return Ok(());
         }
-        // Retry once what is queued now has drained: sooner, every caller
-        // refused at this moment would come back together for the same
-        // room (a refusal storm that costs the core what it should spend
-        // verifying).
-        let retry_after = self.time_for(queued).max(finish.saturating_sub(bound)).max(Duration::from_millis(1));
+        // Retry when the work ahead has drained to where this call would
+        // fit. A retry waits its turn in line from then on, so callers
+        // refused at the same moment do not come back to fight over the
+        // same room; and the line keeps the pool busy meanwhile (a longer
+        // pushback, the whole drain time, left it idle while refused
+        // callers slept: 0.82 of ring at 8 batches of 64 in flight
+        // against 0.93, BENCHMARKS.md §19).
+        let retry_after = finish.saturating_sub(bound).max(Duration::from_millis(1));
         Err(Refused { retry_after })
     }
 
@@ -334,7 +286,9 @@ impl Admission {
         let q = &self.queue.assertions;
         let mut queued = q.load(Ordering::Acquire);
         loop {
-            self.fits(queued, n, deadline)?;
+            // Whoever is in line goes first.
+            let waiting = self.queue.waiting.load(Ordering::Acquire);
+            self.fits(queued.saturating_add(waiting), n, deadline)?;
             match q.compare_exchange_weak(queued, queued + n, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Ok(Admitted { n, queue: Some(self.queue.clone()) }),
                 Err(now) => queued = now,
@@ -342,18 +296,57 @@ impl Admission {
         }
     }
 
+    /// Admits a retried unary call (`grpc-previous-rpc-attempts` of 1 or
+    /// more: refused before, and back after the pushback). It waits its turn
+    /// in line, in arrival order with stream messages, instead of being
+    /// refused again: a refusal sends a first attempt away fast, and the
+    /// caller that chose to come back is not refused over and over while
+    /// callers whose answers just arrived take the room it was told to
+    /// expect. Refused only when the wait would pass the call's `deadline`.
+    /// The line's memory is bounded by the budgets the call already holds
+    /// (its RPC slot and request bytes).
+    pub async fn admit_retry(&self, assertions: usize, deadline: Option<Duration>) -> Result<Admitted, Refused> {
+        let n = assertions.max(1) as u64;
+        self.offered(n);
+        if let Some(d) = deadline {
+            let ahead = self.ahead();
+            let finish = self.time_for(ahead.saturating_add(n));
+            if ahead != 0 && finish > d {
+                return Err(Refused { retry_after: finish.saturating_sub(d).max(Duration::from_millis(1)) });
+            }
+        }
+        Ok(self.wait_in_line(n).await)
+    }
+
     /// Admits one stream message, waiting for room: a stream is flow
     /// controlled (the caller's sends block) instead of failed.
     pub async fn admit_stream(&self, assertions: usize) -> Admitted {
+        self.offered(assertions.max(1) as u64);
+        self.wait_in_line(assertions.max(1) as u64).await
+    }
+
+    /// Waits in line for room for `n` assertions: in arrival order (the
+    /// turnstile), counted as ahead of first attempts while waiting, and out
+    /// of the line again if the wait is given up (the call ended).
+    async fn wait_in_line(&self, n: u64) -> Admitted {
+        let in_line = InLine::join(&self.queue, n);
         let _turn = self.queue.turnstile.lock().await;
+        let q = &self.queue.assertions;
         loop {
             // Registered before the check, so a wake-up between the check
             // and the wait is not lost.
             let room = self.queue.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            if let Ok(a) = self.admit(assertions, None) {
-                return a;
+            // At the head of the line: only what the pool holds is ahead.
+            let queued = q.load(Ordering::Acquire);
+            if self.fits(queued, n, None).is_ok() {
+                if q.compare_exchange(queued, queued + n, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    drop(in_line);
+                    return Admitted { n, queue: Some(self.queue.clone()) };
+                }
+                // Taken meanwhile (a first attempt that fit): look again.
+                continue;
             }
             room.await;
         }
@@ -411,9 +404,8 @@ impl Admission {
     /// before the body is read or decoded). A call that would fit goes on to
     /// the exact check in the handler.
     pub fn work_exhausted(&self) -> Option<Refused> {
-        let queued = self.queue.assertions.load(Ordering::Acquire);
         let n = self.smallest_recent();
-        self.fits(queued, n, None).err()
+        self.fits(self.ahead(), n, None).err()
     }
 }
 

@@ -59,7 +59,7 @@ mod report_only;
 pub mod unpack;
 pub mod user_risk;
 
-pub use admission::{Admission, Admitted, Refusal, RpcSlot, Shed};
+pub use admission::{Admission, Admitted, Call, PREVIOUS_ATTEMPTS, Refusal, RpcSlot, Shed, is_retry};
 pub use clock::now_ms;
 pub use counters::Counters;
 pub use error::EngineError;
@@ -194,25 +194,23 @@ impl Engine {
     /// `VerifyAssertions` for a caller allowed every relying party (tests,
     /// benches), without a deadline.
     pub async fn verify_batch(&self, requests: Vec<AssertionRequest>) -> Result<Vec<Outcome>, EngineError> {
-        self.verify_assertions(requests, &Grant::open(), None).await
+        self.verify_assertions(requests, &Grant::open(), Call::default()).await
     }
 
     /// `VerifyAssertions`, the unary RPC, end to end: the batch's size, its
-    /// admission (refused at once when the pool's queue wait would pass
-    /// `limits.max_queue_wait_ms` or the call's `deadline`), then
+    /// admission (a first attempt is refused at once when the wait for the
+    /// pool would pass `limits.max_queue_wait_ms` or the call's deadline; a
+    /// retry waits its turn in line, refused only past its deadline), then
     /// [`Engine::check`] and [`Engine::decide`]. One outcome per assertion,
     /// in request order.
-    pub async fn verify_assertions(
-        &self,
-        requests: Vec<AssertionRequest>,
-        grant: &Grant,
-        deadline: Option<std::time::Duration>,
-    ) -> Result<Vec<Outcome>, EngineError> {
+    pub async fn verify_assertions(&self, requests: Vec<AssertionRequest>, grant: &Grant, call: Call) -> Result<Vec<Outcome>, EngineError> {
         self.check_size(requests.len())?;
-        let mut admitted = self
-            .admission
-            .admit(requests.len(), deadline)
-            .map_err(|r| Refusal::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
+        let admitted = if call.retry {
+            self.admission.admit_retry(requests.len(), call.deadline).await
+        } else {
+            self.admission.admit(requests.len(), call.deadline)
+        };
+        let mut admitted = admitted.map_err(|r| Refusal::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
         let checked = self.check(requests, grant).await?;
         admitted.verified();
         Ok(self.decide(checked).await)

@@ -102,12 +102,12 @@ pub const RPCS: Metric = metric(
 /// Always 1, labelled with the version and commit.
 pub const BUILD_INFO: Metric =
     metric("assertd_build_info", Gauge, &["version", "commit"], "Always 1; labels: version and the git commit it was built from.");
-/// The admission's estimated wait for the pool now, seconds.
+/// The admission's estimated wait for the pool now (the line included), seconds.
 pub const QUEUE_WAIT: Metric = metric(
     "assertd_admission_queue_wait_seconds",
     Gauge,
     &[],
-    "Estimated wait for the verification pool now (queued assertions x measured cost / threads), seconds.",
+    "Estimated wait for the verification pool for a call arriving now (assertions queued and in line x measured cost / threads), seconds.",
 );
 /// The admission's wait target (`limits.max_queue_wait_ms`), seconds.
 pub const QUEUE_WAIT_TARGET: Metric = metric(
