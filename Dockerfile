@@ -16,6 +16,10 @@ ARG RUST_IMAGE=rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 
 FROM ${RUST_IMAGE} AS build
+# Cargo features of the assertd package: empty (ring verifies every
+# signature), or aws-lc-rs (assertion signatures on aws-lc-rs: faster ES384
+# and RSA; docs/operations.md, "The signature library").
+ARG FEATURES=""
 WORKDIR /src
 # Dependencies first, in their own layer: the manifests and the lock file
 # change far less often than the sources, so `cargo fetch` is cached.
@@ -43,7 +47,7 @@ RUN for d in crates/assertd crates/assertd-api crates/assertd-policy crates/asse
 # Then the sources; compiled crates are kept between builds in a cache mount.
 COPY . .
 RUN --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --offline -p assertd \
+    cargo build --release --locked --offline -p assertd ${FEATURES:+--features "$FEATURES"} \
  && install -D target/release/assertd /out/assertd \
  && install -d -o 65532 -g 65532 -m 0750 /out/var/lib/assertd
 

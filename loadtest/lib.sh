@@ -4,7 +4,8 @@
 #   bench_build                      cargo build --release assertd + loadgen; sets $bin
 #                                    (BIN=DIR: use the binaries in DIR instead,
 #                                    to set two builds against each other)
-#   bench_calibrate CPU              raw ring ES256 verifies/s on CPU; sets $raw
+#   bench_calibrate CPU [ALG]        raw ring verifies/s of ALG (es256 by
+#                                    default) on CPU; sets $raw
 #   bench_start "TOML" [taskset]     writes a config (the RP, then TOML), starts
 #                                    assertd (pinned with `taskset -c CPU` if
 #                                    given); sets $pid, $addr, $metrics, $work
@@ -23,8 +24,9 @@ bench_build() {
 # Raw ring ES256 verifies/s on CPU $1 (sets $raw, prints it): the figure
 # every ratio in the same run is taken against.
 bench_calibrate() {
-  raw=$(taskset -c "$1" "$bin/assertd-loadgen" calibrate --seconds 5 | sed 's/.*"raw_ring_es256_verifies_per_second":\([0-9.]*\).*/\1/')
-  echo "raw ring ES256 on CPU $1: $raw verifies/s"
+  local alg="${2:-es256}"
+  raw=$(taskset -c "$1" "$bin/assertd-loadgen" calibrate --seconds 5 --alg "$alg" | sed 's/.*"raw_ring_verifies_per_second":\([0-9.]*\).*/\1/')
+  echo "raw ring ${alg^^} on CPU $1: $raw verifies/s"
 }
 
 # Writes DIR/assertd.toml: loopback ports, data in DIR/data, the relying

@@ -25,6 +25,8 @@
 #   CREDENTIALS=512 (counting; each run puts them through the API first)
 #   BIN=DIR (use DIR/assertd and DIR/assertd-loadgen instead of building)
 #   RESPONSE_JSON=1 (send the assertions as the browser's JSON, response_json)
+#   ALG=es384 (the assertions' algorithm, and raw ring's: es256 by default;
+#   es384, eddsa, rs256, ps256)
 #   RP_EXTRA=..., CONFIG_EXTRA=... (config lines: see bench_start below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,8 @@ depths="${IN_FLIGHT:-8 32}"
 out="${REPORT_DIR:-.}"
 . loadtest/lib.sh
 bench_build
-bench_calibrate 0
+alg="${ALG:-es256}"
+bench_calibrate 0 "$alg"
 # RP_EXTRA: lines for the relying party's table (e.g. report_only_profiles =
 # ["strict"]); CONFIG_EXTRA: tables after it (e.g. [profiles.strict]).
 bench_start "${RP_EXTRA:-}"$'\n[pool]\nthreads = 1\n'"${CONFIG_EXTRA:-}" 0
@@ -63,7 +66,7 @@ run() {
     extra+=(--counting --credentials "${CREDENTIALS:-512}" --pool $(((secs + 3) * 30000)))
   fi
   echo 0 > "$work/threads"
-  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 \
+  taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch 64 --connections 2 --algs "$alg" \
     --warmup 2 --duration "$secs" --server-pid "$pid" "${extra[@]}" "$@" 2>/dev/null > "$work/report" &
   local gen=$!
   sample_threads "$gen" &
@@ -79,7 +82,7 @@ summary() {
 import json, sys
 r = json.loads(sys.stdin.read())
 rate = r['assertions_per_second']
-print(f\"$1: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ES256 (p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, {r['server_threads_max']} server threads, errors {sum(r['errors'].values())}, mismatches {r['mismatches']}{', POOL EXHAUSTED' if r.get('pool_exhausted') else ''}{', answered after attempts ' + json.dumps(r['attempts']) if r.get('attempts') else ''})\")"
+print(f\"$1: {rate:.0f} assertions/s = {rate / $raw:.3f} x raw ring ${alg^^} (p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms, server CPU {r['server_cpu_per_assertion_us']:.1f} us/assertion, {r['server_threads_max']} server threads, errors {sum(r['errors'].values())}, mismatches {r['mismatches']}{', POOL EXHAUSTED' if r.get('pool_exhausted') else ''}{', answered after attempts ' + json.dumps(r['attempts']) if r.get('attempts') else ''})\")"
 }
 
 for workload in $workloads; do

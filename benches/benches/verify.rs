@@ -1,14 +1,14 @@
 //! The signature math alone (raw `ring` verification with a prepared key, the
-//! reference line), each parsing/checking stage alone, the full `verify` per
+//! reference line; with the feature `aws-lc-rs`, raw aws-lc-rs beside it and
+//! assertd's own verification on aws-lc-rs), each parsing/checking stage alone, the full `verify` per
 //! algorithm, and policy evaluation.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use assertd_policy::{CounterCheck, CredentialFacts, Profile, SignInContext, evaluate};
-use assertd_testkit::{Alg, AssertionParts, SoftAuthenticator};
+use assertd_testkit::{Alg, AssertionParts, RawPublicKey, SoftAuthenticator};
 use assertd_verify::{AssertionInput, AuthenticatorData, ClientData, CredentialInput, PublicKey, RelyingParty, verify};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ring::signature;
 use std::hint::black_box;
 
 const RP: &str = "login.example.com";
@@ -25,65 +25,63 @@ fn name(a: Alg) -> &'static str {
     }
 }
 
-/// `ring` verifying one signature with the key already decoded: the floor.
-fn raw_ring(c: &mut Criterion) {
-    let mut g = c.benchmark_group("raw_ring");
-    g.throughput(Throughput::Elements(1));
-    for alg in Alg::ALL {
-        let auth = SoftAuthenticator::new(alg);
-        let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
-        let mut msg = p.authenticator_data.clone();
-        msg.extend(ring::digest::digest(&ring::digest::SHA256, &p.client_data_json).as_ref());
-        // Decode the COSE key once, outside the loop, into ring's inputs.
-        let raw = raw_key(&auth);
-        g.bench_function(name(alg), |b| {
-            b.iter(|| match &raw {
-                Raw::Unparsed(alg, k) => {
-                    signature::UnparsedPublicKey::new(*alg, k).verify(black_box(&msg), black_box(&p.signature)).unwrap()
+/// One library verifying one signature with the key already decoded:
+/// `ring` (group `raw_ring`, the floor every ratio divides by) and, built
+/// with the feature `aws-lc-rs`, aws-lc-rs on the same keys and signatures
+/// in the same run (group `raw_aws_lc_rs`).
+macro_rules! raw_backend {
+    ($module:ident, $krate:ident, $group:literal) => {
+        mod $module {
+            use super::*;
+            use $krate::signature;
+
+            pub fn bench(c: &mut Criterion) {
+                let mut g = c.benchmark_group($group);
+                g.throughput(Throughput::Elements(1));
+                for alg in Alg::ALL {
+                    let auth = SoftAuthenticator::new(alg);
+                    let p = auth.assert(RP, ORIGIN, CHALLENGE, 0x05, 1);
+                    let mut msg = p.authenticator_data.clone();
+                    msg.extend(ring::digest::digest(&ring::digest::SHA256, &p.client_data_json).as_ref());
+                    // Decode the COSE key once, outside the loop, into the library's inputs.
+                    let raw = raw_key(&auth);
+                    g.bench_function(name(alg), |b| {
+                        b.iter(|| match &raw {
+                            Raw::Unparsed(alg, k) => {
+                                signature::UnparsedPublicKey::new(*alg, k).verify(black_box(&msg), black_box(&p.signature)).unwrap()
+                            }
+                            Raw::Rsa(params, n, e) => {
+                                signature::RsaPublicKeyComponents { n, e }.verify(params, black_box(&msg), black_box(&p.signature)).unwrap()
+                            }
+                        })
+                    });
                 }
-                Raw::Rsa(params, n, e) => {
-                    signature::RsaPublicKeyComponents { n, e }.verify(params, black_box(&msg), black_box(&p.signature)).unwrap()
+                g.finish();
+            }
+
+            enum Raw {
+                Unparsed(&'static dyn signature::VerificationAlgorithm, Vec<u8>),
+                Rsa(&'static signature::RsaParameters, Vec<u8>, Vec<u8>),
+            }
+
+            /// The raw key material the library takes.
+            fn raw_key(auth: &SoftAuthenticator) -> Raw {
+                match (auth.alg(), auth.raw_public_key()) {
+                    (Alg::Es256, RawPublicKey::Bytes(k)) => Raw::Unparsed(&signature::ECDSA_P256_SHA256_ASN1, k),
+                    (Alg::Es384, RawPublicKey::Bytes(k)) => Raw::Unparsed(&signature::ECDSA_P384_SHA384_ASN1, k),
+                    (Alg::EdDsa, RawPublicKey::Bytes(k)) => Raw::Unparsed(&signature::ED25519, k),
+                    (Alg::Rs256, RawPublicKey::Rsa { n, e }) => Raw::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256, n, e),
+                    (Alg::Ps256, RawPublicKey::Rsa { n, e }) => Raw::Rsa(&signature::RSA_PSS_2048_8192_SHA256, n, e),
+                    (alg, _) => panic!("{alg:?}: the test key does not match its algorithm"),
                 }
-            })
-        });
-    }
-    g.finish();
+            }
+        }
+    };
 }
 
-enum Raw {
-    Unparsed(&'static dyn signature::VerificationAlgorithm, Vec<u8>),
-    Rsa(&'static signature::RsaParameters, Vec<u8>, Vec<u8>),
-}
-
-/// The raw key material ring takes, pulled from the COSE key.
-fn raw_key(auth: &SoftAuthenticator) -> Raw {
-    use assertd_verify::cbor::Reader;
-    let mut r = Reader::new(&auth.public_key_cose);
-    let n = r.map().unwrap();
-    let mut fields = std::collections::HashMap::new();
-    for _ in 0..n {
-        let k = r.int().unwrap();
-        let mut peek = r.clone();
-        if peek.int().is_ok() {
-            r.int().unwrap();
-        } else {
-            fields.insert(k, r.bytes().unwrap().to_vec());
-        }
-    }
-    match auth.alg() {
-        Alg::Es256 | Alg::Es384 => {
-            let mut point = vec![4];
-            point.extend(&fields[&-2]);
-            point.extend(&fields[&-3]);
-            let a: &'static dyn signature::VerificationAlgorithm =
-                if auth.alg() == Alg::Es256 { &signature::ECDSA_P256_SHA256_ASN1 } else { &signature::ECDSA_P384_SHA384_ASN1 };
-            Raw::Unparsed(a, point)
-        }
-        Alg::EdDsa => Raw::Unparsed(&signature::ED25519, fields[&-2].clone()),
-        Alg::Rs256 => Raw::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256, fields[&-1].clone(), fields[&-2].clone()),
-        Alg::Ps256 => Raw::Rsa(&signature::RSA_PSS_2048_8192_SHA256, fields[&-1].clone(), fields[&-2].clone()),
-    }
-}
+raw_backend!(ring_raw, ring, "raw_ring");
+#[cfg(feature = "aws-lc-rs")]
+raw_backend!(aws_lc_raw, aws_lc_rs, "raw_aws_lc_rs");
 
 /// The assertion as `verify` takes it.
 fn input(p: &AssertionParts) -> AssertionInput<'_> {
@@ -164,5 +162,9 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raw_ring, full_verify, stages);
+#[cfg(not(feature = "aws-lc-rs"))]
+criterion_group!(benches, ring_raw::bench, full_verify, stages);
+// full_verify runs on aws-lc-rs in this build (assertd-verify's feature).
+#[cfg(feature = "aws-lc-rs")]
+criterion_group!(benches, ring_raw::bench, aws_lc_raw::bench, full_verify, stages);
 criterion_main!(benches);

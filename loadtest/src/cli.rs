@@ -25,6 +25,9 @@ pub(crate) enum Command {
         /// Seconds to measure.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Algorithm: es256, es384, eddsa, rs256, ps256.
+        #[arg(long, default_value = "es256")]
+        alg: String,
     },
     /// Load the credentials, then run the load.
     Run(Box<RunArgs>),
@@ -69,10 +72,16 @@ pub(crate) enum Command {
 /// Runs the command line; the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Calibrate { seconds } => {
-            println!("{}", calibrate(seconds));
-            ExitCode::SUCCESS
-        }
+        Command::Calibrate { seconds, alg } => match crate::population::alg(&alg) {
+            Ok(alg) => {
+                println!("{}", calibrate(seconds, alg));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("assertd-loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::GenCredentials { count, rp, alg, keys, mixed } => {
             match gen_credentials(count, &rp, alg, keys.as_deref(), mixed, std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -59,6 +59,20 @@ pub struct AssertionParts {
     pub signature: Vec<u8>,
 }
 
+/// A public key in the form signature libraries take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawPublicKey {
+    /// ECDSA: the uncompressed SEC1 point; Ed25519: the 32 key bytes.
+    Bytes(Vec<u8>),
+    /// RSA: big-endian modulus and exponent.
+    Rsa {
+        /// Modulus.
+        n: Vec<u8>,
+        /// Public exponent.
+        e: Vec<u8>,
+    },
+}
+
 /// One credential on a software authenticator.
 pub struct SoftAuthenticator {
     alg: Alg,
@@ -103,6 +117,20 @@ impl SoftAuthenticator {
         let mut credential_id = vec![0u8; 16];
         ring::rand::SecureRandom::fill(&rng, &mut credential_id).unwrap();
         Self { alg, key, rng, credential_id, public_key_cose }
+    }
+
+    /// The public key as `ring` (and aws-lc-rs) take it: an uncompressed
+    /// SEC1 point (ECDSA), the 32 key bytes (Ed25519), or RSA's modulus and
+    /// exponent.
+    pub fn raw_public_key(&self) -> RawPublicKey {
+        match &self.key {
+            Key::Ecdsa(k) => RawPublicKey::Bytes(k.public_key().as_ref().to_vec()),
+            Key::Ed(k) => RawPublicKey::Bytes(k.public_key().as_ref().to_vec()),
+            Key::Rsa(k, _) => {
+                let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
+                RawPublicKey::Rsa { n: c.n, e: c.e }
+            }
+        }
     }
 
     /// The credential's algorithm.

@@ -16,7 +16,7 @@ pub mod pg;
 pub mod pki;
 pub mod vectors;
 
-pub use authenticator::{Alg, AssertionParts, Attestation, RegistrationParts, SoftAuthenticator};
+pub use authenticator::{Alg, AssertionParts, Attestation, RawPublicKey, RegistrationParts, SoftAuthenticator};
 
 pub use encoding::{b64url, from_b64url};
 

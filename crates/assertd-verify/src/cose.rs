@@ -5,7 +5,16 @@
 //! bytes straight to `ring`.
 
 use crate::cbor::{CborError, Reader};
+// The signature backend: ring by default; aws-lc-rs with the feature of
+// that name (same API; every vector and property test runs on both).
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc_rs::signature;
+#[cfg(not(feature = "aws-lc-rs"))]
 use ring::signature;
+
+/// Which library verifies assertion signatures in this build: `ring`, or
+/// `aws-lc-rs` (the cargo feature of that name).
+pub const SIGNATURE_BACKEND: &str = if cfg!(feature = "aws-lc-rs") { "aws-lc-rs" } else { "ring" };
 
 /// A COSE signature algorithm assertd can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

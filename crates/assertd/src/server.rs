@@ -333,7 +333,8 @@ pub async fn serve(
     println!("assertd listening grpc={grpc_addr} metrics={metrics_addr}{health_note} transport={scheme}");
     tracing::info!(
         %grpc_addr, %metrics_addr, transport = scheme, data_dir = %config.data_dir.display(),
-        relying_parties = config.relying_parties.len(), clients = config.clients.len(), "assertd started"
+        relying_parties = config.relying_parties.len(), clients = config.clients.len(),
+        signatures = assertd_verify::cose::SIGNATURE_BACKEND, "assertd started"
     );
 
     let grace = Duration::from_secs(config.shutdown_grace_seconds);

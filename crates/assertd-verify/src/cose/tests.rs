@@ -66,3 +66,13 @@ fn der_structure_check() {
     long.extend([1; 32]);
     assert!(!is_der_ecdsa_signature(&long, 32), "34-byte r exceeds P-256");
 }
+
+/// The feature really changes who does the math (a build with it that
+/// still verified on ring would pass every other test unnoticed).
+#[test]
+fn the_signature_backend_is_the_one_the_build_names() {
+    let used = std::any::type_name::<signature::UnparsedPublicKey<&[u8]>>();
+    let expected = if cfg!(feature = "aws-lc-rs") { "aws_lc_rs::" } else { "ring::" };
+    assert!(used.starts_with(expected), "{used} (SIGNATURE_BACKEND {SIGNATURE_BACKEND})");
+    assert_eq!(SIGNATURE_BACKEND, if cfg!(feature = "aws-lc-rs") { "aws-lc-rs" } else { "ring" });
+}
