@@ -70,11 +70,15 @@ pub(crate) async fn record(stats: &Stats, p: &Prepared, verdicts: &[pb::Verdict]
     }
 }
 
+/// Attempts a gRPC client with a retry policy makes at most for one call
+/// (gRFC A6 caps `maxAttempts` at 5).
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
+
 /// Records how many attempts one closed-loop unary batch took (more than
 /// `MAX_ATTEMPTS`: it gave up).
 pub(crate) async fn attempts(stats: &Stats, n: u32) {
     if stats.measuring.load(Ordering::Relaxed) {
-        let key = if n > crate::drive::MAX_ATTEMPTS { "gave_up".to_string() } else { n.to_string() };
+        let key = if n > MAX_ATTEMPTS { "gave_up".to_string() } else { n.to_string() };
         *stats.attempts.lock().await.entry(key).or_default() += 1;
     }
 }

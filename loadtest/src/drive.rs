@@ -3,6 +3,7 @@
 
 use crate::args::Mode;
 use crate::args::RunArgs;
+use crate::checks::MAX_ATTEMPTS;
 use crate::checks::Stats;
 use crate::checks::attempts;
 use crate::checks::error;
@@ -100,10 +101,6 @@ pub(crate) async fn caller(
         }
     }
 }
-
-/// Attempts a gRPC client with a retry policy makes at most for one call
-/// (gRFC A6 caps `maxAttempts` at 5).
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
 /// One batch sent as a gRPC client with a retry policy sends it: a
 /// RESOURCE_EXHAUSTED answer is retried after the server's
