@@ -58,18 +58,30 @@ pub(crate) fn plan<'a>(updates: &'a [CounterUpdate], rows: &HashMap<Key<'a>, Row
     plan
 }
 
-/// The distinct credentials of a batch, in first-seen order, with the
-/// highest count each received (what a backend writes when it grows).
-pub(crate) fn distinct_max(updates: &[CounterUpdate]) -> Vec<(Key<'_>, u32)> {
+/// One credential of a batch: the highest count it received (what a
+/// backend writes when it grows) and how many of the batch's updates name
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Distinct<'a> {
+    pub(crate) key: Key<'a>,
+    pub(crate) max: u32,
+    pub(crate) times: u32,
+}
+
+/// The distinct credentials of a batch, in first-seen order.
+pub(crate) fn distinct_max(updates: &[CounterUpdate]) -> Vec<Distinct<'_>> {
     let mut index: HashMap<Key<'_>, usize> = HashMap::with_capacity(updates.len());
-    let mut out: Vec<(Key<'_>, u32)> = Vec::with_capacity(updates.len());
+    let mut out: Vec<Distinct<'_>> = Vec::with_capacity(updates.len());
     for u in updates {
         let key = (u.rp_id.as_str(), u.credential_id.as_slice());
         match index.get(&key) {
-            Some(&i) => out[i].1 = out[i].1.max(u.received),
+            Some(&i) => {
+                out[i].max = out[i].max.max(u.received);
+                out[i].times += 1;
+            }
             None => {
                 index.insert(key, out.len());
-                out.push((key, u.received));
+                out.push(Distinct { key, max: u.received, times: 1 });
             }
         }
     }
@@ -97,7 +109,8 @@ mod tests {
                 let max = *received.iter().max().unwrap();
                 let want = (max > stored).then_some(max);
                 assert_eq!(p.writes.first().map(|w| w.2), want, "{received:?} over {stored}");
-                assert_eq!(distinct_max(&updates), vec![(("rp", &b"a"[..]), max)]);
+                let times = u32::try_from(received.len()).unwrap();
+                assert_eq!(distinct_max(&updates), vec![Distinct { key: ("rp", &b"a"[..]), max, times }]);
             }
         }
     }

@@ -174,3 +174,20 @@ async fn sigterm_during_load_fails_no_request_sent_before_it() {
     let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Saturated on purpose (one verification thread, a 1 ms wait target,
+/// ES384 batches of 32 from 8 callers): first attempts are refused, and the
+/// load generator's callers retry as gRPC retry policies do (pushback,
+/// `grpc-previous-rpc-attempts`). The server puts each retry in line, so
+/// every batch is answered by its second attempt: none gives up, none
+/// needs a third.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_callers_are_answered_by_their_retry() {
+    let server = Server::start(&format!("{}\n[pool]\nthreads = 1\n[limits]\nmax_queue_wait_ms = 1\n", default_config()));
+    let r = run(&server, &["--algs", "es384", "--credentials", "8", "--batch", "32", "--in-flight", "8"]).await;
+    assert_eq!(r["mismatches"], 0, "{r}");
+    assert!(r["errors"]["ResourceExhausted"].as_u64().unwrap_or(0) > 0, "not saturated: {r}");
+    let attempts = r["attempts"].as_object().unwrap();
+    assert!(attempts.get("2").and_then(|v| v.as_u64()).unwrap_or(0) > 0, "{r}");
+    assert!(attempts.keys().all(|k| k == "1" || k == "2"), "a batch was refused more than once: {r}");
+}

@@ -235,9 +235,9 @@ impl PostgresStore {
     /// see `group`): one statement, so one transaction.
     async fn settle_once(&self, updates: &[CounterUpdate], uses: &[ChallengeUse], now_ms: i64) -> group::Answer {
         let distinct = counters::distinct_max(updates);
-        let rps: Vec<&str> = distinct.iter().map(|((rp, _), _)| *rp).collect();
-        let ids: Vec<&[u8]> = distinct.iter().map(|((_, id), _)| *id).collect();
-        let maxes: Vec<i64> = distinct.iter().map(|(_, m)| i64::from(*m)).collect();
+        let rps: Vec<&str> = distinct.iter().map(|d| d.key.0).collect();
+        let ids: Vec<&[u8]> = distinct.iter().map(|d| d.key.1).collect();
+        let maxes: Vec<i64> = distinct.iter().map(|d| i64::from(d.max)).collect();
         let use_ids: Vec<&[u8]> = uses.iter().map(|u| &u.id[..]).collect();
         let keep: Vec<i64> = uses.iter().map(|u| u.keep_until_ms).collect();
         // One statement: lock the batch's rows in key order (no deadlock
@@ -272,10 +272,10 @@ impl PostgresStore {
                 c.query(&s, &[&rps, &ids, &maxes, &now_ms, &use_ids, &keep]).await.map_err(failed)
             })
             .await?;
-        let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|(k, _)| (*k, None)).collect();
+        let mut state: HashMap<counters::Key<'_>, counters::RowState> = distinct.iter().map(|d| (d.key, None)).collect();
         // A group holds up to `group::MAX_UPDATES` credentials: no linear
         // search per row.
-        let index: HashMap<counters::Key<'_>, usize> = distinct.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+        let index: HashMap<counters::Key<'_>, usize> = distinct.iter().enumerate().map(|(i, d)| (d.key, i)).collect();
         let mut fresh: foldhash::HashSet<Vec<u8>> = foldhash::HashSet::default();
         for r in &rows {
             if let Some(used) = r.try_get::<_, Option<Vec<u8>>>(4).map_err(corrupt)? {
@@ -288,7 +288,7 @@ impl PostgresStore {
             let before = u32::try_from(before).map_err(|_| StoreError::Corrupt(format!("sign_count {before} out of range")))?;
             let revoked: bool = r.try_get(3).map_err(corrupt)?;
             if let Some(&i) = index.get(&(rp, id)) {
-                state.insert(distinct[i].0, Some((before, revoked)));
+                state.insert(distinct[i].key, Some((before, revoked)));
             }
         }
         let plan = counters::plan(updates, &state);

@@ -11,10 +11,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// Settles `updates` in the open transaction of `c`.
 pub(super) fn advance(c: &Connection, updates: &[CounterUpdate], now_ms: i64) -> Result<Vec<CounterResult>, StoreError> {
     let distinct = counters::distinct_max(updates);
-    let mut seen: HashMap<counters::Key<'_>, u32> = HashMap::with_capacity(distinct.len());
-    for u in updates.iter() {
-        *seen.entry((u.rp_id.as_str(), u.credential_id.as_slice())).or_insert(0) += 1;
-    }
     // The common case, a credential counted once in the group with a
     // count above its stored one, is one statement: the update that
     // only applies when the count advances (sign_count_advances for a
@@ -29,12 +25,10 @@ pub(super) fn advance(c: &Connection, updates: &[CounterUpdate], now_ms: i64) ->
                  WHERE rp_id = ?1 AND credential_id = ?2 AND revoked = 0 AND sign_count < ?3",
             )
             .map_err(unavailable)?;
-        for ((rp, id), max) in &distinct {
-            if *max > 0
-                && seen.get(&(*rp, *id)) == Some(&1)
-                && advance.execute(params![rp, id, i64::from(*max), now_ms]).map_err(unavailable)? == 1
-            {
-                fast.insert((*rp, *id));
+        for d in &distinct {
+            let (rp, id) = d.key;
+            if d.max > 0 && d.times == 1 && advance.execute(params![rp, id, i64::from(d.max), now_ms]).map_err(unavailable)? == 1 {
+                fast.insert(d.key);
             }
         }
     }
@@ -44,11 +38,12 @@ pub(super) fn advance(c: &Connection, updates: &[CounterUpdate], now_ms: i64) ->
     let mut rows: HashMap<counters::Key<'_>, counters::RowState> = HashMap::with_capacity(distinct.len());
     let mut read =
         c.prepare_cached("SELECT sign_count, revoked FROM credentials WHERE rp_id = ?1 AND credential_id = ?2").map_err(unavailable)?;
-    for ((rp, id), max) in &distinct {
-        if fast.contains(&(*rp, *id)) {
+    for d in &distinct {
+        let (rp, id) = d.key;
+        if fast.contains(&d.key) {
             // Written above: it held a lower count (any below `max`
             // plans the same, and nothing is left to write).
-            rows.insert((*rp, *id), Some((max - 1, false)));
+            rows.insert(d.key, Some((d.max - 1, false)));
             continue;
         }
         let row = read.query_row(params![rp, id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))).optional().map_err(unavailable)?;
@@ -58,7 +53,7 @@ pub(super) fn advance(c: &Connection, updates: &[CounterUpdate], now_ms: i64) ->
             }
             None => None,
         };
-        rows.insert((*rp, *id), state);
+        rows.insert(d.key, state);
     }
     let plan = counters::plan(updates, &rows);
     {
