@@ -102,7 +102,7 @@ pub async fn policy(command: PolicyCommand) -> Result<(), String> {
         "none" => UsersWanted::None,
         _ => UsersWanted::Newly,
     };
-    let store = crate::server::open_store(&c).await.map_err(|e| e.to_string())?;
+    let store = crate::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
     let (summary, ms) = crate::preview::run_offline(&store, candidate, in_force, rp, wanted, out.as_deref()).await?;
     print!("{}", crate::preview::table(&summary, ms));
     if let Some(p) = &out {
@@ -116,7 +116,7 @@ pub async fn report(command: ReportCommand) -> Result<(), String> {
     let ReportCommand::Adoption { config, out, preview, rp, data_dir } = command;
     let (c, compiled) = load(&config, data_dir)?;
     let digest = preview.as_deref().map(crate::report::read_preview).transpose()?;
-    let store = crate::server::open_store(&c).await.map_err(|e| e.to_string())?;
+    let store = crate::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
     let mut adoption = crate::report::collect(&store, &compiled, rp.as_deref(), crate::engine::now_ms()).await?;
     adoption.preview = digest;
     std::fs::write(&out, crate::report::render(&adoption)).map_err(|e| format!("cannot write {}: {e}", out.display()))?;

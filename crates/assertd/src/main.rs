@@ -250,7 +250,7 @@ fn main() -> ExitCode {
             Command::Migrate { config } => {
                 let mut c = load(config)?;
                 c.store.migrate = true;
-                assertd::server::open_store(&c).await.map_err(|e| format!("migrate: {e}"))?;
+                assertd::server::open_tool_store(&c).await.map_err(|e| format!("migrate: {e}"))?;
                 println!("the {:?} store's schema is current", c.store.backend);
                 Ok(())
             }
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
                 let (mut c, policy) = Config::load_compiled(&config).map_err(|e| e.to_string())?;
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
                 let m = policy.metadata.as_ref().ok_or("the config has no [metadata]")?;
-                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let store = assertd::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
                 let number = m.metadata.number;
                 let before = store.raise_metadata_serial(0, assertd::engine::now_ms()).await.map_err(|e| e.to_string())?;
                 store.set_metadata_serial(number, assertd::engine::now_ms()).await.map_err(|e| e.to_string())?;
@@ -293,7 +293,7 @@ fn main() -> ExitCode {
                 use assertd::import::ImportMode;
                 let mut c = load(config)?;
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
-                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let store = assertd::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
                 let mode = if replace { ImportMode::Replace } else { ImportMode::Create };
                 let n = assertd::import::import(&file, store, assertd::engine::now_ms(), mode)
                     .await
@@ -315,7 +315,7 @@ fn main() -> ExitCode {
                     .map_err(|e| format!("--credential-id is not base64url: {e}"))?;
                 let mut c = load(config)?;
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
-                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let store = assertd::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
                 let deleted = store.delete(&rp_id, &id).await.map_err(|e| e.to_string())?;
                 let deleted = deleted.ok_or_else(|| format!("no credential {credential_id} at {rp_id:?}"))?;
                 tracing::info!(target: "assertd::audit", action = "delete", client = "cli", rp_id = %rp_id, credential_id = %credential_id, "credential delete");
@@ -339,7 +339,7 @@ fn main() -> ExitCode {
             Command::Credentials { command: CredentialsCommand::Export { file, config, data_dir } } => {
                 let mut c = load(config)?;
                 c.data_dir = data_dir.unwrap_or(c.data_dir);
-                let store = assertd::server::open_store(&c).await.map_err(|e| e.to_string())?;
+                let store = assertd::server::open_tool_store(&c).await.map_err(|e| e.to_string())?;
                 let n = match &file {
                     Some(path) => {
                         let f = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;

@@ -53,10 +53,23 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, ServeError> {
         .map_err(|e| ServeError::Startup(format!("cannot start the verification pool: {e}")))
 }
 
-/// Opens the configured credential store (running PostgreSQL migrations).
+/// Opens the configured credential store (running PostgreSQL migrations)
+/// for the server: SQLite's directory is held (one server per directory).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn CredentialStore>, assertd_store::StoreError> {
+    open(config, false).await
+}
+
+/// Opens the configured credential store for a command-line tool, which
+/// may run beside the server on the same SQLite directory
+/// ([`SqliteStore::open_shared`]).
+pub async fn open_tool_store(config: &Config) -> Result<Arc<dyn CredentialStore>, assertd_store::StoreError> {
+    open(config, true).await
+}
+
+async fn open(config: &Config, shared: bool) -> Result<Arc<dyn CredentialStore>, assertd_store::StoreError> {
     let timeout = Duration::from_millis(config.store.timeout_ms);
     Ok(match config.store.backend {
+        Backend::Sqlite if shared => Arc::new(SqliteStore::open_shared(&config.data_dir, timeout)?),
         Backend::Sqlite => Arc::new(SqliteStore::open_with_timeout(&config.data_dir, timeout)?),
         Backend::Postgres => {
             let url = config.database_url().ok_or_else(|| assertd_store::StoreError::Unavailable("no database URL".into()))?;

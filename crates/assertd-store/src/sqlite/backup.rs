@@ -2,7 +2,9 @@
 //! online backup API (<https://www.sqlite.org/backup.html>) copies every
 //! page under one read transaction, which in WAL mode never blocks the
 //! server's writer; the copy is checked, synced and renamed into place, so
-//! a file at the destination is always a whole backup.
+//! a file at the destination is always a whole backup. Counts still in the
+//! counter journal are read first and written into the copy: every count
+//! acknowledged before the backup started is in it.
 
 use super::unavailable;
 use crate::types::StoreError;
@@ -36,7 +38,10 @@ pub fn backup(data_dir: &Path, to: &Path, busy: Duration) -> Result<BackupReport
     let name = to.file_name().ok_or_else(|| StoreError::Unavailable(format!("{} names no file", to.display())))?;
     let partial = to.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let _ = std::fs::remove_file(&partial);
-    let result = copy(&src, &partial, busy);
+    // The journal before the pages: a journal file folded and removed in
+    // between was folded into pages the copy then reads.
+    let journal = super::journal::read_all(data_dir)?;
+    let result = copy(&src, &partial, busy, &journal);
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -54,7 +59,7 @@ pub fn backup(data_dir: &Path, to: &Path, busy: Duration) -> Result<BackupReport
     Ok(report)
 }
 
-fn copy(src: &Connection, partial: &Path, busy: Duration) -> Result<BackupReport, StoreError> {
+fn copy(src: &Connection, partial: &Path, busy: Duration, journal: &[super::journal::Record]) -> Result<BackupReport, StoreError> {
     use rusqlite::backup::StepResult;
     // Readable by the owner only, like the database (user handles).
     let mut create = std::fs::OpenOptions::new();
@@ -78,6 +83,9 @@ fn copy(src: &Connection, partial: &Path, busy: Duration) -> Result<BackupReport
             }
         }
     }
+    super::pending::apply_journal(&mut dst, journal)?;
+    // Nothing of the copy waits in a journal.
+    super::schema::mark_folded(&dst);
     // The copy stays in rollback-journal mode: one self-contained file.
     dst.pragma_update(None, "journal_mode", "DELETE").map_err(unavailable)?;
     let check: String = dst.pragma_query_value(None, "quick_check", |r| r.get(0)).map_err(unavailable)?;

@@ -13,6 +13,11 @@
 //!   order, so each sees the ones before it exactly as if they had committed
 //!   one by one. One commit, so one fsync, acknowledges the whole group; no
 //!   job is answered before that commit.
+//! * **Counted sign-ins** are appended to the counter journal (`journal`),
+//!   one synced frame a group, and folded into `credentials` later, many to
+//!   a page (`pending`); reads merge the counts not yet folded. A crash
+//!   leaves them in the journal, written into the database at the next
+//!   open. `counters.lock` keeps a second process off the directory.
 //! * **Reads** run on read-only connections (`query_only`): WAL lets them
 //!   read the last commit while the writer writes.
 //!
@@ -32,7 +37,11 @@ use tokio::sync::oneshot;
 pub mod backup;
 mod counting;
 mod events;
+mod journal;
+#[cfg(test)]
+mod journal_tests;
 mod passes;
+mod pending;
 mod queries;
 mod risk;
 mod schema;
@@ -41,6 +50,7 @@ mod stats;
 mod tests;
 mod writer;
 
+use pending::{CounterLog, Pending};
 use schema::migrate;
 use writer::{Job, ReadJob, WriteJob, reader, writer};
 
@@ -54,9 +64,22 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writes: mpsc::Sender<Box<dyn WriteJob>>,
+    writes: Option<mpsc::Sender<Box<dyn WriteJob>>>,
     reads: mpsc::Sender<ReadJob>,
     path: PathBuf,
+    pending: Arc<Pending>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Stops the writer and waits while it folds the journal in, so the
+    /// directory's lock is free when this returns.
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -73,12 +96,41 @@ impl SqliteStore {
         Self::open_with_timeout(data_dir, Duration::from_secs(5))
     }
 
-    /// As [`SqliteStore::open`], with the lock wait bound (`busy_timeout`).
+    /// As [`SqliteStore::open`], with the lock wait bound (`busy_timeout`):
+    /// the server's store, holding the directory (and its counter journal);
+    /// refused while another process holds it.
     pub fn open_with_timeout(data_dir: &Path, timeout: Duration) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let lock = journal::Journal::lock(data_dir)?;
+        Self::start(data_dir, timeout, Some(lock))
+    }
+
+    /// A command-line tool's store: as [`SqliteStore::open_with_timeout`]
+    /// when no server holds the directory; beside a running server,
+    /// one that reads (with the counts in the server's journal when it
+    /// opened) and writes, but does not count sign-ins.
+    pub fn open_shared(data_dir: &Path, timeout: Duration) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let lock = journal::Journal::try_lock(data_dir)?;
+        Self::start(data_dir, timeout, lock)
+    }
+
+    fn start(data_dir: &Path, timeout: Duration, lock: Option<std::fs::File>) -> Result<Self, StoreError> {
         let path = data_dir.join("credentials.db");
         let mut conn = open_conn(&path, timeout)?;
         migrate(&mut conn)?;
+        let pending = Arc::new(Pending::default());
+        let journal = match lock {
+            Some(lock) => {
+                let generation = pending::replay(&mut conn, data_dir)?;
+                Some(journal::Journal::create(data_dir, generation, lock)?)
+            }
+            None => {
+                pending.load(&journal::read_all(data_dir)?);
+                None
+            }
+        };
+        let log = CounterLog::new(journal, pending.clone());
         let (writes, write_jobs) = mpsc::channel();
         let (reads, read_jobs) = mpsc::channel();
         let read_jobs = Arc::new(Mutex::new(read_jobs));
@@ -91,11 +143,11 @@ impl SqliteStore {
                 .spawn(move || reader(r, jobs))
                 .map_err(|e| unavailable(format!("cannot start a store thread: {e}")))?;
         }
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(conn, write_jobs))
+            .spawn(move || writer(conn, write_jobs, log))
             .map_err(|e| unavailable(format!("cannot start a store thread: {e}")))?;
-        Ok(Self { inner: Arc::new(Inner { writes, reads, path }) })
+        Ok(Self { inner: Arc::new(Inner { writes: Some(writes), reads, path, pending, writer: Some(writer) }) })
     }
 
     /// The database file.
@@ -113,15 +165,48 @@ impl SqliteStore {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// Runs `f` on a reader thread; counts not yet folded merged into the
+    /// credentials it returns.
+    async fn read_merged<T: pending::Merge + Send + 'static>(
+        &self,
+        f: impl Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pending = self.inner.pending.clone();
+        self.read(move |c| pending.merged(|| f(c))).await
+    }
+
     /// Runs `f` on the writer thread, in the next group; answers after the
     /// group committed.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_counting(move |c, _| f(c)).await
+    }
+
+    /// As [`Self::write`], with the group's counter journal.
+    async fn write_counting<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut CounterLog) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.inner.writes.send(Box::new(Job { work: Some(f), result: None, reply })).map_err(|_| stopped())?;
+        let writes = self.inner.writes.as_ref().ok_or_else(stopped)?;
+        writes.send(Box::new(Job { work: Some(f), result: None, reply })).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the writer thread with counts not yet folded merged into
+    /// the credentials it returns (the writer is the only one folding).
+    async fn write_merged<T: pending::Merge + Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pending = self.inner.pending.clone();
+        self.write(move |c| {
+            let mut f = Some(f);
+            pending.merged(|| f.take().map_or_else(|| Err(stopped()), |f| f(c)))
+        })
+        .await
     }
 }
 

@@ -48,11 +48,11 @@ fn get_one(conn: &Connection, rp_id: &str, credential_id: &[u8]) -> Result<Optio
 impl Credentials for SqliteStore {
     async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.read(move |c| get_one(c, &rp_id, &credential_id)).await
+        self.read_merged(move |c| get_one(c, &rp_id, &credential_id)).await
     }
 
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
-        self.write(move |c| {
+        self.write_merged(move |c| {
             let mut out = Vec::with_capacity(records.len());
             {
                 let mut upsert = c
@@ -89,7 +89,7 @@ impl Credentials for SqliteStore {
     }
 
     async fn replace(&self, r: StoredCredential) -> Result<Replaced, StoreError> {
-        self.write(move |c| {
+        self.write_merged(move |c| {
             let updated = c
                 .prepare_cached(&format!(
                     "UPDATE credentials SET public_key_cose = ?4, sign_count = max(sign_count, ?5), backup_eligible = ?6,
@@ -137,7 +137,7 @@ impl Credentials for SqliteStore {
 
     async fn delete(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.write(move |c| {
+        self.write_merged(move |c| {
             c.prepare_cached(&format!("DELETE FROM credentials WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
                 .map_err(unavailable)
                 .and_then(|mut s| one(&mut s, params![rp_id, credential_id]))
@@ -147,7 +147,7 @@ impl Credentials for SqliteStore {
 
     async fn revoke(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError> {
         let (rp_id, credential_id) = (rp_id.to_owned(), credential_id.to_vec());
-        self.write(move |c| {
+        self.write_merged(move |c| {
             c.prepare_cached(&format!("UPDATE credentials SET revoked = 1 WHERE rp_id = ?1 AND credential_id = ?2 RETURNING {COLUMNS}"))
                 .map_err(unavailable)
                 .and_then(|mut s| one(&mut s, params![rp_id, credential_id]))
@@ -157,7 +157,7 @@ impl Credentials for SqliteStore {
 
     async fn list_by_user(&self, rp_id: &str, user_handle: &[u8]) -> Result<Vec<StoredCredential>, StoreError> {
         let (rp_id, user_handle) = (rp_id.to_owned(), user_handle.to_vec());
-        self.read(move |c| {
+        self.read_merged(move |c| {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM credentials WHERE rp_id = ?1 AND user_handle = ?2 ORDER BY created_at_ms, credential_id"
@@ -213,10 +213,10 @@ impl Credentials for SqliteStore {
         if updates.is_empty() && uses.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        self.write(move |c| {
+        self.write_counting(move |c, log| {
             // In the writer's group transaction: no other writer can
-            // interleave between these reads and writes.
-            let results = super::counting::advance(c, &updates, now_ms)?;
+            // interleave between these reads and the group's commit.
+            let results = super::counting::advance(c, log, &updates, now_ms)?;
             // In the same job (one savepoint): the counts and the uses, both
             // or neither.
             Ok((results, insert_uses(c, &uses)?))
@@ -283,8 +283,8 @@ impl Credentials for SqliteStore {
 
     async fn page(&self, after: Option<(String, Vec<u8>)>, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |c| {
-            let (rp, id) = after.unwrap_or_default();
+        let (rp, id) = after.unwrap_or_default();
+        self.read_merged(move |c| {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM credentials WHERE (rp_id, credential_id) > (?1, ?2) ORDER BY rp_id, credential_id LIMIT ?3"

@@ -134,6 +134,12 @@ CREATE TABLE schema_compat (
     readable_from INTEGER NOT NULL
 );
 "#,
+    // No table changes. Counted sign-ins may wait in counters-*.journal
+    // files beside the database until they are folded in; a release
+    // before this one would not read them. So `readable_from` is this
+    // version while a server runs (and after a crash), and
+    // FOLDED_READABLE_FROM once a clean stop folded everything in.
+    "-- the counter journal",
 ];
 
 /// The oldest schema version whose assertd may run on this release's
@@ -142,7 +148,25 @@ CREATE TABLE schema_compat (
 /// value), so an older binary's statements still hold. A migration that
 /// contracts (drops, renames, changes what a column means) raises it to
 /// its own version, and the release notes say so.
-pub(super) const READABLE_FROM: usize = 10;
+pub(super) const READABLE_FROM: usize = 11;
+
+/// `readable_from` once the counter journal is folded in at a clean stop:
+/// nothing then waits outside the tables, and release 10's statements
+/// still hold.
+const FOLDED_READABLE_FROM: usize = 10;
+
+/// After a clean stop folded every count in: lets a release that knows no
+/// counter journal run on the database again (a rollback). Left alone on a
+/// later release's schema.
+pub(super) fn mark_folded(conn: &Connection) {
+    let r = conn.execute(
+        "UPDATE schema_compat SET readable_from = ?1 WHERE id = 1 AND (SELECT user_version FROM pragma_user_version) = ?2",
+        [FOLDED_READABLE_FROM as i64, MIGRATIONS.len() as i64],
+    );
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot mark the counter journal folded; a rollback to an earlier release is refused until this one starts and stops again");
+    }
+}
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;

@@ -43,8 +43,8 @@ impl CredentialStats for SqliteStore {
 
     async fn page_by_user(&self, after: UserCursor, limit: usize) -> Result<Vec<StoredCredential>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |c| {
-            let (rp, user, id) = after;
+        let (rp, user, id) = after;
+        self.read_merged(move |c| {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM credentials INDEXED BY credentials_by_user \

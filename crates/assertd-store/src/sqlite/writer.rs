@@ -1,6 +1,8 @@
-//! The store's threads: one writer committing groups of writes, one
-//! transaction and one fsync a group, and the readers.
+//! The store's threads: one writer committing groups of writes (one
+//! transaction a group, and one journal frame for its counts), folding
+//! counts into their rows between groups; and the readers.
 
+use super::pending::{CounterLog, FOLD_CHUNK, IDLE};
 use super::unavailable;
 use crate::types::StoreError;
 use parking_lot::Mutex;
@@ -17,8 +19,9 @@ pub(super) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// A write, run by the writer thread inside a group's transaction.
 pub(super) trait WriteJob: Send {
-    /// Runs under the job's savepoint; whether to keep what it did.
-    fn run(&mut self, conn: &Connection) -> bool;
+    /// Runs under the job's savepoint (its counts staged in `log`);
+    /// whether to keep what it did.
+    fn run(&mut self, conn: &Connection, log: &mut CounterLog) -> bool;
     /// Answers the caller once the group's commit is known.
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
@@ -29,10 +32,10 @@ pub(super) struct Job<T, F> {
     pub(super) reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T: Send, F: FnOnce(&Connection) -> Result<T, StoreError> + Send> WriteJob for Job<T, F> {
-    fn run(&mut self, conn: &Connection) -> bool {
+impl<T: Send, F: FnOnce(&Connection, &mut CounterLog) -> Result<T, StoreError> + Send> WriteJob for Job<T, F> {
+    fn run(&mut self, conn: &Connection, log: &mut CounterLog) -> bool {
         let Some(work) = self.work.take() else { return false };
-        let r = work(conn);
+        let r = work(conn, log);
         let ok = r.is_ok();
         self.result = Some(r);
         ok
@@ -48,46 +51,101 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T, StoreError> + Send> WriteJob f
     }
 }
 
-/// The writer thread: group after group until every sender is gone.
-pub(super) fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
+/// The writer thread: group after group until every sender is gone, a
+/// fold step between groups while one is under way, then everything folded.
+pub(super) fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, mut log: CounterLog) {
+    let mut fold_after = std::time::Instant::now();
+    loop {
+        let next = if log.folding() && std::time::Instant::now() >= fold_after {
+            jobs.try_recv().map_err(|e| matches!(e, mpsc::TryRecvError::Disconnected))
+        } else {
+            jobs.recv_timeout(IDLE).map_err(|e| matches!(e, mpsc::RecvTimeoutError::Disconnected))
+        };
+        let idle = next.is_err();
+        match next {
+            Ok(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match jobs.try_recv() {
+                        Ok(j) => group.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let committed = commit_group(&mut conn, &mut group, &mut log);
+                for j in group {
+                    j.finish(committed.clone());
+                }
             }
+            Err(true) => break,
+            Err(false) => {}
         }
-        let committed = commit_group(&mut conn, &mut group);
-        for j in group {
-            j.finish(committed.clone());
+        if log.should_rotate(idle)
+            && let Err(e) = log.rotate()
+        {
+            tracing::warn!(error = %e, "cannot close the counter journal's generation; counts stay in it");
         }
+        if log.folding()
+            && std::time::Instant::now() >= fold_after
+            && let Err(e) = log.fold(&mut conn, FOLD_CHUNK)
+        {
+            tracing::warn!(error = %e, "cannot fold counts into the database; they stay in the counter journal, retried in 1 s");
+            fold_after = std::time::Instant::now() + IDLE;
+        }
+    }
+    match log.fold_all(&mut conn) {
+        Ok(true) => super::schema::mark_folded(&conn),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "counts left in the counter journal at stop; the next start writes them in"),
     }
 }
 
 /// One transaction for the group, a savepoint per job. A group of one job
 /// needs no savepoint: if the job fails, the transaction is rolled back
 /// (savepoints copy every page they touch to a subjournal; on one core most
-/// groups hold a single batch).
-fn commit_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), StoreError> {
+/// groups hold a single batch). The group's counts are appended to the
+/// journal and synced before the transaction commits: a count is durable
+/// before anything of its group is answered, and a count durable but not
+/// answered (the commit failed) is one the authenticator did produce.
+fn commit_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock up front (waiting up to busy_timeout):
     // no other process can write between a job's reads and its writes.
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(unavailable)?;
-    if let [job] = group {
-        if !job.run(&tx) {
-            // The job answers with its own error; nothing of it is kept.
+    match run_jobs(&mut tx, group, log) {
+        Ok(true) => {}
+        // A lone job that failed answers with its own error; nothing of it
+        // is kept.
+        Ok(false) => {
+            log.discard();
             return tx.rollback().map_err(unavailable);
         }
-    } else {
-        for job in group.iter_mut() {
-            let sp = tx.savepoint().map_err(unavailable)?;
-            if job.run(&sp) {
-                sp.commit().map_err(unavailable)?;
-            }
-            // Dropped without commit: rolled back, alone.
+        Err(e) => {
+            log.discard();
+            return Err(e);
         }
     }
+    if let Err(e) = log.commit() {
+        drop(tx.rollback());
+        return Err(e);
+    }
     tx.commit().map_err(unavailable)
+}
+
+/// Runs the group's jobs in `tx`; false when its only job failed.
+fn run_jobs(tx: &mut rusqlite::Transaction<'_>, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<bool, StoreError> {
+    if let [job] = group {
+        return Ok(job.run(tx, log));
+    }
+    for job in group.iter_mut() {
+        let sp = tx.savepoint().map_err(unavailable)?;
+        let mark = log.mark();
+        if job.run(&sp, log) {
+            sp.commit().map_err(unavailable)?;
+        } else {
+            // Dropped without commit: rolled back, alone.
+            log.rollback(mark);
+        }
+    }
+    Ok(true)
 }
 
 /// A reader thread: reads until every sender is gone.
