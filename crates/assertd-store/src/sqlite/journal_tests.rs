@@ -8,7 +8,7 @@ use super::journal::{self, Record};
 use super::*;
 use crate::record::StoredCredential;
 use crate::store::Credentials;
-use crate::types::{CounterResult, CounterUpdate};
+use crate::types::{CounterResult, CounterUpdate, StoreError};
 
 fn record(id: &[u8], created_at_ms: i64) -> StoredCredential {
     StoredCredential {
@@ -206,4 +206,41 @@ async fn generations_close_and_fold_under_load() {
     let s = SqliteStore::open(dir.path()).unwrap();
     let all = s.page(None, 100_000).await.unwrap();
     assert!(all.iter().all(|r| r.sign_count == 2 && r.last_used_at_ms == Some(2)));
+}
+
+/// A job that staged counts and then failed leaves none of them, whether
+/// it ran alone or in a group with others (no savepoint: only its staging
+/// is undone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_leaves_no_count_in_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    s.create(record(b"bad", 1)).await.unwrap().unwrap();
+    let ids: Vec<Vec<u8>> = (0..64u8).map(|i| vec![b'g', i]).collect();
+    s.put_many(ids.iter().map(|id| record(id, 1)).collect()).await.unwrap();
+    for round in 0..8u32 {
+        let mut calls = Vec::new();
+        for id in &ids {
+            let (s, id) = (s.clone(), id.clone());
+            calls.push(tokio::spawn(async move { count(&s, &id, round * 100 + 1, 1).await }));
+        }
+        let s2 = s.clone();
+        calls.push(tokio::spawn(async move {
+            let failed = s2
+                .write_counting(false, |_, log| {
+                    log.stage(Record { rp_id: "rp".into(), credential_id: b"bad".to_vec(), count: 99, at_ms: 1, created_ms: 1 });
+                    Err::<(), _>(StoreError::Unavailable("fails after staging".into()))
+                })
+                .await;
+            assert!(failed.is_err());
+            CounterResult::Advanced
+        }));
+        for c in calls {
+            assert_eq!(c.await.unwrap(), CounterResult::Advanced);
+        }
+    }
+    assert_eq!(s.get("rp", b"bad").await.unwrap().unwrap().sign_count, 0);
+    drop(s);
+    assert_eq!(in_table(dir.path(), b"bad"), (0, None));
+    assert_eq!(in_table(dir.path(), b"g\x05"), (701, Some(1)));
 }

@@ -181,17 +181,19 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.write_counting(move |c, _| f(c)).await
+        self.write_counting(true, move |c, _| f(c)).await
     }
 
-    /// As [`Self::write`], with the group's counter journal.
+    /// As [`Self::write`], with the group's counter journal; `writes_tables`
+    /// false for a job that only reads the tables.
     async fn write_counting<T: Send + 'static>(
         &self,
+        writes_tables: bool,
         f: impl FnOnce(&Connection, &mut CounterLog) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         let writes = self.inner.writes.as_ref().ok_or_else(stopped)?;
-        writes.send(Box::new(Job { work: Some(f), result: None, reply })).map_err(|_| stopped())?;
+        writes.send(Box::new(Job { work: Some(f), writes_tables, result: None, reply })).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 

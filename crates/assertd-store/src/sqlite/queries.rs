@@ -213,7 +213,9 @@ impl Credentials for SqliteStore {
         if updates.is_empty() && uses.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        self.write_counting(move |c, log| {
+        // The counts only read the tables (they are staged for the journal);
+        // challenge uses are written.
+        self.write_counting(!uses.is_empty(), move |c, log| {
             // In the writer's group transaction: no other writer can
             // interleave between these reads and the group's commit.
             let results = super::counting::advance(c, log, &updates, now_ms)?;
