@@ -6,33 +6,10 @@
 
 use super::journal::{self, Record};
 use super::*;
-use crate::record::StoredCredential;
 use crate::store::Credentials;
 use crate::types::{CounterResult, CounterUpdate, StoreError};
 
-fn record(id: &[u8], created_at_ms: i64) -> StoredCredential {
-    StoredCredential {
-        rp_id: "rp".into(),
-        credential_id: id.to_vec(),
-        user_handle: b"u".to_vec(),
-        public_key_cose: vec![1],
-        sign_count: 0,
-        backup_eligible: false,
-        backup_state: false,
-        aaguid: vec![0; 16],
-        attested: false,
-        transports: vec![],
-        revoked: false,
-        created_at_ms,
-        last_used_at_ms: None,
-        aaguid_vouched: false,
-        trust_anchor: String::new(),
-        discoverable: None,
-        attachment: None,
-        uv_initialized: false,
-        access_pass_id: String::new(),
-    }
-}
+use super::tests::credential as record;
 
 async fn count(s: &SqliteStore, id: &[u8], received: u32, now_ms: i64) -> CounterResult {
     let u = CounterUpdate { rp_id: "rp".into(), credential_id: id.to_vec(), received };

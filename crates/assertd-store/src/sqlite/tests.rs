@@ -13,9 +13,14 @@ fn threads() -> usize {
 }
 
 fn record(id: u8) -> StoredCredential {
+    credential(&[id], 0)
+}
+
+/// A credential of user `u` at relying party `rp`.
+pub(super) fn credential(id: &[u8], created_at_ms: i64) -> StoredCredential {
     StoredCredential {
         rp_id: "rp".into(),
-        credential_id: vec![id],
+        credential_id: id.to_vec(),
         user_handle: b"u".to_vec(),
         public_key_cose: vec![1],
         sign_count: 0,
@@ -25,7 +30,7 @@ fn record(id: u8) -> StoredCredential {
         attested: false,
         transports: vec![],
         revoked: false,
-        created_at_ms: 0,
+        created_at_ms,
         last_used_at_ms: None,
         aaguid_vouched: false,
         trust_anchor: String::new(),
