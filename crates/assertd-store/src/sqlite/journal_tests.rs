@@ -41,6 +41,10 @@ async fn counts_are_read_before_they_are_folded_and_in_their_rows_after() {
     assert_eq!((got.sign_count, got.last_used_at_ms), (5, Some(100)));
     assert_eq!(s.list_by_user("rp", b"u").await.unwrap()[0].sign_count, 5);
     assert_eq!(s.page(None, 10).await.unwrap()[0].sign_count, 5);
+    // And the rows a write returns.
+    s.create(record(b"r", 1)).await.unwrap().unwrap();
+    assert_eq!(count(&s, b"r", 3, 100).await, CounterResult::Advanced);
+    assert_eq!(s.revoke("rp", b"r").await.unwrap().unwrap().sign_count, 3);
     assert_eq!(count(&s, b"a", 5, 101).await, CounterResult::Regressed { stored: 5 });
     // Idle for a second, the writer folds it in and removes the closed
     // generation's file.

@@ -205,8 +205,9 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let pending = self.inner.pending.clone();
         self.write(move |c| {
-            let mut f = Some(f);
-            pending.merged(|| f.take().map_or_else(|| Err(stopped()), |f| f(c)))
+            let mut v = f(c)?;
+            pending.merge_into(&mut v);
+            Ok(v)
         })
         .await
     }

@@ -144,6 +144,15 @@ impl Pending {
         }
     }
 
+    /// Merges pending counts into `v`, read on the writer thread (the only
+    /// one folding, so nothing moves between the read and the merge).
+    pub(super) fn merge_into<T: Merge>(&self, v: &mut T) {
+        let map = self.map.lock();
+        if !map.is_empty() {
+            v.merge(&map, &mut Vec::new());
+        }
+    }
+
     /// Credentials with a pending count.
     pub(super) fn len(&self) -> usize {
         self.map.lock().len()
@@ -299,7 +308,8 @@ impl CounterLog {
             keys.iter().filter_map(|k| map.get(k).map(|e| (k.clone(), *e))).collect()
         };
         if let Err(e) = write_rows(conn, entries.iter().map(|(k, e)| (split(k), *e))) {
-            self.folding.extend(keys.into_iter().rev());
+            // Back in place: `keys` kept `folding`'s order (last first).
+            self.folding.extend(keys);
             return Err(e);
         }
         self.pending.folds.fetch_add(1, Ordering::SeqCst);
