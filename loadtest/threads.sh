@@ -3,7 +3,8 @@
 # verification thread, the load generator on CPU 1 (as single-core.sh), and
 # each server thread's CPU time (/proc/PID/task/*/stat, grouped by thread
 # name) over WINDOW seconds of steady load, divided by the assertions
-# answered in that window (assertd_assertions_total from /metrics).
+# answered in that window (assertd_assertions_total from /metrics), with
+# the system (kernel) part in parentheses.
 #
 # Usage: loadtest/threads.sh [seconds]   (builds release binaries first)
 #   WORKLOAD=counterless|counting  BATCH=64  IN_FLIGHT=8  WINDOW=5
@@ -25,10 +26,11 @@ if [ -n "${STREAM:-}" ]; then extra+=(--stream --concurrency 4); fi
 taskset -c 1 "$bin/assertd-loadgen" run --target "http://$addr" --batch "${BATCH:-64}" --connections 2 --warmup 2 \
   --duration "$secs" --in-flight "${IN_FLIGHT:-8}" --server-pid "$pid" "${extra[@]}" > /dev/null 2>&1 &
 gen=$!
-# CPU ticks per thread name.
+# CPU ticks per thread name: user, then system (the kernel's share:
+# sockets, futexes, fdatasync).
 snap() {
-  for t in /proc/"$pid"/task/*; do echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done |
-    awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+  for t in /proc/"$pid"/task/*; do echo "$(tr ' ' _ < "$t/comm") $(cut -d')' -f2 "$t/stat" | awk '{print $12, $13}')"; done |
+    awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
 }
 answered() { curl -s "$metrics/metrics" | awk '/^assertd_assertions_total/ {s += $2} END {printf "%d", s}'; }
 # Steady load: the generator signs its assertions first, then warms up.
@@ -41,4 +43,5 @@ wait "$gen"
 n=$((a1 - a0))
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 join <(echo "$s0") <(echo "$s1") | awk -v n="$n" -v t="$tick_us" -v w="$window" '
-  {printf "%s %.1f us  ", $1, ($3 - $2) * t / n} END {printf "| %d assertions/s\n", n / w}'
+  {u = ($4 - $2) * t / n; k = ($5 - $3) * t / n; if (u + k > 0) printf "%s %.1f us (system %.1f)  ", $1, u + k, k}
+  END {printf "| %d assertions/s\n", n / w}'

@@ -18,7 +18,9 @@
 //!    relying party and profile → [`Stage::Targeted`] (or `Rejected`).
 //! 3. → [`Engine::resolve`]: one coalesced `KeyCache::get` per distinct
 //!    credential, read by [`assess::found`] → [`Stage::Resolved`].
-//! 4. → [`pool::check_signatures`] on the rayon pool: [`assess::check_assertion`] →
+//! 4. → [`pool::check_signatures`] on the rayon pool (a stream message's
+//!    lone short signature on the runtime thread: [`pool::Placement`]):
+//!    [`assess::check_assertion`] →
 //!    `assertd_verify::verify` (§7.2 steps 6–21 (credential record …
 //!    signature); the signature with ring) → [`Stage::Verified`].
 //! 5. [`Engine::decide`] → [`Counters::settle`]: one `settle_sign_ins`
@@ -171,6 +173,11 @@ impl Engine {
         &self.cache
     }
 
+    /// The verification pool (tests hold it busy to see what waits for it).
+    pub fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
+
     /// The admission budgets.
     pub fn admission(&self) -> &Admission {
         &self.admission
@@ -211,7 +218,7 @@ impl Engine {
             self.admission.admit(requests.len(), call.deadline)
         };
         let mut admitted = admitted.map_err(|r| Refusal::Overloaded { shed: Shed::QueueWait, retry_after: Some(r.retry_after) })?;
-        let checked = self.check(requests, grant).await?;
+        let checked = self.check(requests, grant, pool::Placement::Pool).await?;
         admitted.verified();
         Ok(self.decide(checked).await)
     }
@@ -223,7 +230,7 @@ impl Engine {
     pub async fn check_stream_message(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
         self.check_size(requests.len())?;
         let mut admitted = self.admission.admit_stream(requests.len()).await;
-        let checked = self.check(requests, grant).await?;
+        let checked = self.check(requests, grant, pool::Placement::Stream).await?;
         admitted.verified();
         Ok(checked)
     }
@@ -240,8 +247,9 @@ impl Engine {
     /// Phase one (any number of batches at once): field checks, credential
     /// lookups, signatures on the pool. Assertions for relying parties
     /// outside the caller's `grant` get `RP_NOT_AUTHORIZED`, for profiles
-    /// outside it `PROFILE_NOT_AUTHORIZED`.
-    pub async fn check(&self, requests: Vec<AssertionRequest>, grant: &Grant) -> Result<Checked, EngineError> {
+    /// outside it `PROFILE_NOT_AUTHORIZED`. `placement`: where the
+    /// signatures may be checked ([`pool::Placement`]).
+    pub async fn check(&self, requests: Vec<AssertionRequest>, grant: &Grant, placement: pool::Placement) -> Result<Checked, EngineError> {
         telemetry::batch_size(requests.len());
         let policy = self.policy.load();
         let mut items: Vec<Item> = requests
@@ -257,7 +265,7 @@ impl Engine {
         self.resolve(&mut items).await;
         let issued = policy.challenges.clone();
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-        let (items, verified, spent) = pool::check_signatures(&self.pool, items, issued.clone(), now).await?;
+        let (items, verified, spent) = pool::check_signatures(&self.pool, items, issued.clone(), now, placement).await?;
         self.admission.record_cost(verified, spent);
         Ok(Checked { items, issued })
     }
