@@ -201,7 +201,7 @@ impl Engine {
     /// `VerifyAssertions` for a caller allowed every relying party (tests,
     /// benches), without a deadline.
     pub async fn verify_batch(&self, requests: Vec<AssertionRequest>) -> Result<Vec<Outcome>, EngineError> {
-        self.verify_assertions(requests, &Grant::open(), Call::default()).await
+        self.verify_assertions(requests, &Grant::shared_open(), Call::default()).await
     }
 
     /// `VerifyAssertions`, the unary RPC, end to end: the batch's size, its
