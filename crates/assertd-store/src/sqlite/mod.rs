@@ -224,6 +224,10 @@ fn open_conn(path: &Path, timeout: Duration) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;
+    // rusqlite keeps 16 prepared statements by default; the store runs more
+    // distinct ones than that (the writer alone: BEGIN, COMMIT and every
+    // write), and one evicted is parsed again at its next use.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

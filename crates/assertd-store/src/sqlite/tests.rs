@@ -97,6 +97,28 @@ async fn a_lone_failing_write_is_rolled_back() {
     assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
 }
 
+/// A group whose COMMIT fails (here a deferred foreign key left broken) is
+/// rolled back, answered with the error, and the writer's next group
+/// starts clean.
+#[tokio::test]
+async fn a_failed_commit_is_rolled_back_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let bad = store
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TEMP TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+                 INSERT INTO child VALUES (7);",
+            )
+            .map_err(unavailable)
+        })
+        .await;
+    assert!(bad.is_err(), "the COMMIT failed");
+    assert!(store.create(record(2)).await.unwrap().is_some(), "the writer goes on");
+    assert_eq!(store.page(None, 10).await.unwrap().len(), 1);
+}
+
 /// A rollback past a contracting migration: the older binary refuses the
 /// newer schema, naming the way out.
 #[test]
