@@ -80,7 +80,7 @@ pub(super) fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob
                         Err(_) => break,
                     }
                 }
-                let committed = commit_group(&mut conn, &mut group, &mut log);
+                let committed = commit_group(&conn, &mut group, &mut log);
                 for j in group {
                     j.finish(committed.clone());
                 }
@@ -115,12 +115,11 @@ pub(super) fn writer(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob
 /// journal and synced before the transaction commits: a count is durable
 /// before anything of its group is answered, and a count durable but not
 /// answered (the commit failed) is one the authenticator did produce.
-fn commit_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<(), StoreError> {
+fn commit_group(conn: &Connection, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock up front (waiting up to busy_timeout):
     // no other process can write between a job's reads and its writes.
     // BEGIN, COMMIT and ROLLBACK are cached statements: rusqlite's
-    // `Transaction` parses them for every group (~1k instructions, a
-    // sizeable share of a single-assertion call's store cost).
+    // `Transaction` prepared them anew for every group (BENCHMARKS.md §23).
     run_cached(conn, "BEGIN IMMEDIATE")?;
     let kept = match run_jobs(conn, group, log) {
         Ok(true) => log.commit().and_then(|()| run_cached(conn, "COMMIT")),
@@ -147,27 +146,31 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 }
 
 /// Runs the group's jobs in the open transaction; false when its only job
-/// failed.
-fn run_jobs(conn: &mut Connection, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<bool, StoreError> {
+/// failed. In a group of several, a job that writes the tables runs under a
+/// savepoint of its own (cached statements, as BEGIN and COMMIT), so it
+/// fails alone; a job that only reads them and stages counts needs none
+/// (dropping what it staged undoes it, and a savepoint copies every page a
+/// job touches to a subjournal).
+fn run_jobs(conn: &Connection, group: &mut [Box<dyn WriteJob>], log: &mut CounterLog) -> Result<bool, StoreError> {
     if let [job] = group {
         return Ok(job.run(conn, log));
     }
     for job in group.iter_mut() {
         let mark = log.mark();
-        if !job.writes_tables() {
-            // SAVEPOINT and RELEASE are parsed each time: ~1 k instructions
-            // per single-assertion call (BENCHMARKS.md §22).
-            if !job.run(conn, log) {
-                log.rollback(mark);
-            }
-            continue;
+        let savepoint = job.writes_tables();
+        if savepoint {
+            run_cached(conn, "SAVEPOINT job")?;
         }
-        let sp = conn.savepoint().map_err(unavailable)?;
-        if job.run(&sp, log) {
-            sp.commit().map_err(unavailable)?;
+        if job.run(conn, log) {
+            if savepoint {
+                run_cached(conn, "RELEASE job")?;
+            }
         } else {
-            // Dropped without commit: rolled back, alone.
             log.rollback(mark);
+            if savepoint {
+                run_cached(conn, "ROLLBACK TO job")?;
+                run_cached(conn, "RELEASE job")?;
+            }
         }
     }
     Ok(true)

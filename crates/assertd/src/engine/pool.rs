@@ -22,8 +22,8 @@ use std::sync::Arc;
 pub enum Placement {
     /// On the pool (a unary call: measured no faster on the runtime).
     Pool,
-    /// A stream message: on the runtime thread when [`short_and_alone`]
-    /// holds, else on the pool.
+    /// A stream message: on the runtime thread when its only signature is
+    /// one short one for a counter-less credential, else on the pool.
     Stream,
 }
 
@@ -34,7 +34,7 @@ pub enum Placement {
 /// store's writer next, and with its signature checked on the runtime that
 /// writer committed smaller groups: counting streams were slower
 /// (BENCHMARKS.md §23).
-pub fn short_and_alone(items: &[Item]) -> bool {
+fn short_and_alone(items: &[Item]) -> bool {
     let mut resolved = items.iter().filter_map(|i| match &i.stage {
         Stage::Resolved(r) => Some(r),
         _ => None,
