@@ -155,12 +155,70 @@ pub struct KeyCache {
     /// Credential reads that reached the store (concurrent misses of one
     /// key share a read).
     reads: Arc<AtomicU64>,
-    /// Bumped by every invalidation (and counted mark) before it removes
-    /// anything. A load that started before a bump drops what it inserted:
-    /// moka's loader inserts its value even when `invalidate` ran during the
-    /// load, so without this a revocation that raced a miss stayed cached
-    /// for the whole TTL.
+    /// Bumped when everything is dropped. A load that started before a
+    /// bump drops what it inserted: moka's loader inserts its value even
+    /// when `invalidate` ran during the load.
     epoch: Arc<AtomicU64>,
+    /// The keys being loaded, each marked when its credential changed
+    /// meanwhile (see [`Loads`]).
+    loads: Arc<Loads>,
+}
+
+/// The keys being loaded. A change to one credential marks its key here
+/// before it removes the cached entry, and the load drops what it inserted
+/// when its key was marked: without this a revocation that raced a miss
+/// stayed cached for the whole TTL. Per key, so a change to one credential
+/// does not throw away what concurrent loads read for others.
+#[derive(Default)]
+struct Loads(parking_lot::Mutex<foldhash::HashMap<Key, Load>>);
+
+/// One key's loads in flight.
+struct Load {
+    /// Callers waiting on it (concurrent misses share one load).
+    callers: u32,
+    /// The credential changed while they waited.
+    changed: bool,
+}
+
+impl Loads {
+    /// Registers a caller about to load `key`, until the guard drops.
+    fn start<'a>(&'a self, key: &'a Key) -> LoadGuard<'a> {
+        self.0.lock().entry(key.clone()).or_insert(Load { callers: 0, changed: false }).callers += 1;
+        LoadGuard { loads: self, key }
+    }
+
+    /// Marks `key`'s loads in flight as stale.
+    fn changed(&self, key: &Key) {
+        if let Some(load) = self.0.lock().get_mut(key) {
+            load.changed = true;
+        }
+    }
+}
+
+/// A caller's registration in [`Loads`]; dropping it (also when the
+/// caller's future is dropped mid-load) deregisters.
+struct LoadGuard<'a> {
+    loads: &'a Loads,
+    key: &'a Key,
+}
+
+impl LoadGuard<'_> {
+    /// Whether the credential changed since the load started.
+    fn changed(&self) -> bool {
+        self.loads.0.lock().get(self.key).is_some_and(|l| l.changed)
+    }
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        let mut loads = self.loads.0.lock();
+        if let Some(load) = loads.get_mut(self.key) {
+            load.callers -= 1;
+            if load.callers == 0 {
+                loads.remove(self.key);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -187,7 +245,7 @@ impl KeyCache {
                 .eviction_listener(Self::count_evictions(evictions.clone()))
                 .build()
         });
-        Self { cache, unknown, store, evictions, reads: Arc::default(), epoch: Arc::default() }
+        Self { cache, unknown, store, evictions, reads: Arc::default(), epoch: Arc::default(), loads: Arc::default() }
     }
 
     /// Counts evictions for size into `counter`.
@@ -218,6 +276,7 @@ impl KeyCache {
         let (store, reads) = (self.store.clone(), self.reads.clone());
         let (rp, id) = (rp_id.to_owned(), credential_id.to_vec());
         let epoch = self.epoch.load(Ordering::Acquire);
+        let load = self.loads.start(&key);
         // Concurrent misses of one key share this load, its outcome included.
         let loaded = self
             .cache
@@ -242,12 +301,14 @@ impl KeyCache {
                 LoadError::Store(e) => return (Lookup::Unavailable(e.to_string()), false),
             },
         };
-        // Something was invalidated while this load ran: what it inserted
-        // may predate that change. This caller's request raced the change
-        // and gets what was read; the next one reads again.
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        // The credential changed (or everything was dropped) while this
+        // load ran: what it inserted may predate the change. This caller's
+        // request raced the change and gets what was read; the next one
+        // reads again.
+        if load.changed() || self.epoch.load(Ordering::Acquire) != epoch {
             self.remove(&key).await;
         }
+        drop(load);
         (lookup, false)
     }
 
@@ -260,16 +321,18 @@ impl KeyCache {
 
     /// Drops a credential's entry, found or not-found, at once.
     pub async fn invalidate(&self, rp_id: &str, credential_id: &[u8]) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.remove(&cache_key(rp_id, credential_id)).await;
+        let key = cache_key(rp_id, credential_id);
+        self.loads.changed(&key);
+        self.remove(&key).await;
     }
 
     /// Marks a cached credential as counted (its stored count left 0
     /// elsewhere); nothing to do when it is not cached.
     pub async fn mark_counted(&self, rp_id: &str, credential_id: &[u8]) {
         // A load in flight read the count before it left 0: drop its entry.
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(c) = self.cache.get(cache_key(rp_id, credential_id).as_slice()).await {
+        let key = cache_key(rp_id, credential_id);
+        self.loads.changed(&key);
+        if let Some(c) = self.cache.get(key.as_slice()).await {
             c.mark_counted();
         }
     }

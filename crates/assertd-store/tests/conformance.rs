@@ -961,6 +961,55 @@ async fn a_revocation_racing_a_load_is_not_lost() {
     assert!(!after.is_counterless(), "a cached 0 outlived the count leaving 0");
 }
 
+/// A change to one credential while another is loading keeps what the
+/// other load read: a replica whose neighbour's count left 0 (the change
+/// feed's mark) while it loaded its own credentials still holds them, and
+/// keeps verifying them through a store outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_another_credential_keeps_a_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let store = Arc::new(Counting {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        reads: AtomicUsize::new(0),
+        down: false.into(),
+        gate: Some((read.clone(), go.clone())),
+        armed: true.into(),
+    });
+    store.put_many(vec![record("rp", b"mine", b"u", 0), record("rp", b"other", b"v", 0)]).await.unwrap();
+    let cache =
+        KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("rp", b"mine").await }
+    });
+    read.notified().await;
+    cache.mark_counted("rp", b"other").await;
+    cache.invalidate("rp", b"other").await;
+    go.notify_one();
+    assert!(matches!(loading.await.unwrap(), (Lookup::Found(_), false)));
+    let reads = store.reads.load(Ordering::SeqCst);
+    store.down.store(true, Ordering::SeqCst);
+    let (Lookup::Found(mine), hit) = cache.get("rp", b"mine").await else { panic!("not found") };
+    assert!(hit && mine.is_counterless(), "the load was dropped for another credential's change (hit = {hit})");
+    assert_eq!(store.reads.load(Ordering::SeqCst), reads);
+
+    // Dropping everything (the change feed re-subscribed) still drops a
+    // load in flight.
+    store.down.store(false, Ordering::SeqCst);
+    store.armed.store(true, Ordering::SeqCst);
+    cache.invalidate("rp", b"mine").await;
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get("rp", b"mine").await }
+    });
+    read.notified().await;
+    cache.invalidate_all();
+    go.notify_one();
+    loading.await.unwrap();
+    assert!(!cache.get("rp", b"mine").await.1, "a load that raced a drop of everything was kept");
+}
+
 #[tokio::test]
 async fn cache_coalesces_caches_negatives_and_invalidates() {
     let dir = tempfile::tempdir().unwrap();
