@@ -1,7 +1,8 @@
 //! The key cache: prepared public keys and the immutable registration facts
 //! of hot credentials, in a bounded moka cache in front of the store.
 //!
-//! * Concurrent misses for one credential are coalesced into one store read.
+//! * A batch's misses are one store read ([`KeyCache::get_many`]); a lone
+//!   miss shares its read with concurrent misses of the same credential.
 //! * Unknown credential IDs are cached negatively for a short time, so a
 //!   flood of random IDs cannot hammer the store.
 //! * Store errors are never cached.
@@ -17,6 +18,9 @@ use moka::future::Cache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+mod loads;
+use loads::Loads;
 
 /// Key cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,63 +168,6 @@ pub struct KeyCache {
     loads: Arc<Loads>,
 }
 
-/// The keys being loaded. A change to one credential marks its key here
-/// before it removes the cached entry, and the load drops what it inserted
-/// when its key was marked: without this a revocation that raced a miss
-/// stayed cached for the whole TTL. Per key, so a change to one credential
-/// does not throw away what concurrent loads read for others.
-#[derive(Default)]
-struct Loads(parking_lot::Mutex<foldhash::HashMap<Key, Load>>);
-
-/// One key's loads in flight.
-struct Load {
-    /// Callers waiting on it (concurrent misses share one load).
-    callers: u32,
-    /// The credential changed while they waited.
-    changed: bool,
-}
-
-impl Loads {
-    /// Registers a caller about to load `key`, until the guard drops.
-    fn start<'a>(&'a self, key: &'a Key) -> LoadGuard<'a> {
-        self.0.lock().entry(key.clone()).or_insert(Load { callers: 0, changed: false }).callers += 1;
-        LoadGuard { loads: self, key }
-    }
-
-    /// Marks `key`'s loads in flight as stale.
-    fn changed(&self, key: &Key) {
-        if let Some(load) = self.0.lock().get_mut(key) {
-            load.changed = true;
-        }
-    }
-}
-
-/// A caller's registration in [`Loads`]; dropping it (also when the
-/// caller's future is dropped mid-load) deregisters.
-struct LoadGuard<'a> {
-    loads: &'a Loads,
-    key: &'a Key,
-}
-
-impl LoadGuard<'_> {
-    /// Whether the credential changed since the load started.
-    fn changed(&self) -> bool {
-        self.loads.0.lock().get(self.key).is_some_and(|l| l.changed)
-    }
-}
-
-impl Drop for LoadGuard<'_> {
-    fn drop(&mut self) {
-        let mut loads = self.loads.0.lock();
-        if let Some(load) = loads.get_mut(self.key) {
-            load.callers -= 1;
-            if load.callers == 0 {
-                loads.remove(self.key);
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyCache").field("entries", &self.entry_count()).finish_non_exhaustive()
@@ -310,6 +257,80 @@ impl KeyCache {
         }
         drop(load);
         (lookup, false)
+    }
+
+    /// Looks several distinct credentials up (a batch's keys): the hits
+    /// from the cache, every miss in one store read ([`Credentials::get_many`]),
+    /// so a batch of first sign-ins costs one trip to the store rather than
+    /// one each. A lone miss goes through [`Self::get`], which shares its
+    /// read with concurrent misses of the same key. The bool is true on a
+    /// hit.
+    ///
+    /// [`Credentials::get_many`]: crate::store::Credentials::get_many
+    pub async fn get_many(&self, keys: &[(&str, &[u8])]) -> Vec<(Lookup, bool)> {
+        let mut out: Vec<Option<(Lookup, bool)>> = Vec::with_capacity(keys.len());
+        let mut missed: Vec<usize> = Vec::new();
+        for (i, (rp_id, credential_id)) in keys.iter().enumerate() {
+            let key = cache_key(rp_id, credential_id);
+            if let Some(c) = self.cache.get(key.as_slice()).await {
+                out.push(Some((Lookup::Found(c), true)));
+            } else if self.unknown.as_ref().is_some_and(|u| u.contains_key(key.as_slice())) {
+                out.push(Some((Lookup::NotFound, true)));
+            } else {
+                out.push(None);
+                missed.push(i);
+            }
+        }
+        if let [i] = missed[..] {
+            out[i] = Some(self.get(keys[i].0, keys[i].1).await);
+        } else if !missed.is_empty() {
+            let asked: Vec<(&str, &[u8])> = missed.iter().map(|&i| keys[i]).collect();
+            for (i, lookup) in missed.iter().zip(self.load_many(&asked).await) {
+                out[*i] = Some((lookup, false));
+            }
+        }
+        out.into_iter().map(|l| l.unwrap_or((Lookup::Unavailable("not looked up".into()), false))).collect()
+    }
+
+    /// Reads `keys` (all misses) in one store read and caches what it found
+    /// and what it did not, as [`Self::get`] does for one.
+    async fn load_many(&self, keys: &[(&str, &[u8])]) -> Vec<Lookup> {
+        let cache_keys: Vec<Key> = keys.iter().map(|(rp, id)| cache_key(rp, id)).collect();
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let loads: Vec<_> = cache_keys.iter().map(|k| self.loads.start(k)).collect();
+        self.reads.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let read = match self.store.get_many(keys).await {
+            Ok(read) if read.len() == keys.len() => read,
+            Ok(read) => {
+                let e = format!("the store answered {} of {} credentials", read.len(), keys.len());
+                return keys.iter().map(|_| Lookup::Unavailable(e.clone())).collect();
+            }
+            Err(e) => return keys.iter().map(|_| Lookup::Unavailable(e.to_string())).collect(),
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for ((key, load), record) in cache_keys.iter().zip(&loads).zip(read) {
+            let lookup = match record {
+                Some(r) => {
+                    let c = Arc::new(CachedCredential::from(&r));
+                    self.cache.insert(key.clone(), c.clone()).await;
+                    Lookup::Found(c)
+                }
+                None => {
+                    if let Some(unknown) = &self.unknown {
+                        unknown.insert(key.clone(), ()).await;
+                    }
+                    Lookup::NotFound
+                }
+            };
+            // As in `get`: a change that landed during the read drops what
+            // it inserted; this caller gets what was read.
+            if load.changed() || self.epoch.load(Ordering::Acquire) != epoch {
+                self.remove(key).await;
+            }
+            out.push(lookup);
+        }
+        drop(loads);
+        out
     }
 
     async fn remove(&self, key: &Key) {

@@ -22,6 +22,16 @@ pub trait Credentials: Send + Sync + 'static {
     /// Fetches one credential.
     async fn get(&self, rp_id: &str, credential_id: &[u8]) -> Result<Option<StoredCredential>, StoreError>;
 
+    /// Fetches several credentials (a batch's cache misses) in one read:
+    /// one answer per key, in order. The default asks one at a time.
+    async fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<StoredCredential>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (rp_id, credential_id) in keys {
+            out.push(self.get(rp_id, credential_id).await?);
+        }
+        Ok(out)
+    }
+
     /// Inserts or updates credentials in bulk (the admin's import; validate
     /// them first). On update the stored sign count never goes backwards,
     /// `created_at` is kept, and a revoked credential stays revoked.

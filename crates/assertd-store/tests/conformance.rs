@@ -101,6 +101,24 @@ async fn put_get_list_revoke(s: &dyn CredentialStore) {
     assert_eq!(s.revoke("rp", b"zzz").await.unwrap(), None);
 }
 
+/// A batch's misses in one read: one answer per key, in the order asked
+/// (a key asked twice answered twice), unknown keys `None`, and a count not
+/// yet folded into its row (SQLite's journal) merged as `get` merges it.
+async fn get_many_answers_in_order(s: &dyn CredentialStore) {
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    s.put_many(vec![record("rp", b"a", b"u1", 0), record("rp", b"b", b"u1", 3), record("other", b"a", b"u2", 0)]).await.unwrap();
+    s.advance_sign_counts(vec![upd("rp", b"b", 9)].into(), 1).await.unwrap();
+    let keys: [(&str, &[u8]); 6] = [("rp", b"b"), ("rp", b"zzz"), ("other", b"a"), ("rp", b"a"), ("nope", b"a"), ("rp", b"b")];
+    let got = s.get_many(&keys).await.unwrap();
+    let seen: Vec<Option<(String, Vec<u8>, u32)>> =
+        got.iter().map(|r| r.as_ref().map(|r| (r.rp_id.clone(), r.credential_id.clone(), r.sign_count))).collect();
+    let want = |rp: &str, id: &[u8], n| Some((rp.to_owned(), id.to_vec(), n));
+    assert_eq!(seen, vec![want("rp", b"b", 9), None, want("other", b"a", 0), want("rp", b"a", 0), None, want("rp", b"b", 9)]);
+    for ((rp, id), r) in keys.iter().zip(&got) {
+        assert_eq!(r, &s.get(rp, id).await.unwrap(), "get_many and get agree on {rp} {id:?}");
+    }
+}
+
 /// What the client reported at registration (credProps.rk, the
 /// attachment) and uvInitialized are kept as written, "not reported"
 /// included, by create, put and replace.
@@ -351,6 +369,7 @@ async fn user_risk_and_revoking_a_user(s: &dyn CredentialStore) {
 }
 
 both!(put_get_list_revoke_, put_get_list_revoke);
+both!(get_many_answers_in_order_, get_many_answers_in_order);
 both!(create_replace_delete_, create_replace_delete);
 both!(counters_in_batch_order_, counters_in_batch_order);
 both!(backup_eligibility_upgrade_, backup_eligibility_upgrade_is_recorded_only_when_accepted);
@@ -726,6 +745,20 @@ impl assertd_store::Credentials for Counting {
         }
         r
     }
+    async fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<StoredCredential>>, assertd_store::StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(assertd_store::StoreError::Unavailable("switched off".into()));
+        }
+        let r = self.inner.get_many(keys).await;
+        if let Some((read, go)) = &self.gate
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            read.notify_one();
+            go.notified().await;
+        }
+        r
+    }
     async fn put_many(&self, r: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.put_many(r).await
     }
@@ -1008,6 +1041,60 @@ async fn a_change_to_another_credential_keeps_a_load() {
     go.notify_one();
     loading.await.unwrap();
     assert!(!cache.get("rp", b"mine").await.1, "a load that raced a drop of everything was kept");
+}
+
+/// A batch's misses are one store read; its hits none. What it found and
+/// did not find is cached; a change to one of its credentials during the
+/// read drops that one only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_misses_is_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let store = Arc::new(Counting {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        reads: AtomicUsize::new(0),
+        down: false.into(),
+        gate: Some((read.clone(), go.clone())),
+        armed: false.into(),
+    });
+    store.put_many(vec![record("rp", b"a", b"u", 0), record("rp", b"b", b"u", 0), record("rp", b"c", b"u", 0)]).await.unwrap();
+    let cache =
+        KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
+    assert!(matches!(cache.get("rp", b"a").await, (Lookup::Found(_), false)));
+    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+
+    store.armed.store(true, Ordering::SeqCst);
+    let loading = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get_many(&[("rp", b"a"), ("rp", b"b"), ("rp", b"unknown"), ("rp", b"c")]).await }
+    });
+    read.notified().await;
+    store.revoke("rp", b"c").await.unwrap();
+    cache.invalidate("rp", b"c").await;
+    go.notify_one();
+    let got = loading.await.unwrap();
+    assert_eq!(store.reads.load(Ordering::SeqCst), 2, "three misses, one read");
+    let found = |l: &(Lookup, bool)| match l {
+        (Lookup::Found(c), hit) => Some((c.revoked, *hit)),
+        _ => None,
+    };
+    assert_eq!(found(&got[0]), Some((false, true)));
+    assert_eq!(found(&got[1]), Some((false, false)));
+    assert!(matches!(got[2], (Lookup::NotFound, false)));
+    assert_eq!(found(&got[3]), Some((false, false)), "the racing request saw the record as it read it");
+
+    // b and the unknown id are cached; c, changed during the read, is not.
+    let again = cache.get_many(&[("rp", b"b"), ("rp", b"unknown"), ("rp", b"c")]).await;
+    assert!(matches!(again[0], (Lookup::Found(_), true)));
+    assert!(matches!(again[1], (Lookup::NotFound, true)));
+    assert_eq!(found(&again[2]), Some((true, false)), "the revocation was lost in the cache");
+    assert_eq!(store.reads.load(Ordering::SeqCst), 3, "a lone miss is one read");
+
+    // An unreachable store answers every miss of the batch as unavailable.
+    store.down.store(true, Ordering::SeqCst);
+    let down = cache.get_many(&[("rp", b"b"), ("rp", b"x"), ("rp", b"y")]).await;
+    assert!(matches!(down[0], (Lookup::Found(_), true)));
+    assert!(matches!(down[1], (Lookup::Unavailable(_), false)) && matches!(down[2], (Lookup::Unavailable(_), false)));
 }
 
 #[tokio::test]

@@ -22,6 +22,33 @@ impl Credentials for PostgresStore {
         .await
     }
 
+    async fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<StoredCredential>>, StoreError> {
+        let rps: Vec<&str> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<&[u8]> = keys.iter().map(|k| k.1).collect();
+        self.with(async |c| {
+            // One round trip for the batch; each row answers the keys at
+            // its position (a key may be asked twice).
+            let s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, k.i FROM credentials
+                     JOIN unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS k(rp_id, credential_id, i) USING (rp_id, credential_id)"
+                ))
+                .await
+                .map_err(failed)?;
+            let mut out: Vec<Option<StoredCredential>> = vec![None; keys.len()];
+            for r in c.query(&s, &[&rps, &ids]).await.map_err(failed)? {
+                let i: i64 = r.try_get(row::WIDTH).map_err(failed)?;
+                let slot = usize::try_from(i - 1)
+                    .ok()
+                    .and_then(|i| out.get_mut(i))
+                    .ok_or_else(|| StoreError::Corrupt(format!("get_many: position {i} of {}", keys.len())))?;
+                *slot = Some(row::credential(&r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
         let sql = format!(
             "INSERT INTO credentials ({COLUMNS}) VALUES ({DOLLARS})

@@ -51,6 +51,13 @@ impl Credentials for SqliteStore {
         self.read_merged(move |c| get_one(c, &rp_id, &credential_id)).await
     }
 
+    async fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<StoredCredential>>, StoreError> {
+        let keys: Vec<(String, Vec<u8>)> = keys.iter().map(|(rp, id)| ((*rp).to_owned(), id.to_vec())).collect();
+        // One reader job for the whole batch: a point read each, with one
+        // cached statement.
+        self.read_merged(move |c| keys.iter().map(|(rp, id)| get_one(c, rp, id)).collect()).await
+    }
+
     async fn put_many(&self, records: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, StoreError> {
         self.write_merged(move |c| {
             let mut out = Vec::with_capacity(records.len());

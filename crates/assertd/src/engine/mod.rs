@@ -72,7 +72,6 @@ use crate::config::{IssuedChallenges, Limits, Reloadable};
 use crate::telemetry;
 use arc_swap::ArcSwap;
 use assertd_store::KeyCache;
-use futures_util::future::join_all;
 use journal::Journal;
 use last_used::LastUsed;
 use std::sync::Arc;
@@ -271,7 +270,7 @@ impl Engine {
     }
 
     /// Stage 2: one lookup per distinct (rp, credential) among the targeted
-    /// items (concurrent misses of one key share a store read in the cache).
+    /// items; the batch's misses are one store read.
     pub async fn resolve(&self, items: &mut [Item]) {
         // One batch's keys (bounded by the batch size): foldhash, as the
         // store's per-batch maps.
@@ -289,9 +288,9 @@ impl Engine {
             }));
         }
         let started = std::time::Instant::now();
-        let lookups = join_all(keys.iter().map(|(rp, id)| self.cache.get(rp, id))).await;
+        let lookups = self.cache.get_many(&keys).await;
         if lookups.iter().any(|(_, hit)| !hit) {
-            // The batch's misses, read concurrently: one observation.
+            // The batch's misses, read together: one observation.
             telemetry::store_duration("get", started.elapsed());
         }
         for (lookup, hit) in &lookups {
