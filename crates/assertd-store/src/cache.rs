@@ -156,8 +156,8 @@ pub struct KeyCache {
     unknown: Option<Cache<Key, ()>>,
     store: Arc<dyn CredentialStore>,
     evictions: Arc<AtomicU64>,
-    /// Credential reads that reached the store (concurrent misses of one
-    /// key share a read).
+    /// Credentials read from the store (a batch's misses are one read of
+    /// them all; concurrent lone misses of one key share a read).
     reads: Arc<AtomicU64>,
     /// Bumped when everything is dropped. A load that started before a
     /// bump drops what it inserted: moka's loader inserts its value even
@@ -381,7 +381,7 @@ impl KeyCache {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Credential reads that reached the store, since start.
+    /// Credentials read from the store, since start.
     pub fn store_reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
