@@ -728,15 +728,32 @@ struct Counting {
     armed: std::sync::atomic::AtomicBool,
 }
 
-#[async_trait::async_trait]
-impl assertd_store::Credentials for Counting {
-    async fn get(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+/// A SQLite store whose next read, once `armed`, tells `read` it has read
+/// and waits for `go` before it answers.
+fn gated_store(dir: &std::path::Path, armed: bool) -> (Arc<Counting>, Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let store = Arc::new(Counting {
+        inner: SqliteStore::open(dir).unwrap(),
+        reads: AtomicUsize::new(0),
+        down: false.into(),
+        gate: Some((read.clone(), go.clone())),
+        armed: armed.into(),
+    });
+    (store, read, go)
+}
+
+impl Counting {
+    /// Counts a read; refused while the store is switched off.
+    fn count_read(&self) -> Result<(), assertd_store::StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(assertd_store::StoreError::Unavailable("switched off".into()));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = self.inner.get(rp, id).await;
+        Ok(())
+    }
+
+    /// Holds a read's answer at the gate when armed.
+    async fn gated<T>(&self, r: T) -> T {
         if let Some((read, go)) = &self.gate
             && self.armed.swap(false, Ordering::SeqCst)
         {
@@ -745,19 +762,20 @@ impl assertd_store::Credentials for Counting {
         }
         r
     }
+}
+
+#[async_trait::async_trait]
+impl assertd_store::Credentials for Counting {
+    async fn get(&self, rp: &str, id: &[u8]) -> Result<Option<StoredCredential>, assertd_store::StoreError> {
+        self.count_read()?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = self.inner.get(rp, id).await;
+        self.gated(r).await
+    }
     async fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<StoredCredential>>, assertd_store::StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(assertd_store::StoreError::Unavailable("switched off".into()));
-        }
+        self.count_read()?;
         let r = self.inner.get_many(keys).await;
-        if let Some((read, go)) = &self.gate
-            && self.armed.swap(false, Ordering::SeqCst)
-        {
-            read.notify_one();
-            go.notified().await;
-        }
-        r
+        self.gated(r).await
     }
     async fn put_many(&self, r: Vec<StoredCredential>) -> Result<Vec<StoredCredential>, assertd_store::StoreError> {
         self.inner.put_many(r).await
@@ -951,14 +969,7 @@ impl assertd_store::Health for Counting {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_racing_a_load_is_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-    let store = Arc::new(Counting {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        reads: AtomicUsize::new(0),
-        down: false.into(),
-        gate: Some((read.clone(), go.clone())),
-        armed: true.into(),
-    });
+    let (store, read, go) = gated_store(dir.path(), true);
     store.put_many(vec![record("rp", b"a", b"u", 0)]).await.unwrap();
     let cache =
         KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
@@ -1001,14 +1012,7 @@ async fn a_revocation_racing_a_load_is_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_to_another_credential_keeps_a_load() {
     let dir = tempfile::tempdir().unwrap();
-    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-    let store = Arc::new(Counting {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        reads: AtomicUsize::new(0),
-        down: false.into(),
-        gate: Some((read.clone(), go.clone())),
-        armed: true.into(),
-    });
+    let (store, read, go) = gated_store(dir.path(), true);
     store.put_many(vec![record("rp", b"mine", b"u", 0), record("rp", b"other", b"v", 0)]).await.unwrap();
     let cache =
         KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
@@ -1049,14 +1053,7 @@ async fn a_change_to_another_credential_keeps_a_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_misses_is_one_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (read, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-    let store = Arc::new(Counting {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        reads: AtomicUsize::new(0),
-        down: false.into(),
-        gate: Some((read.clone(), go.clone())),
-        armed: false.into(),
-    });
+    let (store, read, go) = gated_store(dir.path(), false);
     store.put_many(vec![record("rp", b"a", b"u", 0), record("rp", b"b", b"u", 0), record("rp", b"c", b"u", 0)]).await.unwrap();
     let cache =
         KeyCache::new(store.clone(), CacheConfig { max_entries: 100, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) });
