@@ -37,7 +37,7 @@ impl Credentials for PostgresStore {
                 .map_err(failed)?;
             let mut out: Vec<Option<StoredCredential>> = vec![None; keys.len()];
             for r in c.query(&s, &[&rps, &ids]).await.map_err(failed)? {
-                let i: i64 = r.try_get(row::WIDTH).map_err(failed)?;
+                let i: i64 = r.try_get(row::WIDTH).map_err(corrupt)?;
                 let slot = usize::try_from(i - 1)
                     .ok()
                     .and_then(|i| out.get_mut(i))
